@@ -1,0 +1,49 @@
+# Taiqu: `make demo` runs the embedded demo, `make test` runs everything CI runs.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS ?= headend,sim,dev
+
+.PHONY: all venv services lint types test unit demo bench wheelhouse clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@scripts/ensure-python.sh $(PY)
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	@touch $@
+
+venv: $(STAMP)
+
+# System services the integration tests start privately (mosquitto, PostgreSQL, Chromium).
+services:
+	@scripts/install-services.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check protocols taiqu
+
+types: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q -m "not integration"
+
+test: venv services lint types
+	$(BIN)/pytest -q --durations=15
+
+demo: venv
+	$(BIN)/taiqu demo
+
+bench: venv services
+	$(BIN)/python bench/run_all.py
+
+wheelhouse: venv
+	$(BIN)/pip wheel --quiet --wheel-dir wheelhouse '.'
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis wheelhouse

@@ -1,0 +1,1 @@
+"""The head-end: MQTT ingest, storage (SQLite or PostgreSQL), the operators' API and console."""

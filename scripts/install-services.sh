@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install (never start) the system programs the test-suite runs privately on loopback ports:
+# mosquitto, PostgreSQL and Chromium with its driver.  Tests start their own instances.
+set -euo pipefail
+need=()
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+  echo "missing ${need[*]}: run 'sudo apt-get install ${need[*]}' (tests needing them are skipped)" >&2
+  exit 0
+fi
+echo "installing ${need[*]} …"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts the packaged services; the tests use private instances, so stop the system ones.
+for svc in mosquitto postgresql; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  fi
+done

@@ -1,0 +1,131 @@
+"""The MQTT contract: fixture messages, round trips, and typed errors for garbage."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocols import ContractError
+from protocols.model import Event, EventType, Reading, ReadingKind
+from protocols.uplink import (
+    Ack,
+    Batch,
+    Command,
+    CommandAction,
+    GapRecord,
+    Topics,
+    decode,
+    decode_message,
+    encode,
+    events_to_records,
+    parse_topic,
+    reading_record_to_readings,
+    readings_to_records,
+    record_to_event,
+)
+from tests.fixtures import mqtt_fixtures
+
+T0 = datetime(2026, 11, 24, 5, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("fx", mqtt_fixtures("valid"), ids=lambda f: f.name)
+def test_valid_fixtures_decode(fx):
+    gateway, _, message = decode_message(fx.topic, fx.payload)
+    assert gateway == "gw-0001"
+    assert type(message).__name__ == fx.kind
+    again = decode(encode(message), type(message))
+    assert again == message
+
+
+@pytest.mark.parametrize("fx", mqtt_fixtures("invalid"), ids=lambda f: f.name)
+def test_invalid_fixtures_raise_contract_error(fx):
+    with pytest.raises(ContractError) as info:
+        decode_message(fx.topic, fx.payload)
+    assert fx.reason.lower() in str(info.value).lower()
+
+
+def test_topics_confine_a_gateway_to_its_namespace():
+    t = Topics("gw-7")
+    assert t.data == "taiqu/v1/gw-7/up/data"
+    assert t.cmd == "taiqu/v1/gw-7/down/cmd"
+    assert parse_topic(t.result) == ("gw-7", "up", "result")
+    with pytest.raises(ValueError):
+        Topics("gw/7")
+    with pytest.raises(ContractError):
+        parse_topic("taiqu/v1/gw-7/down/data")
+
+
+def test_readings_group_into_records_and_back_exactly():
+    mt = datetime(2026, 11, 24, 13, 15, 1, tzinfo=UTC) + timedelta(hours=0)
+    readings = [
+        Reading("000000000001", "energy.active.import.total", Decimal("1234.50"), T0, meter_time=mt),
+        Reading("000000000001", "energy.active.import.t1", Decimal("0.01"), T0, meter_time=mt),
+        Reading("000000000001", "relay.state", "open", T0, meter_time=mt),
+        Reading("000000000001", "events.power_down.count", 7, T0, meter_time=mt),
+        Reading("000000000002", "energy.active.import.total", Decimal("5"), T0,
+                kind=ReadingKind.DAILY_FROZEN, freeze_time=T0, flags=frozenset({"backfilled"})),
+    ]
+    records = readings_to_records(readings)
+    assert len(records) == 2
+    batch = Batch(gateway="gw-1", epoch="00ff00ff00ff00ff", seq=10, sent=T0, records=tuple(records))
+    decoded = decode(encode(batch), Batch)
+    assert decoded.last_seq == 11
+    back = [r for rec in decoded.records for r in reading_record_to_readings(rec)]
+    assert sorted(back, key=lambda r: (r.meter, r.quantity)) == sorted(
+        readings, key=lambda r: (r.meter, r.quantity)
+    )
+    assert isinstance(back[0].value, Decimal | int | str)
+
+
+def test_events_round_trip_with_details():
+    event = Event("000000000001", EventType.METER_COVER_OPEN, T0, T0 + timedelta(minutes=2),
+                  details={"count": 3, "energy_before": Decimal("12.5")})
+    (record,) = events_to_records([event])
+    batch = Batch(gateway="gw-1", epoch="00ff00ff00ff00ff", seq=1, sent=T0,
+                  records=(record, GapRecord(first=1, last=1, reason="test")))
+    back = record_to_event(decode(encode(batch), Batch).records[0])
+    assert back.type is EventType.METER_COVER_OPEN
+    assert back.details == {"count": 3, "energy_before": "12.5"}
+    assert back.key == event.key
+
+
+def test_command_signing_bytes_are_canonical_and_exclude_signature():
+    cmd = Command(id="c1", gateway="gw-1", meters=("000000000001",), action=CommandAction.RELAY_TRIP,
+                  issued=T0, valid_until=T0 + timedelta(minutes=5), nonce="0123456789abcdef")
+    signed = cmd.model_copy(update={"signature": {"alg": "ed25519", "key_id": "k", "value": "x"}})
+    assert cmd.signing_bytes() == signed.signing_bytes()
+    other = cmd.model_copy(update={"meters": ("000000000002",)})
+    assert other.signing_bytes() != cmd.signing_bytes()
+    assert cmd.expired(T0 + timedelta(minutes=5)) and not cmd.expired(T0)
+
+
+def test_zip_bomb_is_refused():
+    bomb = zlib.compress(b"{" + b" " * (17 * 1024 * 1024) + b"}")
+    with pytest.raises(ContractError, match="inflates beyond"):
+        decode(bomb, Ack)
+
+
+def test_batches_are_compressed_on_the_wire():
+    readings = [
+        Reading(f"{n:012d}", "energy.active.import.total", Decimal("1000.00") + n, T0)
+        for n in range(32)
+    ]
+    batch = Batch(gateway="gw-1", epoch="00ff00ff00ff00ff", seq=1, sent=T0,
+                  records=tuple(readings_to_records(readings)))
+    wire = encode(batch)
+    assert wire[:1] == b"\x78"
+    assert len(wire) < len(encode(batch, compress=False)) / 2
+
+
+@given(st.binary(max_size=512))
+def test_random_bytes_raise_only_contract_error(blob):
+    for schema in (Batch, Command, Ack):
+        try:
+            decode(blob, schema)
+        except ContractError:
+            pass
