@@ -1,1 +1,23 @@
-"""Software meters (the slave role of the ``protocols`` codecs) on byte-timed RS-485 buses."""
+"""Software meters (the slave role of the ``protocols`` codecs) on byte-timed RS-485 buses.
+
+- ``simulators.profiles``: seeded load profiles and time-of-use tables.
+- ``simulators.energy``: the lazy energy integral (no ticking loop: state is a pure function of
+  clock time, profile seed, scenario changes and commands).
+- ``simulators.meter``: the protocol-independent meter state and its ground truth.
+- ``simulators.dlt645_meter`` / ``simulators.modbus_meter``: the codecs' slave roles bound to it.
+- ``simulators.bus``: a multi-drop half-duplex bus paced at the baud rate, with faults.
+- ``simulators.endpoints``: TCP (``socket://``) and pseudo-terminal endpoints.
+- ``simulators.fleet``: areas × buses × meters from a TOML file, ``start_fleet`` for tests.
+- ``simulators.control``: the control surface (Python API and JSON over HTTP on loopback).
+
+Exception tree::
+
+    SimError
+    ├── SimConfigError       a fleet file or a CLI option that cannot describe a fleet
+    └── ControlError         a control request naming an unknown meter/bus/area or a bad value
+        └── ControlUnavailable   the control endpoint could not be reached (CLI side)
+"""
+
+from simulators.errors import ControlError, ControlUnavailable, SimConfigError, SimError
+
+__all__ = ["ControlError", "ControlUnavailable", "SimConfigError", "SimError"]

@@ -1,0 +1,181 @@
+"""Where a gateway plugs into a simulated bus, as it would into hardware.
+
+- ``TcpEndpoint``: an asyncio TCP server that pyserial opens as ``socket://host:port`` (like a
+  serial-device server).  One client at a time, like one adapter on one line: a second client is
+  refused (closed at once) while the first is connected.
+- ``PtyEndpoint``: a pseudo-terminal pair in raw mode; pyserial opens the printed slave path
+  (``/dev/pts/N``) like a USB RS-485 adapter.  We keep the slave end open ourselves so a client
+  closing it does not hang up the line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import termios
+import tty
+from collections.abc import Awaitable, Callable
+
+from simulators.bus import Link
+
+Serve = Callable[[Link], Awaitable[None]]
+
+
+class _StreamLink:
+    """A TCP connection as a bus link."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self) -> bytes:
+        try:
+            return await self._reader.read(4096)
+        except (ConnectionError, OSError):
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except (ConnectionError, OSError):
+            pass
+
+
+class TcpEndpoint:
+    """A TCP listener feeding one bus (``socket://host:port`` for pyserial)."""
+
+    def __init__(self, serve: Serve, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._serve = serve
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+        self._busy = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        """What pyserial opens."""
+        return f"socket://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen (port 0 picks a free port, shown in ``url`` after start)."""
+        self._server = await asyncio.start_server(self._client, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._busy:
+            writer.close()
+            return
+        self._busy = True
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._serve(_StreamLink(reader, writer))
+        finally:
+            self._busy = False
+            if task is not None:
+                self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def stop(self) -> None:
+        """Stop listening and drop the client."""
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+
+
+class _PtyLink:
+    """The master side of a pty as a bus link."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:  # the slave end went away
+            data = b""
+        if not data:
+            self._loop.remove_reader(self._fd)
+        self._queue.put_nowait(data)
+
+    async def read(self) -> bytes:
+        return await self._queue.get()
+
+    async def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+                continue
+            except OSError:
+                return
+            view = view[written:]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self._fd)
+
+
+class PtyEndpoint:
+    """A pseudo-terminal feeding one bus (open ``path`` with pyserial)."""
+
+    def __init__(self, serve: Serve) -> None:
+        self._serve = serve
+        self._master = -1
+        self._slave = -1
+        self.path = ""
+        self._task: asyncio.Task[None] | None = None
+        self._link: _PtyLink | None = None
+
+    @property
+    def url(self) -> str:
+        """What pyserial opens."""
+        return self.path
+
+    async def start(self) -> None:
+        """Open the pair in raw mode and serve the bus on the master side."""
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave, termios.TCSANOW)
+        attrs = termios.tcgetattr(self._slave)
+        attrs[3] &= ~termios.ECHO
+        termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
+        os.set_blocking(self._master, False)
+        self.path = os.ttyname(self._slave)
+        self._link = _PtyLink(self._master)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._link is not None
+        await self._serve(self._link)
+
+    async def stop(self) -> None:
+        """Stop serving and close both ends."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self._link is not None:
+            self._link.close()
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._master = self._slave = -1
