@@ -1,0 +1,277 @@
+"""The bus worker: the one owner of an RS-485 port.
+
+Callers submit *exchanges* (one request, one expected reply) with a priority; the worker runs
+them one at a time on its own thread (blocking pyserial I/O never touches the event loop and a
+slow bus never waits for another bus's thread).  Between two transactions it takes the most
+urgent waiting job, so commands and on-demand reads overtake a sweep at the next gap::
+
+    submit(factory, priority) ──► PriorityQueue ──► worker task ──► bus thread: gap, write, read…
+                                  (priority, seq)                      feed() until complete
+
+A transaction is retried ``retries`` times on timeout or a garbled reply.  A lost link is
+re-opened with back-off; while it is down every transaction fails at once with ``LinkError``
+(the bus is at fault, not the meters, so meters are not backed off for it).
+
+Exceptions::
+
+    LinkError (gateway.errors) the port failed or cannot be opened
+    TransactionError           a meter did not answer (``TransactionTimeout``) or answered garbage
+    └── TransactionTimeout
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Protocol
+
+from gateway.bus.timing import LineTiming
+from gateway.link import Link, LinkError
+
+log = logging.getLogger(__name__)
+
+
+class Priority(IntEnum):
+    """Lower runs first."""
+
+    COMMAND = 0  # relay, time sync: the head-end is waiting
+    ON_DEMAND = 1  # a read the head-end asked for
+    SCHEDULED = 2  # energy / event / instantaneous sweeps
+    BACKFILL = 3  # daily frozen back-fill: whenever the bus is idle
+
+
+class TransactionError(Exception):
+    """A meter did not give a usable reply (after retries)."""
+
+
+class TransactionTimeout(TransactionError):
+    """No complete reply within the response window (after retries)."""
+
+
+class Exchange(Protocol):
+    """One request and the parsing of its reply (sans-IO; a fresh one per attempt)."""
+
+    request: bytes
+    reply_len: int  # longest expected reply, for the timeout
+    expects_reply: bool
+
+    def feed(self, data: bytes) -> Any | None:
+        """Take received bytes; return the outcome once complete, else ``None``."""
+        ...
+
+
+ExchangeFactory = Callable[[], Exchange]
+
+
+@dataclass
+class BusStats:
+    """Counters of one bus (reported in the health status)."""
+
+    transactions: int = 0
+    timeouts: int = 0
+    retries: int = 0
+    garbled: int = 0
+    link_errors: int = 0
+    busy_seconds: float = 0.0
+    link_up: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "transactions": self.transactions,
+            "timeouts": self.timeouts,
+            "retries": self.retries,
+            "garbled": self.garbled,
+            "link_errors": self.link_errors,
+            "busy_s": round(self.busy_seconds, 3),
+            "link_up": self.link_up,
+        }
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    seq: int
+    factory: ExchangeFactory = field(compare=False)
+    future: asyncio.Future[Any] = field(compare=False)
+
+
+class _Garbled(Exception):
+    pass
+
+
+class BusWorker:
+    """Runs every transaction of one bus, most urgent first, on a thread of its own."""
+
+    def __init__(
+        self,
+        name: str,
+        link: Link,
+        timing: LineTiming,
+        *,
+        retries: int = 1,
+        echo: bool = False,
+        reopen_delay: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.link = link
+        self.timing = timing
+        self.retries = retries
+        self.echo = echo
+        self.reopen_delay = reopen_delay
+        self.stats = BusStats()
+        self._queue: asyncio.PriorityQueue[_Job] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"bus-{name}")
+        self._task: asyncio.Task[None] | None = None
+        self._last_end = 0.0  # monotonic end of the last transaction (bus thread only)
+        self._link_down_since: float | None = None
+        self._next_open = 0.0
+
+    # -- the event-loop side -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"bus-{self.name}"
+            )
+
+    async def stop(self) -> None:
+        """Stop taking jobs, fail the waiting ones, close the link."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                job.future.cancel()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.link.close)
+        self._executor.shutdown(wait=False)
+
+    @property
+    def pending(self) -> int:
+        """Jobs waiting for the bus."""
+        return self._queue.qsize()
+
+    async def transact(
+        self, factory: ExchangeFactory, priority: Priority = Priority.SCHEDULED
+    ) -> Any:
+        """Run one exchange (with retries) and return its outcome."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(int(priority), next(self._seq), factory, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job = await self._queue.get()
+            if job.future.done():  # the caller gave up
+                continue
+            try:
+                outcome = await loop.run_in_executor(self._executor, self._attempts, job.factory)
+            except Exception as exc:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            else:
+                if not job.future.done():
+                    job.future.set_result(outcome)
+
+    # -- the bus thread ------------------------------------------------------------------------
+
+    def _ensure_open(self) -> None:
+        if self.stats.link_up:
+            return
+        now = time.monotonic()
+        if now < self._next_open:
+            raise LinkError(f"bus {self.name}: link {self.link.name} is down")
+        try:
+            self.link.open()
+        except LinkError as exc:
+            self._next_open = now + self.reopen_delay
+            self.stats.link_errors += 1
+            if self._link_down_since is None:
+                self._link_down_since = now
+                log.error("bus %s: %s; retrying every %.0f s", self.name, exc, self.reopen_delay)
+            raise
+        self.stats.link_up = True
+        if self._link_down_since is not None:
+            log.warning("bus %s: link %s is back", self.name, self.link.name)
+            self._link_down_since = None
+
+    def _link_lost(self, exc: LinkError) -> None:
+        self.stats.link_up = False
+        self.stats.link_errors += 1
+        self.link.close()
+        self._next_open = time.monotonic() + self.reopen_delay
+        if self._link_down_since is None:
+            self._link_down_since = time.monotonic()
+            log.error("bus %s: %s; re-opening every %.0f s", self.name, exc, self.reopen_delay)
+
+    def _attempts(self, factory: ExchangeFactory) -> Any:
+        self._ensure_open()
+        last: TransactionError | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats.retries += 1
+            try:
+                return self._once(factory())
+            except _Garbled as exc:
+                self.stats.garbled += 1
+                last = TransactionError(f"bus {self.name}: garbled reply ({exc})")
+            except TransactionTimeout as exc:
+                self.stats.timeouts += 1
+                last = exc
+            except LinkError as exc:
+                self._link_lost(exc)
+                raise
+        assert last is not None
+        raise last
+
+    def _once(self, exchange: Exchange) -> Any:
+        gap = self.timing.inter_frame_gap() - (time.monotonic() - self._last_end)
+        if gap > 0:
+            time.sleep(gap)
+        started = time.monotonic()
+        self.stats.transactions += 1
+        try:
+            self.link.discard_input()
+            self.link.write(exchange.request)
+            if not exchange.expects_reply:  # broadcast: wait for it to leave the wire
+                time.sleep(self.timing.wire_time(len(exchange.request)))
+                return None
+            deadline = started + self.timing.deadline(len(exchange.request), exchange.reply_len)
+            echo = len(exchange.request) if self.echo else 0
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TransactionTimeout(
+                        f"bus {self.name}: no complete reply within "
+                        f"{self.timing.deadline(len(exchange.request), exchange.reply_len):.3f} s"
+                    )
+                chunk = self.link.read(remaining)
+                if echo and chunk:
+                    skip = min(echo, len(chunk))
+                    chunk, echo = chunk[skip:], echo - skip
+                if not chunk:
+                    continue
+                try:
+                    outcome = exchange.feed(chunk)
+                except LinkError:
+                    raise
+                except Exception as exc:  # the codec rejected the reply: count and retry
+                    raise _Garbled(str(exc)) from exc
+                if outcome is not None:
+                    return outcome
+        finally:
+            self._last_end = time.monotonic()
+            self.stats.busy_seconds += self._last_end - started

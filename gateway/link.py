@@ -1,0 +1,216 @@
+"""Links: the byte pipes under a bus (a serial device, a pty, or ``socket://host:port``).
+
+``SerialLink`` is the one place that opens pyserial (``serial.serial_for_url``) and translates
+``SerialException`` / ``OSError`` into ``LinkError``.  ``MemoryLink`` is an in-memory transport
+with a scripted responder, for unit tests (like httpx's ``MockTransport``).
+
+Links are blocking and owned by exactly one bus worker thread: nothing else touches them.
+
+Exceptions::
+
+    gateway.errors.LinkError   the port cannot be opened, was lost, or an I/O call failed
+"""
+
+from __future__ import annotations
+
+import select
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.errors import LinkError
+
+__all__ = ["Link", "LinkError", "LinkSettings", "MemoryLink", "SerialLink", "open_serial"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """What a link is opened with."""
+
+    url: str
+    baud: int = 2400
+    parity: str = "E"
+    bytesize: int = 8
+    stopbits: int = 1
+    rs485: bool = False
+
+
+class Link(Protocol):
+    """A blocking byte pipe owned by one bus worker."""
+
+    name: str
+
+    def open(self) -> None:
+        """Open the port; ``LinkError`` if it cannot be opened."""
+        ...
+
+    def close(self) -> None:
+        """Close the port (never raises)."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Send ``data``."""
+        ...
+
+    def read(self, timeout: float) -> bytes:
+        """Whatever arrives within ``timeout`` seconds (at least one byte), or ``b""``."""
+        ...
+
+    def discard_input(self) -> None:
+        """Drop bytes received so far (late replies, line noise)."""
+        ...
+
+
+LinkFactory = Callable[[LinkSettings], Link]
+
+
+class SerialLink:
+    """A pyserial port: ``/dev/ttyUSB0``, a pty such as ``/dev/pts/5``, or ``socket://h:p``."""
+
+    def __init__(self, settings: LinkSettings) -> None:
+        self.settings = settings
+        self.name = settings.url
+        self._port: Any = None
+
+    def open(self) -> None:
+        import serial
+
+        s = self.settings
+        try:
+            port = serial.serial_for_url(
+                s.url,
+                baudrate=s.baud,
+                parity=s.parity,
+                bytesize=s.bytesize,
+                stopbits=s.stopbits,
+                timeout=0,
+                write_timeout=5,
+                do_not_open=True,
+            )
+            if s.rs485 and "://" not in s.url:
+                from serial.rs485 import RS485Settings
+
+                port.rs485_mode = RS485Settings()
+            port.open()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise LinkError(f"cannot open {s.url}: {exc}") from exc
+        self._port = port
+
+    def _serial(self) -> Any:
+        if self._port is None:
+            raise LinkError(f"{self.name} is not open")
+        return self._port
+
+    def close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception:  # closing a lost port may fail; it is gone either way
+                pass
+
+    def write(self, data: bytes) -> None:
+        import serial
+
+        port = self._serial()
+        try:
+            port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"{self.name}: write failed: {exc}") from exc
+
+    def read(self, timeout: float) -> bytes:
+        import serial
+
+        port = self._serial()
+        try:
+            ready, _, _ = select.select([port.fileno()], [], [], max(0.0, timeout))
+            if not ready:
+                return b""
+            data: bytes = port.read(4096)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise LinkError(f"{self.name}: read failed: {exc}") from exc
+        return data
+
+    def discard_input(self) -> None:
+        import serial
+
+        port = self._serial()
+        try:
+            port.reset_input_buffer()
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"{self.name}: flush failed: {exc}") from exc
+
+
+def open_serial(settings: LinkSettings) -> Link:
+    """The default link factory."""
+    return SerialLink(settings)
+
+
+Responder = Callable[[bytes], "bytes | None"]
+
+
+@dataclass
+class MemoryLink:
+    """An in-memory link: each write is answered by ``responder`` after ``delay`` seconds.
+
+    ``responder`` returns the reply bytes, or ``None`` for silence.  ``noise`` is delivered
+    with the next read (as line noise would be).  ``fail`` makes every I/O call raise.
+    """
+
+    responder: Responder
+    delay: float = 0.0
+    name: str = "memory://"
+    fail: bool = False
+    noise: bytes = b""
+    written: list[bytes] = field(default_factory=list)
+    is_open: bool = False
+    _pending: bytearray = field(default_factory=bytearray)
+    _ready_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _check(self) -> None:
+        if self.fail:
+            raise LinkError(f"{self.name}: link lost")
+        if not self.is_open:
+            raise LinkError(f"{self.name} is not open")
+
+    def open(self) -> None:
+        if self.fail:
+            raise LinkError(f"cannot open {self.name}: no such device")
+        self.is_open = True
+
+    def close(self) -> None:
+        self.is_open = False
+
+    def write(self, data: bytes) -> None:
+        self._check()
+        self.written.append(bytes(data))
+        reply = self.responder(bytes(data))
+        with self._lock:
+            if self.noise:
+                self._pending += self.noise
+                self.noise = b""
+            if reply:
+                self._pending += reply
+            self._ready_at = time.monotonic() + self.delay
+
+    def read(self, timeout: float) -> bytes:
+        self._check()
+        with self._lock:
+            has, ready_at = bool(self._pending), self._ready_at
+        wait = ready_at - time.monotonic()
+        if not has or wait > timeout:
+            time.sleep(max(0.0, timeout))
+            return b""
+        time.sleep(max(0.0, wait))
+        with self._lock:
+            out = bytes(self._pending)
+            self._pending.clear()
+        return out
+
+    def discard_input(self) -> None:
+        self._check()
+        with self._lock:
+            self._pending.clear()

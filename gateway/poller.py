@@ -1,0 +1,358 @@
+"""Reading meters: drivers turn read items into exchanges and values; the poller runs sweeps.
+
+A *driver* (``poller_dlt645``, ``poller_modbus``) knows one protocol: which items a group of
+quantities needs (energy, events, instantaneous), how to build the exchange for an item and how
+to decode its outcome into canonical quantities.  The poller knows neither protocol: it runs
+items through the meter's bus worker, keeps the meter's back-off state, and hands ``Reading``s
+and ``Event``s to the sink (the local store).
+
+A sweep starts on every bus at once; on each bus the area total meter goes first, so the area's
+readings are as close in time as the buses allow (line loss needs aligned readings).  Meters in
+back-off are skipped; a meter that times out is dropped for the rest of its visit, so a dead
+meter costs one timeout (with retries) per sweep at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+from gateway.bus.worker import BusWorker, Exchange, Priority, TransactionError
+from gateway.config import MeterConfig
+from gateway.link import LinkError
+from gateway.poller_state import MeterState
+from protocols.model import Event, EventType, Reading, ReadingKind, Value
+from protocols.quantities import is_known
+from taiqu.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+class Group(StrEnum):
+    """What a sweep reads."""
+
+    ENERGY = "energy"  # active energy total + tariffs
+    EVENTS = "events"  # relay / status words and event counters (with new records)
+    INSTANT = "instant"  # voltage, current, power, power factor, frequency
+
+
+class MeterRefused(Exception):
+    """The meter answered, but not with data (abnormal reply / Modbus exception)."""
+
+
+class MeterUnavailable(Exception):
+    """The meter did not answer (after retries) or is in back-off."""
+
+
+class Driver(Protocol):
+    """One meter's protocol: items, exchanges, decoding."""
+
+    meter: MeterConfig
+    supports_frozen: bool
+
+    def plan(self, group: Group) -> Sequence[Any]:
+        """The read items of a group."""
+        ...
+
+    def items_for(self, quantities: Iterable[str]) -> Sequence[Any]:
+        """The read items that cover ``quantities`` (on-demand reads)."""
+        ...
+
+    def exchange(self, item: Any) -> Exchange:
+        """A fresh exchange for ``item``."""
+        ...
+
+    def decode(self, item: Any, outcome: Any) -> dict[str, Any]:
+        """Values of a reply keyed by quantity (``MeterRefused`` for an abnormal reply)."""
+        ...
+
+    def event_counters(self) -> dict[str, EventType]:
+        """Counter quantity → the event type its records describe."""
+        ...
+
+    def record_item(self, counter: str, n: int) -> Any | None:
+        """The item reading the n-th last record behind ``counter``."""
+        ...
+
+    def frozen_items(self, n: int) -> tuple[Any, Sequence[Any]]:
+        """(freeze time item, frozen value items) of the n-th last daily freeze."""
+        ...
+
+
+class Sink(Protocol):
+    """Where readings and events go (the local store)."""
+
+    def append_readings(self, readings: Sequence[Reading]) -> Any: ...
+
+    def append_events(self, events: Sequence[Event]) -> Any: ...
+
+
+DriverFactory = Callable[[MeterConfig, str], Driver]
+FlagsFn = Callable[[], frozenset[str]]
+
+
+def no_flags() -> frozenset[str]:
+    """The default flags hook (``clock_unsynced`` arrives with clock synchronisation)."""
+    return frozenset()
+
+
+def to_value(raw: Any) -> Value | None:
+    """A decoded register value as a model value (None for what is not a plain value)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, Decimal | int | str):
+        return raw
+    if isinstance(raw, float):
+        return Decimal(repr(raw))
+    return None
+
+
+@dataclass
+class MeterRead:
+    """What one visit to a meter produced."""
+
+    meter: str
+    values: dict[str, Any] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+@dataclass
+class SweepReport:
+    """The outcome of one sweep."""
+
+    group: str
+    started: datetime
+    read: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+class MeterPoller:
+    """Reads one meter through its bus worker and keeps its availability state."""
+
+    def __init__(self, meter: MeterConfig, driver: Driver, worker: BusWorker, clock: Clock) -> None:
+        self.meter = meter
+        self.driver = driver
+        self.worker = worker
+        self.clock = clock
+        self.state = MeterState(meter.id)
+
+    def _factory(self, item: Any) -> Callable[[], Exchange]:
+        driver = self.driver
+        return lambda: driver.exchange(item)
+
+    async def read_items(
+        self, items: Sequence[Any], priority: Priority, events: list[Event]
+    ) -> MeterRead:
+        """Read ``items`` in order; stop at the first silence (the meter is marked failing)."""
+        result = MeterRead(self.meter.id)
+        for item in items:
+            try:
+                outcome = await self.worker.transact(self._factory(item), priority)
+            except TransactionError as exc:
+                result.error = str(exc)
+                event = self.state.failed(self.clock.now(), result.error)
+                if event:
+                    events.append(event)
+                return result
+            except LinkError as exc:  # the bus is down: not the meter's fault
+                result.error = str(exc)
+                return result
+            event = self.state.succeeded(self.clock.now())
+            if event:
+                events.append(event)
+            try:
+                result.values.update(self.driver.decode(item, outcome))
+            except MeterRefused as exc:
+                result.refused.append(str(exc))
+        return result
+
+
+class Poller:
+    """All meters of the gateway, grouped by bus; runs sweeps and on-demand reads."""
+
+    def __init__(
+        self,
+        workers: dict[str, BusWorker],
+        clock: Clock,
+        sink: Sink,
+        driver_factory: DriverFactory,
+        *,
+        zone: str,
+        flags: FlagsFn = no_flags,
+        state: Any = None,
+    ) -> None:
+        self.workers = workers
+        self.clock = clock
+        self.sink = sink
+        self.driver_factory = driver_factory
+        self.zone = zone
+        self.flags = flags
+        self.state = state  # get_state/set_state for event counters (the store)
+        self.meters: dict[str, MeterPoller] = {}
+
+    def set_meters(self, meters: Iterable[MeterConfig]) -> None:
+        """Apply an archive: keep the state of meters that stay, add and drop the others."""
+        new: dict[str, MeterPoller] = {}
+        for m in meters:
+            old = self.meters.get(m.id)
+            if old is not None and old.meter == m:
+                new[m.id] = old
+            elif m.bus in self.workers:
+                new[m.id] = MeterPoller(
+                    m, self.driver_factory(m, self.zone), self.workers[m.bus], self.clock
+                )
+            else:
+                log.error("meter %s names bus %r, which is not configured", m.id, m.bus)
+        self.meters = new
+
+    def by_bus(self) -> dict[str, list[MeterPoller]]:
+        """Meters per bus, area total meters first."""
+        out: dict[str, list[MeterPoller]] = {name: [] for name in self.workers}
+        for mp in self.meters.values():
+            out[mp.meter.bus].append(mp)
+        for meters in out.values():
+            meters.sort(key=lambda mp: mp.meter.role != "area_total")
+        return out
+
+    def readings(
+        self,
+        meter: str,
+        values: dict[str, Any],
+        kind: ReadingKind,
+        *,
+        meter_time: datetime | None = None,
+        freeze_time: datetime | None = None,
+        extra_flags: Iterable[str] = (),
+    ) -> list[Reading]:
+        """Readings of the canonical quantities among ``values``, stamped with the clock."""
+        now = self.clock.now()
+        flags = self.flags() | frozenset(extra_flags)
+        out = []
+        for name, raw in values.items():
+            value = to_value(raw)
+            if value is None or not is_known(name):
+                continue
+            out.append(
+                Reading(
+                    meter=meter,
+                    quantity=name,
+                    value=value,
+                    gateway_time=now,
+                    kind=kind,
+                    meter_time=meter_time,
+                    freeze_time=freeze_time,
+                    flags=flags,
+                )
+            )
+        return out
+
+    async def sweep(self, group: Group, priority: Priority = Priority.SCHEDULED) -> SweepReport:
+        """Read ``group`` from every due meter, all buses at once."""
+        report = SweepReport(group.value, self.clock.now())
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.gather(
+            *(self._sweep_bus(meters, group, priority, report) for meters in self.by_bus().values())
+        )
+        report.seconds = loop.time() - t0
+        return report
+
+    async def _sweep_bus(
+        self, meters: list[MeterPoller], group: Group, priority: Priority, report: SweepReport
+    ) -> None:
+        for mp in meters:
+            if not mp.state.due(self.clock.now()):
+                report.skipped += 1
+                continue
+            events: list[Event] = []
+            result = await mp.read_items(mp.driver.plan(group), priority, events)
+            if result.values:
+                self.sink.append_readings(
+                    self.readings(mp.meter.id, result.values, ReadingKind.INTERVAL)
+                )
+            if group is Group.EVENTS and result.ok:
+                await self._new_records(mp, result.values, events)
+            if events:
+                self.sink.append_events(events)
+            if result.ok:
+                report.read += 1
+            else:
+                report.failed += 1
+
+    async def _new_records(
+        self, mp: MeterPoller, values: dict[str, Any], events: list[Event]
+    ) -> None:
+        """Read the records behind event counters that went up since the last sweep."""
+        if self.state is None:
+            return
+        for counter, etype in mp.driver.event_counters().items():
+            count = values.get(counter)
+            if not isinstance(count, int):
+                continue
+            key = f"event_count:{mp.meter.id}:{counter}"
+            previous = self.state.get_state(key)
+            self.state.set_state(key, str(count))
+            if previous is None or not str(previous).isdigit() or count <= int(previous):
+                continue  # first sight: the meter's history before us is not news
+            for n in range(1, min(count - int(previous), 10) + 1):
+                item = mp.driver.record_item(counter, n)
+                if item is None:
+                    break
+                got = await mp.read_items([item], Priority.SCHEDULED, events)
+                record = next(iter(got.values.values()), None) if got.ok else None
+                start = getattr(getattr(record, "start", None), "utc", None)
+                end = getattr(getattr(record, "end", None), "utc", None)
+                details: dict[str, Any] = {"count": count, "record_no": count - n + 1}
+                raw = getattr(record, "values", None)
+                if raw:
+                    details["values"] = {k: str(v) for k, v in dict(raw).items()}
+                events.append(
+                    Event(
+                        mp.meter.id, etype, start, end, detected=self.clock.now(), details=details
+                    )
+                )
+
+    async def read_now(
+        self,
+        meter_id: str,
+        quantities: Iterable[str] | None = None,
+        *,
+        priority: Priority = Priority.ON_DEMAND,
+    ) -> list[Reading]:
+        """An on-demand read (jumps the queue); ``MeterUnavailable`` when the meter is silent."""
+        mp = self.meters.get(meter_id)
+        if mp is None:
+            raise KeyError(meter_id)
+        items = mp.driver.items_for(quantities) if quantities else mp.driver.plan(Group.ENERGY)
+        events: list[Event] = []
+        result = await mp.read_items(items, priority, events)
+        if events:
+            self.sink.append_events(events)
+        if not result.ok:
+            raise MeterUnavailable(result.error)
+        readings = self.readings(mp.meter.id, result.values, ReadingKind.ON_DEMAND)
+        self.sink.append_readings(readings)
+        return readings
+
+    def health(self) -> dict[str, Any]:
+        """Per-bus and per-meter counters for the status message."""
+        failing = sorted(mp.meter.id for mp in self.meters.values() if mp.state.failing)
+        return {
+            "meters": len(self.meters),
+            "failing": failing[:50],
+            "failing_count": len(failing),
+            "buses": {name: w.stats.as_dict() for name, w in self.workers.items()},
+        }
