@@ -1,0 +1,115 @@
+"""Keeping the store within its disk budget.
+
+Order of sacrifice: first head-end-acknowledged rows, oldest first (they are safe at the
+head-end); only when unacknowledged rows alone exceed the budget, the oldest unacknowledged rows
+are dropped, and each contiguous dropped range is announced in the stream by a ``GapRecord``
+(with the readings and events it held) plus one ``gap_announced`` event, so the loss is never
+silent.  A dropped gap announcement is itself re-announced: its range joins the new gap's.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+PRUNE_TO = 0.95  # prune acknowledged rows down to this share of the budget (hysteresis)
+DROP_TO = 0.98  # drop unacknowledged rows down to this share of the budget
+_CHUNK = 2000
+
+
+@dataclass
+class Dropped:
+    """One contiguous range of dropped seqs and what it held."""
+
+    first: int
+    last: int
+    readings: int = 0
+    events: int = 0
+
+
+@dataclass
+class Freed:
+    """What a budget pass removed: pruned acknowledged rows, dropped unacknowledged ranges."""
+
+    pruned: int = 0
+    pruned_bytes: int = 0
+    dropped: int = 0
+    dropped_bytes: int = 0
+    ranges: tuple[Dropped, ...] = ()
+
+
+def prune_acked(conn: sqlite3.Connection, excess: int) -> tuple[int, int]:
+    """Delete acknowledged rows, oldest first, until ``excess`` bytes are freed: (rows, bytes)."""
+    rows = freed = 0
+    while freed < excess:
+        chunk = conn.execute(
+            "SELECT seq, size FROM outbox WHERE acked = 1 ORDER BY seq LIMIT ?", (_CHUNK,)
+        ).fetchall()
+        if not chunk:
+            break
+        cut = chunk[-1][0]
+        for seq, size in chunk:
+            freed += size
+            rows += 1
+            if freed >= excess:
+                cut = seq
+                break
+        conn.execute("DELETE FROM outbox WHERE acked = 1 AND seq <= ?", (cut,))
+    return rows, freed
+
+
+def drop_unacked(conn: sqlite3.Connection, excess: int, before: int) -> Freed:
+    """Drop the oldest unacknowledged rows below seq ``before`` until ``excess`` bytes are freed."""
+    ranges: list[Dropped] = []
+    rows = freed = 0
+    while freed < excess:
+        chunk = conn.execute(
+            "SELECT seq, type, readings, size, body FROM outbox"
+            " WHERE acked = 0 AND seq < ? ORDER BY seq LIMIT ?",
+            (before, _CHUNK),
+        ).fetchall()
+        if not chunk:
+            break
+        cut = chunk[-1][0]
+        for seq, kind, readings, size, body in chunk:
+            _account(ranges, seq, kind, readings, body)
+            freed += size
+            rows += 1
+            if freed >= excess:
+                cut = seq
+                break
+        conn.execute("DELETE FROM outbox WHERE acked = 0 AND seq <= ?", (cut,))
+    return Freed(dropped=rows, dropped_bytes=freed, ranges=tuple(merge(ranges)))
+
+
+def _account(ranges: list[Dropped], seq: int, kind: str, readings: int, body: bytes) -> None:
+    if ranges and ranges[-1].last == seq - 1:
+        current = ranges[-1]
+        current.last = seq
+    else:
+        current = Dropped(seq, seq)
+        ranges.append(current)
+    if kind == "rd":
+        current.readings += readings
+    elif kind == "ev":
+        current.events += 1
+    else:  # a gap announcement that never reached the head-end: carry its range forward
+        gap = json.loads(body)
+        ranges.append(
+            Dropped(gap["first"], gap["last"], gap.get("readings", 0), gap.get("events", 0))
+        )
+
+
+def merge(ranges: list[Dropped]) -> list[Dropped]:
+    """Sort and merge overlapping or adjacent ranges, summing what they held."""
+    out: list[Dropped] = []
+    for r in sorted(ranges, key=lambda r: (r.first, r.last)):
+        if out and r.first <= out[-1].last + 1:
+            last = out[-1]
+            last.last = max(last.last, r.last)
+            last.readings += r.readings
+            last.events += r.events
+        else:
+            out.append(Dropped(r.first, r.last, r.readings, r.events))
+    return out

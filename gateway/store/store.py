@@ -1,0 +1,467 @@
+"""The gateway's local store: every record it will send, numbered with a gap-free ``seq``.
+
+Life of a record::
+
+    append_*  ──►  outbox row, acked = 0  ──(head-end Ack covers seq)──►  acked = 1
+                          │                                                  │
+                          │ disk budget: unacked alone exceed it             │ disk budget:
+                          ▼                                                  ▼ oldest first
+                 dropped + GapRecord + gap_announced event             pruned (deleted)
+
+``seq`` is assigned inside the appending transaction (``head.last_seq``), so a crash leaves
+either the whole sweep with its seqs or none of it: never a hole.  Methods are thread-safe (one
+connection behind a lock), so an asyncio caller may run them in ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from pydantic import TypeAdapter
+
+from gateway.errors import StoreClosedError, StoreError
+from gateway.store import budget as budget_mod
+from gateway.store import local
+from gateway.store.schema import ROW_OVERHEAD, connect, initialise
+from protocols.model import Event, EventType, Reading
+from protocols.uplink import (
+    Ack,
+    EventRecord,
+    GapRecord,
+    ReadingRecord,
+    events_to_records,
+    readings_to_records,
+)
+from protocols.uplink.messages import Record
+from taiqu.clock import Clock
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_BYTES = 512 * 1024 * 1024
+_RECORD: TypeAdapter[Record] = TypeAdapter(Record)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One outbox row: its seq, record type (``rd``/``ev``/``gap``) and contract JSON body."""
+
+    seq: int
+    type: str
+    body: bytes
+    acked: bool = False
+
+    def record(self) -> ReadingRecord | EventRecord | GapRecord:
+        """The body parsed back into its contract record."""
+        return _RECORD.validate_json(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class AckOutcome:
+    """What an ``Ack`` did: rows newly marked, and whether it was for another epoch."""
+
+    newly_acked: int
+    stale_epoch: bool = False
+    beyond_last: bool = False  # it covered seqs this store never assigned (clamped)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Counters for health reports and benchmarks."""
+
+    epoch: str
+    last_seq: int
+    acked_upto: int
+    first_unacked: int | None
+    oldest_unacked_at: datetime | None
+    records: int
+    unacked: int
+    bytes: int
+    unacked_bytes: int
+    budget_bytes: int
+    dropped_records: int
+    pruned_records: int
+    file_bytes: int
+
+
+class Store:
+    """SQLite outbox + local bookkeeping; see the module docstring."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path, budget_bytes: int, clock: Clock):
+        self._db: sqlite_utils.Database | None = db
+        self.path = path
+        self.budget_bytes = budget_bytes
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[int], None]] = []
+        self.epoch: str = db.execute("SELECT epoch FROM head").fetchone()[0]
+
+    @classmethod
+    def open(cls, path: Path, *, budget_bytes: int = DEFAULT_BUDGET_BYTES, clock: Clock) -> Store:
+        """Open the store at ``path``, creating it (with a new random epoch) on first use."""
+        if budget_bytes < 64 * 1024:
+            raise StoreError(f"budget_bytes={budget_bytes} is too small: give at least 64 KiB")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = connect(path)
+        try:
+            initialise(db, path, clock.now())
+        except BaseException:
+            db.close()
+            raise
+        return cls(db, path, budget_bytes, clock)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _conn(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._db is None:
+                raise StoreClosedError(f"{self.path}: the store is closed")
+            try:
+                if write:
+                    with self._db.atomic():
+                        yield self._db.conn
+                else:
+                    yield self._db.conn
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+
+    def add_listener(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(last_seq)`` after every append (from the appending thread)."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[int], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close the file (idempotent)."""
+        with self._lock:
+            if self._db is not None:
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    self._db.close()
+                    self._db = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- appending -----------------------------------------------------------------------------
+
+    def append_readings(self, readings: Sequence[Reading]) -> int:
+        """Store a sweep's readings as records in one transaction; return the last seq."""
+        return self.append_records(readings_to_records(readings))
+
+    def append_events(self, events: Sequence[Event]) -> int:
+        """Store events as records in one transaction; return the last seq."""
+        return self.append_records(events_to_records(events))
+
+    def append_records(self, records: Sequence[ReadingRecord | EventRecord | GapRecord]) -> int:
+        """Store contract records with consecutive seqs in one transaction; return the last seq."""
+        now = self.clock.now()
+        with self._conn(write=True) as conn:
+            last, total, unacked = conn.execute(
+                "SELECT last_seq, bytes, unacked_bytes FROM head"
+            ).fetchone()
+            if not records:
+                return int(last)
+            first_new = last + 1
+            last, added = self._insert(conn, records, last, now)
+            total, unacked = total + added, unacked + added
+            freed = self._fit_budget(conn, total, first_new, now)
+            total -= freed.pruned_bytes + freed.dropped_bytes
+            unacked -= freed.dropped_bytes
+            if freed.ranges:
+                announcement = _announce(freed, self.budget_bytes, now)
+                last, added = self._insert(conn, announcement, last, now)
+                total, unacked = total + added, unacked + added
+            conn.execute(
+                "UPDATE head SET last_seq = ?, bytes = ?, unacked_bytes = ?,"
+                " dropped_records = dropped_records + ?, pruned_records = pruned_records + ?",
+                (last, total, unacked, freed.dropped, freed.pruned),
+            )
+            if any(isinstance(r, ReadingRecord) and r.freeze_time for r in records):
+                local.forget_old_frozen(conn, now)
+        if freed.ranges:
+            log.warning(
+                "disk budget %d B exceeded by unacknowledged data: dropped %d records (%s)",
+                self.budget_bytes,
+                freed.dropped,
+                ", ".join(f"{r.first}-{r.last}" for r in freed.ranges),
+            )
+        for listener in list(self._listeners):
+            listener(int(last))
+        return int(last)
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        records: Sequence[ReadingRecord | EventRecord | GapRecord],
+        last: int,
+        now: datetime,
+    ) -> tuple[int, int]:
+        rows, added = [], 0
+        for record in records:
+            last += 1
+            body = record.model_dump_json(by_alias=True, exclude_none=True).encode()
+            size = len(body) + ROW_OVERHEAD
+            added += size
+            rows.append((last, *_columns(record, now), size, body))
+            if isinstance(record, ReadingRecord) and record.freeze_time is not None:
+                local.note_frozen(conn, record.meter, record.freeze_time, last)
+        conn.executemany(
+            "INSERT INTO outbox (seq, type, meter, kind, at, readings, gap_first, gap_last,"
+            " size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return last, added
+
+    def _fit_budget(
+        self, conn: sqlite3.Connection, total: int, first_new: int, now: datetime
+    ) -> budget_mod.Freed:
+        if total <= self.budget_bytes:
+            return budget_mod.Freed()
+        pruned, pruned_bytes = budget_mod.prune_acked(
+            conn, total - int(self.budget_bytes * budget_mod.PRUNE_TO)
+        )
+        total -= pruned_bytes
+        if total <= self.budget_bytes:
+            return budget_mod.Freed(pruned=pruned, pruned_bytes=pruned_bytes)
+        dropped = budget_mod.drop_unacked(
+            conn, total - int(self.budget_bytes * budget_mod.DROP_TO), first_new
+        )
+        dropped.pruned, dropped.pruned_bytes = pruned, pruned_bytes
+        return dropped
+
+    # -- sending and acknowledging --------------------------------------------------------------
+
+    def pending(self, after_seq: int, limit: int) -> list[StoredRecord]:
+        """Unacknowledged records with seq > ``after_seq``, in order (may skip acked seqs)."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT seq, type, body FROM outbox WHERE acked = 0 AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        return [StoredRecord(seq, kind, bytes(body)) for seq, kind, body in rows]
+
+    def records(self, first: int, last: int, limit: int = 100_000) -> list[StoredRecord]:
+        """Stored records in ``first``…``last`` (acknowledged or not), for re-sends."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT seq, type, body, acked FROM outbox WHERE seq BETWEEN ? AND ?"
+                " ORDER BY seq LIMIT ?",
+                (first, last, limit),
+            ).fetchall()
+        return [
+            StoredRecord(seq, kind, bytes(body), bool(acked)) for seq, kind, body, acked in rows
+        ]
+
+    def gaps_covering(self, first: int, last: int) -> list[StoredRecord]:
+        """Stored gap announcements whose dropped range meets ``first``…``last``."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT seq, type, body, acked FROM outbox WHERE type = 'gap'"
+                " AND gap_first <= ? AND gap_last >= ? ORDER BY seq",
+                (last, first),
+            ).fetchall()
+        return [
+            StoredRecord(seq, kind, bytes(body), bool(acked)) for seq, kind, body, acked in rows
+        ]
+
+    def first_unacked(self) -> int | None:
+        """The lowest unacknowledged seq, if any."""
+        with self._conn() as conn:
+            row = conn.execute("SELECT min(seq) FROM outbox WHERE acked = 0").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def acknowledge(self, ack: Ack) -> AckOutcome:
+        """Mark every record the head-end's ``ack`` covers as acknowledged (one transaction)."""
+        if ack.epoch != self.epoch:
+            return AckOutcome(0, stale_epoch=True)
+        with self._conn(write=True) as conn:
+            last_seq, acked_upto = conn.execute("SELECT last_seq, acked_upto FROM head").fetchone()
+            spans = [(0, ack.upto), *ack.ranges]
+            beyond = any(b > last_seq for _, b in spans)
+            count = size = 0
+            for a, b in spans:
+                if a > b:
+                    continue
+                b = min(b, last_seq)
+                n, s = conn.execute(
+                    "SELECT count(*), coalesce(sum(size), 0) FROM outbox"
+                    " WHERE acked = 0 AND seq BETWEEN ? AND ?",
+                    (a, b),
+                ).fetchone()
+                if n:
+                    conn.execute(
+                        "UPDATE outbox SET acked = 1 WHERE acked = 0 AND seq BETWEEN ? AND ?",
+                        (a, b),
+                    )
+                    count, size = count + n, size + s
+            upto = max(acked_upto, min(ack.upto, last_seq))
+            if count or upto != acked_upto:
+                conn.execute(
+                    "UPDATE head SET acked_upto = ?, unacked_bytes = unacked_bytes - ?",
+                    (upto, size),
+                )
+        return AckOutcome(count, beyond_last=beyond)
+
+    @property
+    def last_seq(self) -> int:
+        with self._conn() as conn:
+            return int(conn.execute("SELECT last_seq FROM head").fetchone()[0])
+
+    def stats(self) -> StoreStats:
+        """Counts, bytes and the oldest unacknowledged record."""
+        with self._conn() as conn:
+            head = conn.execute(
+                "SELECT last_seq, acked_upto, bytes, unacked_bytes, dropped_records,"
+                " pruned_records FROM head"
+            ).fetchone()
+            records, unacked = conn.execute(
+                "SELECT count(*), coalesce(sum(acked = 0), 0) FROM outbox"
+            ).fetchone()
+            oldest = conn.execute(
+                "SELECT seq, at FROM outbox WHERE acked = 0 ORDER BY seq LIMIT 1"
+            ).fetchone()
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        wal = self.path.with_name(self.path.name + "-wal")
+        file_bytes = pages * page_size + (wal.stat().st_size if wal.exists() else 0)
+        return StoreStats(
+            epoch=self.epoch,
+            last_seq=head[0],
+            acked_upto=head[1],
+            first_unacked=oldest[0] if oldest else None,
+            oldest_unacked_at=local.from_stamp(oldest[1]) if oldest else None,
+            records=records,
+            unacked=unacked,
+            bytes=head[2],
+            unacked_bytes=head[3],
+            budget_bytes=self.budget_bytes,
+            dropped_records=head[4],
+            pruned_records=head[5],
+            file_bytes=file_bytes,
+        )
+
+    def pragma(self, name: str) -> Any:
+        """The value of a PRAGMA (tests and diagnostics)."""
+        if not name.replace("_", "").isalpha():
+            raise StoreError(f"not a pragma name: {name!r}")
+        with self._conn() as conn:
+            return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+    # -- local bookkeeping for the polling side ------------------------------------------------
+
+    def last_frozen(self, meter: str) -> datetime | None:
+        """The newest freeze time of ``meter``'s daily frozen records stored (back-fill)."""
+        with self._conn() as conn:
+            return local.last_frozen(conn, meter)
+
+    def has_frozen(self, meter: str, freeze_time: datetime) -> bool:
+        """Whether ``meter``'s daily frozen record for ``freeze_time`` is stored."""
+        with self._conn() as conn:
+            return local.has_frozen(conn, meter, freeze_time)
+
+    def set_state(self, key: str, value: Any) -> None:
+        """Persist a small JSON-able value under ``key``."""
+        with self._conn(write=True) as conn:
+            local.set_state(conn, key, value, self.clock.now())
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default``."""
+        with self._conn() as conn:
+            return local.get_state(conn, key, default)
+
+    def log_command(
+        self,
+        command_id: str,
+        state: str,
+        *,
+        at: datetime | None = None,
+        meter: str | None = None,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a lifecycle step of a head-end command to the command log."""
+        with self._conn(write=True) as conn:
+            local.log_command(
+                conn, command_id, str(state), at or self.clock.now(), meter, reason, detail
+            )
+
+    def command_seen(self, command_id: str) -> bool:
+        """Whether any step of ``command_id`` is in the log (duplicate delivery check)."""
+        with self._conn() as conn:
+            return local.command_seen(conn, command_id)
+
+    def command_log(self, command_id: str) -> list[dict[str, Any]]:
+        """Every logged step of ``command_id``, oldest first."""
+        with self._conn() as conn:
+            return local.command_log(conn, command_id)
+
+
+def _columns(
+    record: ReadingRecord | EventRecord | GapRecord, now: datetime
+) -> tuple[str, str, str, int, int, int | None, int | None]:
+    if isinstance(record, ReadingRecord):
+        at = record.gateway_time
+        return (
+            "rd",
+            record.meter,
+            record.kind.value,
+            local.stamp(at),
+            len(record.values),
+            None,
+            None,
+        )
+    if isinstance(record, EventRecord):
+        detected = local.stamp(record.detected or record.start or now)
+        return "ev", record.meter, record.type.value, detected, 0, None, None
+    return "gap", "", "gap", local.stamp(now), record.readings, record.first, record.last
+
+
+def _announce(
+    freed: budget_mod.Freed, budget_bytes: int, now: datetime
+) -> list[ReadingRecord | EventRecord | GapRecord]:
+    reason = f"disk budget {budget_bytes} B exceeded while the head-end was not acknowledging"
+    gaps: list[ReadingRecord | EventRecord | GapRecord] = [
+        GapRecord(first=r.first, last=r.last, reason=reason, readings=r.readings, events=r.events)
+        for r in freed.ranges
+    ]
+    event = Event(
+        meter="",
+        type=EventType.GAP_ANNOUNCED,
+        start=now,
+        detected=now,
+        details={
+            "ranges": [[r.first, r.last] for r in freed.ranges],
+            "records": freed.dropped,
+            "readings": sum(r.readings for r in freed.ranges),
+            "events": sum(r.events for r in freed.ranges),
+            "budget_bytes": budget_bytes,
+        },
+    )
+    return [*gaps, *events_to_records([event])]
+
+
+__all__ = [
+    "DEFAULT_BUDGET_BYTES",
+    "AckOutcome",
+    "Store",
+    "StoreStats",
+    "StoredRecord",
+]
