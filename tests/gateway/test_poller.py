@@ -128,7 +128,7 @@ async def test_silent_meter_backs_off_and_is_logged_once(setup, caplog):
 
 
 async def test_on_demand_read_jumps_the_queue(setup):
-    fleet, _, worker, _, sink, poller = setup
+    fleet, *_, poller = setup
     # queue ten scheduled transactions, then one on-demand read: it runs second at the latest
     scheduled = [
         asyncio.ensure_future(
@@ -179,14 +179,14 @@ async def test_garbage_is_retried_then_reported():
 
 
 async def test_noise_before_the_reply_is_skipped(setup):
-    fleet, link, _, _, sink, poller = setup
+    _, link, *_, poller = setup
     link.noise = b"\xff\x13\x37\x00"
     readings = await poller.read_now("bus1:1", ["energy.active.import.total"])
     assert readings[0].value == Decimal("100.50")
 
 
 async def test_lost_link_fails_fast_without_blaming_meters(setup):
-    _, link, worker, _, sink, poller = setup
+    _, link, worker, _, _, poller = setup
     link.fail = True
     report = await poller.sweep(Group.ENERGY)
     assert report.failed == 3
