@@ -1,0 +1,342 @@
+"""DL/T 645 meters (2007 and 1997): the ``protocols.dlt645`` slave role bound to meter state.
+
+One ``Slave`` codec per version per bus hears every byte (as every meter's UART does) and yields
+each request with its target address; this module decides, per meter, as the firmware would:
+
+- addressed to another meter: silence; broadcast (99…99): time sync applied, never a reply;
+  ``AA`` wildcards: every matching meter answers (two talkers garble the line);
+- read: the identifier's value from the data table (``data_id``), built from the meter's state;
+  unknown identifiers, follow-ups and absent data get an abnormal reply (no requested data);
+- write (date/time), remote control (relay, alarm, keep-power): password level, operator code and
+  valid-until checks; a bad password or an unauthorised command gets an abnormal reply
+  (password error / unauthorised), a refused command (trip under keep-power, expired) other-error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, time
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from protocols.dlt645 import (
+    BROADCAST,
+    NEED_DATA,
+    AbnormalReply,
+    AddressReply,
+    BaudAck,
+    BroadcastTimeSync,
+    ChangeBaud,
+    ControlAck,
+    ControlAction,
+    DataId,
+    Freeze,
+    FreezeAck,
+    Function,
+    ReadAddress,
+    ReadData,
+    ReadReply,
+    RemoteControl,
+    Reply,
+    Request,
+    Slave,
+    Version,
+    WriteAck,
+    WriteData,
+    address_matches,
+    error_byte,
+    find_data_id,
+)
+from protocols.dlt645.layouts import Bcd, EventRecord, Group, Record
+from protocols.model import MeterTime
+from simulators.bus import Answer
+from simulators.meter import Control, Cover, Meter, Outcome
+from simulators.readings import all_values
+
+_ACTIONS = {
+    ControlAction.TRIP: Control.TRIP,
+    ControlAction.CLOSE_ALLOWED: Control.CLOSE_ALLOWED,
+    ControlAction.CLOSE_DIRECT: Control.CLOSE,
+    ControlAction.ALARM: Control.ALARM,
+    ControlAction.ALARM_RELEASE: Control.ALARM_RELEASE,
+    ControlAction.KEEP_POWER: Control.KEEP_POWER,
+    ControlAction.KEEP_POWER_RELEASE: Control.KEEP_POWER_RELEASE,
+}
+# Named error bits differ per version (see protocols.dlt645.control.ERROR_BITS).
+_NO_DATA = {Version.V2007: "no_requested_data", Version.V1997: "data_identifier_error"}
+_PASSWORD = {Version.V2007: "password_error_or_unauthorised", Version.V1997: "password_error"}
+_OTHER = {Version.V2007: "other_error", Version.V1997: "illegal_data"}
+_BAUD = {Version.V2007: "baud_rate_cannot_change", Version.V1997: "bit3"}
+_COVERS = {"events.meter_cover.record": Cover.METER, "events.terminal_cover.record": Cover.TERMINAL}
+_DATE_KEYS = {"meter.date"}
+_TIME_KEYS = {"meter.time"}
+
+
+class NoData(Exception):
+    """The meter holds no value for the identifier asked (abnormal reply, not a crash)."""
+
+
+def protocol_version(protocol: str) -> Version:
+    """``dlt645-2007`` / ``dlt645-1997`` → ``Version``."""
+    return Version.V1997 if protocol.endswith("1997") else Version.V2007
+
+
+def _fit(layout: Any, value: Any, key: str) -> Any:
+    """Quantise a float for a BCD layout (energy truncates and rolls over, like a register)."""
+    if not isinstance(layout, Bcd) or not isinstance(value, int | float | Decimal):
+        return value
+    if layout.integer:
+        return int(value)
+    quantum = Decimal(1).scaleb(-layout.decimals)
+    energy = key.startswith("energy.")
+    number = Decimal(repr(float(value))).quantize(
+        quantum, rounding=ROUND_DOWN if energy else ROUND_HALF_EVEN
+    )
+    limit = Decimal(10) ** (layout.digits - layout.decimals)
+    if energy and not layout.signed:
+        return number % limit
+    bound = (Decimal(8) * Decimal(10) ** (layout.digits - 1) - 1).scaleb(-layout.decimals)
+    return max(-bound, min(bound, number)) if layout.signed else max(Decimal(0), min(bound, number))
+
+
+class Dlt645Listener:
+    """The DL/T 645 meters of one bus (one version), answering through one slave codec."""
+
+    def __init__(self, version: Version, meters: Iterable[Meter], baud: int = 2400) -> None:
+        self.version = version
+        self.baud = baud
+        self._slave = Slave(version, preamble=4)
+        self._meters: dict[str, Meter] = {}
+        for meter in meters:
+            self.add(meter)
+
+    def add(self, meter: Meter) -> None:
+        """Put a meter on the line."""
+        self._meters[meter.address] = meter
+
+    def meters(self) -> Iterable[Meter]:
+        """Every meter of this listener."""
+        return self._meters.values()
+
+    @property
+    def dropped_bytes(self) -> int:
+        """Line bytes the codec skipped as noise (Modbus traffic included)."""
+        return self._slave.dropped_bytes
+
+    def feed(self, data: bytes, ts: float) -> list[Answer]:
+        """Bytes from the master in; answers of the addressed meters out."""
+        self._slave.receive_data(data)
+        answers: list[Answer] = []
+        while (request := self._slave.next_event()) is not NEED_DATA:
+            answers += self._dispatch(request, ts)
+        return answers
+
+    def _targets(self, address: str, ts: float) -> list[Meter]:
+        meter = self._meters.get(address)
+        if meter is not None:
+            return [meter] if meter.answers(ts) else []
+        if "A" not in address:
+            return []
+        return [
+            m
+            for m in self._meters.values()
+            if address_matches(address, m.address) and m.answers(ts)
+        ]
+
+    def _dispatch(self, request: Request, ts: float) -> list[Answer]:
+        if request.address == BROADCAST:
+            if isinstance(request, BroadcastTimeSync):
+                for meter in self._meters.values():
+                    if meter.answers(ts):
+                        meter.set_time(ts, request.when)
+            return []
+        answers = []
+        for meter in self._targets(request.address, ts):
+            reply = self.reply(meter, request, ts)
+            if reply is not None:
+                answers.append(Answer(meter, self._slave.send(reply), self._wrong(reply)))
+        return answers
+
+    def _wrong(self, reply: Reply) -> Callable[[], bytes]:
+        def build() -> bytes:
+            digits = reply.address
+            wrong = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+            return self._slave.send(dataclasses.replace(reply, address=wrong))
+
+        return build
+
+    def _abnormal(self, meter: Meter, function: Function, reasons: dict[Version, str]) -> Reply:
+        reason = reasons[self.version]
+        return AbnormalReply(
+            meter.address, function, error_byte((reason,), self.version), (reason,), self.version
+        )
+
+    def reply(self, meter: Meter, request: Request, ts: float) -> Reply | None:
+        """What ``meter`` answers to ``request`` at ``ts`` (None: no reply)."""
+        v = self.version
+        if isinstance(request, ReadData):
+            try:
+                values = self.read(meter, request.di, ts)
+            except NoData:
+                return self._abnormal(meter, Function.READ, _NO_DATA)
+            return ReadReply(meter.address, request.di, values, version=v)
+        if isinstance(request, ReadAddress):
+            return AddressReply(meter.address, v)
+        if isinstance(request, RemoteControl):
+            return self._control(meter, request, ts)
+        if isinstance(request, WriteData):
+            return self._write(meter, request, ts)
+        if isinstance(request, BroadcastTimeSync):
+            meter.set_time(ts, request.when)
+            return None
+        if isinstance(request, Freeze):
+            return FreezeAck(meter.address, v)
+        if isinstance(request, ChangeBaud):
+            if request.baud == self.baud:
+                return BaudAck(meter.address, request.baud, v)
+            return self._abnormal(meter, Function.CHANGE_BAUD, _BAUD)
+        function = getattr(request, "function", Function.READ_FOLLOW_UP)
+        if function is Function.READ_FOLLOW_UP:
+            return self._abnormal(meter, Function.READ_FOLLOW_UP, _NO_DATA)
+        return self._abnormal(meter, function, _PASSWORD)  # clear meter, passwords … unauthorised
+
+    def _authorise(self, meter: Meter, password: str, operator: str, need: int) -> Outcome:
+        try:
+            level, digits = int(password[:2]), password[2:]
+        except ValueError:
+            return Outcome.BAD_PASSWORD
+        return meter.authorise(level, digits, operator, need)
+
+    def _control(self, meter: Meter, request: RemoteControl, ts: float) -> Reply:
+        if request.payload:  # ciphertext: this simulator has no ESAM
+            return self._abnormal(meter, Function.REMOTE_CONTROL, _PASSWORD)
+        outcome = self._authorise(
+            meter, request.password, request.operator, meter.spec.control_level
+        )
+        if outcome is Outcome.OK:
+            outcome = meter.control(ts, _ACTIONS[request.action], request.valid_until)
+        if outcome is Outcome.OK:
+            return ControlAck(meter.address, self.version)
+        reasons = _OTHER if outcome is Outcome.REFUSED else _PASSWORD
+        return self._abnormal(meter, Function.REMOTE_CONTROL, reasons)
+
+    def _write(self, meter: Meter, request: WriteData, ts: float) -> Reply:
+        outcome = self._authorise(meter, request.password, request.operator, meter.spec.write_level)
+        if outcome is not Outcome.OK:
+            return self._abnormal(meter, Function.WRITE, _PASSWORD)
+        row = find_data_id(request.di, self.version)
+        now = meter.meter_time(ts)
+        if row is not None and row.key in _DATE_KEYS and isinstance(request.value, date):
+            meter.set_time(ts, datetime.combine(request.value, now.time()))
+        elif row is not None and row.key in _TIME_KEYS and isinstance(request.value, time):
+            meter.set_time(ts, datetime.combine(now.date(), request.value))
+        else:
+            return self._abnormal(meter, Function.WRITE, _PASSWORD)
+        return WriteAck(meter.address, self.version)
+
+    # -- reads --------------------------------------------------------------------------------
+    def read(self, meter: Meter, di: int, ts: float) -> dict[str, Any]:
+        """The values of identifier ``di`` (keys as the data table names them)."""
+        row = find_data_id(di, self.version)
+        if row is None:
+            raise NoData(di)
+        source = self._source(meter, row, ts)
+        layout = row.layout
+        if row.members and isinstance(layout, Group):
+            return {name: _fit(sub, self._get(source, name), name) for name, sub in layout.fields}
+        return {row.key: _fit(layout, self._get(source, row.key), row.key)}
+
+    @staticmethod
+    def _get(source: dict[str, Any], key: str) -> Any:
+        if key not in source:
+            raise NoData(key)
+        return source[key]
+
+    def _source(self, meter: Meter, row: DataId, ts: float) -> dict[str, Any]:
+        if row.period == "daily_frozen":
+            return self._frozen_source(meter, row.index, ts)
+        if row.period == "record":
+            return self._record_source(meter, row, ts)
+        if row.period == "settlement" and row.index:
+            raise NoData(row.di)  # previous settlement periods are not simulated
+        values: dict[str, Any] = dict(all_values(meter, ts, 1))
+        local = meter.meter_time(ts)
+        values.update(
+            {
+                "meter.date": local.date(),
+                "meter.time": local.time().replace(microsecond=0),
+                "meter.address": meter.address,
+                "meter.number": meter.address,
+                "temperature.meter": 25.0,
+                "events.power_down.count": len(meter.power_downs(ts)),
+                "events.meter_cover.count": len(meter.cover_records(Cover.METER, ts)),
+                "events.terminal_cover.count": len(meter.cover_records(Cover.TERMINAL, ts)),
+            }
+        )
+        for n, word in enumerate(meter.status_words(ts), start=1):
+            values[f"status.word{n}"] = word
+        balance = meter.balance(ts)
+        if balance is not None:
+            price = meter.prepay.prices[2] if meter.prepay else 1.0
+            values["prepay.balance.money"] = max(balance, 0.0)
+            values["prepay.overdraft.money"] = max(-balance, 0.0)
+            values["prepay.balance.energy"] = max(balance, 0.0) / price
+            values["prepay.overdraft.energy"] = max(-balance, 0.0) / price
+        return values
+
+    def _frozen_source(self, meter: Meter, index: int, ts: float) -> dict[str, Any]:
+        frozen = meter.frozen(index, ts)
+        if frozen is None:
+            raise NoData(index)
+        tan_phi = math.tan(math.acos(meter.spec.profile.power_factor))
+        out: dict[str, Any] = {"freeze.time": frozen.local_time}
+        for prefix, vec, k in (
+            ("energy.active.import", frozen.import_kwh, 1.0),
+            ("energy.active.export", frozen.export_kwh, 1.0),
+            ("energy.reactive.combined1", frozen.import_kwh, tan_phi),
+            ("energy.reactive.combined2", frozen.export_kwh, tan_phi),
+        ):
+            out[f"{prefix}.total"] = sum(vec) * k
+            for n in range(4):
+                out[f"{prefix}.t{n + 1}"] = vec[n] * k
+        return out
+
+    def _record_source(self, meter: Meter, row: DataId, ts: float) -> dict[str, Any]:
+        n = row.index
+        if row.key == "events.power_down.record":
+            downs = meter.power_downs(ts)
+            if n > len(downs):
+                raise NoData(row.di)
+            start, end = downs[n - 1]
+            return {row.key: EventRecord(self._mt(meter, start), self._mt(meter, end), {})}
+        cover = _COVERS.get(row.key)
+        if cover is None:
+            raise NoData(row.di)
+        records = meter.cover_records(cover, ts)
+        if n > len(records):
+            raise NoData(row.di)
+        rec = records[n - 1]
+        values: dict[str, Any] = {}
+        assert isinstance(row.layout, Record)
+        for label, instant in (("before", rec.start), ("after", rec.end)):
+            imp, exp = (
+                meter.registered(instant) if instant is not None else ((0.0,) * 4, (0.0,) * 4)
+            )
+            raw = {
+                "energy.active.import.total": sum(imp),
+                "energy.active.export.total": sum(exp),
+            }
+            for name, sub in row.layout.fields:
+                if name.endswith(f".{label}"):
+                    base = name[: -len(label) - 1]
+                    values[name] = _fit(sub, raw.get(base, 0.0), "energy.")
+        record = EventRecord(self._mt(meter, rec.start), self._mt(meter, rec.end), values)
+        return {row.key: record}
+
+    @staticmethod
+    def _mt(meter: Meter, instant: float | None) -> MeterTime | None:
+        if instant is None:
+            return None
+        return MeterTime(meter.meter_time(instant).replace(microsecond=0), meter.spec.zone)

@@ -1,0 +1,98 @@
+"""Modbus RTU meters: the ``protocols.modbus`` slave role bound to simulated meter state.
+
+One ``ModbusSlave`` codec per bus hears every byte (as every meter's UART does); requests for a
+unit id that a powered, installed meter of this listener holds are answered from a register
+image built with the codec's own ``registers.encode_values`` for the meter's model.  Unknown
+unit ids and broadcasts get silence.  A read touching no register of the model's map gets
+exception 02 (ILLEGAL DATA ADDRESS); holes inside the map read 0, as on the real meters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from protocols.modbus.pdu import (
+    ILLEGAL_DATA_ADDRESS,
+    NEED_DATA,
+    ExceptionResponse,
+    IllegalRequest,
+    ModbusSlave,
+    ReadRegisters,
+    RegistersResponse,
+)
+from protocols.modbus.registers import MeterMap, encode_values, load_map, read_image
+from simulators.bus import Answer
+from simulators.meter import Meter
+from simulators.readings import all_values
+
+
+class ModbusListener:
+    """The Modbus meters of one bus, answering through one shared slave codec."""
+
+    def __init__(self, meters: Iterable[Meter]) -> None:
+        self._slave = ModbusSlave()
+        self._by_unit: dict[int, list[Meter]] = {}
+        self._maps: dict[str, MeterMap] = {}
+        for meter in meters:
+            self.add(meter)
+
+    def add(self, meter: Meter) -> None:
+        """Put a meter on the line (its address is the unit id as a string)."""
+        self._by_unit.setdefault(int(meter.address), []).append(meter)
+        self._maps.setdefault(meter.spec.model, load_map(meter.spec.model))
+
+    def meters(self) -> Iterable[Meter]:
+        """Every meter of this listener."""
+        return [m for group in self._by_unit.values() for m in group]
+
+    @property
+    def dropped_bytes(self) -> int:
+        """Line bytes the codec skipped as noise (DL/T 645 traffic included)."""
+        return self._slave.dropped_bytes
+
+    def feed(self, data: bytes, ts: float) -> list[Answer]:
+        """Bytes from the master in; answers of the addressed meters out."""
+        self._slave.receive_data(data)
+        answers: list[Answer] = []
+        while (event := self._slave.next_event()) is not NEED_DATA:
+            for meter in self._by_unit.get(event.unit, ()):
+                if not meter.answers(ts):
+                    continue
+                response = self._respond(meter, event, ts)
+                answers.append(
+                    Answer(meter, self._slave.send(response), _wrong(self._slave, response))
+                )
+        return answers
+
+    def _respond(
+        self, meter: Meter, event: ReadRegisters | IllegalRequest, ts: float
+    ) -> RegistersResponse | ExceptionResponse:
+        if isinstance(event, IllegalRequest):
+            return ExceptionResponse(event.unit, event.function & 0x7F, event.code)
+        assert isinstance(event, ReadRegisters)
+        meter_map = self._maps[meter.spec.model]
+        rows = [r for r in meter_map.registers if r.function == event.function]
+        end = event.address + event.count
+        if not any(r.address < end and event.address < r.end for r in rows):
+            return ExceptionResponse(event.unit, event.function, ILLEGAL_DATA_ADDRESS)
+        values = all_values(meter, ts, meter_map.phases)
+        image = encode_values(
+            meter.spec.model,
+            {q: round(values[q], 4) for q in meter_map.quantities if q in values},
+        )
+        words = read_image(image, event.function, event.address, event.count)
+        return RegistersResponse(event.unit, event.function, tuple(words))
+
+
+def _wrong(
+    slave: ModbusSlave, response: RegistersResponse | ExceptionResponse
+) -> Callable[[], bytes]:
+    """A re-encoding of ``response`` from the next unit id (the wrong-address fault)."""
+    unit = response.unit % 247 + 1
+
+    def build() -> bytes:
+        if isinstance(response, ExceptionResponse):
+            return slave.send(ExceptionResponse(unit, response.function, response.code))
+        return slave.send(RegistersResponse(unit, response.function, response.registers))
+
+    return build
