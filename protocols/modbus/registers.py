@@ -156,7 +156,7 @@ class BlockRead:
 
 
 def _maps_dir() -> Any:
-    return resources.files("protocols.modbus").joinpath("maps")
+    return resources.files("protocols.modbus.maps")
 
 
 @cache
@@ -164,7 +164,7 @@ def _index() -> dict[str, str]:
     """Upper-cased model name -> file name of every map shipped."""
     out: dict[str, str] = {}
     for entry in _maps_dir().iterdir():
-        if entry.name.endswith(".toml"):
+        if entry.name.endswith(".toml"):  # __init__.py is not a map
             out[entry.name.removesuffix(".toml").upper()] = entry.name
     return out
 
@@ -274,20 +274,24 @@ def parse_map(data: Mapping[str, Any]) -> MeterMap:
     )
 
 
+def _meter(model: str | MeterMap) -> MeterMap:
+    return model if isinstance(model, MeterMap) else load_map(model)
+
+
 def _select(meter: MeterMap, wanted: Iterable[str] | None) -> list[Register]:
     if wanted is None:
         return list(meter.registers)
     return [meter.register(q) for q in dict.fromkeys(wanted)]
 
 
-def plan_reads(model: str, wanted: Iterable[str] | None = None) -> list[BlockRead]:
+def plan_reads(model: str | MeterMap, wanted: Iterable[str] | None = None) -> list[BlockRead]:
     """The fewest block reads covering ``wanted`` quantities (all when None).
 
     Rows are coalesced per function in address order while the block stays within the model's
     ``max_read`` (≤ 125) and the hole to the next row is at most ``max_gap`` registers: a hole
     costs 2 bytes a register, a second request a whole turnaround.
     """
-    meter = load_map(model)
+    meter = _meter(model)
     rows = sorted(_select(meter, wanted), key=lambda r: (r.function, r.address))
     plan: list[BlockRead] = []
     block: list[Register] = []
@@ -331,7 +335,7 @@ def _decode_row(row: Register, words: Sequence[int]) -> Decimal | None:
 
 
 def decode_block(
-    model: str,
+    model: str | MeterMap,
     function: int,
     address: int,
     registers: Sequence[int],
@@ -342,7 +346,7 @@ def decode_block(
     Every map row lying wholly inside the block is decoded (only ``wanted`` ones if given;
     a wanted quantity outside the block is a ``ModbusUsageError``).
     """
-    meter = load_map(model)
+    meter = _meter(model)
     if any(not 0 <= w <= 0xFFFF for w in registers):
         raise ModbusError("a register value is outside 0…65535")
     end = address + len(registers)
@@ -386,9 +390,11 @@ def _encode_row(row: Register, value: Decimal | int | float | str) -> list[int]:
     return out if row.word_order == "big" else list(reversed(out))
 
 
-def encode_values(model: str, values: Mapping[str, Decimal | int | float | str]) -> RegisterImage:
+def encode_values(
+    model: str | MeterMap, values: Mapping[str, Decimal | int | float | str]
+) -> RegisterImage:
     """The register image a meter of ``model`` holds for ``values`` (canonical units)."""
-    meter = load_map(model)
+    meter = _meter(model)
     image: RegisterImage = {}
     for quantity, value in values.items():
         row = meter.register(quantity)

@@ -1,0 +1,1 @@
+"""Register map data files, one TOML per meter model (see docs/modbus.md)."""
