@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from decimal import Decimal
 from importlib import resources
@@ -139,7 +140,7 @@ def test_plans_cover_each_quantity_once_within_limits(model, data):
             row = meter.register(q)
             assert row.function == block.function
             assert block.address <= row.address and row.end <= block.address + block.count
-    for a, b in zip(plan, plan[1:]):  # greedy: no two neighbours could have been one read
+    for a, b in itertools.pairwise(plan):  # greedy: no two neighbours could have been one read
         if a.function == b.function:
             assert (
                 b.address - (a.address + a.count) > meter.max_gap
