@@ -1,0 +1,201 @@
+"""The head-end's configuration file (``headend.toml``), loaded into pydantic models.
+
+Sections: ``[database]`` (one SQLAlchemy URL: ``sqlite:///path.db`` is the embedded default,
+``postgresql+psycopg://user@host/db`` selects PostgreSQL), ``[mqtt]`` (the broker the ingest
+subscribes to; its ``client_id`` is unique: one ingest per id), ``[ingest]`` (grouping and
+re-send timing), ``[api]`` (listen address), ``[auth]`` (token signing; used by headend.auth).
+Secrets come from the environment (``TAIQU_HEADEND_DB_PASSWORD``, ``TAIQU_HEADEND_MQTT_PASSWORD``,
+``TAIQU_HEADEND_SECRET``) or from files with owner-only permissions, never from the TOML.
+A bad file raises ``ConfigError`` whose lines name the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from headend.db.errors import ConfigError
+from protocols.uplink.topics import GATEWAY_ID
+
+__all__ = [
+    "ApiSettings",
+    "AuthSettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "IngestSettings",
+    "MqttSettings",
+    "Settings",
+    "load_settings",
+    "read_secret",
+]
+
+DB_PASSWORD_ENV = "TAIQU_HEADEND_DB_PASSWORD"
+MQTT_PASSWORD_ENV = "TAIQU_HEADEND_MQTT_PASSWORD"
+SECRET_ENV = "TAIQU_HEADEND_SECRET"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Model):
+    """``[database]``: where everything is stored."""
+
+    url: str = "sqlite:///headend.db"
+    password_file: Path | None = None
+    echo: bool = False
+    # SQLite only: FULL survives power loss after an ack; NORMAL survives a process crash.
+    sqlite_synchronous: str = Field(default="FULL", pattern="^(FULL|NORMAL)$")
+    pool_size: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, url: str) -> str:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ValueError(f"{url!r} is not a database URL") from None
+        if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError("use sqlite:///path.db or postgresql+psycopg://user@host/db")
+        if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+            raise ValueError("PostgreSQL URLs must name the psycopg driver: postgresql+psycopg://")
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    def resolved_url(self) -> str:
+        """The URL with the password filled in from the environment or the password file."""
+        parsed = make_url(self.url)
+        password = os.environ.get(DB_PASSWORD_ENV)
+        if password is None and self.password_file is not None:
+            password = read_secret(self.password_file, "database.password_file")
+        if password is not None and not self.is_sqlite:
+            parsed = parsed.set(password=password)
+        return parsed.render_as_string(hide_password=False)
+
+
+class MqttSettings(_Model):
+    """``[mqtt]``: the broker the ingest subscribes to and publishes acks through."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str = "taiqu-headend"
+    username: str | None = None
+    password_file: Path | None = None
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # Optional shared subscription group (``$share/<group>/…``) for several ingest processes.
+    shared_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        if not GATEWAY_ID.match(value):
+            raise ValueError("use 1-64 letters, digits, '_' or '-'")
+        return value
+
+    def password(self) -> str | None:
+        """The broker password from the environment or the password file."""
+        if (env := os.environ.get(MQTT_PASSWORD_ENV)) is not None:
+            return env
+        if self.password_file is not None:
+            return read_secret(self.password_file, "mqtt.password_file")
+        return None
+
+
+class IngestSettings(_Model):
+    """``[ingest]``: how messages are grouped into transactions and gaps chased."""
+
+    enabled: bool = True  # run the ingest inside ``serve``
+    max_group: int = Field(default=100, ge=1, le=10_000)  # messages per transaction
+    resend_after: float = Field(default=10.0, gt=0, le=3600)  # seconds before re-asking a hole
+    max_resend_ranges: int = Field(default=8, ge=1, le=1000)
+    outbox_interval: float = Field(default=0.5, gt=0, le=60)
+
+
+class ApiSettings(_Model):
+    """``[api]``: where the HTTP API listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    page_max: int = Field(default=10_000, ge=10, le=1_000_000)
+
+
+class AuthSettings(_Model):
+    """``[auth]``: bearer-token signing (read by headend.auth)."""
+
+    secret_file: Path | None = None
+    token_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    issuer: str = "taiqu-headend"
+
+    def secret(self) -> str | None:
+        """The signing secret from the environment or the secret file."""
+        if (env := os.environ.get(SECRET_ENV)) is not None:
+            return env
+        if self.secret_file is not None:
+            return read_secret(self.secret_file, "auth.secret_file")
+        return None
+
+
+class Settings(_Model):
+    """The whole file."""
+
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttSettings = MqttSettings()
+    ingest: IngestSettings = IngestSettings()
+    api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
+    # Free-form sections read by other parts of the head-end (e.g. ``[guards]``).
+    extra: dict[str, Any] = Field(default_factory=dict)
+    source: Path | None = None
+
+
+OWN_SECTIONS = ("database", "mqtt", "ingest", "api", "auth")
+
+
+def read_secret(path: Path, key: str) -> str:
+    """Read a secret file that only its owner may read."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path} ({exc.strerror})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{key}: {path} must be readable by its owner only (chmod 600 {path})")
+    return path.read_text().strip()
+
+
+def load_settings(path: Path | str | None) -> Settings:
+    """Load ``headend.toml`` (or the defaults when ``path`` is None)."""
+    if path is None:
+        return Settings()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    own = {k: v for k, v in raw.items() if k in OWN_SECTIONS}
+    extra = {k: v for k, v in raw.items() if k not in OWN_SECTIONS}
+    if any(not isinstance(v, dict) for v in extra.values()):
+        bad = sorted(k for k, v in extra.items() if not isinstance(v, dict))
+        raise ConfigError(f"{path}: unknown top-level keys {bad}; settings go in [sections]")
+    try:
+        return Settings(**own, extra=extra, source=path)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            lines.append(f"{path}: {key}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None

@@ -1,0 +1,69 @@
+"""Which meters the archive knows; readings of others are listed in ``unregistered``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from headend.db.tables import meters, unregistered
+
+REFRESH_SECONDS = 5.0
+
+
+class MeterRegistry:
+    """A cached set of the archive's current meter ids (refreshed every few seconds)."""
+
+    def __init__(self, refresh: float = REFRESH_SECONDS) -> None:
+        self._known: set[str] = set()
+        self._loaded = float("-inf")
+        self._refresh = refresh
+
+    def invalidate(self) -> None:
+        self._loaded = float("-inf")
+
+    def _reload(self, conn: Connection) -> None:
+        self._known = set(
+            conn.execute(select(meters.c.id).where(meters.c.valid_to.is_(None))).scalars()
+        )
+        self._loaded = time.monotonic()
+
+    def unknown(self, conn: Connection, ids: Iterable[str]) -> set[str]:
+        """The ids among ``ids`` that are not current meters of the archive."""
+        if time.monotonic() - self._loaded > self._refresh:
+            self._reload(conn)
+        missing = set(ids) - self._known
+        if missing:  # maybe added since the last refresh
+            found = set(
+                conn.execute(
+                    select(meters.c.id).where(
+                        meters.c.id.in_(sorted(missing)), meters.c.valid_to.is_(None)
+                    )
+                ).scalars()
+            )
+            self._known |= found
+            missing -= found
+        return missing
+
+    def note(self, conn: Connection, gateway: str, counts: dict[str, int], now: datetime) -> None:
+        """Record reading records of unregistered meters (``counts``: meter → records)."""
+        for meter, n in sorted(counts.items()):
+            row = conn.execute(
+                select(unregistered.c.records).where(
+                    unregistered.c.gateway == gateway, unregistered.c.meter == meter
+                )
+            ).first()
+            if row is None:
+                conn.execute(
+                    insert(unregistered).values(
+                        gateway=gateway, meter=meter, first_seen=now, last_seen=now, records=n
+                    )
+                )
+            else:
+                conn.execute(
+                    update(unregistered)
+                    .where(unregistered.c.gateway == gateway, unregistered.c.meter == meter)
+                    .values(last_seen=now, records=row.records + n)
+                )

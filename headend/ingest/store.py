@@ -1,0 +1,228 @@
+"""Store one contract message inside the caller's transaction; say what to publish after commit.
+
+``Ingestor.handle`` decodes a message (``protocols.uplink.decode_message``) and writes it:
+
+- ``up/data`` → new records only (``ingested`` decides, per (gateway, epoch, seq)): readings,
+  events, announced gaps (``gaps`` plus a ``gap_announced`` event); unregistered meters noted.
+  After commit the caller publishes the contract ``Ack`` and any ``ResendRequest`` returned.
+- ``up/status`` → ``gateway_state`` and, on a change of state, a ``gateway_sessions`` row.
+- ``up/result`` → ``headend.commands.ingest.on_result(conn, gateway, result)`` if installed.
+- anything that fails the contract → ``dead_letters`` (topic, reason, raw bytes).
+
+The caller commits, then acknowledges the message to the broker, then publishes.  On rollback it
+must call ``rolled_back()`` (the stream cache is reloaded from the database).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from headend.db.dialect import insert_ignore
+from headend.db.tables import dead_letters, events, gaps, gateway_sessions, gateway_state, ingested
+from headend.db.tables import readings as readings_table
+from headend.ingest.hooks import result_hook
+from headend.ingest.registry import MeterRegistry
+from headend.ingest.rows import event_row, gap_rows, reading_rows
+from headend.ingest.streams import StreamBook
+from protocols.errors import ContractError
+from protocols.uplink import (
+    Batch,
+    CommandResult,
+    EventRecord,
+    GapRecord,
+    ReadingRecord,
+    Status,
+    Topics,
+    decode_message,
+    encode,
+)
+from protocols.uplink.topics import parse_topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What one message did, and what to publish once it is committed."""
+
+    kind: str  # data | status | result | dead | ignored
+    gateway: str | None = None
+    publish: list[tuple[str, bytes]] = field(default_factory=list)
+    records: int = 0
+    readings: int = 0
+    duplicates: int = 0
+    reason: str | None = None
+
+
+class Ingestor:
+    """Writes decoded messages; holds the stream cache and the meter registry."""
+
+    def __init__(self, resend_after: float = 10.0, max_resend_ranges: int = 8) -> None:
+        self.streams = StreamBook()
+        self.registry = MeterRegistry()
+        self.resend_after = resend_after
+        self.max_resend_ranges = max_resend_ranges
+        self.on_result = result_hook()
+
+    def rolled_back(self) -> None:
+        """Forget cached state written by a transaction that did not commit."""
+        self.streams.invalidate()
+        self.registry.invalidate()
+
+    def handle(
+        self, conn: Connection, topic: str, payload: bytes, now: datetime, retained: bool = False
+    ) -> Outcome:
+        """Store one message (in ``conn``'s transaction)."""
+        try:
+            gateway, kind, message = decode_message(topic, payload)
+            if parse_topic(topic)[1] != "up":
+                raise ContractError(f"head-end does not accept {kind!r} messages")
+        except ContractError as exc:
+            return self.dead_letter(conn, topic, payload, str(exc), now)
+        if isinstance(message, Batch):
+            return self._batch(conn, gateway, message, now)
+        if isinstance(message, Status):
+            return self._status(conn, gateway, message, now, retained)
+        if isinstance(message, CommandResult):
+            if self.on_result is not None:
+                self.on_result(conn, gateway, message)
+            else:
+                log.info("command result %s from %s (no command module)", message.id, gateway)
+            return Outcome("result", gateway)
+        return Outcome("ignored", gateway)  # pragma: no cover  (up kinds are the three above)
+
+    def dead_letter(
+        self, conn: Connection, topic: str, payload: bytes, reason: str, now: datetime
+    ) -> Outcome:
+        """Keep a message that cannot be used, with the reason and its raw bytes."""
+        try:
+            gateway: str | None = parse_topic(topic)[0]
+        except ContractError:
+            gateway = None
+        conn.execute(
+            insert(dead_letters).values(
+                topic=topic[:300],
+                gateway=gateway,
+                reason=reason[:1000],
+                payload=bytes(payload),
+                received=now,
+            )
+        )
+        log.warning("dead letter on %s: %s", topic, reason)
+        return Outcome("dead", gateway, reason=reason)
+
+    # --- up/data ------------------------------------------------------------------------------
+
+    def _batch(self, conn: Connection, gateway: str, batch: Batch, now: datetime) -> Outcome:
+        stream = self.streams.get(conn, gateway, batch.epoch, batch.seq)
+        stored = self.streams.stored_among(conn, stream, batch.seq, batch.last_seq)
+        new_seqs: list[dict[str, Any]] = []
+        reading_rows_: list[dict[str, Any]] = []
+        event_rows: list[dict[str, Any]] = []
+        gap_rows_: list[dict[str, Any]] = []
+        covered: list[tuple[int, int]] = []
+        meters: Counter[str] = Counter()
+        for i, record in enumerate(batch.records):
+            seq = batch.seq + i
+            if seq in stored:
+                continue
+            new_seqs.append({"gateway": gateway, "epoch": batch.epoch, "seq": seq})
+            covered.append((seq, seq))
+            if isinstance(record, ReadingRecord):
+                reading_rows_ += reading_rows(gateway, record)
+                meters[record.meter] += 1
+            elif isinstance(record, EventRecord):
+                event_rows.append(event_row(gateway, record, now))
+            elif isinstance(record, GapRecord):
+                gap, event = gap_rows(gateway, batch.epoch, seq, record, now)
+                gap_rows_.append(gap)
+                event_rows.append(event)
+                covered.append((record.first, record.last))
+        if new_seqs:
+            conn.execute(insert(ingested), new_seqs)
+        if reading_rows_:
+            conn.execute(insert_ignore(conn, readings_table), reading_rows_)
+        if event_rows:
+            conn.execute(insert_ignore(conn, events), event_rows)
+        if gap_rows_:
+            conn.execute(insert(gaps), gap_rows_)
+        if meters:
+            unknown = self.registry.unknown(conn, meters)
+            if unknown:
+                self.registry.note(conn, gateway, {m: meters[m] for m in unknown}, now)
+        if covered:
+            self.streams.record(conn, stream, covered, now)
+        topics = Topics(gateway)
+        publish = [(topics.ack, encode(stream.ack()))]
+        publish += [
+            (topics.resend, encode(r))
+            for r in stream.resends(time.monotonic(), self.resend_after, self.max_resend_ranges)
+        ]
+        return Outcome(
+            "data",
+            gateway,
+            publish,
+            records=len(new_seqs),
+            readings=len(reading_rows_),
+            duplicates=len(batch.records) - len(new_seqs),
+        )
+
+    def due_resends(self) -> list[tuple[str, bytes]]:
+        """Re-send requests for holes that are still open (called periodically)."""
+        now = time.monotonic()
+        out = []
+        for stream in self.streams.all():
+            for request in stream.resends(now, self.resend_after, self.max_resend_ranges):
+                out.append((Topics(stream.gateway).resend, encode(request)))
+        return out
+
+    # --- up/status ----------------------------------------------------------------------------
+
+    def _status(
+        self, conn: Connection, gateway: str, status: Status, now: datetime, retained: bool
+    ) -> Outcome:
+        online = status.state == "online"
+        at = status.time or now
+        row = conn.execute(select(gateway_state).where(gateway_state.c.gateway == gateway)).first()
+        changed = (
+            row is None
+            or row.online != online
+            or (online and status.epoch is not None and row.epoch != status.epoch)
+        )
+        if retained and not changed:
+            return Outcome("status", gateway)  # the broker re-delivered what we already have
+        values: dict[str, Any] = {"online": online, "last_seen": now}
+        if status.health:
+            values["health"] = json.dumps(status.health, sort_keys=True, default=str)
+        for name in ("software", "config_hash", "archive_version", "epoch", "clock_synced"):
+            if getattr(status, name) is not None:
+                values[name] = getattr(status, name)
+        if row is None:
+            conn.execute(insert(gateway_state).values(gateway=gateway, since=at, **values))
+        else:
+            if changed:
+                values["since"] = at
+            conn.execute(
+                update(gateway_state).where(gateway_state.c.gateway == gateway).values(**values)
+            )
+        if changed:
+            conn.execute(
+                insert(gateway_sessions).values(
+                    gateway=gateway,
+                    state=status.state,
+                    at=at,
+                    received=now,
+                    software=status.software,
+                    archive_version=status.archive_version,
+                    epoch=status.epoch,
+                )
+            )
+        return Outcome("status", gateway)
