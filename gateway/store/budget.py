@@ -4,17 +4,18 @@ Order of sacrifice: first head-end-acknowledged rows, oldest first (they are saf
 head-end); only when unacknowledged rows alone exceed the budget, the oldest unacknowledged rows
 are dropped, and each contiguous dropped range is announced in the stream by a ``GapRecord``
 (with the readings and events it held) plus one ``gap_announced`` event, so the loss is never
-silent.  A dropped gap announcement is itself re-announced: its range joins the new gap's.
+silent.  Gap records are never dropped; each pass frees a little more than needed (1 % of the
+budget, at least 32 KiB) so that a months-long outage makes a few hundred small announcements.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 
 PRUNE_TO = 0.95  # prune acknowledged rows down to this share of the budget (hysteresis)
-DROP_TO = 0.98  # drop unacknowledged rows down to this share of the budget
+DROP_SHARE = 0.01  # a drop pass frees this share of the budget below it …
+DROP_MIN_BYTES = 32 * 1024  # … and at least this much
 _CHUNK = 2000
 
 
@@ -60,30 +61,44 @@ def prune_acked(conn: sqlite3.Connection, excess: int) -> tuple[int, int]:
 
 
 def drop_unacked(conn: sqlite3.Connection, excess: int, before: int) -> Freed:
-    """Drop the oldest unacknowledged rows below seq ``before`` until ``excess`` bytes are freed."""
+    """Drop the oldest unacknowledged rows below seq ``before`` until ``excess`` bytes are freed.
+
+    Gap announcements themselves are never dropped (they are tiny and say what was lost), so a
+    dropped run may be split around them into several ranges.
+    """
     ranges: list[Dropped] = []
     rows = freed = 0
+    after = 0
     while freed < excess:
         chunk = conn.execute(
-            "SELECT seq, type, readings, size, body FROM outbox"
-            " WHERE acked = 0 AND seq < ? ORDER BY seq LIMIT ?",
-            (before, _CHUNK),
+            "SELECT seq, type, kind, readings, size FROM outbox"
+            " WHERE acked = 0 AND seq > ? AND seq < ? AND type != 'gap' ORDER BY seq LIMIT ?",
+            (after, before, _CHUNK),
         ).fetchall()
         if not chunk:
             break
         cut = chunk[-1][0]
-        for seq, kind, readings, size, body in chunk:
-            _account(ranges, seq, kind, readings, body)
+        for seq, kind, detail, readings, size in chunk:
+            _account(ranges, seq, kind, detail, readings)
             freed += size
             rows += 1
             if freed >= excess:
                 cut = seq
                 break
-        conn.execute("DELETE FROM outbox WHERE acked = 0 AND seq <= ?", (cut,))
+        conn.execute(
+            "DELETE FROM outbox WHERE acked = 0 AND seq > ? AND seq <= ? AND type != 'gap'",
+            (after, cut),
+        )
+        after = cut
     return Freed(dropped=rows, dropped_bytes=freed, ranges=tuple(merge(ranges)))
 
 
-def _account(ranges: list[Dropped], seq: int, kind: str, readings: int, body: bytes) -> None:
+def drop_excess(budget: int) -> int:
+    """How far below the budget a drop pass goes (hysteresis: few passes, few announcements)."""
+    return max(int(budget * DROP_SHARE), DROP_MIN_BYTES)
+
+
+def _account(ranges: list[Dropped], seq: int, kind: str, detail: str, readings: int) -> None:
     if ranges and ranges[-1].last == seq - 1:
         current = ranges[-1]
         current.last = seq
@@ -92,13 +107,8 @@ def _account(ranges: list[Dropped], seq: int, kind: str, readings: int, body: by
         ranges.append(current)
     if kind == "rd":
         current.readings += readings
-    elif kind == "ev":
+    elif detail != "gap_announced":  # a dropped announcement event is not a meter event
         current.events += 1
-    else:  # a gap announcement that never reached the head-end: carry its range forward
-        gap = json.loads(body)
-        ranges.append(
-            Dropped(gap["first"], gap["last"], gap.get("readings", 0), gap.get("events", 0))
-        )
 
 
 def merge(ranges: list[Dropped]) -> list[Dropped]:

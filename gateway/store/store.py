@@ -240,9 +240,8 @@ class Store:
         total -= pruned_bytes
         if total <= self.budget_bytes:
             return budget_mod.Freed(pruned=pruned, pruned_bytes=pruned_bytes)
-        dropped = budget_mod.drop_unacked(
-            conn, total - int(self.budget_bytes * budget_mod.DROP_TO), first_new
-        )
+        excess = total - self.budget_bytes + budget_mod.drop_excess(self.budget_bytes)
+        dropped = budget_mod.drop_unacked(conn, excess, first_new)
         dropped.pruned, dropped.pruned_bytes = pruned, pruned_bytes
         return dropped
 
