@@ -119,6 +119,7 @@ class MeterSpec:
     clock_offset_s: float = 0.0
     drift_ppm: float = 0.0
     role: str = "customer"
+    id: str = ""  # the archive id (defaults to the address; Modbus: "bus:unit")
 
 
 class Meter:
@@ -127,6 +128,7 @@ class Meter:
     def __init__(self, spec: MeterSpec, origin: float, source: EnergySource | None = None) -> None:
         self.spec = spec
         self.address = spec.address
+        self.id = spec.id or spec.address
         self.zone = ZoneInfo(spec.zone)
         origin_day = datetime.fromtimestamp(origin, self.zone).date() - timedelta(
             days=FROZEN_DAYS + 2
@@ -167,6 +169,11 @@ class Meter:
         """Energy the customer's load really consumed through this meter in ``[a, b]``."""
         self.settle(b)
         return self.timeline.integrate(self.source.cumulative, self._supplied, a, b)
+
+    def true_cumulative(self, ts: float) -> Vec4:
+        """True energy through this meter from its origin to ``ts`` (the area total's input)."""
+        self.settle(ts)
+        return self.timeline.integrate(self.source.cumulative, self._supplied, self.origin, ts)
 
     def registered(self, ts: float) -> tuple[Vec4, Vec4]:
         """Import and export registers (per tariff, kWh) the meter shows at ``ts``."""
