@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -25,9 +25,17 @@ from typing import Any, Protocol
 
 from gateway.bus.worker import BusWorker, Exchange, Priority, TransactionError
 from gateway.config import MeterConfig
+from gateway.events import (
+    Counter,
+    EventDetector,
+    MeterEventState,
+    PollResult,
+    record_identifiers,
+    records_to_read,
+)
 from gateway.link import LinkError
 from gateway.poller_state import MeterState
-from protocols.model import Event, EventType, Reading, ReadingKind, Value
+from protocols.model import Event, Reading, ReadingKind, Value
 from protocols.quantities import is_known
 from taiqu.clock import Clock
 
@@ -72,12 +80,16 @@ class Driver(Protocol):
         """Values of a reply keyed by quantity (``MeterRefused`` for an abnormal reply)."""
         ...
 
-    def event_counters(self) -> dict[str, EventType]:
-        """Counter quantity → the event type its records describe."""
+    def poll_result(
+        self, values: dict[str, Any], gateway_time: datetime, clock_synced: bool
+    ) -> PollResult | None:
+        """What event detection needs from a visit's values (None: the protocol has no events)."""
         ...
 
-    def record_item(self, counter: str, n: int) -> Any | None:
-        """The item reading the n-th last record behind ``counter``."""
+    def records(
+        self, plan: dict[Counter, list[int]], by_item: dict[Any, dict[str, Any]]
+    ) -> dict[Counter, dict[int, Any]]:
+        """Event records read for ``plan``, by counter and record number."""
         ...
 
     def frozen_items(self, n: int) -> tuple[Any, Sequence[Any]]:
@@ -119,6 +131,7 @@ class MeterRead:
 
     meter: str
     values: dict[str, Any] = field(default_factory=dict)
+    by_item: dict[Any, dict[str, Any]] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     error: str = ""
 
@@ -174,9 +187,12 @@ class MeterPoller:
             if event:
                 events.append(event)
             try:
-                result.values.update(self.driver.decode(item, outcome))
+                decoded = self.driver.decode(item, outcome)
             except MeterRefused as exc:
                 result.refused.append(str(exc))
+                continue
+            result.by_item[item] = decoded
+            result.values.update(decoded)
         return result
 
 
@@ -193,6 +209,7 @@ class Poller:
         zone: str,
         flags: FlagsFn = no_flags,
         state: Any = None,
+        clock_synced: Callable[[], bool] = lambda: True,
     ) -> None:
         self.workers = workers
         self.clock = clock
@@ -202,6 +219,8 @@ class Poller:
         self.flags = flags
         self.state = state  # get_state/set_state for event counters (the store)
         self.meters: dict[str, MeterPoller] = {}
+        self.clock_synced = clock_synced  # Gateway II: false until the gateway clock is synced
+        self.detector = EventDetector()
 
     def set_meters(self, meters: Iterable[MeterConfig]) -> None:
         """Apply an archive: keep the state of meters that stay, add and drop the others."""
@@ -283,8 +302,8 @@ class Poller:
                 self.sink.append_readings(
                     self.readings(mp.meter.id, result.values, ReadingKind.INTERVAL)
                 )
-            if group is Group.EVENTS and result.ok:
-                await self._new_records(mp, result.values, events)
+            if result.ok:
+                await self._detect_events(mp, result, events, priority)
             if events:
                 self.sink.append_events(events)
             if result.ok:
@@ -292,38 +311,23 @@ class Poller:
             else:
                 report.failed += 1
 
-    async def _new_records(
-        self, mp: MeterPoller, values: dict[str, Any], events: list[Event]
+    async def _detect_events(
+        self, mp: MeterPoller, result: MeterRead, events: list[Event], priority: Priority
     ) -> None:
-        """Read the records behind event counters that went up since the last sweep."""
-        if self.state is None:
+        """Counters, records, relay, clock drift and energy checks (``gateway.events``)."""
+        poll = mp.driver.poll_result(result.values, self.clock.now(), self.clock_synced())
+        if poll is None or self.state is None:
             return
-        for counter, etype in mp.driver.event_counters().items():
-            count = values.get(counter)
-            if not isinstance(count, int):
-                continue
-            key = f"event_count:{mp.meter.id}:{counter}"
-            previous = self.state.get_state(key)
-            self.state.set_state(key, str(count))
-            if previous is None or not str(previous).isdigit() or count <= int(previous):
-                continue  # first sight: the meter's history before us is not news
-            for n in range(1, min(count - int(previous), 10) + 1):
-                item = mp.driver.record_item(counter, n)
-                if item is None:
-                    break
-                got = await mp.read_items([item], Priority.SCHEDULED, events)
-                record = next(iter(got.values.values()), None) if got.ok else None
-                start = getattr(getattr(record, "start", None), "utc", None)
-                end = getattr(getattr(record, "end", None), "utc", None)
-                details: dict[str, Any] = {"count": count, "record_no": count - n + 1}
-                raw = getattr(record, "values", None)
-                if raw:
-                    details["values"] = {k: str(v) for k, v in dict(raw).items()}
-                events.append(
-                    Event(
-                        mp.meter.id, etype, start, end, detected=self.clock.now(), details=details
-                    )
-                )
+        key = f"events:{mp.meter.id}"
+        state = MeterEventState.from_json(self.state.get_state(key))
+        plan = records_to_read(state, poll.counts, poll.status_words)
+        if plan:
+            got = await mp.read_items(record_identifiers(plan), priority, events)
+            records = mp.driver.records(plan, got.by_item)
+            poll = replace(poll, records=records)
+        found, state = self.detector.detect(mp.meter.id, state, poll)
+        self.state.set_state(key, state.to_json())
+        events += found
 
     async def read_now(
         self,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from gateway.config import MeterConfig
+from gateway.events import Counter, PollResult
 from gateway.poller import Group, MeterRefused
 from protocols.modbus.pdu import NEED_DATA, ExceptionResponse, ModbusMaster, RegistersResponse
 from protocols.modbus.registers import BlockRead, decode_block, load_map, models, plan_reads
-from protocols.model import EventType
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
+ENERGY_CHECKED = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL)
 _GROUP_PREFIXES: dict[Group, tuple[str, ...]] = {
     Group.ENERGY: ("energy.active.import.", "energy.active.export.total"),
     Group.INSTANT: ("voltage.", "current.", "power.", "power_factor.", "frequency"),
@@ -79,11 +83,18 @@ class ModbusDriver:
             )
         )
 
-    def event_counters(self) -> dict[str, EventType]:
-        return {}
+    def poll_result(
+        self, values: dict[str, Any], gateway_time: datetime, clock_synced: bool
+    ) -> PollResult | None:
+        energy = {k: v for k, v in values.items() if k in ENERGY_CHECKED and isinstance(v, Decimal)}
+        if not energy:
+            return None
+        return PollResult(gateway_time, energy=energy, gateway_clock_synced=clock_synced)
 
-    def record_item(self, counter: str, n: int) -> None:
-        return None
+    def records(
+        self, plan: dict[Counter, list[int]], by_item: dict[Any, dict[str, Any]]
+    ) -> dict[Counter, dict[int, Any]]:
+        return {}
 
     def frozen_items(self, n: int) -> tuple[Any, Sequence[Any]]:
         raise NotImplementedError("Modbus meters keep no daily freezes")

@@ -43,8 +43,9 @@ class Priority(IntEnum):
 
     COMMAND = 0  # relay, time sync: the head-end is waiting
     ON_DEMAND = 1  # a read the head-end asked for
-    SCHEDULED = 2  # energy / event / instantaneous sweeps
-    BACKFILL = 3  # daily frozen back-fill: whenever the bus is idle
+    ENERGY = 2  # the energy sweep: tight, so the area's readings are aligned
+    SCHEDULED = 3  # event / instantaneous sweeps, daily frozen reads
+    BACKFILL = 4  # daily frozen back-fill: whenever the bus is idle
 
 
 class TransactionError(Exception):
