@@ -248,7 +248,11 @@ def _loc(loc: Iterable[Any], doc: dict[str, Any]) -> str:
 
 def _format_validation(path: Path, exc: ValidationError, doc: dict[str, Any]) -> list[str]:
     problems = []
-    for err in exc.errors():
+    errors = exc.errors()
+    deeper = {tuple(e["loc"][:1]) for e in errors if len(e["loc"]) > 1}
+    for err in errors:
+        if err["type"] == "too_short" and tuple(err["loc"]) in deeper:
+            continue  # "buses: at least 1 item" only because an item was invalid
         loc = [p for p in err["loc"] if not str(p).startswith(("function-", "literal["))]
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":

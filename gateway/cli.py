@@ -1,0 +1,65 @@
+"""``taiqu gateway``: run the daemon, or check a configuration file.
+
+A bad configuration prints one line per problem (file, key, fix) and exits with status 2;
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from gateway.config import ConfigError, GatewayConfig, config_hash, load_config, resolve_secrets
+from gateway.errors import GatewayError
+
+app = typer.Typer(help="The concentrator daemon.", no_args_is_help=True, add_completion=False)
+CONFIG = typer.Option(Path("gateway.toml"), "--config", "-c", help="Path of gateway.toml.")
+
+
+def _load(path: Path) -> GatewayConfig:
+    try:
+        cfg = load_config(path)
+        resolve_secrets(cfg, path)
+    except ConfigError as exc:
+        for line in exc.problems:
+            typer.echo(f"taiqu gateway: {line}", err=True)
+        raise typer.Exit(2) from None
+    return cfg
+
+
+@app.command("check-config")
+def check_config(config: Path = CONFIG) -> None:
+    """Validate gateway.toml and print a summary."""
+    cfg = _load(config)
+    typer.echo(
+        f"{config}: ok: gateway {cfg.gateway_id}, {len(cfg.buses)} buses, "
+        f"{len(cfg.meters)} meters, energy every {cfg.schedule.energy_minutes} min"
+    )
+
+
+@app.command("run")
+def run(
+    config: Path = CONFIG,
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR."),
+) -> None:
+    """Poll the meters and publish their readings until SIGTERM."""
+    cfg = _load(config)
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from gateway.app import Gateway
+
+    gateway = Gateway(cfg, config_path=config, config_hash=config_hash(config))
+    try:
+        asyncio.run(gateway.run())
+    except GatewayError as exc:
+        typer.echo(f"taiqu gateway: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass
