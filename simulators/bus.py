@@ -124,6 +124,7 @@ class Bus:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._rx_end = 0.0
+        self.transactions = 0  # chunks from the master fully handled (tests wait on it)
         self.byte_time = bits_per_byte(self.parity, self.bytesize, self.stopbits) / self.baud
 
     def meters(self) -> list[Meter]:
@@ -160,6 +161,7 @@ class Bus:
             )
             self.traffic.bytes_in += len(data)
             await self._transact(link, data, loop)
+            self.transactions += 1
 
     async def _transact(self, link: Link, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
         if self.faults.silent:

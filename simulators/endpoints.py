@@ -79,8 +79,6 @@ class TcpEndpoint:
             if task is not None:
                 self._tasks.discard(task)
             writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
 
     async def stop(self) -> None:
         """Stop listening and drop the client."""
