@@ -1,0 +1,513 @@
+"""Head-end commands: validation, lifecycle, bus plans and read-backs (bus I/O is injected).
+
+Lifecycle; every step is a ``CommandResult`` published on ``up/result`` and logged in the store::
+
+    received ─┬─► refused (rule)   wrong_gateway | duplicate | signature:… | clock_unsynced |
+              │                    unknown_meters | unsupported_action
+              ├─► expired          valid_until passed on receipt
+              └─► executing ─► per meter: executed | failed (the meter's reason) | armed |
+                               │             refused (unknown_meter, unsupported_protocol, …) |
+                               │             expired (its turn came after valid_until)
+                               └─► final summary (meter = None): executed | failed | expired
+    armed ──(relay seen closed: observe_relay)──────────► executed (closed by the customer)
+          ──(a later relay command for that meter)──────► failed (superseded)
+
+Idempotency: "received" is logged under the command id before anything else; an id already in the
+log is refused as ``duplicate`` and never executed again, across restarts (the log is the SQLite
+store).  Relay commands are refused while the gateway clock is unsynced (rule ``clock_unsynced``):
+the meter checks valid-until against its own clock, so the gateway must know what time it is.
+
+Relay, alarm and keep-power commands: ``RemoteControl`` (1CH) then ``ReadData`` of status word 3
+(04000503) as read-back: bit 4 relay (0 closed, 1 open), bit 7 alarm, bit 12 keep-power.  Trip →
+open; direct close → closed; close allowed → still open means ``armed`` (awaiting the customer's
+button), closed means executed.  Close commands to several meters are spread over
+``reconnect_window_s`` by a seeded random delay per meter (an area must not come back at once).
+
+Time sync on command: the meters' clocks are read, the policy of ``gateway.timesync`` applies
+(drift limit, freeze windows; the once-a-day limit does not bind an operator's explicit request),
+one broadcast per bus.  Reads, back-fill and archive updates are delegated to injected handlers.
+
+Signature: ``verify_signature(command)`` returns ``None`` to accept or the reason to refuse; the
+default accepts unsigned commands (the security issue plugs its ed25519 check in here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from gateway.timesync import broadcast_time, plan_bus_time_sync
+from protocols.dlt645 import (
+    AbnormalReply,
+    BroadcastTimeSync,
+    ControlAction,
+    ReadData,
+    ReadReply,
+    RemoteControl,
+    Reply,
+    Request,
+)
+from protocols.dlt645.messages import DEFAULT_OPERATOR, DEFAULT_PASSWORD
+from protocols.model import MeterTime
+from protocols.uplink.messages import Command, CommandAction, CommandResult, CommandState
+from taiqu.clock import Clock
+
+log = logging.getLogger(__name__)
+
+DI_STATUS_WORD3 = 0x04000503
+DI_DATE = 0x04000101
+DI_TIME = 0x04000102
+SW3_RELAY_OPEN = 1 << 4
+SW3_ALARM = 1 << 7
+SW3_KEEP_POWER = 1 << 12
+ARMED_KEY = "commands.armed"  # store state: meter → id of its close-allowed command
+TIME_SYNC_KEY = "timesync.last"  # store state: bus → last broadcast (meter-local ISO)
+DEFAULT_RECONNECT_WINDOW_S = 300.0
+
+CONTROL: dict[CommandAction, ControlAction] = {
+    CommandAction.RELAY_TRIP: ControlAction.TRIP,
+    CommandAction.RELAY_CLOSE_ALLOWED: ControlAction.CLOSE_ALLOWED,
+    CommandAction.RELAY_CLOSE_DIRECT: ControlAction.CLOSE_DIRECT,
+    CommandAction.ALARM: ControlAction.ALARM,
+    CommandAction.ALARM_RELEASE: ControlAction.ALARM_RELEASE,
+    CommandAction.KEEP_POWER_ON: ControlAction.KEEP_POWER,
+    CommandAction.KEEP_POWER_OFF: ControlAction.KEEP_POWER_RELEASE,
+}
+RELAY_ACTIONS = frozenset(
+    {
+        CommandAction.RELAY_TRIP,
+        CommandAction.RELAY_CLOSE_ALLOWED,
+        CommandAction.RELAY_CLOSE_DIRECT,
+        CommandAction.KEEP_POWER_ON,
+        CommandAction.KEEP_POWER_OFF,
+    }
+)
+CLOCK_ACTIONS = RELAY_ACTIONS | {CommandAction.TIME_SYNC}
+RECONNECTS = frozenset({CommandAction.RELAY_CLOSE_ALLOWED, CommandAction.RELAY_CLOSE_DIRECT})
+
+
+class MeterLike(Protocol):
+    """A meter of the archive (``ArchiveMeter`` or the config's meter row)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def bus(self) -> str: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def address(self) -> str: ...
+
+
+class CommandStore(Protocol):
+    """The parts of the gateway store the executor uses (``gateway.store.Store`` has them)."""
+
+    def log_command(
+        self,
+        command_id: str,
+        state: str,
+        *,
+        at: datetime | None = None,
+        meter: str | None = None,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def command_seen(self, command_id: str) -> bool: ...
+
+    def command_log(self, command_id: str) -> list[dict[str, Any]]: ...
+
+    def get_state(self, key: str, default: Any = None) -> Any: ...
+
+    def set_state(self, key: str, value: Any) -> None: ...
+
+
+Transact = Callable[[str, Request], Awaitable[Reply | None]]
+"""Run one DL/T 645 request on the bus of meter ``id`` (command priority); ``None`` for a
+broadcast; raises (timeout, link down) when the meter gives no usable reply."""
+Handler = Callable[[Command, str], Awaitable[dict[str, Any]]]
+"""Execute a delegated action (read, back-fill) for one meter; the dict goes into the result
+detail; raising fails that meter with ``str(exc)`` as the reason."""
+ArchiveHandler = Callable[[Command], Awaitable[dict[str, Any]]]
+SignatureCheck = Callable[[Command], str | None]
+Publish = Callable[[CommandResult], object]
+
+
+def accept_unsigned(command: Command) -> str | None:
+    """The default signature check: every command is accepted (see the security issue)."""
+    return None
+
+
+class MeterFailure(Exception):
+    """One meter's step failed; ``str()`` is the reason reported to the head-end."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one meter's part of a command ended."""
+
+    state: CommandState
+    reason: str | None = None
+    detail: Mapping[str, Any] | None = None
+
+
+class CommandExecutor:
+    """Runs head-end commands through their lifecycle (see module docstring)."""
+
+    def __init__(
+        self,
+        gateway_id: str,
+        *,
+        store: CommandStore,
+        publish: Publish,
+        transact: Transact,
+        meters: Callable[[], Mapping[str, MeterLike]],
+        clock: Clock,
+        clock_synced: Callable[[], bool],
+        zone: str = "Asia/Shanghai",
+        read: Handler | None = None,
+        backfill: Handler | None = None,
+        archive_update: ArchiveHandler | None = None,
+        verify_signature: SignatureCheck = accept_unsigned,
+        reconnect_window_s: float = DEFAULT_RECONNECT_WINDOW_S,
+        rng: random.Random | None = None,
+        baud_of: Callable[[str], int] = lambda bus: 2400,
+        password: str = DEFAULT_PASSWORD,
+        operator: str = DEFAULT_OPERATOR,
+    ) -> None:
+        if reconnect_window_s < 0:
+            raise ValueError("reconnect_window_s must not be negative")
+        self.gateway_id = gateway_id
+        self.store = store
+        self.publish = publish
+        self.transact = transact
+        self.meters = meters
+        self.clock = clock
+        self.clock_synced = clock_synced
+        self.zone = zone
+        self.handlers: dict[CommandAction, Handler | None] = {
+            CommandAction.READ: read,
+            CommandAction.BACKFILL: backfill,
+        }
+        self.archive_update = archive_update
+        self.verify_signature = verify_signature
+        self.reconnect_window_s = reconnect_window_s
+        self.rng = rng or random.Random()
+        self.baud_of = baud_of
+        self.password = password  # level + 6 digits, e.g. "02000000"
+        self.operator = operator
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _emit(
+        self,
+        command_id: str,
+        state: CommandState,
+        meter: str | None = None,
+        reason: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> CommandResult:
+        now = self.clock.now()
+        extra = dict(detail or {})
+        self.store.log_command(
+            command_id, state.value, at=now, meter=meter, reason=reason, detail=extra
+        )
+        result = CommandResult(
+            id=command_id,
+            gateway=self.gateway_id,
+            state=state,
+            at=now,
+            meter=meter,
+            reason=reason,
+            detail=extra,
+        )
+        self.publish(result)
+        return result
+
+    async def handle(self, command: Command) -> CommandState:
+        """Take a command from the command topic through its lifecycle; its final state."""
+        if self.store.command_seen(command.id):  # re-delivered: never executed twice
+            log.info("command %s delivered again: refused as duplicate", command.id)
+            steps = self.store.command_log(command.id)
+            last = steps[-1].get("state") if steps else None
+            self._publish_only(command.id, CommandState.REFUSED, "duplicate", {"last": last})
+            return CommandState.REFUSED
+        self._emit(command.id, CommandState.RECEIVED, detail={"action": command.action.value})
+        rule = self._refusal(command)
+        if rule is not None:
+            self._emit(command.id, CommandState.REFUSED, reason=rule)
+            return CommandState.REFUSED
+        if command.expired(self.clock.now()):
+            self._emit(command.id, CommandState.EXPIRED, reason="valid_until passed")
+            return CommandState.EXPIRED
+        if command.action is CommandAction.ARCHIVE_UPDATE:
+            return await self._archive(command)
+        targets = self._targets(command)
+        if isinstance(targets, str):
+            self._emit(command.id, CommandState.REFUSED, reason=targets)
+            return CommandState.REFUSED
+        self._emit(command.id, CommandState.EXECUTING, detail={"meters": len(targets)})
+        if command.action is CommandAction.TIME_SYNC:
+            outcomes = await self._time_sync(command, targets)
+        else:
+            outcomes = await self._per_meter(command, targets)
+        return self._summary(command, outcomes)
+
+    def _publish_only(
+        self, command_id: str, state: CommandState, reason: str, detail: dict[str, Any]
+    ) -> None:
+        """A result that must not touch the log (the log already holds this id)."""
+        self.publish(
+            CommandResult(
+                id=command_id,
+                gateway=self.gateway_id,
+                state=state,
+                at=self.clock.now(),
+                reason=reason,
+                detail=detail,
+            )
+        )
+
+    def _refusal(self, command: Command) -> str | None:
+        if command.gateway != self.gateway_id:
+            return "wrong_gateway"
+        problem = self.verify_signature(command)
+        if problem is not None:
+            return f"signature: {problem}"
+        if command.action in CLOCK_ACTIONS and not self.clock_synced():
+            return "clock_unsynced"
+        if command.action in self.handlers and self.handlers[command.action] is None:
+            return "unsupported_action"
+        if command.action is CommandAction.ARCHIVE_UPDATE and self.archive_update is None:
+            return "unsupported_action"
+        return None
+
+    def _targets(self, command: Command) -> list[MeterLike] | str:
+        archive = self.meters()
+        if command.meters is None:
+            return list(archive.values())
+        unknown = [m for m in command.meters if m not in archive]
+        if unknown and len(unknown) == len(command.meters):
+            return "unknown_meters"
+        out: list[MeterLike] = []
+        for meter_id in dict.fromkeys(command.meters):
+            if meter_id in archive:
+                out.append(archive[meter_id])
+            else:
+                self._emit(command.id, CommandState.REFUSED, meter_id, "unknown_meter")
+        return out
+
+    def _summary(self, command: Command, outcomes: Sequence[Outcome]) -> CommandState:
+        states = [o.state for o in outcomes]
+        counts = {s.value: states.count(s) for s in set(states)}
+        if states and all(s in (CommandState.EXECUTED, CommandState.ARMED) for s in states):
+            final = CommandState.EXECUTED
+        elif states and all(s is CommandState.EXPIRED for s in states):
+            final = CommandState.EXPIRED
+        else:
+            final = CommandState.FAILED
+        reason = None if final is CommandState.EXECUTED else "not every meter executed"
+        self._emit(command.id, final, reason=reason, detail={"meters": counts})
+        return final
+
+    # -- per-meter execution ----------------------------------------------------------------
+    async def _per_meter(self, command: Command, targets: Sequence[MeterLike]) -> list[Outcome]:
+        delays = self._spread(command, targets)
+        order = sorted(range(len(targets)), key=lambda i: delays[i])
+        started = self.clock.now()
+        outcomes: list[Outcome] = []
+        for i in order:
+            meter = targets[i]
+            wait = (started + timedelta(seconds=delays[i]) - self.clock.now()).total_seconds()
+            if wait > 0:
+                await self.clock.sleep(wait)
+            if command.expired(self.clock.now()):
+                outcome = Outcome(CommandState.EXPIRED, "valid_until passed before its turn")
+            else:
+                outcome = await self._one(command, meter)
+            self._emit(command.id, outcome.state, meter.id, outcome.reason, outcome.detail)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _spread(self, command: Command, targets: Sequence[MeterLike]) -> list[float]:
+        """Seconds after the start at which each meter's turn comes (mass reconnects spread)."""
+        if command.action not in RECONNECTS or len(targets) < 2 or not self.reconnect_window_s:
+            return [0.0] * len(targets)
+        return [self.rng.uniform(0, self.reconnect_window_s) for _ in targets]
+
+    async def _one(self, command: Command, meter: MeterLike) -> Outcome:
+        handler = self.handlers.get(command.action)
+        try:
+            if handler is not None:
+                detail = await handler(command, meter.id)
+                return Outcome(CommandState.EXECUTED, None, detail)
+            return await self._control(command, meter)
+        except MeterFailure as exc:
+            return Outcome(CommandState.FAILED, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the bus edge: timeouts, link down, garbage
+            return Outcome(CommandState.FAILED, f"no_reply: {exc or type(exc).__name__}")
+
+    async def _control(self, command: Command, meter: MeterLike) -> Outcome:
+        action = CONTROL[command.action]
+        if meter.protocol != "dlt645-2007":
+            return Outcome(CommandState.REFUSED, "unsupported_protocol")
+        if command.action in RELAY_ACTIONS:
+            self._supersede(meter.id, command.id)
+        valid_until = MeterTime.from_utc(command.valid_until, self.zone).local
+        request = RemoteControl(
+            meter.address, action, self.password, self.operator, valid_until=valid_until
+        )
+        reply = await self.transact(meter.id, request)
+        if isinstance(reply, AbnormalReply):
+            raise MeterFailure(", ".join(reply.reasons) or f"error byte {reply.error:#04x}")
+        sw3 = await self.read_status3(meter)
+        return self._readback(command, meter.id, sw3)
+
+    async def read_status3(self, meter: MeterLike) -> int:
+        """Status word 3 of ``meter`` (the read-back of every control command)."""
+        reply = await self.transact(meter.id, ReadData(meter.address, DI_STATUS_WORD3))
+        if isinstance(reply, AbnormalReply):
+            raise MeterFailure("readback refused: " + ", ".join(reply.reasons))
+        if not isinstance(reply, ReadReply):
+            raise MeterFailure("readback: no status word 3")
+        word = next(iter(reply.values.values()), None)
+        raw = getattr(word, "raw", word)
+        if not isinstance(raw, int):
+            raise MeterFailure("readback: status word 3 did not decode")
+        return raw
+
+    def _readback(self, command: Command, meter: str, sw3: int) -> Outcome:
+        relay = "open" if sw3 & SW3_RELAY_OPEN else "closed"
+        detail: dict[str, Any] = {"status_word3": sw3, "relay": relay}
+        action = command.action
+        if action is CommandAction.RELAY_CLOSE_ALLOWED and relay == "open":
+            self._arm(meter, command.id)
+            return Outcome(CommandState.ARMED, "awaiting the customer's button", detail)
+        expected = {
+            CommandAction.RELAY_TRIP: relay == "open",
+            CommandAction.RELAY_CLOSE_DIRECT: relay == "closed",
+            CommandAction.RELAY_CLOSE_ALLOWED: relay == "closed",
+            CommandAction.KEEP_POWER_ON: bool(sw3 & SW3_KEEP_POWER),
+            CommandAction.KEEP_POWER_OFF: not sw3 & SW3_KEEP_POWER,
+            CommandAction.ALARM: bool(sw3 & SW3_ALARM),
+            CommandAction.ALARM_RELEASE: True,  # bit 7 also flags a low prepay balance
+        }[action]
+        if not expected:
+            return Outcome(CommandState.FAILED, f"readback: relay {relay}, sw3 {sw3:#06x}", detail)
+        return Outcome(CommandState.EXECUTED, None, detail)
+
+    # -- armed close-allowed commands -------------------------------------------------------
+    def _armed(self) -> dict[str, str]:
+        value = self.store.get_state(ARMED_KEY, {})
+        return dict(value) if isinstance(value, dict) else {}
+
+    def _arm(self, meter: str, command_id: str) -> None:
+        self.store.set_state(ARMED_KEY, {**self._armed(), meter: command_id})
+
+    def _supersede(self, meter: str, command_id: str) -> None:
+        armed = self._armed()
+        previous = armed.pop(meter, None)
+        if previous is not None and previous != command_id:
+            self.store.set_state(ARMED_KEY, armed)
+            self._emit(previous, CommandState.FAILED, meter, f"superseded by {command_id}")
+
+    def armed(self) -> dict[str, str]:
+        """Meters whose close-allowed command waits for the button: meter → command id."""
+        return self._armed()
+
+    def observe_relay(self, meter: str, relay: str) -> CommandResult | None:
+        """Tell the executor a relay state seen by a sweep; ends an armed command when closed."""
+        armed = self._armed()
+        if relay != "closed" or meter not in armed:
+            return None
+        command_id = armed.pop(meter)
+        self.store.set_state(ARMED_KEY, armed)
+        return self._emit(
+            command_id, CommandState.EXECUTED, meter, None, {"relay": "closed", "by": "customer"}
+        )
+
+    # -- time sync and archive ----------------------------------------------------------------
+    async def _time_sync(self, command: Command, targets: Sequence[MeterLike]) -> list[Outcome]:
+        by_bus: dict[str, list[MeterLike]] = {}
+        for meter in targets:
+            by_bus.setdefault(meter.bus, []).append(meter)
+        outcomes: list[Outcome] = []
+        for bus, meters in by_bus.items():
+            outcomes += await self._sync_bus(command, bus, meters)
+        return outcomes
+
+    async def _sync_bus(
+        self, command: Command, bus: str, meters: Iterable[MeterLike]
+    ) -> list[Outcome]:
+        drifts: dict[str, float] = {}
+        results: dict[str, Outcome] = {}
+        eligible: list[MeterLike] = []
+        for meter in meters:
+            if not meter.protocol.startswith("dlt645"):
+                results[meter.id] = Outcome(CommandState.REFUSED, "unsupported_protocol")
+                continue
+            try:
+                drifts[meter.id] = await self._drift(meter)
+                eligible.append(meter)
+            except MeterFailure as exc:
+                results[meter.id] = Outcome(CommandState.FAILED, str(exc))
+            except Exception as exc:
+                results[meter.id] = Outcome(CommandState.FAILED, f"no_reply: {exc}")
+        now_local = self.clock.now().astimezone(ZoneInfo(self.zone))
+        plan = plan_bus_time_sync(drifts, now_local, None)  # an operator's request: no daily cap
+        if plan.broadcast:
+            when = broadcast_time(now_local, self.baud_of(bus)).replace(tzinfo=None)
+            await self.transact(eligible[0].id, BroadcastTimeSync(when))
+            last = self.store.get_state(TIME_SYNC_KEY, {}) or {}
+            self.store.set_state(TIME_SYNC_KEY, {**last, bus: when.isoformat()})
+        for meter in eligible:
+            detail = {"drift_s": round(drifts[meter.id], 1)}
+            if meter.id in plan.site_visits:
+                outcome = Outcome(CommandState.FAILED, "drift_too_large: site visit", detail)
+            elif meter.id not in plan.needing:
+                outcome = Outcome(CommandState.EXECUTED, "in_tolerance", detail)
+            elif plan.broadcast:
+                outcome = Outcome(CommandState.EXECUTED, None, detail)
+            else:
+                reason = plan.skip.reason.value if plan.skip else "not_sent"
+                outcome = Outcome(CommandState.REFUSED, reason, detail)
+            results[meter.id] = outcome
+        for meter_id, outcome in results.items():
+            self._emit(command.id, outcome.state, meter_id, outcome.reason, outcome.detail)
+        return list(results.values())
+
+    async def _drift(self, meter: MeterLike) -> float:
+        """Meter clock − gateway clock, in seconds (date and time read back to back)."""
+        values: dict[str, Any] = {}
+        for di in (DI_DATE, DI_TIME):
+            reply = await self.transact(meter.id, ReadData(meter.address, di))
+            if not isinstance(reply, ReadReply):
+                reasons = reply.reasons if isinstance(reply, AbnormalReply) else ()
+                raise MeterFailure("clock read refused: " + ", ".join(reasons))
+            values.update(reply.values)
+        day, tod = values.get("meter.date"), values.get("meter.time")
+        if day is None or tod is None:
+            raise MeterFailure("clock read: meter clock invalid")
+        meter_now = MeterTime(datetime.combine(day, tod), self.zone)
+        return (meter_now.utc - self.clock.now()).total_seconds()
+
+    async def _archive(self, command: Command) -> CommandState:
+        assert self.archive_update is not None
+        self._emit(command.id, CommandState.EXECUTING)
+        try:
+            detail = await self.archive_update(command)
+        except Exception as exc:
+            self._emit(command.id, CommandState.FAILED, reason=str(exc) or type(exc).__name__)
+            return CommandState.FAILED
+        self._emit(command.id, CommandState.EXECUTED, detail=detail)
+        return CommandState.EXECUTED
