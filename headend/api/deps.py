@@ -1,0 +1,139 @@
+"""Dependencies every router shares: database connections, the user, paging and time checks.
+
+Authentication comes from ``headend.auth.deps`` (``current_user``, ``require_role``) when it is
+installed; until then a placeholder lets everyone in as an unscoped admin and logs a warning.
+Read endpoints depend on ``viewer`` and filter by ``user.areas``; archive writes on ``admin``.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import importlib.util
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from sqlalchemy import Connection, Engine
+
+from headend.config import Settings
+from headend.db.engine import reading, writing
+from headend.db.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlaceholderUser:
+    """Stands in for headend.auth's User until that module is installed."""
+
+    name: str
+    role: str
+    areas: frozenset[str] | None = None
+
+
+def _placeholder_current_user() -> Any:
+    return PlaceholderUser("anonymous", "admin")
+
+
+def _placeholder_require_role(role: Any) -> Callable[..., Any]:
+    def dependency(user: Any = Depends(_placeholder_current_user)) -> Any:
+        return user
+
+    return dependency
+
+
+if importlib.util.find_spec("headend.auth.deps") is not None:
+    _auth = importlib.import_module("headend.auth.deps")
+    current_user: Callable[..., Any] = _auth.current_user
+    require_role: Callable[[Any], Callable[..., Any]] = _auth.require_role
+else:  # pragma: no cover  (until headend.auth.deps lands)
+    log.warning("headend.auth.deps is not installed: the API is open (placeholder admin user)")
+    current_user = _placeholder_current_user
+    require_role = _placeholder_require_role
+
+viewer = require_role("viewer")
+operator = require_role("operator")
+admin = require_role("admin")
+Viewer = Annotated[Any, Depends(viewer)]
+Admin = Annotated[Any, Depends(admin)]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def read_conn(engine: Engine = Depends(get_engine)) -> Iterator[Connection]:
+    """One consistent snapshot for the request."""
+    with reading(engine) as conn:
+        yield conn
+
+
+def write_conn(engine: Engine = Depends(get_engine)) -> Iterator[Connection]:
+    """One write transaction for the request (committed when the endpoint returns)."""
+    with writing(engine) as conn:
+        yield conn
+
+
+ReadConn = Annotated[Connection, Depends(read_conn)]
+WriteConn = Annotated[Connection, Depends(write_conn)]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None, name: str) -> datetime | None:
+    """Refuse naive times in queries (every time in Taiqu is an instant)."""
+    if value is not None and value.tzinfo is None:
+        raise InvalidRequest(f"{name}: give a time zone, e.g. 2026-11-24T00:00:00+08:00 or …Z")
+    return value
+
+
+def check_range(start: datetime | None, end: datetime | None) -> None:
+    aware(start, "from")
+    aware(end, "to")
+    if start is not None and end is not None and end <= start:
+        raise InvalidRequest("'to' must be after 'from'")
+
+
+def user_areas(user: Any) -> frozenset[str] | None:
+    """The areas a user may see (None: all)."""
+    areas = getattr(user, "areas", None)
+    return None if areas is None else frozenset(areas)
+
+
+def require_area(user: Any, area: str | None) -> None:
+    """Forbid objects outside the user's area scope."""
+    scope = user_areas(user)
+    if scope is not None and area not in scope:
+        raise OutOfScope(f"{user.name} is scoped to other areas than {area or '(none)'}")
+
+
+class OutOfScope(InvalidRequest):
+    """The object is outside the user's area scope (→ 403)."""
+
+
+def encode_cursor(*parts: str) -> str:
+    return base64.urlsafe_b64encode("|".join(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, n: int) -> list[str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("cursor: not a cursor this API returned") from None
+    if len(parts) != n:
+        raise InvalidRequest("cursor: not a cursor this API returned")
+    return parts
+
+
+Limit = Annotated[int, Query(ge=1, le=10_000, description="page size")]
