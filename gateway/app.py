@@ -12,8 +12,8 @@
 
 The archive (which meters to poll) is the TOML's ``[[meters]]`` (version 0) until the head-end
 pushes one over MQTT; a pushed archive is validated against the configured buses, stored
-locally (so it survives a restart) and applied at once without a restart.  Commands run on the
-event loop; paho's thread hands them over with ``call_soon_threadsafe``.
+locally (so it survives a restart) and applied at once without a restart.  The uplink calls
+back on the event loop; a command runs as its own task so the inbox never waits for the bus.
 """
 
 from __future__ import annotations
@@ -126,8 +126,8 @@ class Gateway:
             software_version=software_version(),
             config_hash=self.config_hash,
             archive_version_fn=lambda: self.archive_version,
-            on_command=self._command_from_thread,
-            on_archive=self._archive_from_thread,
+            on_command=self._spawn_command,
+            on_archive=self.apply_archive,
         )
 
     async def start(self) -> None:
@@ -156,7 +156,7 @@ class Gateway:
         self.poller.set_meters(self._initial_archive())
         self.health.archive_version = self.archive_version
         self.uplink = self._make_uplink()
-        self.uplink.start()
+        await self.uplink.start()
         self._schedule()
         log.info(
             "gateway %s polling %d meters on %d buses (archive version %d)",
@@ -192,7 +192,7 @@ class Gateway:
         for worker in self.workers.values():
             await worker.stop()
         if self.uplink is not None:
-            await asyncio.to_thread(self.uplink.stop)
+            await self.uplink.stop()
         if self.store is not None:
             self.store.close()
         log.info("gateway %s stopped", self.cfg.gateway_id)
@@ -285,10 +285,6 @@ class Gateway:
         self.archive_version = 0
         return list(self.cfg.meters)
 
-    def _archive_from_thread(self, push: ArchivePush) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self.apply_archive, push)
-
     def apply_archive(self, push: ArchivePush) -> bool:
         """Validate, store and apply a pushed archive; False (logged) if refused."""
         assert self.poller is not None and self.health is not None
@@ -318,10 +314,6 @@ class Gateway:
         return True
 
     # -- commands ------------------------------------------------------------------------------
-
-    def _command_from_thread(self, command: Command) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._spawn_command, command)
 
     def _spawn_command(self, command: Command) -> None:
         task = asyncio.get_running_loop().create_task(self.execute(command))
