@@ -208,7 +208,7 @@ async def test_archive_pushed_over_mqtt_is_stored_and_applied_without_restart(ri
 
     from protocols.uplink import ArchiveMeter, ArchivePush
 
-    fleet, gateway, headend = rig
+    _, gateway, headend = rig
     keep = ["202611240001", "bus2:1"]
     meters = tuple(
         ArchiveMeter(
