@@ -292,6 +292,8 @@ class FleetControl:
         """Dispatch a named method with keyword arguments (the HTTP and CLI entry point)."""
         if method not in METHODS:
             raise ControlError(f"unknown control method {method!r}; known: {', '.join(METHODS)}")
+        # names arrive as JSON numbers from query strings and the CLI ("202611240001" → int)
+        args = {k: str(v) if k in ("meter", "target", "area") else v for k, v in args.items()}
         try:
             return getattr(self, method)(**args)
         except TypeError as exc:

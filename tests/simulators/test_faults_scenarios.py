@@ -58,7 +58,7 @@ async def read(h: BusHarness, address: str = A1, di: int = ENERGY):
 async def test_no_fault_baseline_answers():
     f, _ = fleet()
     async with BusHarness(f.buses["bus1"]) as h:
-        reply, raw, _ = await read(h)
+        reply, _raw, _ = await read(h)
         assert isinstance(reply, ReadReply)
 
 
@@ -125,7 +125,7 @@ async def test_wrong_address_reply_is_ignored_by_the_master():
 async def test_local_echo_and_noise_precede_the_reply():
     f, _ = fleet(bus={"faults": {"echo": True, "noise": 5}})
     async with BusHarness(f.buses["bus1"]) as h:
-        reply, raw, master = await read(h)
+        reply, _raw, master = await read(h)
         assert isinstance(reply, ReadReply)
         assert master.echoes == 1  # our own request read back
 
