@@ -34,7 +34,7 @@ from protocols.dlt645.control import (
     Version,
     error_reasons,
 )
-from protocols.dlt645.data_ids import decode_values, encode_value, encode_values, find_data_id
+from protocols.dlt645.data_ids import encode_value, encode_values, find_data_id, row_values
 from protocols.dlt645.errors import Dlt645EncodeError, Dlt645Error, Dlt645ValueError
 from protocols.dlt645.frame import Frame, address_from_wire, address_to_wire
 from protocols.dlt645.layouts import Stamp
@@ -70,6 +70,7 @@ from protocols.model import DEFAULT_METER_ZONE
 V7 = Version.V2007
 _STAMP = Stamp("YYMMDDhhmmss")
 _BAUDS = {z: baud for baud, z in BAUD_BITS.items()}
+_F2007, _F1997 = FUNCTIONS[Version.V2007], FUNCTIONS[Version.V1997]
 
 
 def _code(function: Function, version: Version) -> int:
@@ -152,6 +153,11 @@ def encode_request(
 ) -> Frame:
     """The frame of ``request`` (``Dlt645EncodeError`` if it cannot be expressed)."""
     version = request.version or version
+    if type(request) is ReadData:  # the gateway's hot path: no pattern matching, no enum hashing
+        di = request.di
+        if 0 <= di <= 0xFFFFFFFF and (version is V7 or di <= 0xFFFF):
+            payload = di.to_bytes(4 if version is V7 else 2, "little") + request.params
+            return Frame(request.address, 0x11 if version is V7 else 0x01, payload)
     data: bytes
     match request:
         case ReadData(address, di, _, params):
@@ -193,7 +199,7 @@ def encode_request(
 
 def decode_request(frame: Frame, version: Version = V7, zone: str = DEFAULT_METER_ZONE) -> Request:
     """The typed request in a master's frame; malformed data gives an ``OtherRequest``."""
-    function = FUNCTIONS[version].get(frame.function_code, Function.UNKNOWN)
+    function = (_F2007 if version is V7 else _F1997).get(frame.control & 0x1F, Function.UNKNOWN)
     try:
         request = _decode_request(frame, function, version, zone)
     except (Dlt645Error, ValueError):
@@ -299,7 +305,7 @@ _ACKS: dict[Function, type[WriteAck | WriteAddressAck | FreezeAck | ControlAck]]
 
 def decode_reply(frame: Frame, version: Version = V7, zone: str = DEFAULT_METER_ZONE) -> Reply:
     """The typed reply in a meter's frame; ``Dlt645ValueError`` if its value is malformed."""
-    function = FUNCTIONS[version].get(frame.function_code, Function.UNKNOWN)
+    function = (_F2007 if version is V7 else _F1997).get(frame.control & 0x1F, Function.UNKNOWN)
     data, address = frame.data, frame.address
     if frame.control & ABNORMAL_BIT:
         error = data[0] if data else 0
@@ -319,7 +325,7 @@ def decode_reply(frame: Frame, version: Version = V7, zone: str = DEFAULT_METER_
         row = find_data_id(di, version)
         if row is not None and (seq is None or row.valid_length(len(raw))):
             try:
-                values = decode_values(di, raw, version, zone)
+                values = row_values(row, raw, zone)
             except Dlt645Error as exc:
                 raise Dlt645ValueError(str(exc), frame) from None
         follow = bool(frame.control & FOLLOW_UP_BIT)

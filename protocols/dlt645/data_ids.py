@@ -122,15 +122,19 @@ def _from_pattern(di: int, version: Version) -> DataId | None:
     return specialize(row, di & 0xFF) if lo <= di & 0xFF <= hi else None
 
 
+_EXACT_2007 = DATA_IDS[Version.V2007]
+_EXACT_1997 = DATA_IDS[Version.V1997]
+
+
 def find_data_id(di: int, version: Version = Version.V2007) -> DataId | None:
     """The identifier ``di`` or ``None`` if it is not in the table."""
-    row = DATA_IDS[version].get(di)
+    row = (_EXACT_2007 if version is Version.V2007 else _EXACT_1997).get(di)
     return row if row is not None else _from_pattern(di, version)
 
 
 def data_id(di: int, version: Version = Version.V2007) -> DataId:
     """The identifier ``di``; ``UnknownDataId`` if it is not in the table."""
-    row = DATA_IDS[version].get(di)
+    row = (_EXACT_2007 if version is Version.V2007 else _EXACT_1997).get(di)
     if row is None:
         row = _from_pattern(di, version)
         if row is None:
@@ -175,10 +179,15 @@ def decode_values(
     di: int, data: bytes, version: Version = Version.V2007, zone: str = DEFAULT_METER_ZONE
 ) -> dict[str, Any]:
     """Values keyed by canonical quantity (or member name): what ``ReadReply.values`` holds."""
-    row = data_id(di, version)
-    if not row.valid_length(len(data)):
+    return row_values(data_id(di, version), data, zone)
+
+
+def row_values(row: DataId, data: bytes, zone: str = DEFAULT_METER_ZONE) -> dict[str, Any]:
+    """``decode_values`` for a row already looked up."""
+    layout = row.layout
+    if len(data) != layout.length and not (layout.variable and row.valid_length(len(data))):
         raise Dlt645ValueError(f"{row.hex} ({row.name}) takes {row.length} bytes, got {len(data)}")
-    value = row.layout.decode(data, zone)
+    value = layout.decode(data, zone)
     return value if row.members else {row.key: value}
 
 

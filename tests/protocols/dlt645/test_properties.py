@@ -199,3 +199,21 @@ def test_echoes_are_recognisable_and_skippable():
     plain.feed(CAPTURE[0])
     frame = plain.next_frame()
     assert frame is not None and not frame.from_meter
+
+
+@given(frames, st.integers(0, 4))
+def test_fast_path_agrees_with_the_construct_declaration(frame, preamble):
+    from protocols.dlt645.frame import ADD_33, FRAME_CHECKED, address_to_wire
+
+    wire = encode_frame(frame, preamble)
+    body = dict(
+        start=b"\x68",
+        address=address_to_wire(frame.address),
+        start2=b"\x68",
+        control=frame.control,
+        length=len(frame.data),
+        data=frame.data.translate(ADD_33),
+    )
+    assert FRAME_CHECKED.build({"body": {"value": body}}) == wire[preamble:]
+    parsed = FRAME_CHECKED.parse(wire[preamble:])  # construct verifies the checksum itself
+    assert parsed.body.value.address == address_to_wire(frame.address)
