@@ -45,7 +45,11 @@ def plain(value: Any) -> Any:
         return value.name.lower() if isinstance(value.value, int) else value.value
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
-    return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
 
 
 def _identifier(di: int, version: Version, values: dict[str, Any]) -> dict[str, Any]:
