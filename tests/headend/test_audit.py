@@ -16,7 +16,6 @@ from headend import audit
 from headend.audit.chain import GENESIS, canonical, row_hash
 from headend.db import writing
 from headend.db.ops_tables import audit_log
-from tests.headend.opsdb import engine_fixture, sqlite_engine_fixture  # noqa: F401
 
 T0 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 

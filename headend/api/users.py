@@ -1,0 +1,105 @@
+"""``/api/v1/users``: user management (admins only); users are disabled, never deleted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from headend.auth import users as user_store
+from headend.auth.deps import ops_of, require_role
+from headend.auth.http import http_errors
+from headend.auth.roles import Role, User
+from headend.db import reading, writing
+
+router = APIRouter(prefix="/users", tags=["users"])
+Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
+
+
+class UserOut(BaseModel):
+    name: str
+    role: Role
+    areas: list[str] | None
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    role: Role
+    password: str = Field(max_length=1024)
+    areas: list[str] | None = Field(default=None, max_length=1000)
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    areas: list[str] | None = Field(default=None, max_length=1000)
+    password: str | None = Field(default=None, max_length=1024)
+    disabled: bool | None = None
+
+
+@router.get("", response_model=list[UserOut])
+def list_users(request: Request, admin: Admin) -> list[dict[str, Any]]:
+    """Every user."""
+    with reading(ops_of(request).engine) as conn:
+        return [u.public() for u in user_store.list_all(conn)]
+
+
+@router.post("", response_model=UserOut, status_code=201)
+def create_user(request: Request, body: UserIn, admin: Admin) -> dict[str, Any]:
+    """Create a user with a role and, optionally, an area scope."""
+    ops = ops_of(request)
+    with http_errors(), writing(ops.engine) as conn:
+        record = user_store.create(
+            conn,
+            body.name,
+            body.role,
+            body.password,
+            areas=body.areas,
+            actor=admin.name,
+            now=ops.clock.now(),
+        )
+    return record.public()
+
+
+@router.get("/{name}", response_model=UserOut)
+def get_user(request: Request, name: str, admin: Admin) -> dict[str, Any]:
+    """One user."""
+    with http_errors(), reading(ops_of(request).engine) as conn:
+        return user_store.get(conn, name).public()
+
+
+@router.patch("/{name}", response_model=UserOut)
+def change_user(request: Request, name: str, body: UserPatch, admin: Admin) -> dict[str, Any]:
+    """Change role, scope (``"areas": null`` clears it), password or disabled."""
+    ops = ops_of(request)
+    sent = body.model_fields_set
+    with http_errors(), writing(ops.engine) as conn:
+        record = user_store.change(
+            conn,
+            name,
+            actor=admin.name,
+            now=ops.clock.now(),
+            role=body.role,
+            areas=body.areas if "areas" in sent else user_store.UNCHANGED,
+            password=body.password,
+            disabled=body.disabled,
+        )
+    return record.public()
+
+
+@router.delete("/{name}", response_model=UserOut)
+def disable_user(request: Request, name: str, admin: Admin) -> dict[str, Any]:
+    """Disable a user (kept for the audit trail; their tokens stop working at once)."""
+    ops = ops_of(request)
+    with http_errors(), writing(ops.engine) as conn:
+        record = user_store.change(conn, name, actor=admin.name, now=ops.clock.now(), disabled=True)
+    return record.public()

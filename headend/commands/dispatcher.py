@@ -1,0 +1,267 @@
+"""The dispatcher: publishes approved dispatches to their gateways and expires stale commands.
+
+Safe with several head-end instances: a dispatch is *claimed* before it is published — selected
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, then on every backend moved ``approved → sending`` by a
+conditional UPDATE that only one claimant can win — and marked ``sent`` only after ``publish``
+returned (the broker's PUBACK).  A claim older than ``claim_timeout`` (its instance died) is taken
+over; the gateway recognises a repeated command by its id.  Disconnects are held, not sent, while
+the pause switch is on or outside the disconnect window; they expire at ``valid_until``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, or_, select, update
+
+from headend import audit
+from headend.commands.ingest import roll_up_command
+from headend.commands.settings import CommandSettings
+from headend.commands.signing import NoSigner, Signer
+from headend.commands.states import State
+from headend.db import writing
+from headend.db.ops_tables import command_dispatches, command_targets, commands
+from headend.guards import DISCONNECTS, GuardSettings, check_window
+from headend.guards import store as guard_store
+from protocols.uplink import Command, CommandAction, Topics, encode
+from taiqu.clock import Clock
+
+log = logging.getLogger(__name__)
+Publish = Callable[[str, bytes], None]  # blocks until the broker acknowledged (QoS 1) or raises
+
+
+@dataclass
+class Dispatcher:
+    """Claims, publishes and expires; ``run_once`` is one pass, ``run`` loops until stopped."""
+
+    engine: Engine
+    publish: Publish
+    clock: Clock
+    guards: GuardSettings
+    settings: CommandSettings = field(default_factory=CommandSettings)
+    signer: Signer = field(default_factory=NoSigner)
+    instance: str = field(default_factory=lambda: secrets.token_hex(6))
+
+    def run_once(self) -> int:
+        """Expire, then publish what is due; returns how many dispatches were sent."""
+        now = self.clock.now()
+        self.expire(now)
+        sent = 0
+        for dispatch_id in self._claim(now):
+            sent += self._send(dispatch_id)
+        return sent
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until ``stop`` is set (errors are logged, never fatal)."""
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.run_once)
+            except Exception:
+                log.exception("dispatcher pass failed; retrying")
+            try:
+                await asyncio.wait_for(
+                    stop.wait(), self.clock.wall_seconds(self.settings.dispatch_interval)
+                )
+            except TimeoutError:
+                pass
+
+    def _claim(self, now: datetime) -> list[str]:
+        d, c = command_dispatches.c, commands.c
+        stale = now - timedelta(seconds=self.settings.claim_timeout)
+        due = or_(
+            d.state == State.APPROVED.value,
+            and_(d.state == State.SENDING.value, d.claimed_at < stale),
+        )
+        query = (
+            select(d.id, c.action)
+            .select_from(command_dispatches.join(commands, c.id == d.command_id))
+            .where(due, c.valid_until > now)
+            .order_by(c.created_at, d.id)
+            .limit(100)
+        )
+        claimed: list[str] = []
+        with writing(self.engine) as conn:
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=command_dispatches)
+            rows = conn.execute(query).all()
+            held = (
+                self._hold_reason(conn, now)
+                if any(CommandAction(r.action) in DISCONNECTS for r in rows)
+                else None
+            )
+            for row in rows:
+                if held and CommandAction(row.action) in DISCONNECTS:
+                    conn.execute(
+                        update(command_dispatches)
+                        .where(d.id == row.id)
+                        .values(reason=f"held: {held}")
+                    )
+                    continue
+                won = conn.execute(
+                    update(command_dispatches)
+                    .where(d.id == row.id, due)
+                    .values(state=State.SENDING.value, claim=self.instance, claimed_at=now)
+                )
+                if won.rowcount:
+                    claimed.append(row.id)
+        return claimed
+
+    def _hold_reason(self, conn: object, now: datetime) -> str | None:
+        state = guard_store.load_state(conn, now.astimezone(self.guards.zone).date())  # type: ignore[arg-type]
+        if state.paused:
+            return "all disconnects are paused"
+        window = check_window(self.guards, state, now)
+        return window.message if window.refused else None
+
+    def _send(self, dispatch_id: str) -> int:
+        d = command_dispatches.c
+        with writing(self.engine) as conn:
+            row = conn.execute(
+                select(
+                    command_dispatches, commands.c.action, commands.c.params, commands.c.valid_until
+                )
+                .select_from(command_dispatches.join(commands, commands.c.id == d.command_id))
+                .where(d.id == dispatch_id, d.claim == self.instance)
+            ).one_or_none()
+            meters = list(
+                conn.execute(
+                    select(command_targets.c.meter)
+                    .where(command_targets.c.dispatch_id == dispatch_id)
+                    .order_by(command_targets.c.meter)
+                ).scalars()
+            )
+        if row is None:
+            return 0
+        now = self.clock.now()
+        command = Command(
+            id=row.id,
+            gateway=row.gateway,
+            meters=tuple(meters),
+            action=CommandAction(row.action),
+            params=row.params,
+            issued=now,
+            valid_until=row.valid_until,
+            nonce=row.nonce,
+        )
+        signature = self.signer.sign(command)
+        if signature is not None:
+            command = command.model_copy(update={"signature": signature})
+        try:
+            self.publish(Topics(row.gateway).cmd, encode(command))
+        except Exception as exc:
+            log.warning("publishing %s to %s failed (%s); will retry", row.id, row.gateway, exc)
+            with writing(self.engine) as conn:
+                conn.execute(
+                    update(command_dispatches)
+                    .where(
+                        d.id == dispatch_id,
+                        d.claim == self.instance,
+                        d.state == State.SENDING.value,
+                    )
+                    .values(state=State.APPROVED.value, claim=None, reason=f"publish failed: {exc}")
+                )
+            return 0
+        with writing(self.engine) as conn:
+            done = conn.execute(
+                update(command_dispatches)
+                .where(
+                    d.id == dispatch_id, d.claim == self.instance, d.state == State.SENDING.value
+                )
+                .values(state=State.SENT.value, sent_at=now, reason=None)
+            )
+            if not done.rowcount:
+                return 0
+            conn.execute(
+                update(command_targets)
+                .where(
+                    command_targets.c.dispatch_id == dispatch_id,
+                    command_targets.c.state == State.CREATED.value,
+                )
+                .values(state=State.SENT.value, at=now)
+            )
+            conn.execute(
+                update(commands)
+                .where(commands.c.id == row.command_id, commands.c.state == State.APPROVED.value)
+                .values(state=State.SENT.value, sent_at=now)
+            )
+            audit.append(
+                conn,
+                "system",
+                "command.sent",
+                row.command_id,
+                {"dispatch": row.id, "gateway": row.gateway, "meters": len(meters)},
+                at=now,
+            )
+        return 1
+
+    def expire(self, now: datetime) -> int:
+        """Expire what can no longer happen; returns how many commands changed."""
+        c, d, t = commands.c, command_dispatches.c, command_targets.c
+        grace = timedelta(seconds=self.settings.result_grace)
+        changed = 0
+        with writing(self.engine) as conn:
+            unsent = conn.execute(
+                select(c.id, c.state).where(
+                    c.state.in_([State.AWAITING_APPROVAL.value, State.APPROVED.value]),
+                    c.valid_until <= now,
+                )
+            ).all()
+            silent = (
+                conn.execute(
+                    select(c.id).where(
+                        c.state.in_([State.SENT.value, State.RECEIVED.value]),
+                        c.valid_until <= now - grace,
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for command_id, state in unsent:
+                why = (
+                    "not approved before valid_until"
+                    if state == State.AWAITING_APPROVAL
+                    else "not sent before valid_until"
+                )
+                open_dispatches = [
+                    State.AWAITING_APPROVAL.value,
+                    State.APPROVED.value,
+                    State.SENDING.value,
+                ]
+                conn.execute(
+                    update(command_dispatches)
+                    .where(d.command_id == command_id, d.state.in_(open_dispatches))
+                    .values(state=State.EXPIRED.value, finished_at=now, reason=why)
+                )
+                conn.execute(
+                    update(command_targets)
+                    .where(t.command_id == command_id, t.state == State.CREATED.value)
+                    .values(state=State.EXPIRED.value, at=now, reason=why)
+                )
+                roll_up_command(conn, command_id, now)
+                changed += 1
+            for command_id in silent:
+                why = "no result from the gateway by valid_until"
+                conn.execute(
+                    update(command_targets)
+                    .where(
+                        t.command_id == command_id,
+                        t.state.in_([State.CREATED.value, State.SENT.value, State.RECEIVED.value]),
+                    )
+                    .values(state=State.EXPIRED.value, at=now, reason=why)
+                )
+                conn.execute(
+                    update(command_dispatches)
+                    .where(
+                        d.command_id == command_id,
+                        d.state.in_([State.SENT.value, State.RECEIVED.value, State.SENDING.value]),
+                    )
+                    .values(state=State.EXPIRED.value, finished_at=now, reason=why)
+                )
+                roll_up_command(conn, command_id, now)
+                changed += 1
+        return changed

@@ -1,0 +1,125 @@
+"""Gateway results (``up/result``) applied to commands: per-meter outcomes, then roll-ups.
+
+Called by the ingest inside its transaction.  Results are idempotent (QoS 1 may repeat them) and
+may arrive out of order: a final outcome is never replaced by ``received``, and a gateway's final
+word replaces the head-end's own "expired" (which only meant "no answer in time").
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from headend import audit
+from headend.commands.states import FROM_GATEWAY, State, overall
+from headend.db.ops_tables import command_dispatches, command_targets, commands
+from protocols.uplink import CommandResult
+
+log = logging.getLogger(__name__)
+OPEN = [State.CREATED.value, State.SENT.value, State.RECEIVED.value]
+
+
+def on_result(conn: Connection, gateway: str, result: CommandResult) -> bool:
+    """Apply one result; False if it names no dispatch of this gateway (logged, ignored)."""
+    dispatch = conn.execute(
+        select(command_dispatches).where(command_dispatches.c.id == result.id)
+    ).one_or_none()
+    if dispatch is None or dispatch.gateway != gateway:
+        log.warning("result for unknown command %r from gateway %r ignored", result.id, gateway)
+        return False
+    if dispatch.state == State.CANCELLED:
+        log.warning("result for cancelled command %r from %r ignored", result.id, gateway)
+        return False
+    state = FROM_GATEWAY[result.state]
+    at = result.at
+    targets = command_targets.c
+    where = [targets.dispatch_id == dispatch.id]
+    if result.meter is not None:
+        where.append(targets.meter == result.meter)
+    if state is State.RECEIVED:
+        conn.execute(
+            update(command_targets)
+            .where(*where, targets.state.in_([State.CREATED.value, State.SENT.value]))
+            .values(state=State.RECEIVED.value, at=at)
+        )
+    else:
+        detail: dict[str, Any] = dict(result.detail)
+        if result.state.value != state.value:
+            detail.setdefault("gateway_state", result.state.value)
+        conn.execute(
+            update(command_targets)
+            .where(*where, targets.state.in_([*OPEN, State.EXPIRED.value]))
+            .values(state=state.value, at=at, reason=result.reason, detail=detail or None)
+        )
+    _roll_up(conn, dispatch.id, dispatch.command_id, at)
+    return True
+
+
+def _roll_up(conn: Connection, dispatch_id: str, command_id: str, at: datetime) -> None:
+    """Bring a dispatch's and its command's state in line with their targets."""
+    d = command_dispatches.c
+    states = [
+        State(s)
+        for s in conn.execute(
+            select(command_targets.c.state).where(command_targets.c.dispatch_id == dispatch_id)
+        ).scalars()
+    ]
+    final = overall(states)
+    if final is not None:
+        conn.execute(
+            update(command_dispatches)
+            .where(d.id == dispatch_id)
+            .values(state=final.value, finished_at=at)
+        )
+    elif State.RECEIVED in states:
+        conn.execute(
+            update(command_dispatches)
+            .where(d.id == dispatch_id, d.state.in_([State.SENT.value, State.SENDING.value]))
+            .values(state=State.RECEIVED.value, received_at=at)
+        )
+    roll_up_command(conn, command_id, at)
+
+
+def roll_up_command(conn: Connection, command_id: str, at: datetime) -> None:
+    """Set a command's state from its targets; audit it once when it becomes final."""
+    c = commands.c
+    row = conn.execute(select(commands).where(c.id == command_id)).one()
+    states = [
+        State(s)
+        for s in conn.execute(
+            select(command_targets.c.state).where(command_targets.c.command_id == command_id)
+        ).scalars()
+    ]
+    final = overall(states)
+    if final is not None:
+        if row.state == final.value:
+            return
+        executed = sum(s is State.EXECUTED for s in states)
+        reason = None if final is State.EXECUTED else f"{executed} of {len(states)} executed"
+        conn.execute(
+            update(commands)
+            .where(c.id == command_id)
+            .values(state=final.value, finished_at=at, reason=reason)
+        )
+        audit.append(
+            conn,
+            "system",
+            f"command.{final.value}",
+            command_id,
+            {
+                "action": row.action,
+                "executed": executed,
+                "meters": len(states),
+                "previous": row.state,
+            },
+            at=at,
+        )
+    elif State.RECEIVED in states and row.state in (State.SENT.value, State.APPROVED.value):
+        conn.execute(
+            update(commands)
+            .where(c.id == command_id)
+            .values(state=State.RECEIVED.value, received_at=at)
+        )
