@@ -28,7 +28,7 @@ from simulators.faults import NO_FAULTS, Faults
 from simulators.meter import Meter
 from taiqu.clock import Clock
 
-PACE_QUANTUM = 0.01  # seconds between paced writes of a long frame (the last byte is exact)
+PACE_QUANTUM = 0.04  # seconds between paced writes of a long frame (the last byte is exact)
 
 
 @dataclass

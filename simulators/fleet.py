@@ -236,7 +236,10 @@ class Fleet:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Open every bus endpoint and the control interface."""
+        """Warm every meter's history (as a real meter has it ready), then open the endpoints."""
+        now = self.clock.now().timestamp()
+        for meter in self.meters.values():
+            meter.registered(now)
         for b in self.config.buses:
             bus = self.buses[b.name]
             endpoint: TcpEndpoint | PtyEndpoint
