@@ -36,12 +36,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Protocol
 
-from protocols.model import Event, EventType, MeterTime
+from protocols.model import DEFAULT_METER_ZONE, Event, EventType, MeterTime
 from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
 STATE_VERSION = 1
@@ -438,6 +438,56 @@ class EventDetector:
                 )
             )
         return out
+
+
+COUNT_QUANTITY = {c: f"events.{c.value}.count" for c in Counter}
+RECORD_KEY = {c: f"events.{c.value}.record" for c in Counter}
+
+
+def poll_from_values(
+    gateway_time: datetime,
+    values: Mapping[str, Any],
+    records: Mapping[Counter, Mapping[int, RecordLike]] | None = None,
+    *,
+    zone: str = DEFAULT_METER_ZONE,
+    identity: str | None = None,
+    replaced: bool = False,
+    gateway_clock_synced: bool = True,
+) -> PollResult:
+    """A ``PollResult`` from decoded values keyed by canonical quantity (the driver's output).
+
+    ``values`` may hold ``events.*.count`` counters, ``status.wordN`` (``StatusWord`` or int),
+    ``meter.date`` + ``meter.time`` and energy registers; anything else is ignored.
+    """
+    counts = {c: int(values[q]) for c, q in COUNT_QUANTITY.items() if values.get(q) is not None}
+    status: dict[int, int] = {}
+    for n in range(1, 8):
+        word = values.get(f"status.word{n}")
+        raw = getattr(word, "raw", word)
+        if isinstance(raw, int):
+            status[n] = raw
+    day, tod = values.get("meter.date"), values.get("meter.time")
+    meter_time = (
+        MeterTime(datetime.combine(day, tod), zone)
+        if isinstance(day, date) and isinstance(tod, time)
+        else None
+    )
+    energy = {
+        q: Decimal(str(v))
+        for q, v in values.items()
+        if q.startswith("energy.active.") and isinstance(v, Decimal | int)
+    }
+    return PollResult(
+        gateway_time,
+        meter_time,
+        counts,
+        dict(records or {}),
+        status,
+        energy,
+        identity,
+        replaced,
+        gateway_clock_synced,
+    )
 
 
 def _decimal(text: str | None) -> Decimal | None:
