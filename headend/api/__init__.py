@@ -15,5 +15,7 @@ ROUTERS = (
     "ingest_admin",
     "commands",
     "audit",
+    "prepay",
+    "analytics",
 )
 PREFIX = "/api/v1"

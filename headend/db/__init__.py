@@ -19,8 +19,10 @@ from headend.db.errors import (
 )
 from headend.db.tables import metadata
 
-if importlib.util.find_spec("headend.db.ops_tables") is not None:
-    importlib.import_module("headend.db.ops_tables")  # registers its tables on ``metadata``
+# Table modules of the other parts of the head-end register their tables on ``metadata``.
+for _name in ("ops_tables", "prepay_tables", "analytics_tables"):
+    if importlib.util.find_spec(f"headend.db.{_name}") is not None:
+        importlib.import_module(f"headend.db.{_name}")
 
 __all__ = [
     "Conflict",
