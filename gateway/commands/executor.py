@@ -1,57 +1,47 @@
-"""Head-end commands: validation, lifecycle, bus plans and read-backs (bus I/O is injected).
-
-Lifecycle; every step is a ``CommandResult`` published on ``up/result`` and logged in the store::
-
-    received ─┬─► refused (rule)   wrong_gateway | duplicate | signature:… | clock_unsynced |
-              │                    unknown_meters | unsupported_action
-              ├─► expired          valid_until passed on receipt
-              └─► executing ─► per meter: executed | failed (the meter's reason) | armed |
-                               │             refused (unknown_meter, unsupported_protocol, …) |
-                               │             expired (its turn came after valid_until)
-                               └─► final summary (meter = None): executed | failed | expired
-    armed ──(relay seen closed: observe_relay)──────────► executed (closed by the customer)
-          ──(a later relay command for that meter)──────► failed (superseded)
-
-Idempotency: "received" is logged under the command id before anything else; an id already in the
-log is refused as ``duplicate`` and never executed again, across restarts (the log is the SQLite
-store).  Relay commands are refused while the gateway clock is unsynced (rule ``clock_unsynced``):
-the meter checks valid-until against its own clock, so the gateway must know what time it is.
-
-Relay, alarm and keep-power commands: ``RemoteControl`` (1CH) then ``ReadData`` of status word 3
-(04000503) as read-back: bit 4 relay (0 closed, 1 open), bit 7 alarm, bit 12 keep-power.  Trip →
-open; direct close → closed; close allowed → still open means ``armed`` (awaiting the customer's
-button), closed means executed.  Close commands to several meters are spread over
-``reconnect_window_s`` by a seeded random delay per meter (an area must not come back at once).
-
-Time sync on command: the meters' clocks are read, the policy of ``gateway.timesync`` applies
-(drift limit, freeze windows; the once-a-day limit does not bind an operator's explicit request),
-one broadcast per bus.  Reads, back-fill and archive updates are delegated to injected handlers.
-
-Signature: ``verify_signature(command)`` returns ``None`` to accept or the reason to refuse; the
-default accepts unsigned commands (the security issue plugs its ed25519 check in here).
-"""
+"""The command executor: lifecycle, per-meter execution, read-backs (see ``gateway.commands``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.commands.types import (
+    ARMED_KEY,
+    CLOCK_ACTIONS,
+    CONTROL,
+    DEFAULT_RECONNECT_WINDOW_S,
+    DI_DATE,
+    DI_STATUS_WORD3,
+    DI_TIME,
+    RECONNECTS,
+    RELAY_ACTIONS,
+    SW3_ALARM,
+    SW3_KEEP_POWER,
+    SW3_RELAY_OPEN,
+    TIME_SYNC_KEY,
+    ArchiveHandler,
+    CommandStore,
+    Handler,
+    MeterFailure,
+    MeterLike,
+    Outcome,
+    Publish,
+    SignatureCheck,
+    Transact,
+    accept_unsigned,
+)
 from gateway.timesync import broadcast_time, plan_bus_time_sync
 from protocols.dlt645 import (
     AbnormalReply,
     BroadcastTimeSync,
-    ControlAction,
     ReadData,
     ReadReply,
     RemoteControl,
-    Reply,
-    Request,
 )
 from protocols.dlt645.messages import DEFAULT_OPERATOR, DEFAULT_PASSWORD
 from protocols.model import MeterTime
@@ -59,105 +49,6 @@ from protocols.uplink.messages import Command, CommandAction, CommandResult, Com
 from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
-
-DI_STATUS_WORD3 = 0x04000503
-DI_DATE = 0x04000101
-DI_TIME = 0x04000102
-SW3_RELAY_OPEN = 1 << 4
-SW3_ALARM = 1 << 7
-SW3_KEEP_POWER = 1 << 12
-ARMED_KEY = "commands.armed"  # store state: meter → id of its close-allowed command
-TIME_SYNC_KEY = "timesync.last"  # store state: bus → last broadcast (meter-local ISO)
-DEFAULT_RECONNECT_WINDOW_S = 300.0
-
-CONTROL: dict[CommandAction, ControlAction] = {
-    CommandAction.RELAY_TRIP: ControlAction.TRIP,
-    CommandAction.RELAY_CLOSE_ALLOWED: ControlAction.CLOSE_ALLOWED,
-    CommandAction.RELAY_CLOSE_DIRECT: ControlAction.CLOSE_DIRECT,
-    CommandAction.ALARM: ControlAction.ALARM,
-    CommandAction.ALARM_RELEASE: ControlAction.ALARM_RELEASE,
-    CommandAction.KEEP_POWER_ON: ControlAction.KEEP_POWER,
-    CommandAction.KEEP_POWER_OFF: ControlAction.KEEP_POWER_RELEASE,
-}
-RELAY_ACTIONS = frozenset(
-    {
-        CommandAction.RELAY_TRIP,
-        CommandAction.RELAY_CLOSE_ALLOWED,
-        CommandAction.RELAY_CLOSE_DIRECT,
-        CommandAction.KEEP_POWER_ON,
-        CommandAction.KEEP_POWER_OFF,
-    }
-)
-CLOCK_ACTIONS = RELAY_ACTIONS | {CommandAction.TIME_SYNC}
-RECONNECTS = frozenset({CommandAction.RELAY_CLOSE_ALLOWED, CommandAction.RELAY_CLOSE_DIRECT})
-
-
-class MeterLike(Protocol):
-    """A meter of the archive (``ArchiveMeter`` or the config's meter row)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def bus(self) -> str: ...
-
-    @property
-    def protocol(self) -> str: ...
-
-    @property
-    def address(self) -> str: ...
-
-
-class CommandStore(Protocol):
-    """The parts of the gateway store the executor uses (``gateway.store.Store`` has them)."""
-
-    def log_command(
-        self,
-        command_id: str,
-        state: str,
-        *,
-        at: datetime | None = None,
-        meter: str | None = None,
-        reason: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> None: ...
-
-    def command_seen(self, command_id: str) -> bool: ...
-
-    def command_log(self, command_id: str) -> list[dict[str, Any]]: ...
-
-    def get_state(self, key: str, default: Any = None) -> Any: ...
-
-    def set_state(self, key: str, value: Any) -> None: ...
-
-
-Transact = Callable[[str, Request], Awaitable[Reply | None]]
-"""Run one DL/T 645 request on the bus of meter ``id`` (command priority); ``None`` for a
-broadcast; raises (timeout, link down) when the meter gives no usable reply."""
-Handler = Callable[[Command, str], Awaitable[dict[str, Any]]]
-"""Execute a delegated action (read, back-fill) for one meter; the dict goes into the result
-detail; raising fails that meter with ``str(exc)`` as the reason."""
-ArchiveHandler = Callable[[Command], Awaitable[dict[str, Any]]]
-SignatureCheck = Callable[[Command], str | None]
-Publish = Callable[[CommandResult], object]
-
-
-def accept_unsigned(command: Command) -> str | None:
-    """The default signature check: every command is accepted (see the security issue)."""
-    return None
-
-
-class MeterFailure(Exception):
-    """One meter's step failed; ``str()`` is the reason reported to the head-end."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one meter's part of a command ended."""
-
-    state: CommandState
-    reason: str | None = None
-    detail: Mapping[str, Any] | None = None
 
 
 class CommandExecutor:
