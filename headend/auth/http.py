@@ -16,7 +16,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (Forbidden, status.HTTP_403_FORBIDDEN),
     (NotFound, status.HTTP_404_NOT_FOUND),
     (Conflict, status.HTTP_409_CONFLICT),
-    (InvalidRequest, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (InvalidRequest, status.HTTP_400_BAD_REQUEST),  # as headend.app maps it
     (ConfigError, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
 
