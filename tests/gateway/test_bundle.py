@@ -70,7 +70,11 @@ def test_the_wheelhouse_has_the_taiqu_wheel_with_the_gateway_and_without_tests(b
         names = set(zf.namelist())
         metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
         meta = zf.read(metadata).decode()
-    for module in ("gateway/events.py", "gateway/commands.py", "protocols/dlt645/__init__.py"):
+    for module in (
+        "gateway/events/detector.py",
+        "gateway/commands/executor.py",
+        "protocols/dlt645/__init__.py",
+    ):
         assert module in names
     assert not any(n.startswith("tests/") for n in names)
     assert "Requires-Dist: paho-mqtt" in meta
