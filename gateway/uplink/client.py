@@ -91,6 +91,7 @@ class Uplink:
             "bad_payloads": 0, "rewinds": 0, "connects": 0, "bytes_up": 0, "callback_errors": 0,
         }  # fmt: skip
         self._connected = False
+        self._stopping = False
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
@@ -131,9 +132,11 @@ class Uplink:
         if client is None:
             return
         self.store.remove_listener(self._on_append)
+        self._stopping = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.wait(self._tasks, timeout=self.settings.stop_timeout)
         if self._connected:
             info = client.publish(
                 self.topics.status, encode(self._status("offline")), qos=1, retain=True
@@ -283,7 +286,7 @@ class Uplink:
     # -- drain ------------------------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             if self._connected:
                 try:
@@ -299,8 +302,9 @@ class Uplink:
             delay = self.settings.poll_interval
             if deadline is not None:
                 delay = min(delay, max(0.0, deadline - time.monotonic()))
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
@@ -355,7 +359,7 @@ class Uplink:
     # -- inbox ------------------------------------------------------------------------------------
 
     async def _receive(self) -> None:
-        while True:
+        while not self._stopping:
             topic, payload = await self._inbox.get()
             try:
                 _, kind, message = decode_message(topic, payload)
