@@ -4,6 +4,7 @@ results, expiry; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -411,3 +412,23 @@ def test_every_command_action_is_audited_and_the_chain_holds(ops):
     assert ("olga", "command.refused") in actions
     assert ("olga", "auth.login") in actions
     assert stored == []
+
+
+def test_two_dispatchers_never_send_a_dispatch_twice(ops):
+    for i in range(8):
+        ops.command("olga", action="read", meters=[meter_id("A1", i), meter_id("B1", i % 3)])
+    sent: list = []
+    lock = threading.Lock()
+
+    def publish(topic, payload):
+        with lock:
+            sent.append(decode(payload, Command).id)
+
+    guards = ops.client.app.state.ops.guards
+    pair = [Dispatcher(ops.engine, publish, ops.clock, guards) for _ in range(2)]
+    threads = [threading.Thread(target=d.run_once) for d in pair]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(sent) == sorted(set(sent)) and len(sent) == 16
