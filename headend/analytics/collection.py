@@ -1,0 +1,221 @@
+"""Collection quality: actual-reading rate (实抄率), gateway online rate, reading checks.
+
+For freeze date D (the 00:00 freeze on D), a meter in force that day is *due*; it is *obtained*
+when its daily frozen energy register for D is stored, and obtained *in the first sweep* when it
+was read within ``FIRST_SWEEP`` of the freeze and not flagged ``backfilled`` (补抄).  Rates are
+given per area and per gateway.  The online rate is the share of the day a gateway's session
+history shows it connected (unknown when there is no history at all).
+
+Reading checks on a meter's frozen registers (one meter id: a replacement starts a new series,
+so it never looks backwards): ``backwards``, ``jump`` (more than the meter can register in the
+elapsed time), ``stopped`` (unchanged for ``stopped_days`` while its area was supplied).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from headend.analytics.model import boundary
+
+FIRST_SWEEP = timedelta(hours=24)
+BACKFILLED = "backfilled"
+PLACES = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class Due:
+    """A meter due for a daily freeze on a date."""
+
+    meter: str
+    area: str
+    gateway: str | None
+    role: str = "customer"
+
+
+@dataclass(frozen=True)
+class FrozenFact:
+    """A stored daily frozen energy register."""
+
+    meter: str
+    day: date
+    value: Decimal
+    gateway_time: datetime
+    flags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SessionFact:
+    """A gateway going online or offline."""
+
+    gateway: str
+    at: datetime
+    state: str  # online | offline
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Collection of one freeze date for one area or gateway."""
+
+    scope: str  # area | gateway
+    key: str
+    day: date
+    due: int
+    first_sweep: int
+    obtained: int
+    online_rate: Decimal | None = None
+    missing: tuple[str, ...] = ()
+
+    @property
+    def rate_first(self) -> Decimal | None:
+        return (Decimal(self.first_sweep) / self.due).quantize(PLACES) if self.due else None
+
+    @property
+    def rate_obtained(self) -> Decimal | None:
+        return (Decimal(self.obtained) / self.due).quantize(PLACES) if self.due else None
+
+
+def in_first_sweep(fact: FrozenFact, zone: ZoneInfo, window: timedelta = FIRST_SWEEP) -> bool:
+    """Whether ``fact`` was read in the first sweep after its freeze (not back-filled)."""
+    if BACKFILLED in fact.flags:
+        return False
+    return fact.gateway_time - boundary(fact.day, zone) < window
+
+
+def collection_rates(
+    day: date,
+    due: Iterable[Due],
+    frozen: Mapping[str, FrozenFact],
+    zone: ZoneInfo,
+    *,
+    online: Mapping[str, Decimal | None] | None = None,
+) -> list[Rate]:
+    """Rates of freeze date ``day`` per area and per gateway (sorted by scope and key)."""
+    groups: dict[tuple[str, str], list[Due]] = {}
+    for d in due:
+        groups.setdefault(("area", d.area), []).append(d)
+        if d.gateway:
+            groups.setdefault(("gateway", d.gateway), []).append(d)
+    out = []
+    for (scope, key), members in sorted(groups.items()):
+        got = [frozen[m.meter] for m in members if m.meter in frozen]
+        first = sum(1 for f in got if in_first_sweep(f, zone))
+        missing = tuple(sorted(m.meter for m in members if m.meter not in frozen))
+        rate_online = (online or {}).get(key) if scope == "gateway" else None
+        out.append(Rate(scope, key, day, len(members), first, len(got), rate_online, missing))
+    return out
+
+
+def online_rate(sessions: Sequence[SessionFact], start: datetime, end: datetime) -> Decimal | None:
+    """Share of ``[start, end)`` one gateway was online (None: no history before ``end``)."""
+    ordered = sorted((s for s in sessions if s.at < end), key=lambda s: s.at)
+    if not ordered:
+        return None
+    state: str | None = None
+    for s in ordered:
+        if s.at <= start:
+            state = s.state
+    online = timedelta(0)
+    cursor = start
+    for s in ordered:
+        if s.at <= start:
+            continue
+        if state == "online":
+            online += s.at - cursor
+        cursor, state = s.at, s.state
+    if state == "online":
+        online += end - cursor
+    return (Decimal(online.total_seconds()) / Decimal((end - start).total_seconds())).quantize(
+        PLACES
+    )
+
+
+@dataclass(frozen=True)
+class QualityFlag:
+    """A data-quality finding on one meter's frozen register (not a bill)."""
+
+    meter: str
+    day: date
+    kind: str  # backwards | jump | stopped
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+
+def reading_checks(
+    meter: str,
+    values: Mapping[date, Decimal],
+    *,
+    max_kwh_per_day: Decimal,
+    supplied: Mapping[date, bool] | None = None,
+    stopped_days: int = 3,
+) -> list[QualityFlag]:
+    """Backwards, impossible-jump and stopped checks over a meter's frozen registers."""
+    out: list[QualityFlag] = []
+    days = sorted(values)
+    still = 0
+    for prev, day in zip(days, days[1:], strict=False):
+        delta = values[day] - values[prev]
+        elapsed = (day - prev).days
+        if delta < 0:
+            out.append(
+                QualityFlag(
+                    meter, day, "backwards", {"from": str(values[prev]), "to": str(values[day])}
+                )
+            )
+        elif delta > max_kwh_per_day * elapsed:
+            out.append(
+                QualityFlag(
+                    meter,
+                    day,
+                    "jump",
+                    {"delta": str(delta), "limit": str(max_kwh_per_day * elapsed)},
+                )
+            )
+        if delta == 0 and (supplied is None or supplied.get(prev, False)):
+            still += elapsed
+            if still == stopped_days or (still > stopped_days and still - elapsed < stopped_days):
+                out.append(QualityFlag(meter, day, "stopped", {"days": str(still)}))
+        else:
+            still = 0
+    return out
+
+
+@dataclass(frozen=True)
+class Failing:
+    """A meter that keeps failing to deliver its daily freeze."""
+
+    meter: str
+    area: str
+    missing_days: int
+    window_days: int
+    consecutive: int  # missing days in a row up to the last day
+    last_obtained: date | None
+
+
+def failing_meters(
+    due: Mapping[str, Due],
+    obtained: Mapping[str, set[date]],
+    last: date,
+    *,
+    window: int = 7,
+    min_missing: int = 2,
+) -> list[Failing]:
+    """Meters missing at least ``min_missing`` freezes in the ``window`` days up to ``last``."""
+    span = [last - timedelta(days=i) for i in range(window)]
+    out = []
+    for meter, d in sorted(due.items()):
+        got = obtained.get(meter, set())
+        missing = [day for day in span if day not in got]
+        if len(missing) < min_missing:
+            continue
+        consecutive = 0
+        for day in span:
+            if day in got:
+                break
+            consecutive += 1
+        last_ok = max(got) if got else None
+        out.append(Failing(meter, d.area, len(missing), window, consecutive, last_ok))
+    out.sort(key=lambda f: (-f.consecutive, -f.missing_days, f.meter))
+    return out
