@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -155,7 +156,7 @@ def reading_checks(
     out: list[QualityFlag] = []
     days = sorted(values)
     still = 0
-    for prev, day in zip(days, days[1:], strict=False):
+    for prev, day in pairwise(days):
         delta = values[day] - values[prev]
         elapsed = (day - prev).days
         if delta < 0:
