@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import pairwise
 from decimal import Decimal
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from headend.analytics.model import boundary
