@@ -35,22 +35,18 @@ def enqueue(
 
 def pending(conn: Connection, limit: int = 100) -> list[tuple[int, str, bytes, int, bool]]:
     """The oldest unpublished messages."""
-    rows = (
-        conn.execute(
-            select(
-                mqtt_outbox.c.id,
-                mqtt_outbox.c.topic,
-                mqtt_outbox.c.payload,
-                mqtt_outbox.c.qos,
-                mqtt_outbox.c.retain,
-            )
-            .where(mqtt_outbox.c.published_at.is_(None))
-            .order_by(mqtt_outbox.c.id)
-            .limit(limit)
+    rows = conn.execute(
+        select(
+            mqtt_outbox.c.id,
+            mqtt_outbox.c.topic,
+            mqtt_outbox.c.payload,
+            mqtt_outbox.c.qos,
+            mqtt_outbox.c.retain,
         )
-        .tuples()
-        .all()
-    )
+        .where(mqtt_outbox.c.published_at.is_(None))
+        .order_by(mqtt_outbox.c.id)
+        .limit(limit)
+    ).all()
     return [(int(i), str(t), bytes(p), int(q), bool(r)) for i, t, p, q, r in rows]
 
 

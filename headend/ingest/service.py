@@ -106,6 +106,7 @@ class IngestService:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     # --- paho thread --------------------------------------------------------------------------
@@ -119,8 +120,13 @@ class IngestService:
         if self.settings.mqtt.shared_group:
             topic = f"$share/{self.settings.mqtt.shared_group}/{HEADEND_UP}"
         client.subscribe(topic, qos=1)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _m: Any, reasons: Any, _p: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("broker refused the ingest's subscription: %s", reasons)
+            return
         self.connected.set()
-        log.info("ingest connected to %s:%s", self.settings.mqtt.host, self.settings.mqtt.port)
+        log.info("ingest subscribed at %s:%s", self.settings.mqtt.host, self.settings.mqtt.port)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
@@ -198,6 +204,12 @@ class IngestService:
                     self._retry = group
                 self.stats.retries += 1
                 log.error("database unavailable (%s); retrying in %.1fs", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            except Exception:  # a bug must not stop the ingest: log it, keep the group, go on
+                if group and not self._retry:
+                    self._retry = group
+                log.exception("ingest worker error; retrying in %.1fs", backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
