@@ -1,0 +1,103 @@
+"""Money as ``Decimal`` with explicit rounding rules.
+
+Three precisions, each with one rule:
+
+* **ledger precision** — the ledger stores every amount as an integer count of micro-units
+  (10⁻⁶ of the currency unit, ``LEDGER_PLACES``), so sums are exact in SQL on SQLite and
+  PostgreSQL alike.  A charge is price × energy, computed exactly and rounded once to the
+  micro-unit (``ROUND_HALF_UP``).  Ninety-six charges a day rounded to the cent would drift by up
+  to half a cent each; rounding to micro-units keeps a month's total equal to the month's exact
+  cost to well under a cent.
+* **minor unit** (``MoneySettings.minor_places``, 2 for CNY: 分) — what a customer sees: a balance,
+  a bill line, a reminder.  Rounded with ``MoneySettings.rounding`` (``ROUND_HALF_UP`` by default).
+* **payments** — top-ups, fees and adjustments are whole minor units; anything finer is refused.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from headend.prepay.errors import MoneyError
+
+LEDGER_PLACES = 6
+MICRO = Decimal(1).scaleb(-LEDGER_PLACES)  # 0.000001
+_MICRO_PER_UNIT = 10**LEDGER_PLACES
+ROUNDINGS = frozenset(
+    {
+        decimal.ROUND_HALF_UP,
+        decimal.ROUND_HALF_EVEN,
+        decimal.ROUND_HALF_DOWN,
+        decimal.ROUND_UP,
+        decimal.ROUND_DOWN,
+        decimal.ROUND_CEILING,
+        decimal.ROUND_FLOOR,
+    }
+)
+
+
+class MoneySettings(BaseModel):
+    """The ledger's currency and the customer-facing rounding rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    minor_places: int = Field(default=2, ge=0, le=4)
+    rounding: str = ROUND_HALF_UP
+
+    @field_validator("rounding")
+    @classmethod
+    def _rounding(cls, value: str) -> str:
+        if value not in ROUNDINGS:
+            raise ValueError(f"use one of {sorted(ROUNDINGS)}")
+        return value
+
+    @property
+    def quantum(self) -> Decimal:
+        return Decimal(1).scaleb(-self.minor_places)
+
+    def round(self, amount: Decimal) -> Decimal:
+        """``amount`` rounded to the minor unit by the configured rule."""
+        return amount.quantize(self.quantum, rounding=self.rounding)
+
+    def show(self, amount: Decimal) -> str:
+        """``amount`` as customer-facing text, e.g. ``12.35 CNY``."""
+        return f"{self.round(amount)} {self.currency}"
+
+
+def parse(text: str | int | Decimal, what: str = "amount") -> Decimal:
+    """A finite ``Decimal`` from text (never from float); ``MoneyError`` otherwise."""
+    if isinstance(text, float):
+        raise MoneyError(f"{what}: give money as a string or an integer, never a float")
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, TypeError, ValueError):
+        raise MoneyError(f"{what}: {text!r} is not a number") from None
+    if not value.is_finite():
+        raise MoneyError(f"{what}: {text!r} is not a finite number")
+    return value
+
+
+def payment(text: str | int | Decimal, settings: MoneySettings, what: str = "amount") -> Decimal:
+    """A positive amount in whole minor units (a top-up, a fee, an adjustment's size)."""
+    value = parse(text, what)
+    if value != value.quantize(settings.quantum):
+        raise MoneyError(
+            f"{what}: {value} has more than {settings.minor_places} decimal places "
+            f"({settings.currency} is paid in units of {settings.quantum})"
+        )
+    if abs(value) >= Decimal(10) ** 12:
+        raise MoneyError(f"{what}: {value} is too large")
+    return value
+
+
+def to_micro(amount: Decimal) -> int:
+    """``amount`` in ledger micro-units, rounded half-up once."""
+    return int(amount.quantize(MICRO, rounding=ROUND_HALF_UP).scaleb(LEDGER_PLACES))
+
+
+def from_micro(micro: int) -> Decimal:
+    """Ledger micro-units back to an exact ``Decimal``."""
+    return Decimal(micro).scaleb(-LEDGER_PLACES).quantize(MICRO)
