@@ -202,11 +202,17 @@ def failing_meters(
     *,
     window: int = 7,
     min_missing: int = 2,
+    since: Mapping[str, date] | None = None,
 ) -> list[Failing]:
-    """Meters missing at least ``min_missing`` freezes in the ``window`` days up to ``last``."""
-    span = [last - timedelta(days=i) for i in range(window)]
+    """Meters missing at least ``min_missing`` freezes in the ``window`` days up to ``last``.
+
+    ``since`` gives a meter's first due freeze (a meter installed later is not due before).
+    """
     out = []
     for meter, d in sorted(due.items()):
+        first = (since or {}).get(meter)
+        span = [last - timedelta(days=i) for i in range(window)]
+        span = [day for day in span if first is None or day >= first]
         got = obtained.get(meter, set())
         missing = [day for day in span if day not in got]
         if len(missing) < min_missing:

@@ -290,17 +290,17 @@ class Trend:
     slope_per_day: Decimal | None
 
 
-def trend(results: Sequence[LossResult], window: int = 7) -> Trend:
+def trend(series: Sequence[tuple[date, Decimal | None]], window: int = 7) -> Trend:
     """The trend of daily rates (days without a rate are gaps, not zeros)."""
-    ordered = sorted(results, key=lambda r: r.start)
-    rates = [r.rate for r in ordered]
+    ordered = sorted(series, key=lambda r: r[0])
+    rates = [r for _, r in ordered]
     averages: list[Decimal | None] = []
     for i in range(len(rates)):
         recent = [r for r in rates[max(0, i - window + 1) : i + 1] if r is not None]
         averages.append(
             (sum(recent, Decimal(0)) / len(recent)).quantize(RATE_PLACES) if recent else None
         )
-    xs = [(ordered[i].start - ordered[0].start).days for i, r in enumerate(rates) if r is not None]
+    xs = [(d - ordered[0][0]).days for d, r in ordered if r is not None]
     ys = [r for r in rates if r is not None]
     slope = None
     if len(xs) >= 2:
@@ -310,4 +310,4 @@ def trend(results: Sequence[LossResult], window: int = 7) -> Trend:
         if den:
             num = sum((Decimal(x) - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
             slope = (num / den).quantize(Decimal("0.000001"))
-    return Trend(tuple(r.start for r in ordered), tuple(rates), tuple(averages), slope)
+    return Trend(tuple(d for d, _ in ordered), tuple(rates), tuple(averages), slope)

@@ -151,7 +151,7 @@ def test_sudden_change_and_trend():
     flagged = flag_sudden_changes(results[:7], results[7])
     assert Flag.SUDDEN_CHANGE in flagged.flags
     assert Flag.SUDDEN_CHANGE not in flag_sudden_changes(results[:6], results[6]).flags
-    tr = trend(results, window=3)
+    tr = trend([(r.start, r.rate) for r in results], window=3)
     assert tr.slope_per_day is not None and tr.slope_per_day > 0
     assert tr.moving_average[-1] == D("0.14") and tr.moving_average[0] == D("0.04")
 

@@ -1,0 +1,306 @@
+"""Reads the facts the analytics need from the database (SQLite and PostgreSQL alike).
+
+Registers are read as exact text and turned into Decimal here; multipliers come from the meter
+version in force at the end of a meter's stay in the area over the period.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Numeric, and_, cast, func, or_, select
+
+from headend.analytics.collection import Due, FrozenFact, SessionFact
+from headend.analytics.model import MeterSpan, Point, Registers, boundary, freeze_day
+from headend.analytics.suspects import EventFact, Inspection, InstantFact
+from headend.db.analytics_tables import analytics_inspections, analytics_targets
+from headend.db.tables import areas, events, gateway_sessions, meter_replacements, meters, readings
+from protocols.quantities import ENERGY_TOTAL
+
+FROZEN = "daily_frozen"
+SPOT = ("interval", "on_demand")
+COVER_EVENTS = ("meter_cover_open", "terminal_cover_open", "reading_anomaly")
+
+
+def _dec(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _overlap(table: Any, t0: datetime, t1: datetime) -> Any:
+    return and_(table.c.valid_from < t1, or_(table.c.valid_to.is_(None), table.c.valid_to > t0))
+
+
+def area_ids(conn: Connection, t0: datetime, t1: datetime) -> list[str]:
+    """Areas that existed at some time in ``[t0, t1)``."""
+    rows = conn.execute(select(areas.c.id).where(_overlap(areas, t0, t1)).distinct())
+    return sorted(r.id for r in rows)
+
+
+def area_gateway(conn: Connection, area: str, at: datetime) -> str | None:
+    """The gateway serving ``area`` at ``at``."""
+    row = conn.execute(
+        select(areas.c.gateway).where(
+            areas.c.id == area,
+            areas.c.valid_from <= at,
+            or_(areas.c.valid_to.is_(None), areas.c.valid_to > at),
+        )
+    ).first()
+    return None if row is None else row.gateway
+
+
+def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Point]:
+    """The metering points of ``area`` over ``[t0, t1)`` with their meters in time order."""
+    rows = conn.execute(
+        select(meters)
+        .where(meters.c.area == area, _overlap(meters, t0, t1))
+        .order_by(meters.c.id, meters.c.valid_from)
+    ).all()
+    stays: dict[str, dict[str, Any]] = {}
+    for r in rows:  # merge a meter's consecutive versions into one stay
+        s = stays.get(r.id)
+        if s is None or (s["end"] is not None and s["end"] < r.valid_from):
+            stays[r.id] = s = {"start": r.valid_from, "point": r.point}
+        s.update(end=r.valid_to, role=r.role, multiplier=Decimal(r.multiplier))
+    reps = conn.execute(
+        select(meter_replacements).where(
+            meter_replacements.c.point.in_(sorted({s["point"] for s in stays.values()})),
+            meter_replacements.c.at > t0,
+            meter_replacements.c.at < t1,
+        )
+    ).all()
+    finals = {(r.old_meter, r.at): json.loads(r.old_final) for r in reps}
+    starts = {(r.new_meter, r.at): json.loads(r.new_start) for r in reps}
+    by_point: dict[str, list[MeterSpan]] = defaultdict(list)
+    roles: dict[str, str] = {}
+    for meter, s in stays.items():
+        start = s["start"] if s["start"] > t0 else None
+        end = s["end"] if s["end"] is not None and s["end"] < t1 else None
+        sv = starts.get((meter, s["start"]), {}).get(ENERGY_TOTAL)
+        ev = finals.get((meter, s["end"]), {}).get(ENERGY_TOTAL)
+        by_point[s["point"]].append(
+            MeterSpan(
+                meter,
+                s["multiplier"],
+                start,
+                end,
+                None if sv is None else Decimal(sv),
+                None if ev is None else Decimal(ev),
+            )
+        )
+        roles[s["point"]] = s["role"]
+    return [
+        Point(p, roles[p], tuple(sorted(spans, key=lambda m: m.start or t0)))
+        for p, spans in sorted(by_point.items())
+    ]
+
+
+def frozen_facts(
+    conn: Connection,
+    meter_ids: Iterable[str],
+    quantity: str,
+    first: date,
+    last: date,
+    zone: ZoneInfo,
+) -> dict[str, dict[date, FrozenFact]]:
+    """Daily frozen values of ``quantity`` for freeze dates ``first``…``last``, per meter."""
+    ids = sorted(set(meter_ids))
+    out: dict[str, dict[date, FrozenFact]] = {m: {} for m in ids}
+    if not ids:
+        return out
+    lo = boundary(first, zone) - timedelta(hours=12)
+    hi = boundary(last, zone) + timedelta(hours=12)
+    for chunk in _chunks(ids):
+        rows = conn.execute(
+            select(
+                readings.c.meter,
+                readings.c.time,
+                readings.c.value,
+                readings.c.gateway_time,
+                readings.c.flags,
+            ).where(
+                readings.c.meter.in_(chunk),
+                readings.c.quantity == quantity,
+                readings.c.kind == FROZEN,
+                readings.c.time >= lo,
+                readings.c.time < hi,
+            )
+        )
+        for r in rows:
+            value = _dec(r.value)
+            if value is None:
+                continue
+            day = freeze_day(r.time, zone)
+            flags = frozenset(f for f in r.flags.split(",") if f)
+            out[r.meter].setdefault(day, FrozenFact(r.meter, day, value, r.gateway_time, flags))
+    return out
+
+
+def registers(
+    conn: Connection,
+    meter_ids: Iterable[str],
+    first: date,
+    last: date,
+    zone: ZoneInfo,
+    max_gap: timedelta,
+) -> dict[str, Registers]:
+    """Import-energy registers: frozen values, plus interval readings around missing freezes."""
+    facts = frozen_facts(conn, meter_ids, ENERGY_TOTAL, first, last, zone)
+    out: dict[str, Registers] = {}
+    want = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    for meter, by_day in facts.items():
+        frozen = {d: f.value for d, f in by_day.items()}
+        missing = [d for d in want if d not in frozen]
+        series: list[tuple[datetime, Decimal]] = []
+        if missing:
+            lo = boundary(missing[0], zone) - max_gap
+            hi = boundary(missing[-1], zone) + max_gap
+            rows = conn.execute(
+                select(readings.c.time, readings.c.value)
+                .where(
+                    readings.c.meter == meter,
+                    readings.c.quantity == ENERGY_TOTAL,
+                    readings.c.kind.in_(SPOT),
+                    readings.c.time >= lo,
+                    readings.c.time <= hi,
+                )
+                .order_by(readings.c.time)
+            )
+            series = [(r.time, v) for r in rows if (v := _dec(r.value)) is not None]
+        out[meter] = Registers(frozen, series)
+    return out
+
+
+def daily_deltas(
+    conn: Connection, meter: str, quantity: str, first: date, last: date, zone: ZoneInfo
+) -> dict[date, Decimal]:
+    """Day D's increase of a frozen register (D+1 − D) for days ``first``…``last``."""
+    facts = frozen_facts(conn, [meter], quantity, first, last + timedelta(days=1), zone)[meter]
+    out = {}
+    for d, f in facts.items():
+        nxt = facts.get(d + timedelta(days=1))
+        if nxt is not None and nxt.value >= f.value:
+            out[d] = nxt.value - f.value
+    return out
+
+
+def meter_events(
+    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime
+) -> list[EventFact]:
+    """Cover, terminal-cover and reading-anomaly events of the meters in ``[t0, t1)``."""
+    out = []
+    for chunk in _chunks(sorted(meter_ids)):
+        rows = conn.execute(
+            select(events.c.meter, events.c.type, events.c.time, events.c.details).where(
+                events.c.meter.in_(chunk),
+                events.c.type.in_(COVER_EVENTS),
+                events.c.time >= t0,
+                events.c.time < t1,
+            )
+        )
+        out += [EventFact(r.meter, r.type, r.time, json.loads(r.details)) for r in rows]
+    return out
+
+
+def anomalous_instants(
+    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime, lost_voltage: Decimal
+) -> list[InstantFact]:
+    """Voltage below ``lost_voltage`` and negative power/current readings in ``[t0, t1)``."""
+    q = readings.c.quantity
+    low_voltage = and_(q.like("voltage.%"), cast(readings.c.value, Numeric) < lost_voltage)
+    negative = and_(or_(q.like("current.%"), q.like("power.active.%")), readings.c.value.like("-%"))
+    out = []
+    for chunk in _chunks(sorted(meter_ids)):
+        rows = conn.execute(
+            select(readings.c.meter, q, readings.c.time, readings.c.value)
+            .where(
+                readings.c.meter.in_(chunk),
+                readings.c.kind.in_(SPOT),
+                readings.c.time >= t0,
+                readings.c.time < t1,
+                or_(low_voltage, negative),
+            )
+            .order_by(readings.c.time)
+            .limit(10_000)
+        )
+        out += [
+            InstantFact(r.meter, r.quantity, r.time, v)
+            for r in rows
+            if (v := _dec(r.value)) is not None
+        ]
+    return out
+
+
+def latest_inspections(conn: Connection, meter_ids: Sequence[str]) -> dict[str, Inspection]:
+    """The latest inspection of each meter (outcomes stay with the meter)."""
+    out: dict[str, Inspection] = {}
+    for chunk in _chunks(sorted(meter_ids)):
+        rows = conn.execute(
+            select(analytics_inspections)
+            .where(analytics_inspections.c.meter.in_(chunk))
+            .order_by(analytics_inspections.c.at, analytics_inspections.c.id)
+        )
+        for r in rows:
+            out[r.meter] = Inspection(r.meter, r.at, r.outcome, r.note)
+    return out
+
+
+def target_of(conn: Connection, area: str, default: Decimal) -> Decimal:
+    """The area's loss-rate target (the configured default if none is set)."""
+    row = conn.execute(
+        select(analytics_targets.c.target).where(analytics_targets.c.area == area)
+    ).first()
+    return default if row is None else Decimal(row.target)
+
+
+def due_meters(conn: Connection, area: str, at: datetime) -> list[Due]:
+    """Meters of ``area`` in force at ``at`` (due for that instant's freeze)."""
+    gateway = area_gateway(conn, area, at)
+    rows = conn.execute(
+        select(meters.c.id, meters.c.role).where(
+            meters.c.area == area,
+            meters.c.valid_from <= at,
+            or_(meters.c.valid_to.is_(None), meters.c.valid_to > at),
+        )
+    )
+    return [Due(r.id, area, gateway, r.role) for r in rows]
+
+
+def sessions(conn: Connection, gateway: str, end: datetime) -> list[SessionFact]:
+    """A gateway's session history up to ``end`` (the last state before and every change)."""
+    rows = conn.execute(
+        select(gateway_sessions.c.at, gateway_sessions.c.state)
+        .where(gateway_sessions.c.gateway == gateway, gateway_sessions.c.at < end)
+        .order_by(gateway_sessions.c.at, gateway_sessions.c.id)
+    )
+    return [SessionFact(gateway, r.at, r.state) for r in rows]
+
+
+def meter_area(conn: Connection, meter: str) -> tuple[str, str] | None:
+    """(area, point) of a meter's latest version."""
+    row = conn.execute(
+        select(meters.c.area, meters.c.point)
+        .where(meters.c.id == meter)
+        .order_by(meters.c.valid_from.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row.area, row.point)
+
+
+def count_readings(conn: Connection) -> int:
+    """How many readings are stored (benchmarks)."""
+    return int(conn.execute(select(func.count()).select_from(readings)).scalar_one())
+
+
+def _chunks(ids: Sequence[str], size: int = 500) -> Iterable[list[str]]:
+    for i in range(0, len(ids), size):
+        yield list(ids[i : i + size])

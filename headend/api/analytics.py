@@ -1,0 +1,365 @@
+"""``/analytics``: line loss, trends, targets, suspects, inspections, collection, recompute.
+
+Every read needs the viewer role and is filtered to the user's areas; marking a suspect inspected
+and ordering a recompute need operator; setting a target supervisor.  Each list is CSV with
+``?format=csv``.  The router's lifespan starts the daily job (``[analytics] job = true``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import insert, select
+
+from headend.analytics import AnalyticsInputError, repo, store
+from headend.analytics.job import DailyJob
+from headend.analytics.lineloss import trend
+from headend.analytics.service import recompute
+from headend.analytics.settings import AnalyticsSettings, analytics_settings
+from headend.analytics.suspects import OUTCOMES
+from headend.api.deps import (
+    ReadConn,
+    Viewer,
+    WriteConn,
+    aware,
+    get_engine,
+    now,
+    require_area,
+    require_role,
+    user_areas,
+)
+from headend.db.analytics_tables import analytics_inspections, analytics_targets
+from headend.db.dialect import upsert
+from headend.db.tables import areas
+from taiqu.clock import RealClock
+
+Operator = Annotated[Any, Depends(require_role("operator"))]
+Supervisor = Annotated[Any, Depends(require_role("supervisor"))]
+Format = Annotated[Literal["json", "csv"], Query(alias="format")]
+MAX_RANGE = 400
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the daily job after the app's own start-up (migrations) when enabled."""
+    config = settings_of_app(app)
+    job = None
+    if config.job:
+        clock = getattr(app.state, "clock", None) or RealClock()
+        job = DailyJob(app.state.engine, config, clock)
+        job.start()
+    app.state.analytics_job = job
+    try:
+        yield
+    finally:
+        if job is not None:
+            await job.stop()
+
+
+router = APIRouter(prefix="/analytics", tags=["analytics"], lifespan=lifespan)
+
+
+def settings_of_app(app: Any) -> AnalyticsSettings:
+    cached = getattr(app.state, "analytics_settings", None)
+    if cached is None:
+        s = app.state.settings
+        cached = analytics_settings(s.extra, s.source)
+        app.state.analytics_settings = cached
+    return cached
+
+
+def get_config(request: Request) -> AnalyticsSettings:
+    return settings_of_app(request.app)
+
+
+Config = Annotated[AnalyticsSettings, Depends(get_config)]
+
+
+def _range(first: date | None, last: date | None, config: AnalyticsSettings) -> tuple[date, date]:
+    today = now().astimezone(config.tz).date()
+    last = last or today - timedelta(days=1)
+    first = first or last - timedelta(days=30)
+    if last < first:
+        raise AnalyticsInputError("'to' must not be before 'from'")
+    if (last - first).days > MAX_RANGE:
+        raise AnalyticsInputError(f"ask for at most {MAX_RANGE} days")
+    return first, last
+
+
+def _scoped(user: Any, area: str | None) -> list[str] | None:
+    scope = user_areas(user)
+    if area is not None:
+        require_area(user, area)
+        return [area]
+    return None if scope is None else sorted(scope)
+
+
+def _csv(rows: Sequence[dict[str, Any]], name: str) -> Response:
+    buf = io.StringIO()
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    writer = csv.DictWriter(buf, columns, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(
+            {
+                k: json.dumps(v, default=str) if isinstance(v, list | dict) else v
+                for k, v in r.items()
+            }
+        )
+    headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def _out(rows: list[dict[str, Any]], fmt: str, name: str) -> Any:
+    return _csv(rows, name) if fmt == "csv" else rows
+
+
+# --- line loss ---------------------------------------------------------------------------------
+
+
+@router.get("/lineloss")
+def line_loss(
+    conn: ReadConn,
+    user: Viewer,
+    config: Config,
+    area: str | None = None,
+    period: Literal["day", "month"] = "day",
+    first: date | None = Query(None, alias="from"),
+    last: date | None = Query(None, alias="to"),
+    fmt: Format = "json",
+    detail: bool = False,
+) -> Any:
+    """Stored line-loss results (supply, sales, loss, rate, coverage, method, flags)."""
+    first, last = _range(first, last, config)
+    rows = store.loss_rows(conn, _scoped(user, area), period, first, last)
+    if not detail or fmt == "csv":
+        for r in rows:
+            r.pop("detail")
+    return _out(rows, fmt, f"lineloss-{period}")
+
+
+@router.get("/areas/{area}/trend")
+def loss_trend(
+    area: str,
+    conn: ReadConn,
+    user: Viewer,
+    config: Config,
+    first: date | None = Query(None, alias="from"),
+    last: date | None = Query(None, alias="to"),
+    window: int = Query(7, ge=1, le=90),
+) -> dict[str, Any]:
+    """Daily loss rates of an area, their moving average and slope."""
+    require_area(user, area)
+    first, last = _range(first, last, config)
+    rows = store.loss_rows(conn, [area], "day", first, last)
+    series = [
+        (date.fromisoformat(r["start"]), Decimal(r["rate"]) if r["rate"] else None) for r in rows
+    ]
+    t = trend(series, window)
+    return {
+        "area": area,
+        "window": window,
+        "slope_per_day": t.slope_per_day,
+        "days": [
+            {"day": d, "rate": r, "moving_average": m}
+            for d, r, m in zip(t.days, t.rates, t.moving_average, strict=True)
+        ],
+    }
+
+
+class TargetIn(BaseModel):
+    """A loss-rate target as a fraction (0.06 = 6 %)."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: Decimal = Field(ge=0, le=1)
+
+
+@router.get("/areas/{area}/target")
+def get_target(area: str, conn: ReadConn, user: Viewer, config: Config) -> dict[str, Any]:
+    require_area(user, area)
+    row = conn.execute(select(analytics_targets).where(analytics_targets.c.area == area)).first()
+    if row is None:
+        return {"area": area, "target": config.default_target, "default": True}
+    return {**dict(row._mapping), "default": False}
+
+
+@router.put("/areas/{area}/target")
+def set_target(area: str, body: TargetIn, conn: WriteConn, user: Supervisor) -> dict[str, Any]:
+    require_area(user, area)
+    values = {
+        "area": area,
+        "target": str(body.target),
+        "updated_by": user.name,
+        "updated_at": now(),
+    }
+    conn.execute(
+        upsert(conn, analytics_targets, ["area"], ["target", "updated_by", "updated_at"]), values
+    )
+    return {**values, "default": False}
+
+
+# --- suspects and inspections ------------------------------------------------------------------
+
+
+@router.get("/areas/{area}/suspects")
+def suspects(
+    area: str, conn: ReadConn, user: Viewer, day: date | None = None, fmt: Format = "json"
+) -> Any:
+    """The area's ranked suspects with evidence and each meter's latest inspection."""
+    require_area(user, area)
+    as_of, rows = store.suspect_rows(conn, area, day)
+    checked = repo.latest_inspections(conn, [r["meter"] for r in rows])
+    for r in rows:
+        i = checked.get(r["meter"])
+        r["inspection"] = None if i is None else {"at": i.at, "outcome": i.outcome, "note": i.note}
+    if fmt == "csv":
+        flat = [
+            {
+                **{k: r[k] for k in ("area", "day", "rank", "meter", "point", "score")},
+                "evidence": "; ".join(e["summary"] for e in r["evidence"]),
+                "inspection": (r["inspection"] or {}).get("outcome", ""),
+            }
+            for r in rows
+        ]
+        return _csv(flat, f"suspects-{area}")
+    return {"area": area, "day": as_of, "suspects": rows}
+
+
+class InspectionIn(BaseModel):
+    """An on-site inspection of a suspect meter."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+    note: str = Field(default="", max_length=2000)
+    at: datetime | None = None
+
+
+@router.post("/meters/{meter}/inspections", status_code=201)
+def inspect(meter: str, body: InspectionIn, conn: WriteConn, user: Operator) -> dict[str, Any]:
+    """Record an inspection outcome; it stays with the meter."""
+    found = repo.meter_area(conn, meter)
+    if found is None:
+        raise AnalyticsInputError(f"meter {meter!r} does not exist")
+    area, point = found
+    require_area(user, area)
+    at = aware(body.at, "at") or now()
+    values = {
+        "meter": meter,
+        "point": point,
+        "area": area,
+        "at": at,
+        "outcome": body.outcome,
+        "note": body.note,
+        "inspected_by": user.name,
+        "recorded_at": now(),
+    }
+    row_id = conn.execute(
+        insert(analytics_inspections).values(**values).returning(analytics_inspections.c.id)
+    ).scalar_one()
+    return {"id": row_id, **values}
+
+
+@router.get("/meters/{meter}/inspections")
+def inspections(meter: str, conn: ReadConn, user: Viewer) -> list[dict[str, Any]]:
+    found = repo.meter_area(conn, meter)
+    if found is None:
+        raise AnalyticsInputError(f"meter {meter!r} does not exist")
+    require_area(user, found[0])
+    t = analytics_inspections
+    rows = conn.execute(select(t).where(t.c.meter == meter).order_by(t.c.at, t.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+# --- collection and quality --------------------------------------------------------------------
+
+
+def _gateways_of(conn: Any, scope: list[str]) -> list[str]:
+    rows = conn.execute(
+        select(areas.c.gateway).where(areas.c.id.in_(scope), areas.c.gateway.is_not(None))
+    )
+    return sorted({r.gateway for r in rows})
+
+
+@router.get("/collection")
+def collection(
+    conn: ReadConn,
+    user: Viewer,
+    config: Config,
+    scope: Literal["area", "gateway"] = "area",
+    key: str | None = None,
+    first: date | None = Query(None, alias="from"),
+    last: date | None = Query(None, alias="to"),
+    fmt: Format = "json",
+) -> Any:
+    """Daily actual-reading rates (first sweep and after back-fill) and gateway online rates."""
+    first, last = _range(first, last, config)
+    allowed = user_areas(user)
+    keys: list[str] | None = None if key is None else [key]
+    if allowed is not None:
+        visible = sorted(allowed) if scope == "area" else _gateways_of(conn, sorted(allowed))
+        keys = [k for k in (keys or visible) if k in visible]
+        if key is not None and not keys:
+            require_area(user, None)
+    return _out(store.rate_rows(conn, scope, keys, first, last), fmt, f"collection-{scope}")
+
+
+@router.get("/areas/{area}/quality")
+def quality(
+    area: str, conn: ReadConn, user: Viewer, day: date | None = None, fmt: Format = "json"
+) -> Any:
+    """Reading-quality flags (backwards, jump, stopped) and meters that keep failing."""
+    require_area(user, area)
+    as_of, rows = store.quality_rows(conn, area, day)
+    if fmt == "csv":
+        return _csv(rows, f"quality-{area}")
+    return {"area": area, "day": as_of, "findings": rows}
+
+
+# --- recompute ---------------------------------------------------------------------------------
+
+
+class RecomputeIn(BaseModel):
+    """Days to recompute (inclusive) and optionally which areas."""
+
+    model_config = ConfigDict(extra="forbid")
+    first: date = Field(alias="from")
+    last: date = Field(alias="to")
+    areas: list[str] | None = None
+
+
+@router.post("/recompute")
+async def order_recompute(
+    body: RecomputeIn, request: Request, user: Operator, config: Config
+) -> dict[str, Any]:
+    """Recompute now (idempotent); a scoped user recomputes only their areas."""
+    import asyncio
+
+    allowed = user_areas(user)
+    chosen = body.areas
+    if allowed is not None:
+        for a in chosen or []:
+            require_area(user, a)
+        chosen = chosen or sorted(allowed)
+    engine = get_engine(request)
+    summary = await asyncio.to_thread(
+        recompute, engine, config, body.first, body.last, now(), chosen
+    )
+    return {
+        "areas": summary.areas,
+        "days": summary.days,
+        "losses": summary.losses,
+        "suspects": summary.suspects,
+        "rates": summary.rates,
+    }
