@@ -211,6 +211,10 @@ class TariffBook:
     def __contains__(self, tariff: str) -> bool:
         return tariff in self._by_id
 
+    def versions(self, tariff: str) -> list[TariffVersion]:
+        """Every version of ``tariff``, oldest first."""
+        return list(self._by_id.get(tariff, ()))
+
     def at(self, tariff: str, t: datetime) -> TariffVersion:
         """The version of ``tariff`` in force at ``t``; ``TariffError`` when there is none."""
         found = None

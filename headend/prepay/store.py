@@ -1,0 +1,477 @@
+"""Accounts, their metering points, tariffs, the ledger and payments in the database.
+
+Every balance change is a ledger row (``prepay_ledger``); the balance is ``SUM(amount_micro)``.
+Ledger rows are never updated or deleted: a wrong charge is corrected by a reversal, a wrong period
+by an adjustment (退补) naming the period and the reason.  A ledger row is unique per
+``(kind, reference)``: a charge's reference is its charge id, a top-up's the payment's external
+reference, so repeating a request never moves money twice.  Changes are audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, or_, select, update
+
+from headend import audit
+from headend.db.dialect import insert_ignore
+from headend.db.errors import Conflict, InvalidRequest, NotFound
+from headend.db.prepay_tables import (
+    prepay_account_points,
+    prepay_accounts,
+    prepay_ledger,
+    prepay_payments,
+    prepay_tariffs,
+)
+from headend.db.tables import meters
+from headend.prepay.errors import PaymentConflict
+from headend.prepay.money import MoneySettings, from_micro, payment, to_micro
+from headend.prepay.tariffs import TariffBook, TariffVersion, parse_definition, parse_split
+
+MODES = ("prepaid", "postpaid")
+LEDGER_KINDS = ("charge", "reversal", "topup", "adjustment", "fee")
+
+
+# --- tariffs ----------------------------------------------------------------------------------
+
+
+def put_tariff(
+    conn: Connection,
+    tariff: str,
+    definition: dict[str, Any],
+    valid_from: datetime,
+    *,
+    name: str = "",
+    actor: str,
+    now: datetime,
+) -> None:
+    """Add a version of ``tariff`` in force from ``valid_from`` (the first may be back-dated)."""
+    parsed = parse_definition(definition)
+    latest = conn.execute(
+        select(func.max(prepay_tariffs.c.valid_from)).where(prepay_tariffs.c.id == tariff)
+    ).scalar_one()
+    if latest is not None:
+        if valid_from <= latest:
+            raise Conflict(
+                f"tariff {tariff!r} has a version from {latest.isoformat()}; a new version must "
+                "start later (history is not rewritten: correct past periods with adjustments)"
+            )
+        if valid_from < now:
+            raise Conflict(
+                f"a change of tariff {tariff!r} applies from its effective date only, which must "
+                f"not be in the past ({valid_from.isoformat()} < {now.isoformat()})"
+            )
+    conn.execute(
+        prepay_tariffs.insert().values(
+            id=tariff,
+            name=name,
+            valid_from=valid_from,
+            definition=parsed.model_dump(mode="json"),
+            created_by=actor,
+            created_at=now,
+        )
+    )
+    audit.append(
+        conn,
+        actor,
+        "prepay.tariff",
+        tariff,
+        {"valid_from": valid_from.isoformat(), "definition": parsed.model_dump(mode="json")},
+        at=now,
+    )
+
+
+def tariff_book(conn: Connection) -> TariffBook:
+    """Every version of every tariff."""
+    rows = conn.execute(select(prepay_tariffs)).all()
+    return TariffBook(
+        TariffVersion(r.id, r.valid_from, parse_definition(r.definition)) for r in rows
+    )
+
+
+def tariffs(conn: Connection) -> list[dict[str, Any]]:
+    """Every tariff version, by id then effective date."""
+    rows = conn.execute(
+        select(prepay_tariffs).order_by(prepay_tariffs.c.id, prepay_tariffs.c.valid_from)
+    ).all()
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "valid_from": r.valid_from,
+            "definition": r.definition,
+            "created_by": r.created_by,
+        }
+        for r in rows
+    ]
+
+
+# --- accounts and metering points -------------------------------------------------------------
+
+
+def create_account(
+    conn: Connection,
+    account: str,
+    *,
+    mode: str,
+    name: str = "",
+    language: str = "zh",
+    contacts: Sequence[str] = (),
+    overdraft: Decimal = Decimal(0),
+    area: str | None = None,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Open an account; ``Conflict`` if the id is taken."""
+    if mode not in MODES:
+        raise InvalidRequest(f"mode: use one of {MODES}")
+    if overdraft < 0:
+        raise InvalidRequest("overdraft: the allowed overdraft is zero or positive")
+    found = conn.execute(
+        select(prepay_accounts.c.id).where(prepay_accounts.c.id == account)
+    ).first()
+    if found is not None:
+        raise Conflict(f"account {account!r} already exists")
+    conn.execute(
+        prepay_accounts.insert().values(
+            id=account,
+            name=name,
+            mode=mode,
+            area=area,
+            language=language,
+            contacts=list(contacts),
+            overdraft_micro=to_micro(overdraft),
+            created_by=actor,
+            created_at=now,
+            stage="ok",
+            cycle=0,
+            supply="on",
+        )
+    )
+    audit.append(
+        conn,
+        actor,
+        "prepay.account_create",
+        account,
+        {"mode": mode, "area": area, "overdraft": str(overdraft), "contacts": len(contacts)},
+        at=now,
+    )
+
+
+def account(conn: Connection, account_id: str) -> Any:
+    """The account row; ``NotFound`` if there is none."""
+    row = conn.execute(
+        select(prepay_accounts).where(prepay_accounts.c.id == account_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"account {account_id!r} does not exist")
+    return row
+
+
+def link_point(
+    conn: Connection,
+    account_id: str,
+    point: str,
+    valid_from: datetime,
+    *,
+    tariff: str | None = None,
+    split: dict[str, Any] | None = None,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Charge ``point``'s energy from ``valid_from`` on to the account (one account at a time)."""
+    acct = account(conn, account_id)
+    meter = conn.execute(
+        select(meters.c.area, meters.c.tariff_category)
+        .where(meters.c.point == point)
+        .order_by(meters.c.valid_from.desc())
+    ).first()
+    if meter is None:
+        raise NotFound(f"metering point {point!r} is not in the meter archive")
+    parsed_split = parse_split(split)
+    if tariff is None and not meter.tariff_category:
+        raise InvalidRequest(f"point {point!r}: its meter has no tariff_category; name the tariff")
+    pp = prepay_account_points
+    clash = conn.execute(
+        select(pp.c.account).where(
+            pp.c.point == point, or_(pp.c.valid_to.is_(None), pp.c.valid_to > valid_from)
+        )
+    ).first()
+    if clash is not None:
+        raise Conflict(f"point {point!r} is already charged to account {clash.account!r}")
+    conn.execute(
+        pp.insert().values(
+            account=account_id,
+            point=point,
+            valid_from=valid_from,
+            tariff=tariff,
+            split=None if parsed_split is None else parsed_split.model_dump(mode="json"),
+        )
+    )
+    if acct.area is None:
+        conn.execute(
+            update(prepay_accounts)
+            .where(prepay_accounts.c.id == account_id)
+            .values(area=meter.area)
+        )
+    audit.append(
+        conn,
+        actor,
+        "prepay.point_link",
+        account_id,
+        {"point": point, "valid_from": valid_from.isoformat(), "tariff": tariff, "split": split},
+        at=now,
+    )
+
+
+def unlink_point(
+    conn: Connection, account_id: str, point: str, at: datetime, *, actor: str, now: datetime
+) -> None:
+    """Stop charging ``point`` to the account from ``at``."""
+    pp = prepay_account_points
+    done = conn.execute(
+        update(pp)
+        .where(
+            pp.c.account == account_id,
+            pp.c.point == point,
+            pp.c.valid_to.is_(None),
+            pp.c.valid_from < at,
+        )
+        .values(valid_to=at)
+    )
+    if not done.rowcount:
+        raise NotFound(f"point {point!r} is not linked to account {account_id!r} before {at}")
+    audit.append(
+        conn,
+        actor,
+        "prepay.point_unlink",
+        account_id,
+        {"point": point, "at": at.isoformat()},
+        at=now,
+    )
+
+
+def points(conn: Connection, account_id: str) -> list[dict[str, Any]]:
+    """The account's metering points, every link period."""
+    pp = prepay_account_points
+    rows = conn.execute(
+        select(pp).where(pp.c.account == account_id).order_by(pp.c.valid_from, pp.c.point)
+    ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def point_links(conn: Connection) -> list[Any]:
+    """Every link of a point to an account (for the charge job)."""
+    pp = prepay_account_points
+    return list(conn.execute(select(pp).order_by(pp.c.point, pp.c.valid_from)).all())
+
+
+# --- the ledger -------------------------------------------------------------------------------
+
+
+def post(
+    conn: Connection,
+    account_id: str,
+    kind: str,
+    amount_micro: int,
+    at: datetime,
+    reference: str,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+    period: tuple[datetime, datetime] | None = None,
+) -> int | None:
+    """Append a ledger row; None when ``(kind, reference)`` is already there (nothing moves)."""
+    if kind not in LEDGER_KINDS:
+        raise InvalidRequest(f"ledger kind: use one of {LEDGER_KINDS}")
+    done = conn.execute(
+        insert_ignore(conn, prepay_ledger)
+        .values(
+            account=account_id,
+            kind=kind,
+            amount_micro=amount_micro,
+            at=at,
+            reference=reference,
+            reason=reason,
+            period_start=period[0] if period else None,
+            period_end=period[1] if period else None,
+            created_by=actor,
+            created_at=now,
+        )
+        .returning(prepay_ledger.c.id)
+    ).first()
+    return None if done is None else int(done.id)
+
+
+def balance_micro(conn: Connection, account_id: str) -> int:
+    """The account's balance: the sum of its ledger, in micro-units."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(prepay_ledger.c.amount_micro), 0)).where(
+            prepay_ledger.c.account == account_id
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def balances(conn: Connection) -> dict[str, int]:
+    """Every account's balance in micro-units."""
+    rows = conn.execute(
+        select(prepay_ledger.c.account, func.sum(prepay_ledger.c.amount_micro)).group_by(
+            prepay_ledger.c.account
+        )
+    ).all()
+    return {a: int(s) for a, s in rows}
+
+
+def ledger(
+    conn: Connection, account_id: str, *, after: int = 0, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Ledger rows of the account after id ``after``, oldest first, amounts as exact text."""
+    rows = conn.execute(
+        select(prepay_ledger)
+        .where(prepay_ledger.c.account == account_id, prepay_ledger.c.id > after)
+        .order_by(prepay_ledger.c.id)
+        .limit(limit)
+    ).all()
+    out = []
+    for r in rows:
+        item = dict(r._mapping)
+        item["amount"] = str(from_micro(item.pop("amount_micro")))
+        out.append(item)
+    return out
+
+
+def adjust(
+    conn: Connection,
+    account_id: str,
+    amount: Decimal,
+    *,
+    kind: str,
+    reference: str,
+    reason: str,
+    period: tuple[datetime, datetime] | None,
+    money: MoneySettings,
+    actor: str,
+    now: datetime,
+) -> int:
+    """An adjustment (退补, signed, naming the corrected period) or a fee (a debit)."""
+    acct = account(conn, account_id)
+    if kind not in ("adjustment", "fee"):
+        raise InvalidRequest("kind: adjustment or fee")
+    value = payment(amount, money, "amount")
+    if kind == "fee" and value <= 0:
+        raise InvalidRequest("a fee is a positive amount (it is debited)")
+    if kind == "adjustment" and period is None:
+        raise InvalidRequest("an adjustment names the period it corrects")
+    if not reason.strip():
+        raise InvalidRequest("give the reason")
+    micro = to_micro(-value if kind == "fee" else value)
+    posted = post(
+        conn,
+        acct.id,
+        kind,
+        micro,
+        now,
+        reference,
+        actor=actor,
+        now=now,
+        reason=reason,
+        period=period,
+    )
+    if posted is None:
+        raise Conflict(f"a {kind} with reference {reference!r} already exists")
+    audit.append(
+        conn,
+        actor,
+        f"prepay.{kind}",
+        account_id,
+        {
+            "amount": str(from_micro(micro)),
+            "reference": reference,
+            "reason": reason,
+            "period": [p.isoformat() for p in period] if period else None,
+        },
+        at=now,
+    )
+    return posted
+
+
+# --- payments ---------------------------------------------------------------------------------
+
+
+def top_up(
+    conn: Connection,
+    account_id: str,
+    amount: Decimal,
+    reference: str,
+    *,
+    channel: str,
+    paid_at: datetime,
+    money: MoneySettings,
+    actor: str,
+    now: datetime,
+) -> tuple[dict[str, Any], bool]:
+    """Record a payment and credit it, idempotent by ``reference``: (payment, created now)."""
+    value = payment(amount, money, "amount")
+    if value <= 0:
+        raise InvalidRequest("amount: a top-up is positive")
+    micro = to_micro(value)
+    p = prepay_payments
+    existing = conn.execute(select(p).where(p.c.reference == reference)).one_or_none()
+    if existing is not None:
+        if existing.account != account_id or existing.amount_micro != micro:
+            raise PaymentConflict(
+                f"payment {reference!r} was already received for account {existing.account} "
+                f"over {from_micro(existing.amount_micro)}; a new payment needs a new reference"
+            )
+        return _payment(existing), False
+    acct = account(conn, account_id)
+    state, reason, ledger_id = "credited", None, None
+    if acct.closed_at is not None:
+        state, reason = "rejected", f"account {account_id} is closed"
+    else:
+        ledger_id = post(
+            conn,
+            account_id,
+            "topup",
+            micro,
+            paid_at,
+            reference,
+            actor=actor,
+            now=now,
+            reason=f"payment via {channel or 'api'}",
+        )
+    conn.execute(
+        p.insert().values(
+            reference=reference,
+            account=account_id,
+            amount_micro=micro,
+            channel=channel,
+            paid_at=paid_at,
+            received_at=now,
+            state=state,
+            reason=reason,
+            ledger_id=ledger_id,
+            received_by=actor,
+        )
+    )
+    audit.append(
+        conn,
+        actor,
+        "prepay.topup" if state == "credited" else "prepay.topup_rejected",
+        account_id,
+        {"reference": reference, "amount": str(value), "channel": channel, "reason": reason},
+        at=now,
+    )
+    row = conn.execute(select(p).where(p.c.reference == reference)).one()
+    return _payment(row), True
+
+
+def _payment(row: Any) -> dict[str, Any]:
+    item = dict(row._mapping)
+    item["amount"] = str(from_micro(item.pop("amount_micro")))
+    return item
