@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from headend.db.bulk import insert_ignore_many, insert_many
 from headend.db.dialect import insert_ignore
 from headend.db.tables import dead_letters, events, gaps, gateway_sessions, gateway_state, ingested
 from headend.db.tables import readings as readings_table
@@ -147,9 +148,9 @@ class Ingestor:
                 event_rows.append(event)
                 covered.append((record.first, record.last))
         if new_seqs:
-            conn.execute(insert(ingested), new_seqs)
+            insert_many(conn, ingested, new_seqs)  # a duplicate here is a bug: let it fail
         if reading_rows_:
-            conn.execute(insert_ignore(conn, readings_table), reading_rows_)
+            insert_ignore_many(conn, readings_table, reading_rows_)
         if event_rows:
             conn.execute(insert_ignore(conn, events), event_rows)
         if gap_rows_:
