@@ -55,8 +55,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     config = settings_of_app(app)
     job = None
     if config.job:
-        clock = getattr(app.state, "clock", None) or RealClock()
-        job = DailyJob(app.state.engine, config, clock)
+        # wall time, not ``app.state.clock``: a test's manual clock would fast-forward the job
+        job = DailyJob(app.state.engine, config, RealClock())
         job.start()
     app.state.analytics_job = job
     try:
