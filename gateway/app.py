@@ -4,11 +4,18 @@
 
     Gateway.run()
       ├── Store.open(data_dir/gateway.db)             readings and events land here first
-      ├── BusWorker per [[buses]] (own thread)        every transaction of its port
-      ├── Poller(archive)                             meters by bus, drivers, back-off
+      ├── ClockTrust                                  flags readings, gates relay/time-sync
+      ├── BusWorker per [[buses]] (own thread)        every transaction of its port, heartbeat
+      ├── Poller(archive)                             meters by bus, drivers, back-off, events
       ├── Uplink(...).start()                         drains the store, commands, archive
-      └── schedules: energy / events / instant slots, daily frozen at 00:05 (+ once at start),
-                     status every minute
+      ├── CommandExecutor (gateway.commands)          lifecycle on up/result, via DaemonOps
+      ├── GatewayMetrics (+ /metrics on loopback)     the books behind the status message
+      ├── schedules: energy / events / instant slots, daily frozen at 00:05 (+ once at start,
+      │              a retry of failed meters an hour later), status every health.status_seconds
+      └── sd_notify READY=1, watchdog fed while every bus task beats, STOPPING=1
+
+After each events sweep: relay states go to the executor (armed close-allowed commands finish),
+and each bus's measured clock drifts go to the time-sync policy (``DaemonOps``).
 
 The archive (which meters to poll) is the TOML's ``[[meters]]`` (version 0) until the head-end
 pushes one over MQTT; a pushed archive is validated against the configured buses, stored
@@ -23,25 +30,29 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from typing import Any
 
+from gateway.app_commands import DaemonOps
 from gateway.bus.timing import LineTiming
 from gateway.bus.worker import BusWorker, Priority
+from gateway.clocktrust import ClockTrust, fixed
+from gateway.commands import CommandExecutor
 from gateway.config import GatewayConfig, MeterConfig, check_meters, resolve_secrets
-from gateway.frozen import FrozenReader
+from gateway.events import EventDetector
+from gateway.frozen import FrozenJobs, FrozenReader
 from gateway.health import Health
 from gateway.link import LinkFactory, LinkSettings, open_serial
-from gateway.poller import Group, MeterUnavailable, Poller
+from gateway.metrics import GatewayMetrics
+from gateway.notify import Notifier, Watchdog, from_environment
+from gateway.poller import Group, Poller, SweepReport
 from gateway.poller_drivers import make_driver
 from gateway.schedule import run_daily, run_every
-from protocols.uplink import ArchivePush, Command, CommandAction, CommandResult, CommandState
+from protocols.uplink import ArchivePush, Command
 from taiqu.clock import Clock, make_clock
 
 log = logging.getLogger("gateway")
 ARCHIVE_KEY = "archive"
-STATUS_SECONDS = 60.0
 STORE_FILE = "gateway.db"
 
 
@@ -53,6 +64,19 @@ def software_version() -> str:
         return version("taiqu")
     except Exception:
         return "0+unknown"
+
+
+def make_clock_trust(cfg: GatewayConfig, clock: Clock) -> ClockTrust:
+    """The clock trust ``[clock_trust]`` asks for; head-end times are compared with ``clock``."""
+    source = cfg.clock_trust_source
+    now = lambda: clock.now().timestamp()  # noqa: E731
+    if source in ("trusted", "untrusted"):
+        return ClockTrust([fixed(source == "trusted")], now=now)
+    return ClockTrust(
+        accept_headend_time=source == "headend",
+        headend_tolerance_s=cfg.clock_trust.headend_tolerance_s,
+        now=now,
+    )
 
 
 class Gateway:
@@ -68,6 +92,8 @@ class Gateway:
         store: Any = None,
         uplink_factory: Callable[..., Any] | None = None,
         config_hash: str = "",
+        clock_trust: ClockTrust | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.cfg = cfg
         self.config_path = Path(config_path)
@@ -76,15 +102,23 @@ class Gateway:
         self.store = store
         self.uplink_factory = uplink_factory
         self.config_hash = config_hash
+        self.clocktrust = clock_trust or make_clock_trust(cfg, self.clock)
+        self.metrics = GatewayMetrics(clock_synced=self.clocktrust.synced)
+        self.notifier = notifier or Notifier()
+        self.watchdog: Watchdog | None = None
         self.uplink: Any = None
         self.workers: dict[str, BusWorker] = {}
         self.poller: Poller | None = None
         self.frozen: FrozenReader | None = None
+        self.frozen_jobs: FrozenJobs | None = None
         self.health: Health | None = None
+        self.ops: DaemonOps | None = None
+        self.executor: CommandExecutor | None = None
+        self.metrics_port: int | None = None
         self.archive_version = 0
         self._tasks: list[asyncio.Task[Any]] = []
+        self._locks: dict[str, asyncio.Lock] = {}
         self._stopping = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -126,45 +160,98 @@ class Gateway:
             software_version=software_version(),
             config_hash=self.config_hash,
             archive_version_fn=lambda: self.archive_version,
+            clock_synced_fn=self.clocktrust.synced,
             on_command=self._spawn_command,
-            on_archive=self.apply_archive,
+            on_archive=self._on_archive,
         )
 
-    async def start(self) -> None:
-        """Open everything and start the schedules."""
-        self._loop = asyncio.get_running_loop()
-        if self.store is None:
-            self.store = self._open_store()
+    def _start_workers(self) -> None:
+        self.watchdog = from_environment(self.notifier)
         for bus in self.cfg.buses:
             settings = LinkSettings(
                 bus.port, bus.baud, bus.parity, bus.bytesize, bus.stopbits, bus.rs485
             )
+            beat = self.watchdog.register(f"bus:{bus.name}").beat if self.watchdog else None
             worker = BusWorker(
                 bus.name,
                 self.link_factory(settings),
                 LineTiming.of(bus),
                 retries=bus.retries,
                 echo=bus.echo,
+                heartbeat=beat,
             )
             worker.start()
             self.workers[bus.name] = worker
+            self.metrics.add_bus(bus.name, worker.stats.as_dict)
+
+    def _make_executor(self) -> CommandExecutor:
+        assert self.poller is not None and self.ops is not None
+        poller, cfg = self.poller, self.cfg
+        return CommandExecutor(
+            cfg.gateway_id,
+            store=self.store,
+            publish=lambda result: self.uplink.publish_result(result),
+            transact=self.ops.transact,
+            meters=lambda: {i: mp.meter for i, mp in poller.meters.items()},
+            clock=self.clock,
+            clock_synced=self.clocktrust.synced,
+            zone=cfg.zone,
+            read=self.ops.read,
+            backfill=self.ops.backfill,
+            reconnect_window_s=cfg.commands.reconnect_window_s,
+            baud_of=lambda b: cfg.bus(b).baud,
+        )
+
+    async def start(self) -> None:
+        """Open everything and start the schedules."""
+        self._locks = {name: asyncio.Lock() for name in ("energy", "events", "instant")}
+        if self.store is None:
+            self.store = self._open_store()
+        self._start_workers()
+        ts = self.cfg.time_sync
         self.poller = Poller(
-            self.workers, self.clock, self.store, make_driver, zone=self.cfg.zone, state=self.store
+            self.workers,
+            self.clock,
+            self.store,
+            make_driver,
+            zone=self.cfg.zone,
+            state=self.store,
+            flags=self.clocktrust.flags,
+            clock_synced=self.clocktrust.synced,
+            detector=EventDetector(ts.drift_event_s, ts.max_drift_s),
         )
         self.frozen = FrozenReader(self.poller, self.store)
-        self.health = Health(self.poller)
+        self.frozen_jobs = FrozenJobs(
+            self.frozen, self.cfg.schedule.backfill_days, self.clock, self.metrics.collection
+        )
+        self.health = Health(self.poller, self.metrics, self.clocktrust.synced)
         self.poller.set_meters(self._initial_archive())
         self.health.archive_version = self.archive_version
-        self.uplink = self._make_uplink()
-        await self.uplink.start()
-        self._schedule()
-        log.info(
-            "gateway %s polling %d meters on %d buses (archive version %d)",
-            self.cfg.gateway_id,
-            len(self.poller.meters),
-            len(self.workers),
-            self.archive_version,
+        self.ops = DaemonOps(
+            self.cfg, self.poller, self.frozen, self.store, self.clock, self.clocktrust.synced
         )
+        self.uplink = self._make_uplink()
+        self.executor = self._make_executor()
+        await self.uplink.start()
+        self._serve_metrics()
+        self._schedule()
+        summary = (
+            f"polling {len(self.poller.meters)} meters on {len(self.workers)} buses "
+            f"(archive version {self.archive_version})"
+        )
+        log.info("gateway %s %s", self.cfg.gateway_id, summary)
+        self.notifier.ready(summary)
+
+    def _serve_metrics(self) -> None:
+        port = self.cfg.health.metrics_port
+        if not port:
+            return
+        try:
+            self.metrics_port = self.metrics.serve(port)
+        except OSError as exc:  # e.g. the previous instance still holds it: run without
+            log.error("metrics not served on 127.0.0.1:%d: %s", port, exc)
+            return
+        log.info("metrics on http://127.0.0.1:%d/metrics", self.metrics_port)
 
     def _schedule(self) -> None:
         s, zone, clock = self.cfg.schedule, self.cfg.zone, self.clock
@@ -172,17 +259,21 @@ class Gateway:
         def spawn(coro: Any, name: str) -> None:
             self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
 
-        spawn(run_every(clock, "energy", s.energy_minutes, zone, self._energy), "energy")
+        spawn(run_every(clock, "energy", s.energy_minutes, zone, self.energy_job), "energy")
         if s.events_minutes:
-            spawn(run_every(clock, "events", s.events_minutes, zone, self._events), "events")
+            spawn(run_every(clock, "events", s.events_minutes, zone, self.events_job), "events")
         if s.instant_minutes:
-            spawn(run_every(clock, "instant", s.instant_minutes, zone, self._instant), "instant")
-        spawn(run_daily(clock, "frozen", s.daily_frozen_at, zone, self._daily_frozen), "frozen")
-        spawn(self._frozen_catch_up(), "frozen-catch-up")
+            spawn(run_every(clock, "instant", s.instant_minutes, zone, self.instant_job), "instant")
+        assert self.frozen_jobs is not None
+        spawn(run_daily(clock, "frozen", s.daily_frozen_at, zone, self.frozen_jobs.daily), "frozen")
+        spawn(self.frozen_jobs.catch_up(), "frozen-catch-up")
         spawn(self._status_loop(), "status")
+        if self.watchdog is not None:
+            spawn(self.watchdog.run(), "watchdog")
 
     async def stop(self) -> None:
         """Stop schedules, workers, the uplink and the store, in that order."""
+        self.notifier.stopping()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -193,8 +284,10 @@ class Gateway:
             await worker.stop()
         if self.uplink is not None:
             await self.uplink.stop()
+        self.metrics.stop()
         if self.store is not None:
             self.store.close()
+        self.notifier.close()
         log.info("gateway %s stopped", self.cfg.gateway_id)
 
     def request_stop(self) -> None:
@@ -215,58 +308,69 @@ class Gateway:
 
     # -- schedules -----------------------------------------------------------------------------
 
-    def _done(self, report: Any) -> None:
+    def _books(self, schedule: str, report: SweepReport) -> None:
         assert self.health is not None
         self.health.sweep_done(report)
+        for visit in report.visits:
+            if visit.ok:
+                self.metrics.meter_ok(visit.meter, report.started)
+            else:
+                self.metrics.meter_failed(visit.meter)
+        self.metrics.collection(schedule, "first_sweep", report.due, report.read, report.started)
         log.debug("%s sweep: %s", report.group, report)
 
-    async def _energy(self, slot: Any) -> None:
+    async def energy_job(self, slot: Any = None) -> SweepReport:
+        """The energy sweep (the schedule's job; tests call it directly)."""
         assert self.poller is not None
-        self._done(await self.poller.sweep(Group.ENERGY, Priority.ENERGY))
+        async with self._locks["energy"]:
+            report = await self.poller.sweep(Group.ENERGY, Priority.ENERGY)
+            self._books("energy", report)
+        return report
 
-    async def _events(self, slot: Any) -> None:
+    async def events_job(self, slot: Any = None) -> SweepReport:
+        """The events sweep, then armed commands and the scheduled time sync."""
+        assert self.poller is not None and self.executor is not None and self.ops is not None
+        async with self._locks["events"]:
+            report = await self.poller.sweep(Group.EVENTS, Priority.SCHEDULED)
+            self._books("events", report)
+            for visit in report.visits:
+                relay = visit.values.get("relay.state")
+                if isinstance(relay, str):
+                    self.executor.observe_relay(visit.meter, relay)
+            if self.cfg.time_sync.enabled:
+                await self.ops.time_sync_after_sweep(report)
+        return report
+
+    async def instant_job(self, slot: Any = None) -> SweepReport:
+        """The instantaneous values sweep."""
         assert self.poller is not None
-        self._done(await self.poller.sweep(Group.EVENTS, Priority.SCHEDULED))
-
-    async def _instant(self, slot: Any) -> None:
-        assert self.poller is not None
-        self._done(await self.poller.sweep(Group.INSTANT, Priority.SCHEDULED))
-
-    async def _daily_frozen(self, slot: Any) -> None:
-        assert self.frozen is not None and self.health is not None
-        report = await self.frozen.run(self.cfg.schedule.backfill_days)
-        self.health.frozen = {
-            "at": self.clock.now().isoformat(),
-            "stored": report.days_stored,
-            "failed": report.failed[:50],
-        }
-        log.info(
-            "daily frozen: %d meter-days stored, %d meters failed",
-            report.days_stored,
-            len(report.failed),
-        )
-
-    async def _frozen_catch_up(self) -> None:
-        """At start, read the freezes missed while the gateway was down (idle-bus priority)."""
-        assert self.frozen is not None
-        report = await self.frozen.run(self.cfg.schedule.backfill_days, priority=Priority.BACKFILL)
-        if report.days_stored:
-            log.info("frozen catch-up: %d meter-days stored", report.days_stored)
+        async with self._locks["instant"]:
+            report = await self.poller.sweep(Group.INSTANT, Priority.SCHEDULED)
+            self._books("instant", report)
+        return report
 
     async def _status_loop(self) -> None:
         while True:
-            await self.clock.sleep(STATUS_SECONDS)
+            await asyncio.sleep(self.cfg.health.status_seconds)  # wall time: process health
             self.publish_status()
 
     def publish_status(self) -> None:
-        """Send the health snapshot with the status message."""
+        """Send the health snapshot with the status message (and a systemd status line)."""
         if self.uplink is None or self.health is None:
             return
         stats = None
         with contextlib.suppress(Exception):
             stats = self.store.stats()
+        if self.frozen_jobs is not None:
+            self.health.frozen = dict(self.frozen_jobs.last)
+        snapshot = self.health.snapshot(stats)
+        self.notifier.status(
+            f"{snapshot.get('meters', 0)} meters, {snapshot.get('failing_count', 0)} failing, "
+            f"clock {'synced' if snapshot.get('clock_synced') else 'UNSYNCED'}, "
+            f"uplink {'up' if getattr(self.uplink, 'connected', False) else 'down'}"
+        )
         try:
-            self.uplink.publish_status(self.health.snapshot(stats))
+            self.uplink.publish_status(snapshot)
         except Exception as exc:  # the uplink may be between connections
             log.debug("status not published: %s", exc)
 
@@ -307,6 +411,8 @@ class Gateway:
             ARCHIVE_KEY,
             {"version": push.version, "meters": [m.model_dump(mode="json") for m in meters]},
         )
+        for gone in set(self.poller.meters) - {m.id for m in meters}:
+            self.metrics.forget_meter(gone)
         self.poller.set_meters(meters)
         self.archive_version = self.health.archive_version = push.version
         log.info("archive version %d applied: %d meters", push.version, len(meters))
@@ -315,7 +421,12 @@ class Gateway:
 
     # -- commands ------------------------------------------------------------------------------
 
+    def _on_archive(self, push: ArchivePush) -> bool:
+        self.clocktrust.headend_time(push.issued)
+        return self.apply_archive(push)
+
     def _spawn_command(self, command: Command) -> None:
+        self.clocktrust.headend_time(command.issued)  # only counts with source = "headend"
         task = asyncio.get_running_loop().create_task(self.execute(command))
         self._tasks.append(task)
         task.add_done_callback(self._forget)
@@ -324,61 +435,7 @@ class Gateway:
         if task in self._tasks:
             self._tasks.remove(task)
 
-    def _result(self, command: Command, state: CommandState, **kw: Any) -> None:
-        result = CommandResult(
-            id=command.id, gateway=self.cfg.gateway_id, state=state, at=self.clock.now(), **kw
-        )
-        if self.uplink is not None:
-            try:
-                self.uplink.publish_result(result)
-            except Exception as exc:
-                log.warning("result of %s not published: %s", command.id, exc)
-
-    async def execute(self, command: Command) -> CommandState:
-        """Run a read or back-fill command; other actions belong to later milestones."""
-        assert self.poller is not None and self.frozen is not None
-        if command.expired(self.clock.now()):
-            self._result(command, CommandState.EXPIRED)
-            return CommandState.EXPIRED
-        self._result(command, CommandState.EXECUTING)
-        meters = list(command.meters) if command.meters else list(self.poller.meters)
-        if command.action is CommandAction.READ:
-            quantities = command.params.get("quantities") or None
-            failed = 0
-            for meter in meters:
-                try:
-                    readings = await self.poller.read_now(meter, quantities)
-                except (MeterUnavailable, KeyError) as exc:
-                    failed += 1
-                    self._result(
-                        command, CommandState.FAILED, meter=meter, reason=str(exc) or "unknown"
-                    )
-                    continue
-                self._result(
-                    command, CommandState.EXECUTED, meter=meter, detail={"readings": len(readings)}
-                )
-            return CommandState.FAILED if failed == len(meters) else CommandState.EXECUTED
-        if command.action is CommandAction.BACKFILL:
-            try:
-                since = date.fromisoformat(str(command.params["from"]))
-                until = date.fromisoformat(str(command.params.get("to", since)))
-            except (KeyError, ValueError) as exc:
-                self._result(command, CommandState.REFUSED, reason=f"params: {exc}")
-                return CommandState.REFUSED
-            report = await self.frozen.run(
-                62, since=since, until=until, meters=meters, priority=Priority.ON_DEMAND
-            )
-            state = CommandState.FAILED if report.failed else CommandState.EXECUTED
-            self._result(
-                command,
-                state,
-                detail={
-                    "stored": {m: [d.isoformat() for d in ds] for m, ds in report.stored.items()},
-                    "failed": report.failed,
-                },
-            )
-            return state
-        self._result(
-            command, CommandState.REFUSED, reason=f"{command.action.value} is not supported yet"
-        )
-        return CommandState.REFUSED
+    async def execute(self, command: Command) -> Any:
+        """Run a head-end command through its lifecycle (``gateway.commands``)."""
+        assert self.executor is not None
+        return await self.executor.handle(command)

@@ -101,6 +101,46 @@ class ScheduleConfig(_Model):
         return value
 
 
+class ClockTrustConfig(_Model):
+    """``[clock_trust]``: when the gateway may trust its own clock (``gateway.clocktrust``)."""
+
+    # system: NTP state (timedatectl, adjtimex); headend: that, or a head-end time that agrees;
+    # trusted / untrusted: fixed (accelerated clocks, tests).  Unset: trusted for an
+    # accelerated clock (it is not the system clock), system otherwise.
+    source: Literal["system", "headend", "trusted", "untrusted"] | None = None
+    headend_tolerance_s: float = Field(default=30.0, gt=0, le=3600)
+
+
+class TimeSyncConfig(_Model):
+    """``[time_sync]``: scheduled broadcast time sync of the meters (``gateway.timesync``)."""
+
+    enabled: bool = True
+    min_drift_s: float = Field(default=5.0, ge=0, le=3600)  # smaller drift is left alone
+    max_drift_s: float = Field(default=300.0, gt=0, le=86400)  # larger: a site visit, no sync
+    drift_event_s: float = Field(default=60.0, gt=0, le=86400)  # a clock_drift event (sync)
+
+    @model_validator(mode="after")
+    def _limits(self) -> TimeSyncConfig:
+        if self.min_drift_s >= self.max_drift_s:
+            raise ValueError("min_drift_s must be smaller than max_drift_s")
+        if self.drift_event_s > self.max_drift_s:
+            raise ValueError("drift_event_s must not exceed max_drift_s")
+        return self
+
+
+class CommandsConfig(_Model):
+    """``[commands]``: how head-end commands are carried out."""
+
+    reconnect_window_s: float = Field(default=300.0, ge=0, le=3600)  # spread of mass reconnects
+
+
+class HealthConfig(_Model):
+    """``[health]``: the status message and the loopback ``/metrics`` endpoint."""
+
+    metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = not served
+    status_seconds: float = Field(default=900.0, ge=10, le=86400)  # wall-clock seconds
+
+
 class BusConfig(_Model):
     """``[[buses]]``: one RS-485 port (a device, a pty or ``socket://host:port``)."""
 
@@ -198,6 +238,10 @@ class GatewayConfig(_Model):
     store_budget_mb: int = Field(default=256, ge=1, le=1_000_000)
     broker: BrokerConfig = BrokerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    clock_trust: ClockTrustConfig = ClockTrustConfig()
+    time_sync: TimeSyncConfig = TimeSyncConfig()
+    commands: CommandsConfig = CommandsConfig()
+    health: HealthConfig = HealthConfig()
     buses: tuple[BusConfig, ...] = Field(min_length=1)
     meters: tuple[MeterConfig, ...] = ()
 
@@ -216,6 +260,13 @@ class GatewayConfig(_Model):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
         return value
+
+    @property
+    def clock_trust_source(self) -> str:
+        """The clock trust source in effect (see ``ClockTrustConfig``)."""
+        if self.clock_trust.source is not None:
+            return self.clock_trust.source
+        return "system" if self.clock == "real" else "trusted"
 
     def bus(self, name: str) -> BusConfig:
         """The bus called ``name``."""

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from gateway.bus.worker import Priority
 from gateway.poller import MeterPoller, Poller
 from protocols.model import Event, Flag, MeterTime, ReadingKind
+from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
 MAX_DAYS = 62
@@ -149,3 +151,72 @@ class FrozenReader:
                 self.poller.sink.append_readings(readings)
                 report.stored.setdefault(mp.meter.id, []).append(day)
         return True
+
+
+Collection = Callable[[str, str, int, int, datetime], None]
+"""``GatewayMetrics.collection``: (schedule, phase, due, read, at)."""
+
+
+class FrozenJobs:
+    """The daily run, its retry of failed meters, the start-up catch-up, and their books.
+
+    Phases (``taiqu_collection_success_ratio{schedule="daily_frozen"}``): the daily run is
+    ``first_sweep``; the retry ``retry_s`` later and the start-up catch-up are
+    ``after_backfill``.  Due = meters that keep daily freezes; read = those not failing.
+    """
+
+    def __init__(
+        self,
+        reader: FrozenReader,
+        days: int,
+        clock: Clock,
+        collection: Collection,
+        *,
+        retry_s: float = 3600.0,
+    ) -> None:
+        self.reader = reader
+        self.days = days
+        self.clock = clock
+        self.collection = collection
+        self.retry_s = retry_s
+        self.failed: set[str] = set()
+        self.last: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    async def run(
+        self, phase: str, priority: Priority, meters: list[str] | None = None
+    ) -> FrozenReport:
+        """One run over ``meters`` (all by default); updates the failing set and the books."""
+        async with self._lock:
+            report = await self.reader.run(self.days, meters=meters, priority=priority)
+        capable = {m for m, mp in self.reader.poller.meters.items() if mp.driver.supports_frozen}
+        kept = set() if meters is None else self.failed - set(meters)
+        self.failed = (kept | set(report.failed)) & capable
+        now = self.clock.now()
+        self.collection("daily_frozen", phase, len(capable), len(capable - self.failed), now)
+        self.last = {
+            "at": now.isoformat(),
+            "phase": phase,
+            "stored": report.days_stored,
+            "failed": sorted(self.failed)[:50],
+        }
+        return report
+
+    async def daily(self, slot: Any = None) -> FrozenReport:
+        """The daily job: read, then retry the meters that failed ``retry_s`` later."""
+        report = await self.run("first_sweep", Priority.SCHEDULED)
+        log.info("daily frozen: %d meter-days stored, %d meters failed",
+                 report.days_stored, len(self.failed))  # fmt: skip
+        if self.failed:
+            await self.clock.sleep(self.retry_s)
+            retry = await self.run("after_backfill", Priority.BACKFILL, sorted(self.failed))
+            log.info("daily frozen retry: %d meter-days stored, %d meters still failing",
+                     retry.days_stored, len(self.failed))  # fmt: skip
+        return report
+
+    async def catch_up(self) -> FrozenReport:
+        """At start: the freezes missed while the gateway was down (idle-bus priority)."""
+        report = await self.run("after_backfill", Priority.BACKFILL)
+        if report.days_stored:
+            log.info("frozen catch-up: %d meter-days stored", report.days_stored)
+        return report

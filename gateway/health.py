@@ -1,4 +1,9 @@
-"""The health section of the gateway's status message: buses, meters, sweeps, process."""
+"""The health section of the gateway's status message: buses, meters, sweeps, process.
+
+The per-bus line quality, per-meter books and collection ratios come from
+``gateway.metrics.GatewayMetrics`` (the same figures ``/metrics`` serves), merged over the
+poller's own counters.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.metrics import GatewayMetrics
 from gateway.poller import Poller, SweepReport
 
 
@@ -17,6 +23,8 @@ class Health:
     """Collects what the status message reports."""
 
     poller: Poller
+    metrics: GatewayMetrics | None = None
+    clock_synced: Any = None  # () -> bool
     started: float = field(default_factory=time.monotonic)
     last_sweeps: dict[str, dict[str, Any]] = field(default_factory=dict)
     frozen: dict[str, Any] = field(default_factory=dict)
@@ -45,6 +53,15 @@ class Health:
             "rss_kb": usage.ru_maxrss,
             "pid": os.getpid(),
         }
+        if self.clock_synced is not None:
+            out["clock_synced"] = bool(self.clock_synced())
+        if self.metrics is not None:
+            books = self.metrics.as_dict()
+            buses = out.get("buses", {})
+            for name, figures in books["buses"].items():
+                buses[name] = {**buses.get(name, {}), **figures}
+            out["meter_health"] = books["meters"]
+            out["collection"] = books["collection"]
         if store_stats is not None:
             stats = (
                 dataclasses.asdict(store_stats)

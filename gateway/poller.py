@@ -134,6 +134,8 @@ class MeterRead:
     by_item: dict[Any, dict[str, Any]] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     error: str = ""
+    bus: str = ""
+    drift_s: float | None = None  # meter clock − gateway clock (events sweeps)
 
     @property
     def ok(self) -> bool:
@@ -150,6 +152,12 @@ class SweepReport:
     failed: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    visits: list[MeterRead] = field(default_factory=list)  # every meter visited, in order
+
+    @property
+    def due(self) -> int:
+        """Meters that should have been read (visited or in back-off)."""
+        return self.read + self.failed + self.skipped
 
 
 class MeterPoller:
@@ -170,7 +178,7 @@ class MeterPoller:
         self, items: Sequence[Any], priority: Priority, events: list[Event]
     ) -> MeterRead:
         """Read ``items`` in order; stop at the first silence (the meter is marked failing)."""
-        result = MeterRead(self.meter.id)
+        result = MeterRead(self.meter.id, bus=self.meter.bus)
         for item in items:
             try:
                 outcome = await self.worker.transact(self._factory(item), priority)
@@ -210,6 +218,7 @@ class Poller:
         flags: FlagsFn = no_flags,
         state: Any = None,
         clock_synced: Callable[[], bool] = lambda: True,
+        detector: EventDetector | None = None,
     ) -> None:
         self.workers = workers
         self.clock = clock
@@ -220,7 +229,7 @@ class Poller:
         self.state = state  # get_state/set_state for event counters (the store)
         self.meters: dict[str, MeterPoller] = {}
         self.clock_synced = clock_synced  # Gateway II: false until the gateway clock is synced
-        self.detector = EventDetector()
+        self.detector = detector or EventDetector()
 
     def set_meters(self, meters: Iterable[MeterConfig]) -> None:
         """Apply an archive: keep the state of meters that stay, add and drop the others."""
@@ -310,12 +319,15 @@ class Poller:
                 report.read += 1
             else:
                 report.failed += 1
+            report.visits.append(result)
 
     async def _detect_events(
         self, mp: MeterPoller, result: MeterRead, events: list[Event], priority: Priority
     ) -> None:
         """Counters, records, relay, clock drift and energy checks (``gateway.events``)."""
         poll = mp.driver.poll_result(result.values, self.clock.now(), self.clock_synced())
+        if poll is not None and poll.meter_time is not None:
+            result.drift_s = (poll.meter_time.utc - poll.gateway_time).total_seconds()
         if poll is None or self.state is None:
             return
         key = f"events:{mp.meter.id}"

@@ -31,6 +31,7 @@ from protocols.dlt645 import (
     Master,
     ReadData,
     ReadReply,
+    Request,
     StatusWord,
     Version,
     find_data_id,
@@ -103,6 +104,24 @@ class Dlt645Exchange:
         self.master.receive_data(data)
         event = self.master.next_event()
         return None if event is NEED_DATA else event
+
+
+CONTROL_REPLY_ALLOWANCE = 16  # a control / write acknowledgement carries no more than this
+
+
+def request_exchange(request: Request, version: Version, zone: str) -> Dlt645Exchange:
+    """An exchange for any DL/T 645 request (commands); a broadcast expects no reply."""
+    master = Master(version, zone)
+    frame = master.send(request)
+    di = getattr(request, "di", None)
+    row = find_data_id(di, version) if isinstance(di, int) else None
+    length = (row.length + (BLOCK_ALLOWANCE if row.is_block else 0)) if row else 0
+    return Dlt645Exchange(
+        frame,
+        FRAME_OVERHEAD + max(length, CONTROL_REPLY_ALLOWANCE),
+        master,
+        expects_reply=master.awaiting_reply,
+    )
 
 
 class Dlt645Driver:
