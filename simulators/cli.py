@@ -20,7 +20,9 @@ import typer
 
 from simulators.errors import ControlUnavailable, SimError
 
-app = typer.Typer(help="Run simulated meters and RS-485 buses.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run simulated meters and RS-485 buses.", no_args_is_help=True, add_completion=False
+)
 DEFAULT_CONTROL = "127.0.0.1:8765"
 
 
