@@ -122,7 +122,7 @@ def test_cover_open_ranks_that_meter_first_with_the_event(engine):
 
 def test_silent_meter_lowers_coverage_and_is_failing_not_loss(engine):
     silent = "202611240002"
-    fleet, last = run(engine, {}, skip={silent: DAY0 + timedelta(days=4)})
+    fleet, _ = run(engine, {}, skip={silent: DAY0 + timedelta(days=4)})
     rows = daily(engine)
     for day, r in rows.items():
         if day < DAY0 + timedelta(days=3):
