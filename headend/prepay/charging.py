@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from headend.db.dialect import insert_ignore
-from headend.db.prepay_tables import prepay_charges
+from headend.db.prepay_tables import prepay_accounts, prepay_charges
 from headend.db.readings import multipliers
 from headend.db.tables import meter_replacements, meters, readings
 from headend.prepay import store
@@ -71,23 +71,20 @@ def point_meters(conn: Connection, point: str) -> list[str]:
 
 
 def load_samples(
-    conn: Connection, meter_ids: list[str], since: datetime
+    conn: Connection, meter_ids: list[str], since: datetime, *, frozen_only: bool = False
 ) -> dict[str, list[Sample]]:
     """Energy samples per meter from ``since`` on (one per instant; t1–t4 when all were read)."""
     wanted = [ENERGY_TOTAL, *ENERGY_TARIFFS]
-    rows = conn.execute(
-        select(
-            readings.c.meter,
-            readings.c.time,
-            readings.c.quantity,
-            readings.c.kind,
-            readings.c.value,
-        ).where(
-            readings.c.meter.in_(meter_ids),
-            readings.c.quantity.in_(wanted),
-            readings.c.time >= since,
-        )
-    ).all()
+    query = select(
+        readings.c.meter, readings.c.time, readings.c.quantity, readings.c.kind, readings.c.value
+    ).where(
+        readings.c.meter.in_(meter_ids),
+        readings.c.quantity.in_(wanted),
+        readings.c.time >= since,
+    )
+    if frozen_only:
+        query = query.where(readings.c.kind == "daily_frozen")
+    rows = conn.execute(query).all()
     by: dict[tuple[str, datetime], dict[str, tuple[int, Decimal]]] = defaultdict(dict)
     for r in rows:
         value = _dec(r.value)
@@ -169,6 +166,7 @@ def charge_point(
     now: datetime,
     full: bool,
     lookback: timedelta,
+    frozen_only: bool = False,
 ) -> PointResult:
     """One pass over one point (see the module docstring); runs in the caller's transaction."""
     c = prepay_charges.c
@@ -183,7 +181,7 @@ def charge_point(
         select(func.max(c.end)).where(c.point == point, c.state == "active", c.start < since)
     ).scalar_one()
     meter_ids = point_meters(conn, point)
-    samples = load_samples(conn, meter_ids, since)
+    samples = load_samples(conn, meter_ids, since, frozen_only=frozen_only)
     reps = [r for r in load_replacements(conn, point) if r.at >= since]
     versions = {m: multipliers(conn, m) for m in meter_ids}
     built = chain(samples, reps, lambda m, t: versions[m].at(t) if m in versions else Decimal(1))
@@ -299,6 +297,11 @@ def charge_all(
     with conn_factory() as conn:
         links = store.point_links(conn)
         book = store.tariff_book(conn)
+        postpaid = set(
+            conn.execute(
+                select(prepay_accounts.c.id).where(prepay_accounts.c.mode == "postpaid")
+            ).scalars()
+        )
     by_point: dict[str, list[Any]] = defaultdict(list)
     for link in links:
         by_point[link.point].append(link)
@@ -307,7 +310,16 @@ def charge_all(
         try:
             with conn_factory() as conn:
                 r = charge_point(
-                    conn, point, point_links, book, zone, now=now, full=full, lookback=lookback
+                    conn,
+                    point,
+                    point_links,
+                    book,
+                    zone,
+                    now=now,
+                    full=full,
+                    lookback=lookback,
+                    # postpaid bills come from the daily frozen readings (日冻结) only
+                    frozen_only=point_links[-1].account in postpaid,
                 )
         except Exception as exc:  # one bad point must not stop the others
             log.error("charging point %s failed: %s", point, exc)

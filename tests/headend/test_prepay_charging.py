@@ -18,7 +18,7 @@ from headend.db.tables import meter_replacements, meters
 from headend.prepay import store
 from headend.prepay.errors import PaymentConflict
 from headend.prepay.money import MoneySettings, from_micro
-from tests.headend.prepay_support import (
+from tests.headend.test_prepay_support import (
     SINCE,
     TIERED,
     add_readings,

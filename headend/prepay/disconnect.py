@@ -1,0 +1,310 @@
+"""Disconnects and reconnects of accounts, always through the commands service and guard rails.
+
+An *action* (``prepay_actions``) is the prepayment side's intent; it goes through the head-end's
+command lifecycle, never around it::
+
+    waiting ──(next_try due; data fresh; commands.create allowed)──► requested ──► done
+       ▲  │                                                              │
+       │  └─(refused by a guard rail, or data stale: rule + next_try)─┐   │ command failed /
+       └──────────────────────────────────────────────────────────────┘◄──┘ expired / cancelled
+    waiting/requested ──(no longer needed: the customer paid)──► dropped
+
+Every attempt is appended to the action's ``history`` and audited; refusals are visible with the
+rule that refused them and when the next try is.  A refused disconnect retries at the next time the
+rules allow (the next disconnect window for window rules; otherwise after ``action_retry_minutes``).
+Our own rule ``stale_data``: no disconnect while the account's newest energy reading is older
+than ``stale_hours`` (charges from a long outage arrive late; the customer may have paid).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from headend import audit
+from headend.auth.roles import Role, User
+from headend.commands import service
+from headend.commands.settings import CommandSettings
+from headend.commands.states import State
+from headend.db.ops_tables import commands
+from headend.db.prepay_tables import prepay_account_points, prepay_accounts, prepay_actions
+from headend.db.tables import meters, readings
+from headend.guards import GuardSettings, check_window
+from headend.guards import store as guard_store
+from headend.prepay.settings import PrepaySettings
+from protocols.quantities import ENERGY_TOTAL
+from protocols.uplink import CommandAction
+
+SYSTEM = User("prepay", Role.OPERATOR, None)
+OPEN = ("waiting", "requested")
+LONG_WAIT = {"keep_power": timedelta(hours=24), "pause": timedelta(hours=1)}
+
+
+def next_allowed(conn: Connection, guards: GuardSettings, t: datetime) -> datetime:
+    """The first instant at or after ``t`` inside the disconnect window (holidays, weekends,
+    declared extreme-weather days and night hours excluded)."""
+    zone = guards.zone
+    state = guard_store.load_state(conn, t.astimezone(zone).date())
+    local = t.astimezone(zone)
+    for n in range(0, 60):
+        day = local.date() + timedelta(days=n)
+        opening = datetime.combine(day, guards.window_start, zone)
+        candidate = max(opening, local) if n == 0 else opening
+        if candidate.timetz().replace(tzinfo=None) >= guards.window_end:
+            continue
+        if not check_window(guards, state, candidate).refused:
+            return candidate.astimezone(t.tzinfo)
+    return t + timedelta(days=60)
+
+
+def account_meters(conn: Connection, account: str, now: datetime) -> list[str]:
+    """The meters in force now at the account's linked points."""
+    pp = prepay_account_points.c
+    pts = select(pp.point).where(
+        pp.account == account, pp.valid_from <= now, (pp.valid_to.is_(None)) | (pp.valid_to > now)
+    )
+    rows = conn.execute(
+        select(meters.c.id).where(
+            meters.c.point.in_(pts),
+            meters.c.valid_from <= now,
+            (meters.c.valid_to.is_(None)) | (meters.c.valid_to > now),
+        )
+    )
+    return sorted(set(rows.scalars()))
+
+
+def newest_reading(conn: Connection, meter_ids: list[str]) -> datetime | None:
+    """The newest energy reading of any of ``meter_ids``."""
+    if not meter_ids:
+        return None
+    found: datetime | None = conn.execute(
+        select(func.max(readings.c.time)).where(
+            readings.c.meter.in_(meter_ids), readings.c.quantity == ENERGY_TOTAL
+        )
+    ).scalar_one()
+    return found
+
+
+def open_action(conn: Connection, account: str) -> Any:
+    """The account's open action, if any."""
+    return conn.execute(
+        select(prepay_actions)
+        .where(prepay_actions.c.account == account, prepay_actions.c.state.in_(OPEN))
+        .order_by(prepay_actions.c.id.desc())
+    ).first()
+
+
+def start(conn: Connection, account: str, action: str, now: datetime, why: str) -> int:
+    """Open a disconnect or reconnect action, due now (one open action per account)."""
+    row = conn.execute(
+        prepay_actions.insert()
+        .values(
+            account=account,
+            action=action,
+            state="waiting",
+            attempts=0,
+            next_try=now,
+            created_at=now,
+            updated_at=now,
+            history=[{"at": now.isoformat(), "outcome": "opened", "message": why}],
+        )
+        .returning(prepay_actions.c.id)
+    ).one()
+    audit.append(conn, SYSTEM.name, f"prepay.{action}_planned", account, {"why": why}, at=now)
+    return int(row.id)
+
+
+def _note(conn: Connection, row: Any, now: datetime, outcome: str, **values: Any) -> None:
+    entry = {"at": now.isoformat(), "outcome": outcome}
+    entry.update({k: v for k, v in values.items() if k in ("rule", "message", "command_id")})
+    if "next_try" in values and values["next_try"] is not None:
+        entry["next_try"] = values["next_try"].isoformat()
+    conn.execute(
+        update(prepay_actions)
+        .where(prepay_actions.c.id == row.id)
+        .values(history=[*row.history, entry], updated_at=now, **values)
+    )
+
+
+def _retry_at(
+    conn: Connection, rule: str, now: datetime, guards: GuardSettings, s: PrepaySettings
+) -> datetime:
+    if rule.startswith("window"):
+        return next_allowed(conn, guards, now + timedelta(minutes=1))
+    return now + LONG_WAIT.get(rule, timedelta(minutes=s.action_retry_minutes))
+
+
+def drop(conn: Connection, row: Any, now: datetime, why: str) -> None:
+    """Give up an open action that is no longer needed (cancelling its command if unsent)."""
+    if row.command_id:
+        c = conn.execute(select(commands.c.state).where(commands.c.id == row.command_id)).scalar()
+        if c in (State.APPROVED, State.AWAITING_APPROVAL):
+            service.cancel(conn, SYSTEM, row.command_id, now=now, reason=why)
+    _note(conn, row, now, "dropped", state="dropped", message=why, next_try=None)
+    audit.append(
+        conn, SYSTEM.name, f"prepay.{row.action}_dropped", row.account, {"why": why}, at=now
+    )
+
+
+def step(
+    conn: Connection,
+    row: Any,
+    now: datetime,
+    *,
+    guards: GuardSettings,
+    commands_settings: CommandSettings,
+    settings: PrepaySettings,
+) -> str:
+    """Move one open action on; returns its outcome (``requested``, a rule, ``done`` …)."""
+    if row.state == "requested":
+        return _follow(conn, row, now, guards, settings)
+    if row.next_try is not None and row.next_try > now:
+        return "waiting"
+    meter_ids = account_meters(conn, row.account, now)
+    if not meter_ids:
+        _note(
+            conn,
+            row,
+            now,
+            "postponed",
+            rule="no_meters",
+            message="no meters linked",
+            next_try=now + timedelta(minutes=settings.action_retry_minutes),
+            attempts=row.attempts + 1,
+        )
+        return "no_meters"
+    if row.action == "disconnect":
+        newest = newest_reading(conn, meter_ids)
+        if newest is None or now - newest > timedelta(hours=settings.stale_hours):
+            message = (
+                f"the newest reading is from {newest.isoformat() if newest else 'never'}; no "
+                f"disconnect on data older than {settings.stale_hours:g} h"
+            )
+            retry = now + timedelta(minutes=settings.action_retry_minutes)
+            _note(
+                conn,
+                row,
+                now,
+                "postponed",
+                rule="stale_data",
+                message=message,
+                next_try=retry,
+                attempts=row.attempts + 1,
+            )
+            audit.append(
+                conn,
+                SYSTEM.name,
+                "prepay.disconnect_postponed",
+                row.account,
+                {"rule": "stale_data", "message": message},
+                at=now,
+            )
+            return "stale_data"
+        action = CommandAction.RELAY_TRIP
+    else:
+        action = CommandAction(settings.reconnect_action)
+    request = service.CommandRequest(
+        action=action,
+        meters=meter_ids,
+        valid_for=settings.command_valid_for,
+        note=f"prepayment {row.action} of account {row.account}",
+    )
+    result = service.create(
+        conn, SYSTEM, request, now=now, guards=guards, settings=commands_settings
+    )
+    if isinstance(result, service.Refusal):
+        retry = _retry_at(conn, result.rule, now, guards, settings)
+        _note(
+            conn,
+            row,
+            now,
+            "refused",
+            rule=result.rule,
+            message=result.message,
+            next_try=retry,
+            attempts=row.attempts + 1,
+        )
+        audit.append(
+            conn,
+            SYSTEM.name,
+            f"prepay.{row.action}_postponed",
+            row.account,
+            {"rule": result.rule, "message": result.message, "next_try": retry.isoformat()},
+            at=now,
+        )
+        return result.rule
+    _note(
+        conn,
+        row,
+        now,
+        "requested",
+        state="requested",
+        command_id=result,
+        rule=None,
+        message=None,
+        next_try=None,
+        attempts=row.attempts + 1,
+    )
+    return "requested"
+
+
+def _follow(
+    conn: Connection, row: Any, now: datetime, guards: GuardSettings, settings: PrepaySettings
+) -> str:
+    state = conn.execute(select(commands.c.state).where(commands.c.id == row.command_id)).scalar()
+    if state == State.EXECUTED:
+        _note(conn, row, now, "done", state="done", command_id=row.command_id)
+        supply = "off" if row.action == "disconnect" else "on"
+        values: dict[str, Any] = {"supply": supply}
+        if row.action == "disconnect":
+            values["stage"] = "off"
+        conn.execute(
+            update(prepay_accounts).where(prepay_accounts.c.id == row.account).values(**values)
+        )
+        audit.append(
+            conn,
+            SYSTEM.name,
+            f"prepay.{row.action}_done",
+            row.account,
+            {"command": row.command_id},
+            at=now,
+        )
+        return "done"
+    if state in (State.FAILED, State.EXPIRED, State.CANCELLED):
+        rule = f"command_{state}"
+        retry = (
+            next_allowed(conn, guards, now + timedelta(minutes=settings.action_retry_minutes))
+            if row.action == "disconnect"
+            else now + timedelta(minutes=settings.action_retry_minutes)
+        )
+        _note(
+            conn,
+            row,
+            now,
+            rule,
+            state="waiting",
+            rule=rule,
+            message=f"command {row.command_id} {state}",
+            next_try=retry,
+        )
+        return rule
+    return "requested"
+
+
+def quiet_until(settings: PrepaySettings, zone: Any, now: datetime) -> datetime:
+    """``now``, or the end of the quiet hours ``now`` falls in."""
+    if settings.quiet_hours is None:
+        return now
+    begin, end = settings.quiet_hours
+    local = now.astimezone(zone)
+    clock = local.time().replace(tzinfo=None)
+    inside = (begin <= clock or clock < end) if begin > end else (begin <= clock < end)
+    if not inside:
+        return now
+    day = local.date() if clock < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, zone).astimezone(now.tzinfo)
+
+
+__all__ = ["SYSTEM", "next_allowed", "quiet_until", "start", "step"]
