@@ -28,7 +28,7 @@ SINCE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def main() -> None:
-    n_areas, n_meters, n_days = (int(a) for a in (sys.argv[1:] + ["4", "200", "30"])[:3])
+    n_areas, n_meters, n_days = (int(a) for a in [*sys.argv[1:], "4", "200", "30"][:3])
     settings = AnalyticsSettings()
     zone = settings.tz
     first = date(2026, 3, 1)
@@ -54,9 +54,11 @@ def main() -> None:
                     t = boundary(first + timedelta(days=d), zone)
                     for i in range(n_meters + 1):
                         v = Decimal(d * (10 * n_meters * 105 // 100 if i == 0 else 10))
-                        rows.append({"meter": f"A{a}-{i}", "quantity": "energy.active.import.total",
-                                     "time": t, "kind": "daily_frozen", "value": str(v), "gateway": f"gw{a}",
-                                     "gateway_time": t + timedelta(minutes=6), "freeze_time": t, "flags": ""})  # fmt: skip
+                        row = {"meter": f"A{a}-{i}", "quantity": "energy.active.import.total",
+                               "time": t, "kind": "daily_frozen", "value": str(v),
+                               "gateway": f"gw{a}", "gateway_time": t + timedelta(minutes=6),
+                               "freeze_time": t, "flags": ""}  # fmt: skip
+                        rows.append(row)
                 conn.execute(insert(readings), rows)
         last = first + timedelta(days=n_days - 1)
         t0 = time.perf_counter()
@@ -69,9 +71,7 @@ def main() -> None:
         meters_total = n_areas * (n_meters + 1)
         print(f"{n_areas} areas × {n_meters + 1} meters, {n_days} days of freezes ({n} rows)")
         print(f"baseline: read every frozen row once        {base:8.3f} s")
-        print(
-            f"recompute one day (all areas)              {one:8.3f} s  = {one / base:6.1f} × baseline"
-        )
+        print(f"recompute one day (all areas)     {one:8.3f} s  = {one / base:6.1f} × baseline")
         print(f"per meter                                  {one / meters_total * 1000:8.3f} ms")
         engine.dispose()
 
