@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from headend.api.deps import (
@@ -67,7 +68,7 @@ def latest_readings(
     user: Viewer,
     quantity: str = "energy.active.import.total",
     at: datetime | None = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The latest reading of ``quantity`` of every meter of the area (as of ``at``)."""
     require_area(user, area_id)
     if not is_known(quantity):
@@ -75,14 +76,18 @@ def latest_readings(
     aware(at, "at")
     effective.get(conn, areas, area_id, at)
     items, missing = readings_db.latest_of_area(conn, area_id, quantity, at)
-    return {
+    body = {
         "area": area_id,
         "quantity": quantity,
         "meters": len(items) + len(missing),
         "read": len(items),
-        "items": items,
+        "items": [
+            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in item.items()}
+            for item in items
+        ],
         "missing": missing,
     }
+    return JSONResponse(body)  # already plain JSON: skip the generic encoder (500 items)
 
 
 @router.post("", status_code=201)

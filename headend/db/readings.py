@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select, true
 
 from headend.archive.effective import in_force
 from headend.db.tables import meters, readings
@@ -118,45 +118,48 @@ def page(
 def latest_of_area(
     conn: Connection, area: str, quantity: str, at: datetime | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The latest reading of ``quantity`` of every meter in ``area``: (items, meters unread)."""
-    # Driven from the area's meters: one index probe (meter, quantity, max time) per meter.
-    newest = select(func.max(readings.c.time)).where(
-        readings.c.meter == meters.c.id, readings.c.quantity == quantity
-    )
-    if at is not None:
-        newest = newest.where(readings.c.time <= at)
-    members_q = (
-        select(
-            meters.c.id,
-            meters.c.multiplier,
-            meters.c.role,
-            newest.correlate(meters).scalar_subquery().label("newest"),
-        )
+    """The latest reading of ``quantity`` of every meter in ``area``: (items, meters unread).
+
+    One query driven from the area's meters, one index probe per meter on (meter, quantity,
+    time): a LATERAL ``ORDER BY time DESC LIMIT 1`` on PostgreSQL, a correlated ``max(time)``
+    joined back on SQLite (which has no LATERAL).
+    """
+    members = (
+        select(meters.c.id, meters.c.multiplier, meters.c.role)
         .where(meters.c.area == area, in_force(meters, at))
-        .subquery()
+        .subquery("members")
     )
-    members = conn.execute(select(members_q).order_by(members_q.c.id)).all()
-    ids = [m.id for m in members]
-    rows = conn.execute(
-        select(readings).join(
-            members_q,
-            and_(
-                readings.c.meter == members_q.c.id,
-                readings.c.quantity == quantity,
-                readings.c.time == members_q.c.newest,
-            ),
+    match = [readings.c.meter == members.c.id, readings.c.quantity == quantity]
+    if at is not None:
+        match.append(readings.c.time <= at)
+    if conn.dialect.name == "postgresql":
+        newest = select(readings).where(*match).order_by(readings.c.time.desc()).limit(1).lateral()
+        query = select(members, newest).select_from(members.outerjoin(newest, true()))
+    else:
+        newest_time = select(func.max(readings.c.time)).where(*match).scalar_subquery()
+        stamped = select(members, newest_time.label("newest")).subquery("stamped")
+        query = select(stamped.c.id, stamped.c.multiplier, stamped.c.role, readings).select_from(
+            stamped.outerjoin(
+                readings,
+                and_(
+                    readings.c.meter == stamped.c.id,
+                    readings.c.quantity == quantity,
+                    readings.c.time == stamped.c.newest,
+                ),
+            )
         )
-    ).all()
-    by_meter: dict[str, Any] = {}
-    for r in rows:
-        by_meter.setdefault(r.meter, r)  # one per meter even if two kinds share the instant
-    info = {m.id: m for m in members}
-    items = []
-    for meter_id in ids:
-        found = by_meter.get(meter_id)
-        if found is None:
+    items: list[dict[str, Any]] = []
+    missing: list[str] = []
+    seen: set[str] = set()
+    for row in conn.execute(query):
+        if row.id in seen:
+            continue  # two kinds at the same instant: one is enough
+        seen.add(row.id)
+        if row.value is None:
+            missing.append(row.id)
             continue
-        item = reading_dict(found, Decimal(info[meter_id].multiplier))
-        items.append({"meter": meter_id, "role": info[meter_id].role, **item})
-    missing = [m for m in ids if m not in by_meter]
+        item = reading_dict(row, Decimal(row.multiplier))
+        items.append({"meter": row.id, "role": row.role, **item})
+    items.sort(key=lambda i: i["meter"])
+    missing.sort()
     return items, missing

@@ -59,7 +59,10 @@ class IngestLease:
 
     def release(self) -> None:
         if self._conn is not None:
-            self._conn.close()  # the advisory lock goes with the session
+            # the pool keeps the session alive after close(): unlock explicitly
+            self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _key(self.client_id)})
+            self._conn.commit()
+            self._conn.close()
             self._conn = None
         if self._fd is not None:
             os.close(self._fd)

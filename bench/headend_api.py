@@ -1,0 +1,171 @@
+"""API latency: "latest readings of a 500-meter area" with millions of readings stored.
+
+Loads ``--areas`` × 500 meters and ``--readings`` interval readings of
+``energy.active.import.total`` spread evenly over them (set-based SQL, not the ingest), then
+times ``GET /api/v1/areas/{id}/latest`` through the full app (routing, bearer-token check, query,
+JSON) and, as the baseline of the same run, ``GET /api/v1/areas/{id}`` (token check and one
+small query).  Prints p50/p99 and their ratio to the baseline, for SQLite and PostgreSQL.
+
+    .venv/bin/python bench/headend_api.py [--readings 10000000] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+AREA_SIZE = 500
+QUANTITY = "energy.active.import.total"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def load(engine, areas: int, readings: int) -> None:
+    """The archive (areas × 500 meters) and ``readings`` readings, loaded set-based."""
+    from headend.db.engine import writing
+    from headend.db.tables import areas as areas_t
+    from headend.db.tables import meters as meters_t
+
+    meters = [f"{a:02d}{m:010d}" for a in range(areas) for m in range(AREA_SIZE)]
+    per_meter = readings // len(meters)
+    with writing(engine) as conn:
+        conn.execute(
+            areas_t.insert(),
+            [
+                {"id": f"A{a}", "name": f"area {a}", "gateway": f"gw-{a:04d}", "valid_from": T0}
+                for a in range(areas)
+            ],
+        )
+        conn.execute(
+            meters_t.insert(),
+            [
+                {
+                    "id": m,
+                    "point": m,
+                    "area": f"A{int(m[:2])}",
+                    "bus": "b",
+                    "protocol": "dlt645-2007",
+                    "address": m,
+                    "multiplier": "1",
+                    "role": "area_total" if m.endswith("0" * 10) else "customer",
+                    "valid_from": T0,
+                }
+                for m in meters
+            ],
+        )
+    with writing(engine) as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"""
+                INSERT INTO readings (meter, quantity, time, kind, value, gateway, gateway_time,
+                                      flags)
+                SELECT m.id, '{QUANTITY}', t, 'interval', (s * 0.25)::text, 'gw', t, ''
+                FROM (SELECT id FROM meters ORDER BY id) m
+                CROSS JOIN LATERAL generate_series(0, {per_meter - 1}) s
+                CROSS JOIN LATERAL (SELECT timestamptz '2026-01-01 00:00:00+00'
+                                           + s * interval '15 minutes' AS t) tt
+            """)
+            conn.exec_driver_sql("ANALYZE readings")
+        else:
+            conn.exec_driver_sql(f"""
+                WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s
+                                        WHERE n < {per_meter - 1})
+                INSERT INTO readings (meter, quantity, time, kind, value, gateway, gateway_time,
+                                      flags)
+                SELECT m.id, '{QUANTITY}', strftime('%Y-%m-%d %H:%M:%S.000000', '2026-01-01',
+                       '+' || (s.n * 15) || ' minutes'), 'interval', s.n * 0.25, 'gw',
+                       strftime('%Y-%m-%d %H:%M:%S.000000', '2026-01-01',
+                       '+' || (s.n * 15) || ' minutes'), ''
+                FROM (SELECT id FROM meters ORDER BY id) m, s
+            """)
+            conn.exec_driver_sql("ANALYZE")
+
+
+def timed(client, url: str, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        r = client.get(url)
+        out.append((time.perf_counter() - start) * 1000)
+        assert r.status_code == 200, r.text
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1]
+
+
+def run(url: str, label: str, areas: int, readings: int, requests: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from headend.app import create_app
+    from headend.auth import users
+    from headend.config import DatabaseSettings, Settings
+    from headend.db import make_engine
+    from headend.db.engine import writing
+    from headend.db.migrate import upgrade
+
+    os.environ.setdefault("TAIQU_HEADEND_SECRET", "b" * 48)
+    settings = Settings(database=DatabaseSettings(url=url))
+    engine = make_engine(settings.database)
+    upgrade(engine)
+    start = time.perf_counter()
+    load(engine, areas, readings)
+    print(
+        f"{label}: loaded {readings:,} readings of {areas * AREA_SIZE:,} meters "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
+    with writing(engine) as conn:
+        users.create(
+            conn, "bench", "admin", "bench-password-1", actor="bench", now=datetime.now(UTC)
+        )
+    app = create_app(settings, engine=engine, ingest=False)
+    with TestClient(app) as client:
+        r = client.post(
+            "/api/v1/auth/token", data={"username": "bench", "password": "bench-password-1"}
+        )
+        client.headers["Authorization"] = "Bearer " + r.json()["access_token"]
+        latest = f"/api/v1/areas/A{areas // 2}/latest?quantity={QUANTITY}"
+        body = client.get(latest).json()
+        assert body["read"] == AREA_SIZE, body["read"]
+        timed(client, latest, 20)  # warm up
+        base = timed(client, f"/api/v1/areas/A{areas // 2}", requests)
+        lat = timed(client, latest, requests)
+    b50, b99, l50, l99 = pct(base, 50), pct(base, 99), pct(lat, 50), pct(lat, 99)
+    print(f"{label}: baseline GET area       p50 {b50:6.1f} ms  p99 {b99:6.1f} ms")
+    print(
+        f"{label}: latest of 500 meters    p50 {l50:6.1f} ms  p99 {l99:6.1f} ms  "
+        f"({l50 / b50:.1f}× / {l99 / b99:.1f}× baseline)"
+    )
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--readings", type=int, default=10_000_000)
+    parser.add_argument("--areas", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    from tests.services import _postgres_instance
+
+    if args.only in (None, "postgresql"):
+        with _postgres_instance() as url:
+            run(url, "PostgreSQL", args.areas, args.readings, args.requests)
+    if args.only in (None, "sqlite"):
+        work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+        run(f"sqlite:///{work / 'h.db'}", "SQLite", args.areas, args.readings, args.requests)
+
+
+if __name__ == "__main__":
+    main()
