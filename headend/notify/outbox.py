@@ -8,9 +8,11 @@ last retry to ``failed``.  A claim older than ``CLAIM_TIMEOUT`` (its instance di
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import apprise
@@ -27,8 +29,18 @@ CLAIM_TIMEOUT = timedelta(minutes=5)
 Send = Callable[[str, str, str], str | None]  # (url, title, body) → None, or the error
 
 
+@cache
+def _plugins_loaded() -> bool:
+    """Load apprise's plugins once, quietly: some import deprecated stdlib modules (imghdr)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        apprise.Apprise.instantiate("json://localhost")
+    return True
+
+
 def redact(url: str) -> str:
     """The URL as shown to operators: passwords and tokens hidden by apprise."""
+    _plugins_loaded()
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         raise NotifyError(f"apprise cannot use the URL {url.split(':', 1)[0]}://…")
@@ -37,6 +49,7 @@ def redact(url: str) -> str:
 
 def apprise_send(url: str, title: str, body: str) -> str | None:
     """Send one message through apprise; None on success, else what apprise logged."""
+    _plugins_loaded()
     errors: list[str] = []
 
     def capture(entry: Any, _plugin: Any) -> None:

@@ -139,3 +139,90 @@ def run_charges(engine: Engine, now: datetime, *, full: bool = False) -> chargin
 def balance(engine: Engine, account: str) -> Decimal:
     with writing(engine) as conn:
         return from_micro(store.balance_micro(conn, account))
+
+
+# --- notification sinks: a local SMTP server and a local webhook --------------------------------
+
+import email  # noqa: E402
+import json as _json  # noqa: E402
+import threading  # noqa: E402
+import time as _time  # noqa: E402
+from email.policy import default as _policy  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+from aiosmtpd.controller import Controller  # noqa: E402
+
+from tests.services import free_port  # noqa: E402
+
+
+class SmtpSink:
+    """An aiosmtpd server on loopback keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.port = free_port()
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                sink.messages.append(email.message_from_bytes(envelope.content, policy=_policy))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def url(self, to: str) -> str:
+        return f"mailto://127.0.0.1:{self.port}?from=prepay@taiqu.test&to={to}"
+
+    def bodies(self) -> list[str]:
+        out = []
+        for m in self.messages:
+            part = m.get_body(preferencelist=("plain", "html"))
+            out.append(part.get_content() if part is not None else "")
+        return out
+
+
+class WebhookSink:
+    """A loopback HTTP server keeping every JSON body POSTed to it; ``fail`` answers 500s."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.fail = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if sink.fail:
+                    sink.fail -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                sink.bodies.append(_json.loads(data))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/notify"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` is true (a deadline, never a fixed sleep)."""
+    deadline = _time.monotonic() + timeout
+    while not condition():
+        if _time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        _time.sleep(0.01)
