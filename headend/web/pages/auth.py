@@ -1,0 +1,106 @@
+"""Sign-in, sign-out and the language / time-zone preferences."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from headend.auth import users as user_store
+from headend.auth.deps import ops_of
+from headend.auth.roles import User
+from headend.db import writing
+from headend.web.errors import CsrfRejected
+from headend.web.pages.common import action, see_other
+from headend.web.render import error_page, render
+from headend.web.session import (
+    LANGUAGES,
+    Prefs,
+    check_csrf,
+    end_session,
+    prefs_of,
+    safe_next,
+    save_prefs,
+    start_session,
+    valid_zone,
+)
+
+router = APIRouter()
+Field = Annotated[str, Form()]
+Optional = Annotated[str | None, Form()]
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    """The sign-in form."""
+    return render(request, "login.html", None, next=safe_next(next), failed=False, name="")
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    username: Field = "",
+    password: Field = "",
+    csrf_token: Optional = None,
+    next: Field = "/",
+) -> Response:
+    """Check the password exactly as ``POST /api/v1/auth/token`` does; start a session."""
+    try:
+        check_csrf(request, csrf_token)
+    except CsrfRejected as exc:
+        return error_page(request, None, exc)
+    ops = ops_of(request)
+    record = None
+    if username and password and len(password) <= 1024:
+        with writing(ops.engine) as conn:
+            record = user_store.authenticate(conn, username[:64], password, ops.clock.now())
+    if record is None:
+        return render(
+            request,
+            "login.html",
+            None,
+            status_code=401,
+            next=safe_next(next),
+            failed=True,
+            name=username[:64],
+        )
+    token, expires = ops.tokens.issue(record.name, record.token_version)
+    response = see_other(safe_next(next))
+    start_session(request, response, token, expires)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Optional = None) -> Response:
+    """End the session in this browser."""
+
+    def build(_: User) -> Response:
+        response = see_other("/login")
+        end_session(request, response)
+        return response
+
+    return action(request, csrf_token, build)
+
+
+@router.post("/prefs")
+def set_prefs(
+    request: Request,
+    lang: Field = "",
+    zone: Field = "",
+    csrf_token: Optional = None,
+    next: Field = "/",
+) -> Response:
+    """Remember the language and time zone for the signed-in user in this browser."""
+
+    def build(user: User) -> Response:
+        current = prefs_of(request, user.name)
+        chosen = Prefs(
+            lang=lang if lang in LANGUAGES else current.lang,
+            zone=zone if zone and valid_zone(zone) else current.zone,
+        )
+        response = see_other(safe_next(next))
+        save_prefs(request, response, user.name, chosen)
+        return response
+
+    return action(request, csrf_token, build)

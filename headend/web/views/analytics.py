@@ -1,0 +1,67 @@
+"""What the console shows from ``headend.analytics`` (line loss, suspects, collection rates).
+
+Every function returns None when the analytics package is not installed, so a page can show an
+honest "not available yet" block instead of failing.  Scope checks are the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+
+def _store() -> Any:
+    try:
+        from headend.analytics import store
+    except ImportError:
+        return None
+    return store
+
+
+def loss_series(
+    conn: Connection, area: str, first: date, last: date
+) -> list[dict[str, Any]] | None:
+    """Daily line-loss rows of ``area`` (start, supply, sales, loss, rate, coverage, flags)."""
+    store = _store()
+    if store is None:
+        return None
+    rows: list[dict[str, Any]] = store.loss_rows(conn, [area], "day", first, last)
+    return rows
+
+
+def latest_losses(
+    conn: Connection, areas: Sequence[str], today: date, days: int = 7
+) -> dict[str, dict[str, Any]] | None:
+    """The most recent day with a loss row per area, looking back ``days`` days."""
+    store = _store()
+    if store is None:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for row in store.loss_rows(conn, list(areas), "day", today - timedelta(days=days), today):
+        out[row["area"]] = row  # rows come ordered by (area, start): the last one wins
+    return out
+
+
+def latest_collection(
+    conn: Connection, areas: Sequence[str], today: date, days: int = 7
+) -> dict[str, dict[str, Any]] | None:
+    """The most recent collection-rate row per area, looking back ``days`` days."""
+    store = _store()
+    if store is None:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for row in store.rate_rows(conn, "area", list(areas), today - timedelta(days=days), today):
+        out[row["key"]] = row
+    return out
+
+
+def suspects(conn: Connection, area: str) -> tuple[str | None, list[dict[str, Any]]] | None:
+    """The area's latest ranked suspects with their evidence (None: analytics not installed)."""
+    store = _store()
+    if store is None:
+        return None
+    day, rows = store.suspect_rows(conn, area, None)
+    return day, rows

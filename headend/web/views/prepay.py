@@ -1,0 +1,108 @@
+"""What the console shows from ``headend.prepay`` and ``headend.notify``: a meter's account,
+balance, ledger, reminders sent, and the notifications log.
+
+Read-only, through the prepay store and tables; every function returns None when those packages
+are not installed yet, so a page can say "not available yet".  Scope checks are the caller's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+
+def _parts() -> tuple[Any, Any, Any] | None:
+    try:
+        from headend.db import prepay_tables
+        from headend.prepay import money, store
+    except ImportError:
+        return None
+    return prepay_tables, store, money
+
+
+def account_of_point(conn: Connection, point: str, at: datetime) -> dict[str, Any] | None:
+    """The account a metering point is linked to at ``at`` with its balance, ledger and
+    reminders; ``{}`` when the point has no account, None when prepay is not installed."""
+    parts = _parts()
+    if parts is None:
+        return None
+    tables, store, money = parts
+    links = tables.prepay_account_points
+    link = conn.execute(
+        select(links.c.account)
+        .where(
+            links.c.point == point,
+            links.c.valid_from <= at,
+            (links.c.valid_to.is_(None)) | (links.c.valid_to > at),
+        )
+        .order_by(links.c.valid_from.desc())
+    ).first()
+    if link is None:
+        return {}
+    account = conn.execute(
+        select(tables.prepay_accounts).where(tables.prepay_accounts.c.id == link.account)
+    ).first()
+    if account is None:
+        return {}
+    ledger = store.ledger(conn, link.account, limit=100_000)[-50:]
+    reminders = conn.execute(
+        select(tables.prepay_reminders)
+        .where(tables.prepay_reminders.c.account == link.account)
+        .order_by(tables.prepay_reminders.c.id.desc())
+        .limit(50)
+    ).all()
+    return {
+        "id": account.id,
+        "name": account.name,
+        "mode": account.mode,
+        "stage": account.stage,
+        "supply": account.supply,
+        "balance": str(money.from_micro(store.balance_micro(conn, link.account))),
+        "ledger": list(reversed(ledger)),
+        "reminders": [dict(r._mapping) for r in reminders],
+        "notifications": notifications(conn, None, account=link.account, limit=50) or [],
+    }
+
+
+def notifications(
+    conn: Connection,
+    areas: frozenset[str] | None,
+    *,
+    account: str | None = None,
+    state: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]] | None:
+    """Notifications newest first (no raw URLs), limited to accounts of ``areas`` if given."""
+    parts = _parts()
+    if parts is None:
+        return None
+    tables = parts[0]
+    n, accounts = tables.notifications, tables.prepay_accounts
+    query = (
+        select(
+            n.c.id,
+            n.c.account,
+            n.c.template,
+            n.c.language,
+            n.c.target,
+            n.c.title,
+            n.c.state,
+            n.c.attempts,
+            n.c.last_error,
+            n.c.created_at,
+            n.c.sent_at,
+            accounts.c.area,
+        )
+        .select_from(n.outerjoin(accounts, accounts.c.id == n.c.account))
+        .order_by(n.c.id.desc())
+        .limit(limit)
+    )
+    if account is not None:
+        query = query.where(n.c.account == account)
+    if state is not None:
+        query = query.where(n.c.state == state)
+    if areas is not None:
+        query = query.where(accounts.c.area.in_(sorted(areas)))
+    return [dict(r._mapping) for r in conn.execute(query)]
