@@ -1,0 +1,195 @@
+"""``taiqu headend enrol-gateway | enrol-headend | revoke-gateway | keys-* | init-ca``.
+
+Paths default to ``[security]`` of the configuration file (``headend.security.settings``); every
+option overrides its key.  ``register(app)`` mounts the commands on the ``taiqu headend`` app.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from headend.config import load_settings
+from headend.db.errors import HeadendError
+from headend.security.settings import SecuritySettings
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="headend.toml (defaults apply without one)")
+]
+DirOpt = Annotated[Path | None, typer.Option(help="overrides the [security] key of that name")]
+
+
+def _security(config: Path | None) -> SecuritySettings:
+    try:
+        settings = load_settings(config)
+        return SecuritySettings.from_extra(settings.extra, settings.source or "defaults")
+    except HeadendError as exc:
+        typer.echo(f"taiqu headend: bad configuration\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _fail(command: str, exc: Exception) -> typer.Exit:
+    typer.echo(f"taiqu headend {command}: {exc}", err=True)
+    return typer.Exit(2)
+
+
+def enrol_gateway(
+    gateway_id: Annotated[str, typer.Argument(help="the gateway id (its MQTT username)")],
+    config: ConfigOpt = None,
+    broker_dir: DirOpt = None,
+    keys_dir: DirOpt = None,
+    ca_dir: DirOpt = None,
+    bundle_dir: DirOpt = None,
+    client_cert: Annotated[bool, typer.Option(help="issue a client certificate")] = False,
+    replace: Annotated[bool, typer.Option(help="issue new credentials for a known id")] = False,
+) -> None:
+    """Create a gateway's broker credentials and its installation bundle."""
+    from headend.security.ca import LocalCA
+    from headend.security.enrol import enrol_gateway as enrol
+    from headend.security.keys import KeyStore
+
+    sec = _security(config)
+    try:
+        result = enrol(
+            gateway_id,
+            broker_dir=broker_dir or sec.broker_dir,
+            out_dir=bundle_dir or sec.bundle_dir,
+            now=datetime.now(UTC),
+            keys=KeyStore(keys_dir or sec.keys_dir),
+            ca=LocalCA(ca_dir or sec.ca_dir),
+            client_cert=client_cert,
+            host=sec.broker_host,
+            port=sec.broker_port,
+            replace=replace,
+        )
+    except (HeadendError, OSError) as exc:
+        raise _fail("enrol-gateway", exc) from None
+    typer.echo(f"enrolled {gateway_id}: bundle in {result.bundle}")
+    for path in result.files:
+        typer.echo(f"  {path.name}")
+    typer.echo("reload the broker (systemctl reload mosquitto) to activate the credentials")
+
+
+def enrol_headend(
+    name: Annotated[str, typer.Argument(help="head-end broker username")] = "taiqu-headend",
+    config: ConfigOpt = None,
+    broker_dir: DirOpt = None,
+    password_file: Annotated[Path, typer.Option(help="where to write the password (0600)")] = Path(
+        "mqtt-password"
+    ),
+    replace: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """Create a head-end broker identity (reads every uplink, writes every downlink)."""
+    from headend.security.enrol import enrol_headend as enrol
+    from headend.security.keys import write_private
+
+    sec = _security(config)
+    try:
+        password = enrol(name, broker_dir=broker_dir or sec.broker_dir, replace=replace)
+        write_private(password_file, password.encode() + b"\n")
+    except (HeadendError, OSError) as exc:
+        raise _fail("enrol-headend", exc) from None
+    typer.echo(f"head-end identity {name}: password in {password_file} (mqtt.password_file)")
+
+
+def revoke_gateway(gateway_id: str, config: ConfigOpt = None, broker_dir: DirOpt = None) -> None:
+    """Remove a gateway's broker password (then reload the broker)."""
+    from headend.security.enrol import revoke_gateway as revoke
+
+    sec = _security(config)
+    try:
+        removed = revoke(gateway_id, broker_dir=broker_dir or sec.broker_dir)
+    except (HeadendError, OSError) as exc:
+        raise _fail("revoke-gateway", exc) from None
+    typer.echo(f"{gateway_id}: {'revoked' if removed else 'had no broker credentials'}")
+
+
+def keys_init(config: ConfigOpt = None, keys_dir: DirOpt = None) -> None:
+    """Create the first command-signing key."""
+    from headend.security.keys import KeyStore
+
+    store = KeyStore(keys_dir or _security(config).keys_dir)
+    try:
+        info = store.create(datetime.now(UTC))
+    except (HeadendError, OSError) as exc:
+        raise _fail("keys-init", exc) from None
+    typer.echo(f"signing key {info.key_id} created in {store.directory}")
+
+
+def keys_rotate(
+    config: ConfigOpt = None,
+    keys_dir: DirOpt = None,
+    activate_in_days: Annotated[float, typer.Option(help="days until the new key signs")] = 7,
+    overlap_days: Annotated[float, typer.Option(help="days the old key stays accepted")] = 14,
+) -> None:
+    """Add a signing key: it signs after ``activate_in_days``; older keys stop after the overlap."""
+    from headend.security.keys import KeyStore
+
+    store = KeyStore(keys_dir or _security(config).keys_dir)
+    now = datetime.now(UTC)
+    activate = now + timedelta(days=activate_in_days)
+    try:
+        info = store.rotate(now, activate, activate + timedelta(days=overlap_days))
+    except (HeadendError, OSError) as exc:
+        raise _fail("keys-rotate", exc) from None
+    typer.echo(f"signing key {info.key_id} signs from {activate:%Y-%m-%d %H:%M}Z;")
+    typer.echo("export the trust file to every gateway before then (taiqu headend keys-export)")
+
+
+def keys_export(
+    out: Annotated[Path, typer.Argument(help="trust file to write (headend-keys.json)")],
+    config: ConfigOpt = None,
+    keys_dir: DirOpt = None,
+) -> None:
+    """Write the gateways' trust file: public keys and cut-over dates."""
+    from headend.security.keys import KeyStore
+
+    store = KeyStore(keys_dir or _security(config).keys_dir)
+    try:
+        store.export_trust(out, datetime.now(UTC))
+    except (HeadendError, OSError) as exc:
+        raise _fail("keys-export", exc) from None
+    typer.echo(f"trust file written to {out}")
+
+
+def init_ca(
+    hosts: Annotated[list[str], typer.Argument(help="the broker's DNS names / IP addresses")],
+    config: ConfigOpt = None,
+    ca_dir: DirOpt = None,
+    broker_dir: DirOpt = None,
+) -> None:
+    """Create the local CA and the broker's server certificate (ca.crt, server.crt/key)."""
+    from headend.security.ca import LocalCA
+
+    sec = _security(config)
+    ca = LocalCA(ca_dir or sec.ca_dir)
+    target = broker_dir or sec.broker_dir
+    now = datetime.now(UTC)
+    try:
+        if not ca.exists():
+            ca.create(now)
+        ca.issue_server(hosts, now).write(target / "server.crt", target / "server.key")
+        (target / "ca.crt").write_bytes(ca.cert_path.read_bytes())
+    except (HeadendError, OSError) as exc:
+        raise _fail("init-ca", exc) from None
+    typer.echo(f"CA in {ca.directory}; broker certificate for {', '.join(hosts)} in {target}")
+
+
+def register(target: typer.Typer) -> None:
+    """Add the security sub-commands to ``target`` (the ``taiqu headend`` app)."""
+    target.command("enrol-gateway")(enrol_gateway)
+    target.command("enrol-headend")(enrol_headend)
+    target.command("revoke-gateway")(revoke_gateway)
+    target.command("keys-init")(keys_init)
+    target.command("keys-rotate")(keys_rotate)
+    target.command("keys-export")(keys_export)
+    target.command("init-ca")(init_ca)
+
+
+app = typer.Typer(
+    help="Head-end security: signing keys and broker enrolment.", no_args_is_help=True
+)
+register(app)
