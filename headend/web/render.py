@@ -11,6 +11,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from headend.api.deps import OutOfScope
 from headend.auth.errors import Forbidden, Unauthenticated
 from headend.auth.roles import Role, User
 from headend.db.errors import Conflict, HeadendError, InvalidRequest, NotFound
@@ -80,6 +81,7 @@ def render(
 
 
 STATUS: list[tuple[type[Exception], int]] = [
+    (OutOfScope, 403),  # before InvalidRequest, its base
     (NotFound, 404),
     (Forbidden, 403),
     (Conflict, 409),
