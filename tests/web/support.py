@@ -25,6 +25,8 @@ with warnings.catch_warnings():  # starlette asks for httpx2 instead of httpx (n
     warnings.simplefilter("ignore", UserWarning)
     from fastapi.testclient import TestClient
 
+__all__ = ["TestClient", "csrf_of", "found", "make_app", "recompute", "seed", "settings", "sign_in"]
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ENERGY = "energy.active.import.total"
 QUANTITY_RELAY = "relay.state"
@@ -128,6 +130,13 @@ def recompute(engine: Engine, today: date, now: datetime) -> None:
 
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def found(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in ``text`` (the test fails if it is not there)."""
+    match = re.search(pattern, text, re.S)
+    assert match, f"{pattern!r} not in the page"
+    return match.group(1)
 
 
 def csrf_of(html: str) -> str:

@@ -15,7 +15,7 @@ from headend.db.ops_tables import commands
 from headend.web.session import CSRF_COOKIE, SESSION_COOKIE
 from tests.headend.ops_support import add_user
 from tests.web.conftest import Web
-from tests.web.support import SHANGHAI, TestClient, csrf_of, sign_in
+from tests.web.support import SHANGHAI, TestClient, csrf_of, found, sign_in
 
 
 def _state(web: Web, command_id: str) -> str:
@@ -178,7 +178,7 @@ def test_area_page_has_meters_relay_states_and_the_loss_series(web: Web) -> None
     page = sign_in(web.app, "vic").get("/areas/A2", headers={"Accept-Language": "en"}).text
     assert page.count('href="/meters/A2-m0') >= 5
     assert "closed (power on)" in page
-    data = json.loads(re.search(r'id="loss-data">(.*?)</script>', page, re.S).group(1))
+    data = json.loads(found(r'id="loss-data">(.*?)</script>', page))
     assert len(data["days"]) == len(data["rate"]) >= 5
     rates = [r for r in data["rate"] if r is not None]
     assert rates == sorted(rates) and rates[0] > 4  # percent, rising as seeded
@@ -263,7 +263,7 @@ def test_the_status_fragment_polls_until_the_command_is_final(web: Web) -> None:
     fragment = olga.post(
         "/meters/A2-m01/read", data={"csrf_token": csrf_of(page)}, headers={"HX-Request": "true"}
     ).text
-    command_id = re.search(r'data-command="([^"]+)"', fragment).group(1)
+    command_id = found(r'data-command="([^"]+)"', fragment)
     assert 'hx-trigger="every 2s"' in fragment
     olga.post(f"/commands/{command_id}/cancel", data={"csrf_token": csrf_of(page)})
     assert _state(web, command_id) == "cancelled"
@@ -332,4 +332,4 @@ def test_meter_page_shows_the_account_balance_and_notifications_log(web: Web) ->
     assert "ACC-1" in sign_in(web.app, "sid").get("/notifications").text  # A2's supervisor
     add_user(web.engine, "bea", "viewer", ["B1"])
     assert "ACC-1" not in sign_in(web.app, "bea").get("/notifications").text
-    assert Decimal(50) == Decimal(re.search(r'id="balance">([0-9.]+)<', page).group(1))
+    assert Decimal(50) == Decimal(found(r'id="balance">([0-9.]+)<', page))

@@ -16,7 +16,7 @@
       series = [{}, { label: el.dataset.label + " %", stroke: "#0b5cad", width: 2, points: { show: true } },
                 { label: el.dataset.label2 + " %", stroke: "#a4141a", dash: [6, 4], width: 1, points: { show: false } }];
       el.chart = new uPlot({ width: width, height: 260, series: series, tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
-        scales: { x: { time: true } }, axes: [{}, { values: function (u, v) { return v.map(function (x) { return x + " %"; }); } }] },
+        scales: { x: { time: true } }, axes: [{ space: 70, values: function (u, v) { return v.map(function (x) { return new Date(x * 1e3).toISOString().slice(5, 10); }); } }, { values: function (u, v) { return v.map(function (x) { return x + " %"; }); } }] },
         [xs, data.rate, data.target], el);
     } else {
       var zone = document.body.dataset.zone || "Asia/Shanghai";
