@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from headend.api import PREFIX, ROUTERS
 from headend.api.deps import OutOfScope
@@ -104,6 +104,11 @@ def create_app(
     @app.exception_handler(HeadendError)
     async def _headend_error(_: Request, exc: HeadendError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
+
+    @app.exception_handler(IntegrityError)
+    async def _conflict(_: Request, exc: IntegrityError) -> JSONResponse:
+        log.info("integrity error: %s", exc.orig)
+        return JSONResponse({"detail": "conflicts with stored data (a concurrent change?)"}, 409)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)

@@ -1,59 +1,27 @@
 """Dependencies every router shares: database connections, the user, paging and time checks.
 
-Authentication comes from ``headend.auth.deps`` (``current_user``, ``require_role``) when it is
-installed; until then a placeholder lets everyone in as an unscoped admin and logs a warning.
+Authentication comes from ``headend.auth.deps`` (``current_user``, ``require_role``).
 Read endpoints depend on ``viewer`` and filter by ``user.areas``; archive writes on ``admin``.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib
-import importlib.util
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from sqlalchemy import Connection, Engine
 
+from headend.auth.deps import current_user, require_role
 from headend.config import Settings
 from headend.db.engine import reading, writing
 from headend.db.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PlaceholderUser:
-    """Stands in for headend.auth's User until that module is installed."""
-
-    name: str
-    role: str
-    areas: frozenset[str] | None = None
-
-
-def _placeholder_current_user() -> Any:
-    return PlaceholderUser("anonymous", "admin")
-
-
-def _placeholder_require_role(role: Any) -> Callable[..., Any]:
-    def dependency(user: Any = Depends(_placeholder_current_user)) -> Any:
-        return user
-
-    return dependency
-
-
-if importlib.util.find_spec("headend.auth.deps") is not None:
-    _auth = importlib.import_module("headend.auth.deps")
-    current_user: Callable[..., Any] = _auth.current_user
-    require_role: Callable[[Any], Callable[..., Any]] = _auth.require_role
-else:  # pragma: no cover  (until headend.auth.deps lands)
-    log.warning("headend.auth.deps is not installed: the API is open (placeholder admin user)")
-    current_user = _placeholder_current_user
-    require_role = _placeholder_require_role
+__all__ = ["Admin", "ReadConn", "Viewer", "WriteConn", "current_user", "require_role"]
 
 viewer = require_role("viewer")
 operator = require_role("operator")

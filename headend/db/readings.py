@@ -58,19 +58,22 @@ def value_of(quantity: str, register: str, mult: Decimal) -> str:
 
 
 def reading_dict(row: Any, mult: Decimal) -> dict[str, Any]:
+    m = row._mapping
+    quantity, register, flags = m["quantity"], m["value"], m["flags"]
+    apply = scaled(quantity)
     return {
-        "quantity": row.quantity,
-        "time": row.time,
-        "kind": row.kind,
-        "value": value_of(row.quantity, row.value, mult),
-        "register": row.value,
-        "multiplier": str(mult) if scaled(row.quantity) else "1",
-        "gateway_time": row.gateway_time,
-        "meter_time": row.meter_time,
-        "meter_time_raw": row.meter_time_raw,
-        "freeze_time": row.freeze_time,
-        "flags": [f for f in row.flags.split(",") if f],
-        "gateway": row.gateway,
+        "quantity": quantity,
+        "time": m["time"],
+        "kind": m["kind"],
+        "value": value_of(quantity, register, mult) if apply else register,
+        "register": register,
+        "multiplier": str(mult) if apply else "1",
+        "gateway_time": m["gateway_time"],
+        "meter_time": m["meter_time"],
+        "meter_time_raw": m["meter_time_raw"],
+        "freeze_time": m["freeze_time"],
+        "flags": flags.split(",") if flags else [],
+        "gateway": m["gateway"],
     }
 
 

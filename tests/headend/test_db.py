@@ -208,3 +208,24 @@ def test_seq_ranges_behave_like_a_set(spans: list[tuple[int, int]], base: int) -
     for first, last in ranges.holes(base, 1000):
         assert not any(s in model for s in range(first, last + 1))
     assert all(s in ranges for s in model) and 10_000 not in ranges
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def test_cli_migrate_and_bad_config(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from headend.cli import app
+
+    good = tmp_path / "h.toml"
+    good.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "h.db"}"\n')
+    runner = CliRunner()
+    first = runner.invoke(app, ["migrate", "--config", str(good)])
+    assert first.exit_code == 0 and "0001 core: applied now" in first.output
+    again = runner.invoke(app, ["migrate", "--config", str(good)])
+    assert "0001 core: applied\n" in again.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[api]\nport = 99999\n")
+    result = runner.invoke(app, ["serve", "--config", str(bad)])
+    assert result.exit_code == 2 and "api.port" in result.output
