@@ -209,9 +209,9 @@ class Rig:
             nonce=uuid.uuid4().hex[:16],
         )
 
-    async def drained(self) -> None:
+    async def drained(self, timeout: float = 20.0) -> None:
         store = self.gateway.store
-        await until(lambda: store.first_unacked() is None, "every record acknowledged")
+        await until(lambda: store.first_unacked() is None, "every record acknowledged", timeout)
 
     def skew_s(self, meter: str) -> float:
         """Simulated meter clock − true time, in seconds."""
@@ -439,7 +439,7 @@ async def test_daily_frozen_values_are_backfilled_after_a_two_day_uplink_less_ga
         await gw.frozen_jobs.daily()
         assert gw.store.first_unacked() is not None  # held in the store meanwhile
         mosquitto.start()
-        await rig.drained()
+        await rig.drained(timeout=90)  # after paho's reconnect back-off (and an Ack timeout)
     finally:
         await close()
     with he.lock:
