@@ -1,7 +1,7 @@
 """``taiqu gateway``: run the daemon, or check a configuration file.
 
-A bad configuration prints one line per problem (file, key, fix) and exits with status 2;
-never a traceback.
+A bad configuration prints one line per problem (file, key, fix) and exits with status 2 (the
+systemd unit does not restart on 2); never a traceback.  A runtime failure exits with status 1.
 """
 
 from __future__ import annotations
@@ -63,3 +63,7 @@ def run(
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
+    except Exception as exc:  # a bug: the journal gets the traceback, systemd restarts us
+        logging.getLogger("gateway").critical("the gateway stopped on an error", exc_info=True)
+        typer.echo(f"taiqu gateway: stopped on an internal error: {exc!r}", err=True)
+        raise typer.Exit(1) from None
