@@ -1,0 +1,77 @@
+"""One ingest process of a shared-subscription group: ``python -m headend.scale.worker CONFIG``.
+
+It runs ``IngestService`` with a ``SharedStreamBook`` (headend.scale.shared) until SIGTERM or
+SIGINT, then writes its counters as JSON to ``--stats``; ``--ready`` is touched once subscribed
+(for tests and the scale benchmark).
+The configuration must set ``[mqtt] shared_group`` and a ``client_id`` unique to this process.
+Exit status: 0 after a clean stop, 2 for a bad configuration, 3 when the client id is taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+
+from headend.config import Settings, load_settings
+from headend.db import make_engine
+from headend.db.errors import ConfigError, Conflict
+from headend.ingest.service import IngestService
+from headend.scale.shared import SharedStreamBook
+
+
+def shared_ingest(settings: Settings) -> IngestService:
+    """An ingest service whose stream state is exact with other consumers of the group."""
+    if not settings.mqtt.shared_group:
+        raise ConfigError(f"{settings.source}: mqtt.shared_group: set a group name for sharing")
+    engine = make_engine(settings.database)
+    service = IngestService(engine, settings)
+    service.ingestor.streams = SharedStreamBook(engine)
+    return service
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run until signalled; write the counters to ``--stats``."""
+    parser = argparse.ArgumentParser(prog="python -m headend.scale.worker")
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--stats", type=Path, default=None)
+    parser.add_argument("--ready", type=Path, default=None, help="touched once subscribed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    try:
+        service = shared_ingest(load_settings(args.config))
+    except ConfigError as exc:
+        print(f"ingest worker: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def _signal(_n: int, _f: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _signal)
+    signal.signal(signal.SIGINT, _signal)
+    try:
+        service.start()
+    except Conflict as exc:
+        print(f"ingest worker: {exc}", file=sys.stderr)
+        return 3
+    print("ingest worker running", file=sys.stderr, flush=True)
+    if args.ready is not None:
+        while not stop.is_set() and not service.connected.wait(0.2):
+            pass
+        args.ready.touch()
+    stop.wait()
+    service.stop()
+    if args.stats is not None:
+        args.stats.write_text(json.dumps(asdict(service.stats)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
