@@ -148,7 +148,7 @@ class LoadGen:
             return
         now = time.time()
         if parts[-1] == "ack":
-            ack = decode(msg.payload, Ack)
+            ack = decode(bytes(msg.payload), Ack)
             if ack.epoch != g.epoch:
                 return
             with self.lock:
@@ -163,7 +163,7 @@ class LoadGen:
                             g.delays.append(now - sent)
                 g.acked_upto = max(g.acked_upto, ack.upto)
         elif parts[-1] == "resend":
-            req = decode(msg.payload, ResendRequest)
+            req = decode(bytes(msg.payload), ResendRequest)
             if req.epoch != g.epoch:
                 return
             with self.lock:

@@ -15,8 +15,10 @@ order.  Here:
 - The ``Ack`` claims only what is stored: ``upto`` covers the prefix only when the stream starts
   at seq 1 (a gateway numbers every epoch from 1); otherwise the stored runs go in ``ranges``,
   so a gateway never drops a record another consumer has not committed yet.
-- ``all`` (for the periodic re-send requests) reloads streams that look like they have holes, so a
-  process never asks a gateway again for records another process has stored.
+- A hole is asked for only once it has stayed open ``resend_after`` seconds (it is usually a
+  batch in flight at another consumer); ``all`` (for the periodic re-send requests) reloads
+  streams that look like they have holes, so a process never asks a gateway again for records
+  another process has stored.
 
 Idempotency stays with ``ingested (gateway, epoch, seq)``; nothing here depends on the order in
 which messages arrive.  Locks are taken in the order a group's messages are stored; two processes
@@ -35,7 +37,7 @@ from headend.db.engine import reading
 from headend.db.tables import streams
 from headend.ingest.ranges import SeqRanges
 from headend.ingest.streams import MAX_ACK_RANGES, Stream, StreamBook
-from protocols.uplink import Ack
+from protocols.uplink import Ack, ResendRequest
 
 __all__ = ["SharedStream", "SharedStreamBook", "stream_lock_key"]
 
@@ -54,6 +56,16 @@ class SharedStream(Stream):
             return super().ack()
         runs = self.held.after(0)[:MAX_ACK_RANGES]
         return Ack(epoch=self.epoch, upto=0, ranges=tuple(runs))
+
+    def resends(self, now: float, every: float, limit: int) -> list[ResendRequest]:
+        """Requests for holes still open ``every`` seconds after they were first seen.
+
+        With several consumers a hole is usually a batch another process is storing right now;
+        asking at first sight (as one in-order consumer may) would make the gateway send it twice.
+        """
+        for first, _last in self.held.holes(self.upto + 1, limit):
+            self.asked.setdefault(first, now)
+        return super().resends(now, every, limit)
 
 
 def _shared(stream: Stream) -> SharedStream:
