@@ -153,7 +153,7 @@ def enrol_gateway(
         if client_cert:
             ca.issue_client(gateway_id, now).write(bundle / "client.crt", bundle / "client.key")
             files += [bundle / "client.crt", bundle / "client.key"]
-    trust = keys is not None and bool(keys.keys())
+    trust = keys is not None and bool(keys.entries())
     if keys is not None and trust:
         files.append(keys.export_trust(bundle / "headend-keys.json", now))
     snippet = bundle / "gateway-security.toml"

@@ -147,7 +147,7 @@ class KeyStore:
         return self.directory / KEYRING
 
     # -- metadata -------------------------------------------------------------------------
-    def keys(self) -> list[KeyInfo]:
+    def entries(self) -> list[KeyInfo]:
         """Every key, oldest first (empty when the directory has no keyring yet)."""
         path = self.keyring_path
         if not path.exists():
@@ -182,7 +182,7 @@ class KeyStore:
     # -- lifecycle ------------------------------------------------------------------------
     def create(self, now: datetime) -> KeyInfo:
         """The first key (valid from ``now``); refuses when a keyring exists."""
-        if self.keys():
+        if self.entries():
             raise KeyStoreError(f"{self.keyring_path} already holds keys: use rotate")
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
@@ -194,7 +194,7 @@ class KeyStore:
         """Add a key that signs from ``activate_at``; older open keys stop at ``cut_over``."""
         if not now <= activate_at <= cut_over:
             raise KeyStoreError("rotation needs now <= activate_at <= cut_over")
-        keys = self.keys()
+        keys = self.entries()
         if not keys:
             raise KeyStoreError(f"{self.keyring_path}: no keys yet: use create")
         info = self._new_key(now, activate_at)
@@ -209,7 +209,7 @@ class KeyStore:
 
     def current(self, when: datetime) -> KeyInfo:
         """The key that signs a command issued at ``when`` (the newest that may)."""
-        eligible = [k for k in self.keys() if k.signs_at(when)]
+        eligible = [k for k in self.entries() if k.signs_at(when)]
         if not eligible:
             raise KeyStoreError(f"no signing key is valid at {_iso(when)}: rotate or create one")
         return max(eligible, key=lambda k: k.not_before)
@@ -229,7 +229,7 @@ class KeyStore:
     def prune(self, now: datetime) -> list[str]:
         """Delete private keys past their cut-over (metadata stays for audit); their ids."""
         gone = []
-        for k in self.keys():
+        for k in self.entries():
             path = self._private_path(k.key_id)
             if k.not_after is not None and k.not_after <= now and path.exists():
                 path.unlink()
@@ -239,7 +239,7 @@ class KeyStore:
     # -- what gateways install -------------------------------------------------------------
     def trust_document(self, now: datetime) -> dict[str, Any]:
         """The trust file's content: every key not past its cut-over at ``now``."""
-        keys = [k for k in self.keys() if k.not_after is None or k.not_after > now]
+        keys = [k for k in self.entries() if k.not_after is None or k.not_after > now]
         return {
             "format": TRUST_FORMAT,
             "keys": [

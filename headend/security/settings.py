@@ -59,7 +59,7 @@ def make_signer(settings: SecuritySettings) -> Signer:
         log.warning("security.sign_commands is false: commands are sent unsigned")
         return NoSigner()
     store = KeyStore(settings.keys_dir)
-    if not store.keys():
+    if not store.entries():
         raise KeyStoreError(
             f"security.keys_dir: {settings.keys_dir} holds no signing key: "
             "run taiqu headend keys-init (or set security.sign_commands = false)"

@@ -92,7 +92,7 @@ def test_private_keys_and_keyring_are_owner_only(keys: KeyStore) -> None:
 
 
 def test_a_key_readable_by_others_is_refused(keys: KeyStore) -> None:
-    key_id = keys.keys()[0].key_id
+    key_id = keys.entries()[0].key_id
     os.chmod(keys.directory / f"{key_id}.pem", 0o644)
     with pytest.raises(KeyStoreError, match="chmod 600"):
         keys.private_key(key_id)
@@ -104,14 +104,14 @@ def test_create_twice_is_refused(keys: KeyStore) -> None:
 
 
 def test_key_id_names_date_and_fingerprint(keys: KeyStore) -> None:
-    info = keys.keys()[0]
+    info = keys.entries()[0]
     assert info.key_id.startswith("he-20260301-") and len(info.key_id) == len("he-20260301-") + 8
 
 
 # -- signer → verifier -------------------------------------------------------------------------
 def test_signed_command_is_accepted_after_the_wire(keys: KeyStore, clock) -> None:
     signed = sign_command(command(), Ed25519Signer(keys))
-    assert signed.signature is not None and signed.signature.key_id == keys.keys()[0].key_id
+    assert signed.signature is not None and signed.signature.key_id == keys.entries()[0].key_id
     assert verifier_for(keys, clock)(over_the_wire(signed)) is None
 
 
@@ -135,7 +135,7 @@ def test_forged_with_a_trusted_key_id(keys, clock) -> None:
     """An attacker names the trusted key id but signs with a key of their own."""
     cmd = command()
     forged = Ed25519PrivateKey.generate().sign(cmd.signing_bytes())
-    sig = Signature(key_id=keys.keys()[0].key_id, value=base64.b64encode(forged).decode())
+    sig = Signature(key_id=keys.entries()[0].key_id, value=base64.b64encode(forged).decode())
     assert verifier_for(keys, clock)(cmd.model_copy(update={"signature": sig})) == "bad_signature"
 
 
@@ -162,7 +162,7 @@ def test_every_signed_field_is_covered(keys, clock, change) -> None:
 
 @pytest.mark.parametrize("value", ["not base64!", base64.b64encode(b"short").decode(), ""])
 def test_malformed_signature_values(keys, clock, value) -> None:
-    sig = Signature(key_id=keys.keys()[0].key_id, value=value)
+    sig = Signature(key_id=keys.entries()[0].key_id, value=value)
     assert verifier_for(keys, clock)(command().model_copy(update={"signature": sig})) == (
         "bad_signature"
     )
@@ -216,7 +216,7 @@ def test_nonce_memory_is_bounded(keys, clock) -> None:
 
 # -- rotation -----------------------------------------------------------------------------------
 def test_rotation_overlap_then_cut_over(keys, clock) -> None:
-    old = keys.keys()[0]
+    old = keys.entries()[0]
     activate, cut_over = NOW + timedelta(days=1), NOW + timedelta(days=8)
     new = keys.rotate(NOW, activate, cut_over)
     signer = Ed25519Signer(keys)
