@@ -13,8 +13,8 @@ Usage::
 
 Prints per target: executions, wall time, executions per second, coverage (libFuzzer's ``cov``
 edges and ``ft`` features at the end, and at the first status line as the seed baseline), corpus
-size, and crashes.  Known, reported bugs are tolerated with ``--tolerate`` (default: the DL/T 645
-``struct.error`` pinned in tests/security/test_bad_input.py) and counted separately.
+size, and crashes.  Known, reported bugs (``KNOWN`` in tests/security/fuzz_targets.py, each pinned
+by a strict xfail) are tolerated and counted in the ``known`` column unless ``--strict``.
 """
 
 from __future__ import annotations
@@ -35,18 +35,16 @@ STATUS = re.compile(r"#(\d+)\s+(\w+)\s+cov: (\d+) ft: (\d+)(?: corp: (\d+)/)?")
 
 def child(name: str, runs: int, corpus: Path, tolerate: bool) -> None:
     """Run one target under atheris (this process ends when libFuzzer is done)."""
-    import struct
-
     import atheris
 
     with atheris.instrument_imports(include=["protocols", "gateway.signature"]):
-        from tests.security.fuzz_targets import TARGETS
+        from tests.security.fuzz_targets import KNOWN, TARGETS
 
     target = TARGETS[name]
     corpus.mkdir(parents=True, exist_ok=True)
     for i, seed in enumerate(target.seeds()):
         (corpus / f"seed-{i:04d}").write_bytes(seed)
-    known: tuple[type[BaseException], ...] = (struct.error,) if tolerate else ()
+    known: tuple[type[BaseException], ...] = KNOWN.get(name, ()) if tolerate else ()
     tolerated = [0]
 
     def one_input(data: bytes) -> None:

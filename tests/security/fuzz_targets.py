@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from protocols.dlt645 import (
 )
 from protocols.dlt645.stream import StreamDecoder
 from protocols.errors import ContractError
-from protocols.modbus.errors import ModbusError
+from protocols.modbus.errors import ModbusError, ModbusUsageError
 from protocols.modbus.pdu import crc16
 from protocols.modbus.pdu import decode_frame as modbus_decode_frame
 from protocols.modbus.registers import BlockRead, decode_block, models, plan_reads
@@ -300,6 +301,17 @@ def _stream_seeds() -> list[bytes]:
     frames = dlt645_seeds()
     return [b"\x00" + b"\xff\xff".join(frames[i : i + 3]) for i in range(0, len(frames), 3)]
 
+
+# Bugs these targets found in code owned by others: tolerated so a run keeps hunting for anything
+# else, and pinned by strict xfails in tests/security/test_bad_input.py (remove when fixed).
+KNOWN: dict[str, tuple[type[BaseException], ...]] = {
+    # protocols.dlt645.frame._reject: construct's compiled parser raises struct.error on a short
+    # input that starts 68 … 68 (hypothesis).
+    "dlt645_frame": (struct.error,),
+    # protocols.modbus.pdu.decode_frame: function byte 0x80 (exception bit, function 0) on the
+    # wire raises ModbusUsageError ("function 0 outside 1…127"), a local error (atheris).
+    "modbus": (ModbusUsageError,),
+}
 
 TARGETS: dict[str, Target] = {
     t.name: t
