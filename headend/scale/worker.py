@@ -22,8 +22,24 @@ from types import FrameType
 from headend.config import Settings, load_settings
 from headend.db import make_engine
 from headend.db.errors import ConfigError, Conflict
-from headend.ingest.service import IngestService
+from headend.ingest.service import IngestService, Received
 from headend.scale.shared import SharedStreamBook
+
+
+def _gateway(message: Received) -> str:
+    parts = message.topic.split("/")
+    return parts[2] if len(parts) > 2 else ""
+
+
+class SharedIngestService(IngestService):
+    """``IngestService`` that stores each group in gateway order.
+
+    Stream locks are then taken in one global order by every process, so two processes never
+    deadlock on two gateways; the sort is stable, so one gateway's messages keep their order.
+    """
+
+    def _store(self, group: list[Received]) -> None:
+        super()._store(sorted(group, key=_gateway))
 
 
 def shared_ingest(settings: Settings) -> IngestService:
@@ -31,7 +47,7 @@ def shared_ingest(settings: Settings) -> IngestService:
     if not settings.mqtt.shared_group:
         raise ConfigError(f"{settings.source}: mqtt.shared_group: set a group name for sharing")
     engine = make_engine(settings.database)
-    service = IngestService(engine, settings)
+    service = SharedIngestService(engine, settings)
     service.ingestor.streams = SharedStreamBook(engine)
     return service
 
