@@ -103,12 +103,14 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1]
 
 
-def run(url: str, label: str, areas: int, readings: int, requests: int) -> None:
+def run(
+    url: str, label: str, areas: int, readings: int, requests: int, reuse: bool = False
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
 
-    from headend.app import create_app
+    from headend.app import create_app, tune_gc
     from headend.auth import users
     from headend.config import DatabaseSettings, Settings
     from headend.db import make_engine
@@ -120,15 +122,17 @@ def run(url: str, label: str, areas: int, readings: int, requests: int) -> None:
     engine = make_engine(settings.database)
     upgrade(engine)
     start = time.perf_counter()
-    load(engine, areas, readings)
+    if not reuse:
+        load(engine, areas, readings)
     print(
-        f"{label}: loaded {readings:,} readings of {areas * AREA_SIZE:,} meters "
-        f"in {time.perf_counter() - start:.0f} s"
+        f"{label}: {'reused' if reuse else 'loaded'} {readings:,} readings of "
+        f"{areas * AREA_SIZE:,} meters in {time.perf_counter() - start:.0f} s"
     )
-    with writing(engine) as conn:
-        users.create(
-            conn, "bench", "admin", "bench-password-1", actor="bench", now=datetime.now(UTC)
-        )
+    if not reuse:
+        with writing(engine) as conn:
+            users.create(
+                conn, "bench", "admin", "bench-password-1", actor="bench", now=datetime.now(UTC)
+            )
     app = create_app(settings, engine=engine, ingest=False)
     with TestClient(app) as client:
         r = client.post(
@@ -139,6 +143,7 @@ def run(url: str, label: str, areas: int, readings: int, requests: int) -> None:
         body = client.get(latest).json()
         assert body["read"] == AREA_SIZE, body["read"]
         timed(client, latest, 20)  # warm up
+        tune_gc()  # as `taiqu headend serve` does
         base = timed(client, f"/api/v1/areas/A{areas // 2}", requests)
         lat = timed(client, latest, requests)
     b50, b99, l50, l99 = pct(base, 50), pct(base, 99), pct(lat, 50), pct(lat, 99)
@@ -156,6 +161,7 @@ def main() -> None:
     parser.add_argument("--areas", type=int, default=20)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--sqlite-file", help="reuse a database this script loaded before")
     args = parser.parse_args()
     from tests.services import _postgres_instance
 
@@ -163,8 +169,18 @@ def main() -> None:
         with _postgres_instance() as url:
             run(url, "PostgreSQL", args.areas, args.readings, args.requests)
     if args.only in (None, "sqlite"):
-        work = Path(tempfile.mkdtemp(prefix="bench-api-"))
-        run(f"sqlite:///{work / 'h.db'}", "SQLite", args.areas, args.readings, args.requests)
+        if args.sqlite_file:
+            run(
+                f"sqlite:///{args.sqlite_file}",
+                "SQLite",
+                args.areas,
+                args.readings,
+                args.requests,
+                reuse=True,
+            )
+        else:
+            work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+            run(f"sqlite:///{work / 'h.db'}", "SQLite", args.areas, args.readings, args.requests)
 
 
 if __name__ == "__main__":

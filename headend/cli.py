@@ -97,11 +97,12 @@ def serve(
     """Run the API (and, unless disabled, the ingest) on uvicorn."""
     import uvicorn
 
-    from headend.app import create_app
+    from headend.app import create_app, tune_gc
 
     _logging(verbose)
     settings = _settings(config)
     application = create_app(settings, ingest=False if no_ingest else None)
+    tune_gc()
     uvicorn.run(
         application,
         host=host or settings.api.host,

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from headend.api.deps import (
     Limit,
@@ -43,8 +44,7 @@ CSV_COLUMNS = (
 
 
 def _meter_area(conn: ReadConn, meter_id: str) -> str:
-    from sqlalchemy import select
-
+    """The meter's latest area; "" for a meter known only from readings (unregistered)."""
     area = conn.execute(
         select(meters.c.area).where(meters.c.id == meter_id).order_by(meters.c.valid_from.desc())
     ).scalar()

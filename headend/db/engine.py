@@ -32,7 +32,7 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         echo=settings.echo,
         pool_size=settings.pool_size,
         pool_pre_ping=True,
-        connect_args={"application_name": "taiqu-headend"},
+        connect_args={"application_name": "taiqu-headend", "options": "-c timezone=UTC"},
     )
 
 
