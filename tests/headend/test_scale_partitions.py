@@ -227,3 +227,20 @@ def test_sqlite_is_left_alone(sqlite_engine: Engine) -> None:
         assert not is_partitioned(conn)
     report = maintain(sqlite_engine, NOW, keep_months=1)
     assert (report.created, report.dropped, report.aggregated) == ([], [], 0)
+
+
+def test_a_meters_time_window_reads_only_its_months_partition(pg: Engine) -> None:
+    t = datetime(2031, 7, 9, 12, tzinfo=UTC)
+    with writing(pg) as conn:
+        ensure_partitions(conn, t, ahead=2)
+    ingest(pg, 1, [rec("202600000001", t, "1.00")])
+    query = (
+        "EXPLAIN SELECT * FROM readings WHERE meter = '202600000001' "
+        "AND quantity = 'energy.active.import.total' "
+        "AND time >= '2031-07-01 00:00:00+00' AND time < '2031-07-20 00:00:00+00' "
+        "ORDER BY time DESC LIMIT 1"
+    )
+    with reading(pg) as conn:
+        plan = "\n".join(conn.exec_driver_sql(query).scalars())
+    assert "readings_p203107" in plan
+    assert "readings_p203108" not in plan and "readings_default" not in plan  # pruned
