@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install (never start) the system programs the test-suite runs privately on loopback ports:
-# mosquitto, PostgreSQL and Chromium with its driver.  Tests start their own instances.
+# mosquitto, PostgreSQL, Chromium with its driver and a CJK font.  Tests start their own instances.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+# a CJK font, or headless Chromium draws the console's Chinese as empty boxes in screenshots
+[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need+=(fonts-wqy-zenhei)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "missing ${need[*]}: run 'sudo apt-get install ${need[*]}' (tests needing them are skipped)" >&2
