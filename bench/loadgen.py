@@ -5,8 +5,10 @@ Each simulated gateway has its own epoch and gap-free seq, publishes one ``up/da
 every batch until the head-end's contract ``Ack`` covers it, and serves ``ResendRequest``s from
 what it kept (``resend: true``), as a real gateway's store does.  It does not emulate buses.
 
-The clock is accelerated: interval k is published at wall time ``k × 900 / factor`` (``sent``
-carries the simulated time).  Gateways are spread over ``--connections`` MQTT clients, each
+The clock is accelerated: interval k starts at wall time ``k × 900 / factor`` (``sent`` carries
+the simulated time) and the gateways' batches are spread over ``--spread`` of the interval, as
+real gateways finish their bus cycles at different moments (0: every gateway at once).
+Gateways are spread over ``--connections`` MQTT clients, each
 subscribed to its own gateways' ``down/ack`` and ``down/resend``.  ``--skip`` holds back every
 N-th batch until the head-end asks for it (exercises gap detection and re-send).
 
@@ -126,9 +128,13 @@ class LoadGen:
         body = Batch(gateway=g.gw, epoch=g.epoch, seq=first, sent=at, records=tuple(records))
         return first, first + len(records) - 1, encode(body)
 
-    def publish_interval(self, step: int) -> None:
+    def publish_interval(self, step: int, due: float, period: float) -> None:
         skip = self.args.skip
         for g in self.gateways:
+            # gateways finish their bus cycles at different moments: spread over the interval
+            at = due + period * self.args.spread * g.index / len(self.gateways)
+            if (wait := at - time.time()) > 0:
+                time.sleep(wait)
             first, last, body = self.batch(g, step)
             with self.lock:
                 g.kept[first] = (last, body)
@@ -187,7 +193,7 @@ class LoadGen:
             due = t0 + step * period
             if (wait := due - time.time()) > 0:
                 time.sleep(wait)
-            self.publish_interval(step)
+            self.publish_interval(step, due, period)
         published_end = time.time()
         deadline = published_end + self.args.drain
         while time.time() < deadline:
@@ -239,6 +245,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quantities", type=int, default=1, choices=range(1, 6))
     parser.add_argument("--hours", type=float, default=2.0, help="simulated hours")
     parser.add_argument("--factor", type=float, default=900.0, help="clock acceleration")
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=0.9,
+        help="fraction of an interval the fleet's publishes span",
+    )
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--inflight", type=int, default=200)
     parser.add_argument("--skip", type=int, default=0, help="hold back every N-th batch")

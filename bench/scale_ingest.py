@@ -152,6 +152,8 @@ def run(n: int, args: argparse.Namespace, broker: Mosquitto, pg_base: str, tmp: 
             str(args.hours),
             "--factor",
             str(args.factor),
+            "--spread",
+            str(args.spread),
             "--drain",
             str(args.drain),
             "--tag",
@@ -214,6 +216,7 @@ def main() -> int:
     parser.add_argument("--quantities", type=int, default=1)
     parser.add_argument("--hours", type=float, default=2.0)
     parser.add_argument("--factor", type=float, default=900.0)
+    parser.add_argument("--spread", type=float, default=0.9)
     parser.add_argument("--max-group", type=int, default=100)
     parser.add_argument("--drain", type=float, default=600.0)
     parser.add_argument(
@@ -226,7 +229,8 @@ def main() -> int:
         counts = [int(c) for c in args.processes.split(",")]
     print(
         f"cores: {cores}; load: {args.gateways} gateways × {args.meters} meters × "
-        f"{args.quantities} quantities, {args.hours} simulated h at ×{args.factor:g}"
+        f"{args.quantities} quantities, {args.hours} simulated h at ×{args.factor:g}, "
+        f"publishes spread over {args.spread:g} of each interval"
     )
     results = []
     with (

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
@@ -244,3 +245,34 @@ def test_a_meters_time_window_reads_only_its_months_partition(pg: Engine) -> Non
         plan = "\n".join(conn.exec_driver_sql(query).scalars())
     assert "readings_p203107" in plan
     assert "readings_p203108" not in plan and "readings_default" not in plan  # pruned
+
+
+def test_scale_settings_name_the_bad_key() -> None:
+    from headend.config import ConfigError
+    from headend.scale.job import scale_settings
+
+    assert scale_settings({"scale": {"keep_raw_months": 24}}).keep_raw_months == 24
+    with pytest.raises(ConfigError, match=r"headend.toml: scale.zone: .*unknown time zone"):
+        scale_settings({"scale": {"zone": "Mars/Olympus"}}, Path("headend.toml"))
+
+
+def test_the_job_creates_ahead_and_applies_configured_retention(pg: Engine) -> None:
+    from headend.scale.job import ScaleSettings, run_once
+    from taiqu.clock import ManualClock
+
+    old = datetime(2024, 2, 10, tzinfo=UTC)
+    with writing(pg) as conn:
+        ensure_partitions(conn, old, ahead=0)
+    ingest(pg, 1, [rec("202600000001", old, "3.00")])
+    settings = ScaleSettings(partitions_ahead=6, keep_raw_months=12, zone="Asia/Shanghai")
+    report = run_once(pg, settings, ManualClock(NOW))
+    assert report.dropped == [month_start(old)]
+    assert month_start(NOW + timedelta(days=6 * 31 - 20)) in report.created + partitions_of(pg)
+    with reading(pg) as conn:
+        (row,) = conn.execute(select(reading_daily)).all()
+    assert (row.day.isoformat(), row.last_value) == ("2024-02-10", "3.00")
+
+
+def partitions_of(engine: Engine) -> list:
+    with reading(engine) as conn:
+        return partitions(conn)
