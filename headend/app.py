@@ -1,20 +1,35 @@
 """The FastAPI app factory: ``create_app(settings)``.
 
 Start-up makes the engine, applies pending migrations and (unless ``ingest.enabled`` is false)
-starts the MQTT ingest in the same process.  Routers are found as ``headend.api.<name>.router``
-for the names in ``headend.api.ROUTERS``.  Errors map to status codes in one place: NotFound 404,
+starts the MQTT ingest in the same process.  With ``workers=True`` (what ``taiqu headend serve``
+runs) it also starts the background workers: the command dispatcher (publishing through
+``mqtt_outbox`` and the ingest's connection, marking "sent" after the broker's PUBACK; it also
+expires stale commands) and the prepayment jobs; the analytics daily job is started by the
+analytics router's own lifespan.  Shutdown stops the workers first, then the ingest (so a command
+being confirmed still is), then the engine.
+
+Every part reads one clock, ``app.state.clock``: built from the top-level ``clock`` setting of
+headend.toml (``clock = { start = …, factor = N }``; absent means the wall clock), the same
+setting the simulators and gateways take, so commands' valid-until, guard-rail windows and the
+jobs run on the same (possibly accelerated) time as the fleet.  Tests may replace it before
+start-up.  Routers are found as ``headend.api.<name>.router`` for the names in
+``headend.api.ROUTERS``; the web console (``headend.web.router``) is mounted at ``/``.
+Errors map to status codes in one place: NotFound 404,
 Conflict 409, out-of-scope 403, other bad requests 400, a failing database 503, never a
 traceback; request validation keeps FastAPI's 422 with the field and the reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib
 import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,10 +38,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from headend.api import PREFIX, ROUTERS
 from headend.api.deps import OutOfScope
-from headend.config import Settings
+from headend.config import ConfigError, Settings
 from headend.db import make_engine
 from headend.db.errors import Conflict, HeadendError, InvalidRequest, NotFound, StorageError
 from headend.db.migrate import upgrade
+from taiqu.clock import Clock, make_clock
 
 log = logging.getLogger(__name__)
 STATUS: list[tuple[type[Exception], int]] = [
@@ -76,10 +92,85 @@ def _include_routers(app: FastAPI) -> list[str]:
     return mounted
 
 
+def clock_of(settings: Settings) -> Clock:
+    """The clock of headend.toml's top-level ``clock`` (``ConfigError`` naming the key)."""
+    setting = settings.extra.get("clock", "real")
+    try:
+        return make_clock(setting)
+    except (ValueError, TypeError) as exc:
+        where = settings.source or "headend.toml"
+        raise ConfigError(
+            f"{where}: clock: {exc}; use clock = {{ start = 2026-01-01T00:00:00+08:00, "
+            "factor = 60 }} (or leave it out for the wall clock)"
+        ) from None
+
+
+@dataclass
+class Workers:
+    """The background workers of one app: their stop switches and tasks."""
+
+    switches: list[Any] = field(default_factory=list)  # each has ``set()``
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    jobs: list[Any] = field(default_factory=list)  # each has ``async stop()``
+
+    async def stop(self) -> None:
+        """Ask every worker to stop, then wait for each (a stuck one is cancelled)."""
+        for switch in self.switches:
+            switch.set()
+        for job in self.jobs:
+            await job.stop()
+        for task in self.tasks:
+            try:
+                await asyncio.wait_for(task, 30)
+            except TimeoutError:
+                log.error("background worker %s did not stop within 30 s", task.get_name())
+            except asyncio.CancelledError:
+                pass
+
+
+def _start_workers(app: FastAPI) -> Workers:
+    """Start the dispatcher, the prepayment jobs and storage maintenance (loop running)."""
+    from headend.commands.runner import make_dispatcher
+    from headend.prepay import jobs
+    from headend.scale.job import MaintenanceJob, scale_settings
+
+    state = app.state
+    dispatcher, publisher = make_dispatcher(state.engine, state.settings, state.clock, state.signer)
+    state.dispatcher = dispatcher
+    stop = asyncio.Event()
+    workers = Workers([stop, publisher.stop])
+    workers.tasks.append(asyncio.get_running_loop().create_task(dispatcher.run(stop)))
+    workers.tasks.append(jobs.start(app))
+    workers.switches.append(state.prepay_stop)
+    scale = scale_settings(state.settings.extra, state.settings.source)
+    if scale.job:  # partitions and daily aggregates; a no-op on SQLite
+        maintenance = MaintenanceJob(state.engine, scale, state.clock)
+        maintenance.start()
+        workers.jobs.append(maintenance)
+    log.info("command dispatcher, prepayment and maintenance jobs running")
+    return workers
+
+
+def _include_console(app: FastAPI) -> None:
+    if importlib.util.find_spec("headend.web") is None:
+        return
+    app.include_router(importlib.import_module("headend.web").router)
+    app.state.routers.append("web")
+
+
 def create_app(
-    settings: Settings, *, engine: Engine | None = None, ingest: bool | None = None
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    ingest: bool | None = None,
+    workers: bool = False,
+    clock: Clock | None = None,
 ) -> FastAPI:
-    """The head-end's FastAPI app (``ingest`` overrides ``settings.ingest.enabled``)."""
+    """The head-end's FastAPI app (``ingest`` overrides ``settings.ingest.enabled``).
+
+    ``workers`` starts the dispatcher and the prepayment jobs (``serve`` does); it needs the
+    signer of ``[security]`` and raises ``KeyStoreError`` here, before start-up, without a key.
+    """
     run_ingest = settings.ingest.enabled if ingest is None else ingest
 
     @asynccontextmanager
@@ -89,12 +180,14 @@ def create_app(
         if run_ingest:
             from headend.ingest.service import IngestService
 
-            service = IngestService(app.state.engine, settings)
+            service = IngestService(app.state.engine, settings, app.state.clock)
             service.start()
         app.state.ingest = service
+        running = _start_workers(app) if workers else Workers()
         try:
             yield
         finally:
+            await running.stop()
             if service is not None:
                 service.stop()
             if owns_engine:
@@ -109,9 +202,16 @@ def create_app(
         docs_url="/docs",
     )
     app.state.settings = settings
+    app.state.clock = clock or clock_of(settings)
     app.state.engine = engine if engine is not None else make_engine(settings.database)
     app.state.ingest = None
+    app.state.dispatcher = None
+    if workers:
+        from headend.commands.runner import make_signer
+
+        app.state.signer = make_signer(settings)
     app.state.routers = _include_routers(app)
+    _include_console(app)
 
     @app.exception_handler(HeadendError)
     async def _headend_error(_: Request, exc: HeadendError) -> JSONResponse:
@@ -130,6 +230,11 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, object]:
-        return {"ok": True, "ingest": app.state.ingest is not None}
+        return {
+            "ok": True,
+            "ingest": app.state.ingest is not None,
+            "dispatcher": app.state.dispatcher is not None,
+            "clock": app.state.clock.now().isoformat(),
+        }
 
     return app

@@ -1,4 +1,10 @@
-"""``taiqu headend serve|ingest|migrate``: the head-end's commands.
+"""``taiqu headend serve|ingest|migrate`` and the operations and security sub-commands.
+
+``serve`` runs the API, the web console, the ingest (unless ``--no-ingest``), the command
+dispatcher, the prepayment, analytics and maintenance jobs (unless ``--no-jobs``) in one process
+until SIGTERM or Ctrl-C, then stops them all.  Mounted from elsewhere: ``create-user``,
+``verify-audit`` (``headend.ops_cli``), ``enrol-gateway``, ``enrol-headend``, ``revoke-gateway``,
+``keys-init|rotate|export``, ``init-ca`` (``headend.security.cli``).
 
 A bad configuration prints the problems (file, key, fix) and exits with status 2; a second ingest
 with the same MQTT client id exits with status 3.
@@ -15,8 +21,10 @@ from typing import Annotated
 
 import typer
 
+from headend import ops_cli
 from headend.config import Settings, load_settings
 from headend.db.errors import Conflict, HeadendError
+from headend.security import cli as security_cli
 
 app = typer.Typer(help="Run the head-end service and its admin tasks.", no_args_is_help=True)
 ConfigOpt = Annotated[
@@ -63,15 +71,21 @@ def migrate(config: ConfigOpt = None) -> None:
 @app.command()
 def ingest(config: ConfigOpt = None, verbose: bool = False) -> None:
     """Run the MQTT ingest alone (until SIGTERM or Ctrl-C)."""
+    from headend.app import clock_of
     from headend.db import make_engine
     from headend.db.migrate import upgrade
     from headend.ingest.service import IngestService
 
     _logging(verbose)
     settings = _settings(config)
+    try:
+        clock = clock_of(settings)
+    except HeadendError as exc:
+        typer.echo(f"taiqu headend ingest: {exc}", err=True)
+        raise typer.Exit(2) from None
     engine = make_engine(settings.database)
     upgrade(engine)
-    service = IngestService(engine, settings)
+    service = IngestService(engine, settings, clock)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
@@ -90,22 +104,35 @@ def ingest(config: ConfigOpt = None, verbose: bool = False) -> None:
 def serve(
     config: ConfigOpt = None,
     host: str | None = None,
-    port: int | None = None,
-    no_ingest: Annotated[bool, typer.Option("--no-ingest", help="API only")] = False,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port (0: any free port, logged at start)")
+    ] = None,
+    no_ingest: Annotated[bool, typer.Option("--no-ingest", help="no MQTT ingest here")] = False,
+    no_jobs: Annotated[
+        bool, typer.Option("--no-jobs", help="no dispatcher or background jobs here")
+    ] = False,
     verbose: bool = False,
 ) -> None:
-    """Run the API (and, unless disabled, the ingest) on uvicorn."""
+    """Run the API, console, ingest, command dispatcher and jobs until SIGTERM."""
     import uvicorn
 
     from headend.app import create_app, tune_gc
 
     _logging(verbose)
     settings = _settings(config)
-    application = create_app(settings, ingest=False if no_ingest else None)
+    try:
+        application = create_app(settings, ingest=False if no_ingest else None, workers=not no_jobs)
+    except HeadendError as exc:
+        typer.echo(f"taiqu headend serve: {exc}", err=True)
+        raise typer.Exit(2) from None
     tune_gc()
     uvicorn.run(
         application,
         host=host or settings.api.host,
-        port=port or settings.api.port,
+        port=settings.api.port if port is None else port,
         log_level="debug" if verbose else "info",
     )
+
+
+ops_cli.register(app)
+security_cli.register(app)

@@ -1,0 +1,30 @@
+"""The dispatcher as ``taiqu headend serve`` runs it: outbox publisher, signer, settings, clock."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from headend.commands.dispatcher import Dispatcher
+from headend.commands.publisher import OutboxPublisher
+from headend.commands.settings import ops_settings
+from headend.commands.signing import Signer
+from headend.config import Settings
+from taiqu.clock import Clock
+
+
+def make_signer(settings: Settings) -> Signer:
+    """The signer ``[security]`` asks for (``KeyStoreError`` when signing is on without a key)."""
+    from headend.security.settings import SecuritySettings
+    from headend.security.settings import make_signer as from_security
+
+    security = SecuritySettings.from_extra(settings.extra, settings.source or "defaults")
+    return from_security(security)
+
+
+def make_dispatcher(
+    engine: Engine, settings: Settings, clock: Clock, signer: Signer
+) -> tuple[Dispatcher, OutboxPublisher]:
+    """The dispatcher publishing through ``mqtt_outbox`` (the ingest's connection)."""
+    guards, commands = ops_settings(settings.extra, settings.source)
+    publisher = OutboxPublisher(engine, clock)
+    return Dispatcher(engine, publisher, clock, guards, commands, signer=signer), publisher
