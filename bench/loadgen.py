@@ -3,7 +3,8 @@
 Each simulated gateway has its own epoch and gap-free seq, publishes one ``up/data`` Batch per
 15-minute interval (one ReadingRecord per meter, Q cumulative quantities each) at QoS 1, keeps
 every batch until the head-end's contract ``Ack`` covers it, and serves ``ResendRequest``s from
-what it kept (``resend: true``), as a real gateway's store does.  It does not emulate buses.
+what it kept (``resend: true``) and re-publishes what stays unacknowledged for ``--ack-timeout``
+seconds (the gateway's rewind), as a real gateway's store does.  It does not emulate buses.
 
 The clock is accelerated: interval k starts at wall time ``k × 900 / factor`` (``sent`` carries
 the simulated time) and the gateways' batches are spread over ``--spread`` of the interval, as
@@ -69,6 +70,7 @@ class GatewaySim:
     next_seq: int = 1
     kept: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # first seq → (last, body)
     sent_at: dict[int, float] = field(default_factory=dict)  # first seq → wall time published
+    last_pub: dict[int, float] = field(default_factory=dict)  # first seq → last (re)publish
     held_back: dict[int, bytes] = field(default_factory=dict)  # --skip: not yet published
     acked_upto: int = 0
     delays: list[float] = field(default_factory=list)
@@ -103,6 +105,7 @@ class LoadGen:
         self.by_gw = {g.gw: g for g in self.gateways}
         self.published_batches = 0
         self.acks = 0
+        self.rewinds = 0
 
     def client_of(self, g: GatewaySim) -> mqtt.Client:
         return self.clients[g.index % len(self.clients)]
@@ -141,7 +144,7 @@ class LoadGen:
                 if skip and (g.index + step) % skip == 0 and 0 < step < self.args.intervals - 1:
                     g.held_back[first] = body
                     continue
-                g.sent_at[first] = time.time()
+                g.sent_at[first] = g.last_pub[first] = time.time()
             self.client_of(g).publish(Topics(g.gw).data, body, qos=1)
             self.published_batches += 1
 
@@ -164,6 +167,7 @@ class LoadGen:
                     last, _ = g.kept[first]
                     if any(lo <= first and last <= hi for lo, hi in spans):
                         del g.kept[first]
+                        g.last_pub.pop(first, None)
                         sent = g.sent_at.pop(first, None)
                         if sent is not None:
                             g.delays.append(now - sent)
@@ -178,16 +182,39 @@ class LoadGen:
                     if first <= req.last and last >= req.first:
                         g.held_back.pop(first, None)
                         g.sent_at.setdefault(first, now)
+                        g.last_pub[first] = now
                         g.resends += 1
                         todo.append(body)
             for body in todo:  # the whole kept batch again, flagged as a re-send
                 again = decode(body, Batch).model_copy(update={"resend": True})
                 client.publish(Topics(g.gw).data, encode(again), qos=1)
 
+    def rewind(self) -> int:
+        """Re-publish batches unacknowledged for ``ack_timeout`` s, as a gateway does; how many."""
+        now = time.time()
+        todo = []
+        with self.lock:
+            for g in self.gateways:
+                for first, at in g.last_pub.items():
+                    if now - at >= self.args.ack_timeout and first in g.kept:
+                        g.last_pub[first] = now
+                        todo.append((g, g.kept[first][1]))
+        for g, body in todo:
+            self.client_of(g).publish(Topics(g.gw).data, body, qos=1)
+        self.rewinds += len(todo)
+        return len(todo)
+
+    def _rewinder(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            self.rewind()
+
     # --- driver -------------------------------------------------------------------------------
 
     def run(self) -> dict[str, object]:
         period = 900.0 / self.args.factor
+        stop = threading.Event()
+        rewinder = threading.Thread(target=self._rewinder, args=(stop,), daemon=True)
+        rewinder.start()
         t0 = time.time()
         for step in range(self.args.intervals):
             due = t0 + step * period
@@ -203,6 +230,8 @@ class LoadGen:
                 break
             time.sleep(0.05)
         done = time.time()
+        stop.set()
+        rewinder.join()
         for client in self.clients:
             client.disconnect()
             client.loop_stop()
@@ -218,6 +247,7 @@ class LoadGen:
             "readings": records * self.args.quantities,
             "batches_published": self.published_batches,
             "resends_served": sum(g.resends for g in self.gateways),
+            "rewinds": self.rewinds,
             "acks": self.acks,
             "unacked_batches": unacked,
             "publish_seconds": published_end - t0,
@@ -253,6 +283,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--inflight", type=int, default=200)
+    parser.add_argument(
+        "--ack-timeout", type=float, default=30.0, help="re-publish unacked batches after (s)"
+    )
     parser.add_argument("--skip", type=int, default=0, help="hold back every N-th batch")
     parser.add_argument("--drain", type=float, default=300.0, help="seconds to wait for acks")
     parser.add_argument("--tag", default="0")

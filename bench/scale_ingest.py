@@ -176,6 +176,12 @@ def run(n: int, args: argparse.Namespace, broker: Mosquitto, pg_base: str, tmp: 
         proc.send_signal(signal.SIGTERM)
     for proc, _, _ in workers:
         proc.wait(60)
+    for i in range(n):  # retire the run's sessions: they would keep a share of the next run's load
+        subprocess.run(
+            [sys.executable, "-m", "headend.scale.worker", str(tmp / f"w{n}-{i}.toml"), "--forget"],
+            cwd=ROOT,
+            check=True,
+        )
     load = json.loads(out.read_text())
     stats = [json.loads(s.read_text()) for _, _, s in workers]
     engine = make_engine(DatabaseSettings(url=url))
@@ -197,6 +203,7 @@ def run(n: int, args: argparse.Namespace, broker: Mosquitto, pg_base: str, tmp: 
         "dead_letters": dead,
         "unacked_batches": load["unacked_batches"],
         "duplicates_suppressed": sum(s["duplicates"] for s in stats),
+        "rewinds": load["rewinds"],
         "db_retries": sum(s["retries"] for s in stats),
         "messages_per_process": [s["messages"] for s in stats],
         "seconds": wall,

@@ -2,7 +2,8 @@
 
 It runs ``IngestService`` with a ``SharedStreamBook`` (headend.scale.shared) until SIGTERM or
 SIGINT, then writes its counters as JSON to ``--stats``; ``--ready`` is touched once subscribed
-(for tests and the scale benchmark).
+(for tests and the scale benchmark).  ``--forget`` drops the client id's broker session (a
+retired ingest process's share of the group would otherwise queue at the broker).
 The configuration must set ``[mqtt] shared_group`` and a ``client_id`` unique to this process.
 Exit status: 0 after a clean stop, 2 for a bad configuration, 3 when the client id is taken.
 """
@@ -15,9 +16,13 @@ import logging
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from headend.config import Settings, load_settings
 from headend.db import make_engine
@@ -52,16 +57,52 @@ def shared_ingest(settings: Settings) -> IngestService:
     return service
 
 
+def forget_session(settings: Settings, timeout: float = 10.0) -> None:
+    """Connect once with a clean session: the broker drops the process's queue and membership.
+
+    A stopped ingest's persistent session stays a member of the shared group, and the broker
+    keeps queueing its share of the gateways' messages for it until it comes back; run this when
+    an ingest process is retired for good.
+    """
+    cfg = settings.mqtt
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, clean_session=True)
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password())
+    if cfg.ca_file:
+        client.tls_set(
+            ca_certs=str(cfg.ca_file),
+            certfile=str(cfg.cert_file) if cfg.cert_file else None,
+            keyfile=str(cfg.key_file) if cfg.key_file else None,
+        )
+    try:
+        client.connect(cfg.host, cfg.port, cfg.keepalive)
+    except OSError as exc:
+        raise ConfigError(f"mqtt: cannot reach {cfg.host}:{cfg.port} ({exc})") from None
+    client.loop_start()
+    deadline = time.monotonic() + timeout
+    while not client.is_connected() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.disconnect()
+    client.loop_stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run until signalled; write the counters to ``--stats``."""
     parser = argparse.ArgumentParser(prog="python -m headend.scale.worker")
     parser.add_argument("config", type=Path)
     parser.add_argument("--stats", type=Path, default=None)
     parser.add_argument("--ready", type=Path, default=None, help="touched once subscribed")
+    parser.add_argument(
+        "--forget", action="store_true", help="drop this client id's broker session, then exit"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     try:
-        service = shared_ingest(load_settings(args.config))
+        settings = load_settings(args.config)
+        if args.forget:
+            forget_session(settings)
+            return 0
+        service = shared_ingest(settings)
     except ConfigError as exc:
         print(f"ingest worker: {exc}", file=sys.stderr)
         return 2
