@@ -148,6 +148,7 @@ class Campaign:
         self.ingest: subprocess.Popen[bytes] | None = None
         self.written = -1
         self.first_seq: dict[int, int] = {}  # sweep → seq of its first record
+        self.mid_write = 0  # gateway kills that hit it while it was still writing sweeps
         self.env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     # processes
@@ -247,7 +248,9 @@ class Campaign:
             time.sleep(self.rng.uniform(0.0, 0.3))
             self.start_ingest()
         self.read_gateway("wrote", 2)
-        self.kill_gateway()  # every round ends with a gateway kill -9 mid-write
+        if self.written + 1 < target:  # lines read so far: a lower bound
+            self.mid_write += 1
+        self.kill_gateway()  # every round ends with a gateway kill -9, mostly mid-write
         self.faults["gateway"] += 1
         if kind != "gateway":
             self.faults[kind] += 1
@@ -405,7 +408,10 @@ def main(argv: list[str]) -> int:
         f"broker kill -9 + restart {faults['broker']}, ingest kill -9 {faults['ingest']}, "
         f"week-long outages with the disk budget exhausted {faults['week']}"
     )
-    print(f"wall time {time.monotonic() - started:.0f}s; drained: {drained}")
+    print(
+        f"gateway kills while it was still writing: ≥ {campaign.mid_write}; wall time "
+        f"{time.monotonic() - started:.0f}s; drained: {drained}"
+    )
     print(
         f"sweeps generated {sweeps} ({sweep_time(0):%Y-%m-%d} … {sweep_time(sweeps - 1):%Y-%m-%d})"
     )
