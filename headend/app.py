@@ -155,6 +155,7 @@ def _include_console(app: FastAPI) -> None:
     if importlib.util.find_spec("headend.web") is None:
         return
     app.include_router(importlib.import_module("headend.web").router)
+    app.include_router(importlib.import_module("headend.web.prefs").router)
     app.state.routers.append("web")
 
 

@@ -37,6 +37,15 @@ users = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("last_login_at", UTCDateTime, nullable=True),
+    # The console's language (zh|en) and IANA time zone for this user (migration 0006).
+    Column("language", String(8), nullable=False, default="zh", server_default="zh"),
+    Column(
+        "timezone",
+        String(64),
+        nullable=False,
+        default="Asia/Shanghai",
+        server_default="Asia/Shanghai",
+    ),
 )
 
 commands = Table(

@@ -5,7 +5,10 @@ Cookies (all ``Path=/``, ``SameSite=Strict``, ``Secure`` when the request came o
     taiqu_session   the bearer token ``/api/v1/auth/token`` would issue (HttpOnly; expires with it)
     taiqu_csrf      a random token; every POST must echo it in the ``csrf_token`` form field or the
                     ``X-CSRF-Token`` header (htmx sends the header), compared in constant time
-    taiqu_prefs     ``<user>|<lang>|<zone>``: language and time zone, applied only for that user
+
+Language and time zone are the signed-in user's (``users.language``/``users.timezone``, see
+``headend.web.prefs``), so they follow the user to any browser; before sign-in the language
+follows the browser's ``Accept-Language``.
 
 The token is checked exactly as the API checks it (``headend.auth.deps.current_user``): role and
 area scope come from the database on every request, a disabled user or a changed password ends
@@ -18,7 +21,6 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import HTTPException, Request, Response
@@ -29,13 +31,11 @@ from headend.web.errors import CsrfRejected, NotSignedIn
 
 SESSION_COOKIE = "taiqu_session"
 CSRF_COOKIE = "taiqu_csrf"
-PREFS_COOKIE = "taiqu_prefs"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 LANGUAGES = ("zh", "en")
 DEFAULT_ZONE = "Asia/Shanghai"
 ZONES = ("Asia/Shanghai", "Asia/Urumqi", "Asia/Hong_Kong", "UTC", "Europe/Berlin")
-PREFS_MAX_AGE = 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -113,16 +113,14 @@ def _accepts_chinese(request: Request) -> bool:
 
 
 def prefs_of(request: Request, user: str | None) -> Prefs:
-    """The preferences stored for ``user`` in this browser, else defaults from the request."""
-    default = Prefs(lang="zh" if _accepts_chinese(request) else "en")
-    raw = unquote(request.cookies.get(PREFS_COOKIE, ""))
-    parts = raw.split("|")
-    if len(parts) != 3 or user is None or parts[0] != user:
-        return default
-    lang, zone = parts[1], parts[2]
-    if lang not in LANGUAGES or not valid_zone(zone):
-        return default
-    return Prefs(lang, zone)
+    """The preferences stored for ``user``, else defaults from the request."""
+    if user is not None:
+        from headend.web import prefs
+
+        stored = prefs.load(request.app.state.engine, user)
+        if stored is not None:
+            return stored
+    return Prefs(lang="zh" if _accepts_chinese(request) else "en")
 
 
 def valid_zone(zone: str) -> bool:
@@ -132,20 +130,6 @@ def valid_zone(zone: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
-
-
-def save_prefs(request: Request, response: Response, user: str, prefs: Prefs) -> None:
-    """Remember ``prefs`` for ``user`` in this browser."""
-    value = quote(f"{user}|{prefs.lang}|{prefs.zone}", safe="")
-    response.set_cookie(
-        PREFS_COOKIE,
-        value,
-        max_age=PREFS_MAX_AGE,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
 
 
 def safe_next(target: str | None) -> str:

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 from sqlalchemy import Engine, insert
 
-import headend.web
 from headend.app import create_app
 from headend.config import DatabaseSettings, MqttSettings, Settings
 from headend.db import writing
@@ -56,10 +55,8 @@ def settings(
 
 
 def make_app(config: Settings, *, ingest: bool = False) -> FastAPI:
-    """``create_app`` plus the one line the app factory needs to serve the console."""
-    app = create_app(config, ingest=ingest)
-    app.include_router(headend.web.router)
-    return app
+    """``create_app`` (which mounts the console)."""
+    return create_app(config, ingest=ingest)
 
 
 def seed(engine: Engine, today: date, now: datetime) -> None:

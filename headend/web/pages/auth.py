@@ -11,6 +11,7 @@ from headend.auth import users as user_store
 from headend.auth.deps import ops_of
 from headend.auth.roles import User
 from headend.db import writing
+from headend.web import prefs as prefs_store
 from headend.web.errors import CsrfRejected
 from headend.web.pages.common import action, see_other
 from headend.web.render import error_page, render
@@ -21,7 +22,6 @@ from headend.web.session import (
     end_session,
     prefs_of,
     safe_next,
-    save_prefs,
     start_session,
     valid_zone,
 )
@@ -91,7 +91,7 @@ def set_prefs(
     csrf_token: Optional = None,
     next: Field = "/",
 ) -> Response:
-    """Remember the language and time zone for the signed-in user in this browser."""
+    """Store the language and time zone of the signed-in user (an unknown zone keeps the old)."""
 
     def build(user: User) -> Response:
         current = prefs_of(request, user.name)
@@ -99,8 +99,8 @@ def set_prefs(
             lang=lang if lang in LANGUAGES else current.lang,
             zone=zone if zone and valid_zone(zone) else current.zone,
         )
-        response = see_other(safe_next(next))
-        save_prefs(request, response, user.name, chosen)
-        return response
+        with writing(ops_of(request).engine) as conn:
+            prefs_store.save(conn, user.name, chosen)
+        return see_other(safe_next(next))
 
     return action(request, csrf_token, build)
