@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from headend import audit
-from headend.commands.states import FROM_GATEWAY, State, overall
+from headend.commands.states import FROM_GATEWAY, State, overall, waiting
 from headend.db.ops_tables import command_dispatches, command_targets, commands
 from protocols.uplink import CommandResult
 
@@ -49,9 +49,12 @@ def on_result(conn: Connection, gateway: str, result: CommandResult) -> bool:
         detail: dict[str, Any] = dict(result.detail)
         if result.state.value != state.value:
             detail.setdefault("gateway_state", result.state.value)
+        replaceable = [*OPEN, State.EXPIRED.value]
+        if result.meter is not None:  # only a meter's own word ends its armed wait
+            replaceable.append(State.ARMED.value)
         conn.execute(
             update(command_targets)
-            .where(*where, targets.state.in_([*OPEN, State.EXPIRED.value]))
+            .where(*where, targets.state.in_(replaceable))
             .values(state=state.value, at=at, reason=result.reason, detail=detail or None)
         )
     _roll_up(conn, dispatch.id, dispatch.command_id, at)
@@ -73,6 +76,10 @@ def _roll_up(conn: Connection, dispatch_id: str, command_id: str, at: datetime) 
             update(command_dispatches)
             .where(d.id == dispatch_id)
             .values(state=final.value, finished_at=at)
+        )
+    elif waiting(states):
+        conn.execute(
+            update(command_dispatches).where(d.id == dispatch_id).values(state=State.ARMED.value)
         )
     elif State.RECEIVED in states:
         conn.execute(
@@ -117,6 +124,10 @@ def roll_up_command(conn: Connection, command_id: str, at: datetime) -> None:
             },
             at=at,
         )
+    elif waiting(states):
+        if row.state != State.ARMED.value:
+            conn.execute(update(commands).where(c.id == command_id).values(state=State.ARMED.value))
+            audit.append(conn, "system", "command.armed", command_id, {"action": row.action}, at=at)
     elif State.RECEIVED in states and row.state in (State.SENT.value, State.APPROVED.value):
         conn.execute(
             update(commands)

@@ -4,8 +4,13 @@ gateway and one target per meter)::
     created ─► awaiting_approval ─► approved ─► sent ─► received ─► executed
         │              │               │          │         │      ├► failed
         └──────────────┴──► approved   │          └─────────┴────► expired
-                       └► cancelled ◄──┘
+                       └► cancelled ◄──┘                    └► armed ─► executed | failed
                        └► expired  ◄───┘  (valid_until passed before it could be sent)
+
+``armed``: a close-allowed reconnect reached the meter, which now waits for the customer's button;
+the gateway reports ``executed`` for that meter when it sees the relay closed (or ``failed`` when a
+later relay command supersedes it).  It is not final, and nothing expires it: the meter stays armed.
+A command (or dispatch) is ``armed`` when every target is final or armed and at least one is armed.
 
 ``created`` is the instant of the request (``created_at``); the guard rails then send it to
 ``awaiting_approval`` (a supervisor must approve) or straight to ``approved``.  The dispatcher
@@ -32,6 +37,7 @@ class State(StrEnum):
     SENDING = "sending"  # a dispatcher has claimed the dispatch and is publishing it
     SENT = "sent"
     RECEIVED = "received"
+    ARMED = "armed"  # close allowed: the meter waits for the customer's button
     EXECUTED = "executed"
     FAILED = "failed"
     EXPIRED = "expired"
@@ -50,11 +56,17 @@ FROM_GATEWAY: dict[CommandState, State] = {
     CommandState.RECEIVED: State.RECEIVED,
     CommandState.EXECUTING: State.RECEIVED,
     CommandState.EXECUTED: State.EXECUTED,
-    CommandState.ARMED: State.EXECUTED,  # close allowed: the meter is armed, as asked
+    CommandState.ARMED: State.ARMED,  # close allowed: executed when the customer presses
     CommandState.FAILED: State.FAILED,
     CommandState.REFUSED: State.FAILED,
     CommandState.EXPIRED: State.EXPIRED,
 }
+
+
+def waiting(states: Iterable[State]) -> bool:
+    """Whether a set of target states is done but for meters armed for the customer's button."""
+    states = list(states)
+    return State.ARMED in states and all(s.final or s is State.ARMED for s in states)
 
 
 def overall(states: Iterable[State]) -> State | None:
