@@ -74,6 +74,8 @@ KNOWN = {
     "GET /api/v1/analytics/areas/{area}/quality": "UnicodeEncodeError",
     "GET /api/v1/prepay/accounts": "OverflowError",  # limit=-2**116: no lower bound
     "GET /api/v1/prepay/accounts/{account_id}/ledger": "OverflowError",  # after=-2**72
+    # a 422 whose detail is a string, where the schema promises FastAPI's validation-error list
+    "PUT /api/v1/me/prefs": "Response violates schema",
 }
 REPRODUCERS = [
     ("get", "/api/v1/audit?after=2734120969238486192125640704", None),
@@ -106,15 +108,17 @@ def fuzz_operation(operation, admin: dict[str, str], failures: list[str]) -> int
             case.call_and_validate(
                 headers=admin, checks=[not_a_server_error, response_schema_conformance]
             )
-        except Exception as exc:  # a check's FailureGroup, or the app's own exception (a 500)
-            text = str(exc).strip().splitlines()
-            line = f"{type(exc).__name__}: {text[0] if text else ''}"
-            failures.append(f"{operation.label}: {line}\n    {case.as_curl_command()}")
+        except (Exception, BaseExceptionGroup) as exc:  # a FailureGroup, or the app's own (500)
+            text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            failures.append(
+                f"{operation.label}: {type(exc).__name__}: {text[:300]}\n    "
+                f"{case.as_curl_command()}"
+            )
             raise
 
     try:
         run()
-    except Exception:  # recorded above, with the shrunk case last
+    except (Exception, BaseExceptionGroup):  # recorded above, with the shrunk case last
         pass
     return sent[0]
 
@@ -133,7 +137,7 @@ def test_no_server_error_and_responses_match_the_schema(api) -> None:
     last = {
         label: f
         for f in failures
-        if (label := f.split(": ", 1)[0]) not in KNOWN or KNOWN[label] not in f.split(": ", 2)[1]
+        if (label := f.split(": ", 1)[0]) not in KNOWN or KNOWN[label] not in f
     }
     assert not last, f"{len(last)} operations failed:\n" + "\n".join(last.values())
 
@@ -148,3 +152,13 @@ def test_known_server_errors(api, method, url, body) -> None:
         kwargs = {"json": body} if body is not None else {}
         r = getattr(client, method)(url, headers=admin, **kwargs)
     assert r.status_code < 500, r.text
+
+
+@pytest.mark.xfail(strict=True, reason="PUT /me/prefs 422 detail is a string (see KNOWN)")
+def test_known_schema_violation(api) -> None:
+    app, admin = api
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.put(
+            "/api/v1/me/prefs", json={"language": "en", "timezone": "analytics"}, headers=admin
+        )
+    assert r.status_code != 422 or isinstance(r.json()["detail"], list), r.text
