@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -249,7 +250,7 @@ async def running(
             await gateway.start()
             try:
                 await wait_for(
-                    _async(lambda: len(gateway.poller.meters) == len(meters)),
+                    _async(lambda: len(gateway.poller.meters) == len(meters)),  # type: ignore[union-attr]
                     "the gateway to apply the head-end's archive push",
                 )
                 yield Rig(fleet, gateway, app, api, engine, keys, meters)
@@ -330,7 +331,7 @@ async def test_operator_flows(rig: Rig) -> None:
         return r.json()["items"]
 
     for quantity in (ENERGY, "voltage.a"):
-        [value, *_] = await wait_for(lambda q=quantity: fresh(q), f"a fresh {quantity}")
+        [value, *_] = await wait_for(partial(fresh, quantity), f"a fresh {quantity}")
         assert datetime.fromisoformat(value["time"]) >= created and value["register"]
     # Known gap: the gateway's on-demand read does not tag its records with the command id,
     # so ``readings`` on the command stays empty (reported; gateway/app_commands.py).
