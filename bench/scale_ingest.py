@@ -16,6 +16,7 @@ core, and the checks: readings stored == generated, ``ingested`` rows == records
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -74,8 +75,10 @@ class PgCpu:
                     cmd = (pid / "cmdline").read_bytes().split(b"\0")
                 except OSError:
                     continue
-                if cmd and cmd[0].endswith(b"postgres") and f"-p {port}".encode() in b" ".join(cmd):
-                    self.postmaster = int(pid.name)
+                args = b" ".join(cmd).split()
+                pairs = itertools.pairwise(args)
+                if cmd[0].endswith(b"postgres") and (b"-p", port.encode()) in set(pairs):
+                    self.postmaster = int(pid.name)  # exactly this port: other instances run too
         self.seen: dict[int, float] = {}
 
     def sample(self) -> float:
@@ -154,6 +157,8 @@ def run(n: int, args: argparse.Namespace, broker: Mosquitto, pg_base: str, tmp: 
             str(args.factor),
             "--spread",
             str(args.spread),
+            "--ack-timeout",
+            str(args.ack_timeout),
             "--drain",
             str(args.drain),
             "--tag",
@@ -224,6 +229,7 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=2.0)
     parser.add_argument("--factor", type=float, default=900.0)
     parser.add_argument("--spread", type=float, default=0.9)
+    parser.add_argument("--ack-timeout", type=float, default=30.0, help="gateways' rewind (s)")
     parser.add_argument("--max-group", type=int, default=100)
     parser.add_argument("--drain", type=float, default=600.0)
     parser.add_argument(
