@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -276,3 +276,74 @@ def test_no_listener_option_before_the_first_listener() -> None:
     used = {line.split()[0] for line in head.splitlines() if line and not line.startswith("#")}
     assert not used & LISTENER_OPTIONS
     assert "allow_anonymous false" in head and "persistence true" in head
+
+
+async def test_stolen_headend_broker_password_cannot_switch_a_meter(broker, creds, tmp_path):
+    """The attacker holds the head-end's broker identity; the gateway's executor still refuses."""
+    from gateway.commands import CommandExecutor
+    from gateway.signature import SignatureConfig, build_verifier
+    from gateway.store.store import Store
+    from headend.commands.signing import Ed25519Signer, sign_command
+    from protocols.uplink import Command, CommandAction, CommandState, decode_message, encode
+    from protocols.uplink.messages import ArchiveMeter
+    from taiqu.clock import ManualClock
+
+    now = datetime.now(UTC)
+    keys = KeyStore(tmp_path / "keys")
+    keys.create(now)
+    gateway = connect(broker, creds, "gw-a")
+    gateway.subscribe("taiqu/v1/gw-a/down/cmd")
+    attacker = connect(broker, creds, "taiqu-headend", client_id="attacker")
+    body = {
+        "id": "evil-1",
+        "gateway": "gw-a",
+        "meters": None,
+        "action": CommandAction.RELAY_TRIP,
+        "issued": now,
+        "valid_until": now.replace(year=now.year + 1),
+        "nonce": "0123456789abcdef",
+    }
+    forged = Command(**body)
+    legit = sign_command(
+        Command(
+            **{**body, "id": "ok-1", "meters": ("m1",), "valid_until": now + timedelta(minutes=30)}
+        ),
+        Ed25519Signer(keys),
+    )
+    replay_as_all = legit.model_copy(update={"id": "evil-2", "meters": None})
+    for command in (forged, replay_as_all):
+        attacker.publish("taiqu/v1/gw-a/down/cmd", encode(command))
+    gateway.wait(lambda: len(gateway.received) == 2, what="both forged commands")
+    attacker.close()
+    gateway.close()
+
+    clock = ManualClock(now)
+    store = Store.open(tmp_path / "gw.db", clock=clock)
+    trust = keys.export_trust(tmp_path / "trust.json", now)
+    reached: list[object] = []
+
+    async def transact(meter_id, request):
+        reached.append(request)
+
+    results: list[object] = []
+    executor = CommandExecutor(
+        "gw-a",
+        store=store,
+        publish=results.append,
+        transact=transact,
+        meters=lambda: {
+            "m1": ArchiveMeter(id="m1", bus="b", protocol="dlt645-2007", address="000000000001")
+        },
+        clock=clock,
+        clock_synced=lambda: True,
+        verify_signature=build_verifier(SignatureConfig(trust_file=trust), store, clock),
+    )
+    for topic, payload in gateway.received:
+        _, _, command = decode_message(topic, payload)
+        assert await executor.handle(command) is CommandState.REFUSED
+    assert [r.reason for r in results if r.state is CommandState.REFUSED] == [
+        "signature: unsigned",
+        "signature: bad_signature",
+    ]
+    assert reached == []
+    store.close()
