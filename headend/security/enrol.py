@@ -98,7 +98,9 @@ def check_gateway_id(gateway_id: str, broker: BrokerFiles) -> None:
         raise EnrolmentError(f"{gateway_id!r} is a head-end identity: choose another gateway id")
 
 
-def _snippet(gateway_id: str, host: str, port: int, client_cert: bool, trust: bool) -> str:
+def _snippet(
+    gateway_id: str, host: str, port: int, *, has_ca: bool, client_cert: bool, trust: bool
+) -> str:
     lines = [
         f"# Paste into gateway.toml (files from this bundle installed under {INSTALL_DIR}).",
         "[broker]",
@@ -106,8 +108,9 @@ def _snippet(gateway_id: str, host: str, port: int, client_cert: bool, trust: bo
         f"port = {port}",
         f'username = "{gateway_id}"',
         f'password_file = "{INSTALL_DIR}/broker-password"',
-        f'ca_file = "{INSTALL_DIR}/ca.crt"',
     ]
+    if has_ca:
+        lines.append(f'ca_file = "{INSTALL_DIR}/ca.crt"')
     if client_cert:
         lines += [
             f'cert_file = "{INSTALL_DIR}/client.crt"',
@@ -157,7 +160,10 @@ def enrol_gateway(
     if keys is not None and trust:
         files.append(keys.export_trust(bundle / "headend-keys.json", now))
     snippet = bundle / "gateway-security.toml"
-    snippet.write_text(_snippet(gateway_id, host, port, client_cert, trust))
+    has_ca = (bundle / "ca.crt").exists()
+    snippet.write_text(
+        _snippet(gateway_id, host, port, has_ca=has_ca, client_cert=client_cert, trust=trust)
+    )
     files.append(snippet)
     return Enrolment(gateway_id, bundle, files, password)
 

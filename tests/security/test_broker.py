@@ -246,7 +246,8 @@ def test_enrolment_refuses_bad_ids_and_re_enrolment(tmp_path: Path) -> None:
     assert not verify_password(first.password, entries["gw-1"])
     acl = (tmp_path / "b" / "acl").read_text().splitlines()
     assert all(acl.count(p) == 1 for p in GATEWAY_PATTERNS)
-    assert "[signatures]" not in (first.bundle / "gateway-security.toml").read_text()
+    snippet = (first.bundle / "gateway-security.toml").read_text()
+    assert "[signatures]" not in snippet and "ca_file" not in snippet  # no keys, no CA yet
 
 
 LISTENER_OPTIONS = {
