@@ -4,12 +4,23 @@ A simulated fleet (several transformer areas, DL/T 645 and Modbus meters, an are
 each, a bypass and a cover-open scenario) on an accelerated clock, one gateway per area, an MQTT
 broker (mosquitto when installed, otherwise an embedded Python broker) and the head-end on
 SQLite.  Every part runs as its own process through the ``taiqu`` command, exactly as deployed;
-this module only writes their configuration files and supervises them.
+this module writes their configuration files, supervises them, and talks to them only through
+the ``taiqu`` CLI and HTTP (it imports none of gateway/headend/simulators):
+
+1. broker; 2. ``taiqu sim serve`` (writes each area's gateway.toml); 3. the head-end
+(``migrate``, ``create-user`` for the admin, ``serve`` on the same clock setting); 4. the fleet's
+archive — gateways, areas, meters with each area's total meter, read from the simulators'
+control interface — imported through the head-end's API (gateways, areas, CSV meter import),
+plus an operator and a supervisor; 5. one ``taiqu gateway run`` per area, which receives its
+archive from the head-end.  ``--for SECONDS`` stops everything cleanly (exit 0).
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
+import json
 import os
 import secrets
 import shutil
@@ -18,9 +29,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -30,6 +45,12 @@ app = typer.Typer(add_completion=False, help=__doc__)
 console = Console()
 ZONE = "Asia/Shanghai"
 DEMO_USER = "demo"
+# The demo's other logins: name → role (the admin above creates them through the API).
+STAFF = {"operator": "operator", "supervisor": "supervisor"}
+
+
+class DemoError(RuntimeError):
+    """A part of the demo did not come up (the message says which and where its log is)."""
 
 
 def free_port() -> int:
@@ -77,13 +98,12 @@ class Supervisor:
         return [name for name, p in self.procs if p.poll() is not None]
 
     def stop(self) -> None:
+        """SIGTERM each process, last started first, waiting for each (then SIGKILL)."""
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for _, proc in reversed(self.procs):
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -197,13 +217,127 @@ def start_broker(sup: Supervisor, port: int) -> str:
     return kind
 
 
-def headend_toml(db: Path, mqtt_port: int, api_port: int) -> str:
-    """The head-end's configuration: SQLite, the demo broker, the API port."""
+def headend_toml(
+    db: Path, mqtt_port: int, api_port: int, clock_start: datetime, factor: float, anchor: datetime
+) -> str:
+    """The head-end's configuration: SQLite, the demo broker, the API port, the fleet's clock.
+
+    Commands go unsigned: the demo's clock starts in the past (so the first daily freeze comes
+    soon), before any signing key ``keys-init`` would create now is valid, and the demo gateways
+    are not given a trust file.
+    """
     return (
-        f'[database]\nurl = "sqlite:///{db}"\n\n'
+        f"clock = {{ start = {clock_start.isoformat()}, factor = {factor:g}, "
+        f"anchor = {anchor.isoformat()} }}\n\n"
+        f'[database]\nurl = "sqlite:///{db}"\nsqlite_synchronous = "NORMAL"\n\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nclient_id = "taiqu-headend-demo"\n\n'
-        f'[api]\nhost = "127.0.0.1"\nport = {api_port}\n'
+        "[ingest]\noutbox_interval = 0.2\n\n"
+        f'[api]\nhost = "127.0.0.1"\nport = {api_port}\n\n'
+        "[security]\nsign_commands = false\n\n"
+        f'[guards]\ntimezone = "{ZONE}"\n\n'
+        f"[commands]\ndispatch_interval = {min(60.0, factor):g}\n\n"
+        f'[analytics]\nzone = "{ZONE}"\n'
     )
+
+
+@dataclass
+class Api:
+    """A tiny JSON client of the head-end's API (stdlib only: the demo imports no head-end)."""
+
+    base: str
+    token: str = ""
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        form: dict[str, str] | None = None,
+        csv_text: str | None = None,
+        query: dict[str, str] | None = None,
+    ) -> Any:
+        url = self.base + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        data = None
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif csv_text is not None:
+            data = csv_text.encode()
+            headers["Content-Type"] = "text/csv"
+        elif body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:300]
+            raise DemoError(f"head-end {method} {path}: HTTP {exc.code} {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise DemoError(f"head-end {method} {path}: {exc}") from None
+
+    def login(self, name: str, password: str) -> None:
+        reply = self.call(
+            "POST", "/api/v1/auth/token", form={"username": name, "password": password}
+        )
+        self.token = reply["access_token"]
+
+
+def fleet_meters(control_port: int) -> list[dict[str, Any]]:
+    """Every simulated meter (id, address, protocol, model, role, bus, area) from the control."""
+    url = f"http://127.0.0.1:{control_port}/api/meters"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body = json.loads(response.read())
+    if not body.get("ok"):
+        raise DemoError(f"the simulators' control answered {body.get('error')}")
+    return list(body["result"])
+
+
+def meters_csv(meters: list[dict[str, Any]]) -> str:
+    """The head-end's archive CSV of the simulated meters (customers on tariff ``res``)."""
+    buf = io.StringIO()
+    columns = ["id", "area", "bus", "protocol", "address", "model", "role", "tariff_category"]
+    writer = csv.DictWriter(buf, columns, lineterminator="\n")
+    writer.writeheader()
+    for m in meters:
+        writer.writerow(
+            {
+                "id": m["id"],
+                "area": m["area"],
+                "bus": m["bus"],
+                "protocol": m["protocol"],
+                "address": m["address"],
+                "model": m["model"] or "",
+                "role": m["role"],
+                "tariff_category": "res" if m["role"] == "customer" else "",
+            }
+        )
+    return buf.getvalue()
+
+
+def import_archive(
+    api: Api, meters: list[dict[str, Any]], gateways: dict[str, str], since: datetime
+) -> int:
+    """Gateways, areas and meters into the head-end (in force from ``since``); returns meters."""
+    at = {"valid_from": since.isoformat()}
+    for area, gateway in sorted(gateways.items()):
+        api.call("POST", "/api/v1/gateways", {"id": gateway, "name": f"demo {area}"}, query=at)
+        api.call("POST", "/api/v1/areas", {"id": area, "name": area, "gateway": gateway}, query=at)
+    report = api.call("POST", "/api/v1/meters/import", csv_text=meters_csv(meters), query=at)
+    return len(report["created"])
+
+
+def gateway_ids(configs: list[Path]) -> dict[str, str]:
+    """Area → gateway id, from the gateway.toml files the simulators wrote."""
+    out = {}
+    for cfg in configs:
+        for line in cfg.read_text().splitlines():
+            if line.startswith("gateway_id"):
+                out[cfg.stem.removeprefix("gateway-")] = json.loads(line.split("=", 1)[1])
+    return out
 
 
 @app.callback(invoke_without_command=True)
@@ -266,52 +400,64 @@ def demo(
             while len(list(workdir.glob("gateway-*.toml"))) < areas and time.monotonic() < deadline:
                 time.sleep(0.1)
         configs = sorted(workdir.glob("gateway-*.toml"))
+        if len(configs) < areas:
+            raise DemoError(f"the simulators wrote {len(configs)} of {areas} gateway configs")
         started.append(f"{areas} areas simulated; control on 127.0.0.1:{control_port}")
         console.print(f"[green]✓[/] {started[-1]}")
 
-        with console.status("starting the gateways …"):
-            for cfg in configs:
-                sup.start(cfg.stem, taiqu("gateway", "run", "--config", str(cfg)))
-        started.append(f"{len(configs)} gateways ({', '.join(c.stem for c in configs)})")
-        console.print(f"[green]✓[/] {started[-1]}")
-
-        password = secrets.token_urlsafe(9)
+        logins = {DEMO_USER: secrets.token_urlsafe(9)}
+        logins |= {name: secrets.token_urlsafe(9) for name in STAFF}
         with console.status("starting the head-end …"):
             cfg = workdir / "headend.toml"
-            cfg.write_text(headend_toml(workdir / "headend.db", mqtt_port, api_port))
+            cfg.write_text(
+                headend_toml(workdir / "headend.db", mqtt_port, api_port, start, factor, now)
+            )
             env = {"TAIQU_HEADEND_SECRET": secrets.token_hex(32)}
-            subprocess.run(
-                taiqu("headend", "migrate", "--config", str(cfg)),
-                cwd=workdir,
-                check=True,
-                capture_output=True,
-                env={**os.environ, **env},
-            )
-            user = subprocess.run(
-                taiqu(
-                    "headend",
-                    "create-user",
-                    DEMO_USER,
-                    "--role",
-                    "admin",
-                    "--config",
-                    str(cfg),
-                    "--password-stdin",
-                ),
-                input=password.encode(),
-                cwd=workdir,
-                capture_output=True,
-                env={**os.environ, **env},
-            )
+            for step in (
+                ["migrate"],
+                ["create-user", DEMO_USER, "--role", "admin", "--password-stdin"],
+            ):
+                done = subprocess.run(
+                    taiqu("headend", *step, "--config", str(cfg)),
+                    input=logins[DEMO_USER].encode(),
+                    cwd=workdir,
+                    capture_output=True,
+                    env={**os.environ, **env},
+                )
+                if done.returncode != 0:
+                    why = done.stderr.decode(errors="replace").strip()[-300:]
+                    raise DemoError(f"taiqu headend {step[0]} failed: {why}")
             headend = sup.start("headend", taiqu("headend", "serve", "--config", str(cfg)), env)
             wait_port(api_port, headend, 60, "the head-end")
         url = f"http://127.0.0.1:{api_port}/"
-        console.print(f"[green]✓[/] head-end on {url} (API docs: {url}docs)")
-        if user.returncode == 0:
-            console.print(f"    demo login: [bold]{DEMO_USER}[/] / [bold]{password}[/]")
-        else:
-            console.print("    [yellow]no demo user[/]: " + user.stderr.decode().strip()[-200:])
-        console.print(f"    logs, configs and data in {workdir}")
+        started.append(f"head-end on {url}")
+        console.print(f"[green]✓[/] {started[-1]} (API docs: {url}docs)")
+
+        with console.status("importing the fleet's archive into the head-end …"):
+            api = Api(url.rstrip("/"))
+            api.login(DEMO_USER, logins[DEMO_USER])
+            gateways = gateway_ids(configs)
+            count = import_archive(api, fleet_meters(control_port), gateways, start)
+            for name, role in STAFF.items():
+                api.call(
+                    "POST", "/api/v1/users", {"name": name, "role": role, "password": logins[name]}
+                )
+        console.print(
+            f"[green]✓[/] archive imported: {len(gateways)} gateways, {len(gateways)} areas "
+            f"(each with its area total meter), {count} meters"
+        )
+
+        with console.status("starting the gateways …"):
+            for cfg_path in configs:
+                sup.start(cfg_path.stem, taiqu("gateway", "run", "--config", str(cfg_path)))
+        started.append(f"{len(configs)} gateways ({', '.join(sorted(gateways.values()))})")
+        console.print(f"[green]✓[/] {started[-1]}; first readings within a minute")
+
+        console.print(f"\n    console: [bold]{url}[/]   (API docs: {url}docs)")
+        for name, password in logins.items():
+            role = STAFF.get(name, "admin")
+            console.print(f"    login  {name:<11} / [bold]{password}[/]   ({role})")
+        console.print(f"    logs, configs and data in {workdir} (headend.log, gw-*.log, …)")
         console.print(
             "    Ctrl-C stops everything."
             if for_seconds is None
@@ -325,7 +471,7 @@ def demo(
                 console.print(f"[red]✗[/] {names} stopped unexpectedly: see {workdir}/*.log")
                 raise typer.Exit(1)
             time.sleep(0.5)
-    except RuntimeError as exc:
+    except (RuntimeError, OSError) as exc:
         console.print(f"[red]✗[/] {exc}; logs in {workdir}")
         raise typer.Exit(1) from None
     finally:
