@@ -22,6 +22,7 @@ check both paths against each other on every golden and generated frame.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -217,10 +218,18 @@ def parse_frame(raw: bytes) -> Frame:
 
 def _reject(raw: bytes) -> Frame:
     """Explain why ``raw`` is not one frame (construct names the failing field)."""
+    n = len(raw)
+    if n < OVERHEAD:
+        raise Dlt645Error(f"{n} bytes is shorter than the smallest frame ({OVERHEAD} bytes)")
     try:
         c = FRAME.parse(raw)
     except ConstructError as exc:
         raise Dlt645Error(f"not a DL/T 645 frame: {exc}") from None
+    except struct.error:  # the compiled parser reads fixed-size fields with struct, unguarded
+        raise Dlt645Error(
+            f"truncated: {n} bytes, but the length byte announces {raw[_LENGTH]} data bytes "
+            f"({OVERHEAD + raw[_LENGTH]} bytes in all)"
+        ) from None
     extra = len(raw) - OVERHEAD - c.length
     raise Dlt645Error(f"{extra} bytes after the end of the frame")
 

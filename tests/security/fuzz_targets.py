@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -305,9 +304,6 @@ def _stream_seeds() -> list[bytes]:
 # Bugs these targets found in code owned by others: tolerated so a run keeps hunting for anything
 # else, and pinned by strict xfails in tests/security/test_bad_input.py (remove when fixed).
 KNOWN: dict[str, tuple[type[BaseException], ...]] = {
-    # protocols.dlt645.frame._reject: construct's compiled parser raises struct.error on a short
-    # input that starts 68 … 68 (hypothesis).
-    "dlt645_frame": (struct.error,),
     # protocols.modbus.pdu.decode_frame: function byte 0x80 (exception bit, function 0) on the
     # wire raises ModbusUsageError ("function 0 outside 1…127"), a local error (atheris).
     "modbus": (ModbusUsageError,),

@@ -8,7 +8,6 @@ payload decoding and the gateway's command decoding plus signature check.
 
 from __future__ import annotations
 
-import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -99,7 +98,6 @@ def test_seeds_exercise_the_decoders(name: str) -> None:
     assert ok >= len(target.seeds()) // 2
 
 
-@pytest.mark.xfail(strict=True, raises=struct.error, reason="DL/T 645 _reject: remove when fixed")
 @pytest.mark.parametrize("raw", ["68 00 00 00 00 00 00 68", "68 00 00 00 00 00 00 68 11"])
 def test_short_frame_is_a_typed_error(raw: str) -> None:
     with pytest.raises(Dlt645Error):

@@ -71,6 +71,34 @@ def test_random_bytes_raise_only_codec_errors(raw):
                 pass
 
 
+@given(frames, st.integers(0, 255), st.data())
+def test_wrong_length_byte_or_truncation_is_a_codec_error(frame, length, data):
+    """A header whose length byte disagrees with the bytes that follow (fuzzing found
+    ``68 … 68`` raising ``struct.error`` from construct's compiled parser)."""
+    raw = bytearray(encode_frame(frame, 0))
+    raw[9] = length
+    raw = bytes(raw[: data.draw(st.integers(0, len(raw)), label="cut")])
+    try:
+        decoded = decode_frame(raw)
+    except Dlt645Error as exc:
+        assert str(exc)
+    else:
+        assert encode_frame(decoded, 0) == raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("68 00 00 00 00 00 00 68", "shorter than the smallest frame"),
+        ("68 00 00 00 00 00 00 68 11", "shorter than the smallest frame"),
+        ("68 00 00 00 00 00 00 68 11 02 00 00", "announces 2 data bytes"),
+    ],
+)
+def test_short_frames_are_explained(raw, says):
+    with pytest.raises(Dlt645Error, match=says):
+        decode_frame(bytes.fromhex(raw))
+
+
 @given(frames, st.sampled_from(Version))
 def test_random_frames_decode_or_raise_codec_errors(frame, version):
     for decode in (decode_reply, decode_request):
