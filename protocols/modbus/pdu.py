@@ -495,7 +495,7 @@ def decode_frame(frame: bytes) -> DecodedFrame:
         if isinstance(request, ReadRegisters):
             return DecodedFrame("request", request)
         return DecodedFrame("illegal_request", request)
-    if function & 0x80 and len(frame) == 5 and frame[2]:
+    if function & 0x80 and function & 0x7F and len(frame) == 5 and frame[2]:
         return DecodedFrame("exception", ExceptionResponse(unit, function & 0x7F, frame[2]))
     raise ModbusError(f"{len(frame)} bytes are not a valid frame for function 0x{function:02X}")
 

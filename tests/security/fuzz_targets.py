@@ -33,7 +33,7 @@ from protocols.dlt645 import (
 )
 from protocols.dlt645.stream import StreamDecoder
 from protocols.errors import ContractError
-from protocols.modbus.errors import ModbusError, ModbusUsageError
+from protocols.modbus.errors import ModbusError
 from protocols.modbus.pdu import crc16
 from protocols.modbus.pdu import decode_frame as modbus_decode_frame
 from protocols.modbus.registers import BlockRead, decode_block, models, plan_reads
@@ -303,11 +303,9 @@ def _stream_seeds() -> list[bytes]:
 
 # Bugs these targets found in code owned by others: tolerated so a run keeps hunting for anything
 # else, and pinned by strict xfails in tests/security/test_bad_input.py (remove when fixed).
-KNOWN: dict[str, tuple[type[BaseException], ...]] = {
-    # protocols.modbus.pdu.decode_frame: function byte 0x80 (exception bit, function 0) on the
-    # wire raises ModbusUsageError ("function 0 outside 1…127"), a local error (atheris).
-    "modbus": (ModbusUsageError,),
-}
+# None open: the DL/T 645 short-frame struct.error and the Modbus function-0 exception frame are
+# fixed and guarded by test_bad_input.py.
+KNOWN: dict[str, tuple[type[BaseException], ...]] = {}
 
 TARGETS: dict[str, Target] = {
     t.name: t

@@ -8,14 +8,13 @@ payload decoding and the gateway's command decoding plus signature check.
 
 from __future__ import annotations
 
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.signature import Refusal, SignatureVerifier, TrustedKey
 from protocols.dlt645 import Dlt645Error, decode_frame
-from protocols.modbus.errors import ModbusError, ModbusUsageError
+from protocols.modbus.errors import ModbusError
 from protocols.modbus.pdu import crc16
 from protocols.modbus.pdu import decode_frame as modbus_decode_frame
 from protocols.uplink import Command, decode, encode
@@ -104,9 +103,6 @@ def test_short_frame_is_a_typed_error(raw: str) -> None:
         decode_frame(bytes.fromhex(raw))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ModbusUsageError, reason="pdu.decode_frame: remove when fixed"
-)
 def test_exception_bit_with_function_zero_is_a_remote_error() -> None:
     frame = bytes.fromhex("08 80 3b")
     with pytest.raises(ModbusError):

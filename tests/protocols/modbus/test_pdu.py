@@ -156,6 +156,16 @@ def test_random_bytes_only_raise_modbus_error(data):
         pass
 
 
+@given(st.binary(min_size=1, max_size=300))
+@settings(deadline=None)
+def test_frames_with_a_good_crc_only_raise_modbus_error(body):
+    """CRC repaired so the bytes reach the decoder (``08 80 3b``: exception bit on function 0)."""
+    try:
+        decode_frame(body + crc16(body))
+    except ModbusError:
+        pass
+
+
 @given(st.binary(max_size=600), st.integers(1, 64))
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_bytes_never_raise_from_streams(data, chunk):
@@ -292,11 +302,12 @@ def test_discard_buffer_drops_a_torn_frame():
         "01 03 00 00 00 0A 00 C5 CD",
         "00 03 00 00 00 0A 44 0C",
         "01 83 00 00 00",
+        "08 80 3b 00 00",
     ],
 )
 def test_decode_frame_rejects_garbage(hex_):
     data = bytes.fromhex(hex_)
-    if len(data) >= 5 and hex_.startswith(("00", "01 83 00")):
+    if len(data) >= 5 and hex_.startswith(("00", "01 83 00", "08 80")):
         data = data[:-2] + crc16(data[:-2])
     with pytest.raises(ModbusError):
         decode_frame(data)
