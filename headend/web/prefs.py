@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Connection, Engine, select, update
 
 from headend.auth.deps import current_user, ops_of
@@ -50,6 +50,13 @@ class PrefsBody(BaseModel):
     language: Literal["zh", "en"]
     timezone: str = Field(min_length=1, max_length=64)
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if not valid_zone(value):
+            raise ValueError(f"unknown time zone {value!r}, e.g. Asia/Shanghai")
+        return value
+
 
 @router.get("/prefs", response_model=PrefsBody)
 def get_prefs(request: Request, me: Me) -> PrefsBody:
@@ -61,8 +68,6 @@ def get_prefs(request: Request, me: Me) -> PrefsBody:
 @router.put("/prefs", response_model=PrefsBody)
 def put_prefs(request: Request, body: PrefsBody, me: Me) -> PrefsBody:
     """Change the caller's language and time zone."""
-    if not valid_zone(body.timezone):
-        raise HTTPException(422, f"unknown time zone {body.timezone!r}, e.g. Asia/Shanghai")
     with writing(ops_of(request).engine) as conn:
         save(conn, me.name, Prefs(body.language, body.timezone))
     return body
