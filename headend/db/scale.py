@@ -18,6 +18,7 @@ range into ``reading_daily`` (first/last by time, min/max by value; merging make
 and order-free, so a day split over two partitions or re-aggregated late comes out the same).
 ``apply_retention`` drops monthly partitions wholly older than ``keep_months`` only after
 aggregating them and checking every (meter, quantity, day) they hold has its aggregate row.
+``prune_ingested`` drops idempotency rows the ``streams`` summary already answers for.
 
 Every maintenance call takes one transaction-level advisory lock, so several head-end instances
 may run the job at once: one does the work, the others wait and then find nothing to do.
@@ -60,6 +61,7 @@ __all__ = [
     "maintain",
     "month_start",
     "partitions",
+    "prune_ingested",
     "reading_daily",
     "scale_metadata",
 ]
@@ -250,6 +252,21 @@ def apply_retention(
     return dropped
 
 
+def prune_ingested(conn: Connection) -> int:
+    """Delete ``ingested`` rows the stream summary already covers; how many.
+
+    A seq in ``[base, upto]`` of its stream is known stored from the ``streams`` row alone (the
+    ingest checks that range in memory and never queries ``ingested`` for it), so those rows only
+    take space: 160 bytes per record.  Only streams that start at the epoch's first seq are pruned:
+    their base cannot move down, so ``upto`` cannot either.
+    """
+    result = conn.exec_driver_sql(
+        "DELETE FROM ingested i USING streams s WHERE i.gateway = s.gateway AND i.epoch = s.epoch "
+        "AND s.base <= 1 AND i.seq >= s.base AND i.seq <= s.upto"
+    )
+    return int(result.rowcount or 0)
+
+
 @dataclass
 class MaintenanceReport:
     """What one maintenance run did."""
@@ -257,6 +274,7 @@ class MaintenanceReport:
     created: list[date] = field(default_factory=list)
     aggregated: int = 0
     dropped: list[date] = field(default_factory=list)
+    pruned: int = 0
 
 
 def maintain(
@@ -268,7 +286,7 @@ def maintain(
     aggregate_lookback_days: int = 7,
     tz: str = "UTC",
 ) -> MaintenanceReport:
-    """The periodic job: partitions ahead, recent days aggregated, retention (if configured).
+    """The periodic job: partitions ahead, recent days aggregated, ``ingested`` pruned, retention.
 
     A no-op on SQLite (one embedded database keeps the plain table).
     """
@@ -283,6 +301,7 @@ def maintain(
         _lock(conn)
         start = datetime.fromtimestamp(now.timestamp() - aggregate_lookback_days * 86400, UTC)
         report.aggregated = aggregate_days(conn, start, now, tz)
+        report.pruned = prune_ingested(conn)
     if keep_months is not None:
         with writing(engine) as conn:
             report.dropped = apply_retention(conn, now, keep_months, tz)
