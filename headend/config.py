@@ -188,8 +188,10 @@ def load_settings(path: Path | str | None) -> Settings:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     own = {k: v for k, v in raw.items() if k in OWN_SECTIONS}
     extra = {k: v for k, v in raw.items() if k not in OWN_SECTIONS}
-    if any(not isinstance(v, dict) for v in extra.values()):
-        bad = sorted(k for k, v in extra.items() if not isinstance(v, dict))
+    # Top-level scalars: only ``clock = "real"`` (the shared clock; a table form is a section).
+    scalars = {k for k, v in extra.items() if not isinstance(v, dict) and k != "clock"}
+    if scalars:
+        bad = sorted(scalars)
         raise ConfigError(f"{path}: unknown top-level keys {bad}; settings go in [sections]")
     try:
         return Settings(**own, extra=extra, source=path)

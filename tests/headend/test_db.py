@@ -55,6 +55,20 @@ def test_other_sections_are_kept_for_their_owners(tmp_path: Path) -> None:
     assert load_settings(path).extra == {"guards": {"night_start": "22:00"}}
 
 
+def test_clock_setting_in_string_or_table_form(tmp_path: Path) -> None:
+    from headend.app import clock_of
+    from taiqu.clock import AcceleratedClock, RealClock
+
+    path = tmp_path / "h.toml"
+    path.write_text('clock = "real"\n')
+    assert isinstance(clock_of(load_settings(path)), RealClock)
+    path.write_text("clock = { start = 2026-01-01T00:00:00+08:00, factor = 60 }\n")
+    assert isinstance(clock_of(load_settings(path)), AcceleratedClock)
+    path.write_text('retention = "forever"\n')
+    with pytest.raises(ConfigError, match="unknown top-level keys"):
+        load_settings(path)
+
+
 def test_password_file_must_be_private_and_fills_the_url(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("TAIQU_HEADEND_DB_PASSWORD", raising=False)
     secret = tmp_path / "pw"
