@@ -92,3 +92,12 @@ def test_a_hole_filled_by_the_other_consumer_is_not_asked_for_again(engine: Engi
     store(engine, b, batches[1])  # b stores it (the gateway re-sent it, or it was in flight)
     assert [s for s in a.due_resends() if s[0].endswith("/resend")] == []  # a re-reads first
     assert claimed(store(engine, a, batches[2])) == set(range(1, 7))
+
+
+def test_the_worker_refuses_a_config_without_a_shared_group(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from headend.scale.worker import main
+
+    config = tmp_path / "headend.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/h.db"\n[mqtt]\nclient_id = "i-1"\n')
+    assert main([str(config)]) == 2
+    assert "mqtt.shared_group" in capsys.readouterr().err
