@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -100,7 +101,9 @@ def fresh_database(base: str, name: str) -> str:
     return url
 
 
-def run(n: int, args: argparse.Namespace, broker: Mosquitto, pg_base: str, tmp: Path) -> dict:
+def run(
+    n: int, args: argparse.Namespace, broker: Mosquitto, pg_base: str, tmp: Path
+) -> dict[str, Any]:
     url = fresh_database(pg_base, f"scale{n}")
     workers = []
     for i in range(n):
@@ -111,7 +114,7 @@ def run(n: int, args: argparse.Namespace, broker: Mosquitto, pg_base: str, tmp: 
             'shared_group = "ingest"\n'
             f"[ingest]\nmax_group = {args.max_group}\nresend_after = 20\n"
         )
-        ready, stats = tmp / f"w{n}-{i}.ready", tmp / f"w{n}-{i}.json"
+        ready, stats_file = tmp / f"w{n}-{i}.ready", tmp / f"w{n}-{i}.json"
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -119,13 +122,13 @@ def run(n: int, args: argparse.Namespace, broker: Mosquitto, pg_base: str, tmp: 
                 "headend.scale.worker",
                 str(config),
                 "--stats",
-                str(stats),
+                str(stats_file),
                 "--ready",
                 str(ready),
             ],
             cwd=ROOT,
         )
-        workers.append((proc, ready, stats))
+        workers.append((proc, ready, stats_file))
     deadline = time.monotonic() + 60
     while not all(r.exists() for _, r, _ in workers):
         if time.monotonic() > deadline:
