@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -27,6 +27,7 @@ from headend.analytics.lineloss import trend
 from headend.analytics.service import recompute
 from headend.analytics.settings import AnalyticsSettings, analytics_settings
 from headend.analytics.suspects import OUTCOMES
+from headend.api.bounds import Day, Instant, attachment
 from headend.api.deps import (
     ReadConn,
     Viewer,
@@ -118,7 +119,7 @@ def _csv(rows: Sequence[dict[str, Any]], name: str) -> Response:
                 for k, v in r.items()
             }
         )
-    headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+    headers = {"Content-Disposition": attachment(f"{name}.csv")}
     return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
@@ -136,8 +137,8 @@ def line_loss(
     config: Config,
     area: str | None = None,
     period: Literal["day", "month"] = "day",
-    first: date | None = Query(None, alias="from"),
-    last: date | None = Query(None, alias="to"),
+    first: Annotated[Day | None, Query(alias="from")] = None,
+    last: Annotated[Day | None, Query(alias="to")] = None,
     fmt: Format = "json",
     detail: bool = False,
 ) -> Any:
@@ -156,8 +157,8 @@ def loss_trend(
     conn: ReadConn,
     user: Viewer,
     config: Config,
-    first: date | None = Query(None, alias="from"),
-    last: date | None = Query(None, alias="to"),
+    first: Annotated[Day | None, Query(alias="from")] = None,
+    last: Annotated[Day | None, Query(alias="to")] = None,
     window: int = Query(7, ge=1, le=90),
 ) -> dict[str, Any]:
     """Daily loss rates of an area, their moving average and slope."""
@@ -215,7 +216,7 @@ def set_target(area: str, body: TargetIn, conn: WriteConn, user: Supervisor) -> 
 
 @router.get("/areas/{area}/suspects")
 def suspects(
-    area: str, conn: ReadConn, user: Viewer, day: date | None = None, fmt: Format = "json"
+    area: str, conn: ReadConn, user: Viewer, day: Day | None = None, fmt: Format = "json"
 ) -> Any:
     """The area's ranked suspects with evidence and each meter's latest inspection."""
     require_area(user, area)
@@ -243,7 +244,7 @@ class InspectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
     note: str = Field(default="", max_length=2000)
-    at: datetime | None = None
+    at: Instant | None = None
 
 
 @router.post("/meters/{meter}/inspections", status_code=201)
@@ -299,8 +300,8 @@ def collection(
     config: Config,
     scope: Literal["area", "gateway"] = "area",
     key: str | None = None,
-    first: date | None = Query(None, alias="from"),
-    last: date | None = Query(None, alias="to"),
+    first: Annotated[Day | None, Query(alias="from")] = None,
+    last: Annotated[Day | None, Query(alias="to")] = None,
     fmt: Format = "json",
 ) -> Any:
     """Daily actual-reading rates (first sweep and after back-fill) and gateway online rates."""
@@ -317,7 +318,7 @@ def collection(
 
 @router.get("/areas/{area}/quality")
 def quality(
-    area: str, conn: ReadConn, user: Viewer, day: date | None = None, fmt: Format = "json"
+    area: str, conn: ReadConn, user: Viewer, day: Day | None = None, fmt: Format = "json"
 ) -> Any:
     """Reading-quality flags (backwards, jump, stopped) and meters that keep failing."""
     require_area(user, area)
@@ -334,8 +335,8 @@ class RecomputeIn(BaseModel):
     """Days to recompute (inclusive) and optionally which areas."""
 
     model_config = ConfigDict(extra="forbid")
-    first: date = Field(alias="from")
-    last: date = Field(alias="to")
+    first: Day = Field(alias="from")
+    last: Day = Field(alias="to")
     areas: list[str] | None = None
 
 

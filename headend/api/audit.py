@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from headend import audit
+from headend.api.bounds import Instant, RowId
 from headend.auth.deps import ops_of, require_role
 from headend.auth.http import http_errors
 from headend.auth.roles import Role, User
@@ -22,13 +22,13 @@ Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
 def list_entries(
     request: Request,
     user: Supervisor,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: RowId = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     actor: str | None = None,
     action: str | None = None,
     subject: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> list[dict[str, Any]]:
     """Entries with id > ``after``, oldest first (``action`` matches as a prefix)."""
     with http_errors():

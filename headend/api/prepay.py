@@ -9,7 +9,7 @@ points' area; scoped users see and act on accounts of their areas only.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
+from headend.api.bounds import Day, Instant, RowId
 from headend.auth.deps import current_user, ops_of, require_role
 from headend.auth.http import http_errors
 from headend.auth.roles import Role, User
@@ -41,7 +42,7 @@ class _In(BaseModel):
 
 
 class TariffIn(_In):
-    valid_from: datetime
+    valid_from: Instant
     definition: dict[str, Any]
     name: str = Field(default="", max_length=200)
 
@@ -59,7 +60,7 @@ class AccountIn(_In):
 
 class PointIn(_In):
     point: Id
-    valid_from: datetime
+    valid_from: Instant
     tariff: Id | None = None
     split: dict[str, Any] | None = None
 
@@ -68,7 +69,7 @@ class TopUpIn(_In):
     reference: Annotated[str, Field(min_length=1, max_length=128)]
     amount: MoneyText
     channel: str = Field(default="api", max_length=64)
-    paid_at: datetime | None = None
+    paid_at: Instant | None = None
 
 
 class AdjustmentIn(_In):
@@ -76,8 +77,8 @@ class AdjustmentIn(_In):
     reference: Annotated[str, Field(min_length=1, max_length=128)]
     amount: MoneyText
     reason: str = Field(min_length=1, max_length=1000)
-    period_from: datetime | None = None
-    period_to: datetime | None = None
+    period_from: Instant | None = None
+    period_to: Instant | None = None
 
 
 def _ctx(request: Request) -> jobs.Context:
@@ -189,7 +190,10 @@ def create_account(request: Request, body: AccountIn, user: Admin) -> dict[str, 
 
 @router.get("/accounts")
 def list_accounts(
-    request: Request, user: Viewer, stage: str | None = None, limit: int = Query(500, le=10_000)
+    request: Request,
+    user: Viewer,
+    stage: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> list[dict[str, Any]]:
     """Accounts in the user's areas with their balances."""
     with reading(ops_of(request).engine) as conn:
@@ -337,8 +341,8 @@ def get_ledger(
     request: Request,
     account_id: Id,
     user: Viewer,
-    after: int = 0,
-    limit: int = Query(500, ge=1, le=10_000),
+    after: RowId = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> dict[str, Any]:
     """Ledger rows after id ``after`` (keyset pages), exact amounts."""
     with reading(ops_of(request).engine) as conn:
@@ -390,7 +394,7 @@ def get_bills(request: Request, account_id: Id, user: Viewer) -> list[dict[str, 
 
 
 @router.get("/reconciliation")
-def reconciliation(request: Request, day: date, user: Supervisor) -> dict[str, Any]:
+def reconciliation(request: Request, day: Day, user: Supervisor) -> dict[str, Any]:
     """Payments received on a local ``day`` against what was credited (fleet-wide users)."""
     ops = ops_of(request)
     ctx = _ctx(request)
