@@ -3,12 +3,15 @@
 ::
 
     Gateway.run()
+      ├── trust file + meter secrets file             read first: a bad one is a ConfigError
       ├── Store.open(data_dir/gateway.db)             readings and events land here first
       ├── ClockTrust                                  flags readings, gates relay/time-sync
       ├── BusWorker per [[buses]] (own thread)        every transaction of its port, heartbeat
       ├── Poller(archive)                             meters by bus, drivers, back-off, events
       ├── Uplink(...).start()                         drains the store, commands, archive
-      ├── CommandExecutor (gateway.commands)          lifecycle on up/result, via DaemonOps
+      ├── CommandExecutor (gateway.commands)          lifecycle on up/result, via DaemonOps;
+      │                                               Ed25519 check ([signatures]), per-meter
+      │                                               passwords ([commands] meter_secrets_file)
       ├── GatewayMetrics (+ /metrics on loopback)     the books behind the status message
       ├── schedules: energy / events / instant slots, daily frozen at 00:05 (+ once at start,
       │              a retry of failed meters an hour later), status every health.status_seconds
@@ -37,8 +40,16 @@ from gateway.app_commands import DaemonOps
 from gateway.bus.timing import LineTiming
 from gateway.bus.worker import BusWorker, Priority
 from gateway.clocktrust import ClockTrust, fixed
-from gateway.commands import CommandExecutor
-from gateway.config import GatewayConfig, MeterConfig, check_meters, resolve_secrets
+from gateway.commands import CommandExecutor, MeterSecrets
+from gateway.config import (
+    ConfigError,
+    GatewayConfig,
+    MeterConfig,
+    check_meters,
+    check_trust,
+    meter_secrets,
+    resolve_secrets,
+)
 from gateway.events import EventDetector
 from gateway.frozen import FrozenJobs, FrozenReader
 from gateway.health import Health
@@ -48,6 +59,7 @@ from gateway.notify import Notifier, Watchdog, from_environment
 from gateway.poller import Group, Poller, SweepReport
 from gateway.poller_drivers import make_driver
 from gateway.schedule import run_daily, run_every
+from gateway.signature import TrustFileError, build_verifier
 from protocols.uplink import ArchivePush, Command
 from taiqu.clock import Clock, make_clock
 
@@ -114,6 +126,7 @@ class Gateway:
         self.health: Health | None = None
         self.ops: DaemonOps | None = None
         self.executor: CommandExecutor | None = None
+        self.meter_secrets = MeterSecrets()
         self.metrics_port: int | None = None
         self.archive_version = 0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -184,6 +197,31 @@ class Gateway:
             self.workers[bus.name] = worker
             self.metrics.add_bus(bus.name, worker.stats.as_dict)
 
+    def _check_command_files(self) -> MeterSecrets:
+        """The trust file and the meter secrets, before anything is opened (``ConfigError``)."""
+        check_trust(self.cfg, self.config_path)
+        return meter_secrets(self.cfg, self.config_path)
+
+    def _make_verifier(self) -> Callable[[Command], str | None]:
+        """``[signatures]`` as the executor's check; a verified command vouches for the time.
+
+        With ``[clock_trust] source = "headend"`` a command's ``issued`` time counts as head-end
+        time only once its signature verified: anyone on the broker can publish a command.
+        """
+        cfg = self.cfg.signatures.model_copy(update={"required": self.cfg.signatures_required})
+        try:
+            verify = build_verifier(cfg, self.store, self.clock)
+        except TrustFileError as exc:
+            raise ConfigError([f"{self.config_path}: signatures.trust_file: {exc}"]) from None
+
+        def check(command: Command) -> str | None:
+            reason = verify(command)
+            if reason is None and command.signature is not None:
+                self.clocktrust.headend_time(command.issued)
+            return reason
+
+        return check
+
     def _make_executor(self) -> CommandExecutor:
         assert self.poller is not None and self.ops is not None
         poller, cfg = self.poller, self.cfg
@@ -200,11 +238,14 @@ class Gateway:
             backfill=self.ops.backfill,
             reconnect_window_s=cfg.commands.reconnect_window_s,
             baud_of=lambda b: cfg.bus(b).baud,
+            verify_signature=self._make_verifier(),
+            credentials=self.meter_secrets,
         )
 
     async def start(self) -> None:
         """Open everything and start the schedules."""
         self._locks = {name: asyncio.Lock() for name in ("energy", "events", "instant")}
+        self.meter_secrets = self._check_command_files()
         if self.store is None:
             self.store = self._open_store()
         self._start_workers()
@@ -422,11 +463,10 @@ class Gateway:
     # -- commands ------------------------------------------------------------------------------
 
     def _on_archive(self, push: ArchivePush) -> bool:
-        self.clocktrust.headend_time(push.issued)
+        # an archive push is not signed: its issued time is not head-end time (see _make_verifier)
         return self.apply_archive(push)
 
     def _spawn_command(self, command: Command) -> None:
-        self.clocktrust.headend_time(command.issued)  # only counts with source = "headend"
         task = asyncio.get_running_loop().create_task(self.execute(command))
         self._tasks.append(task)
         task.add_done_callback(self._forget)

@@ -20,16 +20,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.errors import GatewayError
+from gateway.signature import SignatureConfig
 from protocols.model import DEFAULT_METER_ZONE
 from protocols.uplink.messages import ArchiveMeter
 from protocols.uplink.topics import GATEWAY_ID
 from taiqu.clock import ClockSetting
+
+if TYPE_CHECKING:
+    from gateway.commands.secrets import MeterSecrets
 
 PASSWORD_ENV = "TAIQU_BROKER_PASSWORD"
 STANDARD_BAUDS = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -132,6 +136,9 @@ class CommandsConfig(_Model):
     """``[commands]``: how head-end commands are carried out."""
 
     reconnect_window_s: float = Field(default=300.0, ge=0, le=3600)  # spread of mass reconnects
+    # meter passwords and operator codes (TOML, mode 0600; gateway.commands.secrets); unset: the
+    # DL/T 645 factory values
+    meter_secrets_file: Path | None = None
 
 
 class HealthConfig(_Model):
@@ -242,6 +249,7 @@ class GatewayConfig(_Model):
     time_sync: TimeSyncConfig = TimeSyncConfig()
     commands: CommandsConfig = CommandsConfig()
     health: HealthConfig = HealthConfig()
+    signatures: SignatureConfig = SignatureConfig()
     buses: tuple[BusConfig, ...] = Field(min_length=1)
     meters: tuple[MeterConfig, ...] = ()
 
@@ -267,6 +275,15 @@ class GatewayConfig(_Model):
         if self.clock_trust.source is not None:
             return self.clock_trust.source
         return "system" if self.clock == "real" else "trusted"
+
+    @property
+    def signatures_required(self) -> bool:
+        """Whether commands must be signed: ``[signatures] required``; unset, yes with a trust file
+        or a real clock (every deployment), no with an accelerated clock (a simulation)."""
+        s = self.signatures
+        if s.required is not None:
+            return s.required
+        return s.trust_file is not None or self.clock == "real"
 
     def bus(self, name: str) -> BusConfig:
         """The bus called ``name``."""
@@ -334,7 +351,20 @@ def _cross_checks(path: Path, cfg: GatewayConfig) -> list[str]:
         ports.setdefault(port, i)
     problems += check_meters(cfg, cfg.meters, where=str(path))
     problems += check_timing(cfg, where=str(path))
+    problems += check_signatures(cfg, where=str(path))
     return problems
+
+
+def check_signatures(cfg: GatewayConfig, *, where: str) -> list[str]:
+    """Signed commands are required (``signatures_required``) but nothing can check them."""
+    if cfg.signatures_required and cfg.signatures.trust_file is None:
+        return [
+            f"{where}: signatures.trust_file: head-end commands must be signed, and the gateway "
+            "needs the head-end's public keys to check them: install headend-keys.json from "
+            "`taiqu headend enrol-gateway` and set trust_file to it (a test bench with simulated "
+            "meters may set required = false instead)"
+        ]
+    return []
 
 
 def _port_key(port: str) -> str:
@@ -450,7 +480,9 @@ def load_config(path: str | Path) -> GatewayConfig:
 
 
 def resolve_secrets(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> Secrets:
-    """The broker credentials: password from ``$TAIQU_BROKER_PASSWORD`` or ``password_file``."""
+    """The broker credentials (password from ``$TAIQU_BROKER_PASSWORD`` or ``password_file``),
+    after checking every other secret and key file the config names: the trust file and the meter
+    secrets file (``ConfigError`` naming the key and the fix)."""
     broker = cfg.broker
     username = broker.username or cfg.gateway_id
     password = os.environ.get(PASSWORD_ENV)
@@ -476,7 +508,37 @@ def resolve_secrets(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> Se
             raise ConfigError(
                 [f"{path}: broker.{key}: {file} does not exist: fix the path or remove the key"]
             )
+    check_trust(cfg, path)
+    meter_secrets(cfg, path)
     return Secrets(username=username, password=password)
+
+
+def check_trust(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> None:
+    """``ConfigError`` unless signatures can be checked as configured (the trust file loads)."""
+    from gateway.signature import TrustFileError, load_trust
+
+    problems = check_signatures(cfg, where=str(path))
+    if problems:
+        raise ConfigError(problems)
+    trust_file = cfg.signatures.trust_file
+    if trust_file is not None:
+        try:
+            load_trust(trust_file)
+        except TrustFileError as exc:
+            raise ConfigError([f"{path}: signatures.trust_file: {exc}"]) from None
+
+
+def meter_secrets(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> MeterSecrets:
+    """The meter passwords and operator codes (``[commands] meter_secrets_file``)."""
+    from gateway.commands.secrets import MeterSecrets, MeterSecretsError, load_meter_secrets
+
+    file = cfg.commands.meter_secrets_file
+    if file is None:
+        return MeterSecrets()
+    try:
+        return load_meter_secrets(Path(file))
+    except MeterSecretsError as exc:
+        raise ConfigError([f"{path}: commands.meter_secrets_file: {exc}"]) from None
 
 
 def config_hash(path: str | Path) -> str:

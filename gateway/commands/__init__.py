@@ -28,10 +28,20 @@ Time sync on command: the meters' clocks are read, the policy of ``gateway.times
 one broadcast per bus.  Reads, back-fill and archive updates are delegated to injected handlers.
 
 Signature: ``verify_signature(command)`` returns ``None`` to accept or the reason to refuse; the
-default accepts unsigned commands (the security issue plugs its ed25519 check in here).
+daemon passes ``gateway.signature``'s Ed25519 check (the executor's own default accepts all).
+
+Meter credentials: ``credentials(meter_id)`` gives the password and operator code of a control
+command (``gateway.commands.secrets``: ``[commands] meter_secrets_file``); without it every meter
+gets the ``password``/``operator`` arguments (the DL/T 645 factory values by default).
 """
 
 from gateway.commands.executor import CommandExecutor
+from gateway.commands.secrets import (
+    MeterCredentials,
+    MeterSecrets,
+    MeterSecretsError,
+    load_meter_secrets,
+)
 from gateway.commands.types import (
     ARMED_KEY,
     CONTROL,
@@ -60,11 +70,15 @@ __all__ = [
     "CommandExecutor",
     "CommandStore",
     "Handler",
+    "MeterCredentials",
     "MeterFailure",
     "MeterLike",
+    "MeterSecrets",
+    "MeterSecretsError",
     "Outcome",
     "Publish",
     "SignatureCheck",
     "Transact",
     "accept_unsigned",
+    "load_meter_secrets",
 ]

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.commands.secrets import MeterCredentials
 from gateway.commands.types import (
     ARMED_KEY,
     CLOCK_ACTIONS,
@@ -74,6 +75,7 @@ class CommandExecutor:
         baud_of: Callable[[str], int] = lambda bus: 2400,
         password: str = DEFAULT_PASSWORD,
         operator: str = DEFAULT_OPERATOR,
+        credentials: Callable[[str], MeterCredentials] | None = None,
     ) -> None:
         if reconnect_window_s < 0:
             raise ValueError("reconnect_window_s must not be negative")
@@ -94,8 +96,8 @@ class CommandExecutor:
         self.reconnect_window_s = reconnect_window_s
         self.rng = rng or random.Random()
         self.baud_of = baud_of
-        self.password = password  # level + 6 digits, e.g. "02000000"
-        self.operator = operator
+        # by meter id ([commands] meter_secrets_file); else every meter gets password/operator
+        self.credentials = credentials or (lambda _meter: MeterCredentials(password, operator))
 
     # -- lifecycle ------------------------------------------------------------------------
     def _emit(
@@ -255,8 +257,9 @@ class CommandExecutor:
         if command.action in RELAY_ACTIONS:
             self._supersede(meter.id, command.id)
         valid_until = MeterTime.from_utc(command.valid_until, self.zone).local
+        secret = self.credentials(meter.id)
         request = RemoteControl(
-            meter.address, action, self.password, self.operator, valid_until=valid_until
+            meter.address, action, secret.password, secret.operator, valid_until=valid_until
         )
         reply = await self.transact(meter.id, request)
         if isinstance(reply, AbnormalReply):

@@ -129,6 +129,7 @@ async def test_a_broadcast_expects_no_reply_and_returns_none() -> None:
 
 BASE: dict[str, Any] = {
     "gateway_id": "gw-1",
+    "signatures": {"required": False},
     "buses": [{"name": "bus1", "port": "socket://127.0.0.1:7001"}],
 }
 

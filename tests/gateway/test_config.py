@@ -22,6 +22,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gateway.toml"
 def base(**over) -> dict:
     doc = {
         "gateway_id": "gw-1",
+        "signatures": {"required": False},  # a test bench (test_config_security.py: the default)
         "buses": [{"name": "bus1", "port": "socket://127.0.0.1:7001", "baud": 2400}],
         "meters": [
             {"bus": "bus1", "protocol": "dlt645-2007", "address": "202611240001"},
@@ -44,6 +45,7 @@ def test_example_file_is_valid():
     assert [m.id for m in cfg.meters][:2] == ["202611240001", "202611240002"]
     assert cfg.meters[0].role == "area_total"
     assert cfg.schedule.daily_frozen_at.hour == 0 and cfg.schedule.daily_frozen_at.minute == 5
+    assert cfg.signatures_required and cfg.signatures.trust_file is not None
 
 
 def test_defaults_follow_the_agreed_format():

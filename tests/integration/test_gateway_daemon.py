@@ -175,6 +175,7 @@ def gateway_doc(fleet: Any, broker: Any, data_dir: Path, **schedule: Any) -> dic
         "broker": {"host": broker.host, "port": broker.port},
         "schedule": {"energy_minutes": 15, "events_minutes": 5, "backfill_days": 0} | schedule,
         "commands": {"reconnect_window_s": 0},
+        "signatures": {"required": False},  # a test bench (test_gateway_signed_commands.py)
         "buses": [
             {"name": name, "port": url, "baud": 9600, "response_timeout_ms": 300}
             for name, url in fleet.endpoints.items()

@@ -155,6 +155,7 @@ def gateway_config(fleet: Any, broker: Any, data_dir: Path) -> GatewayConfig:
         "data_dir": str(data_dir),
         "broker": {"host": broker.host, "port": broker.port},
         "schedule": {"energy_minutes": 15, "events_minutes": 0, "backfill_days": 0},
+        "signatures": {"required": False},  # a test bench (test_gateway_signed_commands.py)
         "buses": buses,
         "meters": meters,
     }
