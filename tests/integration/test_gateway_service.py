@@ -56,6 +56,45 @@ def test_bad_config_exits_with_status_2_and_names_the_key(tmp_path: Path) -> Non
     assert "Traceback" not in run.stderr
 
 
+SECURE = 'gateway_id = "gw-1"\n[[buses]]\nname = "bus1"\nport = "socket://127.0.0.1:1"\n'
+
+
+@pytest.mark.parametrize(
+    ("setup", "key", "says"),
+    [
+        ("", "signatures.trust_file", "taiqu headend enrol-gateway"),
+        ("trust:{", "signatures.trust_file", "not JSON"),
+        ("secrets:0644", "commands.meter_secrets_file", "readable by others (mode 0644)"),
+        ("secrets:0640", "commands.meter_secrets_file", "chmod 600"),
+    ],
+    ids=["no-trust-file", "broken-trust-file", "world-readable", "group-readable"],
+)
+def test_security_files_that_cannot_be_used_exit_with_status_2(
+    tmp_path: Path, setup: str, key: str, says: str
+) -> None:
+    text = SECURE
+    if setup.startswith("trust:"):
+        (tmp_path / "keys.json").write_text(setup.removeprefix("trust:"))
+        text += f'[signatures]\ntrust_file = "{tmp_path / "keys.json"}"\n'
+    elif setup.startswith("secrets:"):
+        secrets = tmp_path / "meter-secrets.toml"
+        secrets.write_text('[default]\npassword = "02123456"\n')
+        os.chmod(secrets, int(setup.removeprefix("secrets:"), 8))
+        text += f'[signatures]\nrequired = false\n[commands]\nmeter_secrets_file = "{secrets}"\n'
+    config = tmp_path / "gateway.toml"
+    config.write_text(text)
+    run = subprocess.run(
+        [TAIQU, "gateway", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2, run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"taiqu gateway: {config}: {key}: ") and says in line, line
+    assert "02123456" not in run.stderr and "Traceback" not in run.stderr
+
+
 class Notifications:
     """A datagram socket standing in for systemd's ``NOTIFY_SOCKET``."""
 
