@@ -1,8 +1,12 @@
 """Bytes ⇄ contract messages, and records ⇄ the reading model.
 
-Wire form: UTF-8 JSON with short keys.  ``up/data`` batches and ``down/archive`` pushes are
-zlib-compressed (first byte 0x78); other messages are plain JSON, but any payload may be
-compressed.  Decompressed payloads are capped at ``MAX_PAYLOAD`` bytes (no zip bombs).
+Wire form: UTF-8 JSON with short keys.  ``up/data`` batches, ``up/status`` and ``down/archive``
+are zlib-compressed (first byte 0x78); other messages are plain JSON, but any payload may be
+compressed.  Compression uses a preset dictionary of the contract's common strings (``ZDICT``,
+announced by zlib's FDICT flag and identified by its Adler-32 ``DICTID``), which saves a tenth of
+the bytes of a small gateway's sweep; a receiver also inflates payloads compressed without one.
+Dictionaries are part of the contract: one is never changed, only a new one added beside it.
+Decompressed payloads are capped at ``MAX_PAYLOAD`` bytes (no zip bombs).
 """
 
 from __future__ import annotations
@@ -33,7 +37,28 @@ from protocols.uplink.messages import (
 from protocols.uplink.topics import parse_topic
 
 MAX_PAYLOAD = 16 * 1024 * 1024
-COMPRESSED = (Batch, ArchivePush)
+_ENERGY = ",".join(
+    f'"energy.active.{d}.{t}":""'
+    for d in ("export", "import")
+    for t in ("t1", "t2", "t3", "t4", "total")
+)
+# The most frequent text comes last (zlib reaches back into the dictionary's end most cheaply).
+ZDICT = (
+    '{"v":1,"gw":"","epoch":"","seq":,"sent":"","resend":true,"records":['
+    '{"r":"gap","first":,"last":,"reason":"disk budget exceeded","readings":,"events":},'
+    '{"r":"ev","m":"","t":"meter_cover_open","t":"terminal_cover_open","t":"power_down",'
+    '"t":"relay_change","t":"clock_drift","t":"reading_anomaly","s":"","e":"","d":"","x":{}},'
+    '{"r":"rd","m":"","k":"on_demand","k":"daily_frozen","c":"","fl":["backfilled"],'
+    '"fl":["clock_unsynced"],"ft":"T00:00:00+08:00","q":{"relay.state":"closed",'
+    '"status.word3":"","voltage.a":"","current.a":"","power.active.total":"",'
+    '"events.meter_cover.count":,"events.terminal_cover.count":,"events.power_down.count":,'
+    f"{_ENERGY}}}}},"
+    '{"r":"rd","m":"","k":"interval","gt":"2026-","mt":"2026-+08:00","q":{'
+    '"energy.active.import.total":"","energy.active.import.t1":"","energy.active.import.t2":"",'
+    '"energy.active.import.t3":"","energy.active.import.t4":""}}'
+).encode()
+DICTIONARIES = {zlib.adler32(ZDICT): ZDICT}
+COMPRESSED = (Batch, ArchivePush, Status)
 SCHEMAS: dict[str, type[BaseModel]] = {
     "data": Batch,
     "status": Status,
@@ -51,15 +76,31 @@ def encode(message: BaseModel, *, compress: bool | None = None) -> bytes:
     body = message.model_dump_json(by_alias=True, exclude_none=True).encode()
     if compress is None:
         compress = isinstance(message, COMPRESSED)
-    return zlib.compress(body, 6) if compress else body
+    if not compress:
+        return body
+    deflater = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, zdict=ZDICT)
+    return deflater.compress(body) + deflater.flush()
+
+
+def _inflater(payload: bytes) -> Any:
+    """A zlib inflater primed with the dictionary the payload's header names, if any."""
+    header_ok = (
+        len(payload) >= 6 and payload[0] & 0x0F == 8 and (payload[0] << 8 | payload[1]) % 31 == 0
+    )
+    if header_ok and payload[1] & 0x20:  # FDICT: a preset dictionary, its DICTID follows
+        dictid = int.from_bytes(payload[2:6], "big")
+        if dictid not in DICTIONARIES:
+            raise ContractError(f"payload compressed with an unknown dictionary {dictid:#010x}")
+        return zlib.decompressobj(zdict=DICTIONARIES[dictid])
+    return zlib.decompressobj()
 
 
 def _inflate(payload: bytes) -> bytes:
     if payload[:1] == b"{":
         return payload
     try:
-        inflater = zlib.decompressobj()
-        body = inflater.decompress(payload, MAX_PAYLOAD)
+        inflater = _inflater(payload)
+        body: bytes = inflater.decompress(payload, MAX_PAYLOAD)
         if inflater.unconsumed_tail:
             raise ContractError(f"payload inflates beyond {MAX_PAYLOAD} bytes")
         return body

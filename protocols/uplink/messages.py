@@ -22,6 +22,11 @@ Epoch = Annotated[str, Field(min_length=8, max_length=32, pattern=r"^[0-9a-f]+$"
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
+def _empty(value: object) -> bool:
+    """Defaults left off the wire (empty flags and details, ``resend=false``): smaller batches."""
+    return not value
+
+
 class _Msg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -41,7 +46,7 @@ class ReadingRecord(_Rec):
     gateway_time: AwareDatetime = Field(alias="gt")
     meter_time: AwareDatetime | None = Field(default=None, alias="mt")
     freeze_time: AwareDatetime | None = Field(default=None, alias="ft")
-    flags: tuple[str, ...] = Field(default=(), alias="fl")
+    flags: tuple[str, ...] = Field(default=(), alias="fl", exclude_if=_empty)
     command: str | None = Field(default=None, alias="c", max_length=64)
     values: dict[str, str | int] = Field(alias="q", min_length=1)
 
@@ -63,7 +68,7 @@ class EventRecord(_Rec):
     start: AwareDatetime | None = Field(default=None, alias="s")
     end: AwareDatetime | None = Field(default=None, alias="e")
     detected: AwareDatetime | None = Field(default=None, alias="d")
-    details: dict[str, Any] = Field(default_factory=dict, alias="x")
+    details: dict[str, Any] = Field(default_factory=dict, alias="x", exclude_if=_empty)
 
 
 class GapRecord(_Rec):
@@ -88,7 +93,7 @@ class Batch(_Msg):
     seq: Seq
     sent: AwareDatetime
     records: tuple[Record, ...] = Field(min_length=1, max_length=100_000)
-    resend: bool = False  # true when re-sent on request
+    resend: bool = Field(default=False, exclude_if=_empty)  # true when re-sent on request
 
     @property
     def last_seq(self) -> int:
@@ -192,7 +197,7 @@ class Ack(_Msg):
 
     epoch: Epoch
     upto: Seq
-    ranges: tuple[tuple[Seq, Seq], ...] = ()  # further stored ranges beyond a hole
+    ranges: tuple[tuple[Seq, Seq], ...] = Field(default=(), exclude_if=_empty)  # beyond a hole
 
 
 class ResendRequest(_Msg):

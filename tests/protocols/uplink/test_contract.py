@@ -129,3 +129,36 @@ def test_random_bytes_raise_only_contract_error(blob):
             decode(blob, schema)
         except ContractError:
             pass
+
+
+def _sweep(meters: int) -> Batch:
+    readings = [
+        Reading(f"2026112400{n:02d}", q, Decimal("1000.00") + n * 7 + i, T0, meter_time=T0)
+        for n in range(meters)
+        for i, q in enumerate(("energy.active.import.total", "energy.active.import.t1"))
+    ]
+    return Batch(gateway="gw-1", epoch="00ff00ff00ff00ff", seq=1, sent=T0,
+                 records=tuple(readings_to_records(readings)))
+
+
+def test_preset_dictionary_makes_small_sweeps_smaller_and_plain_zlib_still_decodes():
+    batch = _sweep(16)
+    plain = zlib.compress(encode(batch, compress=False), 6)
+    with_dict = encode(batch)
+    assert with_dict[1] & 0x20  # FDICT announced in the zlib header
+    assert len(with_dict) < len(plain)
+    assert decode(with_dict, Batch) == decode(plain, Batch) == batch
+
+
+def test_unknown_dictionary_is_a_contract_error():
+    deflater = zlib.compressobj(zdict=b"some other dictionary")
+    payload = deflater.compress(encode(_sweep(2), compress=False)) + deflater.flush()
+    with pytest.raises(ContractError, match="unknown dictionary"):
+        decode(payload, Batch)
+
+
+def test_empty_defaults_stay_off_the_wire():
+    body = encode(_sweep(1), compress=False)
+    assert b'"fl"' not in body and b'"resend"' not in body
+    flagged = _sweep(1).model_copy(update={"resend": True})
+    assert b'"resend":true' in encode(flagged, compress=False)
