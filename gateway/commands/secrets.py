@@ -64,7 +64,7 @@ class _File(BaseModel):
 
 
 _FIXES = {
-    "password": 'level 00-09 then 6 digits, e.g. "02123456"',
+    "password": 'level 00-09 then 6 digits, e.g. "02000000" (level 02, password 000000)',
     "operator": '8 hex digits, e.g. "0000A001"',
 }
 
