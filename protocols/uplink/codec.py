@@ -34,6 +34,7 @@ from protocols.uplink.messages import (
     ResendRequest,
     Status,
 )
+from protocols.uplink.sweeps import compact, expand
 from protocols.uplink.topics import parse_topic
 
 MAX_PAYLOAD = 16 * 1024 * 1024
@@ -55,7 +56,10 @@ ZDICT = (
     f"{_ENERGY}}}}},"
     '{"r":"rd","m":"","k":"interval","gt":"2026-","mt":"2026-+08:00","q":{'
     '"energy.active.import.total":"","energy.active.import.t1":"","energy.active.import.t2":"",'
-    '"energy.active.import.t3":"","energy.active.import.t4":""}}'
+    '"energy.active.import.t3":"","energy.active.import.t4":""}},'
+    '{"r":"sw","k":"interval","gt":"2026-","qs":["energy.active.import.total",'
+    '"energy.active.import.t1","energy.active.import.t2","energy.active.import.t3",'
+    '"energy.active.import.t4"],"mz":28800,"rows":[["2026'
 ).encode()
 DICTIONARIES = {zlib.adler32(ZDICT): ZDICT}
 COMPRESSED = (Batch, ArchivePush, Status)
@@ -73,7 +77,12 @@ M = TypeVar("M", bound=BaseModel)
 
 def encode(message: BaseModel, *, compress: bool | None = None) -> bytes:
     """Serialise a message; batches and archive pushes are compressed by default."""
-    body = message.model_dump_json(by_alias=True, exclude_none=True).encode()
+    if isinstance(message, Batch):  # runs of reading records travel as columnar sweeps
+        data = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data["records"] = compact(data["records"])
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    else:
+        body = message.model_dump_json(by_alias=True, exclude_none=True).encode()
     if compress is None:
         compress = isinstance(message, COMPRESSED)
     if not compress:
@@ -121,6 +130,8 @@ def decode(payload: bytes, schema: type[M]) -> M:
         raise ContractError("payload must be a JSON object")
     if data.get("v") != 1:
         raise ContractError(f"unsupported contract version {data.get('v')!r} (expected 1)")
+    if schema is Batch and "records" in data:
+        data["records"] = expand(data["records"])
     try:
         message = TypeAdapter(schema).validate_python(data)
     except ValidationError as exc:

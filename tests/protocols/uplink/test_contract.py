@@ -162,3 +162,71 @@ def test_empty_defaults_stay_off_the_wire():
     assert b'"fl"' not in body and b'"resend"' not in body
     flagged = _sweep(1).model_copy(update={"resend": True})
     assert b'"resend":true' in encode(flagged, compress=False)
+
+
+_QS = ["energy.active.import.total", "energy.active.import.t1", "relay.state",
+       "events.power_down.count"]
+
+
+@st.composite
+def _readings(draw):
+    zone = draw(st.sampled_from([None, "Asia/Shanghai", "Europe/Berlin"]))
+    out = []
+    for n in range(draw(st.integers(1, 12))):
+        at = T0 + timedelta(seconds=draw(st.integers(0, 900)),
+                            microseconds=draw(st.sampled_from([0, 0, 0, 250_000])))
+        mt = None
+        if zone and draw(st.booleans()):
+            from zoneinfo import ZoneInfo
+
+            mt = (at - timedelta(seconds=draw(st.integers(-120, 120)))).astimezone(ZoneInfo(zone))
+            mt = mt.replace(microsecond=0)
+        kind = draw(st.sampled_from([ReadingKind.INTERVAL, ReadingKind.INTERVAL,
+                                     ReadingKind.ON_DEMAND]))
+        flags = draw(st.sampled_from([frozenset(), frozenset(), frozenset({"clock_unsynced"})]))
+        for q in draw(st.lists(st.sampled_from(_QS), min_size=1, max_size=4, unique=True)):
+            value = (str(draw(st.sampled_from(["open", "closed"]))) if q == "relay.state"
+                     else draw(st.integers(0, 9)) if q.startswith("events")
+                     else Decimal(draw(st.integers(0, 10**8))).scaleb(-2))
+            out.append(Reading(f"{n:012d}", q, value, at, kind=kind, meter_time=mt, flags=flags))
+    return out
+
+
+@given(_readings())
+def test_sweeps_round_trip_every_reading_exactly(readings):
+    records = readings_to_records(readings)
+    batch = Batch(gateway="gw-1", epoch="00ff00ff00ff00ff", seq=3, sent=T0, records=tuple(records))
+    decoded = decode(encode(batch), Batch)
+    assert decoded == batch
+    assert len(decoded.records) == len(records)  # one sequence number per record, as sent
+    for a, b in zip(decoded.records, records, strict=True):
+        if b.meter_time is not None:
+            assert a.meter_time.utcoffset() == b.meter_time.utcoffset()  # the meter's wall time
+
+
+def test_a_sweep_is_smaller_than_its_records():
+    batch = _sweep(32)
+    body = encode(batch, compress=False)
+    assert b'"r":"sw"' in body and b'"r":"rd"' not in body
+    data = batch.model_dump_json(by_alias=True, exclude_none=True).encode()
+    assert len(encode(batch)) < 0.9 * len(zlib.compress(data, 9))
+
+
+@pytest.mark.parametrize("bad", [
+    {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00", "qs": [], "rows": []},
+    {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00Z", "qs": ["energy.active.import.total"],
+     "rows": [["m1", 0]]},
+    {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00Z", "qs": ["energy.active.import.total"],
+     "rows": [["m1", "0", None, "1.0"]]},
+    {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00Z", "qs": ["energy.active.import.total"],
+     "rows": [["m1", 0, 5, "1.0"]]},  # a meter time without the meters' offset
+    {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00Z", "qs": ["energy.banana"],
+     "rows": [["m1", 0, None, "1.0"]]},
+])
+def test_malformed_sweeps_are_contract_errors(bad):
+    import json
+
+    body = {"v": 1, "gw": "gw-1", "epoch": "00ff00ff00ff00ff", "seq": 1,
+            "sent": "2026-01-01T00:00:00Z", "records": [bad]}
+    with pytest.raises(ContractError):
+        decode(json.dumps(body).encode(), Batch)
