@@ -58,6 +58,9 @@ def run(
     gateway = Gateway(cfg, config_path=config, config_hash=config_hash(config))
     try:
         asyncio.run(gateway.run())
+    except ConfigError as exc:  # found at start-up (e.g. an unreadable trust file): no restart loop
+        typer.echo(f"taiqu gateway: {exc}", err=True)
+        raise typer.Exit(2) from None
     except GatewayError as exc:
         typer.echo(f"taiqu gateway: {exc}", err=True)
         raise typer.Exit(1) from None

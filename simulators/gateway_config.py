@@ -43,6 +43,11 @@ def render(
         "instant_minutes = 0",
         'daily_frozen_at = "00:05"',
         "backfill_days = 7",
+        "",
+        "# A bench with simulated meters accepts unsigned commands.  In the field, install the",
+        "# head-end's keys (`taiqu headend enrol-gateway`), set trust_file and required = true.",
+        "[signatures]",
+        "required = false",
     ]
     for b in config.buses:
         if b.area != area.name:

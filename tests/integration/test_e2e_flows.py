@@ -213,6 +213,7 @@ async def running(
     clock = make_clock(AcceleratedSetting(**clock_doc))
     keys = KeyStore(tmp_path / "keys")
     keys.create(TUESDAY - timedelta(days=1))
+    trust = keys.export_trust(tmp_path / "headend-keys.json", TUESDAY)  # what the gateway trusts
     settings = Settings(
         database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'headend.db'}"),
         mqtt=MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id="headend-e2e"),
@@ -244,7 +245,9 @@ async def running(
             meters = fleet.control.meters()
             await add_archive(api, meters)
             cfg = parse_config(
-                gateway_doc(fleet, mosquitto, tmp_path / "gw", clock_doc), tmp_path / "gw.toml"
+                gateway_doc(fleet, mosquitto, tmp_path / "gw", clock_doc)
+                | {"signatures": {"trust_file": str(trust)}},
+                tmp_path / "gw.toml",
             )
             gateway = Gateway(cfg, config_path=tmp_path / "gw.toml")
             await gateway.start()

@@ -82,13 +82,16 @@ async def test_balance_runs_out_reminders_disconnect_and_top_up(
         off = await wait_for(supply_off, "the disconnect after the grace period", timeout=60)
         assert off["stage"] == "off" and float(off["balance"]) <= 0
         assert fleet.control.relay(METER)["relay"] == "open"  # ground truth
-        # every reminder reached both sinks: two balance notices, the final notice, the disconnect
+        # every reminder reached both sinks: the balance notices, the final notice, the disconnect.
+        # Two balance thresholds; when a charge crosses both at once (a loaded machine runs the
+        # accelerated job less often) only the lower one is sent — never one threshold twice.
         titles = [b["title"] for b in hook.bodies]
-        assert titles.count("Low electricity balance") == 2, titles
+        low = [b["message"] for b in hook.bodies if b["title"] == "Low electricity balance"]
+        assert 1 <= len(low) <= 2 and len(set(low)) == len(low), titles
         assert titles.count("Final notice before disconnection") == 1, titles
 
         async def both_sinks() -> bool:
-            return len(smtp.messages) == len(hook.bodies) >= 4
+            return len(smtp.messages) == len(hook.bodies) >= len(low) + 2
 
         await wait_for(both_sinks, "the disconnect notice in both sinks")
         actions = (await api.get("/api/v1/prepay/accounts/acc1/actions")).json()
