@@ -35,7 +35,7 @@ def render(
         "[broker]",
         f"host = {_q(broker_host)}",
         f"port = {broker_port}",
-        "keepalive = 30",
+        "keepalive = 60",
         "",
         "[schedule]",
         "energy_minutes = 15",
