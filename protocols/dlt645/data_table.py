@@ -8,6 +8,8 @@ there is none; the value key is then a descriptive slug).  Certainty follows
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from protocols import quantities
 from protocols.dlt645.control import Version
 from protocols.dlt645.data_ids import DataId, Member
@@ -295,22 +297,34 @@ ROWS_2007: list[DataId] = [
 ]
 
 
+# 1997 settlement periods live in DI1's high nibble: 90xx current, 94xx last month, 98xx the month
+# before last (the 2007 form puts them in DI0).  [1: several implementations agree; no standard]
+PERIODS_1997 = ((0x0000, "current", 0, ""), (0x0400, "settlement", 1, ", settlement period -1"),
+                (0x0800, "settlement", 2, ", settlement period -2"))  # fmt: skip
+
+
 def _energy_rows_1997() -> list[DataId]:
     rows: list[DataId] = []
-    for di, prefix, what in (
+    for base, prefix, what in (
         (0x9010, "energy.active.import", "forward active energy"),
         (0x9020, "energy.active.export", "reverse active energy"),
     ):
-        for t in range(5):
-            key = f"{prefix}.total" if t == 0 else f"{prefix}.t{t}"
-            name = f"{what}, total" if t == 0 else f"{what}, tariff {t}"
-            rows.append(DataId(di + t, V9, name, key, _q(key), "kWh", _E))
-        members = _energy_members(prefix, what, "kWh", _E)
-        rows.append(
-            _block(
+        for offset, period, index, suffix in PERIODS_1997:
+            di = base + offset
+            extra: dict[str, object] = {"period": period, "index": index}
+            if period != "current":
+                extra["certainty"] = "1"
+            for t in range(5):
+                key = f"{prefix}.total" if t == 0 else f"{prefix}.t{t}"
+                name = (f"{what}, total" if t == 0 else f"{what}, tariff {t}") + suffix
+                rows.append(DataId(di + t, V9, name, key, _q(key), "kWh", _E, **extra))  # type: ignore[arg-type]
+            members = _energy_members(prefix, what, "kWh", _E)
+            block = _block(
                 di | 0xF, V9, f"{what} block", members, (_E,) * 5, "kWh", repeat_tail=f"{prefix}.t"
             )
-        )
+            if period != "current":  # same key as the current block; name and period tell apart
+                block = replace(block, name=block.name + suffix, **extra)  # type: ignore[arg-type]
+            rows.append(block)
     return rows
 
 

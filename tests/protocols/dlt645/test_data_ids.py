@@ -175,3 +175,18 @@ def test_wire_errors_are_codec_errors():
         decode_value(0x00010000, hx("00 00"))  # wrong length
     with pytest.raises(Dlt645Error):
         decode_value(0x12345678, hx("00"))  # unknown
+
+
+@pytest.mark.parametrize(("di", "index"), [(0x9410, 1), (0x9412, 1), (0x941F, 1), (0x9820, 2)])
+def test_1997_previous_months_are_settlement_periods_not_current_readings(di, index):
+    row = data_id(di, Version.V1997)
+    assert (row.period, row.index) == ("settlement", index)
+    current = data_id(di & ~0x0C00, Version.V1997)  # 94xx/98xx → 90xx
+    assert current.period == "current" and current.key == row.key
+    value = (
+        {m.key: Decimal("1.00") for m in row.members} if row.members else Decimal("123.45")
+    )
+    data = encode_value(di, value, Version.V1997)
+    assert decode_value(di, data, Version.V1997) == value
+    reply = ReadReply("000000000001", di, {row.key: value}, version=Version.V1997)
+    assert reply_to_readings(reply, datetime(2026, 1, 1, tzinfo=UTC)) == []
