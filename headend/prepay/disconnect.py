@@ -8,6 +8,15 @@ command lifecycle, never around it::
        │  └─(refused by a guard rail, or data stale: rule + next_try)─┐   │ command failed /
        └──────────────────────────────────────────────────────────────┘◄──┘ expired / cancelled
     waiting/requested ──(no longer needed: the customer paid)──► dropped
+    requested ──(reconnect command armed)──► armed ──(command executed)──► done
+                                               └──(command failed: superseded)──► waiting
+
+``armed`` (close-allowed reconnects): the meter confirmed the close allowed and waits for the
+customer's button.  The head-end's part is done: the account's supply is ``armed`` (restoring,
+awaiting the button), nothing is retried and no second reconnect is opened (the account is neither
+``off`` nor has an open action).  The jobs still follow the command until the gateway reports the
+relay closed (``executed``: supply ``on``) or superseded by a later relay command (``failed``: back
+to ``waiting`` with supply ``off``, so a paid account is reconnected again).
 
 Every attempt is appended to the action's ``history`` and audited; refusals are visible with the
 rule that refused them and when the next try is.  A refused disconnect retries at the next time the
@@ -38,7 +47,8 @@ from protocols.quantities import ENERGY_TOTAL
 from protocols.uplink import CommandAction
 
 SYSTEM = User("prepay", Role.OPERATOR, None)
-OPEN = ("waiting", "requested")
+PENDING = ("waiting", "requested")  # an action still to be carried out (one per account)
+OPEN = (*PENDING, "armed")  # every action the jobs follow (``armed``: done but for the button)
 LONG_WAIT = {"keep_power": timedelta(hours=24), "pause": timedelta(hours=1)}
 
 
@@ -88,10 +98,10 @@ def newest_reading(conn: Connection, meter_ids: list[str]) -> datetime | None:
 
 
 def open_action(conn: Connection, account: str) -> Any:
-    """The account's open action, if any."""
+    """The account's pending action (waiting or requested), if any; ``armed`` is not pending."""
     return conn.execute(
         select(prepay_actions)
-        .where(prepay_actions.c.account == account, prepay_actions.c.state.in_(OPEN))
+        .where(prepay_actions.c.account == account, prepay_actions.c.state.in_(PENDING))
         .order_by(prepay_actions.c.id.desc())
     ).first()
 
@@ -157,8 +167,9 @@ def step(
     commands_settings: CommandSettings,
     settings: PrepaySettings,
 ) -> str:
-    """Move one open action on; returns its outcome (``requested``, a rule, ``done`` …)."""
-    if row.state == "requested":
+    """Move one open action on; returns its outcome (``requested``, ``waiting``, a rule, ``done``
+    — also when a reconnect becomes armed, the head-end's part being done)."""
+    if row.state in ("requested", "armed"):
         return _follow(conn, row, now, guards, settings)
     if row.next_try is not None and row.next_try > now:
         return "waiting"
@@ -260,9 +271,7 @@ def _follow(
         values: dict[str, Any] = {"supply": supply}
         if row.action == "disconnect":
             values["stage"] = "off"
-        conn.execute(
-            update(prepay_accounts).where(prepay_accounts.c.id == row.account).values(**values)
-        )
+        _set_account(conn, row.account, **values)
         audit.append(
             conn,
             SYSTEM.name,
@@ -272,7 +281,23 @@ def _follow(
             at=now,
         )
         return "done"
+    if state == State.ARMED and row.action == "reconnect":
+        if row.state == "armed":
+            return "waiting"
+        _note(conn, row, now, "armed", state="armed", command_id=row.command_id)
+        _set_account(conn, row.account, supply="armed")
+        audit.append(
+            conn,
+            SYSTEM.name,
+            "prepay.reconnect_armed",
+            row.account,
+            {"command": row.command_id},
+            at=now,
+        )
+        return "done"
     if state in (State.FAILED, State.EXPIRED, State.CANCELLED):
+        if row.state == "armed":
+            _set_account(conn, row.account, supply="off")
         rule = f"command_{state}"
         retry = (
             next_allowed(conn, guards, now + timedelta(minutes=settings.action_retry_minutes))
@@ -291,6 +316,10 @@ def _follow(
         )
         return rule
     return "requested"
+
+
+def _set_account(conn: Connection, account: str, **values: Any) -> None:
+    conn.execute(update(prepay_accounts).where(prepay_accounts.c.id == account).values(**values))
 
 
 def quiet_until(settings: PrepaySettings, zone: Any, now: datetime) -> datetime:

@@ -277,3 +277,77 @@ def test_failed_deliveries_are_retried_and_logged(engine, sinks):
         [row] = conn.execute(select(notifications)).all()
     assert row.state == "sent" and row.attempts == 2
     assert "户号 acc1" in hook.bodies[0]["message"]
+
+
+def report(world, state, meter="m1"):
+    """The gateway's word on every sent or armed dispatch, for one meter."""
+    with writing(world.engine) as conn:
+        for dispatch in conn.execute(
+            select(command_dispatches.c.id).where(
+                command_dispatches.c.state.in_(["sent", "received", "armed"])
+            )
+        ).scalars():
+            on_result(
+                conn,
+                "gw1",
+                CommandResult(
+                    id=dispatch, gw="gw1", state=state, at=world.clock.now(), meter=meter
+                ),
+            )
+
+
+def _armed_world(engine, hook):
+    extra = {"prepay": {**EXTRA["prepay"], "operator_urls": [hook.url()]}}
+    start = local(2026, 3, 10, 9)
+    seed_meters(engine, ["m1"])
+    put_tariff(engine, "res", {"kind": "flat", "price": "1.00"})
+    open_account(engine, "acc1", ["P-m1"], at=start - timedelta(hours=2))
+    world = World(engine, ManualClock(start - timedelta(hours=1)), extra)
+    with writing(engine) as conn:
+        add_readings(conn, "m1", [(start - timedelta(hours=2), "0")])
+    world.tick(1)  # charged −5: owes
+    with writing(engine) as conn:  # as after a prepayment disconnect
+        conn.execute(update(prepay_accounts).values(stage="off", supply="off"))
+    world.top_up("80.00", "BANK-1")
+    [cmd] = world.commands()
+    assert cmd.action == "relay_close_allowed" and world.actions()[0].state == "requested"
+    Dispatcher(world.engine, lambda t, p: None, world.clock, world.jobs.ctx.guards).run_once()
+    report(world, CommandState.ARMED)
+    assert world.commands()[0].state == "armed"
+    return world
+
+
+def test_an_armed_reconnect_is_done_for_the_account_until_the_button(engine, sinks):
+    _smtp, hook = sinks
+    world = _armed_world(engine, hook)
+    world.tick(1, kwh="0")
+    [action] = world.actions()
+    assert action.state == "armed" and action.history[-1]["outcome"] == "armed"
+    assert world.account().supply == "armed"
+    world.top_up("10.00", "BANK-2")  # paying again while armed: no second reconnect
+    world.tick(5, kwh="0")  # no retry, no new command, no operator alert
+    assert len(world.commands()) == 1 and len(world.actions()) == 1
+    assert world.actions()[0].attempts == 1 and world.account().supply == "armed"
+    with reading(engine) as conn:
+        kinds = [r["template"] for r in outbox.of_account(conn, "acc1")]
+    assert "disconnect_refused" not in kinds
+    report(world, CommandState.EXECUTED)  # the customer pressed the button
+    world.tick(1, kwh="0")
+    [action] = world.actions()
+    assert action.state == "done" and world.account().supply == "on"
+    assert len(world.commands()) == 1
+
+
+def test_a_superseded_arm_reconnects_again(engine, sinks):
+    _smtp, hook = sinks
+    world = _armed_world(engine, hook)
+    world.tick(1, kwh="0")
+    assert world.account().supply == "armed"
+    report(world, CommandState.FAILED)  # a later relay command superseded the arm
+    world.tick(1, kwh="0")
+    [action] = world.actions()
+    assert action.state == "waiting" and action.rule == "command_failed"
+    assert world.account().supply == "off"
+    world.clock.current = action.next_try - timedelta(hours=1)
+    world.tick(1, kwh="0")
+    assert [c.action for c in world.commands()] == ["relay_close_allowed"] * 2
