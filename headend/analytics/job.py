@@ -5,6 +5,14 @@ run) the job claims the day in ``analytics_runs`` (insert-if-absent: one head-en
 a claim left unfinished for ``STALE`` is taken over) and recomputes days
 ``yesterday − lookback_days``…``yesterday``.  The results are idempotent upserts, so even two
 instances computing the same day would write the same rows.
+
+Time is the head-end's one clock (``app.state.clock``): the job sleeps with ``clock.sleep`` and
+takes "today" in the settings' zone from ``clock.now()``, so an accelerated demo clock computes
+line loss right after a simulated 01:30.  A clock that does not move by itself (``ManualClock``:
+``wall_seconds`` is 0, and its ``sleep`` *advances* it) is never slept on: the job polls it every
+``POLL_S`` of wall time and runs only when whoever owns the clock has moved it past the run time,
+so a test's clock is never fast-forwarded through days by the job.  ``start(app)`` runs the job
+only for an app whose background workers run (``taiqu headend serve``), never for a bare router.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import logging
 import os
 import socket
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select, update
 
@@ -27,6 +36,8 @@ from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
 STALE = timedelta(hours=1)
+POLL_S = 0.05  # wall seconds between looks at a clock that does not move by itself
+MAX_NAP = timedelta(hours=1)  # clock time slept at once before looking at the clock again
 
 
 def instance_name() -> str:
@@ -114,15 +125,23 @@ class DailyJob:
         self.runs += result is not None
         return result
 
+    async def until(self, when: datetime) -> None:
+        """Return once ``clock.now() >= when`` (never moving a clock that moves only by hand)."""
+        while (now := self.clock.now()) < when:
+            left = min(when - now, MAX_NAP).total_seconds()
+            if self.clock.wall_seconds(left) > 0:
+                await self.clock.sleep(left)
+            else:  # a manual clock: wait for its owner to move it
+                await asyncio.sleep(POLL_S)
+
     async def _loop(self) -> None:
-        await self.clock.sleep(self.settings.start_delay_s)
+        await self.until(self.clock.now() + timedelta(seconds=self.settings.start_delay_s))
         now = self.clock.now()
         local = now.astimezone(self.settings.tz)
         if local.time() >= self.settings.run_at:
             await self._guarded()
         while True:
-            now = self.clock.now()
-            await self.clock.sleep((self.next_run(now) - now).total_seconds())
+            await self.until(self.next_run(self.clock.now()))
             await self._guarded()
 
     async def _guarded(self) -> None:
@@ -145,3 +164,19 @@ class DailyJob:
             except asyncio.CancelledError:
                 pass
             self.task = None
+
+
+def workers_running(app: Any) -> bool:
+    """Whether ``app`` runs its background workers (``serve``; the dispatcher is the sign)."""
+    return getattr(app.state, "dispatcher", None) is not None
+
+
+def start(app: Any, settings: AnalyticsSettings) -> DailyJob | None:
+    """Start the daily job on ``app.state.clock`` once per app, when enabled and the app runs its
+    background workers; the job started (or already running), else None."""
+    job: DailyJob | None = getattr(app.state, "analytics_job", None)
+    if job is None and settings.job and workers_running(app):
+        job = DailyJob(app.state.engine, settings, app.state.clock)
+        job.start()
+        app.state.analytics_job = job
+    return job

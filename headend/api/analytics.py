@@ -2,7 +2,8 @@
 
 Every read needs the viewer role and is filtered to the user's areas; marking a suspect inspected
 and ordering a recompute need operator; setting a target supervisor.  Each list is CSV with
-``?format=csv``.  The router's lifespan starts the daily job (``[analytics] job = true``).
+``?format=csv``.  The router's lifespan starts the daily job (``[analytics] job = true``) on the
+app's clock, only when the app runs its background workers (``serve``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select
 
 from headend.analytics import AnalyticsInputError, repo, store
-from headend.analytics.job import DailyJob
+from headend.analytics import job as daily_job
 from headend.analytics.lineloss import trend
 from headend.analytics.service import recompute
 from headend.analytics.settings import AnalyticsSettings, analytics_settings
@@ -42,7 +43,6 @@ from headend.api.deps import (
 from headend.db.analytics_tables import analytics_inspections, analytics_targets
 from headend.db.dialect import upsert
 from headend.db.tables import areas
-from taiqu.clock import RealClock
 
 Operator = Annotated[Any, Depends(require_role("operator"))]
 Supervisor = Annotated[Any, Depends(require_role("supervisor"))]
@@ -52,19 +52,16 @@ MAX_RANGE = 400
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the daily job after the app's own start-up (migrations) when enabled."""
-    config = settings_of_app(app)
-    job = None
-    if config.job:
-        # wall time, not ``app.state.clock``: a test's manual clock would fast-forward the job
-        job = DailyJob(app.state.engine, config, RealClock())
-        job.start()
-    app.state.analytics_job = job
+    """After the app's own start-up (migrations, workers): the daily job on ``app.state.clock``
+    when ``[analytics] job`` is on and the app runs its background workers (``serve``)."""
+    owned = getattr(app.state, "analytics_job", None) is None
+    job = daily_job.start(app, settings_of_app(app))
     try:
         yield
     finally:
-        if job is not None:
+        if job is not None and owned:
             await job.stop()
+            app.state.analytics_job = None
 
 
 router = APIRouter(prefix="/analytics", tags=["analytics"], lifespan=lifespan)

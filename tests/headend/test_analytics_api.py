@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -219,24 +219,86 @@ def test_job_claims_once_and_recompute_is_idempotent(api):
     assert after == before and len(runs) == 1 and runs[0].claimed_by == "head-end-1"
 
 
-async def test_daily_job_runs_each_day_at_run_at(engine):
+async def _until(condition, what: str, seconds: float = 30) -> None:
     import asyncio
     import time as _time
 
-    from headend.analytics.job import DailyJob
+    deadline = _time.monotonic() + seconds
+    while not condition():
+        assert _time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+async def test_daily_job_on_a_manual_clock_runs_only_when_the_clock_moves(engine):
+    import asyncio
+
+    from headend.analytics import job as daily_job
     from taiqu.clock import ManualClock
 
     start = boundary(DAY0, SHANGHAI) + timedelta(hours=9)  # 09:00: today's 01:30 has passed
     clock = ManualClock(start)
-    job = DailyJob(engine, AnalyticsSettings(start_delay_s=5), clock)
+    job = daily_job.DailyJob(engine, AnalyticsSettings(start_delay_s=5), clock)
     job.start()
-    deadline = _time.monotonic() + 30
-    while job.runs < 3:
-        assert _time.monotonic() < deadline, "the job did not run three days"
-        await asyncio.sleep(0.01)
+    await asyncio.sleep(10 * daily_job.POLL_S)  # the start delay is clock time: nothing yet
+    assert job.runs == 0 and clock.now() == start
+    clock.advance(5)
+    await _until(lambda: job.runs == 1, "no catch-up run after the start delay")
+    await asyncio.sleep(10 * daily_job.POLL_S)  # a job that moved the clock would spin days
+    assert job.runs == 1 and clock.now() == start + timedelta(seconds=5)
+    for k in (1, 2):
+        clock.current = boundary(DAY0 + timedelta(days=k), SHANGHAI) + timedelta(
+            hours=1, minutes=31
+        )
+        await _until(lambda k=k: job.runs == 1 + k, f"no run on day {k}")
     await job.stop()
     with engine.connect() as conn:
         days = sorted(r.day for r in conn.execute(select(analytics_runs.c.day)))
     # the catch-up of the start day, then one run per following day at 01:30
-    assert days[:3] == [(DAY0 + timedelta(days=k)).isoformat() for k in range(3)]
+    assert days == [(DAY0 + timedelta(days=k)).isoformat() for k in range(3)]
     assert job.next_run(start).astimezone(SHANGHAI).hour == 1
+
+
+async def test_daily_job_on_an_accelerated_clock_computes_the_day_just_ended(ops):
+    from headend.analytics.job import DailyJob
+    from taiqu.clock import AcceleratedClock
+
+    seed(ops.engine)
+    today = DAY0 + timedelta(days=N_DAYS)
+    run_at = boundary(today, SHANGHAI) + timedelta(hours=1, minutes=30)
+    # 01:28 local now; 2 simulated minutes take 0.1 s
+    clock = AcceleratedClock(run_at - timedelta(minutes=2), 1200, datetime.now(UTC))
+    job = DailyJob(ops.engine, AnalyticsSettings(start_delay_s=0), clock)
+    job.start()
+    await _until(lambda: job.runs == 1, "the job did not run at the simulated 01:30")
+    await job.stop()
+    yesterday = today - timedelta(days=1)
+    with ops.engine.connect() as conn:
+        [run] = conn.execute(select(analytics_runs)).all()
+        rows = conn.execute(
+            select(analytics_lineloss).where(analytics_lineloss.c.period == "day")
+        ).all()
+    assert run.day == today.isoformat() and run.claimed_at >= run_at
+    assert max(r.start for r in rows) == yesterday.isoformat()  # the day just ended, local
+    assert (yesterday - timedelta(days=3)).isoformat() in {r.start for r in rows}  # look-back
+
+
+def test_the_router_alone_starts_no_job(ops):
+    assert getattr(ops.client.app.state, "analytics_job", None) is None
+    assert ops.clock.now() == ops.clock.current  # not fast-forwarded by a job
+
+
+async def test_the_job_starts_on_the_apps_clock_with_workers(engine):
+    from types import SimpleNamespace
+
+    from headend.analytics import job as daily_job
+    from taiqu.clock import ManualClock
+
+    clock = ManualClock(boundary(DAY0, SHANGHAI))
+    app = SimpleNamespace(state=SimpleNamespace(engine=engine, clock=clock, dispatcher=None))
+    assert daily_job.start(app, AnalyticsSettings()) is None  # no workers: no job
+    app.state.dispatcher = object()
+    assert daily_job.start(app, AnalyticsSettings(job=False)) is None
+    job = daily_job.start(app, AnalyticsSettings())
+    assert job is not None and job.clock is clock and job.task is not None
+    assert daily_job.start(app, AnalyticsSettings()) is job  # once per app
+    await job.stop()
