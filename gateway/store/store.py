@@ -95,20 +95,43 @@ class StoreStats:
 class Store:
     """SQLite outbox + local bookkeeping; see the module docstring."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path, budget_bytes: int, clock: Clock):
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        path: Path,
+        budget_bytes: int,
+        clock: Clock,
+        drop_fraction: float = budget_mod.DROP_FRACTION,
+    ):
         self._db: sqlite_utils.Database | None = db
         self.path = path
         self.budget_bytes = budget_bytes
+        self.drop_fraction = drop_fraction
         self.clock = clock
         self._lock = threading.RLock()
         self._listeners: list[Callable[[int], None]] = []
         self.epoch: str = db.execute("SELECT epoch FROM head").fetchone()[0]
 
     @classmethod
-    def open(cls, path: Path, *, budget_bytes: int = DEFAULT_BUDGET_BYTES, clock: Clock) -> Store:
-        """Open the store at ``path``, creating it (with a new random epoch) on first use."""
+    def open(
+        cls,
+        path: Path,
+        *,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        clock: Clock,
+        drop_fraction: float = budget_mod.DROP_FRACTION,
+    ) -> Store:
+        """Open the store at ``path``, creating it (with a new random epoch) on first use.
+
+        ``drop_fraction``: the share of the budget one over-budget pass frees of unacknowledged
+        data (oldest first), so a long outage makes few, large gap announcements."""
         if budget_bytes < 64 * 1024:
             raise StoreError(f"budget_bytes={budget_bytes} is too small: give at least 64 KiB")
+        if not 0 < drop_fraction <= budget_mod.MAX_DROP_FRACTION:
+            raise StoreError(
+                f"drop_fraction={drop_fraction} must be above 0 and at most "
+                f"{budget_mod.MAX_DROP_FRACTION}, e.g. 0.1"
+            )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = connect(path)
@@ -117,7 +140,7 @@ class Store:
         except BaseException:
             db.close()
             raise
-        return cls(db, path, budget_bytes, clock)
+        return cls(db, path, budget_bytes, clock, drop_fraction)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -240,7 +263,11 @@ class Store:
         total -= pruned_bytes
         if total <= self.budget_bytes:
             return budget_mod.Freed(pruned=pruned, pruned_bytes=pruned_bytes)
-        excess = total - self.budget_bytes + budget_mod.drop_excess(self.budget_bytes)
+        excess = (
+            total
+            - self.budget_bytes
+            + budget_mod.drop_excess(self.budget_bytes, self.drop_fraction)
+        )
         dropped = budget_mod.drop_unacked(conn, excess, first_new)
         dropped.pruned, dropped.pruned_bytes = pruned, pruned_bytes
         return dropped
