@@ -1,25 +1,17 @@
-"""Headless Chromium (Debian's ``chromium`` + ``chromedriver``) through Selenium, a live head-end
-served by uvicorn on a free loopback port, and the head-end's command dispatcher in a thread."""
+"""Headless Chromium (Debian's ``chromium`` + ``chromedriver``) through Selenium: sessions, waits
+and screenshots."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-import uvicorn
-from fastapi import FastAPI
-from paho.mqtt.enums import CallbackAPIVersion
-
-from tests.services import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -92,60 +84,3 @@ def shot(driver: Any, name: str) -> Path:
     driver.set_window_size(width, min(max(int(height) + 120, 600), 4000))
     driver.save_screenshot(str(path))
     return path
-
-
-class Server:
-    """uvicorn serving ``app`` on a free loopback port, in a thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(15)
-
-
-class DispatcherThread:
-    """The head-end's ``Dispatcher`` publishing through its own MQTT client, in a thread."""
-
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        from headend.commands.dispatcher import Dispatcher
-        from headend.commands.settings import ops_settings
-        from taiqu.clock import RealClock
-
-        guards, commands = ops_settings(app.state.settings.extra, None)
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="web-dispatcher")
-        self._client.connect(host, port)
-        self._client.loop_start()
-        self.dispatcher = Dispatcher(app.state.engine, self._publish, RealClock(), guards, commands)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _publish(self, topic: str, payload: bytes) -> None:
-        self._client.publish(topic, payload, qos=1).wait_for_publish(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.dispatcher.run_once()
-            self._stop.wait(0.2)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._client.loop_stop()
-        self._client.disconnect()

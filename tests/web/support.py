@@ -24,7 +24,19 @@ with warnings.catch_warnings():  # starlette asks for httpx2 instead of httpx (n
     warnings.simplefilter("ignore", UserWarning)
     from fastapi.testclient import TestClient
 
-__all__ = ["TestClient", "csrf_of", "found", "make_app", "recompute", "seed", "settings", "sign_in"]
+__all__ = [
+    "PASSWORD",
+    "TestClient",
+    "csrf_of",
+    "found",
+    "make_app",
+    "recompute",
+    "seed",
+    "seed_live",
+    "seed_loss",
+    "settings",
+    "sign_in",
+]
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ENERGY = "energy.active.import.total"
@@ -64,6 +76,20 @@ def seed(engine: Engine, today: date, now: datetime) -> None:
     seed_archive(engine)
     for name, (role, scope) in USERS.items():
         add_user(engine, name, role, scope)
+    rows = seed_loss(engine, today)
+    with writing(engine) as conn:
+        for i in range(5):
+            rows.append(_reading(meter_id("A2", i), now, D(200) + i, "interval", None))
+            rows.append(
+                _reading(meter_id("A2", i), now, "closed", "interval", None, QUANTITY_RELAY)
+            )
+        conn.execute(insert(readings), rows)
+    seed_live(engine, now)
+
+
+def seed_loss(engine: Engine, today: date) -> list[dict[str, Any]]:
+    """A2's area total meter, and A2's daily frozen registers up to ``today`` (the rows to insert:
+    line loss from 5 % growing by 1 % a day)."""
     since = datetime(2025, 1, 1, tzinfo=UTC)
     rows: list[dict[str, Any]] = []
     with writing(engine) as conn:
@@ -84,12 +110,12 @@ def seed(engine: Engine, today: date, now: datetime) -> None:
             # loss grows from 5 % to 5 % + 1 % a day: a visible trend
             supply = total * (D("1.05") + D("0.01") * k)
             rows.append(_reading("A2-T", t, D(1000) + supply, "daily_frozen", t))
-        for i in range(5):
-            rows.append(_reading(meter_id("A2", i), now, D(200) + i, "interval", None))
-            rows.append(
-                _reading(meter_id("A2", i), now, "closed", "interval", None, QUANTITY_RELAY)
-            )
-        conn.execute(insert(readings), rows)
+    return rows
+
+
+def seed_live(engine: Engine, now: datetime) -> None:
+    """Gateway gw2 online and a cover event in A2 (what a running gateway would have sent)."""
+    with writing(engine) as conn:
         conn.execute(
             insert(gateway_state).values(
                 gateway="gw2", online=True, since=now, last_seen=now, health="{}"

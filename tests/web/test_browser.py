@@ -1,43 +1,101 @@
-"""The console in headless Chromium against a live head-end, a real broker and a fake gateway.
+"""The console in headless Chromium against the real chain, as an operator meets it.
 
-One flow, as operators use it: sign in, open an area and see its line-loss chart drawn; ask a
-meter for an on-demand read and see the value arrive without reloading; request a bulk disconnect
-as an operator, approve it as a supervisor in a second browser session, and watch the relay state
-change on the meter page the operator keeps open.  Screenshots of every page go to
-``test-artifacts/screenshots/``.
+Simulated meters (``simulators.fleet``, accelerated clock, pacing off) → a real gateway
+(``gateway.app.Gateway`` in-process, trusting the head-end's exported key) → mosquitto → the
+head-end as ``taiqu headend serve`` runs it (uvicorn, SQLite, ingest, dispatcher, jobs, signed
+commands) → Chromium.  The chain is ``tests.integration.test_e2e_flows.running``, run on its own
+event loop in a thread while Selenium drives the browsers from the test's thread.
 
-Parts that are real: mosquitto, the head-end app (uvicorn, SQLite, its MQTT ingest), the
-head-end's ``Dispatcher`` (run by the test: ``create_app`` does not start it yet), Chromium.  The
-gateway is ``tests.web.fake_gateway`` (answers commands on MQTT with the contract's messages).
+One flow: sign in, open an area and see its line-loss chart drawn; ask a simulated meter for an
+on-demand read and see its register's value arrive without reloading; request a bulk disconnect
+of the simulated area as an operator, approve it as a supervisor in a second browser session, and
+watch the relay state change on the meter page the operator keeps open (and in the simulator's
+ground truth).  The line-loss chart is drawn from seeded daily frozen registers of area A2 (a
+simulated midnight is ~15 wall minutes away at this clock factor).  Screenshots of every page go
+to ``test-artifacts/screenshots/``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert, select
 
-from headend.config import MqttSettings
-from headend.db.migrate import upgrade
-from tests.headend.ops_support import PASSWORD, cheap_hashes_fixture  # noqa: F401
+from headend.db import reading, writing
+from headend.db.ops_tables import command_targets
+from headend.db.tables import readings
+from tests.headend.ops_support import PASSWORD, USERS, add_user, cheap_hashes_fixture, seed_archive
+from tests.integration.test_e2e_flows import AREA, ENERGY, Rig, running
+from tests.integration.test_e2e_flows import PASSWORD as ADMIN_PASSWORD
 from tests.services import Mosquitto
-from tests.web.browser import DispatcherThread, Server, browser, require_chromium, shot, wait
-from tests.web.fake_gateway import FakeGateway
-from tests.web.support import OPEN_WINDOW, SHANGHAI, make_app, recompute, seed, settings
+from tests.web.browser import browser, require_chromium, shot, wait
+from tests.web.support import SHANGHAI, recompute, seed_loss
 
+__all__ = ["cheap_hashes_fixture"]
 pytestmark = pytest.mark.integration
-READ_VALUE = Decimal("987.65")
+FACTOR = 60  # one wall second is a simulated minute: the events sweep (5 min) runs every 5 s
+
+
+class Chain:
+    """``running`` (fleet, gateway, head-end) on its own event loop in a thread."""
+
+    def __init__(self, mosquitto: Mosquitto, tmp_path: Path) -> None:
+        self._args = (mosquitto, tmp_path)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.rig: Rig | None = None
+        self._thread = threading.Thread(target=self._run, name="chain", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as e:  # reported to the test's thread
+            self._error = e
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        extra = {"guards": {"supervisor_threshold": 3}}
+        async with running(*self._args, factor=FACTOR, extra=extra) as rig:
+            self.rig = rig
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self) -> Rig:
+        self._thread.start()
+        assert self._ready.wait(90), "the chain did not start"
+        if self._error is not None:
+            raise self._error
+        assert self.rig is not None
+        return self.rig
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "the chain did not stop"
+        if self._error is not None:
+            raise self._error
 
 
 @dataclass
 class Live:
     url: str
-    gateway: FakeGateway
+    rig: Rig
+
+    def truth(self, meter: str) -> dict[str, Any]:
+        """The simulated meter's ground truth now (its register, its relay)."""
+        return dict(self.rig.fleet.control.truth_meter(meter))
 
 
 @pytest.fixture
@@ -46,33 +104,29 @@ def live(
 ) -> Iterator[Live]:
     require_chromium()
     monkeypatch.setenv("TAIQU_HEADEND_SECRET", "b" * 40)
-    mqtt = MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id="web-headend")
-    app = make_app(settings(tmp_path / "live.db", guards=OPEN_WINDOW, mqtt=mqtt), ingest=True)
-    upgrade(app.state.engine)
-    now = datetime.now(UTC) - timedelta(minutes=30)  # seeded readings are older than live ones
-    today = datetime.now(UTC).astimezone(SHANGHAI).date()
-    seed(app.state.engine, today, now)
-    recompute(app.state.engine, today, now)
-    server = Server(app)
-    server.start()
-    assert app.state.ingest.connected.wait(15), "the ingest did not subscribe"
-    dispatcher = DispatcherThread(app, mosquitto.host, mosquitto.port)
-    dispatcher.start()
-    gateway = FakeGateway(mosquitto.host, mosquitto.port, "gw2", READ_VALUE)
+    chain = Chain(mosquitto, tmp_path)
+    rig = chain.start()
     try:
-        yield Live(server.url, gateway)
+        engine, now = rig.engine, rig.app.state.clock.now()
+        seed_archive(engine)  # area A2 and its daily registers: the line-loss chart
+        for name in ("olga", "sam"):
+            add_user(engine, name, *USERS[name])
+        today = now.astimezone(SHANGHAI).date()
+        rows = seed_loss(engine, today)
+        with writing(engine) as conn:
+            conn.execute(insert(readings), rows)
+        recompute(engine, today, now)
+        yield Live(str(rig.api.base_url).rstrip("/"), rig)
     finally:
-        gateway.stop()
-        dispatcher.stop()
-        server.stop()
+        chain.stop()
 
 
-def sign_in(driver: Any, url: str, name: str) -> None:
+def sign_in(driver: Any, url: str, name: str, password: str = PASSWORD) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(f"{url}/login")
     driver.find_element(By.ID, "username").send_keys(name)
-    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     wait(
         driver,
@@ -97,11 +151,36 @@ def canvas_has_ink(driver: Any, selector: str) -> bool:
     )
 
 
+def energy_since(live: Live, meter: str, since: datetime) -> list[Decimal]:
+    """The meter's energy readings stored at or after ``since`` (simulated time)."""
+    with reading(live.rig.engine) as conn:
+        rows = conn.execute(
+            select(readings.c.value).where(
+                readings.c.meter == meter,
+                readings.c.quantity == ENERGY,
+                readings.c.time >= since,
+            )
+        ).all()
+    return [Decimal(r.value) for r in rows]
+
+
+def target_states(live: Live, command_id: str) -> dict[str, tuple[str, str | None]]:
+    """Each target meter's final state and reason, as the head-end recorded them."""
+    with reading(live.rig.engine) as conn:
+        rows = conn.execute(
+            select(command_targets).where(command_targets.c.command_id == command_id)
+        ).all()
+    return {r.meter: (r.state, r.reason) for r in rows}
+
+
 def test_operator_and_supervisor_in_two_browsers(live: Live) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    url = live.url
+    url, fleet = live.url, live.rig.fleet
+    relays = [m["id"] for m in live.rig.meters if m["protocol"] == "dlt645-2007"]
+    assert {fleet.control.relay(m)["relay"] for m in relays} == {"closed"}
+    target = next(m["id"] for m in live.rig.meters if m["id"] in relays and m["role"] == "customer")
     # the operator works in Chinese on a tablet; the supervisor in English at a desk
     with browser("zh-CN", 768, 1024) as op, browser("en-US", 1280, 900) as sup:
         sign_in(op, url, "olga")
@@ -112,25 +191,38 @@ def test_operator_and_supervisor_in_two_browsers(live: Live) -> None:
         assert canvas_has_ink(op, "#loss-chart canvas"), "the line-loss chart is empty"
         shot(op, "02-area-A2-line-loss")
 
-        # on-demand read: the value arrives in the polled fragment, the page is not reloaded
-        op.get(f"{url}/meters/A2-m01")
-        wait(op, lambda d: d.find_elements(By.CSS_SELECTOR, "#energy-chart[data-drawn] canvas"))
+        # on-demand read: the simulated register's value arrives in the polled fragment
+        op.get(f"{url}/meters/{target}")
         before = op.find_element(By.ID, "energy-value").text
-        assert before and before != str(READ_VALUE)
+        register_before = Decimal(str(live.truth(target)["import_register_end"]))
+        asked = live.rig.app.state.clock.now()
         op.execute_script("window.__same_page = true")
         op.find_element(By.ID, "read-now").click()
-        wait(op, lambda d: d.find_element(By.ID, "energy-value").text == str(READ_VALUE),
-             what="the on-demand reading")  # fmt: skip
         wait(op, lambda d: d.find_elements(By.CSS_SELECTOR, '#live-command [data-state="executed"]'),
-             what="the read command executed")  # fmt: skip
+             timeout=30, what="the read command executed")  # fmt: skip
+        shown = wait(
+            op,
+            lambda d: (
+                (t := d.find_element(By.ID, "energy-value").text) != before
+                and t != "—"
+                and Decimal(t) in energy_since(live, target, asked)
+                and t
+            ),
+            what="the on-demand reading on the page",
+        )
+        register_after = Decimal(str(live.truth(target)["import_register_end"]))
+        # every fresh value came from the simulated register between the click and now
+        fresh = energy_since(live, target, asked)
+        assert all(register_before - Decimal("0.01") <= v <= register_after for v in fresh), (
+            fresh, register_before, register_after,
+        )  # fmt: skip
+        assert Decimal(shown) >= register_before - Decimal("0.01")
         assert op.execute_script("return window.__same_page") is True
-        assert not op.find_elements(
-            By.CSS_SELECTOR, "#live-command [hx-trigger]"
-        )  # polling stopped
+        assert not op.find_elements(By.CSS_SELECTOR, "#live-command [hx-trigger]")  # polling ends
         shot(op, "03-meter-on-demand-read")
 
-        # bulk disconnect of area A2 (6 meters > 3): the confirmation shows the guard rails
-        op.get(f"{url}/areas/A2")
+        # bulk disconnect of the simulated area (6 meters > 3): the guard rails ask for approval
+        op.get(f"{url}/areas/{AREA}")
         Select(op.find_element(By.ID, "bulk-action")).select_by_value("relay_trip")
         op.find_element(By.ID, "bulk-note").send_keys("arrears, field team on site")
         op.find_element(By.ID, "bulk-review").click()
@@ -143,30 +235,43 @@ def test_operator_and_supervisor_in_two_browsers(live: Live) -> None:
         command_id = status.get_attribute("data-command")
         assert status.get_attribute("data-state") == "awaiting_approval"
         shot(op, "05-command-awaiting-approval")
+        assert fleet.control.relay(target)["relay"] == "closed"  # nothing sent before approval
 
         # the operator keeps the meter page open while a supervisor approves elsewhere
-        op.get(f"{url}/meters/A2-m01")
-        assert op.find_element(By.ID, "relay-state").get_attribute("data-state") == "closed"
+        op.get(f"{url}/meters/{target}")
+        wait(op, lambda d: d.find_element(By.ID, "relay-state").get_attribute("data-state") == "closed",
+             what="the closed relay from a sweep")  # fmt: skip
         op.execute_script("window.__same_page = true")
 
         sign_in(sup, url, "sam")
         sup.get(f"{url}/commands")
         shot(sup, "06-commands-approval-queue")
         sup.find_element(By.ID, f"approve-{command_id}").click()
-        wait(sup, lambda d: d.find_elements(By.CSS_SELECTOR, '.status[data-state="executed"]'),
-             timeout=30, what="the disconnect executed")  # fmt: skip
+        final = '.status[data-command="{}"]:is([data-state="executed"], [data-state="failed"])'
+        wait(sup, lambda d: d.find_elements(By.CSS_SELECTOR, final.format(command_id)),
+             timeout=40, what="the disconnect finished")  # fmt: skip
+        # the simulated Modbus meters have no relay: their gateway refuses, the rest executes
+        outcome = target_states(live, command_id)
+        for m in live.rig.meters:
+            want = (
+                ("executed", None)
+                if m["protocol"] == "dlt645-2007"
+                else ("failed", "unsupported_protocol")
+            )
+            assert outcome[m["id"]] == want, (m["id"], outcome)
         shot(sup, "07-command-executed")
+        for meter in relays:  # ground truth: the simulated meters' relays opened
+            assert fleet.control.relay(meter)["relay"] == "open", meter
 
         wait(op, lambda d: d.find_element(By.ID, "relay-state").get_attribute("data-state") == "open",
-             what="the relay state on the operator's meter page")  # fmt: skip
+             timeout=30, what="the relay state on the operator's meter page")  # fmt: skip
         assert op.execute_script("return window.__same_page") is True
         shot(op, "08-meter-relay-open")
-        assert [c.action for c in live.gateway.commands] == ["read", "relay_trip"]
 
         # the audit log with its chain verified (an admin), and the notifications log
         sup.get(f"{url}/login")
         sup.delete_all_cookies()
-        sign_in(sup, url, "ada")
+        sign_in(sup, url, "ada", ADMIN_PASSWORD)
         sup.get(f"{url}/audit")
         wait(sup, lambda d: d.find_elements(By.CSS_SELECTOR, '#verify[data-ok="true"]'))
         assert "command.approve" in sup.find_element(By.ID, "audit").text
