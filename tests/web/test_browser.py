@@ -32,6 +32,8 @@ from sqlalchemy import insert, select
 from headend.db import reading, writing
 from headend.db.ops_tables import command_targets
 from headend.db.tables import readings
+from headend.web import prefs
+from headend.web.session import Prefs
 from tests.headend.ops_support import PASSWORD, USERS, add_user, cheap_hashes_fixture, seed_archive
 from tests.integration.test_e2e_flows import AREA, ENERGY, Rig, running
 from tests.integration.test_e2e_flows import PASSWORD as ADMIN_PASSWORD
@@ -111,6 +113,9 @@ def live(
         seed_archive(engine)  # area A2 and its daily registers: the line-loss chart
         for name in ("olga", "sam"):
             add_user(engine, name, *USERS[name])
+        with writing(engine) as conn:  # the desk users chose English (it follows the user)
+            for name in ("sam", "ada"):
+                prefs.save(conn, name, Prefs("en", "Asia/Shanghai"))
         today = now.astimezone(SHANGHAI).date()
         rows = seed_loss(engine, today)
         with writing(engine) as conn:
@@ -244,6 +249,7 @@ def test_operator_and_supervisor_in_two_browsers(live: Live) -> None:
         op.execute_script("window.__same_page = true")
 
         sign_in(sup, url, "sam")
+        assert sup.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
         sup.get(f"{url}/commands")
         shot(sup, "06-commands-approval-queue")
         sup.find_element(By.ID, f"approve-{command_id}").click()
@@ -259,6 +265,7 @@ def test_operator_and_supervisor_in_two_browsers(live: Live) -> None:
                 else ("failed", "unsupported_protocol")
             )
             assert outcome[m["id"]] == want, (m["id"], outcome)
+        sup.refresh()  # the per-meter table is rendered once; only the status line polls
         shot(sup, "07-command-executed")
         for meter in relays:  # ground truth: the simulated meters' relays opened
             assert fleet.control.relay(meter)["relay"] == "open", meter
@@ -279,4 +286,5 @@ def test_operator_and_supervisor_in_two_browsers(live: Live) -> None:
         sup.get(f"{url}/notifications")
         shot(sup, "10-notifications")
         sup.get(f"{url}/")
+        assert sup.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
         shot(sup, "11-overview-en-desktop")
