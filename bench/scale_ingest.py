@@ -1,7 +1,7 @@
 """Scale-out ingest: 1, 2 (and 4 where there are ≥ 4 cores) ingest processes sharing the load.
 
 Starts a private mosquitto and a private PostgreSQL (tests.services), migrates a fresh database
-per run (0005 included), starts N ``headend.scale.worker`` processes in one shared-subscription
+per run (0005 included), starts N ``taiqu headend ingest`` processes in one shared-subscription
 group, and drives them with ``bench/loadgen.py`` (a separate process, its CPU not counted):
 G gateways × M meters, one 15-minute reading each per interval, on an accelerated clock.
 
@@ -119,7 +119,10 @@ def run(
             [
                 sys.executable,
                 "-m",
-                "headend.scale.worker",
+                "taiqu.cli",
+                "headend",
+                "ingest",
+                "--config",
                 str(config),
                 "--stats",
                 str(stats_file),
@@ -186,7 +189,15 @@ def run(
         proc.wait(60)
     for i in range(n):  # retire the run's sessions: they would keep a share of the next run's load
         subprocess.run(
-            [sys.executable, "-m", "headend.scale.worker", str(tmp / f"w{n}-{i}.toml"), "--forget"],
+            [
+                sys.executable,
+                "-m",
+                "taiqu.cli",
+                "headend",
+                "forget-session",
+                "--config",
+                str(tmp / f"w{n}-{i}.toml"),
+            ],
             cwd=ROOT,
             check=True,
         )

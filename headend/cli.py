@@ -1,10 +1,13 @@
-"""``taiqu headend serve|ingest|migrate`` and the operations and security sub-commands.
+"""``taiqu headend serve|ingest|migrate|maintain|forget-session`` and the admin sub-commands.
 
 ``serve`` runs the API, the web console, the ingest (unless ``--no-ingest``), the command
 dispatcher, the prepayment, analytics and maintenance jobs (unless ``--no-jobs``) in one process
-until SIGTERM or Ctrl-C, then stops them all.  Mounted from elsewhere: ``create-user``,
-``verify-audit`` (``headend.ops_cli``), ``enrol-gateway``, ``enrol-headend``, ``revoke-gateway``,
-``keys-init|rotate|export``, ``init-ca`` (``headend.security.cli``).
+until SIGTERM or Ctrl-C, then stops them all.  ``ingest`` runs the MQTT ingest alone (several
+share the gateways with ``[mqtt] shared_group``, each its own ``client_id``); ``forget-session``
+retires one for good; ``maintain`` is one storage maintenance pass (cron).  Mounted from
+elsewhere: ``create-user``, ``verify-audit`` (``headend.ops_cli``), ``enrol-gateway``,
+``enrol-headend``, ``revoke-gateway``, ``keys-init|rotate|export``, ``init-ca``
+(``headend.security.cli``).
 
 A bad configuration prints the problems (file, key, fix) and exits with status 2; a second ingest
 with the same MQTT client id exits with status 3.
@@ -12,10 +15,12 @@ with the same MQTT client id exits with status 3.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -69,8 +74,17 @@ def migrate(config: ConfigOpt = None) -> None:
 
 
 @app.command()
-def ingest(config: ConfigOpt = None, verbose: bool = False) -> None:
-    """Run the MQTT ingest alone (until SIGTERM or Ctrl-C)."""
+def ingest(
+    config: ConfigOpt = None,
+    verbose: bool = False,
+    ready: Annotated[
+        Path | None, typer.Option(help="file touched once subscribed (for supervisors)")
+    ] = None,
+    stats: Annotated[
+        Path | None, typer.Option(help="file the counters are written to, as JSON, at stop")
+    ] = None,
+) -> None:
+    """Run the MQTT ingest alone (until SIGTERM or Ctrl-C); one of a group with shared_group."""
     from headend.app import clock_of
     from headend.db import make_engine
     from headend.db.migrate import upgrade
@@ -94,10 +108,44 @@ def ingest(config: ConfigOpt = None, verbose: bool = False) -> None:
     except Conflict as exc:
         typer.echo(f"taiqu headend ingest: {exc}", err=True)
         raise typer.Exit(3) from None
-    typer.echo(f"ingest running as MQTT client {settings.mqtt.client_id!r}", err=True)
+    group = settings.mqtt.shared_group
+    typer.echo(
+        f"ingest running as MQTT client {settings.mqtt.client_id!r}"
+        + (f" in shared group {group!r}" if group else ""),
+        err=True,
+    )
+    if ready is not None:
+        while not done.is_set() and not service.connected.wait(0.2):
+            pass
+        if not done.is_set():
+            ready.touch()
     done.wait()
     service.stop()
     engine.dispose()
+    if stats is not None:
+        stats.write_text(json.dumps(asdict(service.stats)))
+
+
+@app.command("forget-session")
+def forget_session(config: ConfigOpt = None) -> None:
+    """Drop this client id's broker session (an ingest process retired for good)."""
+    from headend.ingest.service import forget_session as forget
+
+    settings = _settings(config)
+    try:
+        forget(settings.mqtt)
+    except HeadendError as exc:
+        typer.echo(f"taiqu headend forget-session: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"broker session of {settings.mqtt.client_id!r} dropped", err=True)
+
+
+@app.command()
+def maintain(config: ConfigOpt = None) -> None:
+    """One storage maintenance pass: partitions, daily aggregates, retention (PostgreSQL)."""
+    from headend.scale.job import one_shot
+
+    raise typer.Exit(one_shot(_settings(config)))
 
 
 @app.command()

@@ -12,6 +12,12 @@ Failures: a database outage rolls back and retries the same group with back-off 
 acknowledged meanwhile); a message the database refuses on its own is dead-lettered with the
 reason, so one bad message never blocks a gateway.  PUBACKs are only sent on the connection that
 received the message: after a reconnect the broker re-delivers and the duplicates are ignored.
+
+Several ingest processes share the gateways with ``[mqtt] shared_group`` (``$share/<group>/…``,
+each with its own ``client_id`` and lease): the stream book (``headend.ingest.streams``) locks
+and re-reads each stream inside the storing transaction, and a group is stored in gateway order
+(locks taken in one global order: no deadlock between processes) while PUBACKs still go out in
+the order the messages were received.  The same code runs with one process.
 """
 
 from __future__ import annotations
@@ -28,16 +34,80 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from headend.config import Settings
+from headend.config import MqttSettings, Settings
 from headend.db.engine import writing
+from headend.db.errors import HeadendError
 from headend.ingest import outbox
 from headend.ingest.lease import IngestLease
 from headend.ingest.store import Ingestor, Outcome
+from headend.ingest.streams import StreamBook
 from protocols.uplink.topics import HEADEND_UP
 from taiqu.clock import Clock, make_clock
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
+
+
+def _gateway(topic: str) -> str:
+    parts = topic.split("/", 3)
+    return parts[2] if len(parts) > 2 else ""
+
+
+class BrokerError(HeadendError):
+    """The broker could not be reached or refused the head-end's identity."""
+
+
+def mqtt_client(cfg: MqttSettings, *, clean_session: bool, manual_ack: bool = False) -> mqtt.Client:
+    """A paho client with ``[mqtt]``'s identity, credentials and TLS (not connected)."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=cfg.client_id,
+        clean_session=clean_session,
+        manual_ack=manual_ack,
+    )
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password())
+    if cfg.ca_file:
+        client.tls_set(
+            ca_certs=str(cfg.ca_file),
+            certfile=str(cfg.cert_file) if cfg.cert_file else None,
+            keyfile=str(cfg.key_file) if cfg.key_file else None,
+        )
+    return client
+
+
+def forget_session(cfg: MqttSettings, timeout: float = 10.0) -> None:
+    """Connect once with a clean session, so the broker drops ``cfg.client_id``'s session.
+
+    A stopped ingest's persistent session stays a member of the shared group, and the broker
+    keeps queueing its share of the gateways' messages for it until it comes back (the gateways
+    re-send them after their ack timeout: nothing is lost, but it is late).  Run this when an
+    ingest process is retired for good.  ``BrokerError`` when the broker cannot be reached or
+    refuses the identity.
+    """
+    client = mqtt_client(cfg, clean_session=True)
+    answered = threading.Event()
+    refused: list[str] = []
+
+    def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            refused.append(str(reason))
+        answered.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(cfg.host, cfg.port, cfg.keepalive)
+    except OSError as exc:
+        raise BrokerError(f"mqtt: cannot reach {cfg.host}:{cfg.port} ({exc})") from None
+    client.loop_start()
+    try:
+        if not answered.wait(timeout):
+            raise BrokerError(f"mqtt: {cfg.host}:{cfg.port} did not answer within {timeout:g} s")
+        if refused:
+            raise BrokerError(f"mqtt: the broker refused {cfg.client_id!r}: {refused[0]}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 @dataclass(frozen=True)
@@ -74,7 +144,11 @@ class IngestService:
         self.engine = engine
         self.settings = settings
         self.clock = clock or make_clock("real")
-        self.ingestor = Ingestor(settings.ingest.resend_after, settings.ingest.max_resend_ranges)
+        self.ingestor = Ingestor(
+            settings.ingest.resend_after,
+            settings.ingest.max_resend_ranges,
+            StreamBook(engine, patient=bool(settings.mqtt.shared_group)),
+        )
         self.stats = IngestStats()
         self.connected = threading.Event()
         self._queue: queue.Queue[Received] = queue.Queue()
@@ -86,21 +160,7 @@ class IngestService:
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        cfg = self.settings.mqtt
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id,
-            clean_session=False,
-            manual_ack=True,
-        )
-        if cfg.username:
-            client.username_pw_set(cfg.username, cfg.password())
-        if cfg.ca_file:
-            client.tls_set(
-                ca_certs=str(cfg.ca_file),
-                certfile=str(cfg.cert_file) if cfg.cert_file else None,
-                keyfile=str(cfg.key_file) if cfg.key_file else None,
-            )
+        client = mqtt_client(self.settings.mqtt, clean_session=False, manual_ack=True)
         client.max_inflight_messages_set(100)
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
@@ -215,11 +275,17 @@ class IngestService:
 
     def _store(self, group: list[Received]) -> None:
         now = self.clock.now()
+        # Gateway order (stable: one gateway's messages keep theirs) for the stream locks.
+        order = sorted(range(len(group)), key=lambda i: _gateway(group[i].topic))
         try:
             with writing(self.engine) as conn:
-                outcomes = [
-                    self.ingestor.handle(conn, m.topic, m.payload, now, m.retain) for m in group
-                ]
+                stored = {
+                    i: self.ingestor.handle(
+                        conn, group[i].topic, group[i].payload, now, group[i].retain
+                    )
+                    for i in order
+                }
+            outcomes = [stored[i] for i in range(len(group))]
         except OperationalError:
             self.ingestor.rolled_back()
             raise

@@ -66,8 +66,13 @@ class Outcome:
 class Ingestor:
     """Writes decoded messages; holds the stream cache and the meter registry."""
 
-    def __init__(self, resend_after: float = 10.0, max_resend_ranges: int = 8) -> None:
-        self.streams = StreamBook()
+    def __init__(
+        self,
+        resend_after: float = 10.0,
+        max_resend_ranges: int = 8,
+        streams: StreamBook | None = None,
+    ) -> None:
+        self.streams = streams if streams is not None else StreamBook()
         self.registry = MeterRegistry()
         self.resend_after = resend_after
         self.max_resend_ranges = max_resend_ranges

@@ -1,4 +1,6 @@
-"""Running the head-end beyond one machine: shared-subscription ingest, maintenance jobs.
+"""Running the head-end beyond one machine: the storage maintenance job (``job``).
 
-Exceptions are those of ``headend.db.errors`` (``StorageError`` for a schema that is not ready).
+Shared-subscription ingest needs nothing here: every ``taiqu headend ingest`` is exact with
+others in the same ``[mqtt] shared_group`` (``headend.ingest.streams``).  Exceptions are those of
+``headend.db.errors`` (``StorageError`` for a schema that is not ready).
 """

@@ -11,8 +11,9 @@
     job = true
 
 Every run is ``headend.db.scale.maintain`` under its advisory lock, so each head-end instance
-may run the loop.  One-shot (cron or a systemd timer): ``python -m headend.scale.job CONFIG``
-(exit 0 done, 2 bad configuration, 1 the database refused, with the reason).
+may run the loop.  One-shot (cron or a systemd timer): ``taiqu headend maintain --config CONFIG``
+or ``python -m headend.scale.job CONFIG`` (exit 0 done, 2 bad configuration, 1 the database
+refused, with the reason), on the head-end's clock (the top-level ``clock`` of headend.toml).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -30,6 +31,9 @@ from sqlalchemy import Engine
 from headend.db.errors import ConfigError, HeadendError
 from headend.db.scale import MaintenanceReport, maintain
 from taiqu.clock import Clock
+
+if TYPE_CHECKING:
+    from headend.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -115,25 +119,20 @@ class MaintenanceJob:
             self.task = None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m headend.scale.job CONFIG``: one maintenance pass."""
-    from headend.config import load_settings
+def one_shot(settings: Settings) -> int:
+    """One maintenance pass on the head-end's clock; the exit status (0, 1 or 2), printed result."""
+    from headend.app import clock_of
     from headend.db import make_engine
-    from taiqu.clock import make_clock
 
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m headend.scale.job CONFIG", file=sys.stderr)
-        return 2
     try:
-        settings = load_settings(args[0])
         scale = scale_settings(settings.extra, settings.source)
+        clock = clock_of(settings)
     except ConfigError as exc:
         print(f"scale job: {exc}", file=sys.stderr)
         return 2
     engine = make_engine(settings.database)
     try:
-        report = run_once(engine, scale, make_clock("real"))
+        report = run_once(engine, scale, clock)
     except HeadendError as exc:
         print(f"scale job: {exc}", file=sys.stderr)
         return 1
@@ -145,6 +144,22 @@ def main(argv: list[str] | None = None) -> int:
         f"dropped: {[m.isoformat() for m in report.dropped]}"
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m headend.scale.job CONFIG`` (= ``taiqu headend maintain``): one pass."""
+    from headend.config import load_settings
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m headend.scale.job CONFIG", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(args[0])
+    except ConfigError as exc:
+        print(f"scale job: {exc}", file=sys.stderr)
+        return 2
+    return one_shot(settings)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import typer
 
 from headend.config import load_settings
 from headend.db.errors import HeadendError
+from headend.security.errors import EnrolmentError
 from headend.security.settings import SecuritySettings
 
 ConfigOpt = Annotated[
@@ -77,22 +78,41 @@ def enrol_headend(
     name: Annotated[str, typer.Argument(help="head-end broker username")] = "taiqu-headend",
     config: ConfigOpt = None,
     broker_dir: DirOpt = None,
-    password_file: Annotated[Path, typer.Option(help="where to write the password (0600)")] = Path(
-        "mqtt-password"
-    ),
+    count: Annotated[
+        int | None,
+        typer.Option(help="enrol NAME-1 … NAME-COUNT: one identity per ingest process"),
+    ] = None,
+    password_file: Annotated[
+        Path, typer.Option(help="where to write the password (0600); {name}: the identity")
+    ] = Path("mqtt-password"),
     replace: Annotated[bool, typer.Option()] = False,
 ) -> None:
-    """Create a head-end broker identity (reads every uplink, writes every downlink)."""
+    """Create head-end broker identities (each reads every uplink, writes every downlink)."""
+    from headend.security.enrol import BrokerFiles, headend_names
     from headend.security.enrol import enrol_headend as enrol
     from headend.security.keys import write_private
 
     sec = _security(config)
+    target = broker_dir or sec.broker_dir
+    template = str(password_file)
+    if count is not None and "{name}" not in template:
+        template = str(password_file.with_name(password_file.name + "-{name}"))
     try:
-        password = enrol(name, broker_dir=broker_dir or sec.broker_dir, replace=replace)
-        write_private(password_file, password.encode() + b"\n")
+        names = headend_names(name, count)
+        taken = [n for n in names if n in BrokerFiles(target).passwd.entries()]
+        if taken and not replace:
+            raise EnrolmentError(f"{', '.join(taken)} already enrolled: use --replace")
+        files = {n: Path(template.replace("{name}", n)) for n in names}
+        for identity in names:
+            password = enrol(identity, broker_dir=target, replace=replace)
+            write_private(files[identity], password.encode() + b"\n")
     except (HeadendError, OSError) as exc:
         raise _fail("enrol-headend", exc) from None
-    typer.echo(f"head-end identity {name}: password in {password_file} (mqtt.password_file)")
+    for identity in names:
+        typer.echo(f"head-end identity {identity}: password in {files[identity]}")
+    typer.echo("in each process's headend.toml (with several, the same [mqtt] shared_group):")
+    typer.echo('  [mqtt] client_id = username = "<identity>", password_file = "<its file>"')
+    typer.echo("reload the broker (systemctl reload mosquitto) to activate the identities")
 
 
 def revoke_gateway(gateway_id: str, config: ConfigOpt = None, broker_dir: DirOpt = None) -> None:

@@ -1,5 +1,10 @@
 """Enrolling gateways (and head-end identities) with the broker, and the bundle a gateway installs.
 
+Head-end identities (``enrol_headend``) each get a ``user`` block in the ACL reading
+``taiqu/v1/+/up/#`` (directly or through ``$share/<group>/…``) and writing ``taiqu/v1/+/down/#``;
+one identity per ingest process (``headend_names``: ``taiqu-headend-1``, ``-2``, …), because the
+broker makes a client's id its username.
+
 ``enrol_gateway`` creates a random broker password (hashed into the mosquitto password file),
 makes sure the ACL holds the per-gateway patterns (``pattern write taiqu/v1/%u/up/#``,
 ``pattern read taiqu/v1/%u/down/#`` — one pair covers every gateway, whose username is its id),
@@ -166,6 +171,21 @@ def enrol_gateway(
     )
     files.append(snippet)
     return Enrolment(gateway_id, bundle, files, password)
+
+
+def headend_names(base: str, count: int | None) -> list[str]:
+    """The identities ``enrol-headend`` makes: ``base`` alone, or ``base-1`` … ``base-count``.
+
+    The broker makes a client's id its username (``use_username_as_clientid``), so every ingest
+    process of a shared group needs an identity of its own.
+    """
+    if count is not None and not 1 <= count <= 64:
+        raise EnrolmentError(f"--count {count}: enrol 1 to 64 head-end identities at a time")
+    names = [base] if count is None else [f"{base}-{i}" for i in range(1, count + 1)]
+    for name in names:
+        if not GATEWAY_ID.match(name):
+            raise EnrolmentError(f"{name!r}: use 1-64 letters, digits, '_' or '-'")
+    return names
 
 
 def enrol_headend(name: str, *, broker_dir: Path, replace: bool = False) -> str:

@@ -92,8 +92,10 @@ def test_fixture_batch_stores_frozen_reading_gap_and_exact_values(engine: Engine
     assert rows[0].flags == "backfilled"
     assert (gap.first, gap.last, gap.readings, gap.reason) == (20, 29, 50, "disk budget exceeded")
     assert ev.type == "gap_announced"
-    # records 40 (reading) and 41 (gap): the stream starts at 40, so everything up to 41 is stored
-    assert acks(outcome) == [Ack(epoch=EPOCH, upto=41)]
+    # records 40 (reading) and 41 (the gap 20-29): the Ack claims exactly those, never seqs the
+    # head-end has not seen (the stream does not start at 1: earlier ones may be in flight)
+    assert acks(outcome) == [Ack(epoch=EPOCH, upto=0, ranges=((20, 29), (40, 41)))]
+    assert resends(outcome) == [ResendRequest(epoch=EPOCH, first=30, last=39)]
 
 
 def test_duplicates_are_stored_once_and_acked_again(engine: Engine) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 from headend.db.engine import writing
 from headend.db.tables import ingested, readings
 from headend.ingest.store import Ingestor, Outcome
-from headend.scale.shared import SharedStreamBook
+from headend.ingest.streams import StreamBook
 from protocols.uplink import Ack, ResendRequest, decode
 from tests.headend.gen import meter_ids, publishable, reading_batches
 
@@ -23,9 +23,7 @@ def from_one(batches):  # type: ignore[no-untyped-def]
 
 
 def consumer(engine: Engine) -> Ingestor:
-    ingestor = Ingestor(resend_after=5.0)
-    ingestor.streams = SharedStreamBook(engine)
-    return ingestor
+    return Ingestor(resend_after=5.0, streams=StreamBook(engine, patient=True))
 
 
 def store(engine: Engine, ingestor: Ingestor, b) -> Outcome:  # type: ignore[no-untyped-def]
@@ -92,12 +90,3 @@ def test_a_hole_filled_by_the_other_consumer_is_not_asked_for_again(engine: Engi
     store(engine, b, batches[1])  # b stores it (the gateway re-sent it, or it was in flight)
     assert [s for s in a.due_resends() if s[0].endswith("/resend")] == []  # a re-reads first
     assert claimed(store(engine, a, batches[2])) == set(range(1, 7))
-
-
-def test_the_worker_refuses_a_config_without_a_shared_group(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from headend.scale.worker import main
-
-    config = tmp_path / "headend.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/h.db"\n[mqtt]\nclient_id = "i-1"\n')
-    assert main([str(config)]) == 2
-    assert "mqtt.shared_group" in capsys.readouterr().err

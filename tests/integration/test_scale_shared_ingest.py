@@ -1,4 +1,5 @@
-"""Two ingest processes share the gateways through ``$share/…`` on a real mosquitto + PostgreSQL.
+"""Two ``taiqu headend ingest`` processes share the gateways through ``$share/…`` (real mosquitto
+and PostgreSQL).
 
 mosquitto hands out shared-subscription messages round robin, so one gateway's batches land on
 both processes in no guaranteed order; a held-back batch is asked for again and re-sent.  Every
@@ -72,7 +73,10 @@ def spawn(
         [
             sys.executable,
             "-m",
-            "headend.scale.worker",
+            "taiqu.cli",
+            "headend",
+            "ingest",
+            "--config",
             str(config),
             "--stats",
             str(stats),
