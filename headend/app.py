@@ -37,7 +37,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from headend.api import PREFIX, ROUTERS
-from headend.api.deps import OutOfScope
+from headend.api.deps import OutOfScope, RequestClock
 from headend.config import ConfigError, Settings
 from headend.db import make_engine
 from headend.db.errors import Conflict, HeadendError, InvalidRequest, NotFound, StorageError
@@ -211,6 +211,7 @@ def create_app(
         from headend.commands.runner import make_signer
 
         app.state.signer = make_signer(settings)
+    app.add_middleware(RequestClock)  # the routers' now() is this app's clock
     app.state.routers = _include_routers(app)
     _include_console(app)
 

@@ -2,6 +2,8 @@
 
 Authentication comes from ``headend.auth.deps`` (``current_user``, ``require_role``).
 Read endpoints depend on ``viewer`` and filter by ``user.areas``; archive writes on ``admin``.
+"Now" is the app's clock (``app.state.clock``): ``now()`` inside a request (``RequestClock``
+middleware), or the ``Now`` dependency.
 """
 
 from __future__ import annotations
@@ -9,19 +11,31 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from sqlalchemy import Connection, Engine
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from headend.auth.deps import current_user, require_role
 from headend.config import Settings
 from headend.db.engine import reading, writing
 from headend.db.errors import InvalidRequest
+from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
-__all__ = ["Admin", "ReadConn", "Viewer", "WriteConn", "current_user", "require_role"]
+__all__ = [
+    "Admin",
+    "Now",
+    "ReadConn",
+    "Viewer",
+    "WriteConn",
+    "current_user",
+    "now",
+    "require_role",
+]
 
 viewer = require_role("viewer")
 operator = require_role("operator")
@@ -54,8 +68,41 @@ ReadConn = Annotated[Connection, Depends(read_conn)]
 WriteConn = Annotated[Connection, Depends(write_conn)]
 
 
+_request_clock: ContextVar[Clock | None] = ContextVar("taiqu_request_clock", default=None)
+
+
+class RequestClock:
+    """ASGI middleware: during a request, ``now()`` reads the serving app's ``state.clock``.
+
+    Routers call ``now()`` for default ``?at=``/``valid_from`` and for resolution times; the
+    context variable carries the app's clock there (into sync endpoints' worker threads too).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        served = scope.get("app")
+        clock = getattr(getattr(served, "state", None), "clock", None)
+        token = _request_clock.set(clock)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _request_clock.reset(token)
+
+
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The head-end clock's now (``app.state.clock``); the wall clock outside a request."""
+    clock = _request_clock.get()
+    return clock.now() if clock is not None else datetime.now(UTC)
+
+
+def request_now(request: Request) -> datetime:
+    """``now()`` as a dependency: the clock of the app serving ``request``."""
+    return request.app.state.clock.now()  # type: ignore[no-any-return]
+
+
+Now = Annotated[datetime, Depends(request_now)]
 
 
 def aware(value: datetime | None, name: str) -> datetime | None:
