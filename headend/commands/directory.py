@@ -61,3 +61,24 @@ def area_meters(conn: Connection, wanted: Iterable[str], at: datetime) -> dict[s
     wanted = sorted(set(wanted))
     query = _facts_query(at).where(meters.c.area.in_(wanted)).order_by(meters.c.id)
     return _facts(conn.execute(query))
+
+
+def unswitchable(conn: Connection, ids: Iterable[str], at: datetime) -> dict[str, str]:
+    """Why each of ``ids`` cannot take a remote-control (relay, alarm, keep-power) command.
+
+    An area total meter measures the transformer's supply and is never switched; only DL/T 645
+    meters have the remote-control function (0x1C) — Modbus meters answer reads only.
+    """
+    ids = sorted(set(ids))
+    reasons: dict[str, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        query = select(meters.c.id, meters.c.role, meters.c.protocol).where(
+            meters.c.id.in_(chunk), _in_force(meters, at)
+        )
+        for row in conn.execute(query):
+            if row.role == "area_total":
+                reasons[row.id] = "an area total meter (the transformer's supply) is never switched"
+            elif not str(row.protocol).startswith("dlt645"):
+                reasons[row.id] = f"a {row.protocol} meter has no remote control"
+    return reasons

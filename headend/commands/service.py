@@ -31,6 +31,18 @@ from protocols.uplink import CommandAction
 ALLOWED_ACTIONS = frozenset(CommandAction) - {CommandAction.ARCHIVE_UPDATE}
 # Actions that lift a protection need a supervisor even to create.
 SUPERVISOR_ACTIONS = frozenset({CommandAction.KEEP_POWER_OFF})
+# The meter's remote-control function (DL/T 645 0x1C): relay, alarm, keep-power.
+CONTROL_ACTIONS = frozenset(
+    {
+        CommandAction.RELAY_TRIP,
+        CommandAction.RELAY_CLOSE_ALLOWED,
+        CommandAction.RELAY_CLOSE_DIRECT,
+        CommandAction.ALARM,
+        CommandAction.ALARM_RELEASE,
+        CommandAction.KEEP_POWER_ON,
+        CommandAction.KEEP_POWER_OFF,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,17 @@ def resolve_targets(
         missing = sorted(set(request.areas) - directory.known_areas(conn, request.areas, now))
         if missing:
             raise NotFound(f"unknown areas {missing}")
-        found.update(directory.area_meters(conn, request.areas, now))
+        expanded = directory.area_meters(conn, request.areas, now)
+        if request.action in CONTROL_ACTIONS:  # an area's switchable meters only
+            skip = directory.unswitchable(conn, set(expanded) - set(found), now)
+            expanded = {k: v for k, v in expanded.items() if k not in skip}
+        found.update(expanded)
+    if request.action in CONTROL_ACTIONS and request.meters:
+        named = directory.unswitchable(conn, request.meters, now)
+        if named:
+            meter, why = sorted(named.items())[0]
+            more = f" (and {len(named) - 1} more)" if len(named) > 1 else ""
+            raise InvalidRequest(f"meter {meter} cannot be switched: {why}{more}")
     if not found:
         raise InvalidRequest(f"the areas {sorted(request.areas)} have no meters")
     if len(found) > limit:
