@@ -12,7 +12,10 @@ the ``taiqu`` CLI and HTTP (it imports none of gateway/headend/simulators):
 archive — gateways, areas, meters with each area's total meter, read from the simulators'
 control interface — imported through the head-end's API (gateways, areas, CSV meter import),
 plus an operator and a supervisor; 5. one ``taiqu gateway run`` per area, which receives its
-archive from the head-end.  ``--for SECONDS`` stops everything cleanly (exit 0).
+archive from the head-end.  Commands are signed: the head-end's key is created with
+``keys-init --valid-from`` the simulated clock's start and its trust file (``keys-export``) is
+installed in every gateway's ``[signatures]``, which requires signatures.  ``--for SECONDS``
+stops everything cleanly (exit 0).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -218,13 +222,18 @@ def start_broker(sup: Supervisor, port: int) -> str:
 
 
 def headend_toml(
-    db: Path, mqtt_port: int, api_port: int, clock_start: datetime, factor: float, anchor: datetime
+    db: Path,
+    mqtt_port: int,
+    api_port: int,
+    clock_start: datetime,
+    factor: float,
+    anchor: datetime,
+    keys_dir: Path,
 ) -> str:
     """The head-end's configuration: SQLite, the demo broker, the API port, the fleet's clock.
 
-    Commands go unsigned: the demo's clock starts in the past (so the first daily freeze comes
-    soon), before any signing key ``keys-init`` would create now is valid, and the demo gateways
-    are not given a trust file.
+    Commands are signed with a key in ``keys_dir`` (``keys-init --valid-from`` the clock's start:
+    the demo's clock starts in the past, so the first daily freeze comes soon).
     """
     return (
         f"clock = {{ start = {clock_start.isoformat()}, factor = {factor:g}, "
@@ -233,7 +242,7 @@ def headend_toml(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nclient_id = "taiqu-headend-demo"\n\n'
         "[ingest]\noutbox_interval = 0.2\n\n"
         f'[api]\nhost = "127.0.0.1"\nport = {api_port}\n\n'
-        "[security]\nsign_commands = false\n\n"
+        f'[security]\nkeys_dir = "{keys_dir}"\nsign_commands = true\n\n'
         f'[guards]\ntimezone = "{ZONE}"\n\n'
         f"[commands]\ndispatch_interval = {min(60.0, factor):g}\n\n"
         f'[analytics]\nzone = "{ZONE}"\n'
@@ -330,6 +339,39 @@ def import_archive(
     return len(report["created"])
 
 
+def trust_signed_commands(config: Path, trust_file: Path) -> None:
+    """Make a simulator-written gateway.toml require commands signed by the keys in ``trust_file``.
+
+    Replaces its ``[signatures]`` table (the simulators write ``required = false``, with a comment
+    above it) by one naming the trust file, and checks the result parses as intended.
+    """
+    lines = config.read_text().splitlines()
+    kept: list[str] = []
+    skipping = False
+    for line in lines:
+        header = line.strip().startswith("[")
+        if line.strip() == "[signatures]":
+            while kept and kept[-1].lstrip().startswith("#"):
+                kept.pop()  # the comment that explained the opt-out
+            skipping = True
+            continue
+        if skipping and not header:
+            continue
+        skipping = False
+        kept.append(line)
+    kept += [
+        "",
+        "# Commands from the demo head-end are signed (taiqu headend keys-export).",
+        "[signatures]",
+        f"trust_file = {json.dumps(str(trust_file))}",
+        "required = true",
+    ]
+    config.write_text("\n".join(kept) + "\n")
+    got = tomllib.loads(config.read_text()).get("signatures")
+    if got != {"trust_file": str(trust_file), "required": True}:
+        raise DemoError(f"{config}: could not install the trust file ([signatures] is {got})")
+
+
 def gateway_ids(configs: list[Path]) -> dict[str, str]:
     """Area → gateway id, from the gateway.toml files the simulators wrote."""
     out = {}
@@ -410,12 +452,23 @@ def demo(
         with console.status("starting the head-end …"):
             cfg = workdir / "headend.toml"
             cfg.write_text(
-                headend_toml(workdir / "headend.db", mqtt_port, api_port, start, factor, now)
+                headend_toml(
+                    workdir / "headend.db",
+                    mqtt_port,
+                    api_port,
+                    start,
+                    factor,
+                    now,
+                    workdir / "keys",
+                )
             )
             env = {"TAIQU_HEADEND_SECRET": secrets.token_hex(32)}
+            trust = workdir / "headend-keys.json"
             for step in (
                 ["migrate"],
                 ["create-user", DEMO_USER, "--role", "admin", "--password-stdin"],
+                ["keys-init", "--valid-from", start.isoformat()],
+                ["keys-export", str(trust)],
             ):
                 done = subprocess.run(
                     taiqu("headend", *step, "--config", str(cfg)),
@@ -449,6 +502,7 @@ def demo(
 
         with console.status("starting the gateways …"):
             for cfg_path in configs:
+                trust_signed_commands(cfg_path, trust)
                 sup.start(cfg_path.stem, taiqu("gateway", "run", "--config", str(cfg_path)))
         started.append(f"{len(configs)} gateways ({', '.join(sorted(gateways.values()))})")
         console.print(f"[green]✓[/] {started[-1]}; first readings within a minute")

@@ -32,6 +32,41 @@ def _security(config: Path | None) -> SecuritySettings:
         raise typer.Exit(2) from None
 
 
+def _now(config: Path | None) -> datetime:
+    """Now on the head-end's clock (headend.toml's ``clock``), which stamps the signed commands."""
+    from headend.app import clock_of
+
+    try:
+        return clock_of(load_settings(config)).now()
+    except HeadendError as exc:
+        typer.echo(f"taiqu headend: bad configuration\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _instant(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time with a UTC offset (``typer.BadParameter`` otherwise)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: use ISO 8601, e.g. 2026-03-10T09:30:00+08:00", param_hint=option
+        ) from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter(f"{value!r} needs a UTC offset (…+08:00 or …Z)", param_hint=option)
+    return parsed.astimezone(UTC)
+
+
+ValidFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--valid-from",
+        help="when the key starts signing (ISO 8601 with offset; default: head-end clock now)",
+    ),
+]
+
+
 def _fail(command: str, exc: Exception) -> typer.Exit:
     typer.echo(f"taiqu headend {command}: {exc}", err=True)
     return typer.Exit(2)
@@ -127,16 +162,22 @@ def revoke_gateway(gateway_id: str, config: ConfigOpt = None, broker_dir: DirOpt
     typer.echo(f"{gateway_id}: {'revoked' if removed else 'had no broker credentials'}")
 
 
-def keys_init(config: ConfigOpt = None, keys_dir: DirOpt = None) -> None:
-    """Create the first command-signing key."""
+def keys_init(
+    config: ConfigOpt = None, keys_dir: DirOpt = None, valid_from: ValidFromOpt = None
+) -> None:
+    """Create the first command-signing key (signing from --valid-from, default now)."""
     from headend.security.keys import KeyStore
 
     store = KeyStore(keys_dir or _security(config).keys_dir)
+    start = _instant(valid_from, "--valid-from")
     try:
-        info = store.create(datetime.now(UTC))
+        info = store.create(_now(config), start)
     except (HeadendError, OSError) as exc:
         raise _fail("keys-init", exc) from None
-    typer.echo(f"signing key {info.key_id} created in {store.directory}")
+    typer.echo(
+        f"signing key {info.key_id} created in {store.directory}, "
+        f"signing from {info.not_before:%Y-%m-%d %H:%M:%S}Z"
+    )
 
 
 def keys_rotate(
@@ -144,13 +185,17 @@ def keys_rotate(
     keys_dir: DirOpt = None,
     activate_in_days: Annotated[float, typer.Option(help="days until the new key signs")] = 7,
     overlap_days: Annotated[float, typer.Option(help="days the old key stays accepted")] = 14,
+    valid_from: Annotated[
+        str | None,
+        typer.Option("--valid-from", help="when the new key signs (instead of --activate-in-days)"),
+    ] = None,
 ) -> None:
     """Add a signing key: it signs after ``activate_in_days``; older keys stop after the overlap."""
     from headend.security.keys import KeyStore
 
     store = KeyStore(keys_dir or _security(config).keys_dir)
-    now = datetime.now(UTC)
-    activate = now + timedelta(days=activate_in_days)
+    now = _now(config)
+    activate = _instant(valid_from, "--valid-from") or now + timedelta(days=activate_in_days)
     try:
         info = store.rotate(now, activate, activate + timedelta(days=overlap_days))
     except (HeadendError, OSError) as exc:
@@ -169,7 +214,7 @@ def keys_export(
 
     store = KeyStore(keys_dir or _security(config).keys_dir)
     try:
-        store.export_trust(out, datetime.now(UTC))
+        store.export_trust(out, _now(config))
     except (HeadendError, OSError) as exc:
         raise _fail("keys-export", exc) from None
     typer.echo(f"trust file written to {out}")

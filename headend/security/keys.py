@@ -180,13 +180,16 @@ class KeyStore:
         return info
 
     # -- lifecycle ------------------------------------------------------------------------
-    def create(self, now: datetime) -> KeyInfo:
-        """The first key (valid from ``now``); refuses when a keyring exists."""
+    def create(self, now: datetime, not_before: datetime | None = None) -> KeyInfo:
+        """The first key, signing from ``not_before`` (default ``now``); refuses a second."""
+        # An earlier not_before is allowed: a simulated clock may start in the past.
         if self.entries():
             raise KeyStoreError(f"{self.keyring_path} already holds keys: use rotate")
+        if not_before is not None and not_before.tzinfo is None:
+            raise KeyStoreError("valid-from needs a UTC offset, e.g. 2026-03-10T09:30:00+08:00")
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
-        info = self._new_key(now, now)
+        info = self._new_key(now, now if not_before is None else not_before)
         self._save([info])
         return info
 
@@ -197,6 +200,14 @@ class KeyStore:
         keys = self.entries()
         if not keys:
             raise KeyStoreError(f"{self.keyring_path}: no keys yet: use create")
+        # Older keys stop at the cut-over: never before they start signing (a key created with a
+        # later valid-from), or a command issued then would have no key.
+        for k in keys:
+            if (k.not_after is None or k.not_after > cut_over) and k.not_before > activate_at:
+                raise KeyStoreError(
+                    f"key {k.key_id} signs only from {_iso(k.not_before)}: activate the new key "
+                    "at or after that"
+                )
         info = self._new_key(now, activate_at)
         if any(k.key_id == info.key_id for k in keys):
             raise KeyStoreError(f"key id {info.key_id} already exists; retry")

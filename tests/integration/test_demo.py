@@ -28,6 +28,17 @@ def _get(url: str, token: str) -> Any:
         return json.loads(response.read())
 
 
+def _post(url: str, token: str, body: Any) -> Any:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
 def _token(base: str, name: str, password: str) -> str:
     data = urllib.parse.urlencode({"username": name, "password": password}).encode()
     with urllib.request.urlopen(f"{base}/api/v1/auth/token", data=data, timeout=10) as response:
@@ -80,6 +91,22 @@ def test_demo_runs_shows_every_area_and_stops_cleanly(tmp_path: Path) -> None:
                 time.sleep(1)
         gateways = _get(f"{base}/api/v1/gateways", token)
         assert len(gateways) == 3
+        # commands are signed: a gateway that requires signatures runs an operator's read
+        meter = next(
+            m["id"]
+            for m in _get(f"{base}/api/v1/meters?area={areas[0]}", token)
+            if m["role"] == "customer"
+        )
+        operator = _token(base, "operator", logins["operator"])
+        command = _post(f"{base}/api/v1/commands", operator, {"action": "read", "meters": [meter]})
+        while (done := _get(f"{base}/api/v1/commands/{command['id']}", operator))["state"] not in {
+            "executed",
+            "failed",
+            "expired",
+        }:
+            assert proc.poll() is None and time.monotonic() < deadline, f"command stuck: {done}"
+            time.sleep(0.5)
+        assert done["state"] == "executed", done
         assert proc.wait(timeout=RUN_FOR + 20) == 0, "".join(lines)
     finally:
         if proc.poll() is None:
