@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, true
 
 from headend.archive.effective import in_force
-from headend.db.tables import meters, readings
+from headend.db.tables import meters, readings, readings_latest
 
 SCALED_PREFIXES = ("energy.", "power.active", "power.reactive", "power.apparent", "demand.")
 
@@ -123,9 +123,10 @@ def latest_of_area(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The latest reading of ``quantity`` of every meter in ``area``: (items, meters unread).
 
-    One query driven from the area's meters, one index probe per meter on (meter, quantity,
-    time): a LATERAL ``ORDER BY time DESC LIMIT 1`` on PostgreSQL, a correlated ``max(time)``
-    joined back on SQLite (which has no LATERAL).
+    One query driven from the area's meters.  Now (``at`` None): one probe per meter into
+    ``readings_latest``, which a trigger keeps current.  As of a past ``at``: one backward index
+    probe per meter on (meter, quantity, time): a LATERAL ``ORDER BY time DESC LIMIT 1`` on
+    PostgreSQL, a correlated ``max(time)`` joined back on SQLite (which has no LATERAL).
     """
     members = (
         select(meters.c.id, meters.c.multiplier, meters.c.role)
@@ -135,7 +136,14 @@ def latest_of_area(
     match = [readings.c.meter == members.c.id, readings.c.quantity == quantity]
     if at is not None:
         match.append(readings.c.time <= at)
-    if conn.dialect.name == "postgresql":
+    if at is None:
+        newest_row = and_(
+            readings_latest.c.meter == members.c.id, readings_latest.c.quantity == quantity
+        )
+        query = select(members, readings_latest).select_from(
+            members.outerjoin(readings_latest, newest_row)
+        )
+    elif conn.dialect.name == "postgresql":
         newest = select(readings).where(*match).order_by(readings.c.time.desc()).limit(1).lateral()
         query = select(members, newest).select_from(members.outerjoin(newest, true()))
     else:
