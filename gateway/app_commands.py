@@ -82,7 +82,7 @@ class DaemonOps:
         if quantities is not None and not isinstance(quantities, list):
             raise MeterFailure("params.quantities must be a list of quantity names")
         try:
-            readings = await self.poller.read_now(meter_id, quantities)
+            readings = await self.poller.read_now(meter_id, quantities, command=command.id)
         except KeyError:
             raise MeterFailure("unknown_meter") from None
         except MeterUnavailable as exc:

@@ -100,7 +100,7 @@ class Driver(Protocol):
 class Sink(Protocol):
     """Where readings and events go (the local store)."""
 
-    def append_readings(self, readings: Sequence[Reading]) -> Any: ...
+    def append_readings(self, readings: Sequence[Reading], command: str | None = None) -> Any: ...
 
     def append_events(self, events: Sequence[Event]) -> Any: ...
 
@@ -348,8 +348,12 @@ class Poller:
         quantities: Iterable[str] | None = None,
         *,
         priority: Priority = Priority.ON_DEMAND,
+        command: str | None = None,
     ) -> list[Reading]:
-        """An on-demand read (jumps the queue); ``MeterUnavailable`` when the meter is silent."""
+        """An on-demand read (jumps the queue); ``MeterUnavailable`` when the meter is silent.
+
+        ``command``: the head-end command that asked for it; its records carry the id.
+        """
         mp = self.meters.get(meter_id)
         if mp is None:
             raise KeyError(meter_id)
@@ -361,7 +365,7 @@ class Poller:
         if not result.ok:
             raise MeterUnavailable(result.error)
         readings = self.readings(mp.meter.id, result.values, ReadingKind.ON_DEMAND)
-        self.sink.append_readings(readings)
+        self.sink.append_readings(readings, command=command)
         return readings
 
     def health(self) -> dict[str, Any]:

@@ -184,9 +184,12 @@ class Store:
 
     # -- appending -----------------------------------------------------------------------------
 
-    def append_readings(self, readings: Sequence[Reading]) -> int:
-        """Store a sweep's readings as records in one transaction; return the last seq."""
-        return self.append_records(readings_to_records(readings))
+    def append_readings(self, readings: Sequence[Reading], command: str | None = None) -> int:
+        """Store a sweep's readings as records in one transaction; return the last seq.
+
+        ``command``: the head-end command the readings answer (an on-demand read).
+        """
+        return self.append_records(readings_to_records(readings, command))
 
     def append_events(self, events: Sequence[Event]) -> int:
         """Store events as records in one transaction; return the last seq."""

@@ -191,8 +191,13 @@ def value_from_wire(quantity: str, raw: str | int) -> Decimal | int | str:
     return value
 
 
-def readings_to_records(readings: Iterable[Reading]) -> list[ReadingRecord]:
-    """Group readings taken together (same meter, time, kind) into compact records."""
+def readings_to_records(
+    readings: Iterable[Reading], command: str | None = None
+) -> list[ReadingRecord]:
+    """Group readings taken together (same meter, time, kind) into compact records.
+
+    ``command``: the head-end command these readings answer (an on-demand read), on every record.
+    """
     groups: dict[tuple[Any, ...], dict[str, str | int]] = {}
     for r in readings:
         key = (r.meter, r.kind, r.gateway_time, r.meter_time, r.freeze_time, tuple(sorted(r.flags)))
@@ -205,6 +210,7 @@ def readings_to_records(readings: Iterable[Reading]) -> list[ReadingRecord]:
             meter_time=mt,
             freeze_time=ft,
             flags=fl,
+            command=command,
             values=values,
         )
         for (meter, kind, gt, mt, ft, fl), values in groups.items()

@@ -103,7 +103,7 @@ class Store:
     def __init__(self) -> None:
         self.readings, self.events, self.state, self.frozen = [], [], {}, set()
 
-    def append_readings(self, readings):
+    def append_readings(self, readings, command=None):
         self.readings += readings
         self.frozen |= {(r.meter, r.freeze_time) for r in readings if r.freeze_time}
 

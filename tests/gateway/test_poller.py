@@ -57,7 +57,7 @@ class Sink:
         self.events: list = []
         self.state: dict[str, str] = {}
 
-    def append_readings(self, readings):
+    def append_readings(self, readings, command=None):
         self.readings += readings
 
     def append_events(self, events):

@@ -336,8 +336,16 @@ async def test_operator_flows(rig: Rig) -> None:
     for quantity in (ENERGY, "voltage.a"):
         [value, *_] = await wait_for(partial(fresh, quantity), f"a fresh {quantity}")
         assert datetime.fromisoformat(value["time"]) >= created and value["register"]
-    # Known gap: the gateway's on-demand read does not tag its records with the command id,
-    # so ``readings`` on the command stays empty (reported; gateway/app_commands.py).
+
+    async def linked() -> Any:  # the gateway tags the read's records with the command id
+        body = (await api.get(f"/api/v1/commands/{read}")).json()
+        return body["readings"] if len(body["readings"]) >= 2 else None
+
+    brought = await wait_for(linked, "the read's readings on the command")
+    assert {(r["meter"], r["quantity"]) for r in brought} == {
+        (target, ENERGY),
+        (target, "voltage.a"),
+    }
 
     # (c) a disconnect trips the simulated meter; read-back on the command
     assert fleet.control.relay(target)["relay"] == "closed"
