@@ -38,11 +38,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from headend.api import PREFIX, ROUTERS
 from headend.api.deps import OutOfScope, RequestClock
-from headend.config import ConfigError, Settings
+from headend.config import Settings, clock_of
 from headend.db import make_engine
 from headend.db.errors import Conflict, HeadendError, InvalidRequest, NotFound, StorageError
 from headend.db.migrate import upgrade
-from taiqu.clock import Clock, make_clock
+from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
 STATUS: list[tuple[type[Exception], int]] = [
@@ -90,19 +90,6 @@ def _include_routers(app: FastAPI) -> list[str]:
             app.include_router(router, prefix=PREFIX)
             mounted.append(name)
     return mounted
-
-
-def clock_of(settings: Settings) -> Clock:
-    """The clock of headend.toml's top-level ``clock`` (``ConfigError`` naming the key)."""
-    setting = settings.extra.get("clock", "real")
-    try:
-        return make_clock(setting)
-    except (ValueError, TypeError) as exc:
-        where = settings.source or "headend.toml"
-        raise ConfigError(
-            f"{where}: clock: {exc}; use clock = {{ start = 2026-01-01T00:00:00+08:00, "
-            "factor = 60 }} (or leave it out for the wall clock)"
-        ) from None
 
 
 @dataclass

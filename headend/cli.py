@@ -85,7 +85,7 @@ def ingest(
     ] = None,
 ) -> None:
     """Run the MQTT ingest alone (until SIGTERM or Ctrl-C); one of a group with shared_group."""
-    from headend.app import clock_of
+    from headend.config import clock_of
     from headend.db import make_engine
     from headend.db.migrate import upgrade
     from headend.ingest.service import IngestService

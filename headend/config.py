@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 
 from headend.db.errors import ConfigError
 from protocols.uplink.topics import GATEWAY_ID
+from taiqu.clock import Clock, make_clock
 
 __all__ = [
     "ApiSettings",
@@ -159,6 +160,19 @@ class Settings(_Model):
     # Free-form sections read by other parts of the head-end (e.g. ``[guards]``).
     extra: dict[str, Any] = Field(default_factory=dict)
     source: Path | None = None
+
+
+def clock_of(settings: Settings) -> Clock:
+    """The clock of headend.toml's top-level ``clock`` (``ConfigError`` naming the key)."""
+    setting = settings.extra.get("clock", "real")
+    try:
+        return make_clock(setting)
+    except (ValueError, TypeError) as exc:
+        where = settings.source or "headend.toml"
+        raise ConfigError(
+            f"{where}: clock: {exc}; use clock = {{ start = 2026-01-01T00:00:00+08:00, "
+            "factor = 60 }} (or leave it out for the wall clock)"
+        ) from None
 
 
 OWN_SECTIONS = ("database", "mqtt", "ingest", "api", "auth")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import getpass
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from headend.config import Settings, load_settings
+from headend.config import Settings, clock_of, load_settings
 from headend.db.errors import HeadendError
 
 ConfigOpt = Annotated[
@@ -71,7 +70,7 @@ def create_user(
                 password,
                 areas=scope,
                 actor=f"cli:{getpass.getuser()}",
-                now=datetime.now(UTC),
+                now=clock_of(settings).now(),
             )
     except HeadendError as exc:
         typer.echo(f"taiqu headend create-user: {exc}", err=True)

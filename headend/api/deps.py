@@ -11,8 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterator
-from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -20,10 +19,10 @@ from sqlalchemy import Connection, Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from headend.auth.deps import current_user, require_role
+from headend.clock import now, request_clock
 from headend.config import Settings
 from headend.db.engine import reading, writing
 from headend.db.errors import InvalidRequest
-from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
 __all__ = [
@@ -68,9 +67,6 @@ ReadConn = Annotated[Connection, Depends(read_conn)]
 WriteConn = Annotated[Connection, Depends(write_conn)]
 
 
-_request_clock: ContextVar[Clock | None] = ContextVar("taiqu_request_clock", default=None)
-
-
 class RequestClock:
     """ASGI middleware: during a request, ``now()`` reads the serving app's ``state.clock``.
 
@@ -84,17 +80,11 @@ class RequestClock:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         served = scope.get("app")
         clock = getattr(getattr(served, "state", None), "clock", None)
-        token = _request_clock.set(clock)
+        token = request_clock.set(clock)
         try:
             await self.app(scope, receive, send)
         finally:
-            _request_clock.reset(token)
-
-
-def now() -> datetime:
-    """The head-end clock's now (``app.state.clock``); the wall clock outside a request."""
-    clock = _request_clock.get()
-    return clock.now() if clock is not None else datetime.now(UTC)
+            request_clock.reset(token)
 
 
 def request_now(request: Request) -> datetime:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
+from headend import clock
 from headend.audit.chain import GENESIS, canonical, row_hash
 from headend.db.errors import StorageError
 from headend.db.ops_tables import audit_head, audit_log
@@ -63,8 +64,11 @@ def append(
     *,
     at: datetime | None = None,
 ) -> int:
-    """Append one row in ``conn``'s transaction and return its id."""
-    at = at or datetime.now(UTC)
+    """Append one row in ``conn``'s transaction and return its id.
+
+    ``at``: when it happened; by default the head-end clock's now (``headend.clock``).
+    """
+    at = at or clock.now()
     locked = conn.execute(
         update(audit_head).where(audit_head.c.id == 1).values(last_id=audit_head.c.last_id)
     )

@@ -121,7 +121,7 @@ class MaintenanceJob:
 
 def one_shot(settings: Settings) -> int:
     """One maintenance pass on the head-end's clock; the exit status (0, 1 or 2), printed result."""
-    from headend.app import clock_of
+    from headend.config import clock_of
     from headend.db import make_engine
 
     try:

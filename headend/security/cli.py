@@ -34,7 +34,7 @@ def _security(config: Path | None) -> SecuritySettings:
 
 def _now(config: Path | None) -> datetime:
     """Now on the head-end's clock (headend.toml's ``clock``), which stamps the signed commands."""
-    from headend.app import clock_of
+    from headend.config import clock_of
 
     try:
         return clock_of(load_settings(config)).now()

@@ -56,7 +56,7 @@ def test_other_sections_are_kept_for_their_owners(tmp_path: Path) -> None:
 
 
 def test_clock_setting_in_string_or_table_form(tmp_path: Path) -> None:
-    from headend.app import clock_of
+    from headend.config import clock_of
     from taiqu.clock import AcceleratedClock, RealClock
 
     path = tmp_path / "h.toml"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -67,7 +65,7 @@ def audit_verify(request: Request) -> Response:
 
     def build(user: User) -> Response:
         user.require(Role.ADMIN)
-        started = datetime.now().astimezone()
+        started = ops(request).clock.now()
         with writing(ops(request).engine) as conn:
             result = audit.verify(conn)
         return render(request, "_audit_verify.html", user, result=result, at=started)
