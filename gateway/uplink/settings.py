@@ -24,13 +24,17 @@ class BrokerLike(Protocol):
 
 
 class BrokerSettings(BaseModel):
-    """Where the uplink connects and how it authenticates."""
+    """Where the uplink connects and how it authenticates, secrets resolved.
+
+    The daemon builds it from ``[broker]`` of gateway.toml (``gateway.config.BrokerConfig``, which
+    names files) once the credentials are read; tests and tools build it directly.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
-    keepalive: int = Field(default=30, ge=5, le=3600)
+    keepalive: int = Field(default=60, ge=5, le=3600)  # as BrokerConfig: ~80 B per ping on 4G
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None

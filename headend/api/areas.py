@@ -61,6 +61,13 @@ def area_history(area_id: str, conn: ReadConn, user: Viewer) -> list[dict[str, A
     return [effective.plain(r) for r in effective.history(conn, areas, area_id)]
 
 
+def _iso_times(item: dict[str, Any]) -> dict[str, Any]:
+    for key in readings_db.TIME_FIELDS:
+        if (t := item[key]) is not None:
+            item[key] = t.isoformat()
+    return item
+
+
 @router.get("/{area_id}/latest")
 def latest_readings(
     area_id: str,
@@ -81,10 +88,7 @@ def latest_readings(
         "quantity": quantity,
         "meters": len(items) + len(missing),
         "read": len(items),
-        "items": [
-            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in item.items()}
-            for item in items
-        ],
+        "items": [_iso_times(item) for item in items],
         "missing": missing,
     }
     return JSONResponse(body)  # already plain JSON: skip the generic encoder (500 items)

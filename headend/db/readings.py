@@ -57,7 +57,11 @@ def value_of(quantity: str, register: str, mult: Decimal) -> str:
         return register
 
 
+TIME_FIELDS = ("time", "gateway_time", "meter_time", "freeze_time")
+
+
 def reading_dict(row: Any, mult: Decimal) -> dict[str, Any]:
+    """A stored reading as the API shows it (register and scaled value; times as datetimes)."""
     m = row._mapping
     quantity, register, flags = m["quantity"], m["value"], m["flags"]
     apply = scaled(quantity)
@@ -162,15 +166,18 @@ def latest_of_area(
     items: list[dict[str, Any]] = []
     missing: list[str] = []
     seen: set[str] = set()
-    for row in conn.execute(query):
+    mults: dict[str, Decimal] = {}  # a few distinct multipliers among hundreds of meters
+    for row in conn.execute(query).all():
         if row.id in seen:
             continue  # two kinds at the same instant: one is enough
         seen.add(row.id)
         if row.value is None:
             missing.append(row.id)
             continue
-        item = reading_dict(row, Decimal(row.multiplier))
-        items.append({"meter": row.id, "role": row.role, **item})
+        mult = mults.get(row.multiplier)
+        if mult is None:
+            mult = mults[row.multiplier] = Decimal(row.multiplier)
+        items.append({"meter": row.id, "role": row.role, **reading_dict(row, mult)})
     items.sort(key=lambda i: i["meter"])
     missing.sort()
     return items, missing
