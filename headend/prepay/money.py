@@ -25,6 +25,10 @@ from headend.prepay.errors import MoneyError
 LEDGER_PLACES = 6
 MICRO = Decimal(1).scaleb(-LEDGER_PLACES)  # 0.000001
 _MICRO_PER_UNIT = 10**LEDGER_PLACES
+# One payment below 10⁹ units and a balance within ±10¹² units: ledger sums stay far inside a
+# signed 64-bit integer (9.2 × 10¹⁸ micro-units), where SQLite's SUM() would raise.
+MAX_PAYMENT = Decimal(10) ** 9
+MAX_BALANCE_MICRO = 10**12 * _MICRO_PER_UNIT
 ROUNDINGS = frozenset(
     {
         decimal.ROUND_HALF_UP,
@@ -88,9 +92,17 @@ def payment(text: str | int | Decimal, settings: MoneySettings, what: str = "amo
             f"{what}: {value} has more than {settings.minor_places} decimal places "
             f"({settings.currency} is paid in units of {settings.quantum})"
         )
-    if abs(value) >= Decimal(10) ** 12:
-        raise MoneyError(f"{what}: {value} is too large")
+    if abs(value) >= MAX_PAYMENT:
+        raise MoneyError(f"{what}: {value} is too large (at most {MAX_PAYMENT - settings.quantum})")
     return value
+
+
+def check_balance(balance_micro: int, what: str = "amount") -> None:
+    """``MoneyError`` when a balance would leave ±10¹² units (a runaway sum, not a payment)."""
+    if abs(balance_micro) >= MAX_BALANCE_MICRO:
+        raise MoneyError(
+            f"{what}: the balance would reach {from_micro(balance_micro)}, out of range"
+        )
 
 
 def to_micro(amount: Decimal) -> int:

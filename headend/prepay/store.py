@@ -28,7 +28,7 @@ from headend.db.prepay_tables import (
 )
 from headend.db.tables import meters
 from headend.prepay.errors import PaymentConflict
-from headend.prepay.money import MoneySettings, from_micro, payment, to_micro
+from headend.prepay.money import MoneySettings, check_balance, from_micro, payment, to_micro
 from headend.prepay.tariffs import TariffBook, TariffVersion, parse_definition, parse_split
 
 MODES = ("prepaid", "postpaid")
@@ -370,6 +370,7 @@ def adjust(
     if not reason.strip():
         raise InvalidRequest("give the reason")
     micro = to_micro(-value if kind == "fee" else value)
+    check_balance(balance_micro(conn, acct.id) + micro)
     posted = post(
         conn,
         acct.id,
@@ -434,6 +435,7 @@ def top_up(
     if acct.closed_at is not None:
         state, reason = "rejected", f"account {account_id} is closed"
     else:
+        check_balance(balance_micro(conn, account_id) + micro)
         ledger_id = post(
             conn,
             account_id,

@@ -106,7 +106,7 @@ def test_top_ups_are_idempotent_by_reference_and_the_balance_is_the_ledger(api):
 
 
 def test_bad_input_is_a_clear_error_and_stores_nothing(api):
-    for amount, status in (("1.005", 400), ("-5.00", 400), ("ten", 422)):
+    for amount, status in (("1.005", 400), ("-5.00", 400), ("ten", 422), ("1000000000", 400)):
         r = api.post("olga", "/accounts/a2/topups", {"reference": f"R{amount}", "amount": amount})
         assert r.status_code == status, (amount, r.text)
     r = api.post(
@@ -133,6 +133,28 @@ def test_bad_input_is_a_clear_error_and_stores_nothing(api):
     r = api.post("ada", "/accounts", {"id": "x", "contacts": ["nosuch://what"]})
     assert r.status_code == 400
     assert api.get("vic", "/accounts/a2/ledger").json()["items"] == []
+
+
+def test_a_runaway_balance_is_refused_before_the_ledger_sum_overflows(api):
+    """A balance may not leave ±10¹² units (SQLite's SUM() raises past 2⁶³ micro-units)."""
+    from headend.prepay import store
+
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    with writing(api.engine) as conn:  # years of the largest top-ups, straight into the ledger
+        for i in range(1000):
+            store.post(
+                conn, "a2", "topup", 999_999_999_990_000, now, f"OLD-{i}", actor="t", now=now
+            )
+    ok = api.post("olga", "/accounts/a2/topups", {"reference": "FITS", "amount": "9.99"})
+    assert ok.status_code == 201, ok.text
+    r = api.post("olga", "/accounts/a2/topups", {"reference": "PAST", "amount": "999999999.99"})
+    assert r.status_code == 400 and "out of range" in r.json()["detail"], r.text
+    fee = {"kind": "fee", "amount": "999999999.99", "reference": "F", "reason": "test"}
+    assert api.post("ada", "/accounts/a2/adjustments", fee).status_code == 201
+    bal = api.get("vic", "/accounts/a2/balance").json()["balance"]
+    assert Decimal(bal) == 1000 * Decimal("999999999.99") + Decimal("9.99") - Decimal(
+        "999999999.99"
+    )
 
 
 def test_roles_and_area_scoping(api):
