@@ -3,9 +3,10 @@
 Loads ``--areas`` × 500 meters and ``--readings`` interval readings of
 ``energy.active.import.total`` spread evenly over them (set-based SQL, not the ingest), then
 times ``GET /api/v1/areas/{id}/latest`` through the full app (routing, bearer-token check, query,
-JSON), now (``readings_latest``) and as of a past time (an index probe per meter), and, as the
-baseline of the same run, ``GET /api/v1/areas/{id}`` (token check and one
-small query).  Prints p50/p99 and their ratio to the baseline, for SQLite and PostgreSQL.
+JSON): now, as of mid-history, and as of a time a week after every meter's last reading (the
+second, all-time probe per meter); readings end at the current hour, and PostgreSQL has a year
+of monthly partitions.  As the baseline of the same run, ``GET /api/v1/areas/{id}`` (token check
+and one small query).  Prints p50/p99 and their ratio to the baseline, for SQLite and PostgreSQL.
 
     .venv/bin/python bench/headend_api.py [--readings 10000000] [--requests 300]
 """
@@ -19,31 +20,45 @@ import sys
 import tempfile
 import time
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 AREA_SIZE = 500
 QUANTITY = "energy.active.import.total"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-AS_OF = "2026-01-05T00:00:00%2B00:00"  # mid-history: the backward index probe per meter
+STEP = timedelta(minutes=15)
+END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)  # the newest reading
+
+
+def first_time(per_meter: int) -> datetime:
+    """The oldest reading's time: each meter's readings end at ``END``, 15 minutes apart."""
+    return END - (per_meter - 1) * STEP
 
 
 def load(engine, areas: int, readings: int) -> None:
     """The archive (areas × 500 meters) and ``readings`` readings, loaded set-based."""
     from headend.db.engine import writing
+    from headend.db.scale import ensure_partitions
     from headend.db.tables import areas as areas_t
     from headend.db.tables import meters as meters_t
 
     meters = [f"{a:02d}{m:010d}" for a in range(areas) for m in range(AREA_SIZE)]
     per_meter = readings // len(meters)
+    t0 = first_time(per_meter)
+    sqlite_t0 = t0.strftime("%Y-%m-%d %H:%M:%S")
     with writing(engine) as conn:
         conn.execute(
             areas_t.insert(),
             [
-                {"id": f"A{a}", "name": f"area {a}", "gateway": f"gw-{a:04d}", "valid_from": T0}
+                {
+                    "id": f"A{a}",
+                    "name": f"area {a}",
+                    "gateway": f"gw-{a:04d}",
+                    "valid_from": t0 - STEP,
+                }
                 for a in range(areas)
             ],
         )
@@ -59,20 +74,22 @@ def load(engine, areas: int, readings: int) -> None:
                     "address": m,
                     "multiplier": "1",
                     "role": "area_total" if m.endswith("0" * 10) else "customer",
-                    "valid_from": T0,
+                    "valid_from": t0 - STEP,
                 }
                 for m in meters
             ],
         )
     with writing(engine) as conn:
         if engine.dialect.name == "postgresql":
+            # a year of monthly partitions, as a head-end keeping twelve months raw has
+            ensure_partitions(conn, END, ahead=3, behind=12)
             conn.exec_driver_sql(f"""
                 INSERT INTO readings (meter, quantity, time, kind, value, gateway, gateway_time,
                                       flags)
                 SELECT m.id, '{QUANTITY}', t, 'interval', (s * 0.25)::text, 'gw', t, ''
                 FROM (SELECT id FROM meters ORDER BY id) m
                 CROSS JOIN LATERAL generate_series(0, {per_meter - 1}) s
-                CROSS JOIN LATERAL (SELECT timestamptz '2026-01-01 00:00:00+00'
+                CROSS JOIN LATERAL (SELECT timestamptz '{t0.isoformat()}'
                                            + s * interval '15 minutes' AS t) tt
             """)
             conn.exec_driver_sql("ANALYZE readings")
@@ -82,9 +99,9 @@ def load(engine, areas: int, readings: int) -> None:
                                         WHERE n < {per_meter - 1})
                 INSERT INTO readings (meter, quantity, time, kind, value, gateway, gateway_time,
                                       flags)
-                SELECT m.id, '{QUANTITY}', strftime('%Y-%m-%d %H:%M:%S.000000', '2026-01-01',
+                SELECT m.id, '{QUANTITY}', strftime('%Y-%m-%d %H:%M:%S.000000', '{sqlite_t0}',
                        '+' || (s.n * 15) || ' minutes'), 'interval', s.n * 0.25, 'gw',
-                       strftime('%Y-%m-%d %H:%M:%S.000000', '2026-01-01',
+                       strftime('%Y-%m-%d %H:%M:%S.000000', '{sqlite_t0}',
                        '+' || (s.n * 15) || ' minutes'), ''
                 FROM (SELECT id FROM meters ORDER BY id) m, s
             """)
@@ -147,11 +164,21 @@ def run(
         timed(client, latest, 20)  # warm up
         tune_gc()  # as `taiqu headend serve` does
         base = timed(client, f"/api/v1/areas/A{areas // 2}", requests)
-        lat = timed(client, latest, requests)
-        past = timed(client, f"{latest}&at={AS_OF}", requests)
+        per_meter = readings // (areas * AREA_SIZE)
+        mid = first_time(per_meter) + per_meter // 2 * STEP
+        silent = END + timedelta(days=8)  # nothing in the week before: the all-time probe
+        cases = {
+            "latest of 500 meters": timed(client, latest, requests),
+            "... as of mid-history": timed(
+                client, f"{latest}&at={quote(mid.isoformat())}", requests
+            ),
+            "... all silent a week": timed(
+                client, f"{latest}&at={quote(silent.isoformat())}", requests
+            ),
+        }
     b50, b99 = pct(base, 50), pct(base, 99)
     print(f"{label}: baseline GET area       p50 {b50:6.1f} ms  p99 {b99:6.1f} ms")
-    for name, times in (("latest of 500 meters", lat), ("... as of a past time", past)):
+    for name, times in cases.items():
         p50, p99 = pct(times, 50), pct(times, 99)
         print(
             f"{label}: {name:<23} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "

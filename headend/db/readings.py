@@ -8,14 +8,15 @@ the multiplier (CT × PT) of the meter version in force at the reading's time; o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, true
 
+from headend import clock
 from headend.archive.effective import in_force
-from headend.db.tables import meters, readings, readings_latest
+from headend.db.tables import meters, readings
 
 SCALED_PREFIXES = ("energy.", "power.active", "power.reactive", "power.apparent", "demand.")
 
@@ -122,52 +123,67 @@ def page(
     return items, nxt
 
 
+RECENT = timedelta(days=7)  # the first probe's window: a meter read on schedule is in it
+
+
+def _newest(
+    members: Any, quantity: str, dialect: str, lo: datetime | None, hi: datetime | None
+) -> Any:
+    """Each member with its newest reading of ``quantity`` in ``[lo, hi]`` (NULLs if none).
+
+    One backward index probe per meter on (meter, quantity, time): a LATERAL ``ORDER BY time
+    DESC LIMIT 1`` on PostgreSQL, a correlated ``max(time)`` joined back on SQLite (no LATERAL).
+    """
+    match = [readings.c.meter == members.c.id, readings.c.quantity == quantity]
+    if lo is not None:
+        match.append(readings.c.time >= lo)
+    if hi is not None:
+        match.append(readings.c.time <= hi)
+    if dialect == "postgresql":
+        newest = select(readings).where(*match).order_by(readings.c.time.desc()).limit(1).lateral()
+        return select(members, newest).select_from(members.outerjoin(newest, true()))
+    newest_time = select(func.max(readings.c.time)).where(*match).scalar_subquery()
+    stamped = select(members, newest_time.label("newest")).subquery("stamped")
+    return select(stamped.c.id, stamped.c.multiplier, stamped.c.role, readings).select_from(
+        stamped.outerjoin(
+            readings,
+            and_(
+                readings.c.meter == stamped.c.id,
+                readings.c.quantity == quantity,
+                readings.c.time == stamped.c.newest,
+            ),
+        )
+    )
+
+
 def latest_of_area(
     conn: Connection, area: str, quantity: str, at: datetime | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The latest reading of ``quantity`` of every meter in ``area``: (items, meters unread).
 
-    One query driven from the area's meters.  Now (``at`` None): one probe per meter into
-    ``readings_latest``, which a trigger keeps current.  As of a past ``at``: one backward index
-    probe per meter on (meter, quantity, time): a LATERAL ``ORDER BY time DESC LIMIT 1`` on
-    PostgreSQL, a correlated ``max(time)`` joined back on SQLite (which has no LATERAL).
+    Two probes per meter at most, driven from the area's meters: first within the week before
+    ``at`` (or the head-end clock's now), which on PostgreSQL touches only the one or two monthly
+    partitions that hold it; then, for the meters with nothing that recent, over all time.  Cost
+    so stays flat however many months are kept, and nothing is maintained on the ingest path.
     """
-    members = (
-        select(meters.c.id, meters.c.multiplier, meters.c.role)
-        .where(meters.c.area == area, in_force(meters, at))
-        .subquery("members")
+    ref = at if at is not None else clock.now()
+    members = select(meters.c.id, meters.c.multiplier, meters.c.role).where(
+        meters.c.area == area, in_force(meters, at)
     )
-    match = [readings.c.meter == members.c.id, readings.c.quantity == quantity]
-    if at is not None:
-        match.append(readings.c.time <= at)
-    if at is None:
-        newest_row = and_(
-            readings_latest.c.meter == members.c.id, readings_latest.c.quantity == quantity
-        )
-        query = select(members, readings_latest).select_from(
-            members.outerjoin(readings_latest, newest_row)
-        )
-    elif conn.dialect.name == "postgresql":
-        newest = select(readings).where(*match).order_by(readings.c.time.desc()).limit(1).lateral()
-        query = select(members, newest).select_from(members.outerjoin(newest, true()))
-    else:
-        newest_time = select(func.max(readings.c.time)).where(*match).scalar_subquery()
-        stamped = select(members, newest_time.label("newest")).subquery("stamped")
-        query = select(stamped.c.id, stamped.c.multiplier, stamped.c.role, readings).select_from(
-            stamped.outerjoin(
-                readings,
-                and_(
-                    readings.c.meter == stamped.c.id,
-                    readings.c.quantity == quantity,
-                    readings.c.time == stamped.c.newest,
-                ),
-            )
-        )
+    dialect = conn.dialect.name
+    rows = conn.execute(
+        _newest(members.subquery("members"), quantity, dialect, ref - RECENT, at)
+    ).all()
+    silent = sorted({r.id for r in rows if r.value is None})
+    if silent:
+        rows = [r for r in rows if r.value is not None]
+        older = members.where(meters.c.id.in_(silent)).subquery("members")
+        rows += conn.execute(_newest(older, quantity, dialect, None, at)).all()
     items: list[dict[str, Any]] = []
     missing: list[str] = []
     seen: set[str] = set()
     mults: dict[str, Decimal] = {}  # a few distinct multipliers among hundreds of meters
-    for row in conn.execute(query).all():
+    for row in rows:
         if row.id in seen:
             continue  # two kinds at the same instant: one is enough
         seen.add(row.id)

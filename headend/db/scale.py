@@ -223,8 +223,7 @@ def apply_retention(
 ) -> list[date]:
     """Drop the monthly partitions wholly older than ``keep_months`` once aggregated; their months.
 
-    Rows of that age in the default partition are aggregated and deleted too, and so are the
-    ``readings_latest`` rows that pointed at them.
+    Rows of that age in the default partition are aggregated and deleted too.
     """
     if keep_months < 1:
         raise ValueError("keep_months must be at least 1")
@@ -250,8 +249,6 @@ def apply_retention(
     if old_default is not None:
         aggregate_days(conn, old_default, hi, tz)
         conn.exec_driver_sql("DELETE FROM readings_default WHERE time < %(hi)s", {"hi": hi})
-    # Dropped partitions fire no trigger: forget latest values whose rows are gone.
-    conn.exec_driver_sql("DELETE FROM readings_latest WHERE time < %(hi)s", {"hi": hi})
     return dropped
 
 

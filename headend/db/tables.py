@@ -258,25 +258,6 @@ readings = Table(
     Column("command", String(64), nullable=True),
 )
 
-# The newest row of ``readings`` per (meter, quantity), kept by a trigger on ``readings`` (migration
-# 0007), so "the latest of an area" is one probe per meter into a small table.
-readings_latest = Table(
-    "readings_latest",
-    metadata,
-    Column("meter", String(32), primary_key=True),
-    Column("quantity", String(64), primary_key=True),
-    Column("time", UTCDateTime, nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("value", String(64), nullable=False),
-    Column("gateway", String(64), nullable=False),
-    Column("gateway_time", UTCDateTime, nullable=False),
-    Column("meter_time", UTCDateTime, nullable=True),
-    Column("meter_time_raw", String(40), nullable=True),
-    Column("freeze_time", UTCDateTime, nullable=True),
-    Column("flags", String(200), nullable=False, default=""),
-    Column("command", String(64), nullable=True),
-)
-
 events = Table(
     "events",
     metadata,

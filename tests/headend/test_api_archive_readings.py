@@ -335,19 +335,31 @@ def test_readings_invalid_requests_are_4xx(client: TestClient) -> None:
 
 
 def test_latest_of_an_area(client: TestClient) -> None:
-    ids = seed(client, meters=3)
+    ids = seed(client, meters=4)
     ingest(
         client, batch("gw-0001", "ab" * 8, 0, [reading(m, s) for s in range(3) for m in ids[:2]])
     )
+    # a meter last read a month ago: outside the first probe's week, found by the second
+    ingest(client, batch("gw-0001", "ab" * 8, 6, [reading(ids[2], -30 * 96)]))
     out = ok(client.get(f"{V1}/areas/A1/latest"))
-    assert out["meters"] == 3 and out["read"] == 2 and out["missing"] == [ids[2]]
+    assert out["meters"] == 4 and out["read"] == 3 and out["missing"] == [ids[3]]
     newest = {i["meter"]: i for i in out["items"]}
     assert newest[ids[1]]["time"].startswith("2026-11-24T00:30")
+    assert newest[ids[2]]["time"].startswith("2026-10-25T00:00")
     assert newest[ids[0]]["role"] == "area_total"
     as_of = ok(
         client.get(f"{V1}/areas/A1/latest", params={"at": (T0 + timedelta(minutes=20)).isoformat()})
     )
-    assert {i["time"][:16] for i in as_of["items"]} == {"2026-11-24T00:15"}
+    assert [i["time"][:16] for i in as_of["items"]] == [
+        "2026-11-24T00:15",
+        "2026-11-24T00:15",
+        "2026-10-25T00:00",
+    ]
+    assert as_of["missing"] == [ids[3]]
+    before = client.get(
+        f"{V1}/areas/A1/latest", params={"at": (T0 - timedelta(days=1)).isoformat()}
+    )
+    assert before.status_code == 404  # the area is in force from T0 on
     assert client.get(f"{V1}/areas/A1/latest", params={"quantity": "bogus"}).status_code == 400
     assert client.get(f"{V1}/areas/ZZ/latest").status_code == 404
 

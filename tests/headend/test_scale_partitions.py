@@ -26,7 +26,7 @@ from headend.db.scale import (
     partitions,
     reading_daily,
 )
-from headend.db.tables import ingested, readings, readings_latest
+from headend.db.tables import ingested, readings
 from headend.ingest.store import Ingestor
 from protocols.model import ReadingKind
 from protocols.uplink import ReadingRecord, Topics, encode
@@ -166,9 +166,6 @@ def test_retention_drops_old_partitions_only_after_their_day_aggregates(pg: Engi
         left_times = sorted(set(left))
     assert month_start(day(0)) not in months and month_start(NOW) in months
     assert left_times == [recent.gateway_time]  # only the recent reading is left raw
-    with reading(pg) as conn:  # latest values follow: meter 2's only rows were dropped
-        kept = conn.execute(select(readings_latest.c.meter, readings_latest.c.time)).all()
-    assert {(m, t) for m, t in kept} == {("202600000001", recent.gateway_time)}
     by_key = {(r.meter, r.day.isoformat()): r for r in rows}
     d0 = by_key[("202600000001", "2025-03-01")]
     assert (d0.first_time, d0.first_value) == (day(0, 0), "100.50")
