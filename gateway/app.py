@@ -41,15 +41,9 @@ from gateway.bus.timing import LineTiming
 from gateway.bus.worker import BusWorker, Priority
 from gateway.clocktrust import ClockTrust, fixed
 from gateway.commands import CommandExecutor, MeterSecrets
-from gateway.config import (
-    ConfigError,
-    GatewayConfig,
-    MeterConfig,
-    check_meters,
-    check_trust,
-    meter_secrets,
-    resolve_secrets,
-)
+from gateway.config import ConfigError, GatewayConfig, MeterConfig
+from gateway.config_checks import check_meters
+from gateway.config_secrets import check_trust, meter_secrets, resolve_secrets
 from gateway.events import EventDetector
 from gateway.frozen import FrozenJobs, FrozenReader
 from gateway.health import Health

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import typer
 
-from gateway.config import ConfigError, GatewayConfig, config_hash, load_config, resolve_secrets
+from gateway.config import ConfigError, GatewayConfig, config_hash, load_config
+from gateway.config_secrets import resolve_secrets
 from gateway.errors import GatewayError
 
 app = typer.Typer(help="The concentrator daemon.", no_args_is_help=True, add_completion=False)

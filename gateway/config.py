@@ -12,12 +12,9 @@ by the head-end has the same shape (see ``validate_archive``).
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway.config_checks import cross_checks
 from gateway.errors import GatewayError
 from gateway.signature import SignatureConfig
 from protocols.model import DEFAULT_METER_ZONE
@@ -33,7 +31,7 @@ from protocols.uplink.topics import GATEWAY_ID
 from taiqu.clock import ClockSetting
 
 if TYPE_CHECKING:
-    from gateway.commands.secrets import MeterSecrets
+    pass
 
 PASSWORD_ENV = "TAIQU_BROKER_PASSWORD"
 STANDARD_BAUDS = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -293,14 +291,6 @@ class GatewayConfig(_Model):
         raise KeyError(name)
 
 
-@dataclass(frozen=True)
-class Secrets:
-    """The broker credentials, resolved from the environment or the password file."""
-
-    username: str
-    password: str | None
-
-
 def _loc(loc: Iterable[Any], doc: dict[str, Any]) -> str:
     """``meters[3].address`` from a pydantic error location."""
     out = ""
@@ -331,133 +321,13 @@ def _format_validation(path: Path, exc: ValidationError, doc: dict[str, Any]) ->
     return problems
 
 
-def _cross_checks(path: Path, cfg: GatewayConfig) -> list[str]:
-    problems: list[str] = []
-    names: dict[str, int] = {}
-    ports: dict[str, int] = {}
-    for i, bus in enumerate(cfg.buses):
-        if bus.name in names:
-            problems.append(
-                f"{path}: buses[{i}].name: {bus.name!r} is already buses[{names[bus.name]}]'s "
-                "name: give each bus its own name"
-            )
-        names.setdefault(bus.name, i)
-        port = _port_key(bus.port)
-        if port in ports:
-            problems.append(
-                f"{path}: buses[{i}].port: {bus.port!r} is already used by "
-                f"buses[{ports[port]}]: one bus per port; put its meters on that bus"
-            )
-        ports.setdefault(port, i)
-    problems += check_meters(cfg, cfg.meters, where=str(path))
-    problems += check_timing(cfg, where=str(path))
-    problems += check_signatures(cfg, where=str(path))
-    return problems
-
-
-def check_signatures(cfg: GatewayConfig, *, where: str) -> list[str]:
-    """Signed commands are required (``signatures_required``) but nothing can check them."""
-    if cfg.signatures_required and cfg.signatures.trust_file is None:
-        return [
-            f"{where}: signatures.trust_file: head-end commands must be signed, and the gateway "
-            "needs the head-end's public keys to check them: install headend-keys.json from "
-            "`taiqu headend enrol-gateway` and set trust_file to it (a test bench with simulated "
-            "meters may set required = false instead)"
-        ]
-    return []
-
-
-def _port_key(port: str) -> str:
-    if port.startswith("/"):
-        try:
-            return os.path.realpath(port)
-        except OSError:
-            return port
-    return port.lower()
-
-
-def check_meters(cfg: GatewayConfig, meters: Iterable[MeterConfig], *, where: str) -> list[str]:
-    """Meters on declared buses, unique ids, unique addresses per bus."""
-    problems: list[str] = []
-    bus_names = {b.name for b in cfg.buses}
-    ids: dict[str, int] = {}
-    addresses: dict[tuple[str, str, str], int] = {}
-    for i, m in enumerate(meters):
-        key = f"{where}: meters[{i}]"
-        if m.bus not in bus_names:
-            problems.append(
-                f"{key}.bus: no bus is named {m.bus!r}: use one of {sorted(bus_names)} "
-                "or add a [[buses]] entry"
-            )
-        if m.id in ids:
-            problems.append(f"{key}.id: {m.id!r} is already meters[{ids[m.id]}]: ids are unique")
-        ids.setdefault(m.id, i)
-        family = "modbus" if m.is_modbus else "dlt645"
-        addr = str(int(m.address)) if m.is_modbus else m.address
-        akey = (m.bus, family, addr)
-        if akey in addresses:
-            problems.append(
-                f"{key}.address: {m.address!r} is already meters[{addresses[akey]}] on bus "
-                f"{m.bus!r}: addresses are unique per bus; fix the address or the bus"
-            )
-        addresses.setdefault(akey, i)
-        if m.is_modbus and not _known_model(m.model):
-            problems.append(
-                f"{key}.model: no register map named {m.model!r}: use one of {known_models()}"
-            )
-    return problems
-
-
-def known_models() -> list[str]:
-    """Register map names the Modbus codec knows (empty until it is installed)."""
-    try:
-        from gateway.poller_modbus import model_names
-    except ImportError:  # pragma: no cover - the Modbus codec is part of the base install
-        return []
-    return list(model_names())
-
-
-def _known_model(name: str) -> bool:
-    models = known_models()
-    return not models or name.upper() in {m.upper() for m in models}
-
-
-def check_timing(cfg: GatewayConfig, *, where: str) -> list[str]:
-    """Every bus's worst-case energy sweep (all meters timing out) must fit the interval."""
-    from gateway.bus.timing import worst_case_sweep_seconds
-
-    problems: list[str] = []
-    interval = cfg.schedule.energy_minutes * 60
-    for i, bus in enumerate(cfg.buses):
-        meters = [m for m in cfg.meters if m.bus == bus.name]
-        worst = worst_case_sweep_seconds(bus, meters)
-        if worst > interval:
-            problems.append(
-                f"{where}: buses[{i}] ({bus.name}): with every meter silent a sweep of its "
-                f"{len(meters)} meters takes up to {worst:.0f} s, more than "
-                f"schedule.energy_minutes = {cfg.schedule.energy_minutes}: lower "
-                "response_timeout_ms or retries, split the bus, or raise energy_minutes"
-            )
-        if bus.response_timeout_ms:
-            from gateway.bus.timing import minimum_timeout_ms
-
-            least = minimum_timeout_ms(bus)
-            if bus.response_timeout_ms < least:
-                problems.append(
-                    f"{where}: buses[{i}].response_timeout_ms: {bus.response_timeout_ms} ms is "
-                    f"shorter than a reply can take at {bus.baud} baud; use at least {least} ms "
-                    "or 0 (derived)"
-                )
-    return problems
-
-
 def parse_config(doc: dict[str, Any], path: Path) -> GatewayConfig:
     """Validate a parsed TOML document; ``ConfigError`` lists every problem."""
     try:
         cfg = GatewayConfig.model_validate(doc)
     except ValidationError as exc:
         raise ConfigError(_format_validation(path, exc, doc)) from None
-    problems = _cross_checks(path, cfg)
+    problems = cross_checks(path, cfg)
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -477,68 +347,6 @@ def load_config(path: str | Path) -> GatewayConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     return parse_config(doc, path)
-
-
-def resolve_secrets(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> Secrets:
-    """The broker credentials (password from ``$TAIQU_BROKER_PASSWORD`` or ``password_file``),
-    after checking every other secret and key file the config names: the trust file and the meter
-    secrets file (``ConfigError`` naming the key and the fix)."""
-    broker = cfg.broker
-    username = broker.username or cfg.gateway_id
-    password = os.environ.get(PASSWORD_ENV)
-    if password is None and broker.password_file is not None:
-        pf = broker.password_file
-        try:
-            mode = pf.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise ConfigError(
-                    [
-                        f"{path}: broker.password_file: {pf} is readable by others "
-                        f"(mode {stat.S_IMODE(mode):04o}): chmod 600 {pf}"
-                    ]
-                )
-            password = pf.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                [f"{path}: broker.password_file: cannot read {pf} ({exc.strerror or exc})"]
-            ) from None
-    for key in ("ca_file", "cert_file", "key_file"):
-        file = getattr(broker, key)
-        if file is not None and not Path(file).is_file():
-            raise ConfigError(
-                [f"{path}: broker.{key}: {file} does not exist: fix the path or remove the key"]
-            )
-    check_trust(cfg, path)
-    meter_secrets(cfg, path)
-    return Secrets(username=username, password=password)
-
-
-def check_trust(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> None:
-    """``ConfigError`` unless signatures can be checked as configured (the trust file loads)."""
-    from gateway.signature import TrustFileError, load_trust
-
-    problems = check_signatures(cfg, where=str(path))
-    if problems:
-        raise ConfigError(problems)
-    trust_file = cfg.signatures.trust_file
-    if trust_file is not None:
-        try:
-            load_trust(trust_file)
-        except TrustFileError as exc:
-            raise ConfigError([f"{path}: signatures.trust_file: {exc}"]) from None
-
-
-def meter_secrets(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> MeterSecrets:
-    """The meter passwords and operator codes (``[commands] meter_secrets_file``)."""
-    from gateway.commands.secrets import MeterSecrets, MeterSecretsError, load_meter_secrets
-
-    file = cfg.commands.meter_secrets_file
-    if file is None:
-        return MeterSecrets()
-    try:
-        return load_meter_secrets(Path(file))
-    except MeterSecretsError as exc:
-        raise ConfigError([f"{path}: commands.meter_secrets_file: {exc}"]) from None
 
 
 def config_hash(path: str | Path) -> str:

@@ -13,8 +13,8 @@ from gateway.config import (
     GatewayConfig,
     load_config,
     parse_config,
-    resolve_secrets,
 )
+from gateway.config_secrets import resolve_secrets
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gateway.toml"
 

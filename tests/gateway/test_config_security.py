@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.commands.secrets import MeterCredentials
-from gateway.config import ConfigError, meter_secrets, parse_config, resolve_secrets
+from gateway.config import ConfigError, parse_config
+from gateway.config_secrets import meter_secrets, resolve_secrets
 from protocols.dlt645.messages import DEFAULT_OPERATOR, DEFAULT_PASSWORD
 
 ACCELERATED = {"start": "2026-11-24T00:00:00+08:00", "factor": 60}

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.app import Gateway, make_clock_trust
 from gateway.clocktrust import fixed
-from gateway.config import parse_config, resolve_secrets
+from gateway.config import parse_config
+from gateway.config_secrets import resolve_secrets
 from headend.commands.signing import Ed25519Signer, sign_command
 from headend.security.keys import KeyStore
 from protocols.uplink import Command, CommandAction, Signature, encode

@@ -264,7 +264,10 @@ def test_operator_and_supervisor_in_two_browsers(live: Live) -> None:
         # only switchable meters were targeted (the area total and Modbus meters left out)
         outcome = target_states(live, command_id)
         assert outcome == {m: ("executed", None) for m in relays}, outcome
-        sup.refresh()  # the per-meter table is rendered once; only the status line polls
+        # the supervisor landed on the command page before the outcomes: its table followed live
+        live_rows = '#targets tr[data-state="executed"]'
+        wait(sup, lambda d: len(d.find_elements(By.CSS_SELECTOR, live_rows)) == len(relays),
+             timeout=10, what="the per-meter table updated without a reload")  # fmt: skip
         shot(sup, "07-command-executed")
         for meter in relays:  # ground truth: the simulated meters' relays opened
             assert fleet.control.relay(meter)["relay"] == "open", meter

@@ -102,6 +102,23 @@ def test_posts_without_the_matching_csrf_token_change_nothing(web: Web) -> None:
     assert r.status_code == 303 and _command_count(web) == before + 1
 
 
+def test_the_command_page_polls_its_per_meter_table_too(web: Web) -> None:
+    client = sign_in(web.app, "olga")
+    token = client.cookies[CSRF_COOKIE]
+    r = client.post("/meters/A2-m01/read", headers={"X-CSRF-Token": token}, follow_redirects=False)
+    with reading(web.engine) as conn:
+        newest = select(commands.c.id).order_by(commands.c.created_at.desc()).limit(1)
+        command_id = conn.execute(newest).scalar_one()
+    page = client.get(f"/commands/{command_id}").text
+    assert f'hx-get="/commands/{command_id}/status?targets=1"' in page
+    assert page.count('id="targets-wrap"') == 1 and 'data-meter="A2-m01"' in page
+    live = client.get(f"/commands/{command_id}/status", params={"targets": 1}).text
+    assert 'id="targets-wrap" hx-swap-oob="true"' in live and 'data-meter="A2-m01"' in live
+    elsewhere = client.get(f"/commands/{command_id}/status").text  # e.g. a meter page's line
+    assert "targets-wrap" not in elsewhere and "?targets=1" not in elsewhere
+    assert r.status_code == 303
+
+
 def test_sign_out_ends_the_session(web: Web) -> None:
     client = sign_in(web.app, "vic")
     token = client.cookies[CSRF_COOKIE]

@@ -55,8 +55,12 @@ def command_page(request: Request, command_id: str) -> Response:
 
 
 @router.get("/commands/{command_id}/status")
-def command_status(request: Request, command_id: str) -> Response:
-    """The live status fragment; it stops asking once the command is final."""
+def command_status(request: Request, command_id: str, targets: bool = False) -> Response:
+    """The live status fragment; it stops asking once the command is final.
+
+    ``targets``: asked by the command's own page, which also gets its per-meter table (out of
+    band), so outcomes appear as gateways report them.
+    """
 
     def build(user: User) -> Response:
         with reading(ops(request).engine) as conn:
@@ -67,6 +71,8 @@ def command_status(request: Request, command_id: str) -> Response:
             user,
             c=view,
             progress=command_views.progress(view),
+            targets=targets,
+            oob=True,
         )
 
     return page(request, build)
