@@ -124,6 +124,7 @@ def page(
 
 
 RECENT = timedelta(days=7)  # the first probe's window: a meter read on schedule is in it
+AHEAD = timedelta(days=1)  # ... and past "now" (a clock running ahead); later times: 2nd probe
 
 
 def _newest(
@@ -162,9 +163,10 @@ def latest_of_area(
     """The latest reading of ``quantity`` of every meter in ``area``: (items, meters unread).
 
     Two probes per meter at most, driven from the area's meters: first within the week before
-    ``at`` (or the head-end clock's now), which on PostgreSQL touches only the one or two monthly
-    partitions that hold it; then, for the meters with nothing that recent, over all time.  Cost
-    so stays flat however many months are kept, and nothing is maintained on the ingest path.
+    ``at`` (or the head-end clock's now, up to a day past it), which on PostgreSQL touches only
+    the one or two monthly partitions that hold it; then, for the meters with nothing in that
+    window, over all time.  Cost so stays flat however many months are kept, and nothing is
+    maintained on the ingest path.
     """
     ref = at if at is not None else clock.now()
     members = select(meters.c.id, meters.c.multiplier, meters.c.role).where(
@@ -172,7 +174,7 @@ def latest_of_area(
     )
     dialect = conn.dialect.name
     rows = conn.execute(
-        _newest(members.subquery("members"), quantity, dialect, ref - RECENT, at)
+        _newest(members.subquery("members"), quantity, dialect, ref - RECENT, at or ref + AHEAD)
     ).all()
     silent = sorted({r.id for r in rows if r.value is None})
     if silent:
