@@ -139,17 +139,49 @@ def _pg_bin() -> Path | None:
     return roots[0].parent if roots else None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_orphans(bindir: Path, run_as: list[str]) -> None:
+    """Stop and remove private instances whose test process is gone (killed by a timeout, ^C)."""
+    for root in Path(tempfile.gettempdir()).glob("taiqu-pg-*"):
+        try:
+            owner = int((root / "owner.pid").read_text())
+        except (OSError, ValueError):
+            owner = 0
+        try:
+            fresh = time.time() - root.stat().st_mtime < 60
+        except OSError:
+            continue  # reaped by another session meanwhile
+        if (owner and _alive(owner)) or (not owner and fresh):
+            continue  # in use, or being created this minute
+        if (root / "data" / "postmaster.pid").exists():
+            subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m",
+                            "immediate", "stop"], capture_output=True, cwd=root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def _postgres_instance() -> Iterator[str]:
     bindir = _pg_bin()
     if bindir is None:
         _missing("PostgreSQL")
     assert bindir
-    root = Path(tempfile.mkdtemp(prefix="taiqu-pg-"))
-    datadir, port = root / "data", free_port()
     run_as: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root: use the packaged postgres user
         run_as = ["runuser", "-u", "postgres", "--"]
+    _reap_orphans(bindir, run_as)
+    root = Path(tempfile.mkdtemp(prefix="taiqu-pg-"))
+    (root / "owner.pid").write_text(str(os.getpid()))
+    datadir, port = root / "data", free_port()
+    if run_as:
         shutil.chown(root, "postgres")
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
 
