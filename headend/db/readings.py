@@ -123,8 +123,10 @@ def page(
     return items, nxt
 
 
-RECENT = timedelta(days=7)  # the first probe's window: a meter read on schedule is in it
-AHEAD = timedelta(days=1)  # ... and past "now" (a clock running ahead); later times: 2nd probe
+# Look-back of each probe: a meter read on schedule is in the first week; one silent for a while
+# (a gateway offline) within a quarter, a few monthly partitions; the last probe has no bounds.
+WINDOWS = (timedelta(days=7), timedelta(days=92), None)
+AHEAD = timedelta(days=1)  # bounded probes also take a day past "now" (a clock running ahead)
 
 
 def _newest(
@@ -162,10 +164,10 @@ def latest_of_area(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The latest reading of ``quantity`` of every meter in ``area``: (items, meters unread).
 
-    Two probes per meter at most, driven from the area's meters: first within the week before
-    ``at`` (or the head-end clock's now, up to a day past it), which on PostgreSQL touches only
-    the one or two monthly partitions that hold it; then, for the meters with nothing in that
-    window, over all time.  Cost so stays flat however many months are kept, and nothing is
+    Driven from the area's meters, one index probe per meter, in widening windows before ``at``
+    (or the head-end clock's now, up to a day past it): a week, which on PostgreSQL touches only
+    the partition or two holding it; for the meters with nothing in it, a quarter; for those
+    still without, all time.  Cost so stays flat however many months are kept, and nothing is
     maintained on the ingest path.
     """
     ref = at if at is not None else clock.now()
@@ -173,14 +175,18 @@ def latest_of_area(
         meters.c.area == area, in_force(meters, at)
     )
     dialect = conn.dialect.name
-    rows = conn.execute(
-        _newest(members.subquery("members"), quantity, dialect, ref - RECENT, at or ref + AHEAD)
-    ).all()
-    silent = sorted({r.id for r in rows if r.value is None})
-    if silent:
-        rows = [r for r in rows if r.value is not None]
-        older = members.where(meters.c.id.in_(silent)).subquery("members")
-        rows += conn.execute(_newest(older, quantity, dialect, None, at)).all()
+    rows: list[Any] = []
+    pending = members
+    for window in WINDOWS:
+        lo, hi = (ref - window, at or ref + AHEAD) if window is not None else (None, at)
+        probed = conn.execute(_newest(pending.subquery("members"), quantity, dialect, lo, hi))
+        found = probed.all()
+        silent = sorted({r.id for r in found if r.value is None})
+        if not silent or window is None:
+            rows += found
+            break
+        rows += [r for r in found if r.value is not None]
+        pending = members.where(meters.c.id.in_(silent))
     items: list[dict[str, Any]] = []
     missing: list[str] = []
     seen: set[str] = set()

@@ -335,22 +335,22 @@ def test_readings_invalid_requests_are_4xx(client: TestClient) -> None:
 
 
 def test_latest_of_an_area(client: TestClient) -> None:
-    ids = seed(client, meters=5)
+    ids = seed(client, meters=6)
     ingest(
         client, batch("gw-0001", "ab" * 8, 0, [reading(m, s) for s in range(3) for m in ids[:2]])
     )
-    # last read a month ago, or stamped days ahead by a gateway whose clock runs fast: both
-    # outside the first probe's window, found by the second
+    # read a month ago (the quarter's probe), half a year ago, or stamped days ahead by a
+    # gateway whose clock runs fast (both found by the last, unbounded probe)
     ahead = (datetime.now(UTC) + timedelta(days=3) - T0) // timedelta(minutes=15)
-    ingest(
-        client, batch("gw-0001", "ab" * 8, 6, [reading(ids[2], -30 * 96), reading(ids[3], ahead)])
-    )
+    old = [reading(ids[2], -30 * 96), reading(ids[3], ahead), reading(ids[4], -180 * 96)]
+    ingest(client, batch("gw-0001", "ab" * 8, 6, old))
     out = ok(client.get(f"{V1}/areas/A1/latest"))
-    assert out["meters"] == 5 and out["read"] == 4 and out["missing"] == [ids[4]]
+    assert out["meters"] == 6 and out["read"] == 5 and out["missing"] == [ids[5]]
     newest = {i["meter"]: i for i in out["items"]}
     assert newest[ids[1]]["time"].startswith("2026-11-24T00:30")
     assert newest[ids[2]]["time"].startswith("2026-10-25T00:00")
     assert datetime.fromisoformat(newest[ids[3]]["time"]) > datetime.now(UTC) + timedelta(days=2)
+    assert newest[ids[4]]["time"].startswith("2026-05-28T00:00")
     assert newest[ids[0]]["role"] == "area_total"
     as_of = ok(
         client.get(f"{V1}/areas/A1/latest", params={"at": (T0 + timedelta(minutes=20)).isoformat()})
@@ -359,8 +359,9 @@ def test_latest_of_an_area(client: TestClient) -> None:
         "2026-11-24T00:15",
         "2026-11-24T00:15",
         "2026-10-25T00:00",
+        "2026-05-28T00:00",
     ]
-    assert as_of["missing"] == [ids[3], ids[4]]
+    assert as_of["missing"] == [ids[3], ids[5]]
     before = client.get(
         f"{V1}/areas/A1/latest", params={"at": (T0 - timedelta(days=1)).isoformat()}
     )
