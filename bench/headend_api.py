@@ -3,8 +3,8 @@
 Loads ``--areas`` × 500 meters and ``--readings`` interval readings of
 ``energy.active.import.total`` spread evenly over them (set-based SQL, not the ingest), then
 times ``GET /api/v1/areas/{id}/latest`` through the full app (routing, bearer-token check, query,
-JSON): now, as of mid-history, and as of a time a week after every meter's last reading (the
-second, all-time probe per meter); readings end at the current hour, and PostgreSQL has a year
+JSON): now, as of mid-history, and as of a time a week after every meter's last reading (a
+second probe per meter, over a quarter); readings end at the current hour, and PostgreSQL has a year
 of monthly partitions.  As the baseline of the same run, ``GET /api/v1/areas/{id}`` (token check
 and one small query).  Prints p50/p99 and their ratio to the baseline, for SQLite and PostgreSQL.
 
@@ -166,7 +166,7 @@ def run(
         base = timed(client, f"/api/v1/areas/A{areas // 2}", requests)
         per_meter = readings // (areas * AREA_SIZE)
         mid = first_time(per_meter) + per_meter // 2 * STEP
-        silent = END + timedelta(days=8)  # nothing in the week before: the all-time probe
+        silent = END + timedelta(days=8)  # nothing in the week before: a second probe
         cases = {
             "latest of 500 meters": timed(client, latest, requests),
             "... as of mid-history": timed(
