@@ -185,8 +185,10 @@ def latest_of_area(
         if not silent or window is None:
             rows += found
             break
+        if 2 * len(silent) > len(found):
+            continue  # mostly silent: probe them all again (a long IN list costs more)
         rows += [r for r in found if r.value is not None]
-        pending = members.where(meters.c.id.in_(silent))
+        pending = pending.where(meters.c.id.in_(silent))
     items: list[dict[str, Any]] = []
     missing: list[str] = []
     seen: set[str] = set()
