@@ -82,7 +82,7 @@ def latest_readings(
         raise InvalidRequest(f"quantity {quantity!r} is not a known quantity")
     aware(at, "at")
     effective.get(conn, areas, area_id, at)
-    items, missing = readings_db.latest_of_area(conn, area_id, quantity, at)
+    items, missing = readings_db.latest_of_area(conn, area_id, quantity, at, now=now())
     body = {
         "area": area_id,
         "quantity": quantity,

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, true
 
-from headend import clock
 from headend.archive.effective import in_force
 from headend.db.tables import meters, readings
 
@@ -160,17 +159,17 @@ def _newest(
 
 
 def latest_of_area(
-    conn: Connection, area: str, quantity: str, at: datetime | None = None
+    conn: Connection, area: str, quantity: str, at: datetime | None, *, now: datetime
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The latest reading of ``quantity`` of every meter in ``area``: (items, meters unread).
 
     Driven from the area's meters, one index probe per meter, in widening windows before ``at``
-    (or the head-end clock's now, up to a day past it): a week, which on PostgreSQL touches only
-    the partition or two holding it; for the meters with nothing in it, a quarter; for those
-    still without, all time.  Cost so stays flat however many months are kept, and nothing is
-    maintained on the ingest path.
+    (or ``now``, the head-end clock's, up to a day past it): a week, which on PostgreSQL touches
+    only the partition or two holding it; for the meters with nothing in it, a quarter (all of
+    them again when most were silent: a long IN list costs more); for those still without, all
+    time.  Cost so stays flat however many months are kept; nothing is kept on the ingest path.
     """
-    ref = at if at is not None else clock.now()
+    ref = at if at is not None else now
     members = select(meters.c.id, meters.c.multiplier, meters.c.role).where(
         meters.c.area == area, in_force(meters, at)
     )

@@ -70,7 +70,7 @@ def area_page(request: Request, area_id: str) -> Response:
         today = _analytics_today(request)
         first = today - timedelta(days=LOSS_DAYS)
         with reading(ops(request).engine) as conn:
-            detail = fleet.area_detail(conn, user, area_id)
+            detail = fleet.area_detail(conn, user, area_id, ops(request).clock.now())
             series = analytics.loss_series(conn, area_id, first, today)
             suspects = analytics.suspects(conn, area_id)
         chart = None

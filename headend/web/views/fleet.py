@@ -89,7 +89,7 @@ def overview(conn: Connection, user: User, now: datetime) -> list[dict[str, Any]
     return out
 
 
-def area_detail(conn: Connection, user: User, area_id: str) -> dict[str, Any]:
+def area_detail(conn: Connection, user: User, area_id: str, now: datetime) -> dict[str, Any]:
     """The area, its gateway state and its meters with last reading and relay state."""
     require_area(user, area_id)
     area = effective.plain(effective.get(conn, areas, area_id))
@@ -98,8 +98,8 @@ def area_detail(conn: Connection, user: User, area_id: str) -> dict[str, Any]:
         state = conn.execute(
             select(gateway_state).where(gateway_state.c.gateway == area["gateway"])
         ).first()
-    energy, _ = readings_db.latest_of_area(conn, area_id, ENERGY)
-    relay, _ = readings_db.latest_of_area(conn, area_id, RELAY_STATE)
+    energy, _ = readings_db.latest_of_area(conn, area_id, ENERGY, None, now=now)
+    relay, _ = readings_db.latest_of_area(conn, area_id, RELAY_STATE, None, now=now)
     last = {i["meter"]: i for i in energy}
     relays = {i["meter"]: i for i in relay}
     members = conn.execute(
