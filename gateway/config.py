@@ -2,9 +2,10 @@
 
 The format is agreed with the simulators (which write it) in ``docs/gateway.md``.  Validation
 runs in two stages: field checks (pydantic) and cross-field checks (unique addresses per bus, one
-bus per port, meters on declared buses, timeouts that fit the poll interval).  Every failure
-raises ``ConfigError`` whose message names the file, the key and the fix, on one line per problem;
-the daemon prints it and exits with status 2.
+bus per port, meters on declared buses, timeouts that fit the poll interval:
+``gateway.config_checks``); secrets and key files are read by ``gateway.config_secrets``.  Every
+failure raises ``ConfigError`` whose message names the file, the key and the fix, one line per
+problem; the daemon prints it and exits with status 2.
 
 The ``[[meters]]`` rows have the fields of ``protocols.uplink.ArchiveMeter``, so an archive pushed
 by the head-end has the same shape (see ``validate_archive``).
@@ -17,7 +18,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from datetime import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -29,9 +30,6 @@ from protocols.model import DEFAULT_METER_ZONE
 from protocols.uplink.messages import ArchiveMeter
 from protocols.uplink.topics import GATEWAY_ID
 from taiqu.clock import ClockSetting
-
-if TYPE_CHECKING:
-    pass
 
 PASSWORD_ENV = "TAIQU_BROKER_PASSWORD"
 STANDARD_BAUDS = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)

@@ -7,15 +7,14 @@ change and its audit row commit together or not at all.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from headend import audit as audit_log
 from headend.archive import effective, push
 from headend.archive.models import (
     AreaIn,
@@ -29,19 +28,11 @@ from headend.archive.models import (
 )
 from headend.db.errors import Conflict, InvalidRequest, NotFound
 from headend.db.tables import areas, gateways, meter_replacements, meters
-from headend.ingest.hooks import audit_hook
-
-
-@functools.cache
-def _audit_fn() -> Callable[..., Any] | None:
-    return audit_hook()
 
 
 def audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
-    """Append to the audit log if the audit module is installed."""
-    fn = _audit_fn()
-    if fn is not None:
-        fn(conn, actor, action, subject, json.loads(json.dumps(detail, default=str)))
+    """Append to the audit log, ``detail`` made plain JSON (times, decimals as text)."""
+    audit_log.append(conn, actor, action, subject, json.loads(json.dumps(detail, default=str)))
 
 
 def _refresh(conn: Connection, gateways_: set[str | None], now: datetime) -> None:

@@ -6,7 +6,7 @@
   events, announced gaps (``gaps`` plus a ``gap_announced`` event); unregistered meters noted.
   After commit the caller publishes the contract ``Ack`` and any ``ResendRequest`` returned.
 - ``up/status`` → ``gateway_state`` and, on a change of state, a ``gateway_sessions`` row.
-- ``up/result`` → ``headend.commands.ingest.on_result(conn, gateway, result)`` if installed.
+- ``up/result`` → ``headend.commands.ingest.on_result(conn, gateway, result)``.
 - anything that fails the contract → ``dead_letters`` (topic, reason, raw bytes).
 
 The caller commits, then acknowledges the message to the broker, then publishes.  On rollback it
@@ -25,11 +25,11 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from headend.commands.ingest import on_result
 from headend.db.bulk import insert_ignore_many, insert_many
 from headend.db.dialect import insert_ignore
 from headend.db.tables import dead_letters, events, gaps, gateway_sessions, gateway_state, ingested
 from headend.db.tables import readings as readings_table
-from headend.ingest.hooks import result_hook
 from headend.ingest.registry import MeterRegistry
 from headend.ingest.rows import event_row, gap_rows, reading_rows
 from headend.ingest.streams import StreamBook
@@ -76,7 +76,7 @@ class Ingestor:
         self.registry = MeterRegistry()
         self.resend_after = resend_after
         self.max_resend_ranges = max_resend_ranges
-        self.on_result = result_hook()
+        self.on_result = on_result  # replaceable in tests
 
     def rolled_back(self) -> None:
         """Forget cached state written by a transaction that did not commit."""
