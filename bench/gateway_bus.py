@@ -11,11 +11,11 @@ import argparse
 import asyncio
 import time
 
+from gateway.bus.link import LinkSettings, SerialLink
 from gateway.bus.timing import LineTiming
 from gateway.bus.worker import BusWorker, Priority
 from gateway.config import MeterConfig
-from gateway.link import LinkSettings, SerialLink
-from gateway.poller_dlt645 import Dlt645Driver
+from gateway.polling.dlt645 import Dlt645Driver
 from protocols.dlt645 import data_id
 from simulators.config import parse_config
 from simulators.fleet import start_fleet

@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 IMPORTS = (
-    "import gateway.cli, gateway.app, gateway.uplink, gateway.store, gateway.poller_dlt645, "
-    "gateway.poller_modbus, gateway.metrics, gateway.commands, gateway.notify, serial"
+    "import gateway.cli, gateway.daemon.app, gateway.uplink, gateway.store, "
+    "gateway.polling.dlt645, gateway.polling.modbus, gateway.daemon.metrics, gateway.commands, "
+    "gateway.daemon.notify, serial"
 )
 
 

@@ -6,6 +6,8 @@
 2. Write cost: the same records committed one per transaction (what batching avoids), as a
    ratio against one transaction per sweep measured in the same run (synchronous=FULL: fsyncs).
 3. Drain cost: reading pending rows and building contract batches, records per second.
+4. Commits (fsyncs) per simulated day for 200 meters on two buses with the default schedule:
+   per-meter commits (before) against group commits (after), same run (``bench/_store_commits``).
 
 Run: ``.venv/bin/python bench/gateway_store.py [--days 3] [--meters 256]``
 """
@@ -128,6 +130,14 @@ def main() -> None:
         after, count = pending[-1].seq, count + len(pending)
     print(f"drain: {count / (time.perf_counter() - t0):,.0f} records/s read and rebuilt as batches")
     store.close()
+
+    # 4. commits per day: per-meter commits vs group commits (the real poller, simulated meters)
+    import asyncio
+
+    sys.argv = [sys.argv[0]]
+    from bench._store_commits import main as commits_main
+
+    asyncio.run(commits_main())
 
 
 if __name__ == "__main__":

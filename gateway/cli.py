@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from gateway.config import ConfigError, GatewayConfig, config_hash, load_config
-from gateway.config_secrets import resolve_secrets
+from gateway.config.secrets import resolve_secrets
 from gateway.errors import GatewayError
 
 app = typer.Typer(help="The concentrator daemon.", no_args_is_help=True, add_completion=False)
@@ -54,7 +54,7 @@ def run(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from gateway.app import Gateway
+    from gateway.daemon.app import Gateway
 
     gateway = Gateway(cfg, config_path=config, config_hash=config_hash(config))
     try:

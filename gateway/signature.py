@@ -254,3 +254,26 @@ def build_verifier(
         clock_skew_s=cfg.clock_skew_s,
         max_nonces=cfg.max_nonces,
     )
+
+
+def command_check(
+    settings: SignatureConfig,
+    store: Any,
+    clock: Clock,
+    on_verified: Callable[[datetime], object] = lambda issued: None,
+) -> Callable[[Command], str | None]:
+    """``[signatures]`` as the executor's check (``TrustFileError`` if the trust file is unusable).
+
+    ``on_verified(issued)`` hears the time of each command whose signature verified: with
+    ``[clock_trust] source = "headend"`` that time counts as head-end time only then, since
+    anyone on the broker can publish a command.
+    """
+    verify = build_verifier(settings, store, clock)
+
+    def check(command: Command) -> str | None:
+        reason = verify(command)
+        if reason is None and command.signature is not None:
+            on_verified(command.issued)
+        return reason
+
+    return check

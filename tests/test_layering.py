@@ -59,3 +59,62 @@ def test_importing_the_gateway_never_imports_fastapi():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# The bus and the uplink are the gateway's I/O edges: they take plain settings, never the config
+# model or the polling side (no circles: config imports them, not the reverse).
+EDGE_ALLOWED = {"gateway.uplink.settings", "gateway.bus.link", "gateway.bus.timing"}
+
+
+@pytest.mark.parametrize("edge", ["gateway/bus", "gateway/uplink"])
+def test_gateway_edges_import_neither_polling_nor_config(edge):
+    bad = [(f, m) for f, m in imports_of(edge)
+           if m.startswith(("gateway.polling", "gateway.config", "gateway.daemon"))
+           and m not in EDGE_ALLOWED]
+    assert bad == []
+
+
+def _module_graph(package: str) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(path.read_text(), str(path))
+        deps = set()
+        top = list(tree.body)
+        for node in tree.body:  # `if TYPE_CHECKING:` imports count: a circle for the reader too
+            if isinstance(node, ast.If):
+                top += node.body
+        for node in top:  # module-level imports only: a function-local import is lazy
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                deps.add(node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        graph[name] = {d for d in deps if d.split(".")[0] == package}
+    return graph
+
+
+def test_no_import_circles_between_gateway_packages():
+    def pkg(module: str) -> str:
+        parts = module.split(".")
+        return ".".join(parts[:2])
+
+    edges: dict[str, set[str]] = {}
+    for module, deps in _module_graph("gateway").items():
+        for dep in deps:
+            if pkg(dep) != pkg(module):
+                edges.setdefault(pkg(module), set()).add(pkg(dep))
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in edges.get(start, ()):
+            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
+                return True
+        return False
+
+    circles = sorted(p for p in edges if reaches(p, p, {p}))
+    assert circles == []
+
+
+def test_no_file_prefix_stands_in_for_a_folder_in_the_gateway():
+    names = [p.stem for p in (ROOT / "gateway").glob("*.py") if p.stem != "__init__"]
+    prefixes = {n.split("_")[0] for n in names if "_" in n}
+    assert sorted(p for p in prefixes if sum(n.startswith(p + "_") for n in names) > 1) == []

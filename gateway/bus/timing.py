@@ -15,12 +15,7 @@ frame separator, harmless for DL/T 645).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from gateway.config import BusConfig, MeterConfig
 
 RESPONSE_DELAY_MAX = 0.5  # DL/T 645: 20 ms <= Td <= 500 ms
 RESPONSE_DELAY_MIN = 0.02
@@ -39,14 +34,11 @@ class LineTiming:
     gap: float = 0.0  # configured inter-frame gap (s); 0 = 3.5 characters
 
     @classmethod
-    def of(cls, bus: BusConfig) -> LineTiming:
-        """The timing of a configured bus."""
-        return cls(
-            baud=bus.baud,
-            bits_per_char=bus.bits_per_char,
-            response_timeout=bus.response_timeout_ms / 1000,
-            gap=bus.gap_ms / 1000,
-        )
+    def of(
+        cls, baud: int, bits_per_char: int, response_timeout_ms: float = 0, gap_ms: float = 0
+    ) -> LineTiming:
+        """The timing of plain line settings (times in milliseconds, 0 = derived)."""
+        return cls(baud, bits_per_char, response_timeout_ms / 1000, gap_ms / 1000)
 
     @property
     def char_time(self) -> float:
@@ -81,15 +73,13 @@ class LineTiming:
         return self.wire_time(request_len + reply_len) + response_delay
 
 
-def minimum_timeout_ms(bus: BusConfig) -> int:
+def minimum_timeout_ms(timing: LineTiming) -> int:
     """The shortest ``response_timeout_ms`` a typical long reply fits in."""
-    timing = LineTiming.of(bus)
     return int((RESPONSE_DELAY_MIN + timing.wire_time(TYPICAL_REPLY)) * 1000) + 1
 
 
-def worst_case_sweep_seconds(bus: BusConfig, meters: Sequence[MeterConfig]) -> float:
-    """An energy sweep of ``meters`` when every one of them is silent (all retries time out)."""
-    timing = LineTiming.of(bus)
+def worst_case_sweep_seconds(timing: LineTiming, retries: int, meters: int) -> float:
+    """An energy sweep of ``meters`` meters when every one is silent (all retries time out)."""
     per_try = timing.deadline(TYPICAL_REQUEST, TYPICAL_REPLY) + timing.inter_frame_gap()
     # a meter that times out is skipped for the rest of the sweep: one read with its retries
-    return len(meters) * (bus.retries + 1) * per_try
+    return meters * (retries + 1) * per_try

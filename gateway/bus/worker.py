@@ -14,7 +14,7 @@ re-opened with back-off; while it is down every transaction fails at once with `
 
 The worker task calls ``heartbeat()`` once per loop turn, also while idle (it waits on its queue
 at most ``beat_interval`` seconds) and while its link is down, so the systemd watchdog
-(``gateway.notify``) sees a hung bus thread but not a cut cable.  Line quality is summed from
+(``gateway.daemon.notify``) sees a hung bus thread but not a cut cable.  Line quality is summed from
 each exchange's codec after it finishes (``noise_bytes``, ``checksum_errors``).
 
 Exceptions::
@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
 
+from gateway.bus.link import Link, LinkError
 from gateway.bus.timing import LineTiming
-from gateway.link import Link, LinkError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ open; direct close → closed; close allowed → still open means ``armed`` (awa
 button), closed means executed.  Close commands to several meters are spread over
 ``reconnect_window_s`` by a seeded random delay per meter (an area must not come back at once).
 
-Time sync on command: the meters' clocks are read, the policy of ``gateway.timesync`` applies
+Time sync on command: the meters' clocks are read, the policy of ``gateway.clock.sync`` applies
 (drift limit, freeze windows; the once-a-day limit does not bind an operator's explicit request),
 one broadcast per bus.  Reads, back-fill and archive updates are delegated to injected handlers.
 

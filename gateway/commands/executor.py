@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.clock.sync import broadcast_time, plan_bus_time_sync
 from gateway.commands.secrets import MeterCredentials
 from gateway.commands.types import (
     ARMED_KEY,
@@ -36,7 +37,6 @@ from gateway.commands.types import (
     Transact,
     accept_unsigned,
 )
-from gateway.timesync import broadcast_time, plan_bus_time_sync
 from protocols.dlt645 import (
     AbnormalReply,
     BroadcastTimeSync,

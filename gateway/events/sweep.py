@@ -15,7 +15,7 @@ STATE_VERSION = 1
 RECORDS_KEPT = 10  # a DL/T 645-2007 meter keeps its last ten records of each kind
 SEEN_KEPT = 32  # start times remembered per kind (more than the meter keeps)
 DEFAULT_DRIFT_LIMIT_S = 60.0
-SITE_VISIT_DRIFT_S = 300.0  # larger drift cannot be fixed by broadcast (see gateway.timesync)
+SITE_VISIT_DRIFT_S = 300.0  # larger drift cannot be fixed by broadcast (see gateway.clock.sync)
 
 SW1_ACTIVE_REVERSED = 1 << 4
 SW3_RELAY_OPEN = 1 << 4

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,9 +30,10 @@ from pydantic import TypeAdapter
 
 from gateway.errors import StoreClosedError, StoreError
 from gateway.store import budget as budget_mod
-from gateway.store import local
-from gateway.store.schema import ROW_OVERHEAD, connect, initialise
-from protocols.model import Event, EventType, Reading
+from gateway.store import local, outbox
+from gateway.store.outbox import AnyRecord
+from gateway.store.schema import connect, initialise
+from protocols.model import Event, Reading
 from protocols.uplink import (
     Ack,
     EventRecord,
@@ -111,6 +112,7 @@ class Store:
         self._lock = threading.RLock()
         self._listeners: list[Callable[[int], None]] = []
         self.epoch: str = db.execute("SELECT epoch FROM head").fetchone()[0]
+        self.commits = 0  # write transactions since open (each one fsync of the WAL)
 
     @classmethod
     def open(
@@ -153,6 +155,7 @@ class Store:
                 if write:
                     with self._db.atomic():
                         yield self._db.conn
+                    self.commits += 1
                 else:
                     yield self._db.conn
             except sqlite3.Error as exc:
@@ -195,32 +198,19 @@ class Store:
         """Store events as records in one transaction; return the last seq."""
         return self.append_records(events_to_records(events))
 
-    def append_records(self, records: Sequence[ReadingRecord | EventRecord | GapRecord]) -> int:
+    def append_records(self, records: Sequence[AnyRecord]) -> int:
         """Store contract records with consecutive seqs in one transaction; return the last seq."""
+        return self.commit_group(records, {})
+
+    def commit_group(self, records: Sequence[AnyRecord], states: Mapping[str, Any]) -> int:
+        """Store ``records`` and the ``states`` values in ONE transaction (one fsync); return
+        the last seq.  Listeners hear of the records only once they are committed."""
         now = self.clock.now()
         with self._conn(write=True) as conn:
-            last, total, unacked = conn.execute(
-                "SELECT last_seq, bytes, unacked_bytes FROM head"
-            ).fetchone()
-            if not records:
-                return int(last)
-            first_new = last + 1
-            last, added = self._insert(conn, records, last, now)
-            total, unacked = total + added, unacked + added
-            freed = self._fit_budget(conn, total, first_new, now)
-            total -= freed.pruned_bytes + freed.dropped_bytes
-            unacked -= freed.dropped_bytes
-            if freed.ranges:
-                announcement = _announce(freed, self.budget_bytes, now)
-                last, added = self._insert(conn, announcement, last, now)
-                total, unacked = total + added, unacked + added
-            conn.execute(
-                "UPDATE head SET last_seq = ?, bytes = ?, unacked_bytes = ?,"
-                " dropped_records = dropped_records + ?, pruned_records = pruned_records + ?",
-                (last, total, unacked, freed.dropped, freed.pruned),
-            )
-            if any(isinstance(r, ReadingRecord) and r.freeze_time for r in records):
-                local.forget_old_frozen(conn, now)
+            done = outbox.append(conn, records, now, self.budget_bytes, self.drop_fraction)
+            for key, value in states.items():
+                local.set_state(conn, key, value, now)
+        freed = done.freed
         if freed.ranges:
             log.warning(
                 "disk budget %d B exceeded by unacknowledged data: dropped %d records (%s)",
@@ -228,52 +218,10 @@ class Store:
                 freed.dropped,
                 ", ".join(f"{r.first}-{r.last}" for r in freed.ranges),
             )
-        for listener in list(self._listeners):
-            listener(int(last))
-        return int(last)
-
-    def _insert(
-        self,
-        conn: sqlite3.Connection,
-        records: Sequence[ReadingRecord | EventRecord | GapRecord],
-        last: int,
-        now: datetime,
-    ) -> tuple[int, int]:
-        rows, added = [], 0
-        for record in records:
-            last += 1
-            body = record.model_dump_json(by_alias=True, exclude_none=True).encode()
-            size = len(body) + ROW_OVERHEAD
-            added += size
-            rows.append((last, *_columns(record, now), size, body))
-            if isinstance(record, ReadingRecord) and record.freeze_time is not None:
-                local.note_frozen(conn, record.meter, record.freeze_time, last)
-        conn.executemany(
-            "INSERT INTO outbox (seq, type, meter, kind, at, readings, gap_first, gap_last,"
-            " size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        return last, added
-
-    def _fit_budget(
-        self, conn: sqlite3.Connection, total: int, first_new: int, now: datetime
-    ) -> budget_mod.Freed:
-        if total <= self.budget_bytes:
-            return budget_mod.Freed()
-        pruned, pruned_bytes = budget_mod.prune_acked(
-            conn, total - int(self.budget_bytes * budget_mod.PRUNE_TO)
-        )
-        total -= pruned_bytes
-        if total <= self.budget_bytes:
-            return budget_mod.Freed(pruned=pruned, pruned_bytes=pruned_bytes)
-        excess = (
-            total
-            - self.budget_bytes
-            + budget_mod.drop_excess(self.budget_bytes, self.drop_fraction)
-        )
-        dropped = budget_mod.drop_unacked(conn, excess, first_new)
-        dropped.pruned, dropped.pruned_bytes = pruned, pruned_bytes
-        return dropped
+        if records:
+            for listener in list(self._listeners):
+                listener(done.last)
+        return done.last
 
     # -- sending and acknowledging --------------------------------------------------------------
 
@@ -441,50 +389,6 @@ class Store:
         """Every logged step of ``command_id``, oldest first."""
         with self._conn() as conn:
             return local.command_log(conn, command_id)
-
-
-def _columns(
-    record: ReadingRecord | EventRecord | GapRecord, now: datetime
-) -> tuple[str, str, str, int, int, int | None, int | None]:
-    if isinstance(record, ReadingRecord):
-        at = record.gateway_time
-        return (
-            "rd",
-            record.meter,
-            record.kind.value,
-            local.stamp(at),
-            len(record.values),
-            None,
-            None,
-        )
-    if isinstance(record, EventRecord):
-        detected = local.stamp(record.detected or record.start or now)
-        return "ev", record.meter, record.type.value, detected, 0, None, None
-    return "gap", "", "gap", local.stamp(now), record.readings, record.first, record.last
-
-
-def _announce(
-    freed: budget_mod.Freed, budget_bytes: int, now: datetime
-) -> list[ReadingRecord | EventRecord | GapRecord]:
-    reason = f"disk budget {budget_bytes} B exceeded while the head-end was not acknowledging"
-    gaps: list[ReadingRecord | EventRecord | GapRecord] = [
-        GapRecord(first=r.first, last=r.last, reason=reason, readings=r.readings, events=r.events)
-        for r in freed.ranges
-    ]
-    event = Event(
-        meter="",
-        type=EventType.GAP_ANNOUNCED,
-        start=now,
-        detected=now,
-        details={
-            "ranges": [[r.first, r.last] for r in freed.ranges],
-            "records": freed.dropped,
-            "readings": sum(r.readings for r in freed.ranges),
-            "events": sum(r.events for r in freed.ranges),
-            "budget_bytes": budget_bytes,
-        },
-    )
-    return [*gaps, *events_to_records([event])]
 
 
 __all__ = [

@@ -5,11 +5,10 @@
 """
 
 from gateway.uplink.client import Uplink
-from gateway.uplink.settings import BrokerLike, BrokerSettings, UplinkSettings, broker_password
+from gateway.uplink.settings import BrokerSettings, UplinkSettings, broker_password
 from gateway.uplink.window import InFlight, Window
 
 __all__ = [
-    "BrokerLike",
     "BrokerSettings",
     "InFlight",
     "Uplink",

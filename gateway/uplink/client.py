@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from gateway.errors import UplinkError
 from gateway.store import Store, StoredRecord
-from gateway.uplink.settings import BrokerLike, UplinkSettings, broker_password
+from gateway.uplink.settings import BrokerSettings, UplinkSettings, broker_password
 from gateway.uplink.window import Window
 from protocols.errors import ContractError
 from protocols.uplink import (
@@ -60,7 +60,7 @@ class Uplink:
     def __init__(
         self,
         gateway_id: str,
-        broker: BrokerLike,
+        broker: BrokerSettings,
         store: Store,
         clock: Clock,
         *,

@@ -1,45 +1,45 @@
-"""Settings of the MQTT uplink (plain pydantic models; ``gateway.config`` may supply its own)."""
+"""Settings of the MQTT uplink: the broker (also ``[broker]`` of gateway.toml) and the drain."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 PASSWORD_ENV = "TAIQU_BROKER_PASSWORD"
 
 
-class BrokerLike(Protocol):
-    """What the uplink reads of a broker configuration (``gateway.config.BrokerConfig`` fits)."""
-
-    host: str
-    port: int
-    keepalive: int
-    ca_file: Path | None
-    cert_file: Path | None
-    key_file: Path | None
-    username: str | None
-
-
 class BrokerSettings(BaseModel):
-    """Where the uplink connects and how it authenticates, secrets resolved.
+    """``[broker]`` of gateway.toml: where the uplink connects and how it authenticates.
 
-    The daemon builds it from ``[broker]`` of gateway.toml (``gateway.config.BrokerConfig``, which
-    names files) once the credentials are read; tests and tools build it directly.
+    The one broker model: the configuration loads it from the TOML (which names a
+    ``password_file`` or leaves the password to ``$TAIQU_BROKER_PASSWORD``), the daemon resolves
+    the secrets into ``password`` (``gateway.config.secrets``), tests and tools build it directly.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
-    keepalive: int = Field(default=60, ge=5, le=3600)  # as BrokerConfig: ~80 B per ping on 4G
+    keepalive: int = Field(default=60, ge=5, le=3600)  # each ping costs ~80 B of TCP/IP on 4G
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
     username: str | None = None  # defaults to the gateway id
-    password: SecretStr | None = None
+    password_file: Path | None = None  # mode 0600; else $TAIQU_BROKER_PASSWORD
+    password: SecretStr | None = None  # resolved at start; never written in gateway.toml
+
+    @model_validator(mode="after")
+    def _client_pair(self) -> BrokerSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both or neither")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.ca_file is not None or self.cert_file is not None
 
 
 class UplinkSettings(BaseModel):

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.config import parse_config
+from gateway.daemon.app import Gateway
 from headend.analytics.model import boundary
 from headend.analytics.service import recompute
 from headend.analytics.settings import AnalyticsSettings

@@ -205,8 +205,8 @@ async def running(
     mean_kw: float | None = None,
 ) -> AsyncIterator[Rig]:
     """Fleet, head-end (serve's parts) and gateway on one accelerated clock."""
-    from gateway.app import Gateway
     from gateway.config import parse_config
+    from gateway.daemon.app import Gateway
 
     anchor = datetime.now(UTC)
     clock_doc = {"start": TUESDAY, "factor": factor, "anchor": anchor}

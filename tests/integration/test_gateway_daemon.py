@@ -26,9 +26,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.app import Gateway
-from gateway.clocktrust import ClockTrust
+from gateway.clock.trust import ClockTrust
 from gateway.config import parse_config
+from gateway.daemon.app import Gateway
 from protocols.uplink import (
     Ack,
     Batch,

@@ -15,9 +15,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.app import Gateway
 from gateway.config import GatewayConfig, parse_config
-from gateway.poller import Group
+from gateway.daemon.app import Gateway
+from gateway.polling import Group
 from protocols.uplink import Ack, Batch, ReadingRecord, decode_message, encode
 from protocols.uplink.topics import HEADEND_UP, Topics
 

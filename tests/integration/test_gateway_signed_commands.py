@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.app import Gateway, make_clock_trust
-from gateway.clocktrust import fixed
+from gateway.clock.trust import fixed, make_clock_trust
 from gateway.config import parse_config
-from gateway.config_secrets import resolve_secrets
+from gateway.config.secrets import resolve_secrets
+from gateway.daemon.app import Gateway
 from headend.commands.signing import Ed25519Signer, sign_command
 from headend.security.keys import KeyStore
 from protocols.uplink import Command, CommandAction, Signature, encode
@@ -130,7 +130,7 @@ async def rig(mosquitto: Any, tmp: Path, *, secrets: bool = True) -> AsyncIterat
         path = tmp / "gateway.toml"
         cfg = parse_config(doc, path)
         resolve_secrets(cfg, path)  # what `taiqu gateway run` checks before starting
-        trusted = make_clock_trust(cfg, clock)
+        trusted = make_clock_trust(cfg.clock_trust_source, cfg.clock_trust.headend_tolerance_s, clock)
         trusted.sources = (fixed(False),)  # no NTP: only a head-end time can vouch for the clock
         gateway = Gateway(cfg, config_path=path, clock=clock, clock_trust=trusted)
         await gateway.start()

@@ -70,8 +70,8 @@ def seed_archive(engine: Any, fleet: Any) -> list[str]:
 async def test_every_simulated_meter_reaches_the_api(
     mosquitto: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.app import Gateway
-    from gateway.poller import Group
+    from gateway.daemon.app import Gateway
+    from gateway.polling import Group
 
     monkeypatch.setenv("TAIQU_HEADEND_SECRET", "e" * 48)
     settings = Settings(

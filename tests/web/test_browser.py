@@ -1,8 +1,8 @@
 """The console in headless Chromium against the real chain, as an operator meets it.
 
 Simulated meters (``simulators.fleet``, accelerated clock, pacing off) → a real gateway
-(``gateway.app.Gateway`` in-process, trusting the head-end's exported key) → mosquitto → the
-head-end as ``taiqu headend serve`` runs it (uvicorn, SQLite, ingest, dispatcher, jobs, signed
+(``gateway.daemon.app.Gateway`` in-process, trusting the head-end's exported key) → mosquitto →
+the head-end as ``taiqu headend serve`` runs it (uvicorn, SQLite, ingest, dispatcher, jobs, signed
 commands) → Chromium.  The chain is ``tests.integration.test_e2e_flows.running``, run on its own
 event loop in a thread while Selenium drives the browsers from the test's thread.
 

@@ -1,0 +1,410 @@
+"""The daemon: config → store → uplink → bus workers → schedules, until SIGTERM.
+
+::
+
+    Gateway.run()
+      ├── trust file + meter secrets file             read first: a bad one is a ConfigError
+      ├── Store.open(data_dir/gateway.db)             readings and events land here first
+      ├── ClockTrust                                  flags readings, gates relay/time-sync
+      ├── BusWorker per [[buses]] (own thread)        every transaction of its port, heartbeat
+      ├── Poller(archive)                             meters by bus, drivers, back-off, events
+      ├── Uplink(...).start()                         drains the store, commands, archive
+      ├── CommandExecutor (gateway.commands)          lifecycle on up/result, via DaemonOps;
+      │                                               Ed25519 check ([signatures]), per-meter
+      │                                               passwords ([commands] meter_secrets_file)
+      ├── GatewayMetrics (+ /metrics on loopback)     the books behind the status message
+      ├── schedules: energy / events / instant slots, daily frozen at 00:05 (+ once at start,
+      │              a retry of failed meters an hour later), status every health.status_seconds
+      └── sd_notify READY=1, watchdog fed while every bus task beats, STOPPING=1
+
+After each events sweep: relay states go to the executor (armed close-allowed commands finish),
+and each bus's measured clock drifts go to the time-sync policy (``DaemonOps``).
+
+The archive (which meters to poll) is the TOML's ``[[meters]]`` (version 0) until the head-end
+pushes one over MQTT; a pushed archive is validated against the configured buses, stored
+locally (so it survives a restart) and applied at once without a restart.  The uplink calls
+back on the event loop; a command runs as its own task so the inbox never waits for the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from gateway.bus.link import LinkFactory, open_serial
+from gateway.bus.worker import BusWorker, Priority
+from gateway.clock.trust import ClockTrust, make_clock_trust
+from gateway.commands import CommandExecutor, MeterSecrets
+from gateway.config import ConfigError, GatewayConfig, MeterConfig
+from gateway.config.secrets import check_trust, meter_secrets, resolve_secrets
+from gateway.daemon.archive import accept_push, initial_archive, store_archive
+from gateway.daemon.health import Health, software_version
+from gateway.daemon.metrics import GatewayMetrics
+from gateway.daemon.notify import Notifier, Watchdog, from_environment
+from gateway.daemon.ops import DaemonOps
+from gateway.events import EventDetector
+from gateway.polling import Group, Poller, SweepReport
+from gateway.polling.drivers import make_driver
+from gateway.polling.frozen import FrozenJobs, FrozenReader
+from gateway.polling.schedule import run_daily, run_every
+from gateway.signature import TrustFileError, command_check
+from gateway.store.group import GroupCommit
+from protocols.uplink import ArchivePush, Command
+from taiqu.clock import Clock, make_clock
+
+log = logging.getLogger("gateway")
+STORE_FILE = "gateway.db"
+
+
+class Gateway:
+    """One gateway process (see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        *,
+        config_path: Path | str = "gateway.toml",
+        clock: Clock | None = None,
+        link_factory: LinkFactory = open_serial,
+        store: Any = None,
+        uplink_factory: Callable[..., Any] | None = None,
+        config_hash: str = "",
+        clock_trust: ClockTrust | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.config_path = Path(config_path)
+        self.clock = clock or make_clock(cfg.clock)
+        self.link_factory = link_factory
+        self.store = store
+        self.uplink_factory = uplink_factory
+        self.config_hash = config_hash
+        self.clocktrust = clock_trust or make_clock_trust(
+            cfg.clock_trust_source, cfg.clock_trust.headend_tolerance_s, self.clock
+        )
+        self.metrics = GatewayMetrics(clock_synced=self.clocktrust.synced)
+        self.notifier = notifier or Notifier()
+        self.watchdog: Watchdog | None = None
+        self.uplink: Any = None
+        self.workers: dict[str, BusWorker] = {}
+        self.poller: Poller | None = None
+        self.frozen: FrozenReader | None = None
+        self.frozen_jobs: FrozenJobs | None = None
+        self.health: Health | None = None
+        self.ops: DaemonOps | None = None
+        self.executor: CommandExecutor | None = None
+        self.meter_secrets = MeterSecrets()
+        self.metrics_port: int | None = None
+        self.archive_version = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._stopping = asyncio.Event()
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def _open_store(self) -> Any:
+        from gateway.store import Store
+
+        return Store.open(
+            self.cfg.data_dir / STORE_FILE,
+            budget_bytes=self.cfg.store_budget_mb * 1024 * 1024,
+            clock=self.clock,
+        )
+
+    def _make_uplink(self) -> Any:
+        if self.uplink_factory is not None:
+            factory = self.uplink_factory
+        else:
+            from gateway.uplink import Uplink
+
+            factory = Uplink
+        secrets = resolve_secrets(self.cfg, self.config_path)
+        broker = self.cfg.broker.model_copy(
+            update={
+                "username": secrets.username,
+                "password": None if secrets.password is None else SecretStr(secrets.password),
+            }
+        )
+        return factory(
+            self.cfg.gateway_id,
+            broker,
+            self.store,
+            self.clock,
+            software_version=software_version(),
+            config_hash=self.config_hash,
+            archive_version_fn=lambda: self.archive_version,
+            clock_synced_fn=self.clocktrust.synced,
+            on_command=self._spawn_command,
+            on_archive=self._on_archive,
+        )
+
+    def _start_workers(self) -> None:
+        self.watchdog = from_environment(self.notifier)
+        for bus in self.cfg.buses:
+            beat = self.watchdog.register(f"bus:{bus.name}").beat if self.watchdog else None
+            worker = BusWorker(
+                bus.name,
+                self.link_factory(bus.line),
+                bus.timing,
+                retries=bus.retries,
+                echo=bus.echo,
+                heartbeat=beat,
+            )
+            worker.start()
+            self.workers[bus.name] = worker
+            self.metrics.add_bus(bus.name, worker.stats.as_dict)
+
+    def _check_command_files(self) -> MeterSecrets:
+        """The trust file and the meter secrets, before anything is opened (``ConfigError``)."""
+        check_trust(self.cfg, self.config_path)
+        return meter_secrets(self.cfg, self.config_path)
+
+    def _make_verifier(self) -> Callable[[Command], str | None]:
+        """``[signatures]`` as the executor's check (``gateway.signature.command_check``)."""
+        settings = self.cfg.signatures.model_copy(update={"required": self.cfg.signatures_required})
+        try:
+            return command_check(settings, self.store, self.clock, self.clocktrust.headend_time)
+        except TrustFileError as exc:
+            raise ConfigError([f"{self.config_path}: signatures.trust_file: {exc}"]) from None
+
+    def _make_executor(self) -> CommandExecutor:
+        assert self.poller is not None and self.ops is not None
+        poller, cfg = self.poller, self.cfg
+        return CommandExecutor(
+            cfg.gateway_id,
+            store=self.store,
+            publish=lambda result: self.uplink.publish_result(result),
+            transact=self.ops.transact,
+            meters=lambda: {i: mp.meter for i, mp in poller.meters.items()},
+            clock=self.clock,
+            clock_synced=self.clocktrust.synced,
+            zone=cfg.zone,
+            read=self.ops.read,
+            backfill=self.ops.backfill,
+            reconnect_window_s=cfg.commands.reconnect_window_s,
+            baud_of=lambda b: cfg.bus(b).baud,
+            verify_signature=self._make_verifier(),
+            credentials=self.meter_secrets,
+        )
+
+    async def start(self) -> None:
+        """Open everything and start the schedules."""
+        self._locks = {name: asyncio.Lock() for name in ("energy", "events", "instant")}
+        self.meter_secrets = self._check_command_files()
+        if self.store is None:
+            self.store = self._open_store()
+        self._start_workers()
+        ts = self.cfg.time_sync
+        self.poller = Poller(
+            self.workers,
+            self.clock,
+            self.store,
+            make_driver,
+            zone=self.cfg.zone,
+            state=self.store,
+            flags=self.clocktrust.flags,
+            clock_synced=self.clocktrust.synced,
+            detector=EventDetector(ts.drift_event_s, ts.max_drift_s),
+            batches=lambda bus: GroupCommit(self.store, self.cfg.store_group_seconds),
+        )
+        self.frozen = FrozenReader(self.poller, self.store)
+        self.frozen_jobs = FrozenJobs(
+            self.frozen, self.cfg.schedule.backfill_days, self.clock, self.metrics.collection
+        )
+        self.health = Health(self.poller, self.metrics, self.clocktrust.synced)
+        self.poller.set_meters(self._initial_archive())
+        self.health.archive_version = self.archive_version
+        self.ops = DaemonOps(
+            self.cfg, self.poller, self.frozen, self.store, self.clock, self.clocktrust.synced
+        )
+        self.uplink = self._make_uplink()
+        self.executor = self._make_executor()
+        await self.uplink.start()
+        self._serve_metrics()
+        self._schedule()
+        summary = (
+            f"polling {len(self.poller.meters)} meters on {len(self.workers)} buses "
+            f"(archive version {self.archive_version})"
+        )
+        log.info("gateway %s %s", self.cfg.gateway_id, summary)
+        self.notifier.ready(summary)
+
+    def _serve_metrics(self) -> None:
+        port = self.cfg.health.metrics_port
+        if not port:
+            return
+        try:
+            self.metrics_port = self.metrics.serve(port)
+        except OSError as exc:  # e.g. the previous instance still holds it: run without
+            log.error("metrics not served on 127.0.0.1:%d: %s", port, exc)
+            return
+        log.info("metrics on http://127.0.0.1:%d/metrics", self.metrics_port)
+
+    def _schedule(self) -> None:
+        s, zone, clock = self.cfg.schedule, self.cfg.zone, self.clock
+
+        def spawn(coro: Any, name: str) -> None:
+            self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
+
+        spawn(run_every(clock, "energy", s.energy_minutes, zone, self.energy_job), "energy")
+        if s.events_minutes:
+            spawn(run_every(clock, "events", s.events_minutes, zone, self.events_job), "events")
+        if s.instant_minutes:
+            spawn(run_every(clock, "instant", s.instant_minutes, zone, self.instant_job), "instant")
+        assert self.frozen_jobs is not None
+        spawn(run_daily(clock, "frozen", s.daily_frozen_at, zone, self.frozen_jobs.daily), "frozen")
+        spawn(self.frozen_jobs.catch_up(), "frozen-catch-up")
+        spawn(self._status_loop(), "status")
+        if self.watchdog is not None:
+            spawn(self.watchdog.run(), "watchdog")
+
+    async def stop(self) -> None:
+        """Stop schedules, workers, the uplink and the store, in that order."""
+        self.notifier.stopping()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for worker in self.workers.values():
+            await worker.stop()
+        if self.uplink is not None:
+            await self.uplink.stop()
+        self.metrics.stop()
+        if self.store is not None:
+            self.store.close()
+        self.notifier.close()
+        log.info("gateway %s stopped", self.cfg.gateway_id)
+
+    def request_stop(self) -> None:
+        """Ask ``run`` to return (signal handlers call this)."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Start, wait for SIGTERM/SIGINT (or ``request_stop``), stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            await self._stopping.wait()
+        finally:
+            await self.stop()
+
+    # -- schedules -----------------------------------------------------------------------------
+
+    def _books(self, schedule: str, report: SweepReport) -> None:
+        assert self.health is not None
+        self.health.sweep_done(report)
+        for visit in report.visits:
+            if visit.ok:
+                self.metrics.meter_ok(visit.meter, report.started)
+            else:
+                self.metrics.meter_failed(visit.meter)
+        self.metrics.collection(schedule, "first_sweep", report.due, report.read, report.started)
+        log.debug("%s sweep: %s", report.group, report)
+
+    async def energy_job(self, slot: Any = None) -> SweepReport:
+        """The energy sweep (the schedule's job; tests call it directly)."""
+        assert self.poller is not None
+        async with self._locks["energy"]:
+            report = await self.poller.sweep(Group.ENERGY, Priority.ENERGY)
+            self._books("energy", report)
+        return report
+
+    async def events_job(self, slot: Any = None) -> SweepReport:
+        """The events sweep, then armed commands and the scheduled time sync."""
+        assert self.poller is not None and self.executor is not None and self.ops is not None
+        async with self._locks["events"]:
+            report = await self.poller.sweep(Group.EVENTS, Priority.SCHEDULED)
+            self._books("events", report)
+            for visit in report.visits:
+                relay = visit.values.get("relay.state")
+                if isinstance(relay, str):
+                    self.executor.observe_relay(visit.meter, relay)
+            if self.cfg.time_sync.enabled:
+                await self.ops.time_sync_after_sweep(report)
+        return report
+
+    async def instant_job(self, slot: Any = None) -> SweepReport:
+        """The instantaneous values sweep."""
+        assert self.poller is not None
+        async with self._locks["instant"]:
+            report = await self.poller.sweep(Group.INSTANT, Priority.SCHEDULED)
+            self._books("instant", report)
+        return report
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.health.status_seconds)  # wall time: process health
+            self.publish_status()
+
+    def publish_status(self) -> None:
+        """Send the health snapshot with the status message (and a systemd status line)."""
+        if self.uplink is None or self.health is None:
+            return
+        stats = None
+        with contextlib.suppress(Exception):
+            stats = self.store.stats()
+        if self.frozen_jobs is not None:
+            self.health.frozen = dict(self.frozen_jobs.last)
+        snapshot = self.health.snapshot(stats)
+        self.notifier.status(
+            f"{snapshot.get('meters', 0)} meters, {snapshot.get('failing_count', 0)} failing, "
+            f"clock {'synced' if snapshot.get('clock_synced') else 'UNSYNCED'}, "
+            f"uplink {'up' if getattr(self.uplink, 'connected', False) else 'down'}"
+        )
+        try:
+            self.uplink.publish_status(snapshot)
+        except Exception as exc:  # the uplink may be between connections
+            log.debug("status not published: %s", exc)
+
+    # -- archive (gateway.daemon.archive) -----------------------------------------------------
+
+    def _initial_archive(self) -> list[MeterConfig]:
+        self.archive_version, meters = initial_archive(self.cfg, self.store)
+        return meters
+
+    def apply_archive(self, push: ArchivePush) -> bool:
+        """Validate, store and apply a pushed archive; False (logged) if refused."""
+        assert self.poller is not None and self.health is not None
+        meters = accept_push(self.cfg, push, self.archive_version)
+        if meters is None:
+            return False
+        store_archive(self.store, push.version, meters)
+        for gone in set(self.poller.meters) - {m.id for m in meters}:
+            self.metrics.forget_meter(gone)
+        self.poller.set_meters(meters)
+        self.archive_version = self.health.archive_version = push.version
+        log.info("archive version %d applied: %d meters", push.version, len(meters))
+        self.publish_status()
+        return True
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _on_archive(self, push: ArchivePush) -> bool:
+        # an archive push is not signed: its issued time is not head-end time (see _make_verifier)
+        return self.apply_archive(push)
+
+    def _spawn_command(self, command: Command) -> None:
+        task = asyncio.get_running_loop().create_task(self.execute(command))
+        self._tasks.append(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
+
+    async def execute(self, command: Command) -> Any:
+        """Run a head-end command through its lifecycle (``gateway.commands``)."""
+        assert self.executor is not None
+        return await self.executor.handle(command)

@@ -1,0 +1,59 @@
+"""The archive (which meters to poll): the TOML's ``[[meters]]`` until the head-end pushes one.
+
+A pushed archive is checked (for this gateway, newer than the one applied, meters valid on the
+configured buses) and stored under the state key ``archive`` so it survives a restart; the
+daemon (``gateway.daemon.app``) then applies it without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gateway.config import GatewayConfig, MeterConfig
+from gateway.config.checks import check_meters
+from protocols.uplink import ArchivePush
+
+log = logging.getLogger("gateway")
+ARCHIVE_KEY = "archive"
+
+
+def initial_archive(cfg: GatewayConfig, store: Any) -> tuple[int, list[MeterConfig]]:
+    """(version, meters) to start with: the stored pushed archive, else the TOML's (version 0)."""
+    stored = store.get_state(ARCHIVE_KEY) if store is not None else None
+    if isinstance(stored, dict) and stored.get("meters") is not None:
+        try:
+            meters = [MeterConfig.model_validate(m) for m in stored["meters"]]
+            version = int(stored.get("version", 0))
+            log.info("using the pushed archive version %d", version)
+            return version, meters
+        except Exception as exc:
+            log.error("the stored archive is unusable (%s); using the TOML's meters", exc)
+    return 0, list(cfg.meters)
+
+
+def accept_push(cfg: GatewayConfig, push: ArchivePush, applied: int) -> list[MeterConfig] | None:
+    """The meters of ``push`` if it may replace archive version ``applied`` (else None, logged)."""
+    if push.gateway != cfg.gateway_id:
+        log.error("archive for gateway %r ignored", push.gateway)
+        return None
+    if push.version <= applied and applied:
+        log.info("archive version %d is not newer than %d", push.version, applied)
+        return None
+    try:
+        meters = [MeterConfig.from_archive(m) for m in push.meters]
+    except Exception as exc:
+        log.error("archive version %d refused: %s", push.version, exc)
+        return None
+    problems = check_meters(cfg, meters, where=f"archive v{push.version}")
+    if problems:
+        log.error("archive version %d refused: %s", push.version, "; ".join(problems))
+        return None
+    return meters
+
+
+def store_archive(store: Any, version: int, meters: list[MeterConfig]) -> None:
+    """Keep an accepted archive for the next start."""
+    store.set_state(
+        ARCHIVE_KEY, {"version": version, "meters": [m.model_dump(mode="json") for m in meters]}
+    )

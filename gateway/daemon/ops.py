@@ -1,0 +1,183 @@
+"""What the daemon lends the command executor, and the scheduled meter time sync.
+
+``DaemonOps`` binds ``gateway.commands.CommandExecutor`` to the running daemon:
+
+* ``transact(meter, request)``: one DL/T 645 request on that meter's bus worker at
+  ``Priority.COMMAND`` (it overtakes a sweep at the next gap); a broadcast returns ``None``;
+* ``read`` / ``backfill``: one meter through ``Poller.read_now`` / ``FrozenReader.run``; a meter
+  that does not answer raises ``MeterFailure`` (its reason goes into the result);
+* ``time_sync_after_sweep(report)``: after each events sweep, per bus, the drifts the sweep
+  measured go through ``gateway.clock.sync.plan_bus_time_sync``; a broadcast time sync (08H) is sent
+  when the policy allows and its time is kept under the store key ``timesync.last`` (the key the
+  executor writes for head-end-ordered syncs, so the once-a-day rule sees both).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.bus.worker import Priority
+from gateway.clock.sync import TimeSyncPolicy, broadcast_time, plan_bus_time_sync
+from gateway.commands import TIME_SYNC_KEY, MeterFailure
+from gateway.config import GatewayConfig
+from gateway.polling import MeterUnavailable, Poller, SweepReport
+from gateway.polling.dlt645 import Dlt645Exchange, request_exchange
+from gateway.polling.frozen import FrozenReader
+from protocols.dlt645 import BroadcastTimeSync, Reply, Request, Version
+from protocols.uplink import Command
+from taiqu.clock import Clock
+
+log = logging.getLogger("gateway.commands")
+
+
+def _version(protocol: str) -> Version:
+    return Version.V1997 if protocol == "dlt645-1997" else Version.V2007
+
+
+class DaemonOps:
+    """Bus access, reads and back-fill for the executor; scheduled time sync (module docstring)."""
+
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        poller: Poller,
+        frozen: FrozenReader,
+        store: Any,
+        clock: Clock,
+        clock_synced: Callable[[], bool],
+    ) -> None:
+        self.cfg = cfg
+        self.poller = poller
+        self.frozen = frozen
+        self.store = store
+        self.clock = clock
+        self.clock_synced = clock_synced
+        self.tz = ZoneInfo(cfg.zone)
+        ts = cfg.time_sync
+        self.policy = TimeSyncPolicy(max_drift_s=ts.max_drift_s, min_drift_s=ts.min_drift_s)
+        self.broadcasts = 0
+
+    # -- for the command executor ---------------------------------------------------------------
+
+    async def transact(self, meter_id: str, request: Request) -> Reply | None:
+        """Run ``request`` on the bus of ``meter_id`` at command priority."""
+        mp = self.poller.meters.get(meter_id)
+        if mp is None:
+            raise MeterFailure("unknown_meter")
+        if not mp.meter.protocol.startswith("dlt645"):
+            raise MeterFailure("unsupported_protocol")
+        version, zone = _version(mp.meter.protocol), self.cfg.zone
+        outcome = await mp.worker.transact(
+            lambda: request_exchange(request, version, zone), Priority.COMMAND
+        )
+        return outcome  # type: ignore[no-any-return]
+
+    async def read(self, command: Command, meter_id: str) -> dict[str, Any]:
+        """An on-demand read of one meter (``params.quantities`` or the energy registers)."""
+        quantities = command.params.get("quantities") or None
+        if quantities is not None and not isinstance(quantities, list):
+            raise MeterFailure("params.quantities must be a list of quantity names")
+        try:
+            readings = await self.poller.read_now(meter_id, quantities, command=command.id)
+        except KeyError:
+            raise MeterFailure("unknown_meter") from None
+        except MeterUnavailable as exc:
+            raise MeterFailure(f"no_reply: {exc}") from None
+        if not readings:
+            raise MeterFailure("no_data: the meter returned none of the quantities")
+        return {"readings": len(readings), "quantities": sorted({r.quantity for r in readings})}
+
+    async def backfill(self, command: Command, meter_id: str) -> dict[str, Any]:
+        """Daily frozen values of one meter for ``params.from`` … ``params.to`` (dates)."""
+        try:
+            since = date.fromisoformat(str(command.params["from"]))
+            until = date.fromisoformat(str(command.params.get("to", since)))
+        except (KeyError, ValueError) as exc:
+            raise MeterFailure(f"params: need from/to as YYYY-MM-DD ({exc})") from None
+        if until < since or (until - since).days > 61:
+            raise MeterFailure("params: from ≤ to, at most 62 days")
+        report = await self.frozen.run(
+            62, since=since, until=until, meters=[meter_id], priority=Priority.ON_DEMAND
+        )
+        if meter_id in report.unsupported:
+            raise MeterFailure("unsupported_protocol: the meter keeps no daily freezes")
+        if meter_id in report.failed:
+            raise MeterFailure("no_reply: the meter stopped answering")
+        days = report.stored.get(meter_id, [])
+        return {"stored": [d.isoformat() for d in days]}
+
+    # -- scheduled time sync -------------------------------------------------------------------
+
+    def _last_sync(self, bus: str) -> datetime | None:
+        value = (self.store.get_state(TIME_SYNC_KEY, {}) or {}).get(bus)
+        try:
+            return datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+    async def time_sync_after_sweep(self, report: SweepReport) -> list[str]:
+        """Broadcast a time sync on each bus whose measured drifts call for one; the buses."""
+        drifts: dict[str, dict[str, float]] = {}
+        for visit in report.visits:
+            if visit.drift_s is not None:
+                drifts.setdefault(visit.bus, {})[visit.meter] = visit.drift_s
+        synced = self.clock_synced()
+        sent = []
+        for bus, bus_drifts in drifts.items():
+            now_local = self.clock.now().astimezone(self.tz)
+            plan = plan_bus_time_sync(
+                bus_drifts,
+                now_local,
+                self._last_sync(bus),
+                gateway_synced=synced,
+                policy=self.policy,
+            )
+            if not plan.broadcast:
+                if plan.needing and plan.skip is not None:
+                    log.info(
+                        "bus %s: %d meters drift but no time sync now (%s)",
+                        bus,
+                        len(plan.needing),
+                        plan.skip.reason.value,
+                    )
+                continue
+            when = await self._broadcast(bus)
+            if when is None:
+                continue
+            state = self.store.get_state(TIME_SYNC_KEY, {}) or {}
+            self.store.set_state(TIME_SYNC_KEY, {**state, bus: when.isoformat()})
+            self.broadcasts += 1
+            sent.append(bus)
+            worst = max(plan.needing, key=lambda m: abs(bus_drifts[m]))
+            log.info(
+                "bus %s: broadcast time sync %s for %d drifting meters (worst %s: %+.0f s)",
+                bus,
+                when.isoformat(),
+                len(plan.needing),
+                worst,
+                bus_drifts[worst],
+            )
+        return sent
+
+    async def _broadcast(self, bus: str) -> datetime | None:
+        """Send 08H on ``bus``; the meter-local time it carried (stamped on the bus thread)."""
+        worker = self.poller.workers[bus]
+        line = self.cfg.bus(bus)
+        sent: list[datetime] = []
+
+        def exchange() -> Dlt645Exchange:
+            now_local = self.clock.now().astimezone(self.tz)
+            when = broadcast_time(now_local, line.baud, line.bits_per_char).replace(tzinfo=None)
+            sent.append(when)
+            return request_exchange(BroadcastTimeSync(when), Version.V2007, self.cfg.zone)
+
+        try:
+            await worker.transact(exchange, Priority.COMMAND)
+        except Exception as exc:  # the link is down: try after the next sweep
+            log.warning("bus %s: time sync not sent: %s", bus, exc)
+            return None
+        return sent[-1] if sent else None

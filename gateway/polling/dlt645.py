@@ -1,0 +1,202 @@
+"""The DL/T 645 driver: data identifiers (``protocols.dlt645``) as poller items.
+
+Which identifiers each group reads (2007 / 1997)::
+
+    energy   0001FF00 forward active total + tariffs (area total meters add 0002FF00 reverse)
+             / 901F
+    events   ``gateway.events.SWEEP_IDENTIFIERS``: the three event counters, status words 1, 3
+             and 7, the meter's date and time; counters that went up (or open records) make
+             the poller read the records ``gateway.events.records_to_read`` names  / none
+    instant  0201FF00 voltages, 0202FF00 currents, 0203FF00 active power, 0206FF00 power
+             factor, 02800002 frequency                                      / B61F B62F B63F
+    frozen   0506000n freeze time of the n-th last freeze, 0506010n forward active energy
+             (2007 only: 1997 meters keep no daily freezes readable this way)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from gateway.config import MeterConfig
+from gateway.events import SWEEP_IDENTIFIERS, Counter, PollResult
+from gateway.polling.driver import Group, MeterRefused
+from protocols.dlt645 import (
+    DATA_IDS,
+    NEED_DATA,
+    AbnormalReply,
+    Master,
+    ReadData,
+    ReadReply,
+    Request,
+    StatusWord,
+    Version,
+    find_data_id,
+)
+from protocols.model import MeterTime
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
+
+_V7, _V9 = Version.V2007, Version.V1997
+PLANS: dict[Version, dict[Group, tuple[int, ...]]] = {
+    _V7: {
+        Group.ENERGY: (0x0001FF00,),
+        Group.EVENTS: SWEEP_IDENTIFIERS,
+        Group.INSTANT: (0x0201FF00, 0x0202FF00, 0x0203FF00, 0x0206FF00, 0x02800002),
+    },
+    _V9: {
+        Group.ENERGY: (0x901F,),
+        Group.EVENTS: (),
+        Group.INSTANT: (0xB61F, 0xB62F, 0xB63F),
+    },
+}
+AREA_TOTAL_ENERGY = {_V7: (0x0002FF00,), _V9: (0x902F,)}
+COUNTERS = {
+    Counter.METER_COVER: "events.meter_cover.count",
+    Counter.TERMINAL_COVER: "events.terminal_cover.count",
+    Counter.POWER_DOWN: "events.power_down.count",
+}
+ENERGY_CHECKED = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL)
+FREEZE_TIME = 0x05060000
+FROZEN_FORWARD = 0x05060100
+FRAME_OVERHEAD = 4 + 12 + 4  # preamble, header + control + length + checksum + end, DI
+BLOCK_ALLOWANCE = 16  # tariff blocks may carry more tariffs than the table's four
+
+
+def _quantity_index(version: Version) -> dict[str, int]:
+    """Canonical quantity → the single-value identifier of its current value."""
+    out: dict[str, int] = {}
+    for di, row in DATA_IDS[version].items():
+        if row.period == "current" and row.quantity and not row.is_block:
+            out.setdefault(row.quantity, di)
+    return out
+
+
+_QUANTITY_DI = {v: _quantity_index(v) for v in Version}
+
+
+def flatten(values: Any) -> dict[str, Any]:
+    """Reply values with status words as integers plus the relay / keep-power states."""
+    out: dict[str, Any] = {}
+    for key, value in dict(values).items():
+        if isinstance(value, StatusWord):
+            out[key] = value.raw
+            if value.number == 3:
+                out["relay.state"] = "open" if value.raw & 0x10 else "closed"
+                out["keep_power.state"] = "on" if value.raw & 0x1000 else "off"
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class Dlt645Exchange:
+    """One read of one identifier."""
+
+    request: bytes
+    reply_len: int
+    master: Master
+    expects_reply: bool = True
+
+    def feed(self, data: bytes) -> Any | None:
+        self.master.receive_data(data)
+        event = self.master.next_event()
+        return None if event is NEED_DATA else event
+
+
+CONTROL_REPLY_ALLOWANCE = 16  # a control / write acknowledgement carries no more than this
+
+
+def request_exchange(request: Request, version: Version, zone: str) -> Dlt645Exchange:
+    """An exchange for any DL/T 645 request (commands); a broadcast expects no reply."""
+    master = Master(version, zone)
+    frame = master.send(request)
+    di = getattr(request, "di", None)
+    row = find_data_id(di, version) if isinstance(di, int) else None
+    length = (row.length + (BLOCK_ALLOWANCE if row.is_block else 0)) if row else 0
+    return Dlt645Exchange(
+        frame,
+        FRAME_OVERHEAD + max(length, CONTROL_REPLY_ALLOWANCE),
+        master,
+        expects_reply=master.awaiting_reply,
+    )
+
+
+class Dlt645Driver:
+    """Reads one DL/T 645 meter (2007 or 1997)."""
+
+    def __init__(self, meter: MeterConfig, zone: str) -> None:
+        self.meter = meter
+        self.zone = zone
+        self.version = _V9 if meter.protocol == "dlt645-1997" else _V7
+        self.supports_frozen = self.version is _V7
+
+    def plan(self, group: Group) -> Sequence[int]:
+        items = PLANS[self.version][group]
+        if group is Group.ENERGY and self.meter.role == "area_total":
+            items = items + AREA_TOTAL_ENERGY[self.version]
+        return items
+
+    def items_for(self, quantities: Iterable[str]) -> Sequence[int]:
+        index = _QUANTITY_DI[self.version]
+        return list(dict.fromkeys(index[q] for q in quantities if q in index))
+
+    def exchange(self, item: int) -> Dlt645Exchange:
+        master = Master(self.version, self.zone)
+        request = master.send(ReadData(self.meter.address, item, self.version))
+        row = find_data_id(item, self.version)
+        length = row.length + (BLOCK_ALLOWANCE if row.is_block else 0) if row else 200
+        return Dlt645Exchange(request, FRAME_OVERHEAD + length, master)
+
+    def decode(self, item: int, outcome: Any) -> dict[str, Any]:
+        if isinstance(outcome, AbnormalReply):
+            reasons = ", ".join(outcome.reasons) or f"error 0x{outcome.error:02X}"
+            raise MeterRefused(f"{self.meter.id}: {self.version.di_hex(item)} refused ({reasons})")
+        if not isinstance(outcome, ReadReply):
+            raise MeterRefused(f"{self.meter.id}: unexpected reply {type(outcome).__name__}")
+        return flatten(outcome.values)
+
+    def poll_result(
+        self, values: dict[str, Any], gateway_time: datetime, clock_synced: bool
+    ) -> PollResult | None:
+        counts = {c: values[k] for c, k in COUNTERS.items() if isinstance(values.get(k), int)}
+        words = {
+            n: values[f"status.word{n}"]
+            for n in range(1, 8)
+            if isinstance(values.get(f"status.word{n}"), int)
+        }
+        energy = {k: v for k, v in values.items() if k in ENERGY_CHECKED and isinstance(v, Decimal)}
+        meter_time = None
+        day, clock = values.get("meter.date"), values.get("meter.time")
+        if isinstance(day, date) and isinstance(clock, time):
+            meter_time = MeterTime(datetime.combine(day, clock), self.zone)
+        if not (counts or words or energy or meter_time):
+            return None
+        return PollResult(
+            gateway_time,
+            meter_time=meter_time,
+            counts=counts,
+            status_words=words,
+            energy=energy,
+            identity=self.meter.address,
+            gateway_clock_synced=clock_synced,
+        )
+
+    def records(
+        self, plan: dict[Counter, list[int]], by_item: dict[Any, dict[str, Any]]
+    ) -> dict[Counter, dict[int, Any]]:
+        out: dict[Counter, dict[int, Any]] = {}
+        for counter, numbers in plan.items():
+            for n in numbers:
+                values = by_item.get(counter.record_di(n))
+                record = next(iter(values.values()), None) if values else None
+                if record is not None:
+                    out.setdefault(counter, {})[n] = record
+        return out
+
+    def frozen_items(self, n: int) -> tuple[int, Sequence[int]]:
+        if not self.supports_frozen or not 1 <= n <= 62:
+            raise ValueError(f"no daily freeze {n} on {self.meter.id}")
+        return FREEZE_TIME | n, (FROZEN_FORWARD | n,)

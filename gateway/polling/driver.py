@@ -1,0 +1,105 @@
+"""What a protocol driver is to the poller: read groups, items, exchanges, decoded values.
+
+A *driver* (``gateway.polling.dlt645``, ``gateway.polling.modbus``) knows one protocol: which
+items a group of quantities needs (energy, events, instantaneous), how to build the exchange for
+an item and how to decode its outcome into canonical quantities.  Errors::
+
+    MeterRefused       the meter answered, but not with data (abnormal reply, Modbus exception)
+    MeterUnavailable   the meter did not answer (after retries) or is in back-off
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+from gateway.bus.worker import Exchange
+from gateway.config.models import MeterConfig
+from gateway.events import Counter, PollResult
+from protocols.model import Event, Reading, Value
+
+
+class Group(StrEnum):
+    """What a sweep reads."""
+
+    ENERGY = "energy"  # active energy total + tariffs
+    EVENTS = "events"  # relay / status words and event counters (with new records)
+    INSTANT = "instant"  # voltage, current, power, power factor, frequency
+
+
+class MeterRefused(Exception):
+    """The meter answered, but not with data (abnormal reply / Modbus exception)."""
+
+
+class MeterUnavailable(Exception):
+    """The meter did not answer (after retries) or is in back-off."""
+
+
+class Driver(Protocol):
+    """One meter's protocol: items, exchanges, decoding."""
+
+    meter: MeterConfig
+    supports_frozen: bool
+
+    def plan(self, group: Group) -> Sequence[Any]:
+        """The read items of a group."""
+        ...
+
+    def items_for(self, quantities: Iterable[str]) -> Sequence[Any]:
+        """The read items that cover ``quantities`` (on-demand reads)."""
+        ...
+
+    def exchange(self, item: Any) -> Exchange:
+        """A fresh exchange for ``item``."""
+        ...
+
+    def decode(self, item: Any, outcome: Any) -> dict[str, Any]:
+        """Values of a reply keyed by quantity (``MeterRefused`` for an abnormal reply)."""
+        ...
+
+    def poll_result(
+        self, values: dict[str, Any], gateway_time: datetime, clock_synced: bool
+    ) -> PollResult | None:
+        """What event detection needs from a visit's values (None: the protocol has no events)."""
+        ...
+
+    def records(
+        self, plan: dict[Counter, list[int]], by_item: dict[Any, dict[str, Any]]
+    ) -> dict[Counter, dict[int, Any]]:
+        """Event records read for ``plan``, by counter and record number."""
+        ...
+
+    def frozen_items(self, n: int) -> tuple[Any, Sequence[Any]]:
+        """(freeze time item, frozen value items) of the n-th last daily freeze."""
+        ...
+
+
+class Sink(Protocol):
+    """Where readings and events go (the local store)."""
+
+    def append_readings(self, readings: Sequence[Reading], command: str | None = None) -> Any: ...
+
+    def append_events(self, events: Sequence[Event]) -> Any: ...
+
+
+DriverFactory = Callable[[MeterConfig, str], Driver]
+FlagsFn = Callable[[], frozenset[str]]
+
+
+def no_flags() -> frozenset[str]:
+    """The default flags hook (``clock_unsynced`` arrives with clock synchronisation)."""
+    return frozenset()
+
+
+def to_value(raw: Any) -> Value | None:
+    """A decoded register value as a model value (None for what is not a plain value)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, Decimal | int | str):
+        return raw
+    if isinstance(raw, float):
+        return Decimal(repr(raw))
+    return None
