@@ -8,8 +8,8 @@ on a manual clock moved slot by slot through ``--hours`` of the default schedule
 path (``DirectBatch``: a commit per visit and per meter's state, as the gateway did until group
 commits), "after" is the daemon's ``GroupCommit`` per bus; both in the same run.
 
-Run: ``.venv/bin/python bench/_store_commits.py [--meters 200] [--hours 2]``; ``bench/gateway_store.py``
-runs it as its fourth part.
+Run: ``.venv/bin/python bench/_store_commits.py [--meters 200] [--hours 2]``;
+``bench/gateway_store.py`` runs it as its fourth part.
 """
 
 from __future__ import annotations
