@@ -41,6 +41,10 @@ class EventType(StrEnum):
     METER_RECOVERED = "meter_recovered"
     GAP_ANNOUNCED = "gap_announced"  # the gateway dropped unacknowledged data (see details)
     UNREGISTERED_METER = "unregistered_meter"
+    # a quantity the meter refuses, does not answer, or answers undecodably (details: quantities,
+    # identifier, reason refused|unsupported|undecodable); ``QUANTITY_AVAILABLE`` when it answers
+    QUANTITY_UNAVAILABLE = "quantity_unavailable"
+    QUANTITY_AVAILABLE = "quantity_available"
 
 
 class Flag(StrEnum):

@@ -15,7 +15,7 @@ Which identifiers each group reads (2007 / 1997)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway.config import MeterConfig
 from gateway.events import SWEEP_IDENTIFIERS, Counter, PollResult
-from gateway.polling.driver import Group, MeterRefused
+from gateway.polling.driver import Group, MeterRefused, ReplyUndecodable, Undecodable
 from protocols.dlt645 import (
     DATA_IDS,
     NEED_DATA,
@@ -36,6 +36,9 @@ from protocols.dlt645 import (
     Version,
     find_data_id,
 )
+from protocols.dlt645.data_ids import row_values
+from protocols.dlt645.errors import Dlt645Error, Dlt645ValueError
+from protocols.dlt645.frame import encode_frame
 from protocols.model import MeterTime
 from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
@@ -102,7 +105,11 @@ class Dlt645Exchange:
 
     def feed(self, data: bytes) -> Any | None:
         self.master.receive_data(data)
-        event = self.master.next_event()
+        try:
+            event = self.master.next_event()
+        except Dlt645ValueError as exc:  # a whole frame from the meter: alive, value unusable
+            raw = encode_frame(exc.frame, 0).hex(" ") if exc.frame is not None else ""
+            return Undecodable(str(exc), raw)
         return None if event is NEED_DATA else event
 
 
@@ -151,6 +158,8 @@ class Dlt645Driver:
         return Dlt645Exchange(request, FRAME_OVERHEAD + length, master)
 
     def decode(self, item: int, outcome: Any) -> dict[str, Any]:
+        if isinstance(outcome, Undecodable):
+            raise ReplyUndecodable(f"{outcome.reason}; reply {outcome.raw}")
         if isinstance(outcome, AbnormalReply):
             reasons = ", ".join(outcome.reasons) or f"error 0x{outcome.error:02X}"
             raise MeterRefused(f"{self.meter.id}: {self.version.di_hex(item)} refused ({reasons})")
@@ -195,6 +204,51 @@ class Dlt645Driver:
                 if record is not None:
                     out.setdefault(counter, {})[n] = record
         return out
+
+    def key(self, item: int) -> str:
+        return self.version.di_hex(item)
+
+    def quantities(self, item: int) -> tuple[str, ...]:
+        row = find_data_id(item, self.version)
+        if row is None:
+            return ()
+        if row.members:
+            return tuple(m.key for m in row.members)
+        return (row.key,)
+
+    def tracked(self, item: int) -> bool:
+        row = find_data_id(item, self.version)
+        return row is not None and row.period == "current"
+
+    def fallback(self, item: int) -> Sequence[int]:
+        """The single identifiers of a block's members (current values only)."""
+        row = find_data_id(item, self.version)
+        if row is None or not row.members or row.period != "current":
+            return ()
+        index = _QUANTITY_DI[self.version]
+        singles = [index[m.key] for m in row.members if m.key in index]
+        return [di for di in dict.fromkeys(singles) if di != item]
+
+    def continuation(self, outcome: Any) -> Callable[[], Dlt645Exchange] | None:
+        if not (isinstance(outcome, ReadReply) and outcome.follow_up):
+            return None
+        nxt = Master(self.version, self.zone).follow_up(outcome)
+        return lambda: request_exchange(nxt, self.version, self.zone)
+
+    def join(self, item: int, outcomes: Sequence[Any]) -> Any:
+        """The value of a reply in several frames (12H follow-ups), decoded from the joined data."""
+        parts = [o for o in outcomes if isinstance(o, ReadReply)]
+        if len(parts) != len(outcomes) or not parts:
+            return next((o for o in outcomes if not isinstance(o, ReadReply)), outcomes[-1])
+        raw = b"".join(p.raw or b"" for p in parts)
+        row = find_data_id(item, self.version)
+        if row is None:
+            return ReadReply(parts[0].address, item, {}, raw=raw, version=self.version)
+        try:
+            values = row_values(row, raw, self.zone)
+        except Dlt645Error as exc:
+            return Undecodable(f"{len(parts)} frames joined: {exc}", raw.hex(" "))
+        return ReadReply(parts[0].address, item, values, raw=raw, version=self.version)
 
     def frozen_items(self, n: int) -> tuple[int, Sequence[int]]:
         if not self.supports_frozen or not 1 <= n <= 62:

@@ -5,12 +5,14 @@ items a group of quantities needs (energy, events, instantaneous), how to build 
 an item and how to decode its outcome into canonical quantities.  Errors::
 
     MeterRefused       the meter answered, but not with data (abnormal reply, Modbus exception)
+    └── ReplyUndecodable  … with a well-framed value that does not decode
     MeterUnavailable   the meter did not answer (after retries) or is in back-off
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -32,6 +34,23 @@ class Group(StrEnum):
 
 class MeterRefused(Exception):
     """The meter answered, but not with data (abnormal reply / Modbus exception)."""
+
+    reason = "refused"
+
+
+class ReplyUndecodable(MeterRefused):
+    """The meter answered with a valid frame whose value does not decode (partial block,
+    FF/EE filler, a missing follow-up frame): the meter is alive, this item is unreadable."""
+
+    reason = "undecodable"
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """An exchange's outcome for a well-framed reply whose value did not decode."""
+
+    reason: str
+    raw: str = ""  # the frame in hex, for the log
 
 
 class MeterUnavailable(Exception):
@@ -74,6 +93,30 @@ class Driver(Protocol):
 
     def frozen_items(self, n: int) -> tuple[Any, Sequence[Any]]:
         """(freeze time item, frozen value items) of the n-th last daily freeze."""
+        ...
+
+    def key(self, item: Any) -> str:
+        """A stable name of ``item`` (the identifier in hex, the register block)."""
+        ...
+
+    def quantities(self, item: Any) -> tuple[str, ...]:
+        """The canonical quantities ``item`` reads (what is lost when it is unreadable)."""
+        ...
+
+    def tracked(self, item: Any) -> bool:
+        """Whether a refusal of ``item`` tells what the meter lacks (not "no such record")."""
+        ...
+
+    def fallback(self, item: Any) -> Sequence[Any]:
+        """Smaller items covering ``item`` when it is unreadable (block → members), or none."""
+        ...
+
+    def continuation(self, outcome: Any) -> Callable[[], Exchange] | None:
+        """The exchange for the next frame when ``outcome`` says more follow, else None."""
+        ...
+
+    def join(self, item: Any, outcomes: Sequence[Any]) -> Any:
+        """One outcome from a reply that came in several frames."""
         ...
 
 

@@ -123,6 +123,7 @@ class FrozenReader:
             got = await mp.read_items([time_item], priority, events)
             if events:
                 self.poller.sink.append_events(events)
+            self.poller.keep_capabilities(mp)
             if not got.ok:
                 return False
             stamp = got.values.get("freeze.time")
@@ -139,6 +140,7 @@ class FrozenReader:
             got = await mp.read_items(value_items, priority, events)
             if events:
                 self.poller.sink.append_events(events)
+            self.poller.keep_capabilities(mp)
             if not got.ok:
                 return False
             readings = self.poller.readings(

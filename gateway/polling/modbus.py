@@ -98,3 +98,25 @@ class ModbusDriver:
 
     def frozen_items(self, n: int) -> tuple[Any, Sequence[Any]]:
         raise NotImplementedError("Modbus meters keep no daily freezes")
+
+    def key(self, item: BlockRead) -> str:
+        return f"fc{item.function}:{item.address}+{item.count}"
+
+    def quantities(self, item: BlockRead) -> tuple[str, ...]:
+        return tuple(item.quantities)
+
+    def tracked(self, item: BlockRead) -> bool:
+        return True
+
+    def fallback(self, item: BlockRead) -> Sequence[BlockRead]:
+        """One read per quantity: a meter that answers exception 02 for an unmapped register
+        inside a block still answers the mapped ones."""
+        if len(item.quantities) < 2:
+            return ()
+        return [r for q in item.quantities for r in plan_reads(self.model, [q])]
+
+    def continuation(self, outcome: Any) -> None:
+        return None  # Modbus replies are one frame
+
+    def join(self, item: BlockRead, outcomes: Sequence[Any]) -> Any:
+        return outcomes[-1]

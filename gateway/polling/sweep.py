@@ -26,6 +26,7 @@ from gateway.bus.worker import BusWorker, Priority
 from gateway.config.models import MeterConfig
 from gateway.events import EventDetector, MeterEventState, record_identifiers, records_to_read
 from gateway.polling.batch import Batch, BatchFactory, DirectBatch
+from gateway.polling.capability import Capabilities, state_key
 from gateway.polling.driver import (
     DriverFactory,
     FlagsFn,
@@ -100,8 +101,13 @@ class Poller:
             if old is not None and old.meter == m:
                 new[m.id] = old
             elif m.bus in self.workers:
+                stored = self.state.get_state(state_key(m.id)) if self.state is not None else None
                 new[m.id] = MeterPoller(
-                    m, self.driver_factory(m, self.zone), self.workers[m.bus], self.clock
+                    m,
+                    self.driver_factory(m, self.zone),
+                    self.workers[m.bus],
+                    self.clock,
+                    Capabilities.from_json(m.id, stored),
                 )
             else:
                 log.error("meter %s names bus %r, which is not configured", m.id, m.bus)
@@ -187,6 +193,9 @@ class Poller:
         if result.ok:
             await self._detect_events(mp, result, events, priority, batch)
         batch.add_events(events)
+        if mp.caps.dirty:
+            batch.set_state(state_key(mp.meter.id), mp.caps.to_json())
+            mp.caps.dirty = False
         if result.ok:
             report.read += 1
         else:
@@ -240,18 +249,38 @@ class Poller:
         result = await mp.read_items(items, priority, events)
         if events:
             self.sink.append_events(events)
+        self.keep_capabilities(mp)
         if not result.ok:
             raise MeterUnavailable(result.error)
         readings = self.readings(mp.meter.id, result.values, ReadingKind.ON_DEMAND)
         self.sink.append_readings(readings, command=command)
         return readings
 
+    def keep_capabilities(self, mp: MeterPoller) -> None:
+        """Persist what changed in a meter's capabilities at once (reads outside sweeps)."""
+        if mp.caps.dirty and self.state is not None:
+            self.state.set_state(state_key(mp.meter.id), mp.caps.to_json())
+            mp.caps.dirty = False
+
     def health(self) -> dict[str, Any]:
-        """Per-bus and per-meter counters for the status message."""
+        """Per-bus and per-meter counters for the status message.
+
+        ``uncollected``: per meter, the quantities it refuses, ignores or answers undecodably
+        (at most 50 meters); ``unreadable``: totals of such replies by reason since start."""
         failing = sorted(mp.meter.id for mp in self.meters.values() if mp.state.failing)
+        uncollected = {
+            mp.meter.id: lost for mp in self.meters.values() if (lost := mp.caps.unavailable())
+        }
+        totals: dict[str, int] = {}
+        for mp in self.meters.values():
+            for reason, n in mp.caps.counts.items():
+                totals[reason] = totals.get(reason, 0) + n
         return {
             "meters": len(self.meters),
             "failing": failing[:50],
             "failing_count": len(failing),
+            "uncollected": dict(sorted(uncollected.items())[:50]),
+            "uncollected_count": len(uncollected),
+            "unreadable": totals,
             "buses": {name: w.stats.as_dict() for name, w in self.workers.items()},
         }

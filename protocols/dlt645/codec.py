@@ -323,12 +323,13 @@ def decode_reply(frame: Frame, version: Version = V7, zone: str = DEFAULT_METER_
         raw = data[n:]
         values: dict[str, Any] = {}
         row = find_data_id(di, version)
-        if row is not None and (seq is None or row.valid_length(len(raw))):
+        follow = bool(frame.control & FOLLOW_UP_BIT)
+        # a frame that announces more is a part: the caller decodes the joined parts (``raw``)
+        if row is not None and not follow and (seq is None or row.valid_length(len(raw))):
             try:
                 values = row_values(row, raw, zone)
             except Dlt645Error as exc:
                 raise Dlt645ValueError(str(exc), frame) from None
-        follow = bool(frame.control & FOLLOW_UP_BIT)
         return ReadReply(address, di, values, follow, seq, raw, version)
     if function is Function.READ_ADDRESS and len(data) == 6:
         return AddressReply(address_from_wire(data), version)
