@@ -36,9 +36,15 @@ def _load(path: Path) -> GatewayConfig:
 def check_config(config: Path = CONFIG) -> None:
     """Validate gateway.toml and print a summary."""
     cfg = _load(config)
+    from gateway.config.budget import bus_utilisation, config_warnings
+
+    for line in config_warnings(cfg, where=str(config)):
+        typer.echo(f"taiqu gateway: warning: {line}", err=True)
+    busy = ", ".join(f"{b} {u:.0%}" for b, u in bus_utilisation(cfg).items())
     typer.echo(
         f"{config}: ok: gateway {cfg.gateway_id}, {len(cfg.buses)} buses, "
-        f"{len(cfg.meters)} meters, energy every {cfg.schedule.energy_minutes} min"
+        f"{len(cfg.meters)} meters, energy every {cfg.schedule.energy_minutes} min; "
+        f"predicted bus use {busy}"
     )
 
 

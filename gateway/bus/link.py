@@ -13,6 +13,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import re
 import select
 import threading
 import time
@@ -22,7 +23,48 @@ from typing import Any, Protocol
 
 from gateway.errors import LinkError
 
-__all__ = ["Link", "LinkError", "LinkSettings", "MemoryLink", "SerialLink", "open_serial"]
+__all__ = [
+    "Line",
+    "Link",
+    "LinkError",
+    "LinkSettings",
+    "MemoryLink",
+    "SerialLink",
+    "open_serial",
+]
+
+
+STANDARD_BAUDS = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+_LINE = re.compile(r"^\s*(\d{3,6})\s*[ ,/-]?\s*([78])([NEO])([12])\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """Line settings of one meter: baud, data bits, parity, stop bits (``"2400 8E1"``)."""
+
+    baud: int = 2400
+    parity: str = "E"
+    bytesize: int = 8
+    stopbits: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Line:
+        """``"1200 8E1"`` → Line; ``ValueError`` naming the expected form."""
+        match = _LINE.match(text)
+        if not match or int(match[1]) not in STANDARD_BAUDS:
+            raise ValueError(
+                f'{text!r} is not a line setting: write baud and frame, e.g. "2400 8E1" or '
+                f'"9600 8N1" (baud one of {STANDARD_BAUDS})'
+            )
+        return cls(int(match[1]), match[3].upper(), int(match[2]), int(match[4]))
+
+    @property
+    def bits_per_char(self) -> int:
+        """Start bit + data bits + parity bit + stop bits (11 for 8E1)."""
+        return 1 + self.bytesize + (0 if self.parity == "N" else 1) + self.stopbits
+
+    def __str__(self) -> str:
+        return f"{self.baud} {self.bytesize}{self.parity}{self.stopbits}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +77,11 @@ class LinkSettings:
     bytesize: int = 8
     stopbits: int = 1
     rs485: bool = False
+
+    @property
+    def line(self) -> Line:
+        """The line settings the port opens with (the bus's default)."""
+        return Line(self.baud, self.parity, self.bytesize, self.stopbits)
 
 
 class Link(Protocol):
@@ -62,6 +109,10 @@ class Link(Protocol):
         """Drop bytes received so far (late replies, line noise)."""
         ...
 
+    def configure(self, line: Line) -> None:
+        """Switch the open port to ``line`` (per-meter settings; RFC 2217 tells the server)."""
+        ...
+
 
 LinkFactory = Callable[[LinkSettings], Link]
 
@@ -73,18 +124,19 @@ class SerialLink:
         self.settings = settings
         self.name = settings.url
         self._port: Any = None
+        self._line = settings.line  # what the port is (or will be opened) at
 
     def open(self) -> None:
         import serial
 
-        s = self.settings
+        s, line = self.settings, self._line
         try:
             port = serial.serial_for_url(
                 s.url,
-                baudrate=s.baud,
-                parity=s.parity,
-                bytesize=s.bytesize,
-                stopbits=s.stopbits,
+                baudrate=line.baud,
+                parity=line.parity,
+                bytesize=line.bytesize,
+                stopbits=line.stopbits,
                 timeout=0,
                 write_timeout=5,
                 do_not_open=True,
@@ -125,13 +177,37 @@ class SerialLink:
 
         port = self._serial()
         try:
-            ready, _, _ = select.select([port.fileno()], [], [], max(0.0, timeout))
+            try:
+                fd = port.fileno()
+            except (AttributeError, NotImplementedError, serial.SerialException):
+                fd = None  # rfc2217:// reads through its own thread: wait with the timeout
+            if fd is None:
+                port.timeout = max(0.001, timeout)
+                first: bytes = port.read(1)
+                port.timeout = 0
+                return first + port.read(4096) if first else b""
+            ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
             if not ready:
                 return b""
             data: bytes = port.read(4096)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise LinkError(f"{self.name}: read failed: {exc}") from exc
         return data
+
+    def configure(self, line: Line) -> None:
+        import serial
+
+        self._line = line
+        port = self._port
+        if port is None:
+            return
+        try:
+            port.baudrate = line.baud
+            port.parity = line.parity
+            port.bytesize = line.bytesize
+            port.stopbits = line.stopbits
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise LinkError(f"{self.name}: cannot switch to {line}: {exc}") from exc
 
     def discard_input(self) -> None:
         import serial
@@ -165,6 +241,7 @@ class MemoryLink:
     fail: bool = False
     noise: bytes = b""
     written: list[bytes] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)  # every switch asked for
     is_open: bool = False
     _pending: bytearray = field(default_factory=bytearray)
     _ready_at: float = 0.0
@@ -214,3 +291,7 @@ class MemoryLink:
         self._check()
         with self._lock:
             self._pending.clear()
+
+    def configure(self, line: Line) -> None:
+        self._check()
+        self.lines.append(line)

@@ -33,11 +33,11 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Protocol
 
-from gateway.bus.link import Link, LinkError
+from gateway.bus.link import Line, Link, LinkError
 from gateway.bus.timing import LineTiming
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ class BusStats:
     noise_bytes: int = 0  # line noise the codecs skipped
     checksum_errors: int = 0  # frames dropped for a bad checksum
     busy_seconds: float = 0.0
+    line_switches: int = 0  # port re-configured for a meter with other line settings
     link_up: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,6 +101,7 @@ class BusStats:
             "noise_bytes": self.noise_bytes,
             "checksum_errors": self.checksum_errors,
             "busy_s": round(self.busy_seconds, 3),
+            "line_switches": self.line_switches,
             "link_up": self.link_up,
         }
 
@@ -110,6 +112,7 @@ class _Job:
     seq: int
     factory: ExchangeFactory = field(compare=False)
     future: asyncio.Future[Any] = field(compare=False)
+    line: Line | None = field(default=None, compare=False)
 
 
 class _Garbled(Exception):
@@ -134,6 +137,8 @@ class BusWorker:
         self.name = name
         self.link = link
         self.timing = timing
+        self.base_timing = timing  # the bus's own line; per-meter lines derive from it
+        self.line: Line | None = None  # the line the port is at (None: the bus's own)
         self.retries = retries
         self.echo = echo
         self.reopen_delay = reopen_delay
@@ -178,11 +183,17 @@ class BusWorker:
         return self._queue.qsize()
 
     async def transact(
-        self, factory: ExchangeFactory, priority: Priority = Priority.SCHEDULED
+        self,
+        factory: ExchangeFactory,
+        priority: Priority = Priority.SCHEDULED,
+        line: Line | None = None,
     ) -> Any:
-        """Run one exchange (with retries) and return its outcome."""
+        """Run one exchange (with retries) and return its outcome.
+
+        ``line``: the meter's own line settings when they differ from the bus's; the port is
+        switched before the exchange (and stays so until another line is asked for)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(int(priority), next(self._seq), factory, future))
+        self._queue.put_nowait(_Job(int(priority), next(self._seq), factory, future, line))
         return await future
 
     def _beat(self) -> None:
@@ -213,7 +224,9 @@ class BusWorker:
         if job.future.done():  # the caller gave up
             return
         try:
-            outcome = await loop.run_in_executor(self._executor, self._attempts, job.factory)
+            outcome = await loop.run_in_executor(
+                self._executor, self._attempts, job.factory, job.line
+            )
         except asyncio.CancelledError:
             job.future.cancel()
             raise
@@ -255,8 +268,35 @@ class BusWorker:
             self._link_down_since = time.monotonic()
             log.error("bus %s: %s; re-opening every %.0f s", self.name, exc, self.reopen_delay)
 
-    def _attempts(self, factory: ExchangeFactory) -> Any:
+    def _switch(self, line: Line | None) -> None:
+        """Put the port at ``line`` (None: the bus's own) before an exchange."""
+        if line == self.line:
+            return
+        target = line or self.default_line
+        if target is not None and (self.line or self.default_line) != target:
+            self.link.configure(target)
+            self.stats.line_switches += 1
+        self.line = line
+        base = self.base_timing
+        self.timing = (
+            base
+            if line is None
+            else replace(base, baud=line.baud, bits_per_char=line.bits_per_char)
+        )
+
+    @property
+    def default_line(self) -> Line | None:
+        """The bus's own line settings (what the link was opened with)."""
+        settings = getattr(self.link, "settings", None)
+        return getattr(settings, "line", None)
+
+    def _attempts(self, factory: ExchangeFactory, line: Line | None = None) -> Any:
         self._ensure_open()
+        try:
+            self._switch(line)
+        except LinkError as exc:
+            self._link_lost(exc)
+            raise
         last: TransactionError | None = None
         for attempt in range(self.retries + 1):
             if attempt:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.bus.link import LinkSettings
+from gateway.bus.link import Line, LinkSettings
 from gateway.bus.timing import LineTiming
 from gateway.signature import SignatureConfig
 from gateway.uplink.settings import BrokerSettings
@@ -157,6 +157,17 @@ class MeterConfig(_Model):
     address: str = Field(min_length=1, max_length=32)
     model: str = ""
     role: Literal["customer", "area_total"] = "customer"
+    line: str | None = None  # own line settings, e.g. "1200 8E1" (default: the bus's)
+
+    @field_validator("line")
+    @classmethod
+    def _line(cls, value: str | None) -> str | None:
+        return None if value is None else str(Line.parse(value))
+
+    @property
+    def line_settings(self) -> Line | None:
+        """The meter's own line settings, or None for the bus's."""
+        return None if self.line is None else Line.parse(self.line)
 
     @model_validator(mode="after")
     def _address_and_id(self) -> MeterConfig:
@@ -192,6 +203,7 @@ class MeterConfig(_Model):
             address=self.address,
             model=self.model or None,
             role=self.role,
+            line=self.line,
         )
 
     @classmethod
@@ -204,6 +216,7 @@ class MeterConfig(_Model):
             address=meter.address,
             model=meter.model or "",
             role=meter.role,
+            line=meter.line,
         )
 
 

@@ -43,6 +43,7 @@ from gateway.bus.worker import BusWorker, Priority
 from gateway.clock.trust import ClockTrust, make_clock_trust
 from gateway.commands import CommandExecutor, MeterSecrets
 from gateway.config import ConfigError, GatewayConfig, MeterConfig
+from gateway.config.budget import config_warnings
 from gateway.config.secrets import check_trust, meter_secrets, resolve_secrets
 from gateway.daemon.archive import accept_push, initial_archive, store_archive
 from gateway.daemon.health import Health, software_version
@@ -220,6 +221,8 @@ class Gateway:
         )
         self.health = Health(self.poller, self.metrics, self.clocktrust.synced)
         self.poller.set_meters(self._initial_archive())
+        for warning in config_warnings(self.cfg, where=str(self.config_path)):
+            log.warning("%s", warning)
         self.health.archive_version = self.archive_version
         self.ops = DaemonOps(
             self.cfg, self.poller, self.frozen, self.store, self.clock, self.clocktrust.synced

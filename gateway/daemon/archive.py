@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from gateway.config import GatewayConfig, MeterConfig
+from gateway.config.budget import budget_warnings, line_warnings
 from gateway.config.checks import check_meters
 from protocols.uplink import ArchivePush
 
@@ -45,10 +46,15 @@ def accept_push(cfg: GatewayConfig, push: ArchivePush, applied: int) -> list[Met
     except Exception as exc:
         log.error("archive version %d refused: %s", push.version, exc)
         return None
-    problems = check_meters(cfg, meters, where=f"archive v{push.version}")
+    where = f"archive v{push.version}"
+    problems = check_meters(cfg, meters, where=where)
     if problems:
         log.error("archive version %d refused: %s", push.version, "; ".join(problems))
         return None
+    for warning in budget_warnings(cfg, meters, where=where) + line_warnings(
+        cfg, meters, where=where
+    ):
+        log.warning("%s", warning)
     return meters
 
 

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.bus.link import Line
 from gateway.bus.worker import Priority
 from gateway.clock.sync import TimeSyncPolicy, broadcast_time, plan_bus_time_sync
 from gateway.commands import TIME_SYNC_KEY, MeterFailure
@@ -72,7 +73,9 @@ class DaemonOps:
             raise MeterFailure("unsupported_protocol")
         version, zone = _version(mp.meter.protocol), self.cfg.zone
         outcome = await mp.worker.transact(
-            lambda: request_exchange(request, version, zone), Priority.COMMAND
+            lambda: request_exchange(request, version, zone),
+            Priority.COMMAND,
+            mp.meter.line_settings,
         )
         return outcome  # type: ignore[no-any-return]
 
@@ -145,7 +148,13 @@ class DaemonOps:
                         plan.skip.reason.value,
                     )
                 continue
-            when = await self._broadcast(bus)
+            lines = {
+                self.poller.meters[m].meter.line_settings
+                for m in plan.needing
+                if m in self.poller.meters
+            } or {None}
+            stamps = [await self._broadcast(bus, line) for line in sorted(lines, key=str)]
+            when = next((w for w in stamps if w is not None), None)
             if when is None:
                 continue
             state = self.store.get_state(TIME_SYNC_KEY, {}) or {}
@@ -163,10 +172,11 @@ class DaemonOps:
             )
         return sent
 
-    async def _broadcast(self, bus: str) -> datetime | None:
-        """Send 08H on ``bus``; the meter-local time it carried (stamped on the bus thread)."""
+    async def _broadcast(self, bus: str, own: Line | None = None) -> datetime | None:
+        """Send 08H on ``bus`` at the line ``own`` (None: the bus's); the meter-local time it
+        carried (stamped on the bus thread).  A bus mixing line settings gets one per line."""
         worker = self.poller.workers[bus]
-        line = self.cfg.bus(bus)
+        line = own or self.cfg.bus(bus).line.line
         sent: list[datetime] = []
 
         def exchange() -> Dlt645Exchange:
@@ -176,7 +186,7 @@ class DaemonOps:
             return request_exchange(BroadcastTimeSync(when), Version.V2007, self.cfg.zone)
 
         try:
-            await worker.transact(exchange, Priority.COMMAND)
+            await worker.transact(exchange, Priority.COMMAND, own)
         except Exception as exc:  # the link is down: try after the next sweep
             log.warning("bus %s: time sync not sent: %s", bus, exc)
             return None

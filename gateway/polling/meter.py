@@ -70,13 +70,14 @@ class MeterPoller:
 
     async def _transact(self, item: Any, priority: Priority) -> Any:
         """One item's reply, follow-up frames included."""
-        outcome = await self.worker.transact(self._factory(item), priority)
+        line = self.meter.line_settings
+        outcome = await self.worker.transact(self._factory(item), priority, line)
         parts = [outcome]
         while (nxt := self.driver.continuation(parts[-1])) is not None:
             if len(parts) >= MAX_FRAMES:
                 return Undecodable(f"more than {MAX_FRAMES} follow-up frames")
             try:
-                parts.append(await self.worker.transact(nxt, priority))
+                parts.append(await self.worker.transact(nxt, priority, line))
             except TransactionError as exc:
                 return Undecodable(f"follow-up frame {len(parts)} missing ({exc})")
         return parts[0] if len(parts) == 1 else self.driver.join(item, parts)

@@ -114,12 +114,13 @@ class Poller:
         self.meters = new
 
     def by_bus(self) -> dict[str, list[MeterPoller]]:
-        """Meters per bus, area total meters first."""
+        """Meters per bus: area total meters first, then grouped by line settings."""
         out: dict[str, list[MeterPoller]] = {name: [] for name in self.workers}
         for mp in self.meters.values():
             out[mp.meter.bus].append(mp)
         for meters in out.values():
-            meters.sort(key=lambda mp: mp.meter.role != "area_total")
+            # area totals first; then by line settings, so the port switches rarely
+            meters.sort(key=lambda mp: (mp.meter.role != "area_total", mp.meter.line or ""))
         return out
 
     def readings(

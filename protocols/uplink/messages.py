@@ -219,6 +219,8 @@ class ArchiveMeter(BaseModel):
     address: str = Field(max_length=32)  # DL/T 645 12 digits, or the Modbus unit id
     model: str | None = None
     role: Literal["customer", "area_total"] = "customer"
+    # the meter's own line settings when they differ from its bus's, e.g. "1200 8E1"
+    line: str | None = Field(default=None, max_length=16, pattern=r"^\d{3,6} [78][NEO][12]$")
 
 
 class ArchivePush(_Msg):
