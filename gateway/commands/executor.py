@@ -5,27 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from gateway.clock.sync import broadcast_time, plan_bus_time_sync
+from gateway.clock.sync import TimeSyncPolicy
+from gateway.commands.clock import MeterClocks
 from gateway.commands.secrets import MeterCredentials
 from gateway.commands.types import (
     ARMED_KEY,
     CLOCK_ACTIONS,
     CONTROL,
     DEFAULT_RECONNECT_WINDOW_S,
-    DI_DATE,
     DI_STATUS_WORD3,
-    DI_TIME,
     RECONNECTS,
     RELAY_ACTIONS,
     SW3_ALARM,
     SW3_KEEP_POWER,
     SW3_RELAY_OPEN,
-    TIME_SYNC_KEY,
     ArchiveHandler,
     CommandStore,
     Handler,
@@ -39,7 +36,6 @@ from gateway.commands.types import (
 )
 from protocols.dlt645 import (
     AbnormalReply,
-    BroadcastTimeSync,
     ReadData,
     ReadReply,
     RemoteControl,
@@ -76,6 +72,9 @@ class CommandExecutor:
         password: str = DEFAULT_PASSWORD,
         operator: str = DEFAULT_OPERATOR,
         credentials: Callable[[str], MeterCredentials] | None = None,
+        readback_deadline_s: float = 120.0,
+        readback_interval_s: float = 5.0,
+        time_sync_policy: TimeSyncPolicy | None = None,
     ) -> None:
         if reconnect_window_s < 0:
             raise ValueError("reconnect_window_s must not be negative")
@@ -98,6 +97,11 @@ class CommandExecutor:
         self.baud_of = baud_of
         # by meter id ([commands] meter_secrets_file); else every meter gets password/operator
         self.credentials = credentials or (lambda _meter: MeterCredentials(password, operator))
+        self.readback_deadline_s = readback_deadline_s
+        self.readback_interval_s = readback_interval_s
+        self.clocks = MeterClocks(
+            transact, store, clock, zone, baud_of, time_sync_policy or TimeSyncPolicy()
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
     def _emit(
@@ -264,8 +268,33 @@ class CommandExecutor:
         reply = await self.transact(meter.id, request)
         if isinstance(reply, AbnormalReply):
             raise MeterFailure(", ".join(reply.reasons) or f"error byte {reply.error:#04x}")
-        sw3 = await self.read_status3(meter)
-        return self._readback(command, meter.id, sw3)
+        return await self._await_relay(command, meter)
+
+    async def _await_relay(self, command: Command, meter: MeterLike) -> Outcome:
+        """Read status word 3 until it shows the command carried out or the deadline passes.
+
+        A meter with a trip delay (or deferring the trip under high current) acknowledges at
+        once and switches later: meanwhile the command is reported ``executing`` with
+        ``pending`` in its detail, once; a deadline of 0 reads back once."""
+        deadline = self.clock.now() + timedelta(seconds=self.readback_deadline_s)
+        reported = False
+        while True:
+            sw3 = await self.read_status3(meter)
+            outcome = self._readback(command, meter.id, sw3)
+            if outcome.state is not CommandState.FAILED or self.clock.now() >= deadline:
+                if outcome.state is CommandState.FAILED and self.readback_deadline_s:
+                    waited = f"after {self.readback_deadline_s:.0f} s"
+                    outcome = Outcome(outcome.state, f"{outcome.reason} {waited}", outcome.detail)
+                return outcome
+            if not reported:
+                pending = {
+                    **(outcome.detail or {}),
+                    "pending": True,
+                    "deadline": deadline.isoformat(),
+                }
+                self._emit(command.id, CommandState.EXECUTING, meter.id, "awaiting relay", pending)
+                reported = True
+            await self.clock.sleep(self.readback_interval_s)
 
     async def read_status3(self, meter: MeterLike) -> int:
         """Status word 3 of ``meter`` (the read-back of every control command)."""
@@ -330,70 +359,12 @@ class CommandExecutor:
             command_id, CommandState.EXECUTED, meter, None, {"relay": "closed", "by": "customer"}
         )
 
-    # -- time sync and archive ----------------------------------------------------------------
+    # -- time sync (gateway.commands.clock) and archive ------------------------------------
     async def _time_sync(self, command: Command, targets: Sequence[MeterLike]) -> list[Outcome]:
-        by_bus: dict[str, list[MeterLike]] = {}
-        for meter in targets:
-            by_bus.setdefault(meter.bus, []).append(meter)
-        outcomes: list[Outcome] = []
-        for bus, meters in by_bus.items():
-            outcomes += await self._sync_bus(command, bus, meters)
-        return outcomes
-
-    async def _sync_bus(
-        self, command: Command, bus: str, meters: Iterable[MeterLike]
-    ) -> list[Outcome]:
-        drifts: dict[str, float] = {}
-        results: dict[str, Outcome] = {}
-        eligible: list[MeterLike] = []
-        for meter in meters:
-            if not meter.protocol.startswith("dlt645"):
-                results[meter.id] = Outcome(CommandState.REFUSED, "unsupported_protocol")
-                continue
-            try:
-                drifts[meter.id] = await self._drift(meter)
-                eligible.append(meter)
-            except MeterFailure as exc:
-                results[meter.id] = Outcome(CommandState.FAILED, str(exc))
-            except Exception as exc:
-                results[meter.id] = Outcome(CommandState.FAILED, f"no_reply: {exc}")
-        now_local = self.clock.now().astimezone(ZoneInfo(self.zone))
-        plan = plan_bus_time_sync(drifts, now_local, None)  # an operator's request: no daily cap
-        if plan.broadcast:
-            when = broadcast_time(now_local, self.baud_of(bus)).replace(tzinfo=None)
-            await self.transact(eligible[0].id, BroadcastTimeSync(when))
-            last = self.store.get_state(TIME_SYNC_KEY, {}) or {}
-            self.store.set_state(TIME_SYNC_KEY, {**last, bus: when.isoformat()})
-        for meter in eligible:
-            detail = {"drift_s": round(drifts[meter.id], 1)}
-            if meter.id in plan.site_visits:
-                outcome = Outcome(CommandState.FAILED, "drift_too_large: site visit", detail)
-            elif meter.id not in plan.needing:
-                outcome = Outcome(CommandState.EXECUTED, "in_tolerance", detail)
-            elif plan.broadcast:
-                outcome = Outcome(CommandState.EXECUTED, None, detail)
-            else:
-                reason = plan.skip.reason.value if plan.skip else "not_sent"
-                outcome = Outcome(CommandState.REFUSED, reason, detail)
-            results[meter.id] = outcome
-        for meter_id, outcome in results.items():
+        outcomes = await self.clocks.time_sync(targets)
+        for meter_id, outcome in outcomes.items():
             self._emit(command.id, outcome.state, meter_id, outcome.reason, outcome.detail)
-        return list(results.values())
-
-    async def _drift(self, meter: MeterLike) -> float:
-        """Meter clock − gateway clock, in seconds (date and time read back to back)."""
-        values: dict[str, Any] = {}
-        for di in (DI_DATE, DI_TIME):
-            reply = await self.transact(meter.id, ReadData(meter.address, di))
-            if not isinstance(reply, ReadReply):
-                reasons = reply.reasons if isinstance(reply, AbnormalReply) else ()
-                raise MeterFailure("clock read refused: " + ", ".join(reasons))
-            values.update(reply.values)
-        day, tod = values.get("meter.date"), values.get("meter.time")
-        if day is None or tod is None:
-            raise MeterFailure("clock read: meter clock invalid")
-        meter_now = MeterTime(datetime.combine(day, tod), self.zone)
-        return (meter_now.utc - self.clock.now()).total_seconds()
+        return list(outcomes.values())
 
     async def _archive(self, command: Command) -> CommandState:
         assert self.archive_update is not None

@@ -96,6 +96,10 @@ class CommandsConfig(_Model):
     """``[commands]``: how head-end commands are carried out."""
 
     reconnect_window_s: float = Field(default=300.0, ge=0, le=3600)  # spread of mass reconnects
+    # relay read-back: status word 3 is read until the relay matches (meters with a trip delay
+    # or high-current deferral switch after acknowledging) or this deadline passes
+    readback_deadline_s: float = Field(default=120.0, ge=0, le=3600)
+    readback_interval_s: float = Field(default=5.0, gt=0, le=600)
     # meter passwords and operator codes (TOML, mode 0600; gateway.commands.secrets); unset: the
     # DL/T 645 factory values
     meter_secrets_file: Path | None = None

@@ -193,6 +193,9 @@ class Gateway:
             baud_of=lambda b: cfg.bus(b).baud,
             verify_signature=self._make_verifier(),
             credentials=self.meter_secrets,
+            readback_deadline_s=cfg.commands.readback_deadline_s,
+            readback_interval_s=cfg.commands.readback_interval_s,
+            time_sync_policy=self.ops.policy,
         )
 
     async def start(self) -> None:
