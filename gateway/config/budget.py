@@ -22,8 +22,14 @@ TYPICAL_DELAY = 0.1  # s: meters answer within 20–500 ms (DL/T 645); most in w
 
 # transactions per visit by group and protocol (records read after a counter rises are extra)
 _ITEMS = {
-    "dlt645-2007": {"energy": 1, "events": len(SWEEP_IDENTIFIERS), "instant": 5, "frozen": 2},
-    "dlt645-1997": {"energy": 1, "events": 0, "instant": 3, "frozen": 0},
+    "dlt645-2007": {
+        "energy": 1,
+        "events": len(SWEEP_IDENTIFIERS),
+        "instant": 5,
+        "frozen": 2,
+        "export": 1,
+    },
+    "dlt645-1997": {"energy": 1, "events": 0, "instant": 3, "frozen": 0, "export": 1},
 }
 
 
@@ -33,6 +39,7 @@ def _modbus_items(model: str, group: str) -> int:
     prefixes = {
         "energy": ("energy.active.import.", "energy.active.export.total"),
         "instant": ("voltage.", "current.", "power.", "power_factor.", "frequency"),
+        "export": ("energy.active.export.",),
     }.get(group)
     if not prefixes:
         return 0
@@ -44,11 +51,13 @@ def _modbus_items(model: str, group: str) -> int:
     return len(plan_reads(model, wanted)) if wanted else 0
 
 
-def items_per_visit(meter: MeterConfig, group: str) -> int:
+def items_per_visit(meter: MeterConfig, group: str, frozen_export: bool = False) -> int:
     """Transactions one visit of ``group`` costs ``meter``."""
     if meter.is_modbus:
         return _modbus_items(meter.model, group)
     n = _ITEMS[meter.protocol][group]
+    if group == "frozen" and meter.protocol == "dlt645-2007" and frozen_export:
+        n += 1
     return n + 1 if group == "energy" and meter.role == "area_total" else n
 
 
@@ -73,6 +82,7 @@ def bus_utilisation(
         "energy": 60 / s.energy_minutes,
         "events": 60 / s.events_minutes if s.events_minutes else 0.0,
         "instant": 60 / s.instant_minutes if s.instant_minutes else 0.0,
+        "export": 60 / s.export_minutes if s.export_minutes else 0.0,
         "frozen": 1 / 24,
     }
     out: dict[str, float] = {}
@@ -82,7 +92,10 @@ def bus_utilisation(
             if m.bus != bus.name:
                 continue
             t = transaction_seconds(bus, m)
-            busy += sum(items_per_visit(m, g) * t * visits for g, visits in per_hour.items())
+            busy += sum(
+                items_per_visit(m, g, s.frozen_export) * t * visits
+                for g, visits in per_hour.items()
+            )
         out[bus.name] = busy / 3600
     return out
 

@@ -42,6 +42,10 @@ class ScheduleConfig(_Model):
     energy_minutes: int = Field(default=15, ge=1, le=1440)
     events_minutes: int = Field(default=5, ge=0, le=1440)  # 0 = off
     instant_minutes: int = Field(default=0, ge=0, le=1440)  # 0 = off
+    # reverse (export) energy of every meter, for areas with rooftop PV (area total meters read
+    # theirs with the energy sweep anyway); 0 = off
+    export_minutes: int = Field(default=0, ge=0, le=1440)
+    frozen_export: bool = False  # the daily frozen run reads the reverse energy freeze too
     daily_frozen_at: time = time(0, 5)
     backfill_days: int = Field(default=7, ge=0, le=MAX_BACKFILL_DAYS)
 
@@ -55,7 +59,7 @@ class ScheduleConfig(_Model):
             return time(int(match[1]), int(match[2]))
         return value
 
-    @field_validator("energy_minutes", "events_minutes", "instant_minutes")
+    @field_validator("energy_minutes", "events_minutes", "instant_minutes", "export_minutes")
     @classmethod
     def _divides_the_day(cls, value: int) -> int:
         if value and 1440 % value:

@@ -33,6 +33,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +201,7 @@ class Gateway:
 
     async def start(self) -> None:
         """Open everything and start the schedules."""
-        self._locks = {name: asyncio.Lock() for name in ("energy", "events", "instant")}
+        self._locks = {name: asyncio.Lock() for name in ("energy", "events", "instant", "export")}
         self.meter_secrets = self._check_command_files()
         if self.store is None:
             self.store = self._open_store()
@@ -210,7 +211,7 @@ class Gateway:
             self.workers,
             self.clock,
             self.store,
-            make_driver,
+            partial(make_driver, frozen_export=self.cfg.schedule.frozen_export),
             zone=self.cfg.zone,
             state=self.store,
             flags=self.clocktrust.flags,
@@ -264,6 +265,8 @@ class Gateway:
             spawn(run_every(clock, "events", s.events_minutes, zone, self.events_job), "events")
         if s.instant_minutes:
             spawn(run_every(clock, "instant", s.instant_minutes, zone, self.instant_job), "instant")
+        if s.export_minutes:
+            spawn(run_every(clock, "export", s.export_minutes, zone, self.export_job), "export")
         assert self.frozen_jobs is not None
         spawn(run_daily(clock, "frozen", s.daily_frozen_at, zone, self.frozen_jobs.daily), "frozen")
         spawn(self.frozen_jobs.catch_up(), "frozen-catch-up")
@@ -339,6 +342,14 @@ class Gateway:
                     self.executor.observe_relay(visit.meter, relay)
             if self.cfg.time_sync.enabled:
                 await self.ops.time_sync_after_sweep(report)
+        return report
+
+    async def export_job(self, slot: Any = None) -> SweepReport:
+        """The reverse (export) energy sweep of areas with rooftop PV."""
+        assert self.poller is not None
+        async with self._locks["export"]:
+            report = await self.poller.sweep(Group.EXPORT, Priority.ENERGY)
+            self._books("export", report)
         return report
 
     async def instant_job(self, slot: Any = None) -> SweepReport:

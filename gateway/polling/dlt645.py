@@ -4,12 +4,15 @@ Which identifiers each group reads (2007 / 1997)::
 
     energy   0001FF00 forward active total + tariffs (area total meters add 0002FF00 reverse)
              / 901F
+    export   0002FF00 reverse active total + tariffs (rooftop PV; ``[schedule] export_minutes``)
+             / 902F
     events   ``gateway.events.SWEEP_IDENTIFIERS``: the three event counters, status words 1, 3
              and 7, the meter's date and time; counters that went up (or open records) make
              the poller read the records ``gateway.events.records_to_read`` names  / none
     instant  0201FF00 voltages, 0202FF00 currents, 0203FF00 active power, 0206FF00 power
              factor, 02800002 frequency                                      / B61F B62F B63F
-    frozen   0506000n freeze time of the n-th last freeze, 0506010n forward active energy
+    frozen   0506000n freeze time of the n-th last freeze, 0506010n forward active energy,
+             with ``[schedule] frozen_export`` also 0506020n reverse active energy
              (2007 only: 1997 meters keep no daily freezes readable this way)
 """
 
@@ -48,11 +51,13 @@ PLANS: dict[Version, dict[Group, tuple[int, ...]]] = {
         Group.ENERGY: (0x0001FF00,),
         Group.EVENTS: SWEEP_IDENTIFIERS,
         Group.INSTANT: (0x0201FF00, 0x0202FF00, 0x0203FF00, 0x0206FF00, 0x02800002),
+        Group.EXPORT: (0x0002FF00,),
     },
     _V9: {
         Group.ENERGY: (0x901F,),
         Group.EVENTS: (),
         Group.INSTANT: (0xB61F, 0xB62F, 0xB63F),
+        Group.EXPORT: (0x902F,),
     },
 }
 AREA_TOTAL_ENERGY = {_V7: (0x0002FF00,), _V9: (0x902F,)}
@@ -64,6 +69,7 @@ COUNTERS = {
 ENERGY_CHECKED = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL)
 FREEZE_TIME = 0x05060000
 FROZEN_FORWARD = 0x05060100
+FROZEN_REVERSE = 0x05060200
 FRAME_OVERHEAD = 4 + 12 + 4  # preamble, header + control + length + checksum + end, DI
 BLOCK_ALLOWANCE = 16  # tariff blocks may carry more tariffs than the table's four
 
@@ -134,9 +140,10 @@ def request_exchange(request: Request, version: Version, zone: str) -> Dlt645Exc
 class Dlt645Driver:
     """Reads one DL/T 645 meter (2007 or 1997)."""
 
-    def __init__(self, meter: MeterConfig, zone: str) -> None:
+    def __init__(self, meter: MeterConfig, zone: str, *, frozen_export: bool = False) -> None:
         self.meter = meter
         self.zone = zone
+        self.frozen_export = frozen_export  # also the daily frozen reverse energy (PV)
         self.version = _V9 if meter.protocol == "dlt645-1997" else _V7
         self.supports_frozen = self.version is _V7
 
@@ -253,4 +260,6 @@ class Dlt645Driver:
     def frozen_items(self, n: int) -> tuple[int, Sequence[int]]:
         if not self.supports_frozen or not 1 <= n <= 62:
             raise ValueError(f"no daily freeze {n} on {self.meter.id}")
+        if self.frozen_export:
+            return FREEZE_TIME | n, (FROZEN_FORWARD | n, FROZEN_REVERSE | n)
         return FREEZE_TIME | n, (FROZEN_FORWARD | n,)

@@ -30,6 +30,7 @@ class Group(StrEnum):
     ENERGY = "energy"  # active energy total + tariffs
     EVENTS = "events"  # relay / status words and event counters (with new records)
     INSTANT = "instant"  # voltage, current, power, power factor, frequency
+    EXPORT = "export"  # reverse (export) active energy total + tariffs: rooftop PV
 
 
 class MeterRefused(Exception):

@@ -6,12 +6,13 @@ from gateway.config import MeterConfig
 from gateway.polling.driver import Driver
 
 
-def make_driver(meter: MeterConfig, zone: str) -> Driver:
-    """A DL/T 645 or Modbus driver for ``meter``."""
+def make_driver(meter: MeterConfig, zone: str, *, frozen_export: bool = False) -> Driver:
+    """A DL/T 645 or Modbus driver for ``meter`` (``frozen_export``: daily freezes of the
+    reverse energy too, for areas with rooftop PV)."""
     if meter.protocol == "modbus":
         from gateway.polling.modbus import ModbusDriver
 
         return ModbusDriver(meter, zone)
     from gateway.polling.dlt645 import Dlt645Driver
 
-    return Dlt645Driver(meter, zone)
+    return Dlt645Driver(meter, zone, frozen_export=frozen_export)

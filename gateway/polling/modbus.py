@@ -20,6 +20,7 @@ _GROUP_PREFIXES: dict[Group, tuple[str, ...]] = {
     Group.ENERGY: ("energy.active.import.", "energy.active.export.total"),
     Group.INSTANT: ("voltage.", "current.", "power.", "power_factor.", "frequency"),
     Group.EVENTS: (),
+    Group.EXPORT: ("energy.active.export.",),
 }
 
 

@@ -233,3 +233,36 @@ async def test_capabilities_survive_a_restart(rig) -> None:
     await poller2.sweep(Group.ENERGY)
     assert 0x0001FF00 not in bus2.log
     assert store.values()[TOTAL] == Decimal("100.00")
+
+
+async def test_the_export_sweep_reads_reverse_energy_of_a_customer_meter(rig) -> None:
+    export = {f"energy.active.export.t{n}": Decimal("3.00") for n in (1, 2, 3, 4)}
+    bus, store, poller, _ = await rig(
+        {0x0002FF00: {"energy.active.export.total": Decimal("12.00"), **export}}
+    )
+    report = await poller.sweep(Group.EXPORT)
+    assert report.read == 1 and bus.log == [0x0002FF00]
+    assert store.values()["energy.active.export.total"] == Decimal("12.00")
+
+
+async def test_the_daily_frozen_run_reads_the_reverse_freeze_when_asked(rig) -> None:
+    from functools import partial
+
+    from gateway.polling.frozen import FrozenReader
+    from protocols.model import MeterTime, ReadingKind
+
+    freeze = {"freeze.time": MeterTime(datetime(2026, 3, 10, 0, 0), ZONE)}
+    forward = {TOTAL: Decimal("50.00"), **{f"energy.active.import.t{n}": Decimal("12.50")
+                                          for n in (1, 2, 3, 4)}}
+    reverse = {"energy.active.export.total": Decimal("8.00"), **{
+        f"energy.active.export.t{n}": Decimal("2.00") for n in (1, 2, 3, 4)}}
+    bus, store, poller, _ = await rig({0x05060001: freeze, 0x05060101: forward,
+                                      0x05060201: reverse})
+    poller.driver_factory = partial(make_driver, frozen_export=True)
+    poller.meters.clear()
+    poller.set_meters([MeterConfig(bus="bus1", protocol="dlt645-2007", address=A)])
+    report = await FrozenReader(poller, type("I", (), {"has_frozen": lambda *a: False})()).run(1)
+    assert report.days_stored == 1
+    frozen = {r.quantity: r.value for r in store.readings if r.kind is ReadingKind.DAILY_FROZEN}
+    assert frozen["energy.active.export.total"] == Decimal("8.00")
+    assert frozen[TOTAL] == Decimal("50.00") and 0x05060201 in bus.log
