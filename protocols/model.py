@@ -45,6 +45,9 @@ class EventType(StrEnum):
     # identifier, reason refused|unsupported|undecodable); ``QUANTITY_AVAILABLE`` when it answers
     QUANTITY_UNAVAILABLE = "quantity_unavailable"
     QUANTITY_AVAILABLE = "quantity_available"
+    # a bus's port was lost / is back (meter "", details: bus, port, reason): sent at once
+    LINK_DOWN = "link_down"
+    LINK_UP = "link_up"
 
 
 class Flag(StrEnum):

@@ -13,6 +13,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import logging
 import re
 import select
 import threading
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.errors import LinkError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Line",
@@ -125,30 +128,57 @@ class SerialLink:
         self.name = settings.url
         self._port: Any = None
         self._line = settings.line  # what the port is (or will be opened) at
+        self.rs485_refused = ""  # the adapter's refusal of kernel RS-485 mode, once seen
 
     def open(self) -> None:
         import serial
 
-        s, line = self.settings, self._line
+        s = self.settings
+        device = "://" not in s.url
+        rs485 = s.rs485 and device and not self.rs485_refused
         try:
-            port = serial.serial_for_url(
-                s.url,
-                baudrate=line.baud,
-                parity=line.parity,
-                bytesize=line.bytesize,
-                stopbits=line.stopbits,
-                timeout=0,
-                write_timeout=5,
-                do_not_open=True,
-            )
-            if s.rs485 and "://" not in s.url:
-                from serial.rs485 import RS485Settings
-
-                port.rs485_mode = RS485Settings()
-            port.open()
+            try:
+                port = self._open(rs485)
+            except (serial.SerialException, OSError, ValueError) as exc:
+                if not rs485 or "RS485" not in str(exc).upper():
+                    raise
+                # most USB adapters switch direction themselves and refuse the kernel's RS-485
+                # mode: say so once and go on without it, instead of failing every second
+                self.rs485_refused = str(exc)
+                log.error(
+                    "%s: the adapter refuses kernel RS-485 mode (%s); running without it: "
+                    "set rs485 = false for this bus (USB RS-485 adapters drive the line "
+                    "direction themselves)",
+                    s.url,
+                    exc,
+                )
+                port = self._open(False)
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise LinkError(f"cannot open {s.url}: {exc}") from exc
+            raise LinkError(f"cannot open {s.url}: {_explain(exc)}") from exc
         self._port = port
+
+    def _open(self, rs485: bool) -> Any:
+        import serial
+
+        line = self._line
+        port = serial.serial_for_url(
+            self.settings.url,
+            baudrate=line.baud,
+            parity=line.parity,
+            bytesize=line.bytesize,
+            stopbits=line.stopbits,
+            timeout=0,
+            write_timeout=5,
+            do_not_open=True,
+        )
+        if "://" not in self.settings.url:  # one owner: another gateway or a terminal fails
+            port.exclusive = True
+        if rs485:
+            from serial.rs485 import RS485Settings
+
+            port.rs485_mode = RS485Settings()
+        port.open()
+        return port
 
     def _serial(self) -> Any:
         if self._port is None:
@@ -217,6 +247,19 @@ class SerialLink:
             port.reset_input_buffer()
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"{self.name}: flush failed: {exc}") from exc
+
+
+def _explain(exc: BaseException) -> str:
+    """A port error with the likely fix (busy, missing, permissions)."""
+    text = str(exc)
+    errno = getattr(exc, "errno", None)
+    if isinstance(exc, BlockingIOError) or errno == 11 or "Could not exclusively lock" in text:
+        return f"{text}: the port is in use by another program (another gateway, minicom…)"
+    if errno == 2 or "No such file" in text:
+        return f"{text}: no such device: is the adapter plugged in? (see /dev/serial/by-path)"
+    if errno == 13 or "Permission denied" in text:
+        return f"{text}: permission denied: add the service user to the dialout group"
+    return text
 
 
 def open_serial(settings: LinkSettings) -> Link:

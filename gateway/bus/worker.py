@@ -119,6 +119,39 @@ class _Garbled(Exception):
     pass
 
 
+class FrameTrace:
+    """Every byte on one bus, both directions, in hex at INFO on ``gateway.trace.<bus>``.
+
+    Off by default; switched at run time (the daemon toggles it on SIGUSR1).  At most
+    ``per_second`` lines a second: what is over is counted and said in the next line, so a
+    trace left on cannot flood the journal or wear the SD card."""
+
+    def __init__(self, bus: str, per_second: int = 20) -> None:
+        self.log = logging.getLogger(f"gateway.trace.{bus}")
+        self.on = False
+        self.per_second = per_second
+        self._window = 0.0
+        self._lines = 0
+        self.suppressed = 0
+
+    def toggle(self, on: bool | None = None) -> bool:
+        self.on = (not self.on) if on is None else on
+        self.log.info("frame trace %s", "on" if self.on else "off")
+        return self.on
+
+    def frame(self, direction: str, data: bytes) -> None:
+        now = time.monotonic()
+        if now - self._window >= 1.0:
+            self._window, self._lines = now, 0
+        self._lines += 1
+        if self._lines > self.per_second:
+            self.suppressed += 1
+            return
+        dropped, self.suppressed = self.suppressed, 0
+        more = f" ({dropped} lines over the rate limit left out)" if dropped else ""
+        self.log.info("%s %s%s", direction, data.hex(" "), more)
+
+
 class BusWorker:
     """Runs every transaction of one bus, most urgent first, on a thread of its own."""
 
@@ -133,8 +166,11 @@ class BusWorker:
         reopen_delay: float = 1.0,
         beat_interval: float = 1.0,
         heartbeat: Callable[[], None] | None = None,
+        on_link: Callable[[bool, str], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_link = on_link  # (up, reason) from the bus thread when the port goes or comes
+        self.trace = FrameTrace(name)  # off by default; SIGUSR1 toggles it in the daemon
         self.link = link
         self.timing = timing
         self.base_timing = timing  # the bus's own line; per-meter lines derive from it
@@ -253,11 +289,20 @@ class BusWorker:
             if self._link_down_since is None:
                 self._link_down_since = now
                 log.error("bus %s: %s; retrying every %.0f s", self.name, exc, self.reopen_delay)
+                self._tell(False, str(exc))
             raise
         self.stats.link_up = True
         if self._link_down_since is not None:
             log.warning("bus %s: link %s is back", self.name, self.link.name)
             self._link_down_since = None
+            self._tell(True, "re-opened")
+
+    def _tell(self, up: bool, reason: str) -> None:
+        if self.on_link is not None:
+            try:
+                self.on_link(up, reason)
+            except Exception:  # a listener must not break the bus thread
+                log.exception("bus %s: link listener failed", self.name)
 
     def _link_lost(self, exc: LinkError) -> None:
         self.stats.link_up = False
@@ -267,6 +312,7 @@ class BusWorker:
         if self._link_down_since is None:
             self._link_down_since = time.monotonic()
             log.error("bus %s: %s; re-opening every %.0f s", self.name, exc, self.reopen_delay)
+            self._tell(False, str(exc))
 
     def _switch(self, line: Line | None) -> None:
         """Put the port at ``line`` (None: the bus's own) before an exchange."""
@@ -324,6 +370,8 @@ class BusWorker:
         try:
             self.link.discard_input()
             self.link.write(exchange.request)
+            if self.trace.on:
+                self.trace.frame("TX", exchange.request)
             if not exchange.expects_reply:  # broadcast: wait for it to leave the wire
                 time.sleep(self.timing.wire_time(len(exchange.request)))
                 return None
@@ -337,6 +385,8 @@ class BusWorker:
                         f"{self.timing.deadline(len(exchange.request), exchange.reply_len):.3f} s"
                     )
                 chunk = self.link.read(remaining)
+                if self.trace.on and chunk:
+                    self.trace.frame("RX", chunk)
                 if echo and chunk:
                     skip = min(echo, len(chunk))
                     chunk, echo = chunk[skip:], echo - skip

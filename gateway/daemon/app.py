@@ -37,17 +37,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from gateway.bus.link import LinkFactory, open_serial
 from gateway.bus.worker import BusWorker, Priority
 from gateway.clock.trust import ClockTrust, make_clock_trust
 from gateway.commands import CommandExecutor, MeterSecrets
-from gateway.config import ConfigError, GatewayConfig, MeterConfig
+from gateway.config import GatewayConfig, MeterConfig
 from gateway.config.budget import config_warnings
-from gateway.config.secrets import check_trust, meter_secrets, resolve_secrets
+from gateway.config.secrets import check_trust, meter_secrets
 from gateway.daemon.archive import accept_push, initial_archive, store_archive
-from gateway.daemon.health import Health, software_version
+from gateway.daemon.build import make_executor, make_uplink
+from gateway.daemon.health import Health
 from gateway.daemon.metrics import GatewayMetrics
 from gateway.daemon.notify import Notifier, Watchdog, from_environment
 from gateway.daemon.ops import DaemonOps
@@ -56,8 +55,8 @@ from gateway.polling import Group, Poller, SweepReport
 from gateway.polling.drivers import make_driver
 from gateway.polling.frozen import FrozenJobs, FrozenReader
 from gateway.polling.schedule import run_daily, run_every
-from gateway.signature import TrustFileError, command_check
 from gateway.store.group import GroupCommit
+from protocols.model import Event, EventType
 from protocols.uplink import ArchivePush, Command
 from taiqu.clock import Clock, make_clock
 
@@ -108,6 +107,7 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self._locks: dict[str, asyncio.Lock] = {}
         self._stopping = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -118,33 +118,6 @@ class Gateway:
             self.cfg.data_dir / STORE_FILE,
             budget_bytes=self.cfg.store_budget_mb * 1024 * 1024,
             clock=self.clock,
-        )
-
-    def _make_uplink(self) -> Any:
-        if self.uplink_factory is not None:
-            factory = self.uplink_factory
-        else:
-            from gateway.uplink import Uplink
-
-            factory = Uplink
-        secrets = resolve_secrets(self.cfg, self.config_path)
-        broker = self.cfg.broker.model_copy(
-            update={
-                "username": secrets.username,
-                "password": None if secrets.password is None else SecretStr(secrets.password),
-            }
-        )
-        return factory(
-            self.cfg.gateway_id,
-            broker,
-            self.store,
-            self.clock,
-            software_version=software_version(),
-            config_hash=self.config_hash,
-            archive_version_fn=lambda: self.archive_version,
-            clock_synced_fn=self.clocktrust.synced,
-            on_command=self._spawn_command,
-            on_archive=self._on_archive,
         )
 
     def _start_workers(self) -> None:
@@ -158,49 +131,34 @@ class Gateway:
                 retries=bus.retries,
                 echo=bus.echo,
                 heartbeat=beat,
+                on_link=partial(self._link_changed, bus.name, bus.port),
             )
             worker.start()
             self.workers[bus.name] = worker
             self.metrics.add_bus(bus.name, worker.stats.as_dict)
+
+    def _link_changed(self, bus: str, port: str, up: bool, reason: str) -> None:
+        """A bus's port went or came back (bus thread): an event stored and sent at once."""
+        now = self.clock.now()
+        event = Event(
+            meter="",
+            type=EventType.LINK_UP if up else EventType.LINK_DOWN,
+            start=now,
+            detected=now,
+            details={"bus": bus, "port": port, "reason": reason[:200]},
+        )
+        loop = self._loop
+        if loop is not None and self.store is not None:
+            loop.call_soon_threadsafe(self.store.append_events, [event])
 
     def _check_command_files(self) -> MeterSecrets:
         """The trust file and the meter secrets, before anything is opened (``ConfigError``)."""
         check_trust(self.cfg, self.config_path)
         return meter_secrets(self.cfg, self.config_path)
 
-    def _make_verifier(self) -> Callable[[Command], str | None]:
-        """``[signatures]`` as the executor's check (``gateway.signature.command_check``)."""
-        settings = self.cfg.signatures.model_copy(update={"required": self.cfg.signatures_required})
-        try:
-            return command_check(settings, self.store, self.clock, self.clocktrust.headend_time)
-        except TrustFileError as exc:
-            raise ConfigError([f"{self.config_path}: signatures.trust_file: {exc}"]) from None
-
-    def _make_executor(self) -> CommandExecutor:
-        assert self.poller is not None and self.ops is not None
-        poller, cfg = self.poller, self.cfg
-        return CommandExecutor(
-            cfg.gateway_id,
-            store=self.store,
-            publish=lambda result: self.uplink.publish_result(result),
-            transact=self.ops.transact,
-            meters=lambda: {i: mp.meter for i, mp in poller.meters.items()},
-            clock=self.clock,
-            clock_synced=self.clocktrust.synced,
-            zone=cfg.zone,
-            read=self.ops.read,
-            backfill=self.ops.backfill,
-            reconnect_window_s=cfg.commands.reconnect_window_s,
-            baud_of=lambda b: cfg.bus(b).baud,
-            verify_signature=self._make_verifier(),
-            credentials=self.meter_secrets,
-            readback_deadline_s=cfg.commands.readback_deadline_s,
-            readback_interval_s=cfg.commands.readback_interval_s,
-            time_sync_policy=self.ops.policy,
-        )
-
     async def start(self) -> None:
         """Open everything and start the schedules."""
+        self._loop = asyncio.get_running_loop()
         self._locks = {name: asyncio.Lock() for name in ("energy", "events", "instant", "export")}
         self.meter_secrets = self._check_command_files()
         if self.store is None:
@@ -231,8 +189,8 @@ class Gateway:
         self.ops = DaemonOps(
             self.cfg, self.poller, self.frozen, self.store, self.clock, self.clocktrust.synced
         )
-        self.uplink = self._make_uplink()
-        self.executor = self._make_executor()
+        self.uplink = make_uplink(self)
+        self.executor = make_executor(self)
         await self.uplink.start()
         self._serve_metrics()
         self._schedule()
@@ -293,6 +251,11 @@ class Gateway:
         self.notifier.close()
         log.info("gateway %s stopped", self.cfg.gateway_id)
 
+    def toggle_trace(self) -> None:
+        """Switch every bus's frame trace on or off (``kill -USR1``; no restart)."""
+        for worker in self.workers.values():
+            worker.trace.toggle()
+
     def request_stop(self) -> None:
         """Ask ``run`` to return (signal handlers call this)."""
         self._stopping.set()
@@ -303,6 +266,8 @@ class Gateway:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.request_stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGUSR1, self.toggle_trace)
         try:
             await self.start()
             await self._stopping.wait()
@@ -409,7 +374,7 @@ class Gateway:
     # -- commands ------------------------------------------------------------------------------
 
     def _on_archive(self, push: ArchivePush) -> bool:
-        # an archive push is not signed: its issued time is not head-end time (see _make_verifier)
+        # an archive push is not signed: its issued time is not head-end time (build.make_verifier)
         return self.apply_archive(push)
 
     def _spawn_command(self, command: Command) -> None:
