@@ -36,12 +36,13 @@ from headend import audit
 from headend.auth.roles import Role, User
 from headend.commands import service
 from headend.commands.settings import CommandSettings
-from headend.commands.states import State
+from headend.commands.states import CANCELLABLE, State
 from headend.db.ops_tables import commands
 from headend.db.prepay_tables import prepay_account_points, prepay_accounts, prepay_actions
 from headend.db.tables import meters, readings
 from headend.guards import GuardSettings, check_window
 from headend.guards import store as guard_store
+from headend.prepay import supply
 from headend.prepay.settings import PrepaySettings
 from protocols.quantities import ENERGY_TOTAL
 from protocols.uplink import CommandAction
@@ -86,15 +87,20 @@ def account_meters(conn: Connection, account: str, now: datetime) -> list[str]:
 
 
 def newest_reading(conn: Connection, meter_ids: list[str]) -> datetime | None:
-    """The newest energy reading of any of ``meter_ids``."""
+    """The newest energy reading of the *stalest* of ``meter_ids`` (None if one has none): one
+    fresh meter must not hide a silent one."""
     if not meter_ids:
         return None
-    found: datetime | None = conn.execute(
-        select(func.max(readings.c.time)).where(
-            readings.c.meter.in_(meter_ids), readings.c.quantity == ENERGY_TOTAL
-        )
-    ).scalar_one()
-    return found
+    rows = dict(
+        conn.execute(
+            select(readings.c.meter, func.max(readings.c.time))
+            .where(readings.c.meter.in_(meter_ids), readings.c.quantity == ENERGY_TOTAL)
+            .group_by(readings.c.meter)
+        ).all()
+    )
+    if any(rows.get(m) is None for m in meter_ids):
+        return None
+    return min(rows[m] for m in meter_ids)
 
 
 def open_action(conn: Connection, account: str) -> Any:
@@ -147,15 +153,55 @@ def _retry_at(
 
 
 def drop(conn: Connection, row: Any, now: datetime, why: str) -> None:
-    """Give up an open action that is no longer needed (cancelling its command if unsent)."""
-    if row.command_id:
-        c = conn.execute(select(commands.c.state).where(commands.c.id == row.command_id)).scalar()
-        if c in (State.APPROVED, State.AWAITING_APPROVAL):
-            service.cancel(conn, SYSTEM, row.command_id, now=now, reason=why)
+    """Give up an open action whose command is final, unsent (cancelled here) or absent."""
     _note(conn, row, now, "dropped", state="dropped", message=why, next_try=None)
     audit.append(
         conn, SYSTEM.name, f"prepay.{row.action}_dropped", row.account, {"why": why}, at=now
     )
+
+
+def supersede(conn: Connection, row: Any, now: datetime, why: str) -> str:
+    """An action no longer wanted: cancel its command if not yet sent and drop it (``dropped``);
+    when the command is on its way to the meter, keep following it to its end (``followed``,
+    noted once in the history); when it already executed, record that (``done``).  What the
+    meter does is never lost."""
+    if row.command_id:
+        state = conn.execute(
+            select(commands.c.state).where(commands.c.id == row.command_id)
+        ).scalar()
+        if state is not None and not State(state).final:
+            refusal = (
+                service.cancel(conn, SYSTEM, row.command_id, now=now, reason=why)
+                if State(state) in CANCELLABLE
+                else service.Refusal("state", f"command {row.command_id} is {state}")
+            )
+            if refusal is not None:
+                if not any(h.get("outcome") == "superseded" for h in row.history):
+                    _note(
+                        conn,
+                        row,
+                        now,
+                        "superseded",
+                        message=f"{why}; command {row.command_id} is in flight "
+                        f"({refusal.message}): followed to its end",
+                    )
+                    audit.append(
+                        conn,
+                        SYSTEM.name,
+                        f"prepay.{row.action}_followed",
+                        row.account,
+                        {"why": why, "command": row.command_id, "state": state},
+                        at=now,
+                    )
+                return "followed"
+            why = f"{why}; command {row.command_id} cancelled"
+        elif state == State.EXECUTED and row.state == "requested":
+            _done(conn, row, now)
+            return "done"
+        elif state is not None:
+            why = f"{why}; command {row.command_id} {state}"
+    drop(conn, row, now, why)
+    return "dropped"
 
 
 def step(
@@ -266,20 +312,7 @@ def _follow(
 ) -> str:
     state = conn.execute(select(commands.c.state).where(commands.c.id == row.command_id)).scalar()
     if state == State.EXECUTED:
-        _note(conn, row, now, "done", state="done", command_id=row.command_id)
-        supply = "off" if row.action == "disconnect" else "on"
-        values: dict[str, Any] = {"supply": supply}
-        if row.action == "disconnect":
-            values["stage"] = "off"
-        _set_account(conn, row.account, **values)
-        audit.append(
-            conn,
-            SYSTEM.name,
-            f"prepay.{row.action}_done",
-            row.account,
-            {"command": row.command_id},
-            at=now,
-        )
+        _done(conn, row, now)
         return "done"
     if state == State.ARMED and row.action == "reconnect":
         if row.state == "armed":
@@ -316,6 +349,23 @@ def _follow(
         )
         return rule
     return "requested"
+
+
+def _done(conn: Connection, row: Any, now: datetime) -> None:
+    """The action's command executed: done, and the supply as the meters now report it."""
+    _note(conn, row, now, "done", state="done", command_id=row.command_id)
+    if row.action == "disconnect":
+        _set_account(conn, row.account, stage="off")
+    acct = conn.execute(select(prepay_accounts).where(prepay_accounts.c.id == row.account))
+    supply.refresh(conn, acct.one(), account_meters(conn, row.account, now), now)
+    audit.append(
+        conn,
+        SYSTEM.name,
+        f"prepay.{row.action}_done",
+        row.account,
+        {"command": row.command_id},
+        at=now,
+    )
 
 
 def _set_account(conn: Connection, account: str, **values: Any) -> None:

@@ -36,7 +36,7 @@ from headend.db.prepay_tables import (
 )
 from headend.guards import GuardSettings
 from headend.notify import outbox
-from headend.prepay import bills, charging, disconnect, forecast, store
+from headend.prepay import bills, charging, disconnect, forecast, store, supply
 from headend.prepay.money import from_micro
 from headend.prepay.reminders import Facts, Step, decide, owes
 from headend.prepay.settings import PrepaySettings, prepay_settings
@@ -231,6 +231,8 @@ def settle(conn: Connection, account_id: str, now: datetime, ctx: Context) -> st
     acct = store.account(conn, account_id)
     if acct.closed_at is not None:
         return None
+    meter_ids = disconnect.account_meters(conn, account_id, now)
+    supply.refresh(conn, acct, meter_ids, now)
     facts = facts_of(conn, acct, now, ctx)
 
     def plan() -> datetime:
@@ -262,9 +264,14 @@ def settle(conn: Connection, account_id: str, now: datetime, ctx: Context) -> st
     if not paid:
         return None
     if pending is not None and pending.action == "disconnect":
-        disconnect.drop(conn, pending, now, "the account was paid")
+        ended = disconnect.supersede(conn, pending, now, "the account was paid")
+        if ended == "followed":
+            return None  # the trip is on its way: followed to its end, then reconnected
+        if ended == "done":
+            _notify(conn, acct, "disconnected", f"{acct.id}:disconnected:{pending.id}", now, ctx)
+        acct = store.account(conn, account_id)
         pending = None
-    if acct.supply == "off" and pending is None:
+    if acct.supply == "off" and pending is None and supply.off_by_prepayment(conn, meter_ids):
         action_id = disconnect.start(conn, account_id, "reconnect", now, "the account was paid")
         _notify(conn, acct, "reconnected", f"{account_id}:reconnect:{action_id}", now, ctx)
         return "reconnect"
@@ -366,6 +373,9 @@ class PrepayJobs:
         acct = store.account(conn, row.account)
         if outcome == "done" and row.action == "disconnect":
             _notify(conn, acct, "disconnected", f"{acct.id}:disconnected:{row.id}", now, self.ctx)
+            # Paid while the trip was in flight: the reconnect follows at once.
+            if settle(conn, acct.id, now, self.ctx) == "reconnect":
+                self._act_one(conn, disconnect.open_action(conn, acct.id).id, now)
         elif outcome not in ("requested", "waiting", "done") and self.ctx.settings.operator_urls:
             after = conn.execute(
                 select(prepay_actions.c.next_try).where(prepay_actions.c.id == row.id)
