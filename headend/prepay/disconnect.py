@@ -100,7 +100,8 @@ def newest_reading(conn: Connection, meter_ids: list[str]) -> datetime | None:
     )
     if any(rows.get(m) is None for m in meter_ids):
         return None
-    return min(rows[m] for m in meter_ids)
+    oldest: datetime = min(rows[m] for m in meter_ids)
+    return oldest
 
 
 def open_action(conn: Connection, account: str) -> Any:

@@ -69,7 +69,7 @@ def reported(conn: Connection, meter_ids: list[str]) -> dict[str, tuple[datetime
         .group_by(readings.c.meter)
         .subquery()
     )
-    for r in conn.execute(
+    for v in conn.execute(
         select(readings.c.meter, readings.c.time, readings.c.value).join(
             newest,
             (readings.c.meter == newest.c.meter)
@@ -77,17 +77,17 @@ def reported(conn: Connection, meter_ids: list[str]) -> dict[str, tuple[datetime
             & (readings.c.quantity == RELAY_STATE),
         )
     ):
-        offer(r.meter, r.time, r.value)
-    for r in conn.execute(
+        offer(v.meter, v.time, v.value)
+    for e in conn.execute(
         select(events.c.meter, events.c.time, events.c.details).where(
             events.c.meter.in_(meter_ids), events.c.type == EVENT
         )
     ):
         try:
-            details = json.loads(r.details) if isinstance(r.details, str) else r.details
+            details = json.loads(e.details) if isinstance(e.details, str) else e.details
         except ValueError:
             continue
-        offer(r.meter, r.time, (details or {}).get("to"))
+        offer(e.meter, e.time, (details or {}).get("to"))
     return found
 
 
