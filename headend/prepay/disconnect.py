@@ -34,7 +34,7 @@ from sqlalchemy import Connection, func, select, update
 
 from headend import audit
 from headend.auth.roles import Role, User
-from headend.commands import service
+from headend.commands import directory, service
 from headend.commands.settings import CommandSettings
 from headend.commands.states import CANCELLABLE, State
 from headend.db.ops_tables import commands
@@ -86,22 +86,25 @@ def account_meters(conn: Connection, account: str, now: datetime) -> list[str]:
     return sorted(set(rows.scalars()))
 
 
-def newest_reading(conn: Connection, meter_ids: list[str]) -> datetime | None:
-    """The newest energy reading of the *stalest* of ``meter_ids`` (None if one has none): one
-    fresh meter must not hide a silent one."""
+def stale_meters(
+    conn: Connection, meter_ids: list[str], older_than: datetime
+) -> dict[str, datetime | None]:
+    """The meters among ``meter_ids`` whose newest energy reading is older than ``older_than``
+    (or that have none), with that reading's time: one fresh meter must not hide a silent one."""
     if not meter_ids:
-        return None
-    rows = dict(
+        return {}
+    newest = dict(
         conn.execute(
             select(readings.c.meter, func.max(readings.c.time))
             .where(readings.c.meter.in_(meter_ids), readings.c.quantity == ENERGY_TOTAL)
             .group_by(readings.c.meter)
         ).all()
     )
-    if any(rows.get(m) is None for m in meter_ids):
-        return None
-    oldest: datetime = min(rows[m] for m in meter_ids)
-    return oldest
+    return {
+        m: newest.get(m)
+        for m in sorted(meter_ids)
+        if newest.get(m) is None or newest[m] < older_than
+    }
 
 
 def open_action(conn: Connection, account: str) -> Any:
@@ -233,12 +236,20 @@ def step(
             attempts=row.attempts + 1,
         )
         return "no_meters"
+    blocked = directory.unswitchable(conn, meter_ids, now)
+    if blocked:
+        why = "; ".join(f"{m}: {r}" for m, r in sorted(blocked.items()))
+        fail(conn, row, now, "unswitchable", f"meters that cannot be switched remotely: {why}")
+        return "unswitchable"
     if row.action == "disconnect":
-        newest = newest_reading(conn, meter_ids)
-        if newest is None or now - newest > timedelta(hours=settings.stale_hours):
+        stale = stale_meters(conn, meter_ids, now - timedelta(hours=settings.stale_hours))
+        if stale:
+            seen = ", ".join(
+                f"{m} {t.isoformat() if t else 'never'}" for m, t in sorted(stale.items())
+            )
             message = (
-                f"the newest reading is from {newest.isoformat() if newest else 'never'}; no "
-                f"disconnect on data older than {settings.stale_hours:g} h"
+                f"newest readings: {seen}; no disconnect on data older than "
+                f"{settings.stale_hours:g} h"
             )
             retry = now + timedelta(minutes=settings.action_retry_minutes)
             _note(
@@ -333,6 +344,17 @@ def _follow(
         if row.state == "armed":
             _set_account(conn, row.account, supply="off")
         rule = f"command_{state}"
+        failures = 1 + sum(str(h.get("outcome", "")).startswith("command_") for h in row.history)
+        if failures >= settings.action_max_attempts:
+            fail(
+                conn,
+                row,
+                now,
+                "max_attempts",
+                f"command {row.command_id} {state}; {failures} commands failed on the meter: "
+                "no more automatic tries, an operator decides",
+            )
+            return "max_attempts"
         retry = (
             next_allowed(conn, guards, now + timedelta(minutes=settings.action_retry_minutes))
             if row.action == "disconnect"
@@ -350,6 +372,30 @@ def _follow(
         )
         return rule
     return "requested"
+
+
+def fail(conn: Connection, row: Any, now: datetime, rule: str, message: str) -> None:
+    """Give up on an action visibly: state ``failed`` with its rule, audited; the jobs tell the
+    operators and open no new action of the kind until an operator retries it."""
+    _note(conn, row, now, "failed", state="failed", rule=rule, message=message, next_try=None)
+    audit.append(
+        conn,
+        SYSTEM.name,
+        f"prepay.{row.action}_failed",
+        row.account,
+        {"rule": rule, "message": message},
+        at=now,
+    )
+
+
+def given_up(conn: Connection, account: str, action: str) -> Any:
+    """The account's newest action of kind ``action`` if it failed (no automatic reopening)."""
+    row = conn.execute(
+        select(prepay_actions)
+        .where(prepay_actions.c.account == account, prepay_actions.c.action == action)
+        .order_by(prepay_actions.c.id.desc())
+    ).first()
+    return row if row is not None and row.state == "failed" else None
 
 
 def _done(conn: Connection, row: Any, now: datetime) -> None:

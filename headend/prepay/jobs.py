@@ -252,6 +252,7 @@ def settle(conn: Connection, account_id: str, now: datetime, ctx: Context) -> st
             and acct.disconnect_at <= now
             and acct.supply == "on"
             and pending is None
+            and disconnect.given_up(conn, account_id, "disconnect") is None
         ):
             disconnect.start(conn, account_id, "disconnect", now, "final notice given; grace over")
             return "disconnect"
@@ -271,7 +272,12 @@ def settle(conn: Connection, account_id: str, now: datetime, ctx: Context) -> st
             _notify(conn, acct, "disconnected", f"{acct.id}:disconnected:{pending.id}", now, ctx)
         acct = store.account(conn, account_id)
         pending = None
-    if acct.supply == "off" and pending is None and supply.off_by_prepayment(conn, meter_ids):
+    if (
+        acct.supply == "off"
+        and pending is None
+        and supply.off_by_prepayment(conn, meter_ids)
+        and disconnect.given_up(conn, account_id, "reconnect") is None
+    ):
         action_id = disconnect.start(conn, account_id, "reconnect", now, "the account was paid")
         _notify(conn, acct, "reconnected", f"{account_id}:reconnect:{action_id}", now, ctx)
         return "reconnect"
@@ -376,6 +382,18 @@ class PrepayJobs:
             # Paid while the trip was in flight: the reconnect follows at once.
             if settle(conn, acct.id, now, self.ctx) == "reconnect":
                 self._act_one(conn, disconnect.open_action(conn, acct.id).id, now)
+        elif outcome in ("unswitchable", "max_attempts") and self.ctx.settings.operator_urls:
+            outbox.queue(
+                conn,
+                acct.id,
+                "action_failed",
+                "en",
+                self.ctx.settings.operator_urls,
+                {"account": acct.id, "action": row.action, "reason": outcome},
+                dedupe=f"ops:{row.id}:failed",
+                not_before=now,
+                now=now,
+            )
         elif outcome not in ("requested", "waiting", "done") and self.ctx.settings.operator_urls:
             after = conn.execute(
                 select(prepay_actions.c.next_try).where(prepay_actions.c.id == row.id)

@@ -10,7 +10,8 @@ Example::
     grace_hours = 24                  # final notice → earliest disconnect
     reconnect_threshold = "0"         # a top-up that lifts the balance above this reconnects
     reconnect_action = "relay_close_allowed"   # or "relay_close_direct"
-    stale_hours = 6                   # no disconnect while the newest reading is older
+    stale_hours = 6                   # no disconnect while any meter's newest reading is older
+    action_max_attempts = 3           # commands failed on the meter before an operator decides
     quiet_hours = ["21:00", "08:00"]  # reminders wait until the end of quiet hours (local)
 """
 
@@ -47,6 +48,7 @@ class PrepaySettings(BaseModel):
     notify_retries: int = Field(default=3, ge=0, le=20)
     notify_retry_seconds: float = Field(default=300, gt=0, le=86400)
     action_retry_minutes: float = Field(default=30, gt=0, le=24 * 60)
+    action_max_attempts: int = Field(default=3, ge=1, le=50)  # failed commands, then escalate
     bill_due_days: int = Field(default=15, ge=0, le=90)
     job_interval: float = Field(default=60, gt=0, le=3600)  # seconds between job passes
     command_valid_for: int = Field(default=3600, ge=60, le=86400)
