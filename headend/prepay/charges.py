@@ -40,17 +40,9 @@ from headend.prepay.tariffs import (
     share_out,
     split_energy,
 )
+from headend.vee.rules import Sample
 
 Key = tuple[datetime, datetime]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One energy reading: the total register and, when read at the same instant, t1–t4."""
-
-    time: datetime
-    total: Decimal
-    registers: Mapping[int, Decimal] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,9 +81,11 @@ class Chain:
     skipped: list[tuple[str, datetime, Decimal]] = field(default_factory=list)
 
 
-def _segments(
+def segments(
     readings: Mapping[str, Sequence[Sample]], replacements: Sequence[Replacement]
 ) -> list[tuple[str, list[Sample]]]:
+    """Each meter's samples in time order, cut at replacements (the old meter's segment ends at
+    its final reading, the new meter's starts at its start reading)."""
     if not replacements:
         return [(m, sorted(rs, key=lambda s: s.time)) for m, rs in sorted(readings.items())]
     ordered = sorted(replacements, key=lambda r: r.at)
@@ -121,8 +115,16 @@ def chain(
     multiplier: Callable[[str, datetime], Decimal],
 ) -> Chain:
     """The consecutive-reading intervals of one metering point (see the module docstring)."""
+    return chain_segments(segments(readings, replacements), multiplier)
+
+
+def chain_segments(
+    segmented: Sequence[tuple[str, Sequence[Sample]]],
+    multiplier: Callable[[str, datetime], Decimal],
+) -> Chain:
+    """The intervals of already segmented (and validated) samples."""
     out = Chain()
-    for meter, samples in _segments(readings, replacements):
+    for meter, samples in segmented:
         prev: Sample | None = None
         for s in samples:
             if prev is not None and s.time <= prev.time:

@@ -36,15 +36,19 @@ from headend.prepay.charges import (
     Replacement,
     Sample,
     Usage,
-    chain,
+    chain_segments,
     price_interval,
     reconcile,
+    segments,
 )
 from headend.prepay.money import to_micro
 from headend.prepay.tariffs import TariffBook, TieredTariff, parse_split
+from headend.vee import validate
+from headend.vee.limits import VeeSettings
 from protocols.quantities import ENERGY_TARIFFS, ENERGY_TOTAL
 
 log = logging.getLogger(__name__)
+DEFAULT_VEE = VeeSettings()
 KIND_PREFERENCE = {"daily_frozen": 0, "interval": 1, "on_demand": 2}
 
 
@@ -167,6 +171,7 @@ def charge_point(
     full: bool,
     lookback: timedelta,
     frozen_only: bool = False,
+    vee: VeeSettings | None = None,
 ) -> PointResult:
     """One pass over one point (see the module docstring); runs in the caller's transaction."""
     c = prepay_charges.c
@@ -184,7 +189,15 @@ def charge_point(
     samples = load_samples(conn, meter_ids, since, frozen_only=frozen_only)
     reps = [r for r in load_replacements(conn, point) if r.at >= since]
     versions = {m: multipliers(conn, m) for m in meter_ids}
-    built = chain(samples, reps, lambda m, t: versions[m].at(t) if m in versions else Decimal(1))
+
+    def mult(m: str, t: datetime) -> Decimal:
+        return versions[m].at(t) if m in versions else Decimal(1)
+
+    segmented = segments(samples, reps)
+    if vee is not None:  # charging sees validated readings only (headend.vee)
+        at_replacement = frozenset(r.at for r in reps)
+        segmented = validate.screen_point(conn, point, segmented, vee, mult, now, at_replacement)
+    built = chain_segments(segmented, mult)
     result.skipped = len(built.skipped)
 
     def link_at(t: datetime) -> Any:
@@ -291,7 +304,13 @@ def _insert_charge(
 
 
 def charge_all(
-    conn_factory: Any, zone: Any, *, now: datetime, full: bool, lookback: timedelta
+    conn_factory: Any,
+    zone: Any,
+    *,
+    now: datetime,
+    full: bool,
+    lookback: timedelta,
+    vee: VeeSettings | None = DEFAULT_VEE,
 ) -> PointResult:
     """Charge every linked point, one transaction per point (``conn_factory()`` opens one)."""
     with conn_factory() as conn:
@@ -320,6 +339,7 @@ def charge_all(
                     lookback=lookback,
                     # postpaid bills come from the daily frozen readings (日冻结) only
                     frozen_only=point_links[-1].account in postpaid,
+                    vee=vee,
                 )
         except Exception as exc:  # one bad point must not stop the others
             log.error("charging point %s failed: %s", point, exc)

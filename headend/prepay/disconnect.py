@@ -44,6 +44,7 @@ from headend.guards import GuardSettings, check_window
 from headend.guards import store as guard_store
 from headend.prepay import supply
 from headend.prepay.settings import PrepaySettings
+from headend.vee import store as vee_store
 from protocols.quantities import ENERGY_TOTAL
 from protocols.uplink import CommandAction
 
@@ -148,6 +149,30 @@ def _note(conn: Connection, row: Any, now: datetime, outcome: str, **values: Any
     )
 
 
+def _postpone(
+    conn: Connection, row: Any, now: datetime, rule: str, message: str, s: PrepaySettings
+) -> None:
+    retry = now + timedelta(minutes=s.action_retry_minutes)
+    _note(
+        conn,
+        row,
+        now,
+        "postponed",
+        rule=rule,
+        message=message,
+        next_try=retry,
+        attempts=row.attempts + 1,
+    )
+    audit.append(
+        conn,
+        SYSTEM.name,
+        f"prepay.{row.action}_postponed",
+        row.account,
+        {"rule": rule, "message": message},
+        at=now,
+    )
+
+
 def _retry_at(
     conn: Connection, rule: str, now: datetime, guards: GuardSettings, s: PrepaySettings
 ) -> datetime:
@@ -242,6 +267,11 @@ def step(
         fail(conn, row, now, "unswitchable", f"meters that cannot be switched remotely: {why}")
         return "unswitchable"
     if row.action == "disconnect":
+        held = vee_store.open_count(conn, meter_ids)
+        if held:
+            message = f"{held} readings of the account's meters await validation (VEE)"
+            _postpone(conn, row, now, "validation", message, settings)
+            return "validation"
         stale = stale_meters(conn, meter_ids, now - timedelta(hours=settings.stale_hours))
         if stale:
             seen = ", ".join(
@@ -251,25 +281,7 @@ def step(
                 f"newest readings: {seen}; no disconnect on data older than "
                 f"{settings.stale_hours:g} h"
             )
-            retry = now + timedelta(minutes=settings.action_retry_minutes)
-            _note(
-                conn,
-                row,
-                now,
-                "postponed",
-                rule="stale_data",
-                message=message,
-                next_try=retry,
-                attempts=row.attempts + 1,
-            )
-            audit.append(
-                conn,
-                SYSTEM.name,
-                "prepay.disconnect_postponed",
-                row.account,
-                {"rule": "stale_data", "message": message},
-                at=now,
-            )
+            _postpone(conn, row, now, "stale_data", message, settings)
             return "stale_data"
         action = CommandAction.RELAY_TRIP
     else:

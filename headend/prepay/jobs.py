@@ -40,6 +40,7 @@ from headend.prepay import bills, charging, disconnect, forecast, store, supply
 from headend.prepay.money import from_micro
 from headend.prepay.reminders import Facts, Step, decide, owes
 from headend.prepay.settings import PrepaySettings, prepay_settings
+from headend.vee.limits import VeeSettings, vee_settings
 from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Context:
     settings: PrepaySettings
     guards: GuardSettings
     commands: CommandSettings
+    vee: VeeSettings = field(default_factory=VeeSettings)
 
     @property
     def zone(self) -> Any:
@@ -61,7 +63,7 @@ class Context:
     @classmethod
     def from_extra(cls, extra: dict[str, Any], source: object = None) -> Context:
         guards, cmds = ops_settings(extra, source)
-        return cls(prepay_settings(extra, source), guards, cmds)
+        return cls(prepay_settings(extra, source), guards, cmds, vee_settings(extra, source))
 
 
 def _local_text(ctx: Context, t: datetime | None) -> str:
@@ -325,6 +327,7 @@ class PrepayJobs:
             now=now,
             full=full,
             lookback=timedelta(days=self.ctx.settings.lookback_days),
+            vee=self.ctx.vee,
         )
         if full:
             self._last_full = now
