@@ -105,8 +105,13 @@ def _scoped(conn: Connection, user: User, account_id: str) -> Any:
 
 
 def _account_view(conn: Connection, acct: Any, request: Request) -> dict[str, Any]:
-    money = _ctx(request).settings.money
+    settings = _ctx(request).settings
+    money = settings.money
     balance = from_micro(store.balance_micro(conn, acct.id))
+    shown = money.round(balance)
+    # The smallest payment in whole minor units that lifts the balance above the reconnect
+    # threshold (decisions are on the rounded balance, so this is exact).
+    restore = settings.reconnect_threshold - shown + money.quantum
     return {
         "id": acct.id,
         "name": acct.name,
@@ -116,8 +121,11 @@ def _account_view(conn: Connection, acct: Any, request: Request) -> dict[str, An
         "contacts": [outbox.redact(u) if _usable(u) else "(unusable URL)" for u in acct.contacts],
         "overdraft": str(money.round(from_micro(acct.overdraft_micro))),
         "currency": money.currency,
-        "balance": str(money.round(balance)),
+        "balance": str(shown),
         "balance_exact": str(balance),
+        "to_restore": str(money.round(max(restore, Decimal(0))))
+        if acct.mode == "prepaid"
+        else None,
         "stage": acct.stage,
         "supply": acct.supply,
         "final_notice_at": acct.final_notice_at,

@@ -73,7 +73,8 @@ def _local_text(ctx: Context, t: datetime | None) -> str:
 def facts_of(conn: Connection, acct: Any, now: datetime, ctx: Context) -> Facts:
     """The reminder machine's facts about one account."""
     s = ctx.settings
-    balance = from_micro(store.balance_micro(conn, acct.id))
+    # Decisions are taken on the balance the customer is shown: rounded to the minor unit.
+    balance = s.money.round(from_micro(store.balance_micro(conn, acct.id)))
     window_start = now - timedelta(days=s.forecast_days)
     lg = prepay_ledger.c
     spent = -int(
