@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
@@ -23,9 +23,14 @@ from headend.auth.http import http_errors
 from headend.auth.roles import Role, User
 from headend.db import reading, writing
 from headend.db.errors import InvalidRequest
-from headend.db.prepay_tables import prepay_accounts, prepay_actions, prepay_bills
+from headend.db.prepay_tables import (
+    prepay_accounts,
+    prepay_actions,
+    prepay_bills,
+    prepay_payments,
+)
 from headend.notify import outbox
-from headend.prepay import bills, disconnect, jobs, store
+from headend.prepay import bills, disconnect, jobs, reversals, store
 from headend.prepay.money import from_micro
 
 router = APIRouter(prefix="/prepay", tags=["prepayment"])
@@ -56,6 +61,9 @@ class AccountIn(_In):
         default_factory=list, max_length=10
     )
     overdraft: MoneyText = "0"
+    customer_class: str = Field(
+        default="residential", min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$"
+    )
 
 
 class PointIn(_In):
@@ -70,6 +78,10 @@ class TopUpIn(_In):
     amount: MoneyText
     channel: str = Field(default="api", max_length=64)
     paid_at: Instant | None = None
+
+
+class ReversalIn(_In):
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 class AdjustmentIn(_In):
@@ -128,6 +140,7 @@ def _account_view(conn: Connection, acct: Any, request: Request) -> dict[str, An
         else None,
         "stage": acct.stage,
         "supply": acct.supply,
+        "customer_class": acct.customer_class,
         "final_notice_at": acct.final_notice_at,
         "disconnect_at": acct.disconnect_at,
         "closed_at": acct.closed_at,
@@ -190,6 +203,7 @@ def create_account(request: Request, body: AccountIn, user: Admin) -> dict[str, 
                 language=body.language,
                 contacts=body.contacts,
                 overdraft=Decimal(body.overdraft),
+                customer_class=body.customer_class,
                 actor=user.name,
                 now=ops.clock.now(),
             )
@@ -305,6 +319,31 @@ def top_up(
         "repeated": not created,
         "reconnect": action == "reconnect",
     }
+
+
+@router.post("/payments/{reference}/reversal")
+def reverse_payment(
+    request: Request,
+    reference: Annotated[str, Path(max_length=128)],
+    body: ReversalIn,
+    user: Supervisor,
+) -> dict[str, Any]:
+    """冲正: take back a credited payment (its own ledger kind, audited), then re-check the
+    account (a reversal may bring a final notice or a disconnect)."""
+    ops = ops_of(request)
+    ctx = _ctx(request)
+    now = ops.clock.now()
+    with http_errors(), writing(ops.engine) as conn:
+        p = prepay_payments.c
+        account = conn.execute(select(p.account).where(p.reference == reference)).scalar()
+        if account is not None:
+            _scoped(conn, user, account)
+        paid = reversals.reverse_payment(
+            conn, reference, reason=body.reason, actor=user.name, now=now
+        )
+        jobs.settle(conn, paid["account"], now, ctx)
+        balance = from_micro(store.balance_micro(conn, paid["account"]))
+    return {**paid, "balance": str(ctx.settings.money.round(balance))}
 
 
 @router.post("/accounts/{account_id}/adjustments", status_code=201)

@@ -12,7 +12,11 @@ from sqlalchemy import Connection, inspect
 from headend.db import metadata
 from headend.vee.tables import VEE_TABLES
 
-COLUMNS: dict[str, dict[str, str]] = {}
+COLUMNS: dict[str, dict[str, str]] = {
+    "prepay_accounts": {"customer_class": "VARCHAR(32) NOT NULL DEFAULT 'residential'"},
+    "prepay_ledger": {"bill": "VARCHAR(80)"},
+}
+INDEXES = {"ix_prepay_ledger_unbilled": "prepay_ledger (account, bill)"}
 
 
 def upgrade(conn: Connection) -> None:
@@ -24,3 +28,7 @@ def upgrade(conn: Connection) -> None:
         for name, ddl in columns.items():
             if name not in present:
                 conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+    have = {i["name"] for i in inspector.get_indexes("prepay_ledger")}
+    for name, where in INDEXES.items():
+        if name not in have:
+            conn.exec_driver_sql(f"CREATE INDEX {name} ON {where}")

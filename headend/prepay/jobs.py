@@ -36,7 +36,7 @@ from headend.db.prepay_tables import (
 )
 from headend.guards import GuardSettings
 from headend.notify import outbox
-from headend.prepay import bills, charging, disconnect, forecast, store, supply
+from headend.prepay import bills, charging, disconnect, forecast, latefees, store, supply
 from headend.prepay.money import from_micro
 from headend.prepay.reminders import Facts, Step, decide, owes
 from headend.prepay.settings import PrepaySettings, prepay_settings
@@ -427,9 +427,13 @@ class PrepayJobs:
 
     def bill(self, now: datetime) -> int:
         with writing(self.engine) as conn:
-            return bills.issue_bills(
-                conn, now, self.ctx.zone, self.ctx.settings.money, self.ctx.settings.bill_due_days
+            s = self.ctx.settings
+            issued = bills.issue_bills(
+                conn, now, self.ctx.zone, s.money, s.bill_due_days, s.bill_cutoff_hours
             )
+            if s.late_fees:
+                latefees.accrue(conn, now, self.ctx.zone, s.money, s.late_fees)
+            return issued
 
     def run_once(self) -> dict[str, Any]:
         """One pass of every job (nothing when another instance holds the lease)."""

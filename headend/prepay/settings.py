@@ -13,6 +13,10 @@ Example::
     stale_hours = 6                   # no disconnect while any meter's newest reading is older
     action_max_attempts = 3           # commands failed on the meter before an operator decides
     quiet_hours = ["21:00", "08:00"]  # reminders wait until the end of quiet hours (local)
+    bill_cutoff_hours = 72            # bill the month without its month-end freeze after this
+    [prepay.late_fees.residential]    # 电费违约金 per customer class (none when absent)
+    rate = "0.001"                    # of the unpaid amount, per day
+    start_days = 1                    # from the first day after the due date
 """
 
 from __future__ import annotations
@@ -25,6 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from headend.db.errors import ConfigError
 from headend.prepay.money import MoneySettings
+
+
+class LateFee(BaseModel):
+    """电费违约金 of one customer class: ``rate`` of the unpaid amount a day, from the
+    ``start_days``-th day after the due date (供电营业规则 art. 98: residential 1‰ a day)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: Decimal = Field(gt=0, le=Decimal("0.01"))
+    start_days: int = Field(default=1, ge=0, le=90)
 
 
 class PrepaySettings(BaseModel):
@@ -50,6 +64,8 @@ class PrepaySettings(BaseModel):
     action_retry_minutes: float = Field(default=30, gt=0, le=24 * 60)
     action_max_attempts: int = Field(default=3, ge=1, le=50)  # failed commands, then escalate
     bill_due_days: int = Field(default=15, ge=0, le=90)
+    bill_cutoff_hours: float = Field(default=72, ge=0, le=24 * 27)  # bill without the freeze
+    late_fees: dict[str, LateFee] = Field(default_factory=dict)  # per customer class
     job_interval: float = Field(default=60, gt=0, le=3600)  # seconds between job passes
     command_valid_for: int = Field(default=3600, ge=60, le=86400)
     operator_urls: tuple[str, ...] = ()  # apprise URLs told about refused disconnects

@@ -32,7 +32,15 @@ from headend.prepay.money import MoneySettings, check_balance, from_micro, payme
 from headend.prepay.tariffs import TariffBook, TariffVersion, parse_definition, parse_split
 
 MODES = ("prepaid", "postpaid")
-LEDGER_KINDS = ("charge", "reversal", "topup", "adjustment", "fee")
+LEDGER_KINDS = (
+    "charge",
+    "reversal",
+    "topup",
+    "adjustment",
+    "fee",
+    "late_fee",  # 电费违约金 (headend.prepay.latefees)
+    "payment_reversal",  # 冲正 of a top-up (headend.prepay.reversals)
+)
 
 
 # --- tariffs ----------------------------------------------------------------------------------
@@ -122,6 +130,7 @@ def create_account(
     contacts: Sequence[str] = (),
     overdraft: Decimal = Decimal(0),
     area: str | None = None,
+    customer_class: str = "residential",
     actor: str,
     now: datetime,
 ) -> None:
@@ -149,6 +158,7 @@ def create_account(
             stage="ok",
             cycle=0,
             supply="on",
+            customer_class=customer_class,
         )
     )
     audit.append(
@@ -156,7 +166,13 @@ def create_account(
         actor,
         "prepay.account_create",
         account,
-        {"mode": mode, "area": area, "overdraft": str(overdraft), "contacts": len(contacts)},
+        {
+            "mode": mode,
+            "area": area,
+            "overdraft": str(overdraft),
+            "contacts": len(contacts),
+            "class": customer_class,
+        },
         at=now,
     )
 
