@@ -64,6 +64,7 @@ class AccountIn(_In):
     customer_class: str = Field(
         default="residential", min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$"
     )
+    tier_extra: Annotated[str, Field(pattern=r"^\d{1,9}(\.\d{1,4})?$")] = "0"
 
 
 class PointIn(_In):
@@ -141,6 +142,7 @@ def _account_view(conn: Connection, acct: Any, request: Request) -> dict[str, An
         "stage": acct.stage,
         "supply": acct.supply,
         "customer_class": acct.customer_class,
+        "tier_extra": acct.tier_extra,
         "final_notice_at": acct.final_notice_at,
         "disconnect_at": acct.disconnect_at,
         "closed_at": acct.closed_at,
@@ -204,6 +206,7 @@ def create_account(request: Request, body: AccountIn, user: Admin) -> dict[str, 
                 contacts=body.contacts,
                 overdraft=Decimal(body.overdraft),
                 customer_class=body.customer_class,
+                tier_extra=Decimal(body.tier_extra),
                 actor=user.name,
                 now=ops.clock.now(),
             )

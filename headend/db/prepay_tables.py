@@ -60,6 +60,8 @@ prepay_accounts = Table(
     Column("supply", String(16), nullable=False, default="on"),  # on | off | armed (reported)
     # The late-fee rule ([prepay.late_fees]) of the account: residential, commercial, …
     Column("customer_class", String(32), nullable=False, default="residential"),
+    # The account's own tier allowance (多人口家庭): kWh per tier period added to every step.
+    Column("tier_extra", String(40), nullable=False, default="0"),
 )
 
 prepay_account_points = Table(

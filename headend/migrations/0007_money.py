@@ -13,7 +13,10 @@ from headend.db import metadata
 from headend.vee.tables import VEE_TABLES
 
 COLUMNS: dict[str, dict[str, str]] = {
-    "prepay_accounts": {"customer_class": "VARCHAR(32) NOT NULL DEFAULT 'residential'"},
+    "prepay_accounts": {
+        "customer_class": "VARCHAR(32) NOT NULL DEFAULT 'residential'",
+        "tier_extra": "VARCHAR(40) NOT NULL DEFAULT '0'",
+    },
     "prepay_ledger": {"bill": "VARCHAR(80)"},
 }
 INDEXES = {"ix_prepay_ledger_unbilled": "prepay_ledger (account, bill)"}

@@ -37,7 +37,7 @@ def month_bounds(year: int, month: int, zone: Any) -> tuple[datetime, datetime]:
     return start, nxt
 
 
-BILLED_KINDS = ("charge", "reversal", "fee", "late_fee")  # what a bill carries
+BILLED_KINDS = ("charge", "reversal", "fee", "late_fee", "tier_trueup")  # what a bill carries
 PAYMENT_KINDS = ("topup", "adjustment", "payment_reversal")  # what pays bills, oldest first
 
 

@@ -208,10 +208,19 @@ class Usage:
             self._rows.append((end, line.tariff, line.period, line.energy))
 
 
-def period_of(definition: Any, local: datetime) -> str:
-    """The tier period a local instant belongs to (a yearly tier counts by the year)."""
+YearStart = tuple[int, int]  # (month, day) the tier year starts on, local
+
+
+def tier_year(local: datetime, year_start: YearStart = (1, 1)) -> int:
+    """The tier year a local instant falls in, named by the calendar year it starts in."""
+    month, day = year_start
+    return local.year if (local.month, local.day) >= (month, day) else local.year - 1
+
+
+def period_of(definition: Any, local: datetime, year_start: YearStart = (1, 1)) -> str:
+    """The tier period a local instant belongs to (a yearly tier counts by the tier year)."""
     if isinstance(definition, TieredTariff) and definition.period == "yearly":
-        return f"{local:%Y}"
+        return str(tier_year(local, year_start))
     return f"{local:%Y-%m}"
 
 
@@ -229,7 +238,12 @@ def _boundaries(start: datetime, end: datetime, zone: Any) -> list[datetime]:
 
 
 def price_interval(
-    plan: PointPlan, book: TariffBook, zone: Any, interval: Interval, usage: Usage
+    plan: PointPlan,
+    book: TariffBook,
+    zone: Any,
+    interval: Interval,
+    usage: Usage,
+    year_start: YearStart = (1, 1),
 ) -> list[Line]:
     """The priced lines of ``interval`` (cut at month starts and tariff changes first)."""
     tariffs = [plan.tariff, *(p.tariff for p in (plan.split.parts if plan.split else ()))]
@@ -266,7 +280,7 @@ def price_interval(
             )
             version = book.at(tariff, piece.start)
             definition = version.definition
-            period = period_of(definition, local)
+            period = period_of(definition, local, year_start)
             used = usage.before(piece.start, tariff, period) + running.before(
                 piece.start, tariff, period
             )

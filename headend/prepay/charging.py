@@ -36,10 +36,12 @@ from headend.prepay.charges import (
     Replacement,
     Sample,
     Usage,
+    YearStart,
     chain_segments,
     price_interval,
     reconcile,
     segments,
+    tier_year,
 )
 from headend.prepay.money import to_micro
 from headend.prepay.tariffs import TariffBook, TieredTariff, parse_split
@@ -144,8 +146,14 @@ def _plan_for(link: Any, conn: Connection, at: datetime) -> PointPlan:
     return PointPlan(tariff or "", parse_split(link.split))
 
 
-def _usage_start(book: TariffBook, plans: list[PointPlan], since: datetime, zone: Any) -> datetime:
-    """Where the tier periods of ``since`` start (the year when a tariff tiers yearly)."""
+def _usage_start(
+    book: TariffBook,
+    plans: list[PointPlan],
+    since: datetime,
+    zone: Any,
+    year_start: YearStart = (1, 1),
+) -> datetime:
+    """Where the tier periods of ``since`` start (the tier year when a tariff tiers yearly)."""
     names = {
         t
         for p in plans
@@ -157,7 +165,10 @@ def _usage_start(book: TariffBook, plans: list[PointPlan], since: datetime, zone
         for v in book.versions(t)
     )
     start = since.astimezone(zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return start.replace(month=1) if yearly else start
+    if not yearly:
+        return start
+    month, day = year_start
+    return start.replace(year=tier_year(start, year_start), month=month, day=day)
 
 
 def charge_point(
@@ -172,6 +183,7 @@ def charge_point(
     lookback: timedelta,
     frozen_only: bool = False,
     vee: VeeSettings | None = None,
+    year_start: YearStart = (1, 1),
 ) -> PointResult:
     """One pass over one point (see the module docstring); runs in the caller's transaction."""
     c = prepay_charges.c
@@ -241,18 +253,33 @@ def charge_point(
         )
         result.reversed += 1
     plans = [_plan_for(link, conn, since) for link in links]
-    usage_from = _usage_start(book, plans, min((i.start for i in plan.create), default=since), zone)
-    usage_rows = conn.execute(
-        select(c.end, c.lines).where(c.point == point, c.state == "active", c.end > usage_from)
-    ).all()
-    usage = Usage(
-        (r.end, ln["tariff"], ln["period"], Decimal(ln["energy"]))
-        for r in usage_rows
-        for ln in r.lines
+    usage_from = _usage_start(
+        book, plans, min((i.start for i in plan.create), default=since), zone, year_start
     )
+    usages: dict[str, Usage] = {}
+
+    def usage_of(account: str) -> Usage:
+        """The account's charged energy per tariff and tier period (tiers count per account,
+        over all its points; a new occupant starts from zero)."""
+        if account not in usages:
+            rows = conn.execute(
+                select(c.end, c.lines).where(
+                    c.account == account, c.state == "active", c.end > usage_from
+                )
+            ).all()
+            usages[account] = Usage(
+                (r.end, ln["tariff"], ln["period"], Decimal(ln["energy"]))
+                for r in rows
+                for ln in r.lines
+            )
+        return usages[account]
+
     for interval in plan.create:
         link = link_at(interval.start)
-        lines = price_interval(_plan_for(link, conn, interval.start), book, zone, interval, usage)
+        usage = usage_of(link.account)
+        lines = price_interval(
+            _plan_for(link, conn, interval.start), book, zone, interval, usage, year_start
+        )
         usage.add(interval.end, lines)
         amount = to_micro(sum((ln.amount for ln in lines), Decimal(0)))
         charge_id = _insert_charge(conn, link.account, point, interval, lines, amount, now)
@@ -311,6 +338,7 @@ def charge_all(
     full: bool,
     lookback: timedelta,
     vee: VeeSettings | None = DEFAULT_VEE,
+    year_start: YearStart = (1, 1),
 ) -> PointResult:
     """Charge every linked point, one transaction per point (``conn_factory()`` opens one)."""
     with conn_factory() as conn:
@@ -340,6 +368,7 @@ def charge_all(
                     # postpaid bills come from the daily frozen readings (日冻结) only
                     frozen_only=point_links[-1].account in postpaid,
                     vee=vee,
+                    year_start=year_start,
                 )
         except Exception as exc:  # one bad point must not stop the others
             log.error("charging point %s failed: %s", point, exc)

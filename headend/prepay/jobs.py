@@ -36,7 +36,16 @@ from headend.db.prepay_tables import (
 )
 from headend.guards import GuardSettings
 from headend.notify import outbox
-from headend.prepay import bills, charging, disconnect, forecast, latefees, store, supply
+from headend.prepay import (
+    bills,
+    charging,
+    disconnect,
+    forecast,
+    latefees,
+    store,
+    supply,
+    tiers,
+)
 from headend.prepay.money import from_micro
 from headend.prepay.reminders import Facts, Step, decide, owes
 from headend.prepay.settings import PrepaySettings, prepay_settings
@@ -80,7 +89,9 @@ def facts_of(conn: Connection, acct: Any, now: datetime, ctx: Context) -> Facts:
     spent = -int(
         conn.execute(
             select(func.coalesce(func.sum(lg.amount_micro), 0)).where(
-                lg.account == acct.id, lg.kind.in_(["charge", "reversal"]), lg.at > window_start
+                lg.account == acct.id,
+                lg.kind.in_(["charge", "reversal", "tier_trueup"]),
+                lg.at > window_start,
             )
         ).scalar_one()
     )
@@ -329,8 +340,10 @@ class PrepayJobs:
             full=full,
             lookback=timedelta(days=self.ctx.settings.lookback_days),
             vee=self.ctx.vee,
+            year_start=self.ctx.settings.year_start,
         )
-        if full:
+        if full:  # tiers per account: the true-up on every full pass
+            tiers.true_up_all(self._tx, self.ctx.zone, now, self.ctx.settings.year_start)
             self._last_full = now
         return result
 

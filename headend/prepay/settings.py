@@ -14,6 +14,7 @@ Example::
     action_max_attempts = 3           # commands failed on the meter before an operator decides
     quiet_hours = ["21:00", "08:00"]  # reminders wait until the end of quiet hours (local)
     bill_cutoff_hours = 72            # bill the month without its month-end freeze after this
+    tier_year_start = "01-01"         # MM-DD: where a yearly tier (年阶梯) period starts
     [prepay.late_fees.residential]    # 电费违约金 per customer class (none when absent)
     rate = "0.001"                    # of the unpaid amount, per day
     start_days = 1                    # from the first day after the due date
@@ -66,6 +67,7 @@ class PrepaySettings(BaseModel):
     bill_due_days: int = Field(default=15, ge=0, le=90)
     bill_cutoff_hours: float = Field(default=72, ge=0, le=24 * 27)  # bill without the freeze
     late_fees: dict[str, LateFee] = Field(default_factory=dict)  # per customer class
+    tier_year_start: str = Field(default="01-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d)$")
     job_interval: float = Field(default=60, gt=0, le=3600)  # seconds between job passes
     command_valid_for: int = Field(default=3600, ge=60, le=86400)
     operator_urls: tuple[str, ...] = ()  # apprise URLs told about refused disconnects
@@ -84,6 +86,12 @@ class PrepaySettings(BaseModel):
         if self.reconnect_threshold < self.final_notice_balance:
             raise ValueError("reconnect_threshold must not be below final_notice_balance")
         return self
+
+    @property
+    def year_start(self) -> tuple[int, int]:
+        """(month, day) the tier year starts on (``tier_year_start``, MM-DD, day ≤ 29)."""
+        month, day = self.tier_year_start.split("-")
+        return int(month), int(day)
 
     @property
     def money(self) -> MoneySettings:

@@ -40,6 +40,7 @@ LEDGER_KINDS = (
     "fee",
     "late_fee",  # 电费违约金 (headend.prepay.latefees)
     "payment_reversal",  # 冲正 of a top-up (headend.prepay.reversals)
+    "tier_trueup",  # tiers per account per period (headend.prepay.tiers)
 )
 
 
@@ -131,6 +132,7 @@ def create_account(
     overdraft: Decimal = Decimal(0),
     area: str | None = None,
     customer_class: str = "residential",
+    tier_extra: Decimal = Decimal(0),
     actor: str,
     now: datetime,
 ) -> None:
@@ -139,6 +141,8 @@ def create_account(
         raise InvalidRequest(f"mode: use one of {MODES}")
     if overdraft < 0:
         raise InvalidRequest("overdraft: the allowed overdraft is zero or positive")
+    if tier_extra < 0:
+        raise InvalidRequest("tier_extra: the extra tier allowance is zero or positive")
     found = conn.execute(
         select(prepay_accounts.c.id).where(prepay_accounts.c.id == account)
     ).first()
@@ -159,6 +163,7 @@ def create_account(
             cycle=0,
             supply="on",
             customer_class=customer_class,
+            tier_extra=str(tier_extra),
         )
     )
     audit.append(

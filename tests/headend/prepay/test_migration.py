@@ -16,6 +16,7 @@ def test_0007_adds_what_an_older_database_lacks_and_is_idempotent(engine: Engine
         conn.exec_driver_sql("DROP INDEX ix_prepay_ledger_unbilled")
         conn.exec_driver_sql("ALTER TABLE prepay_ledger DROP COLUMN bill")
         conn.exec_driver_sql("ALTER TABLE prepay_accounts DROP COLUMN customer_class")
+        conn.exec_driver_sql("ALTER TABLE prepay_accounts DROP COLUMN tier_extra")
         conn.exec_driver_sql("DROP TABLE vee_flags")
         conn.exec_driver_sql(
             "INSERT INTO prepay_accounts (id, name, mode, language, contacts, overdraft_micro,"
