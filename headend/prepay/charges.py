@@ -27,18 +27,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from headend.prepay.pricing import Line, Piece, cut, price, share_out, split_energy
 from headend.prepay.tariffs import (
     FlatTariff,
-    Line,
-    Piece,
     Split,
     TariffBook,
-    TieredTariff,
     TouTariff,
-    cut,
-    price,
-    share_out,
-    split_energy,
+    TouTieredTariff,
+    is_tiered,
 )
 from headend.vee.rules import Sample
 
@@ -219,7 +215,7 @@ def tier_year(local: datetime, year_start: YearStart = (1, 1)) -> int:
 
 def period_of(definition: Any, local: datetime, year_start: YearStart = (1, 1)) -> str:
     """The tier period a local instant belongs to (a yearly tier counts by the tier year)."""
-    if isinstance(definition, TieredTariff) and definition.period == "yearly":
+    if is_tiered(definition) and definition.period == "yearly":
         return str(tier_year(local, year_start))
     return f"{local:%Y-%m}"
 
@@ -284,8 +280,19 @@ def price_interval(
             used = usage.before(piece.start, tariff, period) + running.before(
                 piece.start, tariff, period
             )
+            # TOU base lines of a TOU-with-tiers tariff count towards no tier period: only the
+            # surcharge lines carry the total energy into the tiers (never twice).
             priced = [
-                Line(ln.tariff, ln.slot, ln.energy, ln.price, period)
+                Line(
+                    ln.tariff,
+                    ln.slot,
+                    ln.energy,
+                    ln.price,
+                    ""
+                    if isinstance(definition, TouTieredTariff)
+                    and not ln.slot.startswith("surcharge")
+                    else period,
+                )
                 for ln in price(tariff, definition, part, used, zone)
             ]
             running.add(piece.end, priced)

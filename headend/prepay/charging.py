@@ -44,7 +44,7 @@ from headend.prepay.charges import (
     tier_year,
 )
 from headend.prepay.money import to_micro
-from headend.prepay.tariffs import TariffBook, TieredTariff, parse_split
+from headend.prepay.tariffs import TariffBook, is_tiered, parse_split
 from headend.vee import validate
 from headend.vee.limits import VeeSettings
 from protocols.quantities import ENERGY_TARIFFS, ENERGY_TOTAL
@@ -160,7 +160,7 @@ def _usage_start(
         for t in [p.tariff, *(s.tariff for s in (p.split.parts if p.split else ()))]
     }
     yearly = any(
-        isinstance(v.definition, TieredTariff) and v.definition.period == "yearly"
+        is_tiered(v.definition) and getattr(v.definition, "period", "") == "yearly"
         for t in names
         for v in book.versions(t)
     )

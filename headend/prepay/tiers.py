@@ -41,7 +41,7 @@ from headend.db.prepay_tables import (
 from headend.prepay import store
 from headend.prepay.charges import YearStart
 from headend.prepay.money import to_micro
-from headend.prepay.tariffs import TariffBook, TieredTariff
+from headend.prepay.tariffs import TariffBook, TieredTariff, TouTieredTariff
 
 
 def period_bounds(label: str, zone: Any, year_start: YearStart) -> tuple[datetime, datetime]:
@@ -84,7 +84,7 @@ def bounds(
     versions = book.versions(tariff)
     out: list[Decimal] | None = None
     for n, v in enumerate(versions):
-        if not isinstance(v.definition, TieredTariff):
+        if not isinstance(v.definition, TieredTariff | TouTieredTariff):
             continue
         until = versions[n + 1].valid_from if n + 1 < len(versions) else span[1]
         lo, hi = max(v.valid_from, active[0]), min(until, active[1])
@@ -101,7 +101,7 @@ def bounds(
 
 def _price(book: TariffBook, tariff: str, at: datetime, step: int) -> Decimal:
     definition = book.at(tariff, at).definition
-    if not isinstance(definition, TieredTariff):
+    if not isinstance(definition, TieredTariff | TouTieredTariff):
         return Decimal(0)
     return definition.steps[min(step, len(definition.steps) - 1)].price
 
@@ -125,7 +125,7 @@ def true_up(
     groups: dict[tuple[str, str], list[tuple[datetime, Decimal, Decimal]]] = defaultdict(list)
     for r in rows:
         for ln in r.lines:
-            if str(ln.get("slot", "")).startswith("step"):
+            if str(ln.get("slot", "")).startswith(("step", "surcharge")):
                 groups[(ln["tariff"], ln["period"])].append(
                     (r.start, Decimal(ln["energy"]), Decimal(ln["price"]))
                 )

@@ -161,3 +161,18 @@ def test_account_tier_totals_do_not_depend_on_how_the_month_is_read(sqlite_engin
     expected += max(0, e - 400) * Decimal("0.8283")
     # Each charge is rounded to the micro-unit once: at most half a micro each.
     assert abs(-balance(engine, "acc1") - expected) <= Decimal("0.000001") * (len(a) + len(b))
+
+
+def test_tou_with_tiers_surcharges_the_households_total(engine):
+    # Two meters, 150 kWh each over 1 March (no registers: shared by time, 8 h valley, 12 h
+    # peak, 4 h flat = 50 / 75 / 25 kWh): base 50 × 0.3 + 75 × 0.8 + 25 × 0.5 = 87.5 each, 175.
+    # Surcharge on the household's 300 kWh: 100 × 0 + 100 × 0.05 + 100 × 0.3 = 35.  Total 210.
+    from tests.headend.prepay.test_tou_tiers import TOU_TIERED
+
+    seed_meters(engine, ["m1", "m2"])
+    put_tariff(engine, "res", TOU_TIERED)
+    open_account(engine, "acc1", ["P-m1", "P-m2"], at=local(2026, 3, 1))
+    for m in ("m1", "m2"):
+        _readings(engine, m, ((2026, 3, 1), "0"), ((2026, 3, 2), "150"))
+    _charge(engine, local(2026, 3, 2, 1))
+    assert balance(engine, "acc1") == Decimal("-210")
