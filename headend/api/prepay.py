@@ -30,7 +30,7 @@ from headend.db.prepay_tables import (
     prepay_payments,
 )
 from headend.notify import outbox
-from headend.prepay import bills, disconnect, jobs, reversals, store
+from headend.prepay import bills, disconnect, jobs, payments, store
 from headend.prepay.money import from_micro
 
 router = APIRouter(prefix="/prepay", tags=["prepayment"])
@@ -290,7 +290,7 @@ def top_up(
         _aware(body.paid_at, "paid_at")
         with writing(ops.engine) as conn:
             _scoped(conn, user, account_id)
-            paid, created = store.top_up(
+            paid, created = payments.top_up(
                 conn,
                 account_id,
                 Decimal(body.amount),
@@ -341,7 +341,7 @@ def reverse_payment(
         account = conn.execute(select(p.account).where(p.reference == reference)).scalar()
         if account is not None:
             _scoped(conn, user, account)
-        paid = reversals.reverse_payment(
+        paid = payments.reverse_payment(
             conn, reference, reason=body.reason, actor=user.name, now=now
         )
         jobs.settle(conn, paid["account"], now, ctx)

@@ -30,7 +30,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select, update
 
 from headend import audit
 from headend.auth.roles import Role, User
@@ -38,14 +38,12 @@ from headend.commands import directory, service
 from headend.commands.settings import CommandSettings
 from headend.commands.states import CANCELLABLE, State
 from headend.db.ops_tables import commands
-from headend.db.prepay_tables import prepay_account_points, prepay_accounts, prepay_actions
-from headend.db.tables import meters, readings
+from headend.db.prepay_tables import prepay_accounts, prepay_actions
 from headend.guards import GuardSettings, check_window
 from headend.guards import store as guard_store
 from headend.prepay import supply
 from headend.prepay.settings import PrepaySettings
 from headend.vee import store as vee_store
-from protocols.quantities import ENERGY_TOTAL
 from protocols.uplink import CommandAction
 
 SYSTEM = User("prepay", Role.OPERATOR, None)
@@ -69,43 +67,6 @@ def next_allowed(conn: Connection, guards: GuardSettings, t: datetime) -> dateti
         if not check_window(guards, state, candidate).refused:
             return candidate.astimezone(t.tzinfo)
     return t + timedelta(days=60)
-
-
-def account_meters(conn: Connection, account: str, now: datetime) -> list[str]:
-    """The meters in force now at the account's linked points."""
-    pp = prepay_account_points.c
-    pts = select(pp.point).where(
-        pp.account == account, pp.valid_from <= now, (pp.valid_to.is_(None)) | (pp.valid_to > now)
-    )
-    rows = conn.execute(
-        select(meters.c.id).where(
-            meters.c.point.in_(pts),
-            meters.c.valid_from <= now,
-            (meters.c.valid_to.is_(None)) | (meters.c.valid_to > now),
-        )
-    )
-    return sorted(set(rows.scalars()))
-
-
-def stale_meters(
-    conn: Connection, meter_ids: list[str], older_than: datetime
-) -> dict[str, datetime | None]:
-    """The meters among ``meter_ids`` whose newest energy reading is older than ``older_than``
-    (or that have none), with that reading's time: one fresh meter must not hide a silent one."""
-    if not meter_ids:
-        return {}
-    newest = dict(
-        conn.execute(
-            select(readings.c.meter, func.max(readings.c.time))
-            .where(readings.c.meter.in_(meter_ids), readings.c.quantity == ENERGY_TOTAL)
-            .group_by(readings.c.meter)
-        ).all()
-    )
-    return {
-        m: newest.get(m)
-        for m in sorted(meter_ids)
-        if newest.get(m) is None or newest[m] < older_than
-    }
 
 
 def open_action(conn: Connection, account: str) -> Any:
@@ -248,7 +209,7 @@ def step(
         return _follow(conn, row, now, guards, settings)
     if row.next_try is not None and row.next_try > now:
         return "waiting"
-    meter_ids = account_meters(conn, row.account, now)
+    meter_ids = supply.account_meters(conn, row.account, now)
     if not meter_ids:
         _note(
             conn,
@@ -272,7 +233,7 @@ def step(
             message = f"{held} readings of the account's meters await validation (VEE)"
             _postpone(conn, row, now, "validation", message, settings)
             return "validation"
-        stale = stale_meters(conn, meter_ids, now - timedelta(hours=settings.stale_hours))
+        stale = supply.stale_meters(conn, meter_ids, now - timedelta(hours=settings.stale_hours))
         if stale:
             seen = ", ".join(
                 f"{m} {t.isoformat() if t else 'never'}" for m, t in sorted(stale.items())
@@ -416,7 +377,7 @@ def _done(conn: Connection, row: Any, now: datetime) -> None:
     if row.action == "disconnect":
         _set_account(conn, row.account, stage="off")
     acct = conn.execute(select(prepay_accounts).where(prepay_accounts.c.id == row.account))
-    supply.refresh(conn, acct.one(), account_meters(conn, row.account, now), now)
+    supply.refresh(conn, acct.one(), supply.account_meters(conn, row.account, now), now)
     audit.append(
         conn,
         SYSTEM.name,

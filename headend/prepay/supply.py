@@ -1,4 +1,4 @@
-"""An account's supply as its meters report it, never as the head-end intended it.
+"""An account's meters, and its supply as they report it, never as the head-end intended it.
 
 Three reports name a meter's relay state, each with its instant; the newest wins per meter:
 
@@ -23,9 +23,9 @@ from sqlalchemy import Connection, func, select, update
 
 from headend import audit
 from headend.db.ops_tables import command_targets, commands
-from headend.db.prepay_tables import prepay_accounts
-from headend.db.tables import events, readings
-from protocols.quantities import RELAY_STATE
+from headend.db.prepay_tables import prepay_account_points, prepay_accounts
+from headend.db.tables import events, meters, readings
+from protocols.quantities import ENERGY_TOTAL, RELAY_STATE
 
 RELAY_ACTIONS = {
     "relay_trip": "open",
@@ -133,3 +133,40 @@ def off_by_prepayment(conn: Connection, meter_ids: list[str]) -> bool:
     if row is not None:
         return bool(row.created_by == "prepay")
     return of_meters(reported(conn, meter_ids)) != "off"
+
+
+def account_meters(conn: Connection, account: str, now: datetime) -> list[str]:
+    """The meters in force now at the account's linked points."""
+    pp = prepay_account_points.c
+    pts = select(pp.point).where(
+        pp.account == account, pp.valid_from <= now, (pp.valid_to.is_(None)) | (pp.valid_to > now)
+    )
+    rows = conn.execute(
+        select(meters.c.id).where(
+            meters.c.point.in_(pts),
+            meters.c.valid_from <= now,
+            (meters.c.valid_to.is_(None)) | (meters.c.valid_to > now),
+        )
+    )
+    return sorted(set(rows.scalars()))
+
+
+def stale_meters(
+    conn: Connection, meter_ids: list[str], older_than: datetime
+) -> dict[str, datetime | None]:
+    """The meters among ``meter_ids`` whose newest energy reading is older than ``older_than``
+    (or that have none), with that reading's time: one fresh meter must not hide a silent one."""
+    if not meter_ids:
+        return {}
+    newest = dict(
+        conn.execute(
+            select(readings.c.meter, func.max(readings.c.time))
+            .where(readings.c.meter.in_(meter_ids), readings.c.quantity == ENERGY_TOTAL)
+            .group_by(readings.c.meter)
+        ).all()
+    )
+    return {
+        m: newest.get(m)
+        for m in sorted(meter_ids)
+        if newest.get(m) is None or newest[m] < older_than
+    }

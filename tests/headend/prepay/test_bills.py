@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from headend.db import reading, writing
 from headend.db.prepay_tables import prepay_bills, prepay_ledger
-from headend.prepay import jobs, store
+from headend.prepay import jobs, payments
 from headend.prepay.money import MoneySettings, from_micro
 from taiqu.clock import ManualClock
 from tests.headend.test_prepay_support import (
@@ -122,7 +122,7 @@ def test_late_fees_accrue_per_day_until_paid(engine):
     assert len(_fees(engine)) == 3
     now = local(2026, 3, 20, 11)
     with writing(engine) as conn:
-        store.top_up(
+        payments.top_up(
             conn,
             "pp",
             Decimal("50.00"),

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from headend.db import writing
 from headend.db.prepay_tables import prepay_charges, prepay_ledger, prepay_payments
-from headend.prepay import jobs, reversals, store
+from headend.prepay import jobs, payments
 from headend.prepay.money import MoneySettings, from_micro
 from tests.headend.test_prepay_support import (
     add_readings,
@@ -66,7 +66,7 @@ def test_balance_is_the_ledger_in_any_order(sqlite_engine, steps, ops, order):
                 add_readings(conn, "m1", [(x[0], str(x[1]))])
             elif kind == "pay":
                 ref = f"P{n}"
-                store.top_up(
+                payments.top_up(
                     conn,
                     "acc1",
                     from_micro(x * 10_000),
@@ -81,7 +81,7 @@ def test_balance_is_the_ledger_in_any_order(sqlite_engine, steps, ops, order):
             elif paid:
                 ref = paid[x % len(paid)][0]
                 if ref not in reversed_:
-                    reversals.reverse_payment(conn, ref, reason="test", actor="t", now=now)
+                    payments.reverse_payment(conn, ref, reason="test", actor="t", now=now)
                     reversed_.add(ref)
         j = jobs.PrepayJobs(engine, CTX, _Clock(now))
         j.charge(now)

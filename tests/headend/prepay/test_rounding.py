@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from headend.db import reading, writing
 from headend.db.prepay_tables import prepay_accounts, prepay_reminders
-from headend.prepay import jobs, store
+from headend.prepay import jobs, payments, store
 from headend.prepay.money import MoneySettings
 from tests.headend.test_prepay_support import (
     add_readings,
@@ -32,7 +32,7 @@ CTX = jobs.Context.from_extra({"prepay": {"quiet_hours": None, "days_thresholds"
 
 def _pay(engine, amount, ref, now):
     with writing(engine) as conn:
-        store.top_up(
+        payments.top_up(
             conn,
             "acc1",
             Decimal(amount),
@@ -78,7 +78,7 @@ def test_a_threshold_is_crossed_by_the_balance_as_shown(engine):
     _world(engine, "0.9996", "10")
     now = T0 + timedelta(hours=2)
     with writing(engine) as conn:
-        store.top_up(
+        payments.top_up(
             conn,
             "acc1",
             Decimal("30.00"),

@@ -18,7 +18,7 @@ from headend.db import reading, writing
 from headend.db.errors import Conflict, InvalidRequest
 from headend.db.ops_tables import audit_log
 from headend.db.prepay_tables import prepay_charges
-from headend.prepay import store
+from headend.prepay import payments
 from headend.prepay.money import MoneySettings
 from headend.vee import store as vee
 from tests.headend.test_prepay_support import (
@@ -39,7 +39,7 @@ def _world(engine, values, *, topup="100.00"):
     put_tariff(engine, "res", {"kind": "flat", "price": "0.5"})
     open_account(engine, "acc1", ["P-m1"], at=T0 - timedelta(hours=1))
     with writing(engine) as conn:
-        store.top_up(
+        payments.top_up(
             conn,
             "acc1",
             Decimal(topup),
