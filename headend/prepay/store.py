@@ -37,7 +37,7 @@ LEDGER_KINDS = (
     "adjustment",
     "fee",
     "late_fee",  # 电费违约金 (headend.prepay.latefees)
-    "payment_reversal",  # 冲正 of a top-up (headend.prepay.reversals)
+    "payment_reversal",  # 冲正 of a top-up (headend.prepay.payments)
     "tier_trueup",  # tiers per account per period (headend.prepay.tiers)
 )
 
