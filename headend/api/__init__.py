@@ -16,6 +16,7 @@ ROUTERS = (
     "commands",
     "audit",
     "prepay",
+    "vee",
     "analytics",
 )
 PREFIX = "/api/v1"

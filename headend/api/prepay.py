@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
@@ -23,9 +23,14 @@ from headend.auth.http import http_errors
 from headend.auth.roles import Role, User
 from headend.db import reading, writing
 from headend.db.errors import InvalidRequest
-from headend.db.prepay_tables import prepay_accounts, prepay_actions, prepay_bills
+from headend.db.prepay_tables import (
+    prepay_accounts,
+    prepay_actions,
+    prepay_bills,
+    prepay_payments,
+)
 from headend.notify import outbox
-from headend.prepay import bills, disconnect, jobs, store
+from headend.prepay import bills, disconnect, jobs, payments, store
 from headend.prepay.money import from_micro
 
 router = APIRouter(prefix="/prepay", tags=["prepayment"])
@@ -56,6 +61,10 @@ class AccountIn(_In):
         default_factory=list, max_length=10
     )
     overdraft: MoneyText = "0"
+    customer_class: str = Field(
+        default="residential", min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$"
+    )
+    tier_extra: Annotated[str, Field(pattern=r"^\d{1,9}(\.\d{1,4})?$")] = "0"
 
 
 class PointIn(_In):
@@ -70,6 +79,10 @@ class TopUpIn(_In):
     amount: MoneyText
     channel: str = Field(default="api", max_length=64)
     paid_at: Instant | None = None
+
+
+class ReversalIn(_In):
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 class AdjustmentIn(_In):
@@ -105,8 +118,13 @@ def _scoped(conn: Connection, user: User, account_id: str) -> Any:
 
 
 def _account_view(conn: Connection, acct: Any, request: Request) -> dict[str, Any]:
-    money = _ctx(request).settings.money
+    settings = _ctx(request).settings
+    money = settings.money
     balance = from_micro(store.balance_micro(conn, acct.id))
+    shown = money.round(balance)
+    # The smallest payment in whole minor units that lifts the balance above the reconnect
+    # threshold (decisions are on the rounded balance, so this is exact).
+    restore = settings.reconnect_threshold - shown + money.quantum
     return {
         "id": acct.id,
         "name": acct.name,
@@ -116,10 +134,15 @@ def _account_view(conn: Connection, acct: Any, request: Request) -> dict[str, An
         "contacts": [outbox.redact(u) if _usable(u) else "(unusable URL)" for u in acct.contacts],
         "overdraft": str(money.round(from_micro(acct.overdraft_micro))),
         "currency": money.currency,
-        "balance": str(money.round(balance)),
+        "balance": str(shown),
         "balance_exact": str(balance),
+        "to_restore": str(money.round(max(restore, Decimal(0))))
+        if acct.mode == "prepaid"
+        else None,
         "stage": acct.stage,
         "supply": acct.supply,
+        "customer_class": acct.customer_class,
+        "tier_extra": acct.tier_extra,
         "final_notice_at": acct.final_notice_at,
         "disconnect_at": acct.disconnect_at,
         "closed_at": acct.closed_at,
@@ -182,6 +205,8 @@ def create_account(request: Request, body: AccountIn, user: Admin) -> dict[str, 
                 language=body.language,
                 contacts=body.contacts,
                 overdraft=Decimal(body.overdraft),
+                customer_class=body.customer_class,
+                tier_extra=Decimal(body.tier_extra),
                 actor=user.name,
                 now=ops.clock.now(),
             )
@@ -265,7 +290,7 @@ def top_up(
         _aware(body.paid_at, "paid_at")
         with writing(ops.engine) as conn:
             _scoped(conn, user, account_id)
-            paid, created = store.top_up(
+            paid, created = payments.top_up(
                 conn,
                 account_id,
                 Decimal(body.amount),
@@ -297,6 +322,31 @@ def top_up(
         "repeated": not created,
         "reconnect": action == "reconnect",
     }
+
+
+@router.post("/payments/{reference}/reversal")
+def reverse_payment(
+    request: Request,
+    reference: Annotated[str, Path(max_length=128)],
+    body: ReversalIn,
+    user: Supervisor,
+) -> dict[str, Any]:
+    """冲正: take back a credited payment (its own ledger kind, audited), then re-check the
+    account (a reversal may bring a final notice or a disconnect)."""
+    ops = ops_of(request)
+    ctx = _ctx(request)
+    now = ops.clock.now()
+    with http_errors(), writing(ops.engine) as conn:
+        p = prepay_payments.c
+        account = conn.execute(select(p.account).where(p.reference == reference)).scalar()
+        if account is not None:
+            _scoped(conn, user, account)
+        paid = payments.reverse_payment(
+            conn, reference, reason=body.reason, actor=user.name, now=now
+        )
+        jobs.settle(conn, paid["account"], now, ctx)
+        balance = from_micro(store.balance_micro(conn, paid["account"]))
+    return {**paid, "balance": str(ctx.settings.money.round(balance))}
 
 
 @router.post("/accounts/{account_id}/adjustments", status_code=201)

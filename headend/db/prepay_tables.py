@@ -57,7 +57,11 @@ prepay_accounts = Table(
     Column("cycle", Integer, nullable=False, default=0),
     Column("final_notice_at", UTCDateTime, nullable=True),
     Column("disconnect_at", UTCDateTime, nullable=True),
-    Column("supply", String(16), nullable=False, default="on"),  # on | off
+    Column("supply", String(16), nullable=False, default="on"),  # on | off | armed (reported)
+    # The late-fee rule ([prepay.late_fees]) of the account: residential, commercial, …
+    Column("customer_class", String(32), nullable=False, default="residential"),
+    # The account's own tier allowance (多人口家庭): kWh per tier period added to every step.
+    Column("tier_extra", String(40), nullable=False, default="0"),
 )
 
 prepay_account_points = Table(
@@ -100,7 +104,8 @@ prepay_ledger = Table(
     metadata,
     Column("id", RowId, primary_key=True, autoincrement=True),
     Column("account", String(64), nullable=False),
-    Column("kind", String(16), nullable=False),  # charge reversal topup adjustment fee bill
+    # charge reversal topup adjustment fee late_fee payment_reversal
+    Column("kind", String(16), nullable=False),
     Column("amount_micro", BigInteger, nullable=False),  # + credit, − debit
     Column("at", UTCDateTime, nullable=False),  # the business time (interval end, payment time)
     Column("reference", String(128), nullable=False),
@@ -109,8 +114,10 @@ prepay_ledger = Table(
     Column("period_end", UTCDateTime, nullable=True),
     Column("created_by", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("bill", String(80), nullable=True),  # the postpaid bill that carries this row
     UniqueConstraint("kind", "reference"),
     Index("ix_prepay_ledger_account", "account", "id"),
+    Index("ix_prepay_ledger_unbilled", "account", "bill"),
 )
 
 prepay_payments = Table(
@@ -122,7 +129,7 @@ prepay_payments = Table(
     Column("channel", String(64), nullable=False, default=""),
     Column("paid_at", UTCDateTime, nullable=False),  # when the payer paid (their system's time)
     Column("received_at", UTCDateTime, nullable=False),
-    Column("state", String(16), nullable=False),  # credited | rejected
+    Column("state", String(16), nullable=False),  # credited | rejected | reversed (冲正)
     Column("reason", Text, nullable=True),
     Column("ledger_id", BigInteger, nullable=True),
     Column("received_by", String(64), nullable=False),

@@ -84,6 +84,17 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "Account {account}: the disconnect was not carried out ({reason}); next try {at}.",
         ),
     },
+    "action_failed": {
+        "zh": (
+            "停复电操作失败，需人工处理",
+            "户号 {account}：{action} 已停止自动重试（{reason}），请人工处理。",
+        ),
+        "en": (
+            "Supply action failed: operator needed",
+            "Account {account}: the {action} is no longer retried automatically ({reason}); "
+            "an operator must decide.",
+        ),
+    },
 }
 
 

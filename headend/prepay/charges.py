@@ -27,30 +27,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from headend.prepay.pricing import Line, Piece, cut, price, share_out, split_energy
 from headend.prepay.tariffs import (
     FlatTariff,
-    Line,
-    Piece,
     Split,
     TariffBook,
-    TieredTariff,
     TouTariff,
-    cut,
-    price,
-    share_out,
-    split_energy,
+    TouTieredTariff,
+    is_tiered,
 )
+from headend.vee.rules import Sample
 
 Key = tuple[datetime, datetime]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One energy reading: the total register and, when read at the same instant, t1–t4."""
-
-    time: datetime
-    total: Decimal
-    registers: Mapping[int, Decimal] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,9 +77,11 @@ class Chain:
     skipped: list[tuple[str, datetime, Decimal]] = field(default_factory=list)
 
 
-def _segments(
+def segments(
     readings: Mapping[str, Sequence[Sample]], replacements: Sequence[Replacement]
 ) -> list[tuple[str, list[Sample]]]:
+    """Each meter's samples in time order, cut at replacements (the old meter's segment ends at
+    its final reading, the new meter's starts at its start reading)."""
     if not replacements:
         return [(m, sorted(rs, key=lambda s: s.time)) for m, rs in sorted(readings.items())]
     ordered = sorted(replacements, key=lambda r: r.at)
@@ -121,8 +111,16 @@ def chain(
     multiplier: Callable[[str, datetime], Decimal],
 ) -> Chain:
     """The consecutive-reading intervals of one metering point (see the module docstring)."""
+    return chain_segments(segments(readings, replacements), multiplier)
+
+
+def chain_segments(
+    segmented: Sequence[tuple[str, Sequence[Sample]]],
+    multiplier: Callable[[str, datetime], Decimal],
+) -> Chain:
+    """The intervals of already segmented (and validated) samples."""
     out = Chain()
-    for meter, samples in _segments(readings, replacements):
+    for meter, samples in segmented:
         prev: Sample | None = None
         for s in samples:
             if prev is not None and s.time <= prev.time:
@@ -206,10 +204,19 @@ class Usage:
             self._rows.append((end, line.tariff, line.period, line.energy))
 
 
-def period_of(definition: Any, local: datetime) -> str:
-    """The tier period a local instant belongs to (a yearly tier counts by the year)."""
-    if isinstance(definition, TieredTariff) and definition.period == "yearly":
-        return f"{local:%Y}"
+YearStart = tuple[int, int]  # (month, day) the tier year starts on, local
+
+
+def tier_year(local: datetime, year_start: YearStart = (1, 1)) -> int:
+    """The tier year a local instant falls in, named by the calendar year it starts in."""
+    month, day = year_start
+    return local.year if (local.month, local.day) >= (month, day) else local.year - 1
+
+
+def period_of(definition: Any, local: datetime, year_start: YearStart = (1, 1)) -> str:
+    """The tier period a local instant belongs to (a yearly tier counts by the tier year)."""
+    if is_tiered(definition) and definition.period == "yearly":
+        return str(tier_year(local, year_start))
     return f"{local:%Y-%m}"
 
 
@@ -227,7 +234,12 @@ def _boundaries(start: datetime, end: datetime, zone: Any) -> list[datetime]:
 
 
 def price_interval(
-    plan: PointPlan, book: TariffBook, zone: Any, interval: Interval, usage: Usage
+    plan: PointPlan,
+    book: TariffBook,
+    zone: Any,
+    interval: Interval,
+    usage: Usage,
+    year_start: YearStart = (1, 1),
 ) -> list[Line]:
     """The priced lines of ``interval`` (cut at month starts and tariff changes first)."""
     tariffs = [plan.tariff, *(p.tariff for p in (plan.split.parts if plan.split else ()))]
@@ -264,12 +276,23 @@ def price_interval(
             )
             version = book.at(tariff, piece.start)
             definition = version.definition
-            period = period_of(definition, local)
+            period = period_of(definition, local, year_start)
             used = usage.before(piece.start, tariff, period) + running.before(
                 piece.start, tariff, period
             )
+            # TOU base lines of a TOU-with-tiers tariff count towards no tier period: only the
+            # surcharge lines carry the total energy into the tiers (never twice).
             priced = [
-                Line(ln.tariff, ln.slot, ln.energy, ln.price, period)
+                Line(
+                    ln.tariff,
+                    ln.slot,
+                    ln.energy,
+                    ln.price,
+                    ""
+                    if isinstance(definition, TouTieredTariff)
+                    and not ln.slot.startswith("surcharge")
+                    else period,
+                )
                 for ln in price(tariff, definition, part, used, zone)
             ]
             running.add(piece.end, priced)

@@ -36,15 +36,21 @@ from headend.prepay.charges import (
     Replacement,
     Sample,
     Usage,
-    chain,
+    YearStart,
+    chain_segments,
     price_interval,
     reconcile,
+    segments,
+    tier_year,
 )
 from headend.prepay.money import to_micro
-from headend.prepay.tariffs import TariffBook, TieredTariff, parse_split
+from headend.prepay.tariffs import TariffBook, is_tiered, parse_split
+from headend.vee import validate
+from headend.vee.limits import VeeSettings
 from protocols.quantities import ENERGY_TARIFFS, ENERGY_TOTAL
 
 log = logging.getLogger(__name__)
+DEFAULT_VEE = VeeSettings()
 KIND_PREFERENCE = {"daily_frozen": 0, "interval": 1, "on_demand": 2}
 
 
@@ -140,20 +146,29 @@ def _plan_for(link: Any, conn: Connection, at: datetime) -> PointPlan:
     return PointPlan(tariff or "", parse_split(link.split))
 
 
-def _usage_start(book: TariffBook, plans: list[PointPlan], since: datetime, zone: Any) -> datetime:
-    """Where the tier periods of ``since`` start (the year when a tariff tiers yearly)."""
+def _usage_start(
+    book: TariffBook,
+    plans: list[PointPlan],
+    since: datetime,
+    zone: Any,
+    year_start: YearStart = (1, 1),
+) -> datetime:
+    """Where the tier periods of ``since`` start (the tier year when a tariff tiers yearly)."""
     names = {
         t
         for p in plans
         for t in [p.tariff, *(s.tariff for s in (p.split.parts if p.split else ()))]
     }
     yearly = any(
-        isinstance(v.definition, TieredTariff) and v.definition.period == "yearly"
+        is_tiered(v.definition) and getattr(v.definition, "period", "") == "yearly"
         for t in names
         for v in book.versions(t)
     )
     start = since.astimezone(zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return start.replace(month=1) if yearly else start
+    if not yearly:
+        return start
+    month, day = year_start
+    return start.replace(year=tier_year(start, year_start), month=month, day=day)
 
 
 def charge_point(
@@ -167,6 +182,8 @@ def charge_point(
     full: bool,
     lookback: timedelta,
     frozen_only: bool = False,
+    vee: VeeSettings | None = None,
+    year_start: YearStart = (1, 1),
 ) -> PointResult:
     """One pass over one point (see the module docstring); runs in the caller's transaction."""
     c = prepay_charges.c
@@ -184,7 +201,15 @@ def charge_point(
     samples = load_samples(conn, meter_ids, since, frozen_only=frozen_only)
     reps = [r for r in load_replacements(conn, point) if r.at >= since]
     versions = {m: multipliers(conn, m) for m in meter_ids}
-    built = chain(samples, reps, lambda m, t: versions[m].at(t) if m in versions else Decimal(1))
+
+    def mult(m: str, t: datetime) -> Decimal:
+        return versions[m].at(t) if m in versions else Decimal(1)
+
+    segmented = segments(samples, reps)
+    if vee is not None:  # charging sees validated readings only (headend.vee)
+        at_replacement = frozenset(r.at for r in reps)
+        segmented = validate.screen_point(conn, point, segmented, vee, mult, now, at_replacement)
+    built = chain_segments(segmented, mult)
     result.skipped = len(built.skipped)
 
     def link_at(t: datetime) -> Any:
@@ -228,18 +253,33 @@ def charge_point(
         )
         result.reversed += 1
     plans = [_plan_for(link, conn, since) for link in links]
-    usage_from = _usage_start(book, plans, min((i.start for i in plan.create), default=since), zone)
-    usage_rows = conn.execute(
-        select(c.end, c.lines).where(c.point == point, c.state == "active", c.end > usage_from)
-    ).all()
-    usage = Usage(
-        (r.end, ln["tariff"], ln["period"], Decimal(ln["energy"]))
-        for r in usage_rows
-        for ln in r.lines
+    usage_from = _usage_start(
+        book, plans, min((i.start for i in plan.create), default=since), zone, year_start
     )
+    usages: dict[str, Usage] = {}
+
+    def usage_of(account: str) -> Usage:
+        """The account's charged energy per tariff and tier period (tiers count per account,
+        over all its points; a new occupant starts from zero)."""
+        if account not in usages:
+            rows = conn.execute(
+                select(c.end, c.lines).where(
+                    c.account == account, c.state == "active", c.end > usage_from
+                )
+            ).all()
+            usages[account] = Usage(
+                (r.end, ln["tariff"], ln["period"], Decimal(ln["energy"]))
+                for r in rows
+                for ln in r.lines
+            )
+        return usages[account]
+
     for interval in plan.create:
         link = link_at(interval.start)
-        lines = price_interval(_plan_for(link, conn, interval.start), book, zone, interval, usage)
+        usage = usage_of(link.account)
+        lines = price_interval(
+            _plan_for(link, conn, interval.start), book, zone, interval, usage, year_start
+        )
         usage.add(interval.end, lines)
         amount = to_micro(sum((ln.amount for ln in lines), Decimal(0)))
         charge_id = _insert_charge(conn, link.account, point, interval, lines, amount, now)
@@ -291,7 +331,14 @@ def _insert_charge(
 
 
 def charge_all(
-    conn_factory: Any, zone: Any, *, now: datetime, full: bool, lookback: timedelta
+    conn_factory: Any,
+    zone: Any,
+    *,
+    now: datetime,
+    full: bool,
+    lookback: timedelta,
+    vee: VeeSettings | None = DEFAULT_VEE,
+    year_start: YearStart = (1, 1),
 ) -> PointResult:
     """Charge every linked point, one transaction per point (``conn_factory()`` opens one)."""
     with conn_factory() as conn:
@@ -320,6 +367,8 @@ def charge_all(
                     lookback=lookback,
                     # postpaid bills come from the daily frozen readings (日冻结) only
                     frozen_only=point_links[-1].account in postpaid,
+                    vee=vee,
+                    year_start=year_start,
                 )
         except Exception as exc:  # one bad point must not stop the others
             log.error("charging point %s failed: %s", point, exc)

@@ -30,20 +30,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select, update
 
 from headend import audit
 from headend.auth.roles import Role, User
-from headend.commands import service
+from headend.commands import directory, service
 from headend.commands.settings import CommandSettings
-from headend.commands.states import State
+from headend.commands.states import CANCELLABLE, State
 from headend.db.ops_tables import commands
-from headend.db.prepay_tables import prepay_account_points, prepay_accounts, prepay_actions
-from headend.db.tables import meters, readings
+from headend.db.prepay_tables import prepay_accounts, prepay_actions
 from headend.guards import GuardSettings, check_window
 from headend.guards import store as guard_store
+from headend.prepay import supply
 from headend.prepay.settings import PrepaySettings
-from protocols.quantities import ENERGY_TOTAL
+from headend.vee import store as vee_store
 from protocols.uplink import CommandAction
 
 SYSTEM = User("prepay", Role.OPERATOR, None)
@@ -67,34 +67,6 @@ def next_allowed(conn: Connection, guards: GuardSettings, t: datetime) -> dateti
         if not check_window(guards, state, candidate).refused:
             return candidate.astimezone(t.tzinfo)
     return t + timedelta(days=60)
-
-
-def account_meters(conn: Connection, account: str, now: datetime) -> list[str]:
-    """The meters in force now at the account's linked points."""
-    pp = prepay_account_points.c
-    pts = select(pp.point).where(
-        pp.account == account, pp.valid_from <= now, (pp.valid_to.is_(None)) | (pp.valid_to > now)
-    )
-    rows = conn.execute(
-        select(meters.c.id).where(
-            meters.c.point.in_(pts),
-            meters.c.valid_from <= now,
-            (meters.c.valid_to.is_(None)) | (meters.c.valid_to > now),
-        )
-    )
-    return sorted(set(rows.scalars()))
-
-
-def newest_reading(conn: Connection, meter_ids: list[str]) -> datetime | None:
-    """The newest energy reading of any of ``meter_ids``."""
-    if not meter_ids:
-        return None
-    found: datetime | None = conn.execute(
-        select(func.max(readings.c.time)).where(
-            readings.c.meter.in_(meter_ids), readings.c.quantity == ENERGY_TOTAL
-        )
-    ).scalar_one()
-    return found
 
 
 def open_action(conn: Connection, account: str) -> Any:
@@ -138,6 +110,30 @@ def _note(conn: Connection, row: Any, now: datetime, outcome: str, **values: Any
     )
 
 
+def _postpone(
+    conn: Connection, row: Any, now: datetime, rule: str, message: str, s: PrepaySettings
+) -> None:
+    retry = now + timedelta(minutes=s.action_retry_minutes)
+    _note(
+        conn,
+        row,
+        now,
+        "postponed",
+        rule=rule,
+        message=message,
+        next_try=retry,
+        attempts=row.attempts + 1,
+    )
+    audit.append(
+        conn,
+        SYSTEM.name,
+        f"prepay.{row.action}_postponed",
+        row.account,
+        {"rule": rule, "message": message},
+        at=now,
+    )
+
+
 def _retry_at(
     conn: Connection, rule: str, now: datetime, guards: GuardSettings, s: PrepaySettings
 ) -> datetime:
@@ -147,15 +143,55 @@ def _retry_at(
 
 
 def drop(conn: Connection, row: Any, now: datetime, why: str) -> None:
-    """Give up an open action that is no longer needed (cancelling its command if unsent)."""
-    if row.command_id:
-        c = conn.execute(select(commands.c.state).where(commands.c.id == row.command_id)).scalar()
-        if c in (State.APPROVED, State.AWAITING_APPROVAL):
-            service.cancel(conn, SYSTEM, row.command_id, now=now, reason=why)
+    """Give up an open action whose command is final, unsent (cancelled here) or absent."""
     _note(conn, row, now, "dropped", state="dropped", message=why, next_try=None)
     audit.append(
         conn, SYSTEM.name, f"prepay.{row.action}_dropped", row.account, {"why": why}, at=now
     )
+
+
+def supersede(conn: Connection, row: Any, now: datetime, why: str) -> str:
+    """An action no longer wanted: cancel its command if not yet sent and drop it (``dropped``);
+    when the command is on its way to the meter, keep following it to its end (``followed``,
+    noted once in the history); when it already executed, record that (``done``).  What the
+    meter does is never lost."""
+    if row.command_id:
+        state = conn.execute(
+            select(commands.c.state).where(commands.c.id == row.command_id)
+        ).scalar()
+        if state is not None and not State(state).final:
+            refusal = (
+                service.cancel(conn, SYSTEM, row.command_id, now=now, reason=why)
+                if State(state) in CANCELLABLE
+                else service.Refusal("state", f"command {row.command_id} is {state}")
+            )
+            if refusal is not None:
+                if not any(h.get("outcome") == "superseded" for h in row.history):
+                    _note(
+                        conn,
+                        row,
+                        now,
+                        "superseded",
+                        message=f"{why}; command {row.command_id} is in flight "
+                        f"({refusal.message}): followed to its end",
+                    )
+                    audit.append(
+                        conn,
+                        SYSTEM.name,
+                        f"prepay.{row.action}_followed",
+                        row.account,
+                        {"why": why, "command": row.command_id, "state": state},
+                        at=now,
+                    )
+                return "followed"
+            why = f"{why}; command {row.command_id} cancelled"
+        elif state == State.EXECUTED and row.state == "requested":
+            _done(conn, row, now)
+            return "done"
+        elif state is not None:
+            why = f"{why}; command {row.command_id} {state}"
+    drop(conn, row, now, why)
+    return "dropped"
 
 
 def step(
@@ -173,7 +209,7 @@ def step(
         return _follow(conn, row, now, guards, settings)
     if row.next_try is not None and row.next_try > now:
         return "waiting"
-    meter_ids = account_meters(conn, row.account, now)
+    meter_ids = supply.account_meters(conn, row.account, now)
     if not meter_ids:
         _note(
             conn,
@@ -186,32 +222,27 @@ def step(
             attempts=row.attempts + 1,
         )
         return "no_meters"
+    blocked = directory.unswitchable(conn, meter_ids, now)
+    if blocked:
+        why = "; ".join(f"{m}: {r}" for m, r in sorted(blocked.items()))
+        fail(conn, row, now, "unswitchable", f"meters that cannot be switched remotely: {why}")
+        return "unswitchable"
     if row.action == "disconnect":
-        newest = newest_reading(conn, meter_ids)
-        if newest is None or now - newest > timedelta(hours=settings.stale_hours):
+        held = vee_store.open_count(conn, meter_ids)
+        if held:
+            message = f"{held} readings of the account's meters await validation (VEE)"
+            _postpone(conn, row, now, "validation", message, settings)
+            return "validation"
+        stale = supply.stale_meters(conn, meter_ids, now - timedelta(hours=settings.stale_hours))
+        if stale:
+            seen = ", ".join(
+                f"{m} {t.isoformat() if t else 'never'}" for m, t in sorted(stale.items())
+            )
             message = (
-                f"the newest reading is from {newest.isoformat() if newest else 'never'}; no "
-                f"disconnect on data older than {settings.stale_hours:g} h"
+                f"newest readings: {seen}; no disconnect on data older than "
+                f"{settings.stale_hours:g} h"
             )
-            retry = now + timedelta(minutes=settings.action_retry_minutes)
-            _note(
-                conn,
-                row,
-                now,
-                "postponed",
-                rule="stale_data",
-                message=message,
-                next_try=retry,
-                attempts=row.attempts + 1,
-            )
-            audit.append(
-                conn,
-                SYSTEM.name,
-                "prepay.disconnect_postponed",
-                row.account,
-                {"rule": "stale_data", "message": message},
-                at=now,
-            )
+            _postpone(conn, row, now, "stale_data", message, settings)
             return "stale_data"
         action = CommandAction.RELAY_TRIP
     else:
@@ -266,20 +297,7 @@ def _follow(
 ) -> str:
     state = conn.execute(select(commands.c.state).where(commands.c.id == row.command_id)).scalar()
     if state == State.EXECUTED:
-        _note(conn, row, now, "done", state="done", command_id=row.command_id)
-        supply = "off" if row.action == "disconnect" else "on"
-        values: dict[str, Any] = {"supply": supply}
-        if row.action == "disconnect":
-            values["stage"] = "off"
-        _set_account(conn, row.account, **values)
-        audit.append(
-            conn,
-            SYSTEM.name,
-            f"prepay.{row.action}_done",
-            row.account,
-            {"command": row.command_id},
-            at=now,
-        )
+        _done(conn, row, now)
         return "done"
     if state == State.ARMED and row.action == "reconnect":
         if row.state == "armed":
@@ -299,6 +317,17 @@ def _follow(
         if row.state == "armed":
             _set_account(conn, row.account, supply="off")
         rule = f"command_{state}"
+        failures = 1 + sum(str(h.get("outcome", "")).startswith("command_") for h in row.history)
+        if failures >= settings.action_max_attempts:
+            fail(
+                conn,
+                row,
+                now,
+                "max_attempts",
+                f"command {row.command_id} {state}; {failures} commands failed on the meter: "
+                "no more automatic tries, an operator decides",
+            )
+            return "max_attempts"
         retry = (
             next_allowed(conn, guards, now + timedelta(minutes=settings.action_retry_minutes))
             if row.action == "disconnect"
@@ -316,6 +345,47 @@ def _follow(
         )
         return rule
     return "requested"
+
+
+def fail(conn: Connection, row: Any, now: datetime, rule: str, message: str) -> None:
+    """Give up on an action visibly: state ``failed`` with its rule, audited; the jobs tell the
+    operators and open no new action of the kind until an operator retries it."""
+    _note(conn, row, now, "failed", state="failed", rule=rule, message=message, next_try=None)
+    audit.append(
+        conn,
+        SYSTEM.name,
+        f"prepay.{row.action}_failed",
+        row.account,
+        {"rule": rule, "message": message},
+        at=now,
+    )
+
+
+def given_up(conn: Connection, account: str, action: str) -> Any:
+    """The account's newest action of kind ``action`` if it failed (no automatic reopening)."""
+    row = conn.execute(
+        select(prepay_actions)
+        .where(prepay_actions.c.account == account, prepay_actions.c.action == action)
+        .order_by(prepay_actions.c.id.desc())
+    ).first()
+    return row if row is not None and row.state == "failed" else None
+
+
+def _done(conn: Connection, row: Any, now: datetime) -> None:
+    """The action's command executed: done, and the supply as the meters now report it."""
+    _note(conn, row, now, "done", state="done", command_id=row.command_id)
+    if row.action == "disconnect":
+        _set_account(conn, row.account, stage="off")
+    acct = conn.execute(select(prepay_accounts).where(prepay_accounts.c.id == row.account))
+    supply.refresh(conn, acct.one(), supply.account_meters(conn, row.account, now), now)
+    audit.append(
+        conn,
+        SYSTEM.name,
+        f"prepay.{row.action}_done",
+        row.account,
+        {"command": row.command_id},
+        at=now,
+    )
 
 
 def _set_account(conn: Connection, account: str, **values: Any) -> None:

@@ -10,6 +10,9 @@ Three precisions, each with one rule:
   cost to well under a cent.
 * **minor unit** (``MoneySettings.minor_places``, 2 for CNY: 分) — what a customer sees: a balance,
   a bill line, a reminder.  Rounded with ``MoneySettings.rounding`` (``ROUND_HALF_UP`` by default).
+  Every decision (reminder thresholds, owes, reconnect, arrears) is taken on the balance rounded
+  to the minor unit, so what the customer is shown is what the rules act on; a zero is never
+  shown signed.
 * **payments** — top-ups, fees and adjustments are whole minor units; anything finer is refused.
 """
 
@@ -63,8 +66,9 @@ class MoneySettings(BaseModel):
         return Decimal(1).scaleb(-self.minor_places)
 
     def round(self, amount: Decimal) -> Decimal:
-        """``amount`` rounded to the minor unit by the configured rule."""
-        return amount.quantize(self.quantum, rounding=self.rounding)
+        """``amount`` rounded to the minor unit by the configured rule (never "−0.00")."""
+        rounded = amount.quantize(self.quantum, rounding=self.rounding)
+        return rounded.copy_abs() if rounded.is_zero() else rounded
 
     def show(self, amount: Decimal) -> str:
         """``amount`` as customer-facing text, e.g. ``12.35 CNY``."""

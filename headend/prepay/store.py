@@ -23,16 +23,23 @@ from headend.db.prepay_tables import (
     prepay_account_points,
     prepay_accounts,
     prepay_ledger,
-    prepay_payments,
     prepay_tariffs,
 )
 from headend.db.tables import meters
-from headend.prepay.errors import PaymentConflict
 from headend.prepay.money import MoneySettings, check_balance, from_micro, payment, to_micro
 from headend.prepay.tariffs import TariffBook, TariffVersion, parse_definition, parse_split
 
 MODES = ("prepaid", "postpaid")
-LEDGER_KINDS = ("charge", "reversal", "topup", "adjustment", "fee")
+LEDGER_KINDS = (
+    "charge",
+    "reversal",
+    "topup",
+    "adjustment",
+    "fee",
+    "late_fee",  # 电费违约金 (headend.prepay.latefees)
+    "payment_reversal",  # 冲正 of a top-up (headend.prepay.payments)
+    "tier_trueup",  # tiers per account per period (headend.prepay.tiers)
+)
 
 
 # --- tariffs ----------------------------------------------------------------------------------
@@ -122,6 +129,8 @@ def create_account(
     contacts: Sequence[str] = (),
     overdraft: Decimal = Decimal(0),
     area: str | None = None,
+    customer_class: str = "residential",
+    tier_extra: Decimal = Decimal(0),
     actor: str,
     now: datetime,
 ) -> None:
@@ -130,6 +139,8 @@ def create_account(
         raise InvalidRequest(f"mode: use one of {MODES}")
     if overdraft < 0:
         raise InvalidRequest("overdraft: the allowed overdraft is zero or positive")
+    if tier_extra < 0:
+        raise InvalidRequest("tier_extra: the extra tier allowance is zero or positive")
     found = conn.execute(
         select(prepay_accounts.c.id).where(prepay_accounts.c.id == account)
     ).first()
@@ -149,6 +160,8 @@ def create_account(
             stage="ok",
             cycle=0,
             supply="on",
+            customer_class=customer_class,
+            tier_extra=str(tier_extra),
         )
     )
     audit.append(
@@ -156,7 +169,13 @@ def create_account(
         actor,
         "prepay.account_create",
         account,
-        {"mode": mode, "area": area, "overdraft": str(overdraft), "contacts": len(contacts)},
+        {
+            "mode": mode,
+            "area": area,
+            "overdraft": str(overdraft),
+            "contacts": len(contacts),
+            "class": customer_class,
+        },
         at=now,
     )
 
@@ -399,81 +418,3 @@ def adjust(
         at=now,
     )
     return posted
-
-
-# --- payments ---------------------------------------------------------------------------------
-
-
-def top_up(
-    conn: Connection,
-    account_id: str,
-    amount: Decimal,
-    reference: str,
-    *,
-    channel: str,
-    paid_at: datetime,
-    money: MoneySettings,
-    actor: str,
-    now: datetime,
-) -> tuple[dict[str, Any], bool]:
-    """Record a payment and credit it, idempotent by ``reference``: (payment, created now)."""
-    value = payment(amount, money, "amount")
-    if value <= 0:
-        raise InvalidRequest("amount: a top-up is positive")
-    micro = to_micro(value)
-    p = prepay_payments
-    existing = conn.execute(select(p).where(p.c.reference == reference)).one_or_none()
-    if existing is not None:
-        if existing.account != account_id or existing.amount_micro != micro:
-            raise PaymentConflict(
-                f"payment {reference!r} was already received for account {existing.account} "
-                f"over {from_micro(existing.amount_micro)}; a new payment needs a new reference"
-            )
-        return _payment(existing), False
-    acct = account(conn, account_id)
-    state, reason, ledger_id = "credited", None, None
-    if acct.closed_at is not None:
-        state, reason = "rejected", f"account {account_id} is closed"
-    else:
-        check_balance(balance_micro(conn, account_id) + micro)
-        ledger_id = post(
-            conn,
-            account_id,
-            "topup",
-            micro,
-            paid_at,
-            reference,
-            actor=actor,
-            now=now,
-            reason=f"payment via {channel or 'api'}",
-        )
-    conn.execute(
-        p.insert().values(
-            reference=reference,
-            account=account_id,
-            amount_micro=micro,
-            channel=channel,
-            paid_at=paid_at,
-            received_at=now,
-            state=state,
-            reason=reason,
-            ledger_id=ledger_id,
-            received_by=actor,
-        )
-    )
-    audit.append(
-        conn,
-        actor,
-        "prepay.topup" if state == "credited" else "prepay.topup_rejected",
-        account_id,
-        {"reference": reference, "amount": str(value), "channel": channel, "reason": reason},
-        at=now,
-    )
-    row = conn.execute(select(p).where(p.c.reference == reference)).one()
-    return _payment(row), True
-
-
-def _payment(row: Any) -> dict[str, Any]:
-    item = dict(row._mapping)
-    item["amount"] = str(from_micro(item.pop("amount_micro")))
-    return item

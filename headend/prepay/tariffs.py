@@ -11,6 +11,15 @@ Definitions are JSON objects discriminated by ``kind``::
                        "steps": [{"upto": "200", "price": "0.5283"},
                                  {"upto": "400", "price": "0.5783"},
                                  {"upto": null,  "price": "0.8283"}]}
+    {"kind": "tou_tiered", "prices": …, "periods": …, "period": "monthly" | "yearly",
+                       "steps": [{"upto": "200", "price": "0"},      # surcharge per kWh
+                                 {"upto": "400", "price": "0.05"},
+                                 {"upto": null,  "price": "0.30"}]}
+
+A time-of-use definition may add ``seasons`` (months with other periods, e.g. a summer critical
+peak), ``holidays`` (local dates) with ``holiday_periods``, and ``flat_from_total`` (平 = 总 − 尖 −
+峰 − 谷: the flat slot's energy is the total's delta minus the other registers' deltas, so the
+lines add up to the energy recorded).  Pricing is in ``headend.prepay.pricing``.
 
 Time-of-use slots are the meter's tariff registers 1–4 (sharp 尖 / peak 峰 / flat 平 / valley 谷).
 A time-of-use tariff charges from the interval's per-slot register deltas when the meter has them;
@@ -28,9 +37,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
-from decimal import ROUND_DOWN, Decimal
-from typing import Annotated, Any, Literal
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -68,40 +77,80 @@ class TouPeriod(_Def):
         return s, (e if e > s else e + DAY)
 
 
+def _cover(periods: Sequence[TouPeriod], prices: Mapping[int, Decimal], what: str) -> None:
+    missing = sorted({p.slot for p in periods} - set(prices))
+    if missing:
+        raise ValueError(f"{what} use slots {missing} that have no price")
+    covered = [0] * (DAY // 60)
+    for p in periods:
+        s, e = p.seconds()
+        if s % 60 or e % 60:
+            raise ValueError(f"{what} start and end on whole minutes")
+        for minute in range(s // 60, e // 60):
+            covered[minute % len(covered)] += 1
+    if any(c != 1 for c in covered):
+        first = next(i for i, c in enumerate(covered) if c != 1)
+        state = "uncovered" if covered[first] == 0 else "covered twice"
+        raise ValueError(
+            f"{what} must cover the day exactly once; {first // 60:02d}:{first % 60:02d} is {state}"
+        )
+
+
+class Season(_Def):
+    """Other periods for some months of every year (e.g. a summer critical peak, 尖峰)."""
+
+    months: tuple[int, ...] = Field(min_length=1, max_length=12)
+    periods: tuple[TouPeriod, ...] = Field(min_length=1, max_length=48)
+
+    @model_validator(mode="after")
+    def _months(self) -> Season:
+        if any(not 1 <= m <= 12 for m in self.months) or len(set(self.months)) != len(self.months):
+            raise ValueError("months are distinct numbers 1-12")
+        return self
+
+
 class TouTariff(_Def):
-    """Prices per slot (1 sharp, 2 peak, 3 flat, 4 valley) and the day's periods."""
+    """Prices per slot (1 sharp, 2 peak, 3 flat, 4 valley) and the day's periods; ``seasons``
+    replace the periods in their months, ``holidays`` (local dates) use ``holiday_periods``;
+    ``flat_from_total``: 平 = 总 − 尖 − 峰 − 谷 when the meter's registers are used."""
 
     kind: Literal["tou"] = "tou"
     prices: dict[int, Price]
     periods: tuple[TouPeriod, ...] = Field(min_length=1, max_length=48)
+    seasons: tuple[Season, ...] = Field(default=(), max_length=12)
+    holidays: tuple[date, ...] = Field(default=(), max_length=400)
+    holiday_periods: tuple[TouPeriod, ...] = Field(default=(), max_length=48)
+    flat_from_total: bool = False
 
     @model_validator(mode="after")
-    def _cover_the_day(self) -> TouTariff:
+    def _cover_the_day(self) -> Self:
         bad = sorted(k for k in self.prices if k not in SLOTS)
         if bad:
             raise ValueError(f"prices: slots are 1-4 (sharp, peak, flat, valley), not {bad}")
-        missing = sorted({p.slot for p in self.periods} - set(self.prices))
-        if missing:
-            raise ValueError(f"periods use slots {missing} that have no price")
-        covered = [0] * (DAY // 60)
-        for p in self.periods:
-            s, e = p.seconds()
-            if s % 60 or e % 60:
-                raise ValueError("periods start and end on whole minutes")
-            for minute in range(s // 60, e // 60):
-                covered[minute % len(covered)] += 1
-        if any(c != 1 for c in covered):
-            first = next(i for i, c in enumerate(covered) if c != 1)
-            what = "uncovered" if covered[first] == 0 else "covered twice"
-            raise ValueError(
-                f"periods must cover the day exactly once; {first // 60:02d}:"
-                f"{first % 60:02d} is {what}"
-            )
+        _cover(self.periods, self.prices, "periods")
+        months = [m for season in self.seasons for m in season.months]
+        if len(set(months)) != len(months):
+            raise ValueError("seasons: a month belongs to one season at most")
+        for n, season in enumerate(self.seasons):
+            _cover(season.periods, self.prices, f"seasons.{n}.periods")
+        if self.holidays and not self.holiday_periods:
+            raise ValueError("holidays need holiday_periods")
+        if self.holiday_periods:
+            _cover(self.holiday_periods, self.prices, "holiday_periods")
         return self
 
-    def slot_at(self, local_seconds: int) -> int:
-        """The slot in force ``local_seconds`` after local midnight."""
-        for p in self.periods:
+    def periods_on(self, day: date) -> tuple[TouPeriod, ...]:
+        """The periods in force on a local date (holiday, else season, else the default)."""
+        if day in self.holidays:
+            return self.holiday_periods
+        for season in self.seasons:
+            if day.month in season.months:
+                return season.periods
+        return self.periods
+
+    def slot_at(self, local_seconds: int, day: date | None = None) -> int:
+        """The slot in force ``local_seconds`` after local midnight (of ``day``, when given)."""
+        for p in self.periods if day is None else self.periods_on(day):
             s, e = p.seconds()
             if s <= local_seconds < e or s <= local_seconds + DAY < e:
                 return p.slot
@@ -124,16 +173,42 @@ class TieredTariff(_Def):
 
     @model_validator(mode="after")
     def _ascending(self) -> TieredTariff:
-        bounds = [s.upto for s in self.steps]
-        if bounds[-1] is not None or any(b is None for b in bounds[:-1]):
-            raise ValueError("every step but the last has an 'upto'; the last has none")
-        numbers = [b for b in bounds if b is not None]
-        if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
-            raise ValueError("step bounds must increase")
+        _check_steps(self.steps)
         return self
 
 
-TariffDef = Annotated[FlatTariff | TouTariff | TieredTariff, Field(discriminator="kind")]
+def _check_steps(steps: Sequence[Step]) -> None:
+    bounds = [s.upto for s in steps]
+    if bounds[-1] is not None or any(b is None for b in bounds[:-1]):
+        raise ValueError("every step but the last has an 'upto'; the last has none")
+    numbers = [b for b in bounds if b is not None]
+    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+        raise ValueError("step bounds must increase")
+
+
+class TouTieredTariff(TouTariff):
+    """Time-of-use base prices plus a tier surcharge on the total (居民分时 + 阶梯): ``steps``
+    bound the account's total energy in the period, each step's ``price`` is the surcharge per
+    kWh added to the time-of-use price (0 for the first step, as a rule)."""
+
+    kind: Literal["tou_tiered"] = "tou_tiered"  # type: ignore[assignment]
+    period: Literal["monthly", "yearly"] = "monthly"
+    steps: tuple[Step, ...] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _ascending_steps(self) -> Self:
+        _check_steps(self.steps)
+        return self
+
+
+def is_tiered(definition: object) -> bool:
+    """Whether a definition counts energy into tier periods (tiered or TOU with tiers)."""
+    return isinstance(definition, TieredTariff | TouTieredTariff)
+
+
+TariffDef = Annotated[
+    FlatTariff | TouTariff | TieredTariff | TouTieredTariff, Field(discriminator="kind")
+]
 _DEF = TypeAdapter(TariffDef)
 
 
@@ -169,7 +244,10 @@ def _errors(exc: ValidationError, what: str) -> TariffError:
     return TariffError(f"{what}: {where}: {first['msg']}")
 
 
-def parse_definition(raw: Mapping[str, Any] | str) -> FlatTariff | TouTariff | TieredTariff:
+Definition = FlatTariff | TouTariff | TieredTariff | TouTieredTariff
+
+
+def parse_definition(raw: Mapping[str, Any] | str) -> Definition:
     """A tariff definition from a JSON object or text; ``TariffError`` naming the field."""
     try:
         if isinstance(raw, str):
@@ -197,7 +275,7 @@ class TariffVersion:
 
     tariff: str
     valid_from: datetime
-    definition: FlatTariff | TouTariff | TieredTariff
+    definition: Definition
 
 
 class TariffBook:
@@ -228,160 +306,3 @@ class TariffBook:
     def changes(self, tariff: str, start: datetime, end: datetime) -> list[datetime]:
         """Instants in ``(start, end)`` where ``tariff`` changes version."""
         return [v.valid_from for v in self._by_id.get(tariff, ()) if start < v.valid_from < end]
-
-
-@dataclass(frozen=True)
-class Piece:
-    """Energy over ``[start, end)``: the total and, when known, per-slot register energies."""
-
-    start: datetime
-    end: datetime
-    energy: Decimal
-    registers: Mapping[int, Decimal] | None = None
-
-
-def share_out(total: Decimal, weights: Mapping[int, Decimal]) -> dict[int, Decimal]:
-    """``total`` shared in proportion to ``weights``, rounded down to ``ENERGY``; the remainder
-    goes to the largest weight, so the shares add up to ``total`` exactly."""
-    whole = sum(weights.values(), Decimal(0))
-    if not weights:
-        return {}
-    if whole == 0:
-        first = next(iter(weights))
-        return {k: (total if k == first else Decimal(0)) for k in weights}
-    shares = {
-        k: (total * w / whole).quantize(ENERGY, rounding=ROUND_DOWN) for k, w in weights.items()
-    }
-    biggest = max(weights, key=lambda k: (weights[k], -k))
-    shares[biggest] += total - sum(shares.values(), Decimal(0))
-    return shares
-
-
-def cut(piece: Piece, instants: Sequence[datetime]) -> list[Piece]:
-    """``piece`` cut at ``instants`` inside it, energy shared in proportion to time."""
-    points = sorted({t for t in instants if piece.start < t < piece.end})
-    if not points:
-        return [piece]
-    edges = [piece.start, *points, piece.end]
-    spans = {i: Decimal((edges[i + 1] - edges[i]).total_seconds()) for i in range(len(edges) - 1)}
-    energies = share_out(piece.energy, spans)
-    regs = (
-        {k: share_out(v, spans) for k, v in piece.registers.items()}
-        if piece.registers is not None
-        else None
-    )
-    pieces = []
-    for i in range(len(edges) - 1):
-        mine = None if regs is None else {k: shares[i] for k, shares in regs.items()}
-        pieces.append(Piece(edges[i], edges[i + 1], energies[i], mine))
-    return pieces
-
-
-@dataclass(frozen=True)
-class Line:
-    """One priced line of a charge."""
-
-    tariff: str
-    slot: str  # "flat", "sharp"…"valley", "step1"…
-    energy: Decimal
-    price: Decimal
-    period: str = ""  # the tier period the energy counts towards ("2026-03", "2026")
-
-    @property
-    def amount(self) -> Decimal:
-        return self.energy * self.price
-
-    def as_json(self) -> dict[str, str]:
-        return {
-            "tariff": self.tariff,
-            "slot": self.slot,
-            "energy": str(self.energy),
-            "price": str(self.price),
-            "amount": str(self.amount),
-            "period": self.period,
-        }
-
-
-def tou_boundaries(tariff: TouTariff, start: datetime, end: datetime, zone: Any) -> list[datetime]:
-    """Local period boundaries of ``tariff`` strictly inside ``(start, end)``."""
-    from datetime import timedelta
-
-    starts = sorted({p.seconds()[0] % DAY for p in tariff.periods})
-    found: list[datetime] = []
-    day = start.astimezone(zone).date()
-    last = end.astimezone(zone).date()
-    while day <= last:
-        midnight = datetime.combine(day, time(0), zone)
-        for s in starts:
-            t = midnight + timedelta(seconds=s)
-            if start < t < end:
-                found.append(t)
-        day += timedelta(days=1)
-    return sorted(found)
-
-
-def price(
-    tariff_id: str,
-    definition: FlatTariff | TouTariff | TieredTariff,
-    piece: Piece,
-    used_before: Decimal,
-    zone: Any,
-) -> list[Line]:
-    """Price ``piece`` (inside one tariff version and one tier period) under ``definition``.
-
-    ``used_before`` is the consumption already charged under this tariff in the tier period.
-    """
-    if isinstance(definition, FlatTariff):
-        return [Line(tariff_id, "flat", piece.energy, definition.price)]
-    if isinstance(definition, TouTariff):
-        if piece.registers is not None:
-            return [
-                Line(tariff_id, SLOTS[k], e, definition.prices.get(k, Decimal(0)))
-                for k, e in sorted(piece.registers.items())
-                if e
-            ]
-        lines: dict[int, Decimal] = {}
-        for sub in cut(piece, tou_boundaries(definition, piece.start, piece.end, zone)):
-            local = sub.start.astimezone(zone)
-            secs = local.hour * 3600 + local.minute * 60 + local.second
-            slot = definition.slot_at(secs)
-            lines[slot] = lines.get(slot, Decimal(0)) + sub.energy
-        return [
-            Line(tariff_id, SLOTS[k], e, definition.prices[k]) for k, e in sorted(lines.items())
-        ]
-    out: list[Line] = []
-    lower = Decimal(0)
-    top_used = used_before + piece.energy
-    for n, step in enumerate(definition.steps, start=1):
-        a = max(used_before, lower)
-        b = top_used if step.upto is None else min(top_used, step.upto)
-        if b > a:
-            out.append(Line(tariff_id, f"step{n}", b - a, definition.steps[n - 1].price))
-        if step.upto is not None:
-            lower = step.upto
-    return out
-
-
-def split_energy(
-    split: Split | None, main: str, energy: Decimal, used_month: Mapping[str, Decimal]
-) -> list[tuple[str, Decimal]]:
-    """Share ``energy`` between the split's parts and the ``main`` tariff.
-
-    ``used_month`` is what each fixed-quantity part already received this local month.
-    """
-    if split is None or energy == 0:
-        return [(main, energy)]
-    shares: list[tuple[str, Decimal]] = []
-    left = energy
-    for part in split.parts:
-        if split.kind == "ratio":
-            assert part.ratio is not None
-            e = (energy * part.ratio).quantize(ENERGY, rounding=ROUND_DOWN)
-        else:
-            assert part.quantity is not None
-            e = max(Decimal(0), min(left, part.quantity - used_month.get(part.tariff, Decimal(0))))
-        if e:
-            shares.append((part.tariff, e))
-            left -= e
-    shares.append((main, left))
-    return shares

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from headend.db import reading, writing
 from headend.db.prepay_tables import prepay_charges, prepay_ledger
 from headend.db.tables import meter_replacements, meters
-from headend.prepay import store
+from headend.prepay import payments, store
 from headend.prepay.errors import PaymentConflict
 from headend.prepay.money import MoneySettings, from_micro
 from tests.headend.test_prepay_support import (
@@ -184,13 +184,13 @@ def test_top_ups_are_idempotent_by_external_reference(tiered):
         channel="bank", paid_at=local(2026, 3, 1), money=MONEY, actor="pay", now=local(2026, 3, 1)
     )
     with writing(engine) as conn:
-        first, created = store.top_up(conn, "acc1", Decimal("100.00"), "BANK-1", **kw)
+        first, created = payments.top_up(conn, "acc1", Decimal("100.00"), "BANK-1", **kw)
     with writing(engine) as conn:
-        again, created_again = store.top_up(conn, "acc1", Decimal("100.00"), "BANK-1", **kw)
+        again, created_again = payments.top_up(conn, "acc1", Decimal("100.00"), "BANK-1", **kw)
     assert created and not created_again and first == again
     assert balance(engine, "acc1") == Decimal("100.00")
     with writing(engine) as conn, pytest.raises(PaymentConflict, match="BANK-1"):
-        store.top_up(conn, "acc1", Decimal("50.00"), "BANK-1", **kw)
+        payments.top_up(conn, "acc1", Decimal("50.00"), "BANK-1", **kw)
     assert balance(engine, "acc1") == Decimal("100.00")
 
 
@@ -224,8 +224,11 @@ def test_balance_is_the_sum_of_the_ledger_whatever_order_readings_arrive_in(
         for table in (prepay_ledger, prepay_charges):
             conn.execute(table.delete())
         conn.exec_driver_sql("DELETE FROM readings")
+        conn.exec_driver_sql("DELETE FROM vee_flags")
     if not hasattr(engine, "_seeded"):
         seed_meters(engine, ["m1"])
+        with writing(engine) as conn:  # up to 300 kWh in 7 h: a 66 kW three-phase meter
+            conn.exec_driver_sql("UPDATE meters SET model = 'DTZY 3×220/380V 10(100)A'")
         put_tariff(engine, "res", TIERED)
         open_account(engine, "acc1", ["P-m1"])
         engine._seeded = True  # type: ignore[attr-defined]
@@ -245,7 +248,7 @@ def test_balance_is_the_sum_of_the_ledger_whatever_order_readings_arrive_in(
     run_charges(engine, now, full=True)
     with writing(engine) as conn:
         for n, cents in enumerate(topups):
-            store.top_up(
+            payments.top_up(
                 conn,
                 "acc1",
                 from_micro(cents * 10_000),

@@ -16,7 +16,7 @@ from headend.db import reading, writing
 from headend.db.ops_tables import command_dispatches, commands
 from headend.db.prepay_tables import notifications, prepay_accounts, prepay_actions
 from headend.notify import outbox
-from headend.prepay import jobs, store
+from headend.prepay import jobs, payments, store
 from headend.prepay.money import MoneySettings
 from protocols.uplink import CommandResult, CommandState
 from taiqu.clock import ManualClock
@@ -84,7 +84,7 @@ class World:
         now = self.clock.now()
         ctx = self.jobs.ctx
         with writing(self.engine) as conn:  # what the API's top-up does
-            store.top_up(
+            payments.top_up(
                 conn,
                 "acc1",
                 Decimal(amount),

@@ -346,7 +346,13 @@ def test_splitting_an_interval_anywhere_gives_the_same_total(
     tariffs = book(x=definition)
     a = total(charge_all(PointPlan("x"), tariffs, whole))
     b = total(charge_all(PointPlan("x"), tariffs, finer))
-    assert a == b
+    # An interval across a month start is shared out in proportion to time, to 0.0001 kWh
+    # (tariffs.ENERGY); the remainder of that rounding may land in the other month's tier, so
+    # the totals agree to well under a fen, not to the micro-unit (issue 18: this compared
+    # exactly and failed in about 2 of 5 fresh runs).  Each interval's cut moves at most
+    # 0.0001 kWh between tiers priced 0.5283…0.8283: under 0.0001 of money per interval, far
+    # below a fen, and a real double charge (≥ 0.01 kWh) still fails this.
+    assert abs(a - b) < Decimal("0.0001") * len(finer), (a, b)
 
 
 @settings(max_examples=40, deadline=None)

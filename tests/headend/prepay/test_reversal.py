@@ -1,0 +1,41 @@
+"""Payment reversal (冲正): its own ledger kind, supervisors only, once, in the reconciliation."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.headend.test_prepay_api import NOW, run_jobs
+
+
+def test_a_reversed_payment_is_debited_once_and_reconciled(api):
+    api.post("olga", "/accounts/a2/topups", {"reference": "BANK-1", "amount": "100.00"})
+    api.post("olga", "/accounts/a2/topups", {"reference": "BANK-2", "amount": "30.00"})
+    path = "/payments/BANK-1/reversal"
+    assert api.post("olga", path, {"reason": "cheque bounced"}).status_code == 403
+    assert api.post("sid", "/payments/BANK-1/reversal", {"reason": ""}).status_code == 422
+    r = api.post("sid", path, {"reason": "cheque bounced"})  # sid: supervisor of A2
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "reversed" and r.json()["balance"] == "30.00"
+    assert api.post("sam", path, {"reason": "again"}).status_code == 409
+    assert api.post("sam", "/payments/NOPE/reversal", {"reason": "x"}).status_code == 404
+    rows = api.get("vic", "/accounts/a2/ledger").json()["items"]
+    kinds = [(x["kind"], x["amount"]) for x in rows]
+    assert kinds == [
+        ("topup", "100.000000"),
+        ("topup", "30.000000"),
+        ("payment_reversal", "-100.000000"),
+    ]
+    assert sum(Decimal(x["amount"]) for x in rows) == Decimal(30)
+    rec = api.get("sam", "/reconciliation", day=NOW.date().isoformat()).json()
+    assert rec["received"] == "130.000000" and rec["credited"] == "130.000000"
+    assert rec["reversed"] == "100.000000" and rec["net"] == "30.000000"
+    assert [x["reference"] for x in rec["reversals"]] == ["BANK-1"]
+    assert rec["reversals"][0]["reason"] == "cheque bounced" and rec["balanced"] is True
+
+
+def test_a_scoped_supervisor_cannot_reverse_another_areas_payment(api):
+    api.post("olga", "/accounts/a1/topups", {"reference": "BANK-A1", "amount": "10.00"})
+    r = api.post("sid", "/payments/BANK-A1/reversal", {"reason": "wrong account"})
+    assert r.status_code == 403
+    run_jobs(api)
+    assert api.get("vic", "/accounts/a1/balance").json()["balance"] == "10.00"
