@@ -21,7 +21,7 @@ from headend.analytics.model import MeterSpan, Point, Registers, boundary, freez
 from headend.analytics.suspects import EventFact, Inspection, InstantFact
 from headend.db.analytics_tables import analytics_inspections, analytics_targets
 from headend.db.tables import areas, events, gateway_sessions, meter_replacements, meters, readings
-from protocols.quantities import ENERGY_TOTAL
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
 FROZEN = "daily_frozen"
 SPOT = ("interval", "on_demand")
@@ -59,21 +59,33 @@ def area_gateway(conn: Connection, area: str, at: datetime) -> str | None:
 
 
 def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Point]:
-    """The metering points of ``area`` over ``[t0, t1)`` with their meters in time order."""
+    """The metering points of ``area`` over ``[t0, t1)`` with their meters in time order.
+
+    A meter's consecutive versions are one span, except where the multiplier changes: there the
+    meter is split into two spans whose shared edge is read from the meter's own register."""
     rows = conn.execute(
         select(meters)
         .where(meters.c.area == area, _overlap(meters, t0, t1))
         .order_by(meters.c.id, meters.c.valid_from)
     ).all()
-    stays: dict[str, dict[str, Any]] = {}
-    for r in rows:  # merge a meter's consecutive versions into one stay
-        s = stays.get(r.id)
-        if s is None or (s["end"] is not None and s["end"] < r.valid_from):
-            stays[r.id] = s = {"start": r.valid_from, "point": r.point}
-        s.update(end=r.valid_to, role=r.role, multiplier=Decimal(r.multiplier))
+    stays: list[dict[str, Any]] = []
+    last: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        s = last.get(r.id)
+        mult = Decimal(r.multiplier)
+        joined = s is not None and s["end"] == r.valid_from
+        if joined and s is not None and s["multiplier"] == mult:
+            s.update(end=r.valid_to, role=r.role, pv=r.pv)
+            continue
+        new = {"meter": r.id, "start": r.valid_from, "point": r.point, "end": r.valid_to,
+               "role": r.role, "pv": r.pv, "multiplier": mult, "start_read": joined}  # fmt: skip
+        if joined and s is not None:
+            s["end_read"] = True
+        stays.append(new)
+        last[r.id] = new
     reps = conn.execute(
         select(meter_replacements).where(
-            meter_replacements.c.point.in_(sorted({s["point"] for s in stays.values()})),
+            meter_replacements.c.point.in_(sorted({s["point"] for s in stays})),
             meter_replacements.c.at > t0,
             meter_replacements.c.at < t1,
         )
@@ -81,27 +93,42 @@ def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Poin
     finals = {(r.old_meter, r.at): json.loads(r.old_final) for r in reps}
     starts = {(r.new_meter, r.at): json.loads(r.new_start) for r in reps}
     by_point: dict[str, list[MeterSpan]] = defaultdict(list)
-    roles: dict[str, str] = {}
-    for meter, s in stays.items():
+    roles: dict[str, tuple[datetime, str, bool]] = {}
+    for s in stays:
+        meter = s["meter"]
         start = s["start"] if s["start"] > t0 else None
         end = s["end"] if s["end"] is not None and s["end"] < t1 else None
-        sv = starts.get((meter, s["start"]), {}).get(ENERGY_TOTAL)
-        ev = finals.get((meter, s["end"]), {}).get(ENERGY_TOTAL)
+        begun = starts.get((meter, s["start"]), {})
+        ended = finals.get((meter, s["end"]), {})
         by_point[s["point"]].append(
             MeterSpan(
                 meter,
                 s["multiplier"],
                 start,
                 end,
-                None if sv is None else Decimal(sv),
-                None if ev is None else Decimal(ev),
+                _opt(begun.get(ENERGY_TOTAL)),
+                _opt(ended.get(ENERGY_TOTAL)),
+                start_read=s["start_read"],
+                end_read=s.get("end_read", False),
+                start_export=_opt(begun.get(ENERGY_EXPORT_TOTAL)),
+                end_export=_opt(ended.get(ENERGY_EXPORT_TOTAL)),
             )
         )
-        roles[s["point"]] = s["role"]
+        if s["point"] not in roles or roles[s["point"]][0] <= s["start"]:
+            roles[s["point"]] = (s["start"], s["role"], bool(s["pv"]))
     return [
-        Point(p, roles[p], tuple(sorted(spans, key=lambda m: m.start or t0)))
+        Point(
+            p,
+            roles[p][1],
+            tuple(sorted(spans, key=lambda m: m.start or t0)),
+            pv=roles[p][2],
+        )
         for p, spans in sorted(by_point.items())
     ]
+
+
+def _opt(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 def frozen_facts(
@@ -152,23 +179,30 @@ def registers(
     last: date,
     zone: ZoneInfo,
     max_gap: timedelta,
+    quantity: str = ENERGY_TOTAL,
+    extra: Iterable[datetime] = (),
+    fallback: set[str] | None = None,
 ) -> dict[str, Registers]:
-    """Import-energy registers: frozen values, plus interval readings around missing freezes."""
-    facts = frozen_facts(conn, meter_ids, ENERGY_TOTAL, first, last, zone)
+    """Energy registers of ``quantity`` (import by default): frozen values, plus interval readings
+    around missing freezes and around the instants in ``extra`` (multiplier changes).  A meter
+    with no reading of ``quantity`` at all is absent (its register is not read); ``fallback``
+    (default: all) names the meters whose interval readings are looked up without any freeze."""
+    facts = frozen_facts(conn, meter_ids, quantity, first, last, zone)
+    instants = sorted(extra)
     out: dict[str, Registers] = {}
     want = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     for meter, by_day in facts.items():
         frozen = {d: f.value for d, f in by_day.items()}
-        missing = [d for d in want if d not in frozen]
+        missing = [boundary(d, zone) for d in want if d not in frozen] + instants
         series: list[tuple[datetime, Decimal]] = []
-        if missing:
-            lo = boundary(missing[0], zone) - max_gap
-            hi = boundary(missing[-1], zone) + max_gap
+        if missing and (fallback is None or frozen or meter in fallback):
+            lo = min(missing) - max_gap
+            hi = max(missing) + max_gap
             rows = conn.execute(
                 select(readings.c.time, readings.c.value)
                 .where(
                     readings.c.meter == meter,
-                    readings.c.quantity == ENERGY_TOTAL,
+                    readings.c.quantity == quantity,
                     readings.c.kind.in_(SPOT),
                     readings.c.time >= lo,
                     readings.c.time <= hi,
@@ -176,7 +210,8 @@ def registers(
                 .order_by(readings.c.time)
             )
             series = [(r.time, v) for r in rows if (v := _dec(r.value)) is not None]
-        out[meter] = Registers(frozen, series)
+        if frozen or series or quantity == ENERGY_TOTAL:
+            out[meter] = Registers(frozen, series)
     return out
 
 
@@ -254,12 +289,23 @@ def latest_inspections(conn: Connection, meter_ids: Sequence[str]) -> dict[str, 
     return out
 
 
-def target_of(conn: Connection, area: str, default: Decimal) -> Decimal:
-    """The area's loss-rate target (the configured default if none is set)."""
+def band_of(
+    conn: Connection, area: str, default: tuple[Decimal, Decimal]
+) -> tuple[Decimal, Decimal]:
+    """The area's acceptable loss band (low, high); the configured default where not set."""
     row = conn.execute(
-        select(analytics_targets.c.target).where(analytics_targets.c.area == area)
+        select(analytics_targets.c.target, analytics_targets.c.low).where(
+            analytics_targets.c.area == area
+        )
     ).first()
-    return default if row is None else Decimal(row.target)
+    if row is None:
+        return default
+    return (default[0] if row.low is None else Decimal(row.low)), Decimal(row.target)
+
+
+def target_of(conn: Connection, area: str, default: Decimal) -> Decimal:
+    """The area's loss-rate target: the top of its band (the configured default if none)."""
+    return band_of(conn, area, (Decimal(0), default))[1]
 
 
 def due_meters(conn: Connection, area: str, at: datetime) -> list[Due]:

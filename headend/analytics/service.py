@@ -88,20 +88,21 @@ def _area(
     t0, t1 = boundary(history_first, zone), boundary(end + timedelta(days=1), zone)
     pts = repo.points(conn, area, t0, t1)
     ids = sorted({s.meter for p in pts for s in p.meters})
-    regs = repo.registers(conn, ids, history_first, end, zone, settings.max_gap)
-    target = repo.target_of(conn, area, settings.default_target)
+    changes = [s.start for p in pts for s in p.meters if s.start_read and s.start is not None]
+    gap = settings.max_gap
+    regs = repo.registers(conn, ids, history_first, end, zone, gap, extra=changes)
+    needs = {s.meter for p in pts for s in p.meters if p.pv}
+    if needs:
+        needs |= {s.meter for p in pts for s in p.meters if p.role == "area_total"}
+    exports = repo.registers(
+        conn, ids, history_first, end, zone, gap, ENERGY_EXPORT_TOTAL, changes, needs
+    )
+    band = repo.band_of(conn, area, (settings.default_band_low, settings.default_target))
+    target = band[1]
 
     def loss(start: date, stop: date) -> LossResult:
         return area_loss(
-            area,
-            pts,
-            regs,
-            start,
-            stop,
-            zone,
-            target=target,
-            negative_tolerance=settings.negative_tolerance,
-            max_gap=settings.max_gap,
+            area, pts, regs, start, stop, zone, band=band, max_gap=gap, exports=exports
         )
 
     daily: dict[date, LossResult] = {}

@@ -46,11 +46,15 @@ def save_losses(
                     "role": p.role,
                     "meters": list(p.meters),
                     "energy": _s(p.energy),
+                    "export": _s(p.export),
                     "method": p.method.value if p.method else None,
                     "reason": p.reason,
                 }
                 for p in r.points
-            ]
+            ],
+            "exported": _s(r.exported),
+            "band": None if r.band is None else [_s(r.band[0]), _s(r.band[1])],
+            "passed": r.passed,
         }
         rows.append(
             {
