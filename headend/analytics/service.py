@@ -188,7 +188,9 @@ def _collection(
             online[gw] = online_rate(
                 repo.sessions(conn, gw, at + timedelta(days=1)), at, at + timedelta(days=1)
             )
-        rates = collection_rates(d, due, frozen, zone, online=online)
+        rates = collection_rates(
+            d, due, frozen, zone, online=online, cutoff=settings.collection_cutoff
+        )
         store.save_rates(conn, rates, now)
         summary.rates += len(rates)
 
