@@ -7,6 +7,7 @@ version in force at the end of a meter's stay in the area over the period.
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
@@ -17,11 +18,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Numeric, and_, cast, func, or_, select
 
 from headend.analytics.collection import Due, FrozenFact, SessionFact
+from headend.analytics.intervals import MeterIntervals
 from headend.analytics.model import MeterSpan, Point, Registers, boundary, freeze_day
 from headend.analytics.suspects import EventFact, Inspection, InstantFact
 from headend.db.analytics_tables import analytics_inspections, analytics_targets
 from headend.db.tables import areas, events, gateway_sessions, meter_replacements, meters, readings
-from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL, RELAY_STATE
 
 FROZEN = "daily_frozen"
 SPOT = ("interval", "on_demand")
@@ -273,6 +275,67 @@ def anomalous_instants(
             if (v := _dec(r.value)) is not None
         ]
     return out
+
+
+INTERVAL_QUANTITIES = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL, "voltage.a", "current.a", "current.n",
+                       RELAY_STATE)  # fmt: skip
+
+
+def _align(t: datetime, step: timedelta) -> datetime:
+    """``t`` rounded to the nearest multiple of ``step`` (readings of one sweep share a slot)."""
+    seconds = step.total_seconds()
+    epoch = t.timestamp()
+    return datetime.fromtimestamp(round(epoch / seconds) * seconds, tz=t.tzinfo)
+
+
+def interval_facts(
+    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime, step: timedelta
+) -> tuple[dict[str, MeterIntervals], dict[str, dict[datetime, float]]]:
+    """Interval readings of the meters in ``[t0, t1)`` aligned to ``step``: import register,
+    voltage, live and neutral current, relay state; and the export registers apart."""
+    raw: dict[tuple[str, str], dict[datetime, Any]] = defaultdict(dict)
+    slots: dict[datetime, datetime] = {}  # one sweep's readings share their times: align once
+    for chunk in _chunks(sorted(meter_ids)):
+        rows = conn.execute(
+            select(readings.c.meter, readings.c.quantity, readings.c.time, readings.c.value).where(
+                readings.c.meter.in_(chunk),
+                readings.c.kind.in_(SPOT),
+                readings.c.quantity.in_(INTERVAL_QUANTITIES),
+                readings.c.time >= t0,
+                readings.c.time < t1,
+            )
+        )
+        for meter, quantity, t, text in rows:
+            if quantity == RELAY_STATE:
+                value: Any = text == "open"
+            else:
+                try:
+                    value = float(text)
+                except ValueError:
+                    continue
+                if not math.isfinite(value):
+                    continue
+            slot = slots.get(t)
+            if slot is None:
+                slot = slots[t] = _align(t, step)
+            raw[(meter, quantity)][slot] = value
+    meters_seen = sorted({m for m, _ in raw})
+
+    def of(m: str, q: str) -> dict[datetime, Any]:
+        return raw.get((m, q), {})
+
+    out = {
+        m: MeterIntervals(
+            m,
+            of(m, ENERGY_TOTAL),
+            of(m, "voltage.a"),
+            of(m, "current.a"),
+            of(m, "current.n"),
+            of(m, RELAY_STATE),
+        )
+        for m in meters_seen
+    }
+    return out, {m: of(m, ENERGY_EXPORT_TOTAL) for m in meters_seen if of(m, ENERGY_EXPORT_TOTAL)}
 
 
 def latest_inspections(conn: Connection, meter_ids: Sequence[str]) -> dict[str, Inspection]:

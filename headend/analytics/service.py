@@ -9,7 +9,7 @@ computing the same day) leaves the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -27,7 +27,16 @@ from headend.analytics.collection import (
 from headend.analytics.lineloss import LossResult, area_loss, flag_sudden_changes, month_bounds
 from headend.analytics.model import Point, Registers, boundary, days
 from headend.analytics.settings import AnalyticsSettings
-from headend.analytics.suspects import LOST_VOLTAGE, MeterDays, rank_suspects
+from headend.analytics.intervals import (
+    MeterIntervals,
+    energy_while_open,
+    loss_evidence,
+    loss_followers,
+    lost_voltage,
+    neutral_imbalance,
+    slot_energy,
+)
+from headend.analytics.suspects import LOST_VOLTAGE, Evidence, MeterDays, rank_suspects
 from headend.db.engine import reading, writing
 from protocols.quantities import ENERGY_EXPORT_TOTAL
 
@@ -139,21 +148,33 @@ def _suspects(
     zone = settings.tz
     loss = {d: r.loss for d in window if (r := daily[d]).loss is not None}
     supply = {d: r.supply for d in window if (r := daily[d]).supply is not None}
+    step = timedelta(minutes=settings.interval_minutes)
+    t0, t1 = boundary(window[0], zone), boundary(window[-1] + timedelta(days=1), zone)
+    p0 = max(t0, t1 - timedelta(days=settings.profile_days))
+    customers = [p for p in pts if p.role == "customer"]
+    totals = [p.meters[-1].meter for p in pts if p.role == "area_total"]
+    ids = [p.meters[-1].meter for p in customers]
+    intervals, exports = repo.interval_facts(conn, ids + totals, p0, t1 + step, step)
+    extra = interval_evidence(intervals, exports, ids, totals, step, t1)
+    history_days = sorted(d for d in daily if d < window[0])
     facts = []
-    for p in pts:
-        if p.role == "area_total":
-            continue
+    for p in customers:
         meter = p.meters[-1].meter
-        energy = {}
-        for d in window:
+        energy, history = {}, {}
+        for d in (*history_days, *window):
             pe = next((e for e in daily[d].points if e.point == p.point), None)
             if pe is not None and pe.energy is not None:
-                energy[d] = pe.energy
+                (history if d < window[0] else energy)[d] = pe.energy
         export = repo.daily_deltas(conn, meter, ENERGY_EXPORT_TOTAL, window[0], window[-1], zone)
         night = repo.daily_deltas(conn, meter, NIGHT, window[0], window[-1], zone)
-        facts.append(MeterDays(meter, p.point, energy, export, night))
-    ids = [f.meter for f in facts]
-    t0, t1 = boundary(window[0], zone), boundary(window[-1] + timedelta(days=1), zone)
+        relay = intervals[meter].relay_open if meter in intervals else {}
+        off = frozenset(
+            d for d in window if _all_open(relay, boundary(d, zone), boundary(d + timedelta(days=1), zone))
+        )
+        facts.append(MeterDays(meter, p.point, energy, export, night, p.pv, off, history))
+    rates = [r.rate for d in window if (r := daily[d]).rate is not None]
+    band = daily[window[-1]].band
+    excess = bool(rates and band and sum(rates) / len(rates) > band[1])
     ranked = rank_suspects(
         facts,
         {d: v for d, v in loss.items() if v is not None},
@@ -161,9 +182,46 @@ def _suspects(
         events=repo.meter_events(conn, ids, t0, t1),
         instants=repo.anomalous_instants(conn, ids, t0, t1, LOST_VOLTAGE),
         inspections=repo.latest_inspections(conn, ids),
+        extra=extra,
+        excess=excess,
     )
     store.save_suspects(conn, area, window[-1], ranked, now)
     summary.suspects += len(ranked)
+
+
+def _all_open(relay: Mapping[datetime, bool], t0: datetime, t1: datetime) -> bool:
+    states = [v for t, v in relay.items() if t0 <= t <= t1]
+    return bool(states) and all(states)
+
+
+def interval_evidence(
+    intervals: Mapping[str, MeterIntervals],
+    exports: Mapping[str, Mapping[datetime, float]],
+    customers: Sequence[str],
+    totals: Sequence[str],
+    step: timedelta,
+    at: datetime,
+) -> dict[str, list[Evidence]]:
+    """Evidence from interval readings per customer meter (headend.analytics.intervals)."""
+    out: dict[str, list[Evidence]] = {}
+    for m in customers:
+        iv = intervals.get(m)
+        if iv is None:
+            continue
+        for e in (energy_while_open(iv, step), lost_voltage(iv, step), neutral_imbalance(iv)):
+            if e is not None:
+                out.setdefault(m, []).append(e)
+    if len(totals) == 1 and totals[0] in intervals:
+        area = slot_energy(intervals[totals[0]].energy, step)
+        if totals[0] in exports:  # energy sent back upstream is not supply
+            back_up = slot_energy(exports[totals[0]], step)
+            area = {t: v - back_up.get(t, 0.0) for t, v in area.items()}
+        loads = {m: slot_energy(intervals[m].energy, step) for m in customers if m in intervals}
+        if len(loads) == len(customers):
+            back = {m: slot_energy(exports[m], step) for m in customers if m in exports}
+            for fit in loss_followers(area, loads, back):
+                out.setdefault(fit.meter, []).append(loss_evidence(fit, at))
+    return out
 
 
 def _collection(

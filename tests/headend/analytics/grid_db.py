@@ -70,6 +70,7 @@ def store_readings(
                     at = run.times[i]
                     values = {
                         IMPORT: _kwh(s.import_kwh[i]),
+                        EXPORT: _kwh(s.export_kwh[i]),
                         "voltage.a": f"{s.voltage[i - 1]:.1f}",
                         "current.a": f"{s.current_live[i - 1]:.2f}",
                         "current.n": f"{s.current_neutral[i - 1]:.2f}",
@@ -77,7 +78,7 @@ def store_readings(
                     }
                     rows += [
                         {"meter": meter, "quantity": q, "time": at, "kind": "interval", "value": v,
-                         "gateway": gw, "gateway_time": at, "flags": ""}
+                         "gateway": gw, "gateway_time": at, "freeze_time": None, "flags": ""}
                         for q, v in values.items()
                     ]  # fmt: skip
             conn.execute(insert(readings), rows)
