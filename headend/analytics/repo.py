@@ -338,6 +338,40 @@ def interval_facts(
     return out, {m: of(m, ENERGY_EXPORT_TOTAL) for m in meters_seen if of(m, ENERGY_EXPORT_TOTAL)}
 
 
+def voltages(
+    conn: Connection,
+    meter_ids: Sequence[str],
+    t0: datetime,
+    t1: datetime,
+    step: timedelta,
+    quantity: str = "voltage.a",
+) -> dict[str, dict[datetime, float]]:
+    """Interval voltages of the meters in ``[t0, t1)``, times aligned to ``step``."""
+    out: dict[str, dict[datetime, float]] = defaultdict(dict)
+    slots: dict[datetime, datetime] = {}
+    for chunk in _chunks(sorted(meter_ids)):
+        rows = conn.execute(
+            select(readings.c.meter, readings.c.time, readings.c.value).where(
+                readings.c.meter.in_(chunk),
+                readings.c.kind.in_(SPOT),
+                readings.c.quantity == quantity,
+                readings.c.time >= t0,
+                readings.c.time < t1,
+            )
+        )
+        for meter, t, text in rows:
+            try:
+                value = float(text)
+            except ValueError:
+                continue
+            if math.isfinite(value) and value > 0:
+                slot = slots.get(t)
+                if slot is None:
+                    slot = slots[t] = _align(t, step)
+                out[meter][slot] = value
+    return dict(out)
+
+
 def latest_inspections(conn: Connection, meter_ids: Sequence[str]) -> dict[str, Inspection]:
     """The latest inspection of each meter (outcomes stay with the meter)."""
     out: dict[str, Inspection] = {}

@@ -29,6 +29,7 @@ from headend.analytics.passrate import pass_rates
 from headend.analytics.service import recompute
 from headend.analytics.settings import AnalyticsSettings, analytics_settings
 from headend.analytics.suspects import OUTCOMES
+from headend.api import membership as membership_api
 from headend.api.bounds import Day, Instant, attachment
 from headend.api.deps import (
     ReadConn,
@@ -66,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(prefix="/analytics", tags=["analytics"], lifespan=lifespan)
+router.include_router(membership_api.router)
 
 
 def settings_of_app(app: Any) -> AnalyticsSettings:

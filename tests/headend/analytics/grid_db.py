@@ -26,17 +26,19 @@ def _kwh(value: float) -> str:
     return f"{value:.2f}"
 
 
-def store_archive(engine: Engine, run: GridRun) -> None:
-    """Gateways, areas and meters as the archive has them."""
+def store_archive(engine: Engine, run: GridRun, prefix: str = "") -> None:
+    """Gateways, areas and meters as the archive has them (area ids prefixed with ``prefix``)."""
     names = sorted({t.mapped_area for t in run.meters.values()})
     with writing(engine) as conn:
         for a in names:
-            conn.execute(insert(gateways).values(id=f"gw-{a}", valid_from=SINCE))
-            conn.execute(insert(areas).values(id=a, gateway=f"gw-{a}", valid_from=SINCE))
+            conn.execute(insert(gateways).values(id=f"gw-{prefix}{a}", valid_from=SINCE))
+            conn.execute(
+                insert(areas).values(id=f"{prefix}{a}", gateway=f"gw-{prefix}{a}", valid_from=SINCE)
+            )
         conn.execute(
             insert(meters),
             [
-                {"id": t.meter, "point": t.meter, "area": t.mapped_area, "bus": "rs485-1",
+                {"id": t.meter, "point": t.meter, "area": f"{prefix}{t.mapped_area}", "bus": "rs485-1",
                  "protocol": "dlt645-2007", "address": f"{n:012d}", "role": t.role,
                  "pv": t.pv_kw > 0, "valid_from": SINCE}
                 for n, t in enumerate(run.meters.values(), start=1)
@@ -45,17 +47,24 @@ def store_archive(engine: Engine, run: GridRun) -> None:
 
 
 def store_readings(
-    engine: Engine, run: GridRun, *, interval_every: int = 0, interval_days: int | None = None
+    engine: Engine,
+    run: GridRun,
+    *,
+    interval_every: int = 0,
+    interval_days: int | None = None,
+    prefix: str = "",
+    quantities: tuple[str, ...] | None = None,
 ) -> int:
     """Frozen registers each midnight; with ``interval_every`` > 0, interval readings every that
-    many steps (over the last ``interval_days`` days, default all).  Returns the rows written."""
+    many steps (over the last ``interval_days`` days, default all; only ``quantities`` if given).
+    Returns the rows written."""
     cfg = run.config
     per_day = cfg.steps_per_day
     first_interval = 0 if interval_days is None else (cfg.days - interval_days) * per_day
     written = 0
     with writing(engine) as conn:
         for meter, s in run.series.items():
-            gw = f"gw-{run.meters[meter].mapped_area}"
+            gw = f"gw-{prefix}{run.meters[meter].mapped_area}"
             rows = []
             for d in range(cfg.days + 1):
                 at = run.times[d * per_day]
@@ -76,6 +85,8 @@ def store_readings(
                         "current.n": f"{s.current_neutral[i - 1]:.2f}",
                         "relay.state": "open" if s.relay_open[i - 1] else "closed",
                     }
+                    if quantities is not None:
+                        values = {q: v for q, v in values.items() if q in quantities}
                     rows += [
                         {"meter": meter, "quantity": q, "time": at, "kind": "interval", "value": v,
                          "gateway": gw, "gateway_time": at, "freeze_time": None, "flags": ""}
