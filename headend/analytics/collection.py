@@ -5,8 +5,9 @@ when its daily frozen energy register for D is stored, and *collected* when it w
 the cut-off (``[analytics] collection_cutoff_hours``, default 24 h) of the freeze and not flagged
 ``backfilled`` (补抄).  The collection success rate (采集成功率) is collected / due; the rate after
 back-fill is obtained / due.  This is not the actual-reading rate (实抄率) of billing, which
-counts readings used for bills.  Rates are given per area and per gateway.  The online rate is the share of the day a gateway's session
-history shows it connected (unknown when there is no history at all).
+counts readings used for bills.  Rates are given per area and per gateway.  The online rate
+is the share of the day a gateway's session history shows it connected (unknown when there is
+no history at all).
 
 Reading checks on a meter's frozen registers (one meter id: a replacement starts a new series,
 so it never looks backwards): ``backwards``, ``jump`` (more than the meter can register in the
@@ -82,9 +83,7 @@ class Rate:
         return (Decimal(self.obtained) / self.due).quantize(PLACES) if self.due else None
 
 
-def collected_in_time(
-    fact: FrozenFact, zone: ZoneInfo, cutoff: timedelta = DEFAULT_CUTOFF
-) -> bool:
+def collected_in_time(fact: FrozenFact, zone: ZoneInfo, cutoff: timedelta = DEFAULT_CUTOFF) -> bool:
     """Whether ``fact`` was read within ``cutoff`` of its freeze (and not back-filled)."""
     if BACKFILLED in fact.flags:
         return False

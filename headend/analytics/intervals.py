@@ -79,9 +79,15 @@ def energy_while_open(m: MeterIntervals, step: timedelta) -> Evidence | None:
     if not hits:
         return None
     kwh = sum(used.get(t, 0.0) for t in hits)
-    return _ev("energy_while_open", 1.0, hits[0],
-               f"{kwh:.2f} kWh registered in {len(hits)} readings while the relay was open",
-               readings=len(hits), kwh=f"{kwh:.2f}", first=hits[0].isoformat())  # fmt: skip
+    return _ev(
+        "energy_while_open",
+        1.0,
+        hits[0],
+        f"{kwh:.2f} kWh registered in {len(hits)} readings while the relay was open",
+        readings=len(hits),
+        kwh=f"{kwh:.2f}",
+        first=hits[0].isoformat(),
+    )
 
 
 def lost_voltage(m: MeterIntervals, step: timedelta) -> Evidence | None:
@@ -96,9 +102,15 @@ def lost_voltage(m: MeterIntervals, step: timedelta) -> Evidence | None:
     if len(hits) < 2:
         return None
     low = min(m.voltage[t] for t in hits)
-    return _ev("lost_voltage", min(1.0, len(hits) / 8), hits[0],
-               f"{len(hits)} readings with voltage below {limit:.0f} V while registering "
-               f"(lowest {low:.1f} V)", readings=len(hits), lowest=f"{low:.1f}")  # fmt: skip
+    return _ev(
+        "lost_voltage",
+        min(1.0, len(hits) / 8),
+        hits[0],
+        f"{len(hits)} readings with voltage below {limit:.0f} V while registering "
+        f"(lowest {low:.1f} V)",
+        readings=len(hits),
+        lowest=f"{low:.1f}",
+    )
 
 
 def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
@@ -115,10 +127,16 @@ def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
     if share < MIN_SHARE:
         return None
     ratio = sum(m.live[t] for t in off) / max(sum(m.neutral[t] for t in off), 1e-9)
-    return _ev("neutral_imbalance", min(1.0, share * 2), min(off),
-               f"live and neutral current differ in {share:.0%} of {len(loaded)} loaded readings "
-               f"(live/neutral {ratio:.2f})", share=f"{share:.2f}", live_over_neutral=f"{ratio:.2f}",
-               readings=len(loaded))  # fmt: skip
+    return _ev(
+        "neutral_imbalance",
+        min(1.0, share * 2),
+        min(off),
+        f"live and neutral current differ in {share:.0%} of {len(loaded)} loaded readings "
+        f"(live/neutral {ratio:.2f})",
+        share=f"{share:.2f}",
+        live_over_neutral=f"{ratio:.2f}",
+        readings=len(loaded),
+    )
 
 
 # --- the area's loss curve against each customer's load ----------------------------------------
@@ -241,8 +259,13 @@ def loss_evidence(fit: LossFit, at: datetime) -> Evidence:
     """``loss_follows_load`` evidence of one fitted customer."""
     share = fit.coefficient / (1 + fit.coefficient)
     scale = min(1.0, 0.5 + fit.corr) * (0.5 + min(share, 0.5))
-    return _ev("loss_follows_load", scale, at,
-               f"the area's loss follows this meter's load (r = {fit.corr:.2f}): about "
-               f"{fit.stolen_kwh_day:.1f} kWh/day unregistered ({share:.0%} of its use)",
-               corr=f"{fit.corr:.3f}", unregistered_share=f"{share:.2f}",
-               kwh_day=f"{fit.stolen_kwh_day:.2f}")  # fmt: skip
+    return _ev(
+        "loss_follows_load",
+        scale,
+        at,
+        f"the area's loss follows this meter's load (r = {fit.corr:.2f}): about "
+        f"{fit.stolen_kwh_day:.1f} kWh/day unregistered ({share:.0%} of its use)",
+        corr=f"{fit.corr:.3f}",
+        unregistered_share=f"{share:.2f}",
+        kwh_day=f"{fit.stolen_kwh_day:.2f}",
+    )

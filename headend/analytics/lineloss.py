@@ -139,7 +139,9 @@ def interpolate(
     return _Value(before[1] + (after[1] - before[1]) * part / span, Method.INTERPOLATED)
 
 
-def _read_at(regs: Registers, instant: datetime, zone: ZoneInfo, max_gap: timedelta) -> _Value | None:
+def _read_at(
+    regs: Registers, instant: datetime, zone: ZoneInfo, max_gap: timedelta
+) -> _Value | None:
     day = local_date_at(instant, zone)
     if day is not None and day in regs.frozen:
         return _Value(regs.frozen[day], Method.DAILY_FROZEN)
@@ -163,7 +165,13 @@ def _direction(
         regs = registers.get(span.meter, Registers())
         ends: list[Decimal] = []
         for edge, day, instant, fixed, read in (
-            ("start", start, t0, span.start_export if export else span.start_value, span.start_read),
+            (
+                "start",
+                start,
+                t0,
+                span.start_export if export else span.start_value,
+                span.start_read,
+            ),
             ("end", end, t1, span.end_export if export else span.end_value, span.end_read),
         ):
             inside = span.start if edge == "start" else span.end
@@ -270,7 +278,9 @@ def area_loss(
     max_gap: timedelta = DEFAULT_MAX_GAP,
     exports: Mapping[str, Registers] | None = None,
 ) -> LossResult:
-    """Supply, sales, loss and rate of ``area`` over ``[start, end)`` (``target``: a band from 0)."""
+    """Supply, sales, loss and rate of ``area`` over ``[start, end)``.
+
+    ``band``: (low, high) the rate is judged against; ``target`` alone means (0, target)."""
     if band is None and target is not None:
         band = (Decimal(0), target)
     ordered = sorted(points, key=lambda p: (p.role != SUPPLY_ROLE, p.point))

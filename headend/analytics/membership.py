@@ -62,7 +62,9 @@ class Membership:
             "area": self.area,
             "best_area": self.best,
             "own_correlation": None if self.own is None else round(self.own, 4),
-            "best_correlation": None if self.best is None else round(self.correlations[self.best], 4),
+            "best_correlation": None
+            if self.best is None
+            else round(self.correlations[self.best], 4),
             "correlations": {a: round(c, 4) for a, c in sorted(self.correlations.items())},
             "intervals": self.intervals,
             "days": round(self.days, 2),
@@ -106,9 +108,7 @@ def check(
     """Every meter of ``areas`` (meter → archived area) with voltages, scored (sorted by meter)."""
     changes = {m: _changes(v, step) for m, v in voltages.items() if m in areas}
     common = _median_by_time(changes.values())
-    local = {
-        m: {t: d - common[t] for t, d in c.items() if t in common} for m, c in changes.items()
-    }
+    local = {m: {t: d - common[t] for t, d in c.items() if t in common} for m, c in changes.items()}
     members: dict[str, list[str]] = {}
     for m in local:
         members.setdefault(areas[m], []).append(m)

@@ -24,9 +24,6 @@ from headend.analytics.collection import (
     online_rate,
     reading_checks,
 )
-from headend.analytics.lineloss import LossResult, area_loss, flag_sudden_changes, month_bounds
-from headend.analytics.model import Point, Registers, boundary, days
-from headend.analytics.settings import AnalyticsSettings
 from headend.analytics.intervals import (
     MeterIntervals,
     energy_while_open,
@@ -36,6 +33,9 @@ from headend.analytics.intervals import (
     neutral_imbalance,
     slot_energy,
 )
+from headend.analytics.lineloss import LossResult, area_loss, flag_sudden_changes, month_bounds
+from headend.analytics.model import Point, Registers, boundary, days
+from headend.analytics.settings import AnalyticsSettings
 from headend.analytics.suspects import LOST_VOLTAGE, Evidence, MeterDays, rank_suspects
 from headend.db.engine import reading, writing
 from protocols.quantities import ENERGY_EXPORT_TOTAL
@@ -160,7 +160,8 @@ def _suspects(
     facts = []
     for p in customers:
         meter = p.meters[-1].meter
-        energy, history = {}, {}
+        energy: dict[date, Decimal] = {}
+        history: dict[date, Decimal] = {}
         for d in (*history_days, *window):
             pe = next((e for e in daily[d].points if e.point == p.point), None)
             if pe is not None and pe.energy is not None:
@@ -169,7 +170,9 @@ def _suspects(
         night = repo.daily_deltas(conn, meter, NIGHT, window[0], window[-1], zone)
         relay = intervals[meter].relay_open if meter in intervals else {}
         off = frozenset(
-            d for d in window if _all_open(relay, boundary(d, zone), boundary(d + timedelta(days=1), zone))
+            d
+            for d in window
+            if _all_open(relay, boundary(d, zone), boundary(d + timedelta(days=1), zone))
         )
         facts.append(MeterDays(meter, p.point, energy, export, night, p.pv, off, history))
     rates = [r.rate for d in window if (r := daily[d]).rate is not None]

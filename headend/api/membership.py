@@ -61,11 +61,11 @@ def scores(
 
 
 def _config(request: Request) -> AnalyticsSettings:
-    cached = getattr(request.app.state, "analytics_settings", None)
+    cached: AnalyticsSettings | None = getattr(request.app.state, "analytics_settings", None)
     if cached is None:  # the same cache ``headend.api.analytics`` fills
         s = request.app.state.settings
         cached = request.app.state.analytics_settings = analytics_settings(s.extra, s.source)
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 @router.get("")

@@ -16,7 +16,15 @@ mapped area, kind, stolen fraction) and per area and day the technical loss and 
 Everything is a pure function of the configuration (seeded), with no I/O.
 """
 
-from simulators.grid.model import KINDS, THEFTS, AreaDay, GridConfig, GridRun, MeterSeries, MeterTruth
+from simulators.grid.model import (
+    KINDS,
+    THEFTS,
+    AreaDay,
+    GridConfig,
+    GridRun,
+    MeterSeries,
+    MeterTruth,
+)
 from simulators.grid.network import simulate
 
 __all__ = [

@@ -97,8 +97,14 @@ def simulate(cfg: GridConfig) -> GridRun:
     net: dict[str, list[float]] = {}
     for t in truths:
         start = rng.uniform(10_000, 90_000) if t.role == "area_total" else rng.uniform(500, 20_000)
-        series[t.meter] = MeterSeries([start], [rng.uniform(0, 50) * (t.kind == "pv")], [], [], [],
-                                      [t.kind in ("disconnected", "relay_bypass")] * steps)  # fmt: skip
+        series[t.meter] = MeterSeries(
+            [start],
+            [rng.uniform(0, 50) * (t.kind == "pv")],
+            [],
+            [],
+            [],
+            [t.kind in ("disconnected", "relay_bypass")] * steps,
+        )
     areas = sorted({t.area for t in truths})
     covers = {a: loads.clouds(rng, cfg.days) for a in areas}
     for t in truths:
@@ -127,8 +133,21 @@ def simulate(cfg: GridConfig) -> GridRun:
         mv = 0.97 * mv + rng.gauss(0.0, 0.5)
         for a in areas:
             walks[a] = 0.95 * walks[a] + rng.gauss(0.0, 0.35)
-            _step(cfg, i, a, layout[a], net, series, truths, taps[a] + walks[a] + mv, rng,
-                  technical, stolen, dt, meter_kw)  # fmt: skip
+            _step(
+                cfg,
+                i,
+                a,
+                layout[a],
+                net,
+                series,
+                truths,
+                taps[a] + walks[a] + mv,
+                rng,
+                technical,
+                stolen,
+                dt,
+                meter_kw,
+            )
         if (i + 1) % per_day == 0:
             day = cfg.start + timedelta(days=i // per_day)
             lo, hi = i + 1 - per_day, i + 1
@@ -191,14 +210,14 @@ def _step(
         for (t, _), drop in zip(branch, here, strict=True):
             s = series[t.meter]
             kw = net[t.meter][i]
-            amps = abs(kw) * 1000.0 / NOMINAL_V
+            true_a = abs(kw) * 1000.0 / NOMINAL_V
             seen = 1.0 - t.fraction if kw > 0 else 1.0
             if t.kind in THEFTS and kw > 0:
                 stolen[area] += kw * t.fraction * dt
             _register(s, kw * seen, dt)
             s.voltage.append(round(v_tx - drop + rng.gauss(0.0, noise), 1))
-            live = amps * seen
-            neutral = amps if t.kind == "neutral_bypass" else live
+            live = true_a * seen
+            neutral = true_a if t.kind == "neutral_bypass" else live
             s.current_live.append(round(live, 2))
             s.current_neutral.append(round(neutral * rng.uniform(0.99, 1.01), 2))
 

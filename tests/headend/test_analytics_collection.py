@@ -13,9 +13,9 @@ from headend.analytics.collection import (
     Due,
     FrozenFact,
     SessionFact,
+    collected_in_time,
     collection_rates,
     failing_meters,
-    collected_in_time,
     online_rate,
     reading_checks,
 )

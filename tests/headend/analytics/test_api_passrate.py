@@ -12,7 +12,10 @@ from tests.headend.test_analytics_api import DAY0, RANGE, SILENT_FROM, api, get 
 
 def test_pass_rate_per_day_and_month_counts_unassessed_as_not_passed(api):  # noqa: F811
     days = get(api, "/passrate", **RANGE).json()
-    assert [d["start"] for d in days][:2] == [DAY0.isoformat(), (DAY0 + timedelta(days=1)).isoformat()]
+    assert [d["start"] for d in days][:2] == [
+        DAY0.isoformat(),
+        (DAY0 + timedelta(days=1)).isoformat(),
+    ]
     first = days[0]
     # A2 at 4.76 % is inside the default band 0–8 %; A1 and B1 have no area total meter
     assert (first["areas"], first["assessed"], first["passed"]) == (3, 1, 1)
@@ -22,7 +25,9 @@ def test_pass_rate_per_day_and_month_counts_unassessed_as_not_passed(api):  # no
     assert silent["passed"] == 0 and "A2" in silent["unassessed"]
     month = get(api, "/passrate", period="month", **RANGE).json()
     assert len(month) == 1 and month[0]["start"] == DAY0.isoformat()
-    rows = list(csv.DictReader(io.StringIO(get(api, "/passrate", **{"format": "csv"}, **RANGE).text)))
+    rows = list(
+        csv.DictReader(io.StringIO(get(api, "/passrate", **{"format": "csv"}, **RANGE).text))
+    )
     assert rows[0]["pass_rate"] == "0.3333" and rows[0]["unassessed"] == '["A1", "B1"]'
 
 

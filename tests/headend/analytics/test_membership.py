@@ -66,15 +66,23 @@ def test_api_flags_with_evidence_and_an_operator_moves_the_meter(ops):
     assert first["best_area"] == wrong[first["meter"]] and first["flagged"]
     assert set(first["correlations"]) == {"GA1", "GA2", "GA3"}
     move = {"meter": first["meter"], "area": first["best_area"], "evidence": first}
-    denied = ops.client.post("/api/v1/analytics/membership/confirm", json=move, headers=ops.as_("olga"))
+    denied = ops.client.post(
+        "/api/v1/analytics/membership/confirm", json=move, headers=ops.as_("olga")
+    )
     assert denied.status_code == 403
-    scoped = ops.client.post("/api/v1/analytics/membership/confirm", json=move, headers=ops.as_("sid"))
+    scoped = ops.client.post(
+        "/api/v1/analytics/membership/confirm", json=move, headers=ops.as_("sid")
+    )
     assert scoped.status_code == 403  # a supervisor of area A2 only
-    done = ops.client.post("/api/v1/analytics/membership/confirm", json=move, headers=ops.as_("sam"))
+    done = ops.client.post(
+        "/api/v1/analytics/membership/confirm", json=move, headers=ops.as_("sam")
+    )
     assert done.status_code == 200, done.text
     with reading(ops.engine) as conn:
         assert repo.meter_area(conn, first["meter"])[0] == first["best_area"]
-    again = ops.client.post("/api/v1/analytics/membership/confirm", json=move, headers=ops.as_("sam"))
+    again = ops.client.post(
+        "/api/v1/analytics/membership/confirm", json=move, headers=ops.as_("sam")
+    )
     assert again.status_code == 400  # already there
     one = ops.client.get("/api/v1/analytics/membership", params={"areas": ["GA1"]},
                          headers=ops.as_("vic"))  # fmt: skip

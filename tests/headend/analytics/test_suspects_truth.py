@@ -91,7 +91,9 @@ def test_a_seasonal_home_is_damped_by_its_own_history():
 
     days = [date(2026, 3, 1) + timedelta(days=i) for i in range(10)]
     used = {d: (D("0.2") if i >= 6 else D(8)) for i, d in enumerate(days)}
-    before = {date(2026, 2, 1) + timedelta(days=i): (D("0.1") if i < 5 else D(8)) for i in range(20)}
+    before = {
+        date(2026, 2, 1) + timedelta(days=i): (D("0.1") if i < 5 else D(8)) for i in range(20)
+    }
     supply = dict.fromkeys(days, D(500))
     fresh = rank_suspects([MeterDays("m", "m", used)], {}, supply)[0].evidence[0]
     seasonal = rank_suspects([MeterDays("m", "m", used, history=before)], {}, supply)[0].evidence[0]

@@ -46,7 +46,9 @@ def test_pv_area_loss_is_the_simulated_technical_loss(engine):
         lo, hi = (day - D1).days * n, (day - D1).days * n + n
         s = run.series
         area_in = s["A1-T"].import_kwh[hi] - s["A1-T"].import_kwh[lo]
-        cust_in = sum(s[t.meter].import_kwh[hi] - s[t.meter].import_kwh[lo] for t in run.customers())
+        cust_in = sum(
+            s[t.meter].import_kwh[hi] - s[t.meter].import_kwh[lo] for t in run.customers()
+        )
         old = (area_in - cust_in) / area_in
         assert abs(old - truth.technical_rate) > 0.05
         assert rows[day.isoformat()]["detail"]["exported"] not in (None, "0", "0.00")
