@@ -60,7 +60,9 @@ def test_what_meters_see_follows_their_kind(run):
         if t.kind == "relay_bypass":  # relay reported open, energy still registered
             assert all(s.relay_open) and s.import_kwh[-1] > s.import_kwh[0]
         if t.kind == "neutral_bypass":
-            loaded = [(a, n) for a, n in zip(s.current_live, s.current_neutral, strict=True) if n > 2]
+            loaded = [
+                (a, n) for a, n in zip(s.current_live, s.current_neutral, strict=True) if n > 2
+            ]
             assert loaded and all(a < 0.85 * n for a, n in loaded)
         if t.kind == "cover_open":
             assert len(s.cover_open_at) == 1
