@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if "--results" not in sys.argv:  # the baseline's subprocess imports the old tree only
+    sys.path.insert(0, str(ROOT))
 BASE = os.environ.get("BENCH_BASE", "5160880")
 NOW = datetime(2026, 3, 20, tzinfo=UTC)
 CONTEXT = ("pv", "vacant", "seasonal", "disconnected")
