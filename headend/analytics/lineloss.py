@@ -163,6 +163,14 @@ def _direction(
     method = Method.DAILY_FROZEN
     for span in spans:
         regs = registers.get(span.meter, Registers())
+        whole = (span.start is None or span.start <= t0) and (span.end is None or span.end >= t1)
+        if whole:  # the usual case: both daily freezes of the meter itself
+            a, b = regs.frozen.get(start), regs.frozen.get(end)
+            if a is not None and b is not None:
+                if b < a:
+                    return f"backwards:{span.meter}"
+                total += (b - a) * span.multiplier
+                continue
         ends: list[Decimal] = []
         for edge, day, instant, fixed, read in (
             (

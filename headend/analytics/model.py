@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
@@ -23,6 +24,7 @@ class Method(StrEnum):
     INTERPOLATED = "interpolated"  # fallback: linear between interval readings (flagged)
 
 
+@lru_cache(maxsize=4096)
 def boundary(day: date, zone: ZoneInfo) -> datetime:
     """The UTC instant of 00:00 local on ``day``."""
     return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)

@@ -191,27 +191,31 @@ def registers(
     (default: all) names the meters whose interval readings are looked up without any freeze."""
     facts = frozen_facts(conn, meter_ids, quantity, first, last, zone)
     instants = sorted(extra)
-    out: dict[str, Registers] = {}
     want = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    need: dict[datetime, list[str]] = defaultdict(list)  # instant → meters to interpolate there
     for meter, by_day in facts.items():
-        frozen = {d: f.value for d, f in by_day.items()}
-        missing = [boundary(d, zone) for d in want if d not in frozen] + instants
-        series: list[tuple[datetime, Decimal]] = []
-        if missing and (fallback is None or frozen or meter in fallback):
-            lo = min(missing) - max_gap
-            hi = max(missing) + max_gap
+        if by_day or fallback is None or meter in fallback:
+            for at in [boundary(d, zone) for d in want if d not in by_day] + instants:
+                need[at].append(meter)
+    found: dict[str, dict[datetime, Decimal]] = defaultdict(dict)
+    for at, ids in sorted(need.items()):  # one query per instant: only readings around it
+        for chunk in _chunks(sorted(ids)):
             rows = conn.execute(
-                select(readings.c.time, readings.c.value)
-                .where(
-                    readings.c.meter == meter,
+                select(readings.c.meter, readings.c.time, readings.c.value).where(
+                    readings.c.meter.in_(chunk),
                     readings.c.quantity == quantity,
                     readings.c.kind.in_(SPOT),
-                    readings.c.time >= lo,
-                    readings.c.time <= hi,
+                    readings.c.time >= at - max_gap,
+                    readings.c.time <= at + max_gap,
                 )
-                .order_by(readings.c.time)
             )
-            series = [(r.time, v) for r in rows if (v := _dec(r.value)) is not None]
+            for meter, t, text in rows:
+                if (v := _dec(text)) is not None:
+                    found[meter][t] = v
+    out: dict[str, Registers] = {}
+    for meter, by_day in facts.items():
+        frozen = {d: f.value for d, f in by_day.items()}
+        series = sorted(found[meter].items()) if meter in found else []
         if frozen or series or quantity == ENERGY_TOTAL:
             out[meter] = Registers(frozen, series)
     return out
@@ -221,12 +225,26 @@ def daily_deltas(
     conn: Connection, meter: str, quantity: str, first: date, last: date, zone: ZoneInfo
 ) -> dict[date, Decimal]:
     """Day D's increase of a frozen register (D+1 − D) for days ``first``…``last``."""
-    facts = frozen_facts(conn, [meter], quantity, first, last + timedelta(days=1), zone)[meter]
-    out = {}
-    for d, f in facts.items():
-        nxt = facts.get(d + timedelta(days=1))
-        if nxt is not None and nxt.value >= f.value:
-            out[d] = nxt.value - f.value
+    return daily_deltas_of(conn, [meter], quantity, first, last, zone)[meter]
+
+
+def daily_deltas_of(
+    conn: Connection,
+    meter_ids: Iterable[str],
+    quantity: str,
+    first: date,
+    last: date,
+    zone: ZoneInfo,
+) -> dict[str, dict[date, Decimal]]:
+    """``daily_deltas`` of many meters in one query per chunk."""
+    facts = frozen_facts(conn, meter_ids, quantity, first, last + timedelta(days=1), zone)
+    out: dict[str, dict[date, Decimal]] = {}
+    for meter, by_day in facts.items():
+        mine = out[meter] = {}
+        for d, f in by_day.items():
+            nxt = by_day.get(d + timedelta(days=1))
+            if nxt is not None and nxt.value >= f.value:
+                mine[d] = nxt.value - f.value
     return out
 
 

@@ -157,24 +157,27 @@ def _suspects(
     intervals, exports = repo.interval_facts(conn, ids + totals, p0, t1 + step, step)
     extra = interval_evidence(intervals, exports, ids, totals, step, t1)
     history_days = sorted(d for d in daily if d < window[0])
+    by_point = {d: {e.point: e for e in daily[d].points} for d in (*history_days, *window)}
+    exported = repo.daily_deltas_of(conn, ids, ENERGY_EXPORT_TOTAL, window[0], window[-1], zone)
+    nights = repo.daily_deltas_of(conn, ids, NIGHT, window[0], window[-1], zone)
     facts = []
     for p in customers:
         meter = p.meters[-1].meter
         energy: dict[date, Decimal] = {}
         history: dict[date, Decimal] = {}
         for d in (*history_days, *window):
-            pe = next((e for e in daily[d].points if e.point == p.point), None)
+            pe = by_point[d].get(p.point)
             if pe is not None and pe.energy is not None:
                 (history if d < window[0] else energy)[d] = pe.energy
-        export = repo.daily_deltas(conn, meter, ENERGY_EXPORT_TOTAL, window[0], window[-1], zone)
-        night = repo.daily_deltas(conn, meter, NIGHT, window[0], window[-1], zone)
         relay = intervals[meter].relay_open if meter in intervals else {}
         off = frozenset(
             d
             for d in window
             if _all_open(relay, boundary(d, zone), boundary(d + timedelta(days=1), zone))
         )
-        facts.append(MeterDays(meter, p.point, energy, export, night, p.pv, off, history))
+        facts.append(
+            MeterDays(meter, p.point, energy, exported[meter], nights[meter], p.pv, off, history)
+        )
     rates = [r.rate for d in window if (r := daily[d]).rate is not None]
     band = daily[window[-1]].band
     excess = bool(rates and band and sum(rates) / len(rates) > band[1])
