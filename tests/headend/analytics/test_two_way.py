@@ -132,3 +132,41 @@ def test_multiplier_change_without_replacement_splits_the_month(sqlite_engine):
     assert [(r["supply"], r["rate"]) for r in days] == [("100.0", "0.0500"), ("100.00", "0.0500")]
     assert (D(month["supply"]), D(month["loss"]), month["rate"]) == (D(200), D(10), "0.0500")
     assert Flag.MULTIPLIER_CHANGE in month["flags"]
+
+
+def test_mid_day_multiplier_change_and_a_missing_freeze_are_interpolated(sqlite_engine):
+    """The CT changes at 12:00 (interval readings around it); c's D2 freeze never arrived."""
+    from headend.db.tables import areas, gateways
+
+    since = datetime(2025, 1, 1, tzinfo=UTC)
+    noon = boundary(D1, Z) + timedelta(hours=12)
+    quarter = timedelta(minutes=15)
+    with writing(sqlite_engine) as conn:
+        conn.execute(insert(gateways).values(id="gw", valid_from=since))
+        conn.execute(insert(areas).values(id="A", gateway="gw", valid_from=since))
+        base = {"area": "A", "bus": "b", "protocol": "dlt645-2007", "valid_from": since}
+        conn.execute(insert(meters).values(id="T", point="T", address="1" * 12, role="area_total",
+                                           multiplier="40", **{**base, "valid_to": noon}))  # fmt: skip
+        conn.execute(insert(meters).values(id="T", point="T", address="1" * 12, role="area_total",
+                                           multiplier="80", **{**base, "valid_from": noon}))  # fmt: skip
+        conn.execute(insert(meters).values(id="c", point="c", address="2" * 12, **base))
+
+        def put(meter, at, value, kind):
+            conn.execute(insert(readings).values(
+                meter=meter, quantity="energy.active.import.total", time=at, kind=kind, value=value,
+                gateway="gw", gateway_time=at, freeze_time=at if kind == "daily_frozen" else None,
+                flags=""))  # fmt: skip
+
+        put("T", boundary(D1, Z), "100", "daily_frozen")
+        put("T", noon - quarter, "101.2", "interval")  # 101.25 at noon: 1.25 × 40 = 50 kWh
+        put("T", noon + quarter, "101.3", "interval")
+        put("T", boundary(D2, Z), "101.875", "daily_frozen")  # 0.625 × 80 = 50 kWh
+        put("c", boundary(D1, Z), "0", "daily_frozen")
+        put("c", boundary(D2, Z) - quarter, "94", "interval")  # 95 at midnight
+        put("c", boundary(D2, Z) + quarter, "96", "interval")
+    recompute(sqlite_engine, AnalyticsSettings(), D1, D1, NOW)
+    with reading(sqlite_engine) as conn:
+        (day,) = store.loss_rows(conn, ["A"], "day", D1, D1)
+    assert (D(day["supply"]), D(day["sales"]), day["rate"]) == (D(100), D(95), "0.0500")
+    assert day["method"] == "interpolated"
+    assert {"interpolated", "multiplier_change"} <= set(day["flags"])
