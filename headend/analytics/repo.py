@@ -7,7 +7,6 @@ version in force at the end of a meter's stay in the area over the period.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
@@ -18,12 +17,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Numeric, and_, cast, func, or_, select
 
 from headend.analytics.collection import Due, FrozenFact, SessionFact
-from headend.analytics.intervals import MeterIntervals
 from headend.analytics.model import MeterSpan, Point, Registers, boundary, freeze_day
 from headend.analytics.suspects import EventFact, Inspection, InstantFact
 from headend.db.analytics_tables import analytics_inspections, analytics_targets
 from headend.db.tables import areas, events, gateway_sessions, meter_replacements, meters, readings
-from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL, RELAY_STATE
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
 FROZEN = "daily_frozen"
 SPOT = ("interval", "on_demand")
@@ -148,7 +146,7 @@ def frozen_facts(
         return out
     lo = boundary(first, zone) - timedelta(hours=12)
     hi = boundary(last, zone) + timedelta(hours=12)
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         rows = conn.execute(
             select(
                 readings.c.meter,
@@ -199,7 +197,7 @@ def registers(
                 need[at].append(meter)
     found: dict[str, dict[datetime, Decimal]] = defaultdict(dict)
     for at, ids in sorted(need.items()):  # one query per instant: only readings around it
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids)):
             rows = conn.execute(
                 select(readings.c.meter, readings.c.time, readings.c.value).where(
                     readings.c.meter.in_(chunk),
@@ -253,7 +251,7 @@ def meter_events(
 ) -> list[EventFact]:
     """Cover, terminal-cover and reading-anomaly events of the meters in ``[t0, t1)``."""
     out = []
-    for chunk in _chunks(sorted(meter_ids)):
+    for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
             select(events.c.meter, events.c.type, events.c.time, events.c.details).where(
                 events.c.meter.in_(chunk),
@@ -274,7 +272,7 @@ def anomalous_instants(
     low_voltage = and_(q.like("voltage.%"), cast(readings.c.value, Numeric) < lost_voltage)
     negative = and_(or_(q.like("current.%"), q.like("power.active.%")), readings.c.value.like("-%"))
     out = []
-    for chunk in _chunks(sorted(meter_ids)):
+    for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
             select(readings.c.meter, q, readings.c.time, readings.c.value)
             .where(
@@ -295,105 +293,10 @@ def anomalous_instants(
     return out
 
 
-INTERVAL_QUANTITIES = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL, "voltage.a", "current.a", "current.n",
-                       RELAY_STATE)  # fmt: skip
-
-
-def _align(t: datetime, step: timedelta) -> datetime:
-    """``t`` rounded to the nearest multiple of ``step`` (readings of one sweep share a slot)."""
-    seconds = step.total_seconds()
-    epoch = t.timestamp()
-    return datetime.fromtimestamp(round(epoch / seconds) * seconds, tz=t.tzinfo)
-
-
-def interval_facts(
-    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime, step: timedelta
-) -> tuple[dict[str, MeterIntervals], dict[str, dict[datetime, float]]]:
-    """Interval readings of the meters in ``[t0, t1)`` aligned to ``step``: import register,
-    voltage, live and neutral current, relay state; and the export registers apart."""
-    raw: dict[tuple[str, str], dict[datetime, Any]] = defaultdict(dict)
-    slots: dict[datetime, datetime] = {}  # one sweep's readings share their times: align once
-    for chunk in _chunks(sorted(meter_ids)):
-        rows = conn.execute(
-            select(readings.c.meter, readings.c.quantity, readings.c.time, readings.c.value).where(
-                readings.c.meter.in_(chunk),
-                readings.c.kind.in_(SPOT),
-                readings.c.quantity.in_(INTERVAL_QUANTITIES),
-                readings.c.time >= t0,
-                readings.c.time < t1,
-            )
-        )
-        for meter, quantity, t, text in rows:
-            if quantity == RELAY_STATE:
-                value: Any = text == "open"
-            else:
-                try:
-                    value = float(text)
-                except ValueError:
-                    continue
-                if not math.isfinite(value):
-                    continue
-            slot = slots.get(t)
-            if slot is None:
-                slot = slots[t] = _align(t, step)
-            raw[(meter, quantity)][slot] = value
-    meters_seen = sorted({m for m, _ in raw})
-
-    def of(m: str, q: str) -> dict[datetime, Any]:
-        return raw.get((m, q), {})
-
-    out = {
-        m: MeterIntervals(
-            m,
-            of(m, ENERGY_TOTAL),
-            of(m, "voltage.a"),
-            of(m, "current.a"),
-            of(m, "current.n"),
-            of(m, RELAY_STATE),
-        )
-        for m in meters_seen
-    }
-    return out, {m: of(m, ENERGY_EXPORT_TOTAL) for m in meters_seen if of(m, ENERGY_EXPORT_TOTAL)}
-
-
-def voltages(
-    conn: Connection,
-    meter_ids: Sequence[str],
-    t0: datetime,
-    t1: datetime,
-    step: timedelta,
-    quantity: str = "voltage.a",
-) -> dict[str, dict[datetime, float]]:
-    """Interval voltages of the meters in ``[t0, t1)``, times aligned to ``step``."""
-    out: dict[str, dict[datetime, float]] = defaultdict(dict)
-    slots: dict[datetime, datetime] = {}
-    for chunk in _chunks(sorted(meter_ids)):
-        rows = conn.execute(
-            select(readings.c.meter, readings.c.time, readings.c.value).where(
-                readings.c.meter.in_(chunk),
-                readings.c.kind.in_(SPOT),
-                readings.c.quantity == quantity,
-                readings.c.time >= t0,
-                readings.c.time < t1,
-            )
-        )
-        for meter, t, text in rows:
-            try:
-                value = float(text)
-            except ValueError:
-                continue
-            if math.isfinite(value) and value > 0:
-                slot = slots.get(t)
-                if slot is None:
-                    slot = slots[t] = _align(t, step)
-                out[meter][slot] = value
-    return dict(out)
-
-
 def latest_inspections(conn: Connection, meter_ids: Sequence[str]) -> dict[str, Inspection]:
     """The latest inspection of each meter (outcomes stay with the meter)."""
     out: dict[str, Inspection] = {}
-    for chunk in _chunks(sorted(meter_ids)):
+    for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
             select(analytics_inspections)
             .where(analytics_inspections.c.meter.in_(chunk))
@@ -462,6 +365,6 @@ def count_readings(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(readings)).scalar_one())
 
 
-def _chunks(ids: Sequence[str], size: int = 500) -> Iterable[list[str]]:
+def chunks(ids: Sequence[str], size: int = 500) -> Iterable[list[str]]:
     for i in range(0, len(ids), size):
         yield list(ids[i : i + size])

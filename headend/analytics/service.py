@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine
 
-from headend.analytics import AnalyticsInputError, repo, store
+from headend.analytics import AnalyticsInputError, repo, series, store
 from headend.analytics.collection import (
     Due,
     collection_rates,
@@ -33,10 +33,11 @@ from headend.analytics.intervals import (
     neutral_imbalance,
     slot_energy,
 )
-from headend.analytics.lineloss import LossResult, area_loss, flag_sudden_changes, month_bounds
+from headend.analytics.lineloss import LossResult, area_loss, month_bounds
 from headend.analytics.model import Point, Registers, boundary, days
 from headend.analytics.settings import AnalyticsSettings
 from headend.analytics.suspects import LOST_VOLTAGE, Evidence, MeterDays, rank_suspects
+from headend.analytics.trend import flag_sudden_changes
 from headend.db.engine import reading, writing
 from protocols.quantities import ENERGY_EXPORT_TOTAL
 
@@ -154,7 +155,7 @@ def _suspects(
     customers = [p for p in pts if p.role == "customer"]
     totals = [p.meters[-1].meter for p in pts if p.role == "area_total"]
     ids = [p.meters[-1].meter for p in customers]
-    intervals, exports = repo.interval_facts(conn, ids + totals, p0, t1 + step, step)
+    intervals, exports = series.interval_facts(conn, ids + totals, p0, t1 + step, step)
     extra = interval_evidence(intervals, exports, ids, totals, step, t1)
     history_days = sorted(d for d in daily if d < window[0])
     by_point = {d: {e.point: e for e in daily[d].points} for d in (*history_days, *window)}

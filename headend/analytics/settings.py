@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from headend.db.errors import ConfigError
 from protocols.model import DEFAULT_METER_ZONE
@@ -38,6 +45,12 @@ class AnalyticsSettings(BaseModel):
     run_at: time = time(1, 30)  # local time in ``zone`` (after the gateways' 00:05 freeze read)
     lookback_days: int = Field(default=3, ge=0, le=62)  # recompute for late back-fill
     start_delay_s: float = Field(default=60.0, ge=0)  # then catch up a missed run
+
+    @model_validator(mode="after")
+    def _band(self) -> AnalyticsSettings:
+        if self.default_band_low > self.default_target:
+            raise ValueError("default_band_low must not be above default_target")
+        return self
 
     @field_validator("zone")
     @classmethod

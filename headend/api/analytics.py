@@ -24,11 +24,11 @@ from sqlalchemy import insert, select
 
 from headend.analytics import AnalyticsInputError, repo, store
 from headend.analytics import job as daily_job
-from headend.analytics.lineloss import trend
 from headend.analytics.passrate import pass_rates
 from headend.analytics.service import recompute
 from headend.analytics.settings import AnalyticsSettings, analytics_settings
 from headend.analytics.suspects import OUTCOMES
+from headend.analytics.trend import trend
 from headend.api import membership as membership_api
 from headend.api.bounds import Day, Instant, attachment
 from headend.api.deps import (

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from headend.analytics import AnalyticsInputError, membership, repo
+from headend.analytics import AnalyticsInputError, membership, repo, series
 from headend.analytics.model import boundary
 from headend.analytics.settings import AnalyticsSettings, analytics_settings
 from headend.api.bounds import Day, Instant
@@ -56,7 +56,7 @@ def scores(
     """Every meter of ``chosen`` (as mapped at ``t1``) scored against every chosen area."""
     step = timedelta(minutes=config.interval_minutes)
     mapped = {d.meter: a for a in chosen for d in repo.due_meters(conn, a, t1)}
-    volts = repo.voltages(conn, sorted(mapped), t0, t1 + step, step)
+    volts = series.voltages(conn, sorted(mapped), t0, t1 + step, step)
     return membership.check(volts, mapped, step)
 
 
