@@ -33,9 +33,12 @@ from headend.analytics.suspects import LOST_VOLTAGE, PLACES, WEIGHTS, Evidence
 MIN_LOADED_A = 1.0  # a single-phase imbalance is judged only above this current
 IMBALANCE = 0.2  # |In − IL| above this share of the larger (plus 0.3 A) is imbalanced
 MIN_SHARE = 0.2  # of loaded readings, for the imbalance to count
-MIN_CORR = 0.15  # pursuit stops below this correlation
+MIN_CORR = 0.1  # pursuit stops below this correlation
 MAX_PICKS = 30
 MIN_UNREGISTERED = 0.12  # a fitted share below this is within the technical-loss model's error
+# a PV customer's import is its use less its own generation: its curve is reshaped by the sun,
+# as is the lines' loss, so its fit is less certain and must show a larger share
+MIN_UNREGISTERED_PV = 0.25
 MIN_SLOTS = 48
 
 
@@ -173,11 +176,13 @@ def loss_followers(
     area: Mapping[datetime, float],
     customers: Mapping[str, Mapping[datetime, float]],
     exports: Mapping[str, Mapping[datetime, float]] | None = None,
+    pv: frozenset[str] = frozenset(),
 ) -> list[LossFit]:
     """Customers whose registered load the area's loss curve follows (strongest first).
 
     ``area`` and ``customers``: energy per step (import; ``exports`` the customers' export per
-    step).  Steps where the area meter or any customer has no value are left out."""
+    step; ``pv``: customers with PV).  Steps where the area meter or any customer has no value
+    are left out."""
     slots = sorted(t for t in area if all(t in c for c in customers.values()))
     if len(slots) < MIN_SLOTS or not customers:
         return []
@@ -189,7 +194,12 @@ def loss_followers(
     loss = [area[t] + back[i] - total[i] for i, t in enumerate(slots)]
     net = [s - b for s, b in zip(total, back, strict=True)]
     basis: list[list[float]] = []
-    for v in ([1.0] * len(slots), net, [x * x for x in net]):
+    # the technical loss: I²R of the net flow, and of import and export apart (PV feeds the
+    # lines in other places than the homes draw)
+    shapes = [[1.0] * len(slots), net, [x * x for x in net]]
+    if any(back):
+        shapes += [back, [x * x for x in back], [x * x for x in total]]
+    for v in shapes:
         q = _unit(_orthogonalise(v, basis))
         if q is not None:
             basis.append(q)
@@ -227,7 +237,7 @@ def loss_followers(
     out = []
     span_days = max((slots[-1] - slots[0]).total_seconds() / 86400, 1e-6)
     for (m, corr), b in zip(picks, coefficients, strict=True):
-        if b / (1 + b) < MIN_UNREGISTERED:
+        if b / (1 + b) < (MIN_UNREGISTERED_PV if m in pv else MIN_UNREGISTERED):
             continue
         stolen = b * math.fsum(loads[m]) / span_days
         out.append(LossFit(m, corr, b, stolen))

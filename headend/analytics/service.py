@@ -156,7 +156,8 @@ def _suspects(
     totals = [p.meters[-1].meter for p in pts if p.role == "area_total"]
     ids = [p.meters[-1].meter for p in customers]
     intervals, exports = series.interval_facts(conn, ids + totals, p0, t1 + step, step)
-    extra = interval_evidence(intervals, exports, ids, totals, step, t1)
+    pv = frozenset(p.meters[-1].meter for p in customers if p.pv)
+    extra = interval_evidence(intervals, exports, ids, totals, step, t1, pv)
     history_days = sorted(d for d in daily if d < window[0])
     by_point = {d: {e.point: e for e in daily[d].points} for d in (*history_days, *window)}
     exported = repo.daily_deltas_of(conn, ids, ENERGY_EXPORT_TOTAL, window[0], window[-1], zone)
@@ -208,6 +209,7 @@ def interval_evidence(
     totals: Sequence[str],
     step: timedelta,
     at: datetime,
+    pv: frozenset[str] = frozenset(),
 ) -> dict[str, list[Evidence]]:
     """Evidence from interval readings per customer meter (headend.analytics.intervals)."""
     out: dict[str, list[Evidence]] = {}
@@ -226,7 +228,7 @@ def interval_evidence(
         loads = {m: slot_energy(intervals[m].energy, step) for m in customers if m in intervals}
         if len(loads) == len(customers):
             back = {m: slot_energy(exports[m], step) for m in customers if m in exports}
-            for fit in loss_followers(area, loads, back):
+            for fit in loss_followers(area, loads, back, pv):
                 out.setdefault(fit.meter, []).append(loss_evidence(fit, at))
     return out
 
