@@ -43,6 +43,7 @@ from protocols.quantities import ENERGY_EXPORT_TOTAL
 
 NIGHT = "energy.active.import.t4"  # valley tariff: night hours in the usual TOU tables
 MAX_DAYS = 370
+PRESENT_SHARE = 0.5  # interval data on at least this share of the area meter's intervals
 
 
 @dataclass
@@ -226,9 +227,12 @@ def interval_evidence(
             back_up = slot_energy(exports[totals[0]], step)
             area = {t: v - back_up.get(t, 0.0) for t, v in area.items()}
         loads = {m: slot_energy(intervals[m].energy, step) for m in customers if m in intervals}
-        if len(loads) == len(customers):
-            back = {m: slot_energy(exports[m], step) for m in customers if m in exports}
-            for fit in loss_followers(area, loads, back, pv):
+        # a meter silent for most of the window is left out of the fit (its use then shows as
+        # loss, as it does in the daily balance) rather than voiding every interval
+        present = {m: v for m, v in loads.items() if len(v) >= PRESENT_SHARE * len(area)}
+        if area and len(present) >= PRESENT_SHARE * len(customers):
+            back = {m: slot_energy(exports[m], step) for m in present if m in exports}
+            for fit in loss_followers(area, present, back, pv):
                 out.setdefault(fit.meter, []).append(loss_evidence(fit, at))
     return out
 

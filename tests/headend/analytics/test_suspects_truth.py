@@ -101,3 +101,27 @@ def test_a_seasonal_home_is_damped_by_its_own_history():
     assert seasonal.weight == fresh.weight / 4 and seasonal.details["seasonal"] is True
     opened = frozenset(days[6:])
     assert rank_suspects([MeterDays("m", "m", used, relay_open=opened)], {}, supply) == []
+
+
+def test_a_silent_meter_does_not_void_the_loss_curve_fit():
+    from headend.analytics.intervals import MeterIntervals
+    from headend.analytics.service import interval_evidence
+
+    run = simulate(GridConfig(areas=1, customers=40, days=2, step_minutes=30, seed=4,
+                              mix={"bypass": 0.1}))  # fmt: skip
+    step = timedelta(minutes=30)
+
+    def intervals(meter):
+        s = run.series[meter]
+        return MeterIntervals(meter, {t: v for t, v in zip(run.times, s.import_kwh, strict=True)})
+
+    ivs = {t.meter: intervals(t.meter) for t in run.customers()}
+    silent = next(t.meter for t in run.customers() if not t.theft)
+    ivs[silent] = MeterIntervals(silent)  # no interval reading at all
+    ivs["A1-T"] = intervals("A1-T")
+    ids = [t.meter for t in run.customers()]
+    found = interval_evidence(ivs, {}, ids, ["A1-T"], step, run.times[-1])
+    thieves = {t.meter for t in run.customers() if t.theft}
+    assert thieves <= {
+        m for m, ev in found.items() if any(e.kind == "loss_follows_load" for e in ev)
+    }
