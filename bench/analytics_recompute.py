@@ -1,12 +1,21 @@
-"""Benchmark: the daily analytics recompute of areas of N meters on SQLite.
+"""Benchmark: the daily analytics recompute of areas of N meters on SQLite, before and after.
 
-Prints the time of ``recompute`` for one day (with its 14-day suspect window and month to date)
-and, as the baseline measured in the same run, the time of reading the same frozen rows once.
-Usage: python bench/analytics_recompute.py [areas] [meters_per_area] [days]
+Times ``recompute`` of one day (with its 14-day suspect window and month to date) for the code of
+this tree and, as the baseline in the same run, for the code at ``BENCH_BASE`` (default: the
+commit before two-way energy, bands and context-aware suspects), extracted with ``git archive``
+and run in a subprocess on an identical database.  Rounds alternate old and new; the median of
+each is reported.  Also times the new code with export (reverse) registers frozen too, as
+gateways that read two-way energy store them.
+
+Usage: python bench/analytics_recompute.py [areas] [meters_per_area] [days] [rounds]
 """
 
 from __future__ import annotations
 
+import json
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -14,24 +23,27 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import insert, select
-
-from headend.analytics.model import boundary
-from headend.analytics.service import recompute
-from headend.analytics.settings import AnalyticsSettings
-from headend.config import DatabaseSettings
-from headend.db import make_engine, reading, writing
-from headend.db.migrate import upgrade
-from headend.db.tables import areas, meters, readings
-
+ROOT = Path(__file__).resolve().parents[1]
+BASE = os.environ.get("BENCH_BASE", "5160880")
 SINCE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def main() -> None:
-    n_areas, n_meters, n_days = (int(a) for a in [*sys.argv[1:], "4", "200", "30"][:3])
+def measure(n_areas: int, n_meters: int, n_days: int, export: bool) -> dict[str, float]:
+    """Build the database and time one recompute with whatever ``headend`` is importable."""
+    from sqlalchemy import insert
+
+    from headend.analytics.model import boundary
+    from headend.analytics.service import recompute
+    from headend.analytics.settings import AnalyticsSettings
+    from headend.config import DatabaseSettings
+    from headend.db import make_engine, writing
+    from headend.db.migrate import upgrade
+    from headend.db.tables import areas, meters, readings
+
     settings = AnalyticsSettings()
     zone = settings.tz
     first = date(2026, 3, 1)
+    quantities = ["energy.active.import.total"] + (["energy.active.export.total"] * export)
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(
             DatabaseSettings(url=f"sqlite:///{Path(tmp) / 'b.db'}", sqlite_synchronous="NORMAL")
@@ -54,27 +66,68 @@ def main() -> None:
                     t = boundary(first + timedelta(days=d), zone)
                     for i in range(n_meters + 1):
                         v = Decimal(d * (10 * n_meters * 105 // 100 if i == 0 else 10))
-                        row = {"meter": f"A{a}-{i}", "quantity": "energy.active.import.total",
-                               "time": t, "kind": "daily_frozen", "value": str(v),
-                               "gateway": f"gw{a}", "gateway_time": t + timedelta(minutes=6),
-                               "freeze_time": t, "flags": ""}  # fmt: skip
-                        rows.append(row)
+                        for q in quantities:
+                            rows.append(
+                                {"meter": f"A{a}-{i}", "quantity": q, "time": t,
+                                 "kind": "daily_frozen", "value": str(v if "import" in q else 0),
+                                 "gateway": f"gw{a}", "gateway_time": t + timedelta(minutes=6),
+                                 "freeze_time": t, "flags": ""}
+                            )  # fmt: skip
                 conn.execute(insert(readings), rows)
         last = first + timedelta(days=n_days - 1)
-        t0 = time.perf_counter()
-        with reading(engine) as conn:
-            n = len(conn.execute(select(readings.c.meter, readings.c.value, readings.c.time)).all())
-        base = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         recompute(engine, settings, last, last, datetime.now(UTC))
-        one = time.perf_counter() - t0
-        meters_total = n_areas * (n_meters + 1)
-        print(f"{n_areas} areas × {n_meters + 1} meters, {n_days} days of freezes ({n} rows)")
-        print(f"baseline: read every frozen row once        {base:8.3f} s")
-        print(f"recompute one day (all areas)     {one:8.3f} s  = {one / base:6.1f} × baseline")
-        print(f"per meter                                  {one / meters_total * 1000:8.3f} ms")
+        took, cpu = time.perf_counter() - t0, time.process_time() - c0
         engine.dispose()
+    return {"recompute_s": took, "cpu_s": cpu}
+
+
+def _run(pythonpath: Path, args: list[str], export: bool) -> tuple[float, float]:
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", *args, "1" if export else "0"],
+        env=env, cwd=pythonpath, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(got["recompute_s"]), float(got["cpu_s"])
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--measure"]:
+        a, m, d, export = (int(x) for x in argv[1:5])
+        print(json.dumps(measure(a, m, d, bool(export))))
+        return
+    n_areas, n_meters, n_days, rounds = (int(a) for a in [*argv, "4", "200", "30", "3"][:4])
+    args = [str(n_areas), str(n_meters), str(n_days)]
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp)
+        archive = subprocess.run(
+            ["git", "archive", BASE, "headend", "protocols", "taiqu"],
+            cwd=ROOT, capture_output=True, check=True,
+        )  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+        (old / "bench").mkdir()
+        before, after, two_way = [], [], []
+        for _ in range(rounds):
+            before.append(_run(old, args, export=False))
+            after.append(_run(ROOT, args, export=False))
+            two_way.append(_run(ROOT, args, export=True))
+    print(
+        f"{n_areas} areas × {n_meters + 1} meters, {n_days} days of daily freezes, recompute of "
+        f"one day, median of {rounds} alternating rounds (wall s / CPU s)"
+    )
+    (bw, bc), (aw, ac), (ww, wc) = (
+        (statistics.median(r[0] for r in x), statistics.median(r[1] for r in x))
+        for x in (before, after, two_way)
+    )
+    print(f"baseline (code at {BASE}), import only   {bw:7.3f} / {bc:7.3f}")
+    print(
+        f"this tree, import only                  {aw:7.3f} / {ac:7.3f}  = {ac / bc:5.2f} × (CPU)"
+    )
+    print(
+        f"this tree, import + export freezes      {ww:7.3f} / {wc:7.3f}  = {wc / bc:5.2f} × (CPU)"
+    )
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

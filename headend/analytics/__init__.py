@@ -1,8 +1,10 @@
 """Area analytics: line loss, theft/tamper suspects and collection quality (docs/analytics.md).
 
-Pure computation lives in ``lineloss``, ``suspects`` and ``collection`` (plain data in, typed
-results out); ``repo`` reads facts from and stores results in the database; ``job`` runs the daily
-computation; ``headend.api.analytics`` serves it.
+Pure computation lives in ``lineloss`` (two-way energy, bands), ``passrate``, ``suspects``,
+``intervals`` (evidence from interval readings), ``membership`` (户变关系 from voltages) and
+``collection`` (plain data in, typed results out); ``repo`` reads facts from the database and
+``store`` writes results; ``service`` recomputes; ``job`` runs the daily computation;
+``headend.api.analytics`` and ``headend.api.membership`` serve it.
 
 Exceptions::
 

@@ -1,10 +1,13 @@
-"""Collection quality: actual-reading rate (实抄率), gateway online rate, reading checks.
+"""Collection quality: collection success (采集成功率), gateway online rate, reading checks.
 
 For freeze date D (the 00:00 freeze on D), a meter in force that day is *due*; it is *obtained*
-when its daily frozen energy register for D is stored, and obtained *in the first sweep* when it
-was read within ``FIRST_SWEEP`` of the freeze and not flagged ``backfilled`` (补抄).  Rates are
-given per area and per gateway.  The online rate is the share of the day a gateway's session
-history shows it connected (unknown when there is no history at all).
+when its daily frozen energy register for D is stored, and *collected* when it was read within
+the cut-off (``[analytics] collection_cutoff_hours``, default 24 h) of the freeze and not flagged
+``backfilled`` (补抄).  The collection success rate (采集成功率) is collected / due; the rate after
+back-fill is obtained / due.  This is not the actual-reading rate (实抄率) of billing, which
+counts readings used for bills.  Rates are given per area and per gateway.  The online rate
+is the share of the day a gateway's session history shows it connected (unknown when there is
+no history at all).
 
 Reading checks on a meter's frozen registers (one meter id: a replacement starts a new series,
 so it never looks backwards): ``backwards``, ``jump`` (more than the meter can register in the
@@ -22,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from headend.analytics.model import boundary
 
-FIRST_SWEEP = timedelta(hours=24)
+DEFAULT_CUTOFF = timedelta(hours=24)
 BACKFILLED = "backfilled"
 PLACES = Decimal("0.0001")
 
@@ -65,25 +68,26 @@ class Rate:
     key: str
     day: date
     due: int
-    first_sweep: int
+    collected: int  # within the cut-off, not back-filled
     obtained: int
     online_rate: Decimal | None = None
     missing: tuple[str, ...] = ()
 
     @property
-    def rate_first(self) -> Decimal | None:
-        return (Decimal(self.first_sweep) / self.due).quantize(PLACES) if self.due else None
+    def success_rate(self) -> Decimal | None:
+        """采集成功率: collected / due."""
+        return (Decimal(self.collected) / self.due).quantize(PLACES) if self.due else None
 
     @property
     def rate_obtained(self) -> Decimal | None:
         return (Decimal(self.obtained) / self.due).quantize(PLACES) if self.due else None
 
 
-def in_first_sweep(fact: FrozenFact, zone: ZoneInfo, window: timedelta = FIRST_SWEEP) -> bool:
-    """Whether ``fact`` was read in the first sweep after its freeze (not back-filled)."""
+def collected_in_time(fact: FrozenFact, zone: ZoneInfo, cutoff: timedelta = DEFAULT_CUTOFF) -> bool:
+    """Whether ``fact`` was read within ``cutoff`` of its freeze (and not back-filled)."""
     if BACKFILLED in fact.flags:
         return False
-    return fact.gateway_time - boundary(fact.day, zone) < window
+    return fact.gateway_time - boundary(fact.day, zone) < cutoff
 
 
 def collection_rates(
@@ -93,6 +97,7 @@ def collection_rates(
     zone: ZoneInfo,
     *,
     online: Mapping[str, Decimal | None] | None = None,
+    cutoff: timedelta = DEFAULT_CUTOFF,
 ) -> list[Rate]:
     """Rates of freeze date ``day`` per area and per gateway (sorted by scope and key)."""
     groups: dict[tuple[str, str], list[Due]] = {}
@@ -103,7 +108,7 @@ def collection_rates(
     out = []
     for (scope, key), members in sorted(groups.items()):
         got = [frozen[m.meter] for m in members if m.meter in frozen]
-        first = sum(1 for f in got if in_first_sweep(f, zone))
+        first = sum(1 for f in got if collected_in_time(f, zone, cutoff))
         missing = tuple(sorted(m.meter for m in members if m.meter not in frozen))
         rate_online = (online or {}).get(key) if scope == "gateway" else None
         out.append(Rate(scope, key, day, len(members), first, len(got), rate_online, missing))

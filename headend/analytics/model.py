@@ -2,7 +2,8 @@
 
 A *day* is a date in the meters' zone; its *boundary* is the instant of 00:00 local on that date,
 when every meter freezes its registers (日冻结).  The energy of day D is
-``register(boundary D+1) − register(boundary D)`` × multiplier.
+``register(boundary D+1) − register(boundary D)`` × multiplier, for the import (forward) and the
+export (reverse) register alike.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
@@ -22,6 +24,7 @@ class Method(StrEnum):
     INTERPOLATED = "interpolated"  # fallback: linear between interval readings (flagged)
 
 
+@lru_cache(maxsize=4096)
 def boundary(day: date, zone: ZoneInfo) -> datetime:
     """The UTC instant of 00:00 local on ``day``."""
     return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
@@ -39,7 +42,7 @@ def days(start: date, end: date) -> list[date]:
 
 @dataclass(frozen=True)
 class Registers:
-    """One meter's import-energy register: daily frozen values and interval readings."""
+    """One meter's energy register (import or export): daily frozen values and interval readings."""
 
     frozen: Mapping[date, Decimal] = field(default_factory=dict)
     interval: Sequence[tuple[datetime, Decimal]] = ()  # sorted by time
@@ -55,6 +58,12 @@ class MeterSpan:
     end: datetime | None = None
     start_value: Decimal | None = None  # register when installed (replacement's new start)
     end_value: Decimal | None = None  # register when removed (replacement's old final)
+    # the same meter goes on across this edge with another multiplier (a CT change without a
+    # replacement): the register there is read from the meter itself, not from a record
+    start_read: bool = False
+    end_read: bool = False
+    start_export: Decimal | None = None  # the export register at a replacement (if recorded)
+    end_export: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -62,5 +71,12 @@ class Point:
     """A metering point of an area: its role and its meters in time order."""
 
     point: str
-    role: str  # customer | area_total
+    role: str  # customer | area_total | generation (behind a customer's meter: not in line loss)
     meters: tuple[MeterSpan, ...]
+    pv: bool = False  # generates (rooftop PV): its export register must be read
+
+
+def local_date_at(instant: datetime, zone: ZoneInfo) -> date | None:
+    """The date whose 00:00 local is exactly ``instant`` (None: not a day boundary)."""
+    day = instant.astimezone(zone).date()
+    return day if boundary(day, zone) == instant else None

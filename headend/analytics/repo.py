@@ -21,7 +21,7 @@ from headend.analytics.model import MeterSpan, Point, Registers, boundary, freez
 from headend.analytics.suspects import EventFact, Inspection, InstantFact
 from headend.db.analytics_tables import analytics_inspections, analytics_targets
 from headend.db.tables import areas, events, gateway_sessions, meter_replacements, meters, readings
-from protocols.quantities import ENERGY_TOTAL
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
 FROZEN = "daily_frozen"
 SPOT = ("interval", "on_demand")
@@ -59,21 +59,33 @@ def area_gateway(conn: Connection, area: str, at: datetime) -> str | None:
 
 
 def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Point]:
-    """The metering points of ``area`` over ``[t0, t1)`` with their meters in time order."""
+    """The metering points of ``area`` over ``[t0, t1)`` with their meters in time order.
+
+    A meter's consecutive versions are one span, except where the multiplier changes: there the
+    meter is split into two spans whose shared edge is read from the meter's own register."""
     rows = conn.execute(
         select(meters)
         .where(meters.c.area == area, _overlap(meters, t0, t1))
         .order_by(meters.c.id, meters.c.valid_from)
     ).all()
-    stays: dict[str, dict[str, Any]] = {}
-    for r in rows:  # merge a meter's consecutive versions into one stay
-        s = stays.get(r.id)
-        if s is None or (s["end"] is not None and s["end"] < r.valid_from):
-            stays[r.id] = s = {"start": r.valid_from, "point": r.point}
-        s.update(end=r.valid_to, role=r.role, multiplier=Decimal(r.multiplier))
+    stays: list[dict[str, Any]] = []
+    last: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        s = last.get(r.id)
+        mult = Decimal(r.multiplier)
+        joined = s is not None and s["end"] == r.valid_from
+        if joined and s is not None and s["multiplier"] == mult:
+            s.update(end=r.valid_to, role=r.role, pv=r.pv)
+            continue
+        new = {"meter": r.id, "start": r.valid_from, "point": r.point, "end": r.valid_to,
+               "role": r.role, "pv": r.pv, "multiplier": mult, "start_read": joined}  # fmt: skip
+        if joined and s is not None:
+            s["end_read"] = True
+        stays.append(new)
+        last[r.id] = new
     reps = conn.execute(
         select(meter_replacements).where(
-            meter_replacements.c.point.in_(sorted({s["point"] for s in stays.values()})),
+            meter_replacements.c.point.in_(sorted({s["point"] for s in stays})),
             meter_replacements.c.at > t0,
             meter_replacements.c.at < t1,
         )
@@ -81,27 +93,42 @@ def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Poin
     finals = {(r.old_meter, r.at): json.loads(r.old_final) for r in reps}
     starts = {(r.new_meter, r.at): json.loads(r.new_start) for r in reps}
     by_point: dict[str, list[MeterSpan]] = defaultdict(list)
-    roles: dict[str, str] = {}
-    for meter, s in stays.items():
+    roles: dict[str, tuple[datetime, str, bool]] = {}
+    for s in stays:
+        meter = s["meter"]
         start = s["start"] if s["start"] > t0 else None
         end = s["end"] if s["end"] is not None and s["end"] < t1 else None
-        sv = starts.get((meter, s["start"]), {}).get(ENERGY_TOTAL)
-        ev = finals.get((meter, s["end"]), {}).get(ENERGY_TOTAL)
+        begun = starts.get((meter, s["start"]), {})
+        ended = finals.get((meter, s["end"]), {})
         by_point[s["point"]].append(
             MeterSpan(
                 meter,
                 s["multiplier"],
                 start,
                 end,
-                None if sv is None else Decimal(sv),
-                None if ev is None else Decimal(ev),
+                _opt(begun.get(ENERGY_TOTAL)),
+                _opt(ended.get(ENERGY_TOTAL)),
+                start_read=s["start_read"],
+                end_read=s.get("end_read", False),
+                start_export=_opt(begun.get(ENERGY_EXPORT_TOTAL)),
+                end_export=_opt(ended.get(ENERGY_EXPORT_TOTAL)),
             )
         )
-        roles[s["point"]] = s["role"]
+        if s["point"] not in roles or roles[s["point"]][0] <= s["start"]:
+            roles[s["point"]] = (s["start"], s["role"], bool(s["pv"]))
     return [
-        Point(p, roles[p], tuple(sorted(spans, key=lambda m: m.start or t0)))
+        Point(
+            p,
+            roles[p][1],
+            tuple(sorted(spans, key=lambda m: m.start or t0)),
+            pv=roles[p][2],
+        )
         for p, spans in sorted(by_point.items())
     ]
+
+
+def _opt(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 def frozen_facts(
@@ -119,7 +146,7 @@ def frozen_facts(
         return out
     lo = boundary(first, zone) - timedelta(hours=12)
     hi = boundary(last, zone) + timedelta(hours=12)
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         rows = conn.execute(
             select(
                 readings.c.meter,
@@ -152,31 +179,43 @@ def registers(
     last: date,
     zone: ZoneInfo,
     max_gap: timedelta,
+    quantity: str = ENERGY_TOTAL,
+    extra: Iterable[datetime] = (),
+    fallback: set[str] | None = None,
 ) -> dict[str, Registers]:
-    """Import-energy registers: frozen values, plus interval readings around missing freezes."""
-    facts = frozen_facts(conn, meter_ids, ENERGY_TOTAL, first, last, zone)
-    out: dict[str, Registers] = {}
+    """Energy registers of ``quantity`` (import by default): frozen values, plus interval readings
+    around missing freezes and around the instants in ``extra`` (multiplier changes).  A meter
+    with no reading of ``quantity`` at all is absent (its register is not read); ``fallback``
+    (default: all) names the meters whose interval readings are looked up without any freeze."""
+    facts = frozen_facts(conn, meter_ids, quantity, first, last, zone)
+    instants = sorted(extra)
     want = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    need: dict[datetime, list[str]] = defaultdict(list)  # instant → meters to interpolate there
+    for meter, by_day in facts.items():
+        if by_day or fallback is None or meter in fallback:
+            for at in [boundary(d, zone) for d in want if d not in by_day] + instants:
+                need[at].append(meter)
+    found: dict[str, dict[datetime, Decimal]] = defaultdict(dict)
+    for at, ids in sorted(need.items()):  # one query per instant: only readings around it
+        for chunk in chunks(sorted(ids)):
+            rows = conn.execute(
+                select(readings.c.meter, readings.c.time, readings.c.value).where(
+                    readings.c.meter.in_(chunk),
+                    readings.c.quantity == quantity,
+                    readings.c.kind.in_(SPOT),
+                    readings.c.time >= at - max_gap,
+                    readings.c.time <= at + max_gap,
+                )
+            )
+            for meter, t, text in rows:
+                if (v := _dec(text)) is not None:
+                    found[meter][t] = v
+    out: dict[str, Registers] = {}
     for meter, by_day in facts.items():
         frozen = {d: f.value for d, f in by_day.items()}
-        missing = [d for d in want if d not in frozen]
-        series: list[tuple[datetime, Decimal]] = []
-        if missing:
-            lo = boundary(missing[0], zone) - max_gap
-            hi = boundary(missing[-1], zone) + max_gap
-            rows = conn.execute(
-                select(readings.c.time, readings.c.value)
-                .where(
-                    readings.c.meter == meter,
-                    readings.c.quantity == ENERGY_TOTAL,
-                    readings.c.kind.in_(SPOT),
-                    readings.c.time >= lo,
-                    readings.c.time <= hi,
-                )
-                .order_by(readings.c.time)
-            )
-            series = [(r.time, v) for r in rows if (v := _dec(r.value)) is not None]
-        out[meter] = Registers(frozen, series)
+        series = sorted(found[meter].items()) if meter in found else []
+        if frozen or series or quantity == ENERGY_TOTAL:
+            out[meter] = Registers(frozen, series)
     return out
 
 
@@ -184,12 +223,26 @@ def daily_deltas(
     conn: Connection, meter: str, quantity: str, first: date, last: date, zone: ZoneInfo
 ) -> dict[date, Decimal]:
     """Day D's increase of a frozen register (D+1 − D) for days ``first``…``last``."""
-    facts = frozen_facts(conn, [meter], quantity, first, last + timedelta(days=1), zone)[meter]
-    out = {}
-    for d, f in facts.items():
-        nxt = facts.get(d + timedelta(days=1))
-        if nxt is not None and nxt.value >= f.value:
-            out[d] = nxt.value - f.value
+    return daily_deltas_of(conn, [meter], quantity, first, last, zone)[meter]
+
+
+def daily_deltas_of(
+    conn: Connection,
+    meter_ids: Iterable[str],
+    quantity: str,
+    first: date,
+    last: date,
+    zone: ZoneInfo,
+) -> dict[str, dict[date, Decimal]]:
+    """``daily_deltas`` of many meters in one query per chunk."""
+    facts = frozen_facts(conn, meter_ids, quantity, first, last + timedelta(days=1), zone)
+    out: dict[str, dict[date, Decimal]] = {}
+    for meter, by_day in facts.items():
+        mine = out[meter] = {}
+        for d, f in by_day.items():
+            nxt = by_day.get(d + timedelta(days=1))
+            if nxt is not None and nxt.value >= f.value:
+                mine[d] = nxt.value - f.value
     return out
 
 
@@ -198,7 +251,7 @@ def meter_events(
 ) -> list[EventFact]:
     """Cover, terminal-cover and reading-anomaly events of the meters in ``[t0, t1)``."""
     out = []
-    for chunk in _chunks(sorted(meter_ids)):
+    for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
             select(events.c.meter, events.c.type, events.c.time, events.c.details).where(
                 events.c.meter.in_(chunk),
@@ -219,7 +272,7 @@ def anomalous_instants(
     low_voltage = and_(q.like("voltage.%"), cast(readings.c.value, Numeric) < lost_voltage)
     negative = and_(or_(q.like("current.%"), q.like("power.active.%")), readings.c.value.like("-%"))
     out = []
-    for chunk in _chunks(sorted(meter_ids)):
+    for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
             select(readings.c.meter, q, readings.c.time, readings.c.value)
             .where(
@@ -243,7 +296,7 @@ def anomalous_instants(
 def latest_inspections(conn: Connection, meter_ids: Sequence[str]) -> dict[str, Inspection]:
     """The latest inspection of each meter (outcomes stay with the meter)."""
     out: dict[str, Inspection] = {}
-    for chunk in _chunks(sorted(meter_ids)):
+    for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
             select(analytics_inspections)
             .where(analytics_inspections.c.meter.in_(chunk))
@@ -254,12 +307,23 @@ def latest_inspections(conn: Connection, meter_ids: Sequence[str]) -> dict[str, 
     return out
 
 
-def target_of(conn: Connection, area: str, default: Decimal) -> Decimal:
-    """The area's loss-rate target (the configured default if none is set)."""
+def band_of(
+    conn: Connection, area: str, default: tuple[Decimal, Decimal]
+) -> tuple[Decimal, Decimal]:
+    """The area's acceptable loss band (low, high); the configured default where not set."""
     row = conn.execute(
-        select(analytics_targets.c.target).where(analytics_targets.c.area == area)
+        select(analytics_targets.c.target, analytics_targets.c.low).where(
+            analytics_targets.c.area == area
+        )
     ).first()
-    return default if row is None else Decimal(row.target)
+    if row is None:
+        return default
+    return (default[0] if row.low is None else Decimal(row.low)), Decimal(row.target)
+
+
+def target_of(conn: Connection, area: str, default: Decimal) -> Decimal:
+    """The area's loss-rate target: the top of its band (the configured default if none)."""
+    return band_of(conn, area, (Decimal(0), default))[1]
 
 
 def due_meters(conn: Connection, area: str, at: datetime) -> list[Due]:
@@ -301,6 +365,6 @@ def count_readings(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(readings)).scalar_one())
 
 
-def _chunks(ids: Sequence[str], size: int = 500) -> Iterable[list[str]]:
+def chunks(ids: Sequence[str], size: int = 500) -> Iterable[list[str]]:
     for i in range(0, len(ids), size):
         yield list(ids[i : i + size])

@@ -9,14 +9,14 @@ computing the same day) leaves the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Connection, Engine
 
-from headend.analytics import AnalyticsInputError, repo, store
+from headend.analytics import AnalyticsInputError, repo, series, store
 from headend.analytics.collection import (
     Due,
     collection_rates,
@@ -24,15 +24,26 @@ from headend.analytics.collection import (
     online_rate,
     reading_checks,
 )
-from headend.analytics.lineloss import LossResult, area_loss, flag_sudden_changes, month_bounds
+from headend.analytics.intervals import (
+    MeterIntervals,
+    energy_while_open,
+    loss_evidence,
+    loss_followers,
+    lost_voltage,
+    neutral_imbalance,
+    slot_energy,
+)
+from headend.analytics.lineloss import LossResult, area_loss, month_bounds
 from headend.analytics.model import Point, Registers, boundary, days
 from headend.analytics.settings import AnalyticsSettings
-from headend.analytics.suspects import LOST_VOLTAGE, MeterDays, rank_suspects
+from headend.analytics.suspects import LOST_VOLTAGE, Evidence, MeterDays, rank_suspects
+from headend.analytics.trend import flag_sudden_changes
 from headend.db.engine import reading, writing
 from protocols.quantities import ENERGY_EXPORT_TOTAL
 
 NIGHT = "energy.active.import.t4"  # valley tariff: night hours in the usual TOU tables
 MAX_DAYS = 370
+PRESENT_SHARE = 0.5  # interval data on at least this share of the area meter's intervals
 
 
 @dataclass
@@ -88,20 +99,21 @@ def _area(
     t0, t1 = boundary(history_first, zone), boundary(end + timedelta(days=1), zone)
     pts = repo.points(conn, area, t0, t1)
     ids = sorted({s.meter for p in pts for s in p.meters})
-    regs = repo.registers(conn, ids, history_first, end, zone, settings.max_gap)
-    target = repo.target_of(conn, area, settings.default_target)
+    changes = [s.start for p in pts for s in p.meters if s.start_read and s.start is not None]
+    gap = settings.max_gap
+    regs = repo.registers(conn, ids, history_first, end, zone, gap, extra=changes)
+    needs = {s.meter for p in pts for s in p.meters if p.pv}
+    if needs:
+        needs |= {s.meter for p in pts for s in p.meters if p.role == "area_total"}
+    exports = repo.registers(
+        conn, ids, history_first, end, zone, gap, ENERGY_EXPORT_TOTAL, changes, needs
+    )
+    band = repo.band_of(conn, area, (settings.default_band_low, settings.default_target))
+    target = band[1]
 
     def loss(start: date, stop: date) -> LossResult:
         return area_loss(
-            area,
-            pts,
-            regs,
-            start,
-            stop,
-            zone,
-            target=target,
-            negative_tolerance=settings.negative_tolerance,
-            max_gap=settings.max_gap,
+            area, pts, regs, start, stop, zone, band=band, max_gap=gap, exports=exports
         )
 
     daily: dict[date, LossResult] = {}
@@ -138,21 +150,40 @@ def _suspects(
     zone = settings.tz
     loss = {d: r.loss for d in window if (r := daily[d]).loss is not None}
     supply = {d: r.supply for d in window if (r := daily[d]).supply is not None}
-    facts = []
-    for p in pts:
-        if p.role == "area_total":
-            continue
-        meter = p.meters[-1].meter
-        energy = {}
-        for d in window:
-            pe = next((e for e in daily[d].points if e.point == p.point), None)
-            if pe is not None and pe.energy is not None:
-                energy[d] = pe.energy
-        export = repo.daily_deltas(conn, meter, ENERGY_EXPORT_TOTAL, window[0], window[-1], zone)
-        night = repo.daily_deltas(conn, meter, NIGHT, window[0], window[-1], zone)
-        facts.append(MeterDays(meter, p.point, energy, export, night))
-    ids = [f.meter for f in facts]
+    step = timedelta(minutes=settings.interval_minutes)
     t0, t1 = boundary(window[0], zone), boundary(window[-1] + timedelta(days=1), zone)
+    p0 = max(t0, t1 - timedelta(days=settings.profile_days))
+    customers = [p for p in pts if p.role == "customer"]
+    totals = [p.meters[-1].meter for p in pts if p.role == "area_total"]
+    ids = [p.meters[-1].meter for p in customers]
+    intervals, exports = series.interval_facts(conn, ids + totals, p0, t1 + step, step)
+    pv = frozenset(p.meters[-1].meter for p in customers if p.pv)
+    extra = interval_evidence(intervals, exports, ids, totals, step, t1, pv)
+    history_days = sorted(d for d in daily if d < window[0])
+    by_point = {d: {e.point: e for e in daily[d].points} for d in (*history_days, *window)}
+    exported = repo.daily_deltas_of(conn, ids, ENERGY_EXPORT_TOTAL, window[0], window[-1], zone)
+    nights = repo.daily_deltas_of(conn, ids, NIGHT, window[0], window[-1], zone)
+    facts = []
+    for p in customers:
+        meter = p.meters[-1].meter
+        energy: dict[date, Decimal] = {}
+        history: dict[date, Decimal] = {}
+        for d in (*history_days, *window):
+            pe = by_point[d].get(p.point)
+            if pe is not None and pe.energy is not None:
+                (history if d < window[0] else energy)[d] = pe.energy
+        relay = intervals[meter].relay_open if meter in intervals else {}
+        off = frozenset(
+            d
+            for d in window
+            if _all_open(relay, boundary(d, zone), boundary(d + timedelta(days=1), zone))
+        )
+        facts.append(
+            MeterDays(meter, p.point, energy, exported[meter], nights[meter], p.pv, off, history)
+        )
+    rates = [r.rate for d in window if (r := daily[d]).rate is not None]
+    band = daily[window[-1]].band
+    excess = bool(rates and band and sum(rates) / len(rates) > band[1])
     ranked = rank_suspects(
         facts,
         {d: v for d, v in loss.items() if v is not None},
@@ -160,9 +191,50 @@ def _suspects(
         events=repo.meter_events(conn, ids, t0, t1),
         instants=repo.anomalous_instants(conn, ids, t0, t1, LOST_VOLTAGE),
         inspections=repo.latest_inspections(conn, ids),
+        extra=extra,
+        excess=excess,
     )
     store.save_suspects(conn, area, window[-1], ranked, now)
     summary.suspects += len(ranked)
+
+
+def _all_open(relay: Mapping[datetime, bool], t0: datetime, t1: datetime) -> bool:
+    states = [v for t, v in relay.items() if t0 <= t <= t1]
+    return bool(states) and all(states)
+
+
+def interval_evidence(
+    intervals: Mapping[str, MeterIntervals],
+    exports: Mapping[str, Mapping[datetime, float]],
+    customers: Sequence[str],
+    totals: Sequence[str],
+    step: timedelta,
+    at: datetime,
+    pv: frozenset[str] = frozenset(),
+) -> dict[str, list[Evidence]]:
+    """Evidence from interval readings per customer meter (headend.analytics.intervals)."""
+    out: dict[str, list[Evidence]] = {}
+    for m in customers:
+        iv = intervals.get(m)
+        if iv is None:
+            continue
+        for e in (energy_while_open(iv, step), lost_voltage(iv, step), neutral_imbalance(iv)):
+            if e is not None:
+                out.setdefault(m, []).append(e)
+    if len(totals) == 1 and totals[0] in intervals:
+        area = slot_energy(intervals[totals[0]].energy, step)
+        if totals[0] in exports:  # energy sent back upstream is not supply
+            back_up = slot_energy(exports[totals[0]], step)
+            area = {t: v - back_up.get(t, 0.0) for t, v in area.items()}
+        loads = {m: slot_energy(intervals[m].energy, step) for m in customers if m in intervals}
+        # a meter silent for most of the window is left out of the fit (its use then shows as
+        # loss, as it does in the daily balance) rather than voiding every interval
+        present = {m: v for m, v in loads.items() if len(v) >= PRESENT_SHARE * len(area)}
+        if area and len(present) >= PRESENT_SHARE * len(customers):
+            back = {m: slot_energy(exports[m], step) for m in present if m in exports}
+            for fit in loss_followers(area, present, back, pv):
+                out.setdefault(fit.meter, []).append(loss_evidence(fit, at))
+    return out
 
 
 def _collection(
@@ -187,7 +259,9 @@ def _collection(
             online[gw] = online_rate(
                 repo.sessions(conn, gw, at + timedelta(days=1)), at, at + timedelta(days=1)
             )
-        rates = collection_rates(d, due, frozen, zone, online=online)
+        rates = collection_rates(
+            d, due, frozen, zone, online=online, cutoff=settings.collection_cutoff
+        )
         store.save_rates(conn, rates, now)
         summary.rates += len(rates)
 

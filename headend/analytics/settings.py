@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from headend.db.errors import ConfigError
 from protocols.model import DEFAULT_METER_ZONE
@@ -20,8 +27,9 @@ class AnalyticsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     zone: str = DEFAULT_METER_ZONE  # the meters' zone: days are its dates
-    default_target: Decimal = Field(default=Decimal("0.08"), ge=0, le=1)
-    negative_tolerance: Decimal = Field(default=Decimal("0.005"), ge=0, le=1)
+    # the default acceptable band of the loss rate (合格区间) of an area without its own
+    default_target: Decimal = Field(default=Decimal("0.08"), ge=0, le=1)  # upper bound
+    default_band_low: Decimal = Field(default=Decimal(0), ge=0, le=1)  # lower bound
     sudden_change: Decimal = Field(default=Decimal("0.03"), gt=0, le=1)
     interpolation_max_gap_minutes: int = Field(default=120, ge=1, le=24 * 60)
     max_kwh_per_day: Decimal = Field(default=Decimal(1500), gt=0)  # register units, per meter
@@ -29,10 +37,20 @@ class AnalyticsSettings(BaseModel):
     failing_window: int = Field(default=7, ge=1, le=62)
     failing_min_missing: int = Field(default=2, ge=1, le=62)
     stopped_days: int = Field(default=3, ge=1, le=62)
+    # 采集成功率: a freeze counts as collected when stored within this many hours of the freeze
+    collection_cutoff_hours: float = Field(default=24.0, gt=0, le=24 * 31)
+    profile_days: int = Field(default=7, ge=1, le=31)  # interval data the suspects read
+    interval_minutes: int = Field(default=15, ge=1, le=240)  # the gateways' interval step
     job: bool = True
     run_at: time = time(1, 30)  # local time in ``zone`` (after the gateways' 00:05 freeze read)
     lookback_days: int = Field(default=3, ge=0, le=62)  # recompute for late back-fill
     start_delay_s: float = Field(default=60.0, ge=0)  # then catch up a missed run
+
+    @model_validator(mode="after")
+    def _band(self) -> AnalyticsSettings:
+        if self.default_band_low > self.default_target:
+            raise ValueError("default_band_low must not be above default_target")
+        return self
 
     @field_validator("zone")
     @classmethod
@@ -46,6 +64,10 @@ class AnalyticsSettings(BaseModel):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.zone)
+
+    @property
+    def collection_cutoff(self) -> timedelta:
+        return timedelta(hours=self.collection_cutoff_hours)
 
     @property
     def max_gap(self) -> timedelta:

@@ -46,11 +46,15 @@ def save_losses(
                     "role": p.role,
                     "meters": list(p.meters),
                     "energy": _s(p.energy),
+                    "export": _s(p.export),
                     "method": p.method.value if p.method else None,
                     "reason": p.reason,
                 }
                 for p in r.points
-            ]
+            ],
+            "exported": _s(r.exported),
+            "band": None if r.band is None else [_s(r.band[0]), _s(r.band[1])],
+            "passed": r.passed,
         }
         rows.append(
             {
@@ -109,9 +113,9 @@ def save_rates(conn: Connection, rates: Sequence[Rate], now: datetime) -> None:
             "key": r.key,
             "day": r.day.isoformat(),
             "due": r.due,
-            "first_sweep": r.first_sweep,
+            "first_sweep": r.collected,  # column name of 0004: collected within the cut-off
             "obtained": r.obtained,
-            "rate_first": _s(r.rate_first),
+            "rate_first": _s(r.success_rate),
             "rate_obtained": _s(r.rate_obtained),
             "online_rate": _s(r.online_rate),
             "missing": json.dumps(list(r.missing)),
@@ -222,6 +226,8 @@ def rate_rows(
     for r in conn.execute(q.order_by(t.c.key, t.c.day)):
         row = dict(r._mapping)
         row["missing"] = json.loads(row["missing"])
+        row["collected"] = row.pop("first_sweep")  # stored under 0004's column names
+        row["success_rate"] = row.pop("rate_first")
         out.append(row)
     return out
 

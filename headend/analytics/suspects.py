@@ -3,14 +3,22 @@
 Evidence (weights in ``WEIGHTS``; a meter's score is the sum of its evidence):
 
 - ``meter_cover_open`` / ``terminal_cover_open``: the meter's own cover events in the window.
-- ``reverse_energy``: export energy registered on a customer meter, or negative power/current.
-- ``stopped``: no energy on days the area total meter shows supply (after earlier consumption).
+- ``reverse_energy``: export energy registered on a customer meter without PV, or negative
+  power/current.  A PV customer's export is its generation, not evidence.
+- ``stopped``: (almost) no energy on days the area total meter shows supply after earlier
+  consumption, on days its relay was *not* open (an arrears disconnection or an open relay is a
+  supply state, not a stopped meter); damped to ``VACANCY_DAMPING`` when the meter's own history
+  shows an earlier such gap that ended (a seasonal home: holiday flat, migrant worker).
+- ``low_vs_peers``: daily consumption far below the area's other lived-in homes, counted only
+  while the area's loss is above its band (a long-standing theft has no change point).
 - ``consumption_drop``: the area's loss rises at a change point and this meter's consumption
   falls at the same point; weighted by how much of the extra loss the drop explains.
 - ``day_night``: the share of night (valley tariff) energy changes sharply: consumption that
   vanishes by day.
-- ``voltage``: phase voltage lost (below ``LOST_VOLTAGE``) while the meter still registers.
 - ``reading_anomaly``: anomalies reported by the gateway (reverse energy, backwards).
+- From interval readings (``headend.analytics.intervals``): ``energy_while_open``,
+  ``lost_voltage`` (at the same reading as current), ``neutral_imbalance`` and
+  ``loss_follows_load``, passed in as ``extra`` evidence.
 
 An inspection outcome stays with its meter: evidence dated before an inspection that found no
 fault counts ``INSPECTED_DISCOUNT`` of its weight (a new event after it counts in full).
@@ -31,9 +39,16 @@ WEIGHTS = {
     "stopped": Decimal(40),
     "consumption_drop": Decimal(60),
     "day_night": Decimal(15),
-    "voltage": Decimal(10),
     "reading_anomaly": Decimal(20),
+    "low_vs_peers": Decimal(15),
+    "energy_while_open": Decimal(90),
+    "lost_voltage": Decimal(50),
+    "neutral_imbalance": Decimal(70),
+    "loss_follows_load": Decimal(80),
 }
+VACANCY_DAMPING = Decimal("0.25")
+IDLE_KWH = Decimal("0.6")  # a day below this is "no energy" (standby of an empty home)
+PEER_RATIO = Decimal("0.35")  # below this share of the peers' median is "far below"
 OUTCOMES = (
     "theft_confirmed",
     "tamper_confirmed",
@@ -59,6 +74,9 @@ class MeterDays:
     energy: Mapping[date, Decimal]  # daily import energy, multiplier applied
     export: Mapping[date, Decimal] = field(default_factory=dict)  # daily reverse energy
     night: Mapping[date, Decimal] = field(default_factory=dict)  # daily valley-tariff energy
+    pv: bool = False  # rooftop PV in the archive: export is expected
+    relay_open: frozenset[date] = frozenset()  # days the relay was reported open (supply off)
+    history: Mapping[date, Decimal] = field(default_factory=dict)  # daily energy before
 
 
 @dataclass(frozen=True)
@@ -203,22 +221,75 @@ def _drop(m: MeterDays, cp: ChangePoint | None, area_complete: bool) -> Evidence
     )
 
 
+def _idle(value: Decimal) -> bool:
+    return value < IDLE_KWH
+
+
+def _gap_before(history: Mapping[date, Decimal]) -> bool:
+    """Whether the meter's own history has ≥ 2 idle days followed by use (a seasonal home)."""
+    run, ended = 0, False
+    for d in sorted(history):
+        if _idle(history[d]):
+            run += 1
+        else:
+            ended = ended or run >= 2
+            run = 0
+    return ended
+
+
 def _stopped(m: MeterDays, supply: Mapping[date, Decimal]) -> Evidence | None:
     days = sorted(m.energy)
-    zero = [d for d in days if m.energy[d] == 0 and supply.get(d, Decimal(0)) > 0]
-    used_before = any(m.energy[d] > 0 for d in days if zero and d < zero[0])
+    zero = [
+        d
+        for d in days
+        if _idle(m.energy[d]) and supply.get(d, Decimal(0)) > 0 and d not in m.relay_open
+    ]
+    used_before = any(not _idle(m.energy[d]) for d in days if zero and d < zero[0])
     if len(zero) < 2 or not used_before:
         return None
+    seasonal = _gap_before({**m.history, **{d: v for d, v in m.energy.items() if d < zero[0]}})
+    weight = WEIGHTS["stopped"] * (VACANCY_DAMPING if seasonal else 1)
+    note = " (its own history has such a gap that ended: seasonal?)" if seasonal else ""
     return Evidence(
         "stopped",
-        WEIGHTS["stopped"],
+        weight.quantize(PLACES),
         _midnight(zero[0]),
-        f"no energy on {len(zero)} days while the area was supplied (first {zero[0]})",
-        {"days": [d.isoformat() for d in zero]},
+        f"no energy on {len(zero)} days while the area was supplied (first {zero[0]}){note}",
+        {"days": [d.isoformat() for d in zero], "seasonal": seasonal},
     )
 
 
+def _peers(m: MeterDays, median: Decimal | None) -> Evidence | None:
+    used = [v for v in m.energy.values()]
+    mine = _mean(used)
+    if median is None or mine is None or median <= 0 or _idle(mine) or m.pv:
+        return None
+    if m.relay_open or mine >= median * PEER_RATIO:
+        return None
+    return Evidence(
+        "low_vs_peers",
+        WEIGHTS["low_vs_peers"],
+        None,
+        f"{mine:.2f} kWh/day against {median:.2f} kWh/day of the area's lived-in homes "
+        f"({mine / median:.0%})",
+        {"kwh_day": str(mine.quantize(PLACES)), "peers_median": str(median.quantize(PLACES))},
+    )
+
+
+def peer_median(meters: Sequence[MeterDays]) -> Decimal | None:
+    """Median daily energy of the lived-in, supplied, non-PV homes."""
+    means = sorted(
+        v
+        for m in meters
+        if not m.pv and not m.relay_open and (v := _mean(m.energy.values())) is not None
+        if not _idle(v)
+    )
+    return means[len(means) // 2] if means else None
+
+
 def _reverse(m: MeterDays, instants: Sequence[InstantFact]) -> Evidence | None:
+    if m.pv:
+        return None
     days = sorted(d for d, v in m.export.items() if v >= MIN_EXPORT)
     negative = [
         i for i in instants if i.quantity.startswith(("power.active", "current.")) and i.value < 0
@@ -252,20 +323,6 @@ def _day_night(m: MeterDays, cp_day: date | None) -> Evidence | None:
         _midnight(split),
         f"night share of consumption moved from {before:.0%} to {after:.0%}",
         {"night_share_before": str(before.quantize(PLACES)), "after": str(after.quantize(PLACES))},
-    )
-
-
-def _voltage(m: MeterDays, instants: Sequence[InstantFact]) -> Evidence | None:
-    lost = [i for i in instants if i.quantity.startswith("voltage.") and i.value < LOST_VOLTAGE]
-    if not lost or not any(v > 0 for v in m.energy.values()):
-        return None
-    phases = sorted({i.quantity for i in lost})
-    return Evidence(
-        "voltage",
-        WEIGHTS["voltage"],
-        lost[0].time,
-        f"{len(lost)} readings with lost voltage ({', '.join(phases)}) while registering",
-        {"phases": phases, "lowest": str(min(i.value for i in lost))},
     )
 
 
@@ -312,14 +369,23 @@ def rank_suspects(
     events: Sequence[EventFact] = (),
     instants: Sequence[InstantFact] = (),
     inspections: Mapping[str, Inspection] | None = None,
+    extra: Mapping[str, Sequence[Evidence]] | None = None,
+    excess: bool = False,
 ) -> list[Suspect]:
-    """Rank the area's customer meters by the weight of their evidence (highest first)."""
+    """Rank the area's customer meters by the weight of their evidence (highest first).
+
+    ``extra``: evidence found elsewhere (interval readings) per meter; ``excess``: the area's
+    loss is above its band over the window (peer comparison counts only then)."""
     inspections = inspections or {}
     cp = loss_change_point(loss, supply)
     complete = bool(loss)
+    median = peer_median(meters) if excess else None
+    by_meter: dict[str, list[InstantFact]] = {}
+    for i in instants:
+        by_meter.setdefault(i.meter, []).append(i)
     out: list[tuple[Decimal, str, str, tuple[Evidence, ...]]] = []
     for m in meters:
-        mine = [i for i in instants if i.meter == m.meter]
+        mine = by_meter.get(m.meter, [])
         found = [
             e
             for e in (
@@ -327,11 +393,12 @@ def rank_suspects(
                 _stopped(m, supply),
                 _reverse(m, mine),
                 _day_night(m, cp.day if cp else None),
-                _voltage(m, mine),
+                _peers(m, median),
             )
             if e is not None
         ]
         found += _events(m.meter, events)
+        found += list((extra or {}).get(m.meter, ()))
         found = [_discount(e, inspections.get(m.meter)) for e in found]
         if not found:
             continue

@@ -19,15 +19,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import insert, select
 
 from headend.analytics import AnalyticsInputError, repo, store
 from headend.analytics import job as daily_job
-from headend.analytics.lineloss import trend
+from headend.analytics.passrate import pass_rates
 from headend.analytics.service import recompute
 from headend.analytics.settings import AnalyticsSettings, analytics_settings
 from headend.analytics.suspects import OUTCOMES
+from headend.analytics.trend import trend
+from headend.api import membership as membership_api
 from headend.api.bounds import Day, Instant, attachment
 from headend.api.deps import (
     ReadConn,
@@ -65,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(prefix="/analytics", tags=["analytics"], lifespan=lifespan)
+router.include_router(membership_api.router)
 
 
 def settings_of_app(app: Any) -> AnalyticsSettings:
@@ -178,34 +181,67 @@ def loss_trend(
 
 
 class TargetIn(BaseModel):
-    """A loss-rate target as a fraction (0.06 = 6 %)."""
+    """An area's acceptable loss band as fractions: ``target`` its top (0.06 = 6 %), ``low`` its
+    bottom (default: the configured ``default_band_low``)."""
 
     model_config = ConfigDict(extra="forbid")
     target: Decimal = Field(ge=0, le=1)
+    low: Decimal | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TargetIn:
+        if self.low is not None and self.low > self.target:
+            raise ValueError("the band's low must not be above its target")
+        return self
 
 
 @router.get("/areas/{area}/target")
 def get_target(area: str, conn: ReadConn, user: Viewer, config: Config) -> dict[str, Any]:
+    """The area's loss band (``low``…``target``) and whether it is the configured default."""
     require_area(user, area)
     row = conn.execute(select(analytics_targets).where(analytics_targets.c.area == area)).first()
     if row is None:
-        return {"area": area, "target": config.default_target, "default": True}
-    return {**dict(row._mapping), "default": False}
+        return {"area": area, "target": config.default_target, "low": config.default_band_low,
+                "default": True}  # fmt: skip
+    out = {**dict(row._mapping), "default": False}
+    out["low"] = out["low"] if out["low"] is not None else str(config.default_band_low)
+    return out
 
 
 @router.put("/areas/{area}/target")
 def set_target(area: str, body: TargetIn, conn: WriteConn, user: Supervisor) -> dict[str, Any]:
+    """Set the area's loss band (applies to results computed from now on)."""
     require_area(user, area)
     values = {
         "area": area,
         "target": str(body.target),
+        "low": None if body.low is None else str(body.low),
         "updated_by": user.name,
         "updated_at": now(),
     }
     conn.execute(
-        upsert(conn, analytics_targets, ["area"], ["target", "updated_by", "updated_at"]), values
+        upsert(conn, analytics_targets, ["area"], ["target", "low", "updated_by", "updated_at"]),
+        values,
     )
     return {**values, "default": False}
+
+
+@router.get("/passrate")
+def pass_rate(
+    conn: ReadConn,
+    user: Viewer,
+    config: Config,
+    period: Literal["day", "month"] = "day",
+    first: Annotated[Day | None, Query(alias="from")] = None,
+    last: Annotated[Day | None, Query(alias="to")] = None,
+    fmt: Format = "json",
+) -> Any:
+    """台区线损合格率: per day or month, the share of the user's areas whose loss is in band."""
+    first, last = _range(first, last, config)
+    if period == "month":
+        first = first.replace(day=1)
+    rows = store.loss_rows(conn, _scoped(user, None), period, first, last)
+    return _out([p.as_dict() for p in pass_rates(rows)], fmt, f"passrate-{period}")
 
 
 # --- suspects and inspections ------------------------------------------------------------------
@@ -301,7 +337,8 @@ def collection(
     last: Annotated[Day | None, Query(alias="to")] = None,
     fmt: Format = "json",
 ) -> Any:
-    """Daily actual-reading rates (first sweep and after back-fill) and gateway online rates."""
+    """Daily collection success (采集成功率: collected within the configured cut-off, not
+    back-filled), the rate after back-fill and gateway online rates."""
     first, last = _range(first, last, config)
     allowed = user_areas(user)
     keys: list[str] | None = None if key is None else [key]

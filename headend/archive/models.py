@@ -14,7 +14,8 @@ from protocols.quantities import is_known
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 MeterId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9:_.-]+$")]
 Protocol = Literal["dlt645-2007", "dlt645-1997", "modbus"]
-Role = Literal["customer", "area_total"]
+# generation: a PV generation meter behind a customer's own meter (neither supply nor sales)
+Role = Literal["customer", "area_total", "generation"]
 DLT645_ADDRESS = re.compile(r"^[0-9]{12}$")
 
 
@@ -70,6 +71,7 @@ class MeterPatch(_In):
     customer: str | None = Field(default=None, max_length=200)
     tariff_category: str | None = Field(default=None, max_length=40)
     keep_power: bool | None = None
+    pv: bool | None = None
 
     _mult = field_validator("multiplier")(_multiplier)
 
@@ -89,6 +91,7 @@ class MeterIn(_In):
     customer: str = Field(default="", max_length=200)
     tariff_category: str = Field(default="", max_length=40)
     keep_power: bool = False
+    pv: bool = False  # rooftop PV behind the meter: its export register is read and counted
 
     _mult = field_validator("multiplier")(_multiplier)
 

@@ -55,7 +55,12 @@ def gateway_meters(
     ).all()
     return [
         ArchiveMeter(
-            id=r.id, bus=r.bus, protocol=r.protocol, address=r.address, model=r.model, role=r.role
+            id=r.id,
+            bus=r.bus,
+            protocol=r.protocol,
+            address=r.address,
+            model=r.model,
+            role="area_total" if r.role == "area_total" else "customer",
         )
         for r in rows
     ]

@@ -96,7 +96,8 @@ analytics_targets = Table(
     "analytics_targets",
     metadata,
     Column("area", String(64), primary_key=True),
-    Column("target", Num, nullable=False),  # loss-rate fraction, e.g. 0.06
+    Column("target", Num, nullable=False),  # loss-rate fraction, e.g. 0.06: the band's top
+    Column("low", Num, nullable=True),  # the band's bottom (NULL: the configured default; 0008)
     Column("updated_by", String(100), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import BigInteger
 
 from headend.db.types import UTCDateTime
@@ -99,6 +100,8 @@ meters = Table(
     Column("valid_from", UTCDateTime, nullable=False),
     Column("valid_to", UTCDateTime, nullable=True),
     Column("changed_by", String(100), nullable=False, default=""),
+    # rooftop PV behind this meter: its export (reverse) register is read and counted (0008)
+    Column("pv", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("id", "valid_from"),
     Index("ix_meters_current", "id", "valid_to"),
     Index("ix_meters_area", "area", "valid_to"),

@@ -122,11 +122,11 @@ def test_daily_loss_with_multiplier_and_a_silent_meter(api):
     assert len(month) == 1 and month[0]["loss"] is None  # m04 has no freeze at the period's end
 
 
-def test_collection_rates_first_sweep_and_backfill(api):
+def test_collection_success_and_backfill(api):
     rows = {r["day"]: r for r in get(api, "/collection", scope="area", key="A2", **RANGE).json()}
     assert rows[DAY0.isoformat()]["rate_obtained"] == "1.0000"
     backfilled = rows[(DAY0 + timedelta(days=2)).isoformat()]
-    assert (backfilled["due"], backfilled["first_sweep"], backfilled["obtained"]) == (6, 1, 6)
+    assert (backfilled["due"], backfilled["collected"], backfilled["obtained"]) == (6, 1, 6)
     silent = rows[(DAY0 + timedelta(days=4)).isoformat()]
     assert silent["obtained"] == 5 and silent["missing"] == [meter_id("A2", 4)]
     gw = {r["day"]: r for r in get(api, "/collection", scope="gateway", key="gw2", **RANGE).json()}

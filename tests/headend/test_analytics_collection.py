@@ -13,9 +13,9 @@ from headend.analytics.collection import (
     Due,
     FrozenFact,
     SessionFact,
+    collected_in_time,
     collection_rates,
     failing_meters,
-    in_first_sweep,
     online_rate,
     reading_checks,
 )
@@ -30,7 +30,7 @@ def fact(meter: str, late: timedelta, *flags: str) -> FrozenFact:
     return FrozenFact(meter, DAY, D(1), T + late, frozenset(flags))
 
 
-def test_rates_count_first_sweep_and_backfill_separately():
+def test_rates_count_collected_in_time_and_backfill_separately():
     due = [Due(f"m{i}", "A", "gw1") for i in range(4)] + [
         Due("n0", "B", "gw2"),
         Due("t", "A", None, "area_total"),
@@ -45,12 +45,21 @@ def test_rates_count_first_sweep_and_backfill_separately():
         (r.scope, r.key): r for r in collection_rates(DAY, due, frozen, Z, online={"gw1": D("0.5")})
     }
     a = rates[("area", "A")]
-    assert (a.due, a.first_sweep, a.obtained, a.missing) == (5, 2, 4, ("m3",))
-    assert a.rate_first == D("0.4") and a.rate_obtained == D("0.8")
+    assert (a.due, a.collected, a.obtained, a.missing) == (5, 2, 4, ("m3",))
+    assert a.success_rate == D("0.4") and a.rate_obtained == D("0.8")
     g = rates[("gateway", "gw1")]
-    assert (g.due, g.first_sweep, g.obtained, g.online_rate) == (4, 1, 3, D("0.5"))
+    assert (g.due, g.collected, g.obtained, g.online_rate) == (4, 1, 3, D("0.5"))
     assert rates[("area", "B")].rate_obtained == 0 and rates[("gateway", "gw2")].online_rate is None
-    assert not in_first_sweep(fact("x", timedelta(hours=25)), Z)
+    assert not collected_in_time(fact("x", timedelta(hours=25)), Z)
+
+
+def test_collection_cutoff_is_configurable():
+    due = [Due("m0", "A", "gw1"), Due("m1", "A", "gw1")]
+    frozen = {"m0": fact("m0", timedelta(hours=3)), "m1": fact("m1", timedelta(hours=30))}
+    strict = collection_rates(DAY, due, frozen, Z, cutoff=timedelta(hours=2))[0]
+    loose = collection_rates(DAY, due, frozen, Z, cutoff=timedelta(hours=36))[0]
+    default = collection_rates(DAY, due, frozen, Z)[0]
+    assert (strict.success_rate, default.success_rate, loose.success_rate) == (0, D("0.5"), 1)
 
 
 def test_online_rate_from_session_history():

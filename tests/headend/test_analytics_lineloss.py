@@ -13,12 +13,11 @@ from headend.analytics.lineloss import (
     Flag,
     area_loss,
     daily_losses,
-    flag_sudden_changes,
     interpolate,
     month_bounds,
-    trend,
 )
 from headend.analytics.model import MeterSpan, Method, Point, Registers, boundary, freeze_day
+from headend.analytics.trend import flag_sudden_changes, trend
 
 Z = ZoneInfo("Asia/Shanghai")
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)

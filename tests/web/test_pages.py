@@ -189,6 +189,8 @@ def test_overview_shows_gateway_state_loss_and_alarms(web: Web) -> None:
     assert "online" in row.group(0) or "在线" in row.group(0)
     assert "%" in row.group(0)  # a loss rate and a collection rate
     assert re.search(r'class="badge bad">1<', row.group(0))  # the cover-open event
+    tile = re.search(r'id="pass-rate"><span class="big">(\d+) / (\d+)</span>', page)
+    assert tile is not None and int(tile.group(1)) <= int(tile.group(2))  # 台区线损合格率
 
 
 def test_area_page_has_meters_relay_states_and_the_loss_series(web: Web) -> None:

@@ -44,6 +44,7 @@ def overview(request: Request) -> Response:
             ids = [r["id"] for r in rows]
             losses = analytics.latest_losses(conn, ids, today)
             rates = analytics.latest_collection(conn, ids, today)
+            passed = analytics.pass_rate(conn, ids, today - timedelta(days=1))
         online = sum(1 for r in rows if r["online"])
         gateways = sum(1 for r in rows if r["online"] is not None)
         return render(
@@ -57,6 +58,7 @@ def overview(request: Request) -> Response:
             gateways=gateways,
             alarms=sum(r["alarms"] for r in rows),
             today=today,
+            passed=passed,
         )
 
     return page(request, build)

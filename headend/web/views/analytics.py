@@ -58,6 +58,17 @@ def latest_collection(
     return out
 
 
+def pass_rate(conn: Connection, areas: Sequence[str], day: date) -> dict[str, Any] | None:
+    """台区线损合格率 of ``day`` across ``areas`` (None: analytics not installed or no rows)."""
+    store = _store()
+    if store is None or not areas:
+        return None
+    from headend.analytics.passrate import pass_rates
+
+    found = pass_rates(store.loss_rows(conn, list(areas), "day", day, day))
+    return found[0].as_dict() if found else None
+
+
 def suspects(conn: Connection, area: str) -> tuple[str | None, list[dict[str, Any]]] | None:
     """The area's latest ranked suspects with their evidence (None: analytics not installed)."""
     store = _store()

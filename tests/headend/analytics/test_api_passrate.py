@@ -1,0 +1,50 @@
+"""Loss bands and the pass rate (台区线损合格率) through the API, JSON and CSV, both backends."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+from tests.headend.ops_support import cheap_hashes_fixture, ops_fixture  # noqa: F401
+from tests.headend.test_analytics_api import DAY0, RANGE, SILENT_FROM, api, get  # noqa: F401
+
+
+def test_pass_rate_per_day_and_month_counts_unassessed_as_not_passed(api):  # noqa: F811
+    days = get(api, "/passrate", **RANGE).json()
+    assert [d["start"] for d in days][:2] == [
+        DAY0.isoformat(),
+        (DAY0 + timedelta(days=1)).isoformat(),
+    ]
+    first = days[0]
+    # A2 at 4.76 % is inside the default band 0–8 %; A1 and B1 have no area total meter
+    assert (first["areas"], first["assessed"], first["passed"]) == (3, 1, 1)
+    assert first["pass_rate"] == "0.3333" and first["assessed_pass_rate"] == "1.0000"
+    assert first["unassessed"] == ["A1", "B1"] and first["failing"] == []
+    silent = days[SILENT_FROM - 1]  # A2 incomplete from here: no rate, not passed
+    assert silent["passed"] == 0 and "A2" in silent["unassessed"]
+    month = get(api, "/passrate", period="month", **RANGE).json()
+    assert len(month) == 1 and month[0]["start"] == DAY0.isoformat()
+    rows = list(
+        csv.DictReader(io.StringIO(get(api, "/passrate", **{"format": "csv"}, **RANGE).text))
+    )
+    assert rows[0]["pass_rate"] == "0.3333" and rows[0]["unassessed"] == '["A1", "B1"]'
+
+
+def test_band_low_and_high_set_per_area(api):  # noqa: F811
+    put = api.client.put
+    bad = put("/api/v1/analytics/areas/A2/target", json={"target": "0.04", "low": "0.05"},
+              headers=api.as_("sid"))  # fmt: skip
+    assert bad.status_code == 422
+    r = put("/api/v1/analytics/areas/A2/target", json={"target": "0.10", "low": "0.05"},
+            headers=api.as_("sid"))  # fmt: skip
+    assert r.status_code == 200, r.text
+    band = get(api, "/areas/A2/target").json()
+    assert (band["low"], band["target"], band["default"]) == ("0.05", "0.10", False)
+    assert get(api, "/areas/A1/target").json()["low"] == "0"
+    r = api.client.post("/api/v1/analytics/recompute", json=RANGE, headers=api.as_("olga"))
+    assert r.status_code == 200
+    first = get(api, "/lineloss", area="A2", **RANGE).json()[0]
+    assert "low_loss" in first["flags"]  # 4.76 % is below the band's 5 %
+    day = get(api, "/passrate", **RANGE).json()[0]
+    assert (day["passed"], day["low"], day["failing"]) == (0, 1, ["A2"])
