@@ -10,7 +10,7 @@ event or ``NEED_DATA``, ``data_to_send`` returns bytes the codec must write on i
 
 Client state machine: a request arms the expected answer (server address, PIID sequence number,
 response tag).  Own-request echoes (DIR 0), answers from other addresses, with another PIID or
-tag are skipped and counted (``ignored``).  Frames a meter starts itself (PRM 1: REPORT,
+tag are skipped and counted (``ignored``).  Frames a meter starts itself (PRM 0: REPORT,
 LINK) are returned as events whenever they come.  A fragmented answer is reassembled: each
 fragment but the last queues a confirmation (``data_to_send``) and ``next_event`` returns
 ``NEED_DATA`` until the last one.  A secured request (``secured=True`` with a
@@ -69,10 +69,6 @@ class _Expected:
 class _Reassembly:
     parts: list[bytes] = field(default_factory=list)
     next_number: int = 0
-
-
-def _service_tag(apdu: A.Apdu) -> int:
-    return encode_apdu(apdu)[0]
 
 
 class _Connection:
@@ -185,12 +181,12 @@ class Client(_Connection):
         """Acknowledge a REPORT-Notification (no answer is expected)."""
         oads = tuple(r.oad for r in report.results)
         ack = A.ReportResponse(report.piid & 0xBF, oads, report.records)
-        return self._frame(server_address(server), encode_apdu(ack), initiated=False)
+        return self._frame(server_address(server), encode_apdu(ack), server_started=True)
 
     def link_response(self, server: str | ServerAddress, response: A.LinkResponse) -> bytes:
         """Answer a meter's LINK-Request (no answer is expected)."""
         raw = encode_apdu(response)
-        return self._frame(server_address(server), raw, initiated=False, function=FUNCTION_LINK)
+        return self._frame(server_address(server), raw, server_started=True, function=FUNCTION_LINK)
 
     def send(self, server: str | ServerAddress, request: A.Request, secured: bool = False) -> bytes:
         """The bytes of ``request``; arms the answer it expects (none for broadcasts)."""
@@ -208,17 +204,17 @@ class Client(_Connection):
         else:
             self._expected = _Expected(address, piid & 0x3F, raw[0] | 0x80, wrapped)
         self._fragments = None
-        return self._frame(address, raw, initiated=True)
+        return self._frame(address, raw, server_started=False)
 
     def _frame(
         self,
         address: ServerAddress,
         apdu: bytes,
-        initiated: bool,
+        server_started: bool,
         function: int = FUNCTION_DATA,
         fragment: Fragment | None = None,
     ) -> bytes:
-        control = control_byte(False, initiated, function)
+        control = control_byte(False, server_started, function)
         frame = Frame(control, address, apdu, self.client_address, fragment)
         return encode_frame(frame, self.preamble)
 
@@ -243,7 +239,7 @@ class Client(_Connection):
             if not frame.from_server:
                 self.echoes += 1
                 continue
-            if frame.initiated:  # a meter reports or logs in on its own
+            if frame.server_started:  # a meter reports or logs in on its own
                 try:
                     return self._decode(frame, frame.apdu)  # type: ignore[return-value]
                 except Dlt698Error:
@@ -305,7 +301,7 @@ class Client(_Connection):
             self._fragments = None
             return b"".join(state.parts)
         confirm = Fragment(fragment.number, FragmentType.CONFIRM)
-        self._out += self._frame(expected.server, b"", initiated=False, fragment=confirm)
+        self._out += self._frame(expected.server, b"", server_started=False, fragment=confirm)
         return None
 
 
@@ -355,7 +351,7 @@ class Server(_Connection):
             if frame.fragment is not None and frame.fragment.kind is FragmentType.CONFIRM:
                 self._continue(frame)
                 continue
-            if not frame.initiated:  # the client's REPORT/LINK responses
+            if frame.server_started:  # the client's answers to REPORT/LINK
                 self.ignored += 1
                 continue
             return self._incoming(frame)
@@ -397,7 +393,7 @@ class Server(_Connection):
         """A frame meter ``meter`` starts itself (REPORT-Notification, LINK-Request)."""
         function = FUNCTION_LINK if isinstance(notification, A.LinkRequest) else FUNCTION_DATA
         control = control_byte(True, True, function)
-        frame = Frame(control, ServerAddress(meter), encode_apdu(notification))
+        frame = Frame(control, ServerAddress(meter), encode_apdu(notification))  # C = 83H/81H
         return encode_frame(frame, self.preamble)
 
     def _continue(self, frame: Frame) -> None:
@@ -418,7 +414,7 @@ class Server(_Connection):
     def _frame(
         self, address: ServerAddress, client: int, apdu: bytes, fragment: Fragment | None = None
     ) -> bytes:
-        frame = Frame(control_byte(True, False), address, apdu, client, fragment)
+        frame = Frame(control_byte(True, False), address, apdu, client, fragment)  # C = C3H
         return encode_frame(frame, self.preamble)
 
 

@@ -10,9 +10,10 @@ Layout::
     |   length: bits 0-13 = bytes from L0 through FCS1; bit 14 = unit (1 = kB, rejected)
     start
 
-- C: bit 7 DIR (1 = sent by the server/meter), bit 6 PRM (1 = the sender started the exchange),
-  bit 5 fragmented, bit 3 SC (user data scrambled +33H), bits 0-2 function (1 link management,
-  3 user data).  A client request is 43H, the meter's reply C3H, a meter's LINK request 81H.
+- C: bit 7 DIR (1 = sent by the server/meter), bit 6 PRM (1 = the client started the exchange,
+  0 = the server did), bit 5 fragmented, bit 3 SC (user data scrambled +33H), bits 0-2 function
+  (1 link management, 3 user data).  A client request is 43H and the meter's reply C3H; a meter's
+  LINK request 81H and the client's answer 01H; a meter's REPORT 83H and the answer 03H.
 - AF: bits 0-3 = SA length - 1, bits 4-5 logical address, bits 6-7 address type
   (0 single, 1 wildcard, 2 group, 3 broadcast).  SA is BCD, least significant byte first; in
   ``ServerAddress.address`` it is kept in nameplate order (``000000000001`` travels as
@@ -206,9 +207,9 @@ class Frame:
         return bool(self.control & DIR_BIT)
 
     @property
-    def initiated(self) -> bool:
-        """PRM bit: the sender started this exchange (a request, a report, a LINK)."""
-        return bool(self.control & PRM_BIT)
+    def server_started(self) -> bool:
+        """PRM bit 0: the server started this exchange (a REPORT, a LINK, or their answers)."""
+        return not self.control & PRM_BIT
 
     @property
     def function(self) -> int:
@@ -225,9 +226,9 @@ ADD_33 = bytes((b + 0x33) & 0xFF for b in range(256))
 SUB_33 = bytes((b - 0x33) & 0xFF for b in range(256))
 
 
-def control_byte(from_server: bool, initiated: bool, function: int = FUNCTION_DATA) -> int:
-    """The C byte for a direction, a PRM and a function code."""
-    return (DIR_BIT if from_server else 0) | (PRM_BIT if initiated else 0) | function
+def control_byte(from_server: bool, server_started: bool, function: int = FUNCTION_DATA) -> int:
+    """The C byte for a direction, who started the exchange and a function code."""
+    return (DIR_BIT if from_server else 0) | (0 if server_started else PRM_BIT) | function
 
 
 def encode_frame(frame: Frame, preamble: int = 0) -> bytes:
@@ -261,8 +262,8 @@ def frame_size(raw: bytes | bytearray, i: int = 0) -> int:
     return length + 2
 
 
-def parse_frame(raw: bytes) -> Frame:
-    """Decode exactly one frame with no preamble (the stream decoder's hot path)."""
+def parse_frame(raw: bytes, checked: bool = False) -> Frame:
+    """Decode exactly one frame with no preamble (``checked``: the CRCs are already verified)."""
     n = len(raw)
     if n < MIN_FRAME or raw[0] != START or raw[-1] != END:
         return _reject(raw)
@@ -274,12 +275,13 @@ def parse_frame(raw: bytes) -> Frame:
     head_end = sa_end + 3  # CA, HCS0, HCS1
     if head_end + 3 > n:
         return _reject(raw)
-    hcs = raw[head_end - 2] | (raw[head_end - 1] << 8)
-    if crc16(raw[1 : head_end - 2]) != hcs:
-        raise Dlt698Error(f"header check sequence {hcs:04X} does not match the header")
-    fcs = raw[n - 3] | (raw[n - 2] << 8)
-    if crc16(raw[1 : n - 3]) != fcs:
-        raise Dlt698Error(f"frame check sequence {fcs:04X} does not match the frame")
+    if not checked:
+        hcs = raw[head_end - 2] | (raw[head_end - 1] << 8)
+        if crc16(raw[1 : head_end - 2]) != hcs:
+            raise Dlt698Error(f"header check sequence {hcs:04X} does not match the header")
+        fcs = raw[n - 3] | (raw[n - 2] << 8)
+        if crc16(raw[1 : n - 3]) != fcs:
+            raise Dlt698Error(f"frame check sequence {fcs:04X} does not match the frame")
     user = raw[head_end : n - 3]
     if control & SC_BIT:
         user = user.translate(SUB_33)

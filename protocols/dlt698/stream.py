@@ -69,7 +69,7 @@ class StreamDecoder:
                 raw = bytes(buf[:n])
                 del buf[:n]
                 try:
-                    frame = parse_frame(raw)
+                    frame = parse_frame(raw, checked=True)
                 except Dlt698Error:  # e.g. a fragment header missing
                     self.dropped_bytes += n
                     continue
