@@ -15,7 +15,8 @@ LINK) are returned as events whenever they come.  A fragmented answer is reassem
 fragment but the last queues a confirmation (``data_to_send``) and ``next_event`` returns
 ``NEED_DATA`` until the last one.  A secured request (``secured=True`` with a
 ``SecurityService``) is wrapped; its answer is verified and unwrapped before it is returned, so
-the caller sees the same typed response either way.  After a timeout the caller calls
+the caller sees the same typed response either way — except a refusal (a SECURITY-Response
+carrying a DAR), which is returned as that ``SecurityResponse``.  After a timeout the caller calls
 ``abandon()``.
 """
 
@@ -261,6 +262,8 @@ class Client(_Connection):
                     self.ignored += 1
                     continue
                 self._expected = None
+                if response.dar is not None:  # the meter refused: an answer, not an error
+                    return response
                 plain = self.security.unwrap(frame.server.address, expected.secured, response)
                 response = self._decode(frame, plain)
             piid = getattr(response, "piid", None)
@@ -388,6 +391,10 @@ class Server(_Connection):
         self._pending[meter] = parts
         self._sent[meter] = 0
         return self._frame(address, incoming.client, parts[0], Fragment(0, FragmentType.FIRST))
+
+    def fragments_pending(self, meter: str) -> bool:
+        """Whether ``meter`` still has fragments of a response to send."""
+        return bool(self._pending.get(meter))
 
     def report(self, meter: str, notification: A.ReportNotification | A.LinkRequest) -> bytes:
         """A frame meter ``meter`` starts itself (REPORT-Notification, LINK-Request)."""
