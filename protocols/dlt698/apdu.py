@@ -113,8 +113,8 @@ class ConnectMechanism:
 
 
 PUBLIC = ConnectMechanism()
-PROTOCOL_CONFORMANCE = bytes.fromhex("FFFFFFFFC0000000")
-FUNCTION_CONFORMANCE = bytes.fromhex("FFFEC400000000000000000000000000")
+PROTOCOL_CONFORMANCE = b"\xff" * 8  # everything, as the public tools propose; the server trims
+FUNCTION_CONFORMANCE = b"\xff" * 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +122,13 @@ class ConnectRequest:
     """Open an application association (the client's negotiation proposal)."""
 
     piid: int = 0
-    version: int = 0x0016
+    version: int = 0x0010  # what public tools send; the PyPI peer refuses 0x0016 (result 5)
     protocol_conformance: bytes = PROTOCOL_CONFORMANCE  # bit-string(64)
     function_conformance: bytes = FUNCTION_CONFORMANCE  # bit-string(128)
-    send_max: int = 512
-    receive_max: int = 512
+    send_max: int = 1024
+    receive_max: int = 1024
     window: int = 1
-    apdu_max: int = 2000
+    apdu_max: int = 1024
     timeout: int = 7200  # seconds the association lives
     mechanism: ConnectMechanism = PUBLIC
     time_tag: TimeTag | None = None

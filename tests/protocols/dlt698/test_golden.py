@@ -14,6 +14,7 @@ import pytest
 
 from protocols.dlt698 import (
     OAD,
+    ConnectRequest,
     DataType,
     GetRequestNormal,
     GetRequestNormalList,
@@ -137,6 +138,18 @@ FRAMES = [
         "same CCO tool vectors, 射频参数配置CCO请求 (index id 59681537638)",
     ),
     (
+        "connect-public",
+        "68 38 00 43 05 01 00 00 00 00 00 10 E0 08 02 00 00 10 FF FF FF FF FF FF FF FF FF FF FF "
+        "FF FF FF FF FF FF FF FF FF FF FF FF FF 04 00 04 00 01 04 00 00 00 00 64 00 00 DB 79 16",
+        0x43,
+        "000000000001",
+        AddressType.SINGLE,
+        0x10,
+        ConnectRequest,
+        "public MFC test harness, strConnect (index id 21137407919); the same APDU is in several "
+        "C#/Java tools (index ids 15778616003, 38807448613)",
+    ),
+    (
         "link-login",
         "68 1E 00 81 05 01 00 00 00 00 00 00 D2 B6 01 00 00 01 2C 07 E6 02 17 03 08 06 38 03 "
         "22 1C BC 16",
@@ -217,6 +230,10 @@ FRAMES = [
 ]
 
 
+def wire_of(name: str) -> str:
+    return next(f[1] for f in FRAMES if f[0] == name)
+
+
 @pytest.mark.parametrize(
     ("name", "wire", "control", "address", "kind", "client", "apdu_type", "source"),
     FRAMES,
@@ -250,7 +267,7 @@ def test_golden_frame(
 
 def test_annex_h3_address_reply_value() -> None:
     """The meter answers 4001 with its address in nameplate order, the SA reversed on the wire."""
-    frame = decode_frame(hx(FRAMES[1][1]))
+    frame = decode_frame(hx(wire_of("read-address-reply")))
     reply = decode_apdu(frame.apdu)
     assert isinstance(reply, GetResponseNormal)
     assert reply.piid == 0x25 and reply.result.oad == OAD(0x4001, 2)
@@ -259,15 +276,29 @@ def test_annex_h3_address_reply_value() -> None:
     assert reply.result.data.value.hex() == frame.server.address.lower() == "000039200933"
 
 
+def test_public_connect_fields() -> None:
+    connect = decode_apdu(decode_frame(hx(wire_of("connect-public"))).apdu)
+    assert isinstance(connect, ConnectRequest)
+    assert connect.version == 0x0010 and connect.mechanism.kind == 0
+    assert (connect.send_max, connect.receive_max, connect.window, connect.apdu_max) == (
+        1024,
+        1024,
+        1,
+        1024,
+    )
+    assert connect.timeout == 100
+    assert ConnectRequest().version == connect.version  # Taiqu proposes the same version
+
+
 def test_acd_bit_of_piid() -> None:
-    reply = decode_apdu(decode_frame(hx(FRAMES[7][1])).apdu)
+    reply = decode_apdu(decode_frame(hx(wire_of("reply-with-acd"))).apdu)
     assert isinstance(reply, GetResponseNormal)
     assert reply.piid == 0x41 and reply.piid & 0x40  # the meter has something to report
 
 
 def test_emqx_login_fields() -> None:
     """The emqx-tcp README shows the decoded login: heartbeat 60 s, 2020-08-06 16:44:14."""
-    link = decode_apdu(decode_frame(hx(FRAMES[12][1])).apdu)
+    link = decode_apdu(decode_frame(hx(wire_of("link-login-emqx"))).apdu)
     assert isinstance(link, LinkRequest)
     assert link.kind is LinkType.LOGIN and link.heartbeat == 60
     assert link.time.to_datetime() == datetime(2020, 8, 6, 16, 44, 14)
@@ -275,7 +306,7 @@ def test_emqx_login_fields() -> None:
 
 
 def test_daily_freeze_selector() -> None:
-    request = decode_apdu(decode_frame(hx(FRAMES[13][1])).apdu)
+    request = decode_apdu(decode_frame(hx(wire_of("daily-freeze-record"))).apdu)
     assert isinstance(request, GetRequestRecord)
     assert request.oad == OAD(0x5004, 2)
     assert isinstance(request.rsd, Selector1) and request.rsd.oad == OAD(0x2021, 2)
@@ -284,7 +315,7 @@ def test_daily_freeze_selector() -> None:
 
 
 def test_secured_plaintext_rn() -> None:
-    wrapped = decode_apdu(decode_frame(hx(FRAMES[14][1])).apdu)
+    wrapped = decode_apdu(decode_frame(hx(wire_of("daily-freeze-record-secured-rn"))).apdu)
     assert isinstance(wrapped, SecurityRequest)
     assert wrapped.verification is Verification.RN and len(wrapped.rn) == 16
     assert not wrapped.encrypted
@@ -292,7 +323,7 @@ def test_secured_plaintext_rn() -> None:
 
 
 def test_sid_mac_fields() -> None:
-    wrapped = decode_apdu(decode_frame(hx(FRAMES[15][1])).apdu)
+    wrapped = decode_apdu(decode_frame(hx(wire_of("security-sid-mac"))).apdu)
     assert isinstance(wrapped, SecurityRequest)
     assert wrapped.verification is Verification.SID_MAC
     assert (wrapped.sid, wrapped.sid_extra, wrapped.mac) == (
