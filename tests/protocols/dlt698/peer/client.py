@@ -16,7 +16,7 @@ options = ClientOptions(
         server=ServerAddress(bytes=wire, logical=0, type=AddressType.single), request_timeout=5.0
     )
 )
-out = {}
+out: dict[str, object] = {}
 with Client(options) as client:
     client.connect_tcp(host, port, ConnectionProfile.local_public)
     for name, oi in (("energy", 0x0010), ("clock", 0x4000), ("address", 0x4001)):
