@@ -562,6 +562,18 @@ _DEC.update(
     }
 )
 _TYPES = {int(t): t for t in DataType}
+_FIXED: dict[int, tuple[Callable[[bytes, int], tuple[Any, ...]], int, DataType]] = {
+    int(tag): (struct.Struct(">" + fmt).unpack_from, struct.calcsize(">" + fmt), tag)
+    for tag, fmt in (
+        (T.DOUBLE_LONG, "i"),
+        (T.DOUBLE_LONG_UNSIGNED, "I"),
+        (T.LONG, "h"),
+        (T.LONG_UNSIGNED, "H"),
+        (T.INTEGER, "b"),
+        (T.UNSIGNED, "B"),
+        (T.ENUM, "B"),
+    )
+}
 
 
 def encode_data(data: Data) -> bytes:
@@ -601,8 +613,15 @@ def dec_data(buf: bytes, pos: int, depth: int = 0) -> tuple[Data, int]:
         if n > len(buf) - pos:
             raise Dlt698Error(f"{n} members announced at byte {pos}, {len(buf) - pos} bytes left")
         items = []
+        fixed = _FIXED
         for _ in range(n):
-            item, pos = dec_data(buf, pos, depth + 1)
+            kind = fixed.get(buf[pos])
+            if kind is None:
+                item, pos = dec_data(buf, pos, depth + 1)
+            else:  # the common case, inlined: arrays of energies, voltages, powers
+                unpack, size, data_type = kind
+                item = Data(data_type, unpack(buf, pos + 1)[0])
+                pos += 1 + size
             items.append(item)
         return Data(_TYPES[tag], tuple(items)), pos
     dec = _DEC.get(tag)

@@ -30,6 +30,7 @@ name the failing field when a frame is refused.  Tests check both against each o
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
@@ -72,26 +73,20 @@ class FragmentType(IntEnum):
     MIDDLE = 3
 
 
-def _crc_table() -> tuple[int, ...]:
-    out = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-        out.append(crc)
-    return tuple(out)
+_REVERSE8 = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
 
 
-_CRC = _crc_table()
+def _reverse16(value: int) -> int:
+    return (_REVERSE8[value & 0xFF] << 8) | _REVERSE8[value >> 8]
 
 
 def crc16(data: bytes | bytearray | memoryview) -> int:
-    """CRC-16/X-25 (the PPP FCS-16 of RFC 1662) of ``data``."""
-    crc = 0xFFFF
-    table = _CRC
-    for b in data:
-        crc = (crc >> 8) ^ table[(crc ^ b) & 0xFF]
-    return crc ^ 0xFFFF
+    """CRC-16/X-25 (the PPP FCS-16 of RFC 1662) of ``data``.
+
+    X-25 is CRC-CCITT with reflected input and output: computed here with the C implementation
+    of the unreflected CRC (``binascii.crc_hqx``) over bit-reversed bytes, then reflected back.
+    """
+    return _reverse16(binascii.crc_hqx(bytes(data).translate(_REVERSE8), 0xFFFF)) ^ 0xFFFF
 
 
 _HEADER = Struct(
