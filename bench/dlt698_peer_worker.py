@@ -60,7 +60,7 @@ def _peer() -> tuple[Callable[[], Any], Callable[[], bytes]]:
         frame = protocol.Frame(
             control=0x43, server=server, client=0, payload=codec.encode_apdu(request)
         )
-        return codec.encode_frame(frame)
+        return bytes(codec.encode_frame(frame))
 
     return decode, encode
 
