@@ -4,7 +4,7 @@ Usage: ``.venv/bin/python bench/dlt698_codec.py [--seconds S] [--rounds R] [--no
 
 The PyPI package ``dlt698`` (a pybind11 binding to a C++17 698.45 library) is installed into its
 own virtual environment under ``/tmp/taiqu-bench-dlt698`` (created on first run, never
-committed).  Each library runs in its own process through ``bench/dlt698_peer_worker.py``
+committed).  Each library runs in its own process through ``bench/_dlt698_peer_worker.py`` (a helper: run_all skips ``_`` files)
 doing the same work (see there); rounds are interleaved so load from other processes on the
 machine hits both alike, and the best round counts.  Prints absolute rates, Taiqu's ratio to the
 peer, and whether Taiqu meets the 20,000 full decodes/s floor.
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKER = ROOT / "bench" / "dlt698_peer_worker.py"
+WORKER = ROOT / "bench" / "_dlt698_peer_worker.py"
 PEER = "dlt698==1.0.1"
 FLOOR = 20_000
 
