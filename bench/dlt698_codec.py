@@ -4,10 +4,10 @@ Usage: ``.venv/bin/python bench/dlt698_codec.py [--seconds S] [--rounds R] [--no
 
 The PyPI package ``dlt698`` (a pybind11 binding to a C++17 698.45 library) is installed into its
 own virtual environment under ``/tmp/taiqu-bench-dlt698`` (created on first run, never
-committed).  Each library runs in its own process through ``bench/_dlt698_peer_worker.py`` (a helper: run_all skips ``_`` files)
-doing the same work (see there); rounds are interleaved so load from other processes on the
-machine hits both alike, and the best round counts.  Prints absolute rates, Taiqu's ratio to the
-peer, and whether Taiqu meets the 20,000 full decodes/s floor.
+committed).  Each library runs in its own process through ``bench/_dlt698_peer_worker.py``
+(a helper: run_all skips ``_`` files) doing the same work (see there); rounds are interleaved
+so load from other processes on the machine hits both alike, and the best round counts.  Prints
+absolute rates, Taiqu's ratio to the peer, and whether Taiqu meets the 20,000 decodes/s floor.
 """
 
 from __future__ import annotations
