@@ -164,6 +164,11 @@ def server_address(address: str | int | ServerAddress) -> ServerAddress:
     """Accept ``'000000000001'``, ``'0000 0000 0001'``, an int (12 digits) or an address."""
     if isinstance(address, ServerAddress):
         return address
+    return _server_address(address)
+
+
+@lru_cache(maxsize=2048)  # a bus has a few hundred meters at most
+def _server_address(address: str | int) -> ServerAddress:
     text = f"{address:012d}" if isinstance(address, int) else address.replace(" ", "").upper()
     if text.isdigit() and len(text) < 12:
         text = text.zfill(12)
