@@ -27,6 +27,8 @@ from protocols.dlt698 import (
     Data,
     DataType,
     DateTimeS,
+    ErrorResponse,
+    Frame,
     GetResponseNormal,
     GetResponseNormalList,
     GetResponseRecord,
@@ -35,13 +37,17 @@ from protocols.dlt698 import (
     Selector1,
     Selector2,
     Selector9,
+    Selector10,
+    ServerAddress,
     SetResponseNormal,
     decode_value,
+    encode_frame,
     frozen_to_readings,
     records_to_events,
 )
 from protocols.dlt698.apdu import ActionResponseNormal, ConnectMechanism
-from protocols.dlt698.descriptors import TI
+from protocols.dlt698.descriptors import ALL_METERS, TI
+from protocols.dlt698.frame import BROADCAST
 from protocols.model import EventType
 from simulators.config import parse_config
 from simulators.dlt698_meter import Dlt698Listener
@@ -267,3 +273,57 @@ async def test_pty_bus_mixing_698_645_and_modbus() -> None:
         # three 698 meters match the wildcard: their answers garble the line, nothing decodes
         assert address is None
         assert isinstance(reply, ReadReply)  # the 645 meter on the same bus still answers
+
+
+async def test_wildcard_read_address_on_a_one_meter_bus() -> None:
+    clock = ManualClock(START)
+    config = parse_config(
+        {
+            "buses": [{"name": "bus1", "listen": "tcp://127.0.0.1:0", "pace": False}],
+            "meters": [{"bus": "bus1", "protocol": "dlt698", "address": M698}],
+        }
+    )
+    fleet = Fleet(config, clock)
+    client = Client()
+    async with BusHarness(fleet.buses["bus1"]) as bus:
+        client.receive_data(await bus.ask(client.get("AAAAAAAAAAAA", OAD(0x4001, 2))))
+    response = client.next_event()
+    assert isinstance(response, GetResponseNormal) and response.result.data is not None
+    assert response.result.data.value == bytes.fromhex(M698)
+
+
+async def test_broadcast_time_reaches_every_698_meter_silently(h: Harness) -> None:
+    target = datetime(2026, 12, 1, 12, 0, 0)
+    raw = h.client.action(BROADCAST, OMD(0x4000, 127), Data(T.DATE_TIME_S, DateTimeS.of(target)))
+    async with BusHarness(h.bus) as bus:
+        assert await bus.ask(raw) == b""
+    for meter in h.fleet.meters.values():
+        if meter.spec.protocol == "dlt698":
+            assert abs((meter.meter_time(h.now()) - target).total_seconds()) < 1
+
+
+async def test_garbage_apdu_gets_an_error_response(h: Harness) -> None:
+    raw = encode_frame(Frame(0x43, ServerAddress(M698), b"\x05\x07\x01\x02"), 4)
+    h.client.get(M698, OAD(0x0010, 2))  # arm an expectation for the same meter
+    response = await h.ask(raw)
+    assert isinstance(response, ErrorResponse) and response.error == 1
+
+
+async def test_large_record_is_fragmented_and_reassembled_over_the_bus(h: Harness) -> None:
+    meters = [m for m in h.fleet.meters.values() if m.spec.protocol == "dlt698"]
+    h.bus.listeners = [Dlt698Listener(meters, fragment_size=64)]
+    h.clock.advance(10 * 86400)
+    raw = h.client.get_record(M698, OAD(0x5004, 2), Selector10(9, ALL_METERS))
+    frames = 0
+    async with BusHarness(h.bus) as bus:
+        wire = await bus.ask(raw)
+        while True:
+            frames += 1
+            h.client.receive_data(wire)
+            event = h.client.next_event()
+            if event is not NEED_DATA:
+                break
+            wire = await bus.ask(h.client.data_to_send())
+    assert frames > 3
+    assert isinstance(event, GetResponseRecord) and event.result.rows is not None
+    assert len(event.result.rows) == 9
