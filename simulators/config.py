@@ -22,7 +22,7 @@ faults = { noise = 3 }
 
 [[meters]]
 bus = "bus1"
-protocol = "dlt645-2007"            # dlt645-2007 | dlt645-1997 | modbus
+protocol = "dlt645-2007"            # dlt645-2007 | dlt645-1997 | dlt698 | modbus
 address = "202611240001"            # Modbus: the unit id, "7"
 count = 20                          # 20 meters, consecutive addresses and seeds
 profile = "residential"             # residential | commercial | flat
@@ -54,7 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from simulators.errors import SimConfigError
 from taiqu.clock import AcceleratedSetting
 
-Protocol = Literal["dlt645-2007", "dlt645-1997", "modbus"]
+Protocol = Literal["dlt645-2007", "dlt645-1997", "dlt698", "modbus"]
 MODBUS_MODELS = ("SDM120", "SDM630", "DDSU666", "DTSU666")
 
 

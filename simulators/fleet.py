@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from simulators.bus import Bus, Listener
 from simulators.config import BusModel, FleetConfig, MeterModel, ScenarioModel
 from simulators.dlt645_meter import Dlt645Listener, protocol_version
+from simulators.dlt698_meter import Dlt698Listener
 from simulators.endpoints import PtyEndpoint, TcpEndpoint
 from simulators.energy import ZERO4, Vec4, add4, scale4
 from simulators.errors import ControlError
@@ -229,6 +230,9 @@ class Fleet:
             group = [m for m in meters if m.spec.protocol == protocol]
             if group:
                 out.append(Dlt645Listener(protocol_version(protocol), group, baud))
+        dlt698 = [m for m in meters if m.spec.protocol == "dlt698"]
+        if dlt698:
+            out.append(Dlt698Listener(dlt698))
         modbus = [m for m in meters if m.spec.protocol == "modbus"]
         if modbus:
             out.append(ModbusListener(modbus))

@@ -103,7 +103,7 @@ class MeterSpec:
     """How a meter is built (the fleet file's ``[[meters]]`` row, resolved)."""
 
     address: str
-    protocol: str = "dlt645-2007"  # dlt645-2007 | dlt645-1997 | modbus
+    protocol: str = "dlt645-2007"  # dlt645-2007 | dlt645-1997 | dlt698 | modbus
     model: str = ""
     profile: LoadProfile = field(default_factory=LoadProfile)
     start_reading: float = 0.0

@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "protocols.dlt645.cli:app",
         "Decode and encode DL/T 645 frames (field engineer's tool).",
     ),
+    "dlt698": (
+        "protocols.dlt698.cli:app",
+        "Decode and encode DL/T 698.45 frames (field engineer's tool).",
+    ),
     "modbus": ("protocols.modbus.cli:app", "Inspect Modbus meter register maps."),
     "sim": ("simulators.cli:app", "Run simulated meters and RS-485 buses."),
     "gateway": ("gateway.cli:app", "Run the concentrator daemon."),

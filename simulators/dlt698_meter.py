@@ -1,0 +1,360 @@
+"""DL/T 698.45 meters: the ``protocols.dlt698`` server role bound to meter state.
+
+One ``Server`` codec per bus hears every byte (DL/T 645 and Modbus frames are noise to it) and
+yields each request with its target address; this module answers as a meter's firmware would:
+
+- another meter's address: silence; wildcard: every matching meter answers (they garble);
+  broadcast: a broadcast time (4000 method 127) is applied, nothing is answered;
+- CONNECT: public association always; password association when the password matches the
+  meter's level-02 password (else result 1, password error); RELEASE closes it;
+- GET Normal/NormalList: values from ``protocols.dlt698.objects`` built from the meter's state
+  (energy, voltage, current, power, power factor, frequency, clock, address, status words, event
+  counts); anything else gets DAR 6 (object absent);
+- GET Record: the daily freeze 5004 (Selector1 on the freeze time 2021, Selector2 ranges,
+  Selector9/10 last records) and the 3011/301B/301C event records (Selector9/10);
+- SET 4000 (clock) and ACTION 8000 129/130 (trip/close), 8001 127/128 (keep power), 4000 127
+  (time): only inside a password association or as a secured request (DAR 15 otherwise);
+  a trip under keep-power gets DAR 255;
+- a request that does not decode gets an ERROR-Response; a secured request whose MAC fails a
+  SECURITY-Response with DAR 23.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from protocols.dlt698 import apdu as A
+from protocols.dlt698.axdr import NULL, Data
+from protocols.dlt698.connection import NEED_DATA, Incoming, Server
+from protocols.dlt698.descriptors import (
+    OAD,
+    DataType,
+    DateTimeS,
+    Selector1,
+    Selector2,
+    Selector9,
+    Selector10,
+)
+from protocols.dlt698.frame import AddressType
+from protocols.dlt698.objects import (
+    DAILY_COLUMNS,
+    EVENT_COLUMNS,
+    EVENT_COUNT_ATTRIBUTE,
+    find_object,
+)
+from protocols.dlt698.security import ServerSecurity
+from protocols.dlt698.values import encode_value, status_words
+from simulators.bus import Answer
+from simulators.meter import FROZEN_DAYS, Control, Cover, Meter, Outcome
+from simulators.readings import all_values
+
+T = DataType
+DAR_ABSENT, DAR_UNAUTHORISED, DAR_OTHER, DAR_NOT_FRAGMENTING = 6, 15, 255, 11
+_COVERS = {0x301B: Cover.METER, 0x301C: Cover.TERMINAL}
+_ACTIONS = {
+    (0x8000, 129): Control.TRIP,
+    (0x8000, 130): Control.CLOSE,
+    (0x8001, 127): Control.KEEP_POWER,
+    (0x8001, 128): Control.KEEP_POWER_RELEASE,
+}
+Record = tuple[float, float | None]  # start, end of one event
+
+
+class Dlt698Listener:
+    """The DL/T 698.45 meters of one bus, answering through one server codec."""
+
+    def __init__(
+        self,
+        meters: Iterable[Meter],
+        security: ServerSecurity | None = None,
+        fragment_size: int = 512,
+    ) -> None:
+        self._server = Server(security, preamble=0, fragment_size=fragment_size)
+        self._meters: dict[str, Meter] = {}
+        self._associations: dict[str, int] = {}  # meter address → mechanism of its association
+        self._fragmenting: Meter | None = None
+        for meter in meters:
+            self.add(meter)
+
+    def add(self, meter: Meter) -> None:
+        """Put a meter on the line."""
+        self._meters[meter.address] = meter
+
+    def meters(self) -> Iterable[Meter]:
+        """Every meter of this listener."""
+        return self._meters.values()
+
+    @property
+    def dropped_bytes(self) -> int:
+        """Line bytes the codec skipped as noise (DL/T 645 and Modbus traffic included)."""
+        return self._server.dropped_bytes
+
+    def feed(self, data: bytes, ts: float) -> list[Answer]:
+        """Bytes from the client in; answers of the addressed meters out."""
+        self._server.receive_data(data)
+        answers: list[Answer] = []
+        while (incoming := self._server.next_event()) is not NEED_DATA:
+            answers += self._dispatch(incoming, ts)
+        more = self._server.data_to_send()  # the next fragment after a confirm
+        if more and self._fragmenting is not None:
+            answers.append(Answer(self._fragmenting, more))
+        return answers
+
+    def _targets(self, incoming: Incoming, ts: float) -> list[Meter]:
+        address = incoming.server
+        if address.kind is AddressType.SINGLE:
+            meter = self._meters.get(address.address)
+            return [meter] if meter is not None and meter.answers(ts) else []
+        return [m for m in self._meters.values() if address.matches(m.address) and m.answers(ts)]
+
+    def _dispatch(self, incoming: Incoming, ts: float) -> list[Answer]:
+        targets = self._targets(incoming, ts)
+        if incoming.server.kind is AddressType.BROADCAST:
+            request = incoming.request
+            if (
+                isinstance(request, A.ActionRequestNormal)
+                and request.parameter.type is T.DATE_TIME_S
+            ):
+                when = request.parameter.value.to_datetime()
+                for meter in targets:
+                    if when is not None and (request.omd.oi, request.omd.method) == (0x4000, 127):
+                        meter.set_time(ts, when)
+            return []
+        answers = []
+        for meter in targets:
+            response = self.respond(meter, incoming, ts)
+            if response is None:
+                continue
+            wire = self._server.respond(meter.address, incoming, response)
+            if self._server.fragments_pending(meter.address):
+                self._fragmenting = meter
+            answers.append(Answer(meter, wire, self._wrong(meter, incoming, response)))
+        return answers
+
+    def _wrong(self, meter: Meter, incoming: Incoming, response: A.Response) -> Callable[[], bytes]:
+        def build() -> bytes:
+            digits = meter.address
+            wrong = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+            return self._server.respond(wrong, incoming, response)
+
+        return build
+
+    # -- services ------------------------------------------------------------------------------
+    def respond(self, meter: Meter, incoming: Incoming, ts: float) -> A.Response | None:
+        """What ``meter`` answers to ``incoming`` at ``ts`` (None: no answer)."""
+        request = incoming.request
+        if request is None:
+            return A.ErrorResponse(0, 1)  # APDU cannot be parsed (or its MAC failed)
+        if isinstance(request, A.ConnectRequest):
+            return self._connect(meter, request)
+        if isinstance(request, A.ReleaseRequest):
+            self._associations.pop(meter.address, None)
+            return A.ReleaseResponse(request.piid, 0)
+        if isinstance(request, A.GetRequestNormal):
+            return A.GetResponseNormal(request.piid, self.result(meter, request.oad, ts))
+        if isinstance(request, A.GetRequestNormalList):
+            results = tuple(self.result(meter, oad, ts) for oad in request.oads)
+            return A.GetResponseNormalList(request.piid, results)
+        if isinstance(request, A.GetRequestRecord):
+            return A.GetResponseRecord(request.piid, self.records(meter, request, ts))
+        if isinstance(request, A.GetRequestNext):
+            return A.GetResponseNext(request.piid, True, 0, 0, (), DAR_NOT_FRAGMENTING)
+        allowed = incoming.secured is not None or self._associations.get(meter.address) == 1
+        if isinstance(request, A.SetRequestNormal):
+            dar = self._set(meter, request, ts) if allowed else DAR_UNAUTHORISED
+            return A.SetResponseNormal(request.piid, request.oad, dar)
+        if isinstance(request, A.ActionRequestNormal):
+            dar = self._action(meter, request, ts) if allowed else DAR_UNAUTHORISED
+            return A.ActionResponseNormal(request.piid, request.omd, dar)
+        return None  # REPORT/LINK answers: nothing to say
+
+    def _connect(self, meter: Meter, request: A.ConnectRequest) -> A.ConnectResponse:
+        mechanism = request.mechanism
+        result = 0
+        if mechanism.kind == 1 and mechanism.password != meter.spec.passwords.get(2):
+            result = 1  # password error
+        elif mechanism.kind in (2, 3):
+            result = 2  # no ESAM in this simulator: symmetric decryption error
+        if result == 0:
+            self._associations[meter.address] = mechanism.kind
+        return A.ConnectResponse(
+            request.piid,
+            A.FactoryVersion(),
+            request.version,
+            request.protocol_conformance,
+            request.function_conformance,
+            min(request.send_max, 512),
+            min(request.receive_max, 512),
+            1,
+            min(request.apdu_max, 2000),
+            request.timeout,
+            result,
+        )
+
+    def _set(self, meter: Meter, request: A.SetRequestNormal, ts: float) -> int:
+        if request.oad == OAD(0x4000, 2) and request.value.type is T.DATE_TIME_S:
+            when = request.value.value.to_datetime()
+            if when is None:
+                return 8  # out of range
+            meter.set_time(ts, when)
+            return 0
+        return 3  # read-only for this simulator
+
+    def _action(self, meter: Meter, request: A.ActionRequestNormal, ts: float) -> int:
+        key = (request.omd.oi, request.omd.method)
+        if key == (0x4000, 127) and request.parameter.type is T.DATE_TIME_S:
+            when = request.parameter.value.to_datetime()
+            if when is None:
+                return 8
+            meter.set_time(ts, when)
+            return 0
+        action = _ACTIONS.get(key)
+        if action is None:
+            return DAR_ABSENT
+        if action is Control.CLOSE and _close_allowed(request.parameter):
+            action = Control.CLOSE_ALLOWED
+        outcome = meter.control(ts, action)
+        return {Outcome.OK: 0, Outcome.REFUSED: DAR_OTHER}.get(outcome, DAR_UNAUTHORISED)
+
+    # -- attribute values ----------------------------------------------------------------------
+    def result(self, meter: Meter, oad: OAD, ts: float) -> A.ResultNormal:
+        """One GET result: the value or DAR 6."""
+        data = self.read(meter, oad, ts)
+        return A.ResultNormal(oad, data) if data is not None else A.ResultNormal(oad, None, 6)
+
+    def read(self, meter: Meter, oad: OAD, ts: float) -> Data | None:
+        """The Data of attribute ``oad`` (None: the meter has no such object)."""
+        if oad.oi in (0x3011, *_COVERS) and oad.attribute == EVENT_COUNT_ATTRIBUTE:
+            return Data(T.LONG_UNSIGNED, min(len(self._events(meter, oad.oi, ts)), 0xFFFF))
+        row = find_object(oad.oi)
+        if row is None or oad.attribute != 2 or row.layout == "record":
+            return None
+        if oad.oi == 0x2014:
+            words = status_words(meter.status_words(ts))
+            return words if not oad.index else words.value[oad.index - 1]
+        if oad.oi in (0x4001, 0x4002):
+            return Data(T.OCTET_STRING, bytes.fromhex(meter.address))
+        if oad.oi == 0x4000:
+            local = meter.meter_time(ts).replace(microsecond=0)
+            return Data(T.DATE_TIME_S, DateTimeS.of(local))
+        source: dict[str, Any] = dict(all_values(meter, ts, 1))
+        tan_phi = math.tan(math.acos(meter.spec.profile.power_factor))
+        imp, exp = meter.registered(ts)
+        for n in range(4):
+            source[f"energy.reactive.combined1.t{n + 1}"] = imp[n] * tan_phi
+            source[f"energy.reactive.combined2.t{n + 1}"] = exp[n] * tan_phi
+        try:
+            return encode_value(oad, source)
+        except (KeyError, IndexError):
+            return None
+
+    # -- records -------------------------------------------------------------------------------
+    def records(self, meter: Meter, request: A.GetRequestRecord, ts: float) -> A.ResultRecord:
+        """The rows ``request`` selects of a daily freeze or an event record."""
+        oad = request.oad
+        if oad == OAD(0x5004, 2):
+            columns = request.columns or DAILY_COLUMNS
+            rows = self._frozen_rows(meter, ts)
+        elif oad.oi in (0x3011, *_COVERS) and oad.attribute == 2:
+            columns = request.columns or (*EVENT_COLUMNS, OAD(0x0010, 2, 0, 1))
+            rows = self._event_rows(meter, oad.oi, ts)
+        else:
+            return A.ResultRecord(oad, request.columns, None, DAR_ABSENT)
+        chosen = _select(rows, request.rsd)
+        if chosen is None:
+            return A.ResultRecord(oad, columns, None, 7)  # selector this meter does not do
+        table = tuple(tuple(row.get(c, NULL) for c in columns) for row in chosen)
+        return A.ResultRecord(oad, columns, table)
+
+    def _frozen_rows(self, meter: Meter, ts: float) -> list[dict[Any, Data]]:
+        rows = []
+        for n in range(1, FROZEN_DAYS + 1):
+            frozen = meter.frozen(n, ts)
+            if frozen is None:
+                break
+            values: dict[str, Any] = {}
+            for prefix, vec in (
+                ("energy.active.import", frozen.import_kwh),
+                ("energy.active.export", frozen.export_kwh),
+            ):
+                values[f"{prefix}.total"] = sum(vec)
+                for i in range(4):
+                    values[f"{prefix}.t{i + 1}"] = vec[i]
+            rows.append(
+                {
+                    OAD(0x2021, 2): Data(T.DATE_TIME_S, DateTimeS.of(frozen.local_time)),
+                    OAD(0x0010, 2): encode_value(OAD(0x0010, 2), values),
+                    OAD(0x0020, 2): encode_value(OAD(0x0020, 2), values),
+                }
+            )
+        return rows  # most recent first
+
+    def _events(self, meter: Meter, oi: int, ts: float) -> list[Record]:
+        cover = _COVERS.get(oi)
+        if cover is None:
+            return meter.power_downs(ts)
+        return [(r.start, r.end) for r in meter.cover_records(cover, ts)]
+
+    def _event_rows(self, meter: Meter, oi: int, ts: float) -> list[dict[Any, Data]]:
+        events = self._events(meter, oi, ts)
+        rows = []
+        for i, (start, end) in enumerate(events):
+            imp, _ = meter.registered(start)
+            before = {"energy.active.import.total": sum(imp)}
+            before |= {f"energy.active.import.t{n + 1}": imp[n] for n in range(4)}
+            rows.append(
+                {
+                    OAD(0x2022, 2): Data(T.DOUBLE_LONG_UNSIGNED, len(events) - 1 - i),
+                    OAD(0x201E, 2): self._stamp(meter, start),
+                    OAD(0x2020, 2): self._stamp(meter, end),
+                    OAD(0x0010, 2, 0, 1): encode_value(OAD(0x0010, 2), before),
+                }
+            )
+        return rows
+
+    @staticmethod
+    def _stamp(meter: Meter, instant: float | None) -> Data:
+        if instant is None:
+            return NULL
+        local = meter.meter_time(instant).replace(microsecond=0)
+        return Data(T.DATE_TIME_S, DateTimeS.of(local))
+
+
+def _close_allowed(parameter: Data) -> bool:
+    """8000 method 130 parameter: array of structure {relay OAD, command enum (0 allowed)}."""
+    try:
+        unit = parameter.value[0].value
+        return bool(unit[1].type is T.ENUM and unit[1].value == 0)
+    except (TypeError, IndexError, AttributeError):
+        return False
+
+
+def _when(data: Data) -> datetime | None:
+    return data.value.to_datetime() if data.type is T.DATE_TIME_S else None
+
+
+def _select(rows: list[dict[Any, Data]], rsd: Any) -> list[dict[Any, Data]] | None:
+    """The rows (most recent first) an RSD selects; None for a selector not supported."""
+    if rsd is None:
+        return rows
+    if isinstance(rsd, Selector9):
+        return rows[rsd.last - 1 : rsd.last] if rsd.last >= 1 else []
+    if isinstance(rsd, Selector10):
+        return rows[: rsd.last]
+    if isinstance(rsd, Selector1):
+        return [r for r in rows if r.get(rsd.oad) == rsd.value]
+    if isinstance(rsd, Selector2):
+        start, end = _when(rsd.start), _when(rsd.end)
+        if start is None or end is None:
+            return None
+        out = []
+        for row in rows:
+            cell = row.get(rsd.oad)
+            stamp = _when(cell) if cell is not None else None
+            if stamp is not None and start <= stamp < end:
+                out.append(row)
+        return out[::-1]  # oldest first, as a range is read
+    return None
