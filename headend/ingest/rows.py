@@ -44,7 +44,9 @@ def sweep_rows(
                 known = raws[mt] = (stamp(mt), mt.isoformat())
             meter_time, raw = known
         for name, column in columns:
-            append((meter, name, t, kind, column[i], gateway, t, meter_time, raw, None, flags, command))
+            append(
+                (meter, name, t, kind, column[i], gateway, t, meter_time, raw, None, flags, command)
+            )
     return len(out) - before
 
 

@@ -34,7 +34,9 @@ def upgrade(conn: Connection) -> None:
         for seq in seqs:
             beyond.add(seq, seq)
         lost = conn.execute(
-            text('SELECT "first", "last" FROM gaps WHERE gateway = :g AND epoch = :e AND "last" > :u'),
+            text(
+                'SELECT "first", "last" FROM gaps WHERE gateway = :g AND epoch = :e AND "last" > :u'
+            ),
             key,
         )
         for first, last in lost:

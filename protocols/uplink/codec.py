@@ -11,7 +11,6 @@ Decompressed payloads are capped at ``MAX_PAYLOAD`` bytes (no zip bombs).
 
 from __future__ import annotations
 
-import functools
 import json
 import zlib
 from collections.abc import Iterable
@@ -139,9 +138,15 @@ def load(payload: bytes) -> dict[str, Any]:
     return data
 
 
-@functools.cache
+_ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {}
+
+
 def _adapter(schema: type[M]) -> TypeAdapter[M]:
-    return TypeAdapter(schema)
+    """One adapter per schema (building one costs more than validating a batch)."""
+    adapter = _ADAPTERS.get(schema)
+    if adapter is None:
+        adapter = _ADAPTERS[schema] = TypeAdapter(schema)
+    return adapter
 
 
 def validate(data: dict[str, Any], schema: type[M]) -> M:

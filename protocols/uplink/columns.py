@@ -124,7 +124,7 @@ def decode_data(gateway: str, payload: bytes) -> DataBatch:
 
 def _fast(gateway: str, data: dict[str, Any]) -> DataBatch:
     keys = data.keys()
-    if keys - _BATCH_KEYS or not _BATCH_REQUIRED <= keys or type(data.get("v", 1)) is not int:
+    if keys - _BATCH_KEYS or not keys >= _BATCH_REQUIRED or type(data.get("v", 1)) is not int:
         raise _Slow
     gw, epoch, seq, records = data["gw"], data["epoch"], data["seq"], data["records"]
     resend = data.get("resend", False)

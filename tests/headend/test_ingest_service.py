@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from headend.config import DatabaseSettings, MqttSettings, Settings
 from headend.ingest.service import IngestService, Received

@@ -277,4 +277,3 @@ def test_the_job_creates_ahead_and_applies_configured_retention(pg: Engine) -> N
 def partitions_of(engine: Engine) -> list:
     with reading(engine) as conn:
         return partitions(conn)
-

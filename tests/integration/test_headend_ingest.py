@@ -282,9 +282,7 @@ def test_kill_9_of_the_ingest_process_loses_nothing(
             gw.publish(gw.topics.data, encode(b))
         proc = _spawn_ingest(config)
         wait_for("ingest subscribed again", lambda: _subscribed(config, proc, 2))
-        wait_for(
-            "everything stored", lambda: held(engine, "gw-0042", epoch) == 600
-        )
+        wait_for("everything stored", lambda: held(engine, "gw-0042", epoch) == 600)
         wait_for("final ack", lambda: gw.acked(epoch, 599))
         assert count(engine, readings, readings.c.gateway == "gw-0042") == 600 * 5
         assert stored_at_kill <= 600
