@@ -191,7 +191,7 @@ def run(
         "stored": stored,
         "lost": load["readings"] - stored,
         "records": load["records"],
-        "records_held": seqs,
+        "records_held": int(seqs),
         "dead_letters": dead,
         "unacked_batches": load["unacked_batches"],
         "duplicates_suppressed": sum(s["duplicates"] for s in stats),

@@ -55,6 +55,17 @@ _STREAM_ROW = select(streams.c.base, streams.c.upto, streams.c.highest, streams.
     streams.c.gateway == bindparam("g"), streams.c.epoch == bindparam("e")
 )
 _STREAM_ROW_LOCKED = _STREAM_ROW.with_for_update()  # SQLite compiles it away (one writer)
+_STREAM_UPDATE = (
+    update(streams)
+    .where(streams.c.gateway == bindparam("g"), streams.c.epoch == bindparam("e"))
+    .values(
+        base=bindparam("base"),
+        upto=bindparam("upto"),
+        highest=bindparam("highest"),
+        ranges=bindparam("ranges"),
+        last_received=bindparam("last_received"),
+    )
+)
 
 
 def format_runs(runs: list[tuple[int, int]]) -> str:
@@ -194,11 +205,7 @@ class StreamBook:
             "last_received": now,
         }
         if stream.persisted:
-            conn.execute(
-                update(streams)
-                .where(streams.c.gateway == stream.gateway, streams.c.epoch == stream.epoch)
-                .values(**values)
-            )
+            conn.execute(_STREAM_UPDATE, {"g": stream.gateway, "e": stream.epoch, **values})
         else:
             conn.execute(
                 insert(streams).values(
