@@ -174,3 +174,18 @@ def test_a_row_the_database_refuses_dead_letters_only_its_message(
         reason = conn.execute(select(dead_letters.c.reason)).scalar_one()
         assert held_runs(conn, "gw-0002", EPOCH) == []
     assert "storage refused" in reason
+
+
+def test_one_reading_twice_in_one_group_is_stored_once(engine: Engine) -> None:
+    """Two gateways report the same meter's reading (it moved buses): one group, one row."""
+    ing = Ingestor()
+    same = [reading("202600000001", 0)]
+    with writing(engine) as conn:
+        sink = ReadingSink(conn)
+        a = ing.handle(conn, *publishable(batch("gw-a", EPOCH, 0, same)), NOW, False, sink)
+        b = ing.handle(conn, *publishable(batch("gw-b", EPOCH, 0, same)), NOW, False, sink)
+        sink.flush()
+    assert (a.records, b.records) == (1, 1)
+    assert count(engine, readings) == 5
+    with engine.connect() as conn:
+        assert [held_runs(conn, gw, EPOCH) for gw in ("gw-a", "gw-b")] == [[(0, 0)]] * 2
