@@ -177,7 +177,7 @@ def test_kill_9_of_one_of_two_shared_ingests_loses_and_duplicates_nothing(
         args = loadgen.parse(
             [
                 *("--port", str(mosquitto.port), "--gateways", "10", "--meters", "20"),
-                *("--quantities", "2", "--hours", "2", "--factor", "900"),
+                *("--quantities", "2", "--hours", "1", "--factor", "900"),
                 *("--connections", "2", "--ack-timeout", "3", "--drain", "60"),
             ]
         )
