@@ -106,10 +106,11 @@ class Ingestor:
         """
         own = sink is None
         sink = sink if sink is not None else ReadingSink(conn)
-        try:
+        try:  # step 1: decode and validate
             gateway, message = self._decode(topic, payload)
         except ContractError as exc:
             return self.dead_letter(conn, topic, payload, str(exc), now)
+        # steps 2-4 (bind and route, write, ack) per kind
         if isinstance(message, DataBatch):
             outcome = self._data(conn, gateway, message, now, sink)
             if own:

@@ -128,7 +128,7 @@ class Stream:
 
 
 class StreamBook:
-    """The streams, read from the ``streams``, ``ingested`` and ``gaps`` tables under a lock.
+    """The streams, read from their ``streams`` rows under a lock.
 
     ``engine`` is used only to refresh streams with holes before periodic re-send requests;
     ``patient`` delays the first request for a hole (several consumers share the gateways).

@@ -16,7 +16,6 @@ accepts it or raises ``ContractError`` with the reason it always gave.  Both way
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -97,10 +96,6 @@ class DataBatch:
             (),
             tuple(enumerate(batch.records)),
         )
-
-    def reading_records(self) -> Iterator[ReadingRecord]:
-        """The typed reading records (outside sweeps)."""
-        return (r for _, r in self.records if isinstance(r, ReadingRecord))
 
 
 class _Slow(Exception):
