@@ -295,8 +295,15 @@ def reconcile(db: Path, sweeps: int, first_seq: dict[int, int]) -> dict[str, int
         )
         gaps = conn.execute("select first, last, readings from gaps where gateway = ?", (GW,))
         gaps = gaps.fetchall()
-        ingested = conn.execute("select count(*) from ingested where gateway = ?", (GW,))
-        records_ingested = ingested.fetchone()[0]
+        # what the streams hold (stored records and seqs announced lost), less the announced
+        streams = conn.execute("select base, upto, ranges from streams where gateway = ?", (GW,))
+        held = 0
+        for base, upto, ranges in streams.fetchall():
+            held += max(upto - base + 1, 0)
+            for run in filter(None, ranges.split(",")):
+                first, last = map(int, run.split("-"))
+                held += last - first + 1
+        records_ingested = held - sum(last - first + 1 for first, last, _ in gaps)
     finally:
         conn.close()
 

@@ -1,22 +1,25 @@
 """Scale-out ingest: 1, 2 (and 4 where there are ≥ 4 cores) ingest processes sharing the load.
 
 Starts a private mosquitto and a private PostgreSQL (tests.services), migrates a fresh database
-per run (0005 included), starts N ``taiqu headend ingest`` processes in one shared-subscription
-group, and drives them with ``bench/loadgen.py`` (a separate process, its CPU not counted):
-G gateways × M meters, one 15-minute reading each per interval, on an accelerated clock.
+per run (with the code tree under test), starts N ``taiqu headend ingest`` processes of that tree
+in one shared-subscription group, and drives them with ``bench/loadgen.py`` (a separate process,
+its CPU not counted): G gateways × M meters, one 15-minute reading each per interval, on an
+accelerated clock.  With ``--baseline`` every run is repeated with the baseline tree (commit
+``5160880``, the ingest before issue 25, extracted with ``git archive``; or ``--baseline-tree``),
+alternating, so both are measured in the same session.
 
 Per run it prints readings/s (stored readings over the time from the first publish to the last
 Ack), publish→Ack delay p50/p99 (the Ack follows the commit), CPU-ms per 1,000 readings of the
 ingest processes, the broker and PostgreSQL (from /proc: utime+stime), each one's share of a
-core, and the checks: readings stored == generated, ``ingested`` rows == records, no dead letters.
+core, and the checks: readings stored == generated, every stream gap-free and holding every
+record, no dead letters.
 
-    .venv/bin/python bench/scale_ingest.py [--gateways 1000] [--meters 200] [--hours 2]
+    .venv/bin/python bench/scale_ingest.py [--gateways 1000] [--meters 200] [--hours 2] [--baseline]
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import signal
@@ -30,62 +33,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 
-from headend.config import DatabaseSettings  # noqa: E402
-from headend.db import make_engine  # noqa: E402
-from headend.db.engine import reading  # noqa: E402
-from headend.db.migrate import upgrade  # noqa: E402
-from headend.db.tables import dead_letters, ingested, readings  # noqa: E402
 from tests.services import Mosquitto, _postgres_instance  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def children(parent: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == parent:
-                out.append(int(entry.name))
-    return out
-
-
-class PgCpu:
-    """CPU of one PostgreSQL instance: the postmaster and every backend (sampled, as they come)."""
-
-    def __init__(self, url: str) -> None:
-        port = url.rsplit(":", 1)[1].split("/")[0]
-        self.postmaster = 0
-        for pid in Path("/proc").iterdir():
-            if pid.name.isdigit():
-                try:
-                    cmd = (pid / "cmdline").read_bytes().split(b"\0")
-                except OSError:
-                    continue
-                args = b" ".join(cmd).split()
-                pairs = itertools.pairwise(args)
-                if cmd[0].endswith(b"postgres") and (b"-p", port.encode()) in set(pairs):
-                    self.postmaster = int(pid.name)  # exactly this port: other instances run too
-        self.seen: dict[int, float] = {}
-
-    def sample(self) -> float:
-        for pid in [self.postmaster, *children(self.postmaster)]:
-            self.seen[pid] = max(self.seen.get(pid, 0.0), cpu_seconds(pid))
-        return sum(self.seen.values())
+sys.path.insert(0, str(ROOT / "bench"))
+from _proc import PgCpu, cpu_seconds  # noqa: E402
 
 
 def fresh_database(base: str, name: str) -> str:
@@ -94,27 +47,43 @@ def fresh_database(base: str, name: str) -> str:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         conn.execute(text(f"CREATE DATABASE {name}"))
     admin.dispose()
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    engine = make_engine(DatabaseSettings(url=url))
-    upgrade(engine)
-    engine.dispose()
-    return url
+    return base.rsplit("/", 1)[0] + f"/{name}"
+
+
+def in_tree(tree: Path) -> dict[str, Any]:
+    """Popen arguments running Python with ``tree`` first on the path."""
+    return {"cwd": tree, "env": {**os.environ, "PYTHONPATH": str(tree)}}
 
 
 def run(
-    n: int, args: argparse.Namespace, broker: Mosquitto, pg_base: str, tmp: Path
+    n: int,
+    args: argparse.Namespace,
+    broker: Mosquitto,
+    pg_base: str,
+    tmp: Path,
+    tree: Path = ROOT,
+    label: str = "new",
 ) -> dict[str, Any]:
-    url = fresh_database(pg_base, f"scale{n}")
+    url = fresh_database(pg_base, f"scale{n}_{label}")
+    migrate = tmp / f"migrate-{n}-{label}.toml"
+    migrate.write_text(f'[database]\nurl = "{url}"\n')
+    subprocess.run(
+        [sys.executable, "-m", "taiqu.cli", "headend", "migrate", "--config", str(migrate)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        **in_tree(tree),
+    )
     workers = []
     for i in range(n):
-        config = tmp / f"w{n}-{i}.toml"
+        config = tmp / f"w{n}-{i}-{label}.toml"
         config.write_text(
             f'[database]\nurl = "{url}"\npool_size = 2\n'
-            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nclient_id = "ingest-{n}-{i}"\n'
+            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+            f'client_id = "ingest-{n}-{i}-{label}"\n'
             'shared_group = "ingest"\n'
             f"[ingest]\nmax_group = {args.max_group}\nresend_after = 20\n"
         )
-        ready, stats_file = tmp / f"w{n}-{i}.ready", tmp / f"w{n}-{i}.json"
+        ready, stats_file = tmp / f"w{n}-{i}-{label}.ready", tmp / f"w{n}-{i}-{label}.json"
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -129,7 +98,7 @@ def run(
                 "--ready",
                 str(ready),
             ],
-            cwd=ROOT,
+            **in_tree(tree),
         )
         workers.append((proc, ready, stats_file))
     deadline = time.monotonic() + 60
@@ -144,7 +113,7 @@ def run(
         "broker": cpu_seconds(broker.process.pid),
         "postgres": pg.sample(),
     }
-    out = tmp / f"loadgen{n}.json"
+    out = tmp / f"loadgen{n}-{label}.json"
     gen = subprocess.Popen(
         [
             sys.executable,
@@ -196,29 +165,33 @@ def run(
                 "headend",
                 "forget-session",
                 "--config",
-                str(tmp / f"w{n}-{i}.toml"),
+                str(tmp / f"w{n}-{i}-{label}.toml"),
             ],
-            cwd=ROOT,
             check=True,
+            **in_tree(tree),
         )
     load = json.loads(out.read_text())
     stats = [json.loads(s.read_text()) for _, _, s in workers]
-    engine = make_engine(DatabaseSettings(url=url))
-    with reading(engine) as conn:
-        stored = conn.execute(select(func.count()).select_from(readings)).scalar_one()
-        seqs = conn.execute(select(func.count()).select_from(ingested)).scalar_one()
-        dead = conn.execute(select(func.count()).select_from(dead_letters)).scalar_one()
+    engine = create_engine(url)  # plain SQL: both trees' schemas answer it
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM readings")).scalar_one()
+        # every stream gap-free from seq 1: [base, upto] is all it holds
+        seqs = conn.execute(
+            text("SELECT coalesce(sum(upto - base + 1), 0) FROM streams WHERE highest = upto")
+        ).scalar_one()
+        dead = conn.execute(text("SELECT count(*) FROM dead_letters")).scalar_one()
     engine.dispose()
     wall = load["total_seconds"]
     cpu = {k: after[k] - before[k] for k in after}
     per_k = {k: 1000 * 1000 * v / max(stored, 1) for k, v in cpu.items()}
     return {
+        "tree": label,
         "processes": n,
         "readings": load["readings"],
         "stored": stored,
         "lost": load["readings"] - stored,
         "records": load["records"],
-        "ingested_rows": seqs,
+        "records_held": int(seqs),
         "dead_letters": dead,
         "unacked_batches": load["unacked_batches"],
         "duplicates_suppressed": sum(s["duplicates"] for s in stats),
@@ -249,6 +222,8 @@ def main() -> int:
     parser.add_argument(
         "--processes", default=None, help="e.g. 1,2 (default: 1,2 and 4 if ≥4 cores)"
     )
+    parser.add_argument("--baseline", action="store_true", help="also run the baseline tree")
+    parser.add_argument("--baseline-tree", type=Path, help="the baseline's tree (default: 5160880)")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     counts = [1, 2, 4] if cores >= 4 else [1, 2]
@@ -269,29 +244,45 @@ def main() -> int:
         broker.workdir.mkdir()
         broker.extra_config = "max_queued_messages 1000000\n"
         broker.start()
+        trees = {"new": ROOT}
+        if args.baseline or args.baseline_tree:
+            trees = {"baseline": args.baseline_tree or baseline_tree(tmp), **trees}
         try:
             for n in counts:
-                r = run(n, args, broker, pg_base, tmp)
-                results.append(r)
-                print(json.dumps(r))
+                for label, tree in trees.items():
+                    r = run(n, args, broker, pg_base, tmp, tree, label)
+                    results.append(r)
+                    print(json.dumps(r), flush=True)
         finally:
             broker.stop()
     base = results[0]["readings_per_s"]
     print()
     print(
-        "procs  readings/s  ×1-proc  p99 delay s  CPU-ms/1k: ingest broker postgres  "
+        "tree      procs  readings/s  ×first  p99 delay s  CPU-ms/1k: ingest broker postgres  "
         "core share: ingest broker postgres  lost dup-rows dead"
     )
     for r in results:
         c, s = r["cpu_ms_per_1000"], r["core_share"]
         print(
-            f"{r['processes']:>5}  {r['readings_per_s']:>10.0f}  {r['readings_per_s'] / base:>7.2f}"
+            f"{r['tree']:<8} {r['processes']:>5}  {r['readings_per_s']:>10.0f}"
+            f"  {r['readings_per_s'] / base:>6.2f}"
             f"  {r['delay_p99']:>11.2f}  {c['ingest']:>16.1f} {c['broker']:>6.1f} "
             f"{c['postgres']:>8.1f}  {s['ingest']:>19.2f} {s['broker']:>6.2f} "
             f"{s['postgres']:>8.2f}  {r['lost']:>4} {r['stored'] - r['readings'] + r['lost']:>8}"
             f" {r['dead_letters']:>4}"
         )
     return 0
+
+
+def baseline_tree(tmp: Path) -> Path:
+    """The ingest before issue 25 (commit 5160880), extracted with ``git archive``."""
+    tree = tmp / "baseline-5160880"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "5160880"], check=True, capture_output=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return tree
 
 
 def _mosquitto() -> str:

@@ -1,10 +1,17 @@
-"""Fast paths for the ingest's bulk inserts (the one place that bypasses SQLAlchemy's row binding).
+"""The ingest's bulk write of readings: one statement per transaction, below SQLAlchemy's binding.
 
-PostgreSQL: rows are COPYed into a session-local staging table, then moved with
-``INSERT … SELECT … ON CONFLICT DO NOTHING`` in the same transaction (COPY has no conflict
-clause).  SQLite: one ``INSERT OR IGNORE`` executemany with values already in the stored form
-(UTC instants as the text SQLAlchemy's SQLite DATETIME writes).  Both leave the exact rows the
-Core insert would, which the tests compare.
+``ReadingSink`` collects the ``readings`` rows of one transaction (tuples in ``READING_COLUMNS``
+order, built straight from the columns a message was decoded into) and writes them at ``flush``:
+
+- PostgreSQL: one binary ``COPY`` straight into ``readings`` (psycopg 3 ``cursor.copy``, types
+  declared, so the server parses no text), inside a savepoint.  COPY has no conflict clause: if a
+  row is already stored (the same meter, quantity, time and kind reported by another record,
+  e.g. a re-flashed gateway re-sending under a new epoch) the savepoint is rolled back and the
+  rows go through a session-local staging table and ``INSERT … ON CONFLICT DO NOTHING``.
+- SQLite: one ``INSERT OR IGNORE`` executemany, times already in the stored form (UTC text as
+  SQLAlchemy's SQLite DATETIME writes it; ``stamp`` converts each distinct instant once).
+
+Both leave exactly the rows the Core insert would, which the tests compare.
 """
 
 from __future__ import annotations
@@ -13,72 +20,107 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
-
-from headend.db.dialect import insert_ignore
+import psycopg
+from sqlalchemy import Connection
 
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+READING_COLUMNS = (
+    "meter",
+    "quantity",
+    "time",
+    "kind",
+    "value",
+    "gateway",
+    "gateway_time",
+    "meter_time",
+    "meter_time_raw",
+    "freeze_time",
+    "flags",
+    "command",
+)
+_PG_TYPES = [
+    "timestamptz" if name in {"time", "gateway_time", "meter_time", "freeze_time"} else "varchar"
+    for name in READING_COLUMNS
+]
+_NAMES = ", ".join(f'"{c}"' for c in READING_COLUMNS)
+_SAVEPOINT = "taiqu_readings"
+
+Row = tuple[Any, ...]
 
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime(SQLITE_TIME)
-    return value
+def sqlite_time(value: datetime) -> str:
+    """An aware instant as SQLite stores a ``UTCDateTime``."""
+    return value.astimezone(UTC).strftime(SQLITE_TIME)
 
 
-def insert_ignore_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` into ``table``, skipping rows whose key is already stored."""
-    _insert(conn, table, rows, ignore=True)
+class ReadingSink:
+    """The ``readings`` rows of one transaction, written by ``flush`` in one statement."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.rows: list[Row] = []
+        self.sqlite = conn.dialect.name == "sqlite"
+        self._stamps: dict[datetime, str] = {}
+
+    def stamp(self, value: datetime) -> Any:
+        """``value`` in the form the database takes it (SQLite: text, converted once)."""
+        if not self.sqlite:
+            return value
+        text = self._stamps.get(value)
+        if text is None:
+            if len(self._stamps) > 4096:
+                self._stamps.clear()
+            text = self._stamps[value] = sqlite_time(value)
+        return text
+
+    def flush(self) -> int:
+        """Write the rows collected (rows already stored are skipped); how many were given."""
+        rows, self.rows = self.rows, []
+        if rows:
+            write_readings(self.conn, rows)
+        return len(rows)
 
 
-def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` into ``table`` (a duplicate key raises, as a plain INSERT would)."""
-    _insert(conn, table, rows, ignore=False)
-
-
-def _insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], ignore: bool) -> None:
-    if not rows:
+def write_readings(conn: Connection, rows: Sequence[Row]) -> None:
+    """Insert ``rows`` (``READING_COLUMNS`` order, times as ``ReadingSink.stamp`` makes them)."""
+    raw: Any = conn.connection.driver_connection
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" for _ in READING_COLUMNS)
+        raw.executemany(f"INSERT OR IGNORE INTO readings ({_NAMES}) VALUES ({marks})", rows)
         return
-    columns = [c.name for c in table.columns if c.name in rows[0]]
-    if conn.dialect.name == "postgresql":
-        if ignore:
-            _pg_copy(conn, table, columns, rows)
+    with raw.cursor() as cursor:
+        cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            _copy(cursor, "readings", rows)
+        except psycopg.errors.UniqueViolation:
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            _insert_ignoring_stored(cursor, rows)
         else:
-            _pg_copy_direct(conn, table.name, columns, rows)
-    elif conn.dialect.name == "sqlite":
-        names = ", ".join(f'"{c}"' for c in columns)
-        marks = ", ".join("?" for _ in columns)
-        verb = "INSERT OR IGNORE" if ignore else "INSERT"
-        conn.exec_driver_sql(
-            f'{verb} INTO "{table.name}" ({names}) VALUES ({marks})',
-            [tuple(_sqlite_value(r[c]) for c in columns) for r in rows],
-        )
-    else:  # pragma: no cover
-        conn.execute(insert_ignore(conn, table), list(rows))
+            cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
 
 
-def _pg_copy(
-    conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]
-) -> None:
-    stage = f"stage_{table.name}"
-    names = ", ".join(f'"{c}"' for c in columns)
-    conn.exec_driver_sql(
-        f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table.name}" INCLUDING DEFAULTS) '
+def _copy(cursor: Any, table: str, rows: Sequence[Row]) -> None:
+    with cursor.copy(f'COPY "{table}" ({_NAMES}) FROM STDIN (FORMAT BINARY)') as copy:
+        copy.set_types(_PG_TYPES)
+        for row in rows:
+            copy.write_row(row)
+
+
+def _insert_ignoring_stored(cursor: Any, rows: Sequence[Row]) -> None:
+    cursor.execute(
+        'CREATE TEMP TABLE IF NOT EXISTS "stage_readings" (LIKE "readings" INCLUDING DEFAULTS) '
         "ON COMMIT DELETE ROWS"
     )
-    _pg_copy_direct(conn, stage, columns, rows)
-    conn.exec_driver_sql(
-        f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}" ON CONFLICT DO NOTHING'
+    _copy(cursor, "stage_readings", rows)
+    cursor.execute(
+        f'INSERT INTO "readings" ({_NAMES}) SELECT {_NAMES} FROM "stage_readings" '
+        "ON CONFLICT DO NOTHING"
     )
-    conn.exec_driver_sql(f'DELETE FROM "{stage}"')
+    cursor.execute('DELETE FROM "stage_readings"')
 
 
-def _pg_copy_direct(
-    conn: Connection, table: str, columns: list[str], rows: Sequence[dict[str, Any]]
-) -> None:
-    names = ", ".join(f'"{c}"' for c in columns)
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
-        for r in rows:
-            copy.write_row([r[c] for c in columns])
+def reading_row(values: dict[str, Any], stamp: Any) -> Row:
+    """A ``readings`` row given as a mapping, in ``READING_COLUMNS`` order (times stamped)."""
+    return tuple(
+        stamp(v) if isinstance(v, datetime) else v for v in (values[c] for c in READING_COLUMNS)
+    )

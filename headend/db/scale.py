@@ -8,9 +8,9 @@ Layout (PostgreSQL only; SQLite keeps the plain table of migration 0001)::
     └── readings_default      DEFAULT: whatever no monthly partition covers (never rejected)
     reading_daily             (meter, quantity, day) → first/last/min/max of cumulative registers
 
-The idempotency table ``ingested (gateway, epoch, seq)`` stays unpartitioned: a unique constraint
-on a partitioned table must include the partition key, and a re-sent record carries no time the
-database could check before it is decoded.
+Idempotency is not asked of ``readings``' key (a unique constraint on a partitioned table must
+include the partition key): the ``streams`` rows say which records each gateway stream holds
+(``headend.ingest.streams``).
 
 ``ensure_partitions`` creates the months ahead and moves any rows the default partition holds for
 a new month into it (ATTACH would refuse otherwise).  ``aggregate_days`` merges readings of a time
@@ -18,7 +18,6 @@ range into ``reading_daily`` (first/last by time, min/max by value; merging make
 and order-free, so a day split over two partitions or re-aggregated late comes out the same).
 ``apply_retention`` drops monthly partitions wholly older than ``keep_months`` only after
 aggregating them and checking every (meter, quantity, day) they hold has its aggregate row.
-``prune_ingested`` drops idempotency rows the ``streams`` summary already answers for.
 
 Every maintenance call takes one transaction-level advisory lock, so several head-end instances
 may run the job at once: one does the work, the others wait and then find nothing to do.
@@ -61,7 +60,6 @@ __all__ = [
     "maintain",
     "month_start",
     "partitions",
-    "prune_ingested",
     "reading_daily",
     "scale_metadata",
 ]
@@ -252,21 +250,6 @@ def apply_retention(
     return dropped
 
 
-def prune_ingested(conn: Connection) -> int:
-    """Delete ``ingested`` rows the stream summary already covers; how many.
-
-    A seq in ``[base, upto]`` of its stream is known stored from the ``streams`` row alone (the
-    ingest checks that range in memory and never queries ``ingested`` for it), so those rows only
-    take space: 160 bytes per record.  Only streams that start at the epoch's first seq are pruned:
-    their base cannot move down, so ``upto`` cannot either.
-    """
-    result = conn.exec_driver_sql(
-        "DELETE FROM ingested i USING streams s WHERE i.gateway = s.gateway AND i.epoch = s.epoch "
-        "AND s.base <= 1 AND i.seq >= s.base AND i.seq <= s.upto"
-    )
-    return int(result.rowcount or 0)
-
-
 @dataclass
 class MaintenanceReport:
     """What one maintenance run did."""
@@ -274,7 +257,6 @@ class MaintenanceReport:
     created: list[date] = field(default_factory=list)
     aggregated: int = 0
     dropped: list[date] = field(default_factory=list)
-    pruned: int = 0
 
 
 def maintain(
@@ -286,7 +268,7 @@ def maintain(
     aggregate_lookback_days: int = 7,
     tz: str = "UTC",
 ) -> MaintenanceReport:
-    """The periodic job: partitions ahead, recent days aggregated, ``ingested`` pruned, retention.
+    """The periodic job: partitions ahead, recent days aggregated, retention.
 
     A no-op on SQLite (one embedded database keeps the plain table).
     """
@@ -301,7 +283,6 @@ def maintain(
         _lock(conn)
         start = datetime.fromtimestamp(now.timestamp() - aggregate_lookback_days * 86400, UTC)
         report.aggregated = aggregate_days(conn, start, now, tz)
-        report.pruned = prune_ingested(conn)
     if keep_months is not None:
         with writing(engine) as conn:
             report.dropped = apply_retention(conn, now, keep_months, tz)

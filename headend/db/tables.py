@@ -7,8 +7,9 @@ change closes the current row and inserts the next one, so every past state stay
 ``readings`` is keyed for the API's queries: (meter, quantity, time, kind), where ``time`` is the
 instant the value belongs to (the freeze time of a daily frozen value, else the gateway's reading
 time).  ``value`` is the register value as exact text (Decimal string, integer counter or state);
-multipliers are applied on the way out, never stored.  ``ingested`` is the unpartitioned
-idempotency table: one row per contract record, written in the transaction that stores its rows.
+multipliers are applied on the way out, never stored.  What is stored of each gateway stream is
+the ``streams`` row: the gap-free run ``[base, upto]`` and the runs held beyond it (``ranges``),
+written in the transaction that stores the records (``headend.ingest.streams``).
 """
 
 from __future__ import annotations
@@ -168,14 +169,6 @@ gateway_sessions = Table(
 
 # --- ingest bookkeeping -----------------------------------------------------------------------
 
-ingested = Table(
-    "ingested",
-    metadata,
-    Column("gateway", String(64), primary_key=True),
-    Column("epoch", String(32), primary_key=True),
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
-)
-
 streams = Table(
     "streams",
     metadata,
@@ -184,6 +177,8 @@ streams = Table(
     Column("base", BigInteger, nullable=False),  # first seq seen: earlier ones were acked before
     Column("upto", BigInteger, nullable=False),  # every seq in [base, upto] is stored
     Column("highest", BigInteger, nullable=False),
+    # the runs held beyond ``upto`` (stored or announced lost), "first-last,…" (migration 0010)
+    Column("ranges", Text, nullable=False, default="", server_default=""),
     Column("first_received", UTCDateTime, nullable=False),
     Column("last_received", UTCDateTime, nullable=False),
 )
@@ -288,7 +283,6 @@ CORE_TABLES = [
     archive_versions,
     gateway_state,
     gateway_sessions,
-    ingested,
     streams,
     gaps,
     dead_letters,

@@ -71,6 +71,24 @@ class SeqRanges:
             cursor = max(cursor, last + 1)
         return out
 
+    def missing(self, first: int, last: int) -> list[tuple[int, int]]:
+        """The runs of ``first``…``last`` (inclusive) that are not in the set."""
+        out: list[tuple[int, int]] = []
+        cursor = first
+        i = max(bisect.bisect_right(self._firsts, first) - 1, 0)
+        while cursor <= last and i < len(self._firsts):
+            lo, hi = self._firsts[i], self._lasts[i]
+            if hi >= cursor:
+                if lo > last:
+                    break
+                if lo > cursor:
+                    out.append((cursor, lo - 1))
+                cursor = hi + 1
+            i += 1
+        if cursor <= last:
+            out.append((cursor, last))
+        return out
+
     def after(self, seq: int) -> list[tuple[int, int]]:
         """The ranges entirely above ``seq``."""
         return [(f, last) for f, last in self if f > seq]

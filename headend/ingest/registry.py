@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, select, text
 
-from headend.db.tables import meters, unregistered
+from headend.db.bulk import sqlite_time
+from headend.db.tables import meters
 
 REFRESH_SECONDS = 5.0
 
@@ -52,36 +54,33 @@ class MeterRegistry:
         return missing
 
     def note(self, conn: Connection, gateway: str, counts: dict[str, int], now: datetime) -> None:
-        """Record reading records of unregistered meters (``counts``: meter → records)."""
-        names = sorted(counts)
-        rows = conn.execute(
-            select(unregistered.c.meter, unregistered.c.records).where(
-                unregistered.c.gateway == gateway, unregistered.c.meter.in_(names)
-            )
-        ).all()
-        have = {str(m): int(n) for m, n in rows}
-        new = [
-            {
-                "gateway": gateway,
-                "meter": m,
-                "first_seen": now,
-                "last_seen": now,
-                "records": counts[m],
-            }
-            for m in names
-            if m not in have
-        ]
-        if new:
-            conn.execute(insert(unregistered), new)
-        old = [
-            {"g": gateway, "m": m, "last_seen": now, "records": have[m] + counts[m]}
-            for m in names
-            if m in have
-        ]
-        if old:
+        """Record reading records of unregistered meters (``counts``: meter → records).
+
+        One upsert per message: a first sighting inserts the meter, a later one adds its records
+        and moves ``last_seen``; two ingest processes cannot race on it.
+        """
+        meters = sorted(counts)
+        if conn.dialect.name == "postgresql":
             conn.execute(
-                update(unregistered).where(
-                    unregistered.c.gateway == bindparam("g"), unregistered.c.meter == bindparam("m")
-                ),
-                old,
+                _PG_NOTE,
+                {"g": gateway, "now": now, "m": meters, "n": [counts[m] for m in meters]},
             )
+            return
+        stamp = sqlite_time(now)
+        raw: Any = conn.connection.driver_connection
+        raw.executemany(_SQLITE_NOTE, [(gateway, m, stamp, stamp, counts[m]) for m in meters])
+
+
+_CONFLICT = (
+    "ON CONFLICT (gateway, meter) DO UPDATE SET last_seen = excluded.last_seen, "
+    "records = unregistered.records + excluded.records"
+)
+_PG_NOTE = text(
+    "INSERT INTO unregistered (gateway, meter, first_seen, last_seen, records) "
+    "SELECT :g, u.m, :now, :now, u.n FROM unnest(CAST(:m AS varchar[]), CAST(:n AS bigint[])) "
+    f"AS u(m, n) {_CONFLICT}"
+)
+_SQLITE_NOTE = (
+    "INSERT INTO unregistered (gateway, meter, first_seen, last_seen, records) "
+    f"VALUES (?, ?, ?, ?, ?) {_CONFLICT}"
+)

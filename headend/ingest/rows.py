@@ -1,33 +1,74 @@
-"""Contract records → table rows (plain dicts for executemany; no per-reading objects)."""
+"""Contract records → table rows: ``readings`` as tuples straight from a sweep's columns.
+
+``sweep_rows`` walks a sweep's column arrays and emits one ``READING_COLUMNS`` tuple per
+(record, quantity): no per-record or per-reading objects.  Times go through the sink's ``stamp``
+once per record (SQLite stores text); the value stays the exact wire text (checked by the codec).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from headend.db.bulk import Row
 from protocols.model import EventType, ReadingKind
+from protocols.quantities import QUANTITIES, Kind
 from protocols.uplink import EventRecord, GapRecord, ReadingRecord, record_to_event
+from protocols.uplink.columns import SweepColumns
+
+Stamp = Callable[[datetime], Any]
 
 
-def reading_rows(gateway: str, record: ReadingRecord) -> list[dict[str, Any]]:
-    """One row per quantity; the value stays the exact wire text (validated by the codec)."""
+def sweep_rows(
+    gateway: str, sweep: SweepColumns, keep: Iterable[int], stamp: Stamp, out: list[Row]
+) -> int:
+    """Append the rows of the sweep's records ``keep`` (indices) to ``out``; how many."""
+    kind, command = sweep.kind.value, sweep.command
+    flags = ",".join(sorted(sweep.flags))
+    columns = [
+        (name, [str(v) for v in column] if QUANTITIES[name].kind is Kind.COUNTER else column)
+        for name, column in zip(sweep.quantities, sweep.values, strict=True)
+    ]
+    meters, gateway_times, meter_times = sweep.meters, sweep.gateway_times, sweep.meter_times
+    raws: dict[datetime, tuple[Any, str]] = {}  # one zone per sweep: equal instants, equal text
+    before = len(out)
+    append = out.append
+    for i in keep:
+        meter, t, mt = meters[i], stamp(gateway_times[i]), meter_times[i]
+        if mt is None:
+            meter_time = raw = None
+        else:
+            if (known := raws.get(mt)) is None:
+                known = raws[mt] = (stamp(mt), mt.isoformat())
+            meter_time, raw = known
+        for name, column in columns:
+            append(
+                (meter, name, t, kind, column[i], gateway, t, meter_time, raw, None, flags, command)
+            )
+    return len(out) - before
+
+
+def record_rows(gateway: str, record: ReadingRecord, stamp: Stamp, out: list[Row]) -> int:
+    """Append the rows of one typed reading record to ``out``; how many."""
     frozen = record.kind is ReadingKind.DAILY_FROZEN and record.freeze_time is not None
-    time = record.freeze_time if frozen else record.gateway_time
-    mt = record.meter_time
-    common = {
-        "meter": record.meter,
-        "time": time,
-        "kind": record.kind.value,
-        "gateway": gateway,
-        "gateway_time": record.gateway_time,
-        "meter_time": mt,
-        "meter_time_raw": mt.isoformat() if mt is not None else None,
-        "freeze_time": record.freeze_time,
-        "flags": ",".join(sorted(record.flags)),
-        "command": record.command,
-    }
-    return [{**common, "quantity": name, "value": str(raw)} for name, raw in record.values.items()]
+    gt, mt, ft = record.gateway_time, record.meter_time, record.freeze_time
+    t = stamp(gt)
+    time = stamp(ft) if frozen and ft is not None else t
+    common = (
+        record.kind.value,
+        gateway,
+        t,
+        stamp(mt) if mt is not None else None,
+        mt.isoformat() if mt is not None else None,
+        stamp(ft) if ft is not None else None,
+        ",".join(sorted(record.flags)),
+        record.command,
+    )
+    for name, raw in record.values.items():
+        out.append((record.meter, name, time, common[0], str(raw), *common[1:]))
+    return len(record.values)
 
 
 def event_row(gateway: str, record: EventRecord, received: datetime) -> dict[str, Any]:

@@ -3,9 +3,12 @@
 Threads: paho's network loop receives (``manual_ack=True``, QoS 1, persistent session) and only
 queues; one worker thread takes up to ``max_group`` queued messages, stores them in one
 transaction, commits, then acknowledges each to the broker (PUBACK) and publishes the contract
-``Ack`` (and any ``ResendRequest``).  A kill -9 anywhere before the commit leaves the messages
-unacknowledged at the broker, which re-delivers them to the next session; after the commit the
-``ingested`` table makes the re-delivery a no-op.  Between groups the worker publishes pending
+``Ack`` (and any ``ResendRequest``).  Each message goes through ``Ingestor.handle``'s steps
+(decode and validate → bind and route → write → ack); the group's readings are written by one
+statement (``ReadingSink``: binary COPY on PostgreSQL, one executemany on SQLite) just before
+the commit.  A kill -9 anywhere before the commit leaves the messages unacknowledged at the
+broker, which re-delivers them to the next session; after the commit the stream's runs
+(``streams``) make the re-delivery a no-op.  Between groups the worker publishes pending
 ``mqtt_outbox`` rows and re-asks for open holes.
 
 Failures: a database outage rolls back and retries the same group with back-off (nothing is
@@ -35,6 +38,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from headend.config import MqttSettings, Settings
+from headend.db.bulk import ReadingSink
 from headend.db.engine import writing
 from headend.db.errors import HeadendError
 from headend.ingest import outbox
@@ -279,12 +283,14 @@ class IngestService:
         order = sorted(range(len(group)), key=lambda i: _gateway(group[i].topic))
         try:
             with writing(self.engine) as conn:
+                sink = ReadingSink(conn)
                 stored = {
                     i: self.ingestor.handle(
-                        conn, group[i].topic, group[i].payload, now, group[i].retain
+                        conn, group[i].topic, group[i].payload, now, group[i].retain, sink
                     )
                     for i in order
                 }
+                sink.flush()  # the group's readings: one COPY / executemany, before the commit
             outcomes = [stored[i] for i in range(len(group))]
         except OperationalError:
             self.ingestor.rolled_back()

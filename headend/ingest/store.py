@@ -1,16 +1,22 @@
 """Store one contract message inside the caller's transaction; say what to publish after commit.
 
-``Ingestor.handle`` decodes a message (``protocols.uplink.decode_message``) and writes it:
+``Ingestor.handle`` runs one message through a fixed sequence of steps:
 
-- ``up/data`` → new records only (``ingested`` decides, per (gateway, epoch, seq)): readings,
-  events, announced gaps (``gaps`` plus a ``gap_announced`` event); unregistered meters noted.
-  After commit the caller publishes the contract ``Ack`` and any ``ResendRequest`` returned.
-- ``up/status`` → ``gateway_state`` and, on a change of state, a ``gateway_sessions`` row.
-- ``up/result`` → ``headend.commands.ingest.on_result(conn, gateway, result)``.
-- anything that fails the contract → ``dead_letters`` (topic, reason, raw bytes).
+1. **decode and validate** — ``up/data`` with ``protocols.uplink.decode_data`` (sweeps stay
+   column arrays, checked a column at a time), other kinds with ``decode_message``; anything
+   that fails the contract → ``dead_letters`` (topic, reason, raw bytes);
+2. **bind and route** — the gateway's stream is locked and read (``StreamBook.get``), and the
+   seqs it already holds are set aside as duplicates (a later step checks here that the gateway
+   may report for these meters);
+3. **write** — ``up/data``: the new records' readings go to the transaction's ``ReadingSink``
+   (written by one COPY / executemany per group, before commit), events and announced gaps
+   (``gaps`` plus a ``gap_announced`` event) are inserted, unregistered meters noted, the
+   stream's new runs recorded; ``up/status`` → ``gateway_state`` and, on a change of state, a
+   ``gateway_sessions`` row; ``up/result`` → ``headend.commands.ingest.on_result``;
+4. **ack** — the ``Outcome`` lists the contract ``Ack`` and any ``ResendRequest`` to publish.
 
-The caller commits, then acknowledges the message to the broker, then publishes.  On rollback it
-must call ``rolled_back()`` (the stream cache is reloaded from the database).
+The caller flushes the sink, commits, then acknowledges the message to the broker (PUBACK), then
+publishes.  On rollback it must call ``rolled_back()`` (the stream cache is reloaded).
 """
 
 from __future__ import annotations
@@ -23,19 +29,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Connection, insert, select, update
 
 from headend.commands.ingest import on_result
-from headend.db.bulk import insert_ignore_many, insert_many
+from headend.db.bulk import ReadingSink
 from headend.db.dialect import insert_ignore
-from headend.db.tables import dead_letters, events, gaps, gateway_sessions, gateway_state, ingested
-from headend.db.tables import readings as readings_table
+from headend.db.tables import dead_letters, events, gaps, gateway_sessions, gateway_state
+from headend.ingest.ranges import SeqRanges
 from headend.ingest.registry import MeterRegistry
-from headend.ingest.rows import event_row, gap_rows, reading_rows
+from headend.ingest.rows import event_row, gap_rows, record_rows, sweep_rows
 from headend.ingest.streams import StreamBook
 from protocols.errors import ContractError
 from protocols.uplink import (
-    Batch,
     CommandResult,
     EventRecord,
     GapRecord,
@@ -45,6 +51,7 @@ from protocols.uplink import (
     decode_message,
     encode,
 )
+from protocols.uplink.columns import DataBatch, decode_data
 from protocols.uplink.topics import parse_topic
 
 log = logging.getLogger(__name__)
@@ -84,17 +91,31 @@ class Ingestor:
         self.registry.invalidate()
 
     def handle(
-        self, conn: Connection, topic: str, payload: bytes, now: datetime, retained: bool = False
+        self,
+        conn: Connection,
+        topic: str,
+        payload: bytes,
+        now: datetime,
+        retained: bool = False,
+        sink: ReadingSink | None = None,
     ) -> Outcome:
-        """Store one message (in ``conn``'s transaction)."""
-        try:
-            gateway, kind, message = decode_message(topic, payload)
-            if parse_topic(topic)[1] != "up":
-                raise ContractError(f"head-end does not accept {kind!r} messages")
+        """Store one message (in ``conn``'s transaction).
+
+        Readings go to ``sink``, which the caller flushes before commit; without one they are
+        written before this returns.
+        """
+        own = sink is None
+        sink = sink if sink is not None else ReadingSink(conn)
+        try:  # step 1: decode and validate
+            gateway, message = self._decode(topic, payload)
         except ContractError as exc:
             return self.dead_letter(conn, topic, payload, str(exc), now)
-        if isinstance(message, Batch):
-            return self._batch(conn, gateway, message, now)
+        # steps 2-4 (bind and route, write, ack) per kind
+        if isinstance(message, DataBatch):
+            outcome = self._data(conn, gateway, message, now, sink)
+            if own:
+                sink.flush()
+            return outcome
         if isinstance(message, Status):
             return self._status(conn, gateway, message, now, retained)
         if isinstance(message, CommandResult):
@@ -104,6 +125,19 @@ class Ingestor:
                 log.info("command result %s from %s (no command module)", message.id, gateway)
             return Outcome("result", gateway)
         return Outcome("ignored", gateway)  # pragma: no cover  (up kinds are the three above)
+
+    @staticmethod
+    def _decode(topic: str, payload: bytes) -> tuple[str, DataBatch | BaseModel]:
+        """Step 1: the message, validated against the contract (``ContractError``)."""
+        gateway, direction, kind = parse_topic(topic)
+        message: DataBatch | BaseModel
+        if kind == "data":
+            message = decode_data(gateway, payload)
+        else:
+            message = decode_message(topic, payload)[2]
+        if direction != "up":
+            raise ContractError(f"head-end does not accept {kind!r} messages")
+        return gateway, message
 
     def dead_letter(
         self, conn: Connection, topic: str, payload: bytes, reason: str, now: datetime
@@ -127,23 +161,34 @@ class Ingestor:
 
     # --- up/data ------------------------------------------------------------------------------
 
-    def _batch(self, conn: Connection, gateway: str, batch: Batch, now: datetime) -> Outcome:
+    def _data(
+        self, conn: Connection, gateway: str, batch: DataBatch, now: datetime, sink: ReadingSink
+    ) -> Outcome:
+        # step 2: the stream, locked; the seqs it does not hold yet are the new records
         stream = self.streams.get(conn, gateway, batch.epoch, batch.seq)
-        stored = self.streams.stored_among(conn, stream, batch.seq, batch.last_seq)
-        new_seqs: list[dict[str, Any]] = []
-        reading_rows_: list[dict[str, Any]] = []
+        runs = stream.held.missing(batch.seq, batch.last_seq)
+        new = SeqRanges(runs)
+        # step 3: write the new records
+        readings = 0
+        meters: Counter[str] = Counter()
+        for sweep in batch.sweeps:
+            first = batch.seq + sweep.index
+            if new.covers(first, first + len(sweep) - 1):
+                keep: range | list[int] = range(len(sweep))
+                meters.update(sweep.meters)
+            else:
+                keep = [i for i in range(len(sweep)) if first + i in new]
+                meters.update(sweep.meters[i] for i in keep)
+            readings += sweep_rows(gateway, sweep, keep, sink.stamp, sink.rows)
+        covered = list(runs)
         event_rows: list[dict[str, Any]] = []
         gap_rows_: list[dict[str, Any]] = []
-        covered: list[tuple[int, int]] = []
-        meters: Counter[str] = Counter()
-        for i, record in enumerate(batch.records):
-            seq = batch.seq + i
-            if seq in stored:
+        for index, record in batch.records:
+            seq = batch.seq + index
+            if seq not in new:
                 continue
-            new_seqs.append({"gateway": gateway, "epoch": batch.epoch, "seq": seq})
-            covered.append((seq, seq))
             if isinstance(record, ReadingRecord):
-                reading_rows_ += reading_rows(gateway, record)
+                readings += record_rows(gateway, record, sink.stamp, sink.rows)
                 meters[record.meter] += 1
             elif isinstance(record, EventRecord):
                 event_rows.append(event_row(gateway, record, now))
@@ -152,10 +197,6 @@ class Ingestor:
                 gap_rows_.append(gap)
                 event_rows.append(event)
                 covered.append((record.first, record.last))
-        if new_seqs:
-            insert_many(conn, ingested, new_seqs)  # a duplicate here is a bug: let it fail
-        if reading_rows_:
-            insert_ignore_many(conn, readings_table, reading_rows_)
         if event_rows:
             conn.execute(insert_ignore(conn, events), event_rows)
         if gap_rows_:
@@ -166,19 +207,21 @@ class Ingestor:
                 self.registry.note(conn, gateway, {m: meters[m] for m in unknown}, now)
         if covered:
             self.streams.record(conn, stream, covered, now)
+        # step 4: what to publish once committed
         topics = Topics(gateway)
         publish = [(topics.ack, encode(stream.ack()))]
         publish += [
             (topics.resend, encode(r))
             for r in stream.resends(time.monotonic(), self.resend_after, self.max_resend_ranges)
         ]
+        records = sum(last - first + 1 for first, last in runs)
         return Outcome(
             "data",
             gateway,
             publish,
-            records=len(new_seqs),
-            readings=len(reading_rows_),
-            duplicates=len(batch.records) - len(new_seqs),
+            records=records,
+            readings=readings,
+            duplicates=batch.size - records,
         )
 
     def due_resends(self) -> list[tuple[str, bytes]]:

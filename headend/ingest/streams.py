@@ -1,23 +1,28 @@
 """Per-(gateway, epoch) stream state, exact with one ingest process or several sharing the load.
 
-A stream is what is stored of one gateway epoch: which sequence numbers (``ingested``), which
-were announced lost (``gaps``), and a summary row in ``streams`` (``base``, ``upto``,
-``highest``).  The contract ``Ack`` and the ``ResendRequest`` for holes are computed from it.
+A stream is what is held of one gateway epoch — every sequence number stored or announced lost —
+kept in its ``streams`` row: the gap-free run ``[base, upto]``, ``highest``, and the runs held
+beyond ``upto`` as text (``ranges``: ``"41-60,75-80"``; empty while the stream has no hole).
+A gateway numbers its records gap-free and the ingest stores whole batches, so a stream is a
+handful of runs however many records it holds: the row replaces the per-record ``ingested`` table
+(160 bytes a record) that migration 0010 folded into it.  The contract ``Ack`` and the
+``ResendRequest`` for holes are computed from it.
 
 Several ingest processes may share the gateways' messages (``$share/<group>/…``: mosquitto hands
 each message to one member, round robin per message), so one gateway's consecutive batches may be
 stored by different processes, in either order.  The book therefore never trusts a cache for
-what is stored:
+what is held:
 
 - ``get`` locks the stream for the transaction (its ``streams`` row ``FOR UPDATE``, or an
   advisory lock while it has no row, on PostgreSQL; SQLite's write lock already serialises
   writers) and reads it from the database, so duplicates, holes and the ``Ack`` are exact
   whoever stored the other batches.  The caller stores a group's messages in gateway order, so
   two processes take the locks in one global order.
-- ``base`` is the lowest seq stored; a late lower seq lowers it, and ``record`` writes the exact
-  summary, which the lock makes safe.
-- The ``Ack`` claims only what is stored: ``upto`` covers the prefix only when the stream starts
-  at seq 1 or below (a gateway numbers every epoch from 1); otherwise the stored runs go in
+- ``record`` writes the stream's new runs in the same transaction as the records they cover, so
+  the row says exactly what is committed; a record whose seq is held is a duplicate and skipped.
+- ``base`` is the lowest seq held; a late lower seq lowers it.
+- The ``Ack`` claims only what is held: ``upto`` covers the prefix only when the stream starts
+  at seq 1 or below (a gateway numbers every epoch from 1); otherwise the held runs go in
   ``ranges``, so a gateway never drops a record that is still in flight at another process (or
   that this head-end never stored, e.g. after a database restore).
 - A hole is asked for at once by a lone consumer; a ``patient`` book (shared subscription) asks
@@ -25,8 +30,8 @@ what is stored:
   committing).  ``all`` (for the periodic re-send requests) reloads streams with holes first, so
   a process never asks a gateway again for records another process has stored.
 
-Idempotency stays with ``ingested (gateway, epoch, seq)``; nothing here depends on the order in
-which messages arrive.  After a rollback the caller calls ``invalidate()``.
+Nothing here depends on the order in which messages arrive.  After a rollback the caller calls
+``invalidate()``.
 """
 
 from __future__ import annotations
@@ -35,10 +40,10 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 
 from headend.db.engine import reading
-from headend.db.tables import gaps, ingested, streams
+from headend.db.tables import streams
 from headend.ingest.ranges import SeqRanges
 from protocols.uplink import Ack, ResendRequest
 
@@ -46,21 +51,35 @@ MAX_ACK_RANGES = 32
 
 # Built once: these run for every message.
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
-_STREAM_ROW = select(streams.c.base, streams.c.upto, streams.c.highest).where(
+_STREAM_ROW = select(streams.c.base, streams.c.upto, streams.c.highest, streams.c.ranges).where(
     streams.c.gateway == bindparam("g"), streams.c.epoch == bindparam("e")
 )
 _STREAM_ROW_LOCKED = _STREAM_ROW.with_for_update()  # SQLite compiles it away (one writer)
-_STORED_BEYOND = (
-    select(ingested.c.seq)
-    .where(ingested.c.gateway == bindparam("g"), ingested.c.epoch == bindparam("e"))
-    .where(ingested.c.seq > bindparam("upto"))
-    .order_by(ingested.c.seq)
+_STREAM_UPDATE = (
+    update(streams)
+    .where(streams.c.gateway == bindparam("g"), streams.c.epoch == bindparam("e"))
+    .values(
+        base=bindparam("base"),
+        upto=bindparam("upto"),
+        highest=bindparam("highest"),
+        ranges=bindparam("ranges"),
+        last_received=bindparam("last_received"),
+    )
 )
-_GAPS_BEYOND = select(gaps.c.first, gaps.c.last).where(
-    gaps.c.gateway == bindparam("g"),
-    gaps.c.epoch == bindparam("e"),
-    gaps.c.last > bindparam("upto"),
-)
+
+
+def format_runs(runs: list[tuple[int, int]]) -> str:
+    """Runs as the ``ranges`` column keeps them: ``"41-60,75-75"``."""
+    return ",".join(f"{first}-{last}" for first, last in runs)
+
+
+def parse_runs(text: str) -> list[tuple[int, int]]:
+    """The runs of a ``ranges`` column."""
+    out = []
+    for run in text.split(",") if text else ():
+        first, _, last = run.partition("-")
+        out.append((int(first), int(last)))
+    return out
 
 
 def stream_lock_key(gateway: str, epoch: str) -> int:
@@ -109,7 +128,7 @@ class Stream:
 
 
 class StreamBook:
-    """The streams, read from the ``streams``, ``ingested`` and ``gaps`` tables under a lock.
+    """The streams, read from their ``streams`` rows under a lock.
 
     ``engine`` is used only to refresh streams with holes before periodic re-send requests;
     ``patient`` delays the first request for a hole (several consumers share the gateways).
@@ -165,29 +184,9 @@ class StreamBook:
         if row is None:
             return None
         held = SeqRanges([(row.base, row.upto)] if row.upto >= row.base else [])
-        if row.highest > row.upto:  # only then can rows beyond the gap-free run exist
-            for seq in conn.execute(_STORED_BEYOND, {**key, "upto": row.upto}).scalars():
-                held.add(seq, seq)
-            for first, last in conn.execute(_GAPS_BEYOND, {**key, "upto": row.upto}):
-                held.add(first, last)
+        for first, last in parse_runs(row.ranges):
+            held.add(first, last)
         return Stream(gateway, epoch, row.base, held, row.highest, persisted=True)
-
-    def stored_among(self, conn: Connection, stream: Stream, first: int, last: int) -> set[int]:
-        """Which of ``first``…``last`` are already stored (a query only when it may matter)."""
-        if first > stream.highest:
-            return set()
-        if first >= stream.base and stream.held.covers(first, last):
-            return set(range(first, last + 1))
-        rows = conn.execute(
-            select(ingested.c.seq).where(
-                and_(
-                    ingested.c.gateway == stream.gateway,
-                    ingested.c.epoch == stream.epoch,
-                    ingested.c.seq.between(first, last),
-                )
-            )
-        ).scalars()
-        return set(rows)
 
     def record(
         self, conn: Connection, stream: Stream, ranges: list[tuple[int, int]], now: datetime
@@ -197,18 +196,16 @@ class StreamBook:
             stream.held.add(first, last)
             stream.highest = max(stream.highest, last)
             stream.base = min(stream.base, first)
+        upto = stream.upto
         values = {
             "base": stream.base,
-            "upto": stream.upto,
+            "upto": upto,
             "highest": stream.highest,
+            "ranges": format_runs(stream.held.after(upto)),
             "last_received": now,
         }
         if stream.persisted:
-            conn.execute(
-                update(streams)
-                .where(streams.c.gateway == stream.gateway, streams.c.epoch == stream.epoch)
-                .values(**values)
-            )
+            conn.execute(_STREAM_UPDATE, {"g": stream.gateway, "e": stream.epoch, **values})
         else:
             conn.execute(
                 insert(streams).values(
@@ -216,3 +213,9 @@ class StreamBook:
                 )
             )
             stream.persisted = True
+
+
+def held_runs(conn: Connection, gateway: str, epoch: str) -> list[tuple[int, int]]:
+    """The runs of seqs a stream holds (stored or announced lost), as committed."""
+    stream = StreamBook()._load(conn, gateway, epoch)
+    return list(stream.held) if stream is not None else []

@@ -1,7 +1,8 @@
 """The MQTT contract between gateway and head-end (version 1).  See docs/mqtt.md.
 
 ``topics``: the topic tree; ``messages``: the payload schemas (pydantic); ``codec``: bytes ⇄
-messages (JSON, zlib-compressed where it pays) and conversion of records ⇄ the reading model.
+messages (JSON, zlib-compressed where it pays) and conversion of records ⇄ the reading model;
+``columns``: ``up/data`` decoded for a receiver that stores it (sweeps kept as column arrays).
 Every decode failure raises ``protocols.ContractError`` with a reason fit for a dead-letter table.
 """
 

@@ -119,6 +119,11 @@ def _inflate(payload: bytes) -> bytes:
 
 def decode(payload: bytes, schema: type[M]) -> M:
     """Parse and validate ``payload`` as ``schema``; raise ``ContractError`` with the reason."""
+    return validate(load(payload), schema)
+
+
+def load(payload: bytes) -> dict[str, Any]:
+    """Inflate and parse a payload into its JSON object, checking the contract version."""
     if not payload:
         raise ContractError("empty payload")
     body = _inflate(bytes(payload))
@@ -130,16 +135,32 @@ def decode(payload: bytes, schema: type[M]) -> M:
         raise ContractError("payload must be a JSON object")
     if data.get("v") != 1:
         raise ContractError(f"unsupported contract version {data.get('v')!r} (expected 1)")
+    return data
+
+
+_ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {}
+
+
+def _adapter(schema: type[M]) -> TypeAdapter[M]:
+    """One adapter per schema (building one costs more than validating a batch)."""
+    adapter = _ADAPTERS.get(schema)
+    if adapter is None:
+        adapter = _ADAPTERS[schema] = TypeAdapter(schema)
+    return adapter
+
+
+def validate(data: dict[str, Any], schema: type[M]) -> M:
+    """Validate a loaded payload as ``schema`` (sweeps expanded first); ``ContractError``."""
     if schema is Batch and "records" in data:
         data["records"] = expand(data["records"])
     try:
-        message = TypeAdapter(schema).validate_python(data)
+        message = _adapter(schema).validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "payload"
         raise ContractError(f"{schema.__name__}: {where}: {first['msg']}") from None
     if isinstance(message, ReadingRecord | Batch):
-        _check_values(message)
+        check_values(message)
     return message
 
 
@@ -156,7 +177,8 @@ def decode_message(topic: str, payload: bytes) -> tuple[str, str, BaseModel]:
     return gateway, kind, message
 
 
-def _check_values(message: BaseModel) -> None:
+def check_values(message: BaseModel) -> None:
+    """Type every reading value by its quantity (``ContractError`` on the first misfit)."""
     records = message.records if isinstance(message, Batch) else (message,)
     for record in records:
         if isinstance(record, ReadingRecord):

@@ -146,10 +146,14 @@ def _rows(sweep: dict[str, Any]) -> list[dict[str, Any]]:
             or (row[2] is not None and (zone is None or abs(row[2]) > 10**9))
         ):
             raise ContractError(f"sweep record: malformed row {str(row)[:80]}")
-        gt = base + timedelta(seconds=row[1])
+        try:
+            gt = base + timedelta(seconds=row[1])
+            mt = None if row[2] is None else (gt + timedelta(seconds=row[2])).astimezone(zone)
+        except OverflowError:
+            raise ContractError(f"sweep record: time out of range in row {str(row)[:80]}") from None
         record: dict[str, Any] = {"r": "rd", "m": row[0], **common, "gt": gt.isoformat()}
-        if row[2] is not None and zone is not None:
-            record["mt"] = (gt + timedelta(seconds=row[2])).astimezone(zone).isoformat()
+        if mt is not None:
+            record["mt"] = mt.isoformat()
         record["q"] = {n: v for n, v in zip(names, row[3:], strict=True) if v is not None}
         out.append(record)
     return out

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, inspect, select, text
 
 from headend.config import ConfigError, DatabaseSettings, load_settings
-from headend.db.bulk import insert_ignore_many
+from headend.db.bulk import ReadingSink, reading_row
 from headend.db.engine import writing
 from headend.db.errors import Conflict, StorageError
 from headend.db.migrate import Migration, current_version, discover, upgrade
@@ -100,7 +100,7 @@ def test_migrations_apply_once_in_order_on_both_backends(engine: Engine) -> None
     with engine.connect() as conn:
         assert current_version(conn) == known[-1]
         names = set(inspect(conn).get_table_names())
-    assert {"readings", "ingested", "meters", "dead_letters", "schema_version"} <= names
+    assert {"readings", "streams", "meters", "dead_letters", "schema_version"} <= names
 
 
 def test_a_failing_migration_leaves_nothing_behind(engine: Engine) -> None:
@@ -177,8 +177,11 @@ def test_bulk_insert_matches_the_core_insert_and_ignores_duplicates(engine: Engi
     ]
     with writing(engine) as conn:
         conn.execute(readings.insert(), [{**rows[0], "meter": "core"}])
-        insert_ignore_many(conn, readings, rows)
-        insert_ignore_many(conn, readings, rows)  # again: ignored
+        sink = ReadingSink(conn)
+        sink.rows += [reading_row(r, sink.stamp) for r in rows]
+        assert sink.flush() == 3
+        sink.rows += [reading_row(r, sink.stamp) for r in rows]  # again: ignored
+        sink.flush()
     with engine.connect() as conn:
         stored = conn.execute(
             select(readings.c.meter, readings.c.time).order_by(readings.c.meter)

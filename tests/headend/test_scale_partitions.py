@@ -26,8 +26,9 @@ from headend.db.scale import (
     partitions,
     reading_daily,
 )
-from headend.db.tables import ingested, readings
+from headend.db.tables import readings
 from headend.ingest.store import Ingestor
+from headend.ingest.streams import held_runs
 from protocols.model import ReadingKind
 from protocols.uplink import ReadingRecord, Topics, encode
 from tests.headend.gen import batch
@@ -138,7 +139,7 @@ def test_ingest_stays_idempotent_on_the_partitioned_table(pg: Engine) -> None:
     assert ingest(pg, 3, records[2:]) == 0  # overlapping re-send
     with reading(pg) as conn:
         assert conn.execute(select(func.count()).select_from(readings)).scalar_one() == 15
-        assert conn.execute(select(func.count()).select_from(ingested)).scalar_one() == 5
+        assert held_runs(conn, "gw-1", "e1e1e1e1") == [(1, 5)]
 
 
 def day(n: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -276,26 +277,3 @@ def test_the_job_creates_ahead_and_applies_configured_retention(pg: Engine) -> N
 def partitions_of(engine: Engine) -> list:
     with reading(engine) as conn:
         return partitions(conn)
-
-
-def test_pruning_ingested_keeps_duplicates_detected_and_acks_exact(pg: Engine) -> None:
-    from headend.db.scale import prune_ingested
-    from protocols.uplink import Ack, decode
-
-    at = datetime(2031, 7, 9, tzinfo=UTC)
-    first = [rec(f"20260000010{i}", at, f"{i}.00") for i in range(4)]
-    ingest(pg, 1, first)  # seqs 1-4
-    ingest(pg, 7, first[:2])  # seqs 7-8: a hole at 5-6 stays
-    ingest(pg, 20, first[:1], gw="gw-2")  # a stream first seen mid-way (base 20): left alone
-    with writing(pg) as conn:
-        assert prune_ingested(conn) == 4  # 1-4 are covered by gw-1's summary (base 1, upto 4)
-        left = conn.execute(select(ingested.c.gateway, ingested.c.seq)).all()
-    assert sorted(left) == [("gw-1", 7), ("gw-1", 8), ("gw-2", 20)]
-    b = batch("gw-1", "e1e1e1e1", 1, list(first))  # the broker re-delivers seqs 1-4
-    with writing(pg) as conn:
-        out = Ingestor().handle(conn, Topics("gw-1").data, encode(b), NOW)
-    assert (out.records, out.duplicates) == (0, 4)
-    (ack,) = [decode(p, Ack) for t, p in out.publish if t.endswith("/ack")]
-    assert (ack.upto, ack.ranges) == (4, ((7, 8),))
-    with reading(pg) as conn:
-        assert conn.execute(select(func.count()).select_from(readings)).scalar_one() == 12
