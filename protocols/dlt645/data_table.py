@@ -24,6 +24,14 @@ from protocols.dlt645.layouts import (
     Stamp,
     TimeOfDay,
 )
+from protocols.dlt645.load_profile import (
+    CATEGORIES,
+    EARLIEST,
+    GIVEN_TIME,
+    MOST_RECENT,
+    ProfileRecords,
+    profile_di,
+)
 
 V7, V9 = Version.V2007, Version.V1997
 
@@ -268,6 +276,27 @@ def _frozen_rows() -> list[DataId]:
     return rows
 
 
+def _load_profile_rows() -> list[DataId]:
+    rows = []
+    for category, (what, fields) in CATEGORIES.items():
+        for which, how in ((EARLIEST, "earliest"), (GIVEN_TIME, "from a given time"),
+                           (MOST_RECENT, "most recent")):  # fmt: skip
+            rows.append(
+                DataId(
+                    profile_di(category, which),
+                    V7,
+                    f"load profile {what}, {how}",
+                    f"load_profile.{category}",
+                    None,
+                    "",
+                    ProfileRecords(fields),
+                    period="load_profile",
+                    certainty="?",
+                )
+            )
+    return rows
+
+
 ROWS_2007: list[DataId] = [
     *_energy_rows_2007(),
     *_phase_rows(0x02010000, "voltage", "voltage", "V", Bcd(4, 1), False, V7),
@@ -294,6 +323,7 @@ ROWS_2007: list[DataId] = [
     _instant(0x00900101, "prepay overdraft energy", "prepay.overdraft.energy", "kWh", Bcd(8, 2)),
     _instant(0x00900200, "prepay remaining money", "prepay.balance.money", "CNY", Bcd(8, 2)),
     _instant(0x00900201, "prepay overdraft money", "prepay.overdraft.money", "CNY", Bcd(8, 2)),
+    *_load_profile_rows(),
 ]
 
 

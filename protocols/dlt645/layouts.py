@@ -35,6 +35,10 @@ class Layout(ABC):
     def encode(self, value: Any) -> bytes:
         """The data bytes of ``value``; ``Dlt645EncodeError`` if it does not fit."""
 
+    def valid_length(self, n: int) -> bool:
+        """Whether ``n`` data bytes can hold a value of this layout."""
+        return n == self.length
+
 
 def _digits(raw: bytes) -> str:
     text = raw[::-1].hex()

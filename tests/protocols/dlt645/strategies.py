@@ -21,6 +21,7 @@ from protocols.dlt645.layouts import (
     Stamp,
     TimeOfDay,
 )
+from protocols.dlt645.load_profile import ProfileRecord, ProfileRecords
 from protocols.model import MeterTime
 
 addresses = st.text("0123456789", min_size=12, max_size=12)
@@ -60,6 +61,13 @@ def value_of(layout: Layout) -> st.SearchStrategy[object]:
         )
     if isinstance(layout, Group):
         return st.fixed_dictionaries({name: value_of(lay) for name, lay in layout.fields})
+    if isinstance(layout, ProfileRecords):
+        record = st.builds(
+            ProfileRecord,
+            value_of(layout.stamp),
+            st.fixed_dictionaries({name: value_of(lay) for name, lay in layout.fields}),
+        )
+        return st.lists(record, min_size=1, max_size=4).map(tuple)
     raise AssertionError(f"no strategy for {layout!r}")
 
 
