@@ -133,6 +133,11 @@ class Timeline:
             bisect.insort(self._changes, (ts, self._seq, name, value))
         self._segments = None
 
+    def drop_after(self, ts: float, name: str) -> None:
+        """Cancel the changes of ``name`` dated after ``ts`` (a pending command withdrawn)."""
+        self._changes = [c for c in self._changes if not (c[2] == name and c[0] > ts)]
+        self._segments = None
+
     def at(self, ts: float) -> dict[str, Any]:
         """The state in force at ``ts``."""
         segments = self.segments()

@@ -22,6 +22,7 @@ from protocols.modbus.pdu import (
 )
 from protocols.modbus.registers import MeterMap, encode_values, load_map, read_image
 from simulators.bus import Answer
+from simulators.line import LineSettings
 from simulators.meter import Meter
 from simulators.readings import all_values
 
@@ -31,6 +32,7 @@ class ModbusListener:
 
     def __init__(self, meters: Iterable[Meter]) -> None:
         self._slave = ModbusSlave()
+        self.line: LineSettings | None = None  # its meters' serial settings (None: the bus's)
         self._by_unit: dict[int, list[Meter]] = {}
         self._maps: dict[str, MeterMap] = {}
         for meter in meters:
