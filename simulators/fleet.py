@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from simulators.bus import Bus, Listener
 from simulators.config import BusModel, FleetConfig, MeterModel, ScenarioModel
 from simulators.dlt645_meter import Dlt645Listener, protocol_version
-from simulators.endpoints import PtyEndpoint, TcpEndpoint
+from simulators.endpoints import Gate, PtyEndpoint, TcpEndpoint
 from simulators.energy import ZERO4, Vec4, add4, scale4
 from simulators.errors import ControlError
 from simulators.faults import Faults
@@ -93,6 +93,8 @@ class Fleet:
         self.buses: dict[str, Bus] = {}
         self.endpoints: dict[str, str] = {}
         self._endpoints: dict[str, TcpEndpoint | PtyEndpoint] = {}
+        self._extra_endpoints: list[TcpEndpoint] = []
+        self.rfc2217: dict[str, str] = {}  # bus → "rfc2217://host:port"
         self.control_url = ""
         self._http: object | None = None
         by_bus: dict[str, list[Meter]] = {b.name: [] for b in config.buses}
@@ -262,15 +264,30 @@ class Fleet:
             meter.registered(now)
         for b in self.config.buses:
             bus = self.buses[b.name]
+            gate = Gate()
             endpoint: TcpEndpoint | PtyEndpoint
             if b.listen == "pty":
                 endpoint = PtyEndpoint(bus.serve)
             else:
                 host, _, port = b.listen[6:].rpartition(":")
-                endpoint = TcpEndpoint(bus.serve, host.strip("[]"), int(port))
+                endpoint = TcpEndpoint(bus.serve, host.strip("[]"), int(port), gate)
             await endpoint.start()
             self._endpoints[b.name] = endpoint
             self.endpoints[b.name] = endpoint.url
+            if b.rfc2217:
+                await self._start_rfc2217(b, bus, gate)
+
+    async def _start_rfc2217(self, b: BusModel, bus: Bus, gate: Gate) -> None:
+        """Serve the bus also over RFC 2217 (``rfc2217://``), sharing the one-master gate."""
+        from simulators.rfc2217 import Rfc2217Endpoint
+
+        host, _, port = b.rfc2217.rpartition(":")
+        endpoint = Rfc2217Endpoint(
+            bus.serve, bus.line, bus.set_master_line, host.strip("[]"), int(port), gate
+        )
+        await endpoint.start()
+        self._extra_endpoints.append(endpoint)
+        self.rfc2217[b.name] = endpoint.url
 
     async def start_control(self, listen: str | None = None) -> str:
         """Serve the JSON-over-HTTP control interface on loopback; returns its URL."""
@@ -284,9 +301,10 @@ class Fleet:
 
     async def stop(self) -> None:
         """Close every endpoint and the control interface."""
-        for endpoint in self._endpoints.values():
+        for endpoint in [*self._endpoints.values(), *self._extra_endpoints]:
             await endpoint.stop()
         self._endpoints.clear()
+        self._extra_endpoints.clear()
         if self._http is not None:
             await self._http.stop()  # type: ignore[attr-defined]
             self._http = None
