@@ -73,7 +73,7 @@ def is_block_di(di: int, version: Version) -> bool:
     return (di >> 8) & 0xFF == 0xFF or di & 0xFF == 0xFF
 
 
-def _dropped(p: Personality, name: str) -> bool:
+def dropped_member(p: Personality, name: str) -> bool:
     """Whether a block member is a phase the meter's blocks do not carry."""
     phase = name.rsplit(".", 1)[-1]
     return phase in ("a", "b", "c") and "abc".index(phase) >= p.block_phases
@@ -97,7 +97,7 @@ def classify(p: Personality, version: Version, di: int) -> str:
     ):
         return _unsupported(p)
     if isinstance(row.layout, Group):
-        kept = [name for name, _ in row.layout.fields if not _dropped(p, name)]
+        kept = [name for name, _ in row.layout.fields if not dropped_member(p, name)]
         if any(p.lacks_key(name) for name in kept):
             return "filled" if p.block_filler else _unsupported(p)
         return "partial" if len(kept) < len(row.layout.fields) else "readable"
@@ -134,7 +134,7 @@ def _value_bytes(
     filler = _FILLER.get(p.block_filler, 0xFF)
     parts = []
     for name, sub in layout.fields:
-        if _dropped(p, name):
+        if dropped_member(p, name):
             continue
         if p.lacks_key(name):
             parts.append(bytes((filler,)) * sub.length)
@@ -153,6 +153,21 @@ def _abnormal(meter: Meter, version: Version, function: Function) -> AbnormalRep
 def frame_limit(p: Personality, version: Version) -> int:
     """Value bytes one reply frame carries (L ≤ 200 with the identifier and SEQ)."""
     return min(p.max_frame_data, 200 - version.di_length - 1)
+
+
+def probe(listener: Dlt645Listener, meter: Meter, di: int, ts: float, params: bytes = b"") -> str:
+    """What a read of ``di`` would get at ``ts`` (an outcome, or ``no_data``), counting nothing."""
+    version = listener.version
+    outcome = classify(meter.spec.personality, version, di)
+    row = find_data_id(di, version)
+    if outcome in ("silent", "refused") or row is None:
+        return outcome
+    request = ReadData(meter.address, di, version, params)
+    try:
+        _value_bytes(listener, meter, row, request, ts)
+    except NoData:
+        return "no_data"
+    return outcome
 
 
 def answer_read(
@@ -204,4 +219,5 @@ __all__ = [
     "fit",
     "frame_limit",
     "is_block_di",
+    "probe",
 ]
