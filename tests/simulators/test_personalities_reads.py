@@ -146,7 +146,7 @@ async def test_previous_settlement_periods_are_the_registers_on_day_one():
 
 
 async def test_reverse_energy_current_and_daily_frozen_for_rooftop_pv():
-    fleet, clock = zoo("ordinary", scenarios=[{"kind": "reverse", "after_s": -3 * 86400}])
+    fleet, _ = zoo("ordinary", scenarios=[{"kind": "reverse", "after_s": -3 * 86400}])
     async with BusHarness(fleet.buses["bus1"]) as h:
         current, _ = await ask(h, ReadData(A, 0x00020000))
         frozen, _ = await ask(h, ReadData(A, 0x05060201))
