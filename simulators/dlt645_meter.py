@@ -48,6 +48,7 @@ from protocols.dlt645 import (
     error_byte,
     find_data_id,
 )
+from protocols.dlt645.control import CODES
 from protocols.dlt645.layouts import EventRecord, Group, Record
 from protocols.model import MeterTime
 from simulators.bus import Answer
@@ -181,6 +182,8 @@ class Dlt645Listener:
                 return BaudAck(meter.address, request.baud, v)
             return self._abnormal(meter, Function.CHANGE_BAUD, _BAUD)
         function = getattr(request, "function", Function.READ_FOLLOW_UP)
+        if function is Function.UNKNOWN or function not in CODES[self.version]:
+            return None  # a code this edition lacks (a 2007 frame to a 1997 meter): silence
         if function is Function.READ_FOLLOW_UP:
             return self._abnormal(meter, Function.READ_FOLLOW_UP, _NO_DATA)
         return self._abnormal(meter, function, _PASSWORD)  # clear meter, passwords … unauthorised
