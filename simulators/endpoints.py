@@ -67,6 +67,11 @@ class TcpEndpoint:
         self._gate = gate or Gate()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a master holds the bus (through this or another endpoint of it)."""
+        return self._gate.busy
+
     def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Link:
         """The bus link of one connection (a subclass may speak a protocol on it)."""
         return _StreamLink(reader, writer)
