@@ -95,6 +95,9 @@ class FleetControl:
                     "bus": bus,
                     "area": self.fleet.meter_area[ident],
                     "endpoint": self.fleet.endpoints.get(bus, ""),
+                    "rfc2217": self.fleet.rfc2217.get(bus, ""),
+                    "personality": m.spec.personality.name,
+                    "line": str(self.fleet.meter_line.get(ident) or self.fleet.buses[bus].line),
                 }
             )
         return out
