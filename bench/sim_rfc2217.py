@@ -12,18 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
 import warnings
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import serial
 
-import serial  # noqa: E402
-
-from protocols.dlt645 import NEED_DATA, Master, ReadData  # noqa: E402
-from simulators.config import quick_config  # noqa: E402
-from simulators.fleet import start_fleet  # noqa: E402
+from protocols.dlt645 import NEED_DATA, Master, ReadData
+from simulators.config import quick_config
+from simulators.fleet import start_fleet
 
 ADDRESS = "202611240001"
 
