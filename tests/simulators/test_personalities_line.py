@@ -7,7 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from protocols.dlt645 import AbnormalReply, ReadData, ReadReply, Version
+from protocols.dlt645 import (
+    AbnormalReply,
+    Master,
+    ReadData,
+    ReadReply,
+    Version,
+    decode_frame,
+    join_replies,
+)
 from protocols.modbus.pdu import ExceptionResponse, ReadRegisters, RegistersResponse
 from protocols.modbus.registers import decode_block, load_map, plan_reads
 from simulators.history import settlement_instant
@@ -131,3 +139,16 @@ async def test_modbus_meter_at_9600_8n1_is_silent_to_a_2400_8e1_master():
     async with BusHarness(fleet.buses["bus1"]) as h:
         reply, _ = await ask_modbus(h, ReadRegisters(7, row.function, row.address, row.words))
     assert reply is None
+
+
+async def test_1997_follow_up_frames_come_in_order_without_a_sequence_number():
+    fleet, _ = zoo("dlt645-1997", address=OLD, bus={"baud": 1200}, overrides={"max_frame_data": 16})
+    async with BusHarness(fleet.buses["bus1"]) as h:
+        first, raw = await ask(h, ReadData(OLD, 0x901F), V9)
+        assert decode_frame(raw).control == 0xA1  # 81H | follow-up bit
+        assert isinstance(first, ReadReply) and first.follow_up and len(first.raw) == 16
+        rest, raw = await ask(h, Master(V9).follow_up(first), V9)
+        assert decode_frame(raw).control == 0x82 and len(decode_frame(raw).data) == 2 + 4
+        whole = join_replies([first, rest]).values
+        single, _ = await ask(h, ReadData(OLD, 0x9014), V9)
+    assert whole["energy.active.import.t4"] == single.values["energy.active.import.t4"]
