@@ -19,6 +19,7 @@ baud = 2400
 parity = "E"
 pace = true                         # false: no wire time (accelerated clocks)
 faults = { noise = 3 }
+rfc2217 = "127.0.0.1:0"             # also served over RFC 2217 ("" = off)
 
 [[meters]]
 bus = "bus1"
@@ -35,6 +36,13 @@ scenarios = [{ kind = "bypass", at = 2026-03-01T12:00:00+08:00, fraction = 0.3 }
 bus = "bus1"
 address = "202611249999"
 role = "area_total"
+
+[[meters]]
+bus = "bus1"
+address = "199700000001"
+personality = "dlt645-1997"         # simulators/personalities/*.toml; sets protocol and line
+personality_overrides = { busy_after_midnight_s = 30 }
+line = "1200 8E1"                   # the meter's own serial settings (default: personality, bus)
 ```
 Scenario kinds: ``meter_cover_open`` / ``terminal_cover_open`` (``until`` or ``duration_s``),
 ``reverse``, ``stopped``, ``bypass`` (``fraction`` registered), ``power_down`` (``until``),
