@@ -121,3 +121,21 @@ async def test_load_profile_in_the_future_or_without_a_count_is_refused():
         reply, _ = await ask(h, ReadData(A, profile_di(4)))  # no NN, no time
         assert isinstance(reply, AbnormalReply)
     assert fleet.meters[A].reads["06040001"] == {"no_data": 2}
+
+
+async def test_load_records_agree_with_the_daily_freeze_and_the_settlement():
+    fleet, clock = zoo("ordinary")
+    meter = fleet.meters[A]
+    midnight = meter.meter_time(clock.now().timestamp()).replace(hour=0, minute=0, second=0)
+    async with BusHarness(fleet.buses["bus1"]) as h:
+        frames = await read_all(h, profile_request(A, 4, count=1, start=midnight))
+        frozen, _ = await ask(h, ReadData(A, 0x05060101))  # today's 00:00 freeze
+        day_one = midnight.replace(day=1)
+        frames_day_one = await read_all(h, profile_request(A, 4, count=1, start=day_one))
+        settled, _ = await ask(h, ReadData(A, 0x0001FF01))  # 00:00 on day 1 of this month
+    (record,) = join_replies(frames).values["load_profile.4"]
+    assert record.time.local == midnight
+    total_key = "energy.active.import.total"
+    assert record.values[total_key] == frozen.values[total_key]
+    (first,) = join_replies(frames_day_one).values["load_profile.4"]
+    assert first.values[total_key] == settled.values[total_key]
