@@ -260,6 +260,7 @@ class Dlt645Listener:
             {
                 "meter.date": local.date(),
                 "meter.time": local.time().replace(microsecond=0),
+                "meter.datetime": MeterTime(local.replace(microsecond=0), meter.spec.zone),
                 "meter.address": meter.address,
                 "meter.number": meter.address,
                 "temperature.meter": 25.0,

@@ -17,6 +17,7 @@ from protocols.dlt645.layouts import (
     Bcd,
     Bits,
     DateWeek,
+    DateWeekTime,
     Digits,
     Group,
     Layout,
@@ -310,6 +311,11 @@ ROWS_2007: list[DataId] = [
     _instant(0x02800007, "meter temperature", "temperature.meter", "Cel", Bcd(4, 1, signed=True)),
     _instant(0x04000101, "date and weekday", "meter.date", "", DateWeek()),
     _instant(0x04000102, "time", "meter.time", "", TimeOfDay()),
+    # date and time in one identifier (State Grid smart-meter extension) [?]: no public source
+    # at hand; meters without it refuse it, so a reader falls back to 04000101 + 04000102
+    _instant(
+        0x0400010C, "date, weekday and time", "meter.datetime", "", DateWeekTime(), certainty="?"
+    ),
     _instant(0x04000401, "communication address", "meter.address", "", Digits(6)),
     _instant(0x04000402, "meter number", "meter.number", "", Digits(6)),
     *_status_rows(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from protocols.dlt645 import (
+    AbnormalReply,
     BroadcastTimeSync,
     ControlAck,
     ControlAction,
@@ -125,3 +126,17 @@ async def test_drifting_clock_gains_two_minutes_a_day():
     t0 = datetime.combine(START.date(), first.values["meter.time"])
     t1 = datetime.combine(START.date(), later.values["meter.time"])
     assert timedelta(seconds=115) <= t1 - t0 <= timedelta(seconds=125)
+
+
+async def test_the_combined_date_time_identifier_or_its_refusal():
+    fleet, clock = zoo("ordinary")
+    older, _ = zoo("no-blocks")
+    async with BusHarness(fleet.buses["bus1"]) as h:
+        both, _ = await ask(h, ReadData(A, 0x0400010C))
+    shown = fleet.meters[A].meter_time(clock.now().timestamp())
+    assert isinstance(both, ReadReply)
+    assert abs((both.values["meter.datetime"].local - shown).total_seconds()) < 1
+    async with BusHarness(older.buses["bus1"]) as h:
+        refused, _ = await ask(h, ReadData(A, 0x0400010C))
+        date, _ = await ask(h, ReadData(A, 0x04000101))
+    assert isinstance(refused, AbnormalReply) and isinstance(date, ReadReply)

@@ -13,6 +13,7 @@ from protocols.dlt645.layouts import (
     Bcd,
     Bits,
     DateWeek,
+    DateWeekTime,
     Digits,
     EventRecord,
     Group,
@@ -45,6 +46,9 @@ def value_of(layout: Layout) -> st.SearchStrategy[object]:
         stamps = st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31, 23, 59, 59))
         if "ss" not in layout.fmt:
             stamps = stamps.map(lambda d: d.replace(second=0))
+        return st.none() | stamps.map(lambda d: MeterTime(d.replace(microsecond=0)))
+    if isinstance(layout, DateWeekTime):
+        stamps = st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31, 23, 59, 59))
         return st.none() | stamps.map(lambda d: MeterTime(d.replace(microsecond=0)))
     if isinstance(layout, DateWeek):
         return st.dates(datetime(2000, 1, 1).date(), datetime(2099, 12, 31).date())
