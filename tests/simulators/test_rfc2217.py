@@ -117,3 +117,30 @@ async def test_one_master_at_a_time_across_socket_and_rfc2217():
 async def test_rfc2217_can_be_switched_off():
     async with start_fleet(_fleet(rfc2217="")) as fleet:
         assert fleet.rfc2217 == {}
+
+
+async def test_telnet_garbage_does_not_take_the_bus_down():
+    import random
+
+    rng = random.Random(7)
+    iac = bytes([255])
+    junk = [
+        bytes(rng.randrange(256) for _ in range(300)),
+        iac + bytes([250, 44, 1]) + b"\x00\x00" + iac + bytes([240]),  # SET-BAUDRATE 0: refused
+        iac + bytes([250, 44, 2, 99]) + iac + bytes([240]),  # data size 99
+        iac + bytes([250, 44]) + bytes(rng.randrange(256) for _ in range(50)),  # never ends
+    ]
+    async with start_fleet(_fleet()) as fleet:
+        host, port = fleet.rfc2217["bus1"].removeprefix("rfc2217://").split(":")
+        for chunk in junk:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.close()
+            await writer.wait_closed()
+            await asyncio.sleep(0.05)
+        reply, _ = await asyncio.to_thread(
+            _read, fleet.rfc2217["bus1"], "202611240001", ENERGY, 2400, "E"
+        )
+        assert isinstance(reply, ReadReply)
