@@ -74,7 +74,7 @@ class ModbusListener:
         answers: list[Answer] = []
         while (event := self._slave.next_event()) is not NEED_DATA:
             for meter in self._by_unit.get(event.unit, ()):
-                if not meter.answers(ts):
+                if not meter.answers(ts) or meter.busy(ts):
                     continue
                 response = self._respond(meter, event, ts)
                 answers.append(
