@@ -46,7 +46,9 @@ class Answer:
 
 
 class Listener(Protocol):
-    """One protocol's slave codec listening to every byte on a bus."""
+    """One protocol's slave codec listening to every byte on a bus (at its meters' settings)."""
+
+    line: LineSettings | None  # its meters' serial settings; None: the bus's
 
     def feed(self, data: bytes, ts: float) -> list[Answer]:
         """Bytes from the master in, the answers of addressed meters out."""
@@ -188,7 +190,7 @@ class Bus:
         ts = self.clock.now().timestamp()
         master = self.master_line
         for listener in self.listeners:
-            own = getattr(listener, "line", None) or self.line
+            own = listener.line or self.line
             if own == master:
                 answers += listener.feed(data, ts)
                 continue
