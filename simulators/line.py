@@ -10,9 +10,10 @@ deterministic so tests can rely on it:
 - same settings: the bytes arrive as sent;
 - any difference: the receiver gets ``len × min(baud) / max(baud)`` bytes (at least one), each
   a function of the sent bytes and both settings, all in 0x80…0xFD.  No such byte is a DL/T 645
-  start byte (68H), preamble (FEH) or a Modbus function code (01H…7FH): a garbled request is
-  never a valid frame, so a meter at other settings stays silent, and a reply it sends at its
-  own settings reaches the master as noise.
+  start byte (68H), preamble (FEH) or a Modbus read function code (03H/04H): a garbled request is
+  never a valid DL/T 645 frame (a Modbus one would need its CRC to match by chance, the same way
+  every time), so a meter at other settings stays silent, and a reply it sends at its own
+  settings reaches the master as noise.
 """
 
 from __future__ import annotations
