@@ -179,11 +179,16 @@ class MeterModel(_Strict):
     @model_validator(mode="after")
     def _address(self) -> MeterModel:
         try:
-            self.resolved_personality()
+            personality = self.resolved_personality()
             if self.line is not None:
                 LineSettings.parse(self.line)
         except SimConfigError as exc:
             raise ValueError(str(exc)) from None
+        if personality.protocol and personality.protocol != self.protocol:
+            raise ValueError(
+                f"personality {self.personality!r} is a {personality.protocol} meter, "
+                f"the row says protocol {self.protocol!r}"
+            )
         if self.protocol == "modbus":
             if not self.address.isdigit() or not 1 <= int(self.address) + self.count - 1 <= 247:
                 raise ValueError("a Modbus address is a unit id 1…247 (with count, all of them)")

@@ -43,6 +43,11 @@ def test_a_bad_override_names_the_key():
         parse_config(_row(personality_overrides={"no_such_key": 1}))
 
 
+def test_a_personality_of_another_protocol_is_refused():
+    with pytest.raises(SimConfigError, match=r"is a dlt645-1997 meter, the row says"):
+        parse_config(_row(personality="dlt645-1997", protocol="dlt645-2007"))
+
+
 def test_a_bad_line_setting_is_refused():
     with pytest.raises(SimConfigError, match=r"2400 8E1"):
         parse_config(_row(line="fast please"))
