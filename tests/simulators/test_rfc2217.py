@@ -133,7 +133,7 @@ async def test_telnet_garbage_does_not_take_the_bus_down():
     async with start_fleet(_fleet()) as fleet:
         host, port = fleet.rfc2217["bus1"].removeprefix("rfc2217://").split(":")
         for chunk in junk:
-            reader, writer = await asyncio.open_connection(host, int(port))
+            _reader, writer = await asyncio.open_connection(host, int(port))
             writer.write(chunk)
             await writer.drain()
             await asyncio.sleep(0.05)
