@@ -6,8 +6,11 @@ be asked: current values, the last settlement period, the last daily freeze, the
 record and the latest load record.  Outcomes: ``readable``, ``partial`` (fewer phases),
 ``filled`` (FF/EE members), ``refused`` (abnormal reply), ``silent`` (no reply) and ``no_data``
 (an abnormal reply because the meter holds nothing there yet).  Per canonical quantity it tells
-whether any identifier delivers a real value, and which.  ``reads`` is what the meter actually
-answered so far (identifier → outcome → count), for comparing with what a gateway collected.
+whether any identifier delivers a real value, and which; per read group a gateway schedules
+(``GROUPS``: energy, reverse energy, voltage, status, clock, events, daily frozen, reverse daily
+frozen, settlement, load profile) whether any of its identifiers does.  ``reads`` is what the
+meter actually answered so far (identifier → outcome → count), for comparing with what a
+gateway collected.
 Modbus meters list their map's quantities with the personality's departures.
 """
 
@@ -29,6 +32,28 @@ if TYPE_CHECKING:
     from simulators.meter import Meter
 
 _DELIVERING = ("readable", "partial", "filled")
+# The read groups a gateway schedules, and the identifiers that can serve each (any one does).
+GROUPS: dict[Version, dict[str, tuple[int, ...]]] = {
+    Version.V2007: {
+        "energy": (0x0001FF00, 0x00010000),
+        "reverse_energy": (0x0002FF00, 0x00020000),
+        "voltage": (0x0201FF00, 0x02010100),
+        "status": (0x040005FF, 0x04000503),
+        "clock": (0x0400010C, 0x04000101, 0x04000102),
+        "events": (0x03300D00, 0x03300E00, 0x03110000),
+        "daily_frozen": (0x05060101,),
+        "reverse_daily_frozen": (0x05060201,),
+        "settlement": (0x0001FF01, 0x00010001),
+        "load_profile": (0x06040001,),
+    },
+    Version.V1997: {
+        "energy": (0x901F, 0x9010),
+        "reverse_energy": (0x902F, 0x9020),
+        "voltage": (0xB61F, 0xB611),
+        "clock": (0xC010, 0xC011),
+        "settlement": (0x941F, 0x9410),
+    },
+}
 
 
 def _listener(fleet: Fleet, meter: Meter) -> Dlt645Listener:
@@ -98,6 +123,15 @@ def readable(fleet: Fleet, meter_id: str, ts: float | None = None) -> dict[str, 
                 entry["via"].append(row.hex)
     out["identifiers"] = identifiers
     out["quantities"] = quantities
+    groups: dict[str, dict[str, Any]] = {}
+    for group, dis in GROUPS[version].items():
+        outcomes = {
+            version.di_hex(di): identifiers.get(version.di_hex(di), "refused") for di in dis
+        }
+        via = [di for di, outcome in outcomes.items() if outcome in _DELIVERING]
+        worst = next(iter(outcomes.values()))
+        groups[group] = {"outcome": "readable" if via else worst, "via": via}
+    out["groups"] = groups
     return out
 
 

@@ -88,6 +88,8 @@ async def test_no_block_meter_refuses_blocks_and_answers_single_identifiers():
     truth = readable(fleet, A)
     assert truth["identifiers"]["0001FF00"] == "refused"
     assert truth["quantities"]["energy.active.import.total"]["via"] == ["00010000"]
+    assert truth["groups"]["energy"] == {"outcome": "readable", "via": ["00010000"]}
+    assert truth["groups"]["clock"]["via"] == ["04000101", "04000102"]
 
 
 async def test_silent_meter_ignores_what_it_lacks_and_answers_the_rest():
@@ -101,7 +103,10 @@ async def test_silent_meter_ignores_what_it_lacks_and_answers_the_rest():
         reply, _ = await ask(h, ReadData(A, 0x12345678))  # not in any table: silent too
         assert reply is None
     assert fleet.meters[A].reads["02800001"] == {"silent": 1}
-    assert readable(fleet, A)["quantities"]["current.n"]["outcome"] == "silent"
+    truth = readable(fleet, A)
+    assert truth["quantities"]["current.n"]["outcome"] == "silent"
+    assert truth["groups"]["load_profile"]["outcome"] == "silent"
+    assert truth["groups"]["energy"]["outcome"] == "readable"
 
 
 @pytest.mark.parametrize(
