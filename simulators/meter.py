@@ -381,7 +381,7 @@ class Meter:
         if self.pending_trip is None or self.pending_trip[1] <= ts:
             return
         opens = self.pending_trip[1]
-        self.timeline.drop_after(ts, "relay")
+        self.timeline.cancel(opens, "relay")
         self.relay_log = [entry for entry in self.relay_log if entry[0] != opens]
         self.pending_trip = None
 
