@@ -78,6 +78,9 @@ _DATE_KEYS = {"meter.date"}
 _TIME_KEYS = {"meter.time"}
 
 
+FollowUps = tuple[int, list[bytes], int]  # (identifier, value bytes per frame, next frame)
+
+
 def protocol_version(protocol: str) -> Version:
     """``dlt645-2007`` / ``dlt645-1997`` → ``Version``."""
     return Version.V1997 if protocol.endswith("1997") else Version.V2007
@@ -91,9 +94,7 @@ class Dlt645Listener:
         self.baud = baud
         self._slave = Slave(version, preamble=4)
         self.line: LineSettings | None = None  # its meters' serial settings (None: the bus's)
-        self.follow_ups: dict[
-            str, tuple[int, list[bytes], int]
-        ] = {}  # address → (di, frames, next)
+        self.follow_ups: dict[str, FollowUps] = {}  # a long reply's frames, per meter address
         self._meters: dict[str, Meter] = {}
         for meter in meters:
             self.add(meter)

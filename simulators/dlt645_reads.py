@@ -19,6 +19,7 @@ meter really did).
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from protocols.dlt645 import (
@@ -83,6 +84,7 @@ def _unsupported(p: Personality) -> str:
     return "silent" if p.on_unsupported == "silent" else "refused"
 
 
+@lru_cache(maxsize=8192)
 def classify(p: Personality, version: Version, di: int) -> str:
     """What a meter of personality ``p`` does with a read of ``di`` (one of ``OUTCOMES``)."""
     row = find_data_id(di, version)
@@ -104,8 +106,15 @@ def classify(p: Personality, version: Version, di: int) -> str:
     return _unsupported(p) if p.lacks_key(row.key) else "readable"
 
 
+@lru_cache(maxsize=8192)
+def _hex(version: Version, di: int) -> str:
+    return version.di_hex(di)
+
+
 def _count(meter: Meter, version: Version, di: int, outcome: str) -> None:
-    counts = meter.reads.setdefault(version.di_hex(di), {})
+    counts = meter.reads.get(_hex(version, di))
+    if counts is None:
+        counts = meter.reads[_hex(version, di)] = {}
     counts[outcome] = counts.get(outcome, 0) + 1
 
 
