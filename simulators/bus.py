@@ -46,9 +46,10 @@ class Answer:
 
 
 class Listener(Protocol):
-    """One protocol's slave codec listening to every byte on a bus (at its meters' settings)."""
+    """One protocol's slave codec listening to every byte on a bus.
 
-    line: LineSettings | None  # its meters' serial settings; None: the bus's
+    A listener may carry ``line`` (its meters' ``LineSettings``; absent or None: the bus's).
+    """
 
     def feed(self, data: bytes, ts: float) -> list[Answer]:
         """Bytes from the master in, the answers of addressed meters out."""
@@ -190,7 +191,7 @@ class Bus:
         ts = self.clock.now().timestamp()
         master = self.master_line
         for listener in self.listeners:
-            own = listener.line or self.line
+            own = getattr(listener, "line", None) or self.line
             if own == master:
                 answers += listener.feed(data, ts)
                 continue

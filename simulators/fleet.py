@@ -250,7 +250,7 @@ class Fleet:
             listener: Dlt645Listener | ModbusListener
             if protocol == "modbus":
                 listener = ModbusListener(group)
-            else:
+            else:  # another protocol's listener: a branch here, ``line`` set the same way
                 listener = Dlt645Listener(protocol_version(protocol), group, line.baud)
             listener.line = line
             out.append(listener)
