@@ -58,7 +58,7 @@ class TcpEndpoint:
     """A TCP listener feeding one bus (``socket://host:port`` for pyserial)."""
 
     def __init__(
-        self, serve: Serve, host: str = "127.0.0.1", port: int = 0, gate: Gate | None = None
+        self, serve: Serve, host: str = "127.0.0.1", port: int = 0, *, gate: Gate | None = None
     ) -> None:
         self._serve = serve
         self.host = host

@@ -270,7 +270,7 @@ class Fleet:
                 endpoint = PtyEndpoint(bus.serve)
             else:
                 host, _, port = b.listen[6:].rpartition(":")
-                endpoint = TcpEndpoint(bus.serve, host.strip("[]"), int(port), gate)
+                endpoint = TcpEndpoint(bus.serve, host.strip("[]"), int(port), gate=gate)
             await endpoint.start()
             self._endpoints[b.name] = endpoint
             self.endpoints[b.name] = endpoint.url
@@ -283,7 +283,7 @@ class Fleet:
 
         host, _, port = b.rfc2217.rpartition(":")
         endpoint = Rfc2217Endpoint(
-            bus.serve, bus.line, bus.set_master_line, host.strip("[]"), int(port), gate
+            bus.serve, bus.line, bus.set_master_line, host.strip("[]"), int(port), gate=gate
         )
         await endpoint.start()
         self._extra_endpoints.append(endpoint)

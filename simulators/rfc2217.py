@@ -155,9 +155,10 @@ class Rfc2217Endpoint(TcpEndpoint):
         on_line: OnLine,
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
         gate: Gate | None = None,
     ) -> None:
-        super().__init__(serve, host, port, gate)
+        super().__init__(serve, host, port, gate=gate)
         self._line = line
         self._on_line = on_line
 
