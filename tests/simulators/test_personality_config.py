@@ -128,3 +128,26 @@ def test_cli_lists_personalities_and_serves_one():
         proc.wait(timeout=30)
         proc.stdout.close()
         proc.stderr.close()
+
+
+async def test_gateway_config_of_the_zoo_names_each_meter_s_own_line(tmp_path):
+    import tomllib
+    from pathlib import Path
+
+    from simulators.config import load_config
+    from simulators.fleet import start_fleet
+    from simulators.gateway_config import write_gateway_configs
+
+    config = load_config(Path(__file__).parents[2] / "examples" / "zoo-fleet.toml")
+    config.control = ""
+    config.buses[0].listen = "tcp://127.0.0.1:0"
+    config.buses[0].rfc2217 = "127.0.0.1:0"
+    async with start_fleet(config) as fleet:
+        (path,) = write_gateway_configs(fleet, tmp_path / "gw.toml")
+        rfc = fleet.rfc2217["zoo"]
+    text = path.read_text()
+    parsed = tomllib.loads(text)  # the hints are comments: the file stays what the gateway reads
+    assert len(parsed["meters"]) == 14
+    assert f'# or port = "{rfc}"' in text
+    assert "# this meter runs at 1200 8E1 (dlt645-1997)" in text
+    assert text.count("runs at 9600 8N1") == 2
