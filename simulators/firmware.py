@@ -26,6 +26,20 @@ if TYPE_CHECKING:
 ACCEPTED = "accepted"
 
 
+def _load_current(meter: Meter, ts: float) -> float:
+    """The current the load draws at ``ts`` with the relay still closed (A).
+
+    Read from the timeline as scheduled, without settling local prepay up to ``ts`` (that would
+    decide a prepay trip in the future before a top-up could prevent it).
+    """
+    state = meter.timeline.at(ts)
+    voltage = meter.voltage(ts)
+    if not (state["installed"] and state["powered"]) or voltage == 0:
+        return 0.0
+    power = meter.source.power_kw(ts) * state["factor"]
+    return float(abs(power) * 1000.0 / (voltage * meter.spec.profile.power_factor))
+
+
 def trip_instant(meter: Meter, ts: float) -> float:
     """When a trip commanded at ``ts`` opens the relay."""
     p = meter.spec.personality
@@ -33,7 +47,7 @@ def trip_instant(meter: Meter, ts: float) -> float:
     if p.trip_defer_above_a is None:
         return due
     limit = due + p.trip_defer_max_s
-    while due < limit and abs(meter.current(due)) > p.trip_defer_above_a:
+    while due < limit and _load_current(meter, due) > p.trip_defer_above_a:
         due = min(limit, due + p.trip_defer_step_s)
     return due
 
