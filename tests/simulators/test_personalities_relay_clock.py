@@ -140,3 +140,19 @@ async def test_the_combined_date_time_identifier_or_its_refusal():
         refused, _ = await ask(h, ReadData(A, 0x0400010C))
         date, _ = await ask(h, ReadData(A, 0x04000101))
     assert isinstance(refused, AbnormalReply) and isinstance(date, ReadReply)
+
+
+def test_a_deferred_trip_does_not_decide_a_prepay_trip_before_a_top_up():
+    overrides = {"trip_defer_above_a": 0.01, "trip_defer_max_s": 1800}
+    row = {"overrides": overrides, "profile": "flat", "mean_kw": 2.0}
+    probe, clock = zoo("delayed-relay", prepay={"balance": 1e6}, **row)
+    t0 = clock.now().timestamp()
+    spent = 1e6 - probe.meters[A].balance(t0)
+    fleet, clock = zoo("delayed-relay", prepay={"balance": spent + 0.2}, **row)  # ~6 min left
+    meter = fleet.meters[A]
+    assert fleet.control.relay(A, "trip")["trip_pending"]  # deferred: 2 kW is above 0.01 A
+    clock.advance(60)
+    fleet.control.top_up(A, 100.0)  # the customer pays before the credit runs out
+    assert meter.relay(t0 + 61).value == "closed"
+    assert meter.relay(t0 + 900).value == "closed"  # no prepay trip: the top-up came in time
+    assert meter.relay(t0 + 30 + 1800 + 1).value == "open"  # the remote trip, deferred to its end
