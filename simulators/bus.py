@@ -9,6 +9,10 @@ One asyncio task per bus does every transaction (``Bus.serve`` on the endpoint's
                  ──► reply bytes paced at the baud rate: byte i is written no earlier than
                      tx_start + (i + 1) × byte_time, so a reader never sees it faster than the wire
 
+Line settings are per meter: each listener hears the line at its meters' settings; when the
+master's port is set otherwise (``set_master_line``, from RFC 2217) the listener hears noise and
+its replies reach the master as noise (``simulators.line.garble``, deterministic).
+
 Two meters answering at once garble the line (overlapping bytes are AND-ed: a driven 0 bit
 wins over an idle 1 on a real bus, roughly).  ``pace = False`` (for accelerated clocks) skips
 the wire time and response delays; the ``late_ms`` fault still delays.
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from simulators.faults import NO_FAULTS, Faults
+from simulators.line import LineSettings, garble
 from simulators.meter import Meter
 from taiqu.clock import Clock
 
@@ -41,7 +46,10 @@ class Answer:
 
 
 class Listener(Protocol):
-    """One protocol's slave codec listening to every byte on a bus."""
+    """One protocol's slave codec listening to every byte on a bus.
+
+    A listener may carry ``line`` (its meters' ``LineSettings``; absent or None: the bus's).
+    """
 
     def feed(self, data: bytes, ts: float) -> list[Answer]:
         """Bytes from the master in, the answers of addressed meters out."""
@@ -88,7 +96,7 @@ def bits_per_byte(parity: str = "E", bytesize: int = 8, stopbits: int = 1) -> in
     return 1 + bytesize + (0 if parity.upper() == "N" else 1) + stopbits
 
 
-def garble(frames: list[tuple[float, bytes]], byte_time: float) -> bytes:
+def overlap(frames: list[tuple[float, bytes]], byte_time: float) -> bytes:
     """What the master hears when several replies overlap (start offset, bytes)."""
     first = min(start for start, _ in frames)
     placed = [
@@ -125,7 +133,19 @@ class Bus:
         self._rng = random.Random(self.seed)
         self._rx_end = 0.0
         self.transactions = 0  # chunks from the master fully handled (tests wait on it)
-        self.byte_time = bits_per_byte(self.parity, self.bytesize, self.stopbits) / self.baud
+        self.line = LineSettings(self.baud, self.parity.upper(), self.bytesize, self.stopbits)
+        self.master_line = self.line  # what the master's port is set to (RFC 2217 tells)
+        self.byte_time = self.line.byte_time
+        self.garbled_bytes = 0  # bytes a receiver heard at other settings than sent
+
+    def set_master_line(self, line: LineSettings) -> None:
+        """The master switched its port (an RFC 2217 client's SET-BAUDRATE, SET-PARITY …)."""
+        self.master_line = line
+        self.byte_time = line.byte_time
+
+    def reset_master_line(self) -> None:
+        """A new master (a plain TCP or pty client) is taken to use the bus's settings."""
+        self.set_master_line(self.line)
 
     def meters(self) -> list[Meter]:
         """Every meter on the line."""
@@ -150,6 +170,7 @@ class Bus:
         """Do every transaction on this bus until the master hangs up."""
         loop = asyncio.get_running_loop()
         self._rx_end = 0.0
+        self.reset_master_line()
         while True:
             data = await link.read()
             if not data:
@@ -168,8 +189,18 @@ class Bus:
             return
         answers: list[Answer] = []
         ts = self.clock.now().timestamp()
+        master = self.master_line
         for listener in self.listeners:
-            answers += listener.feed(data, ts)
+            own = getattr(listener, "line", None) or self.line
+            if own == master:
+                answers += listener.feed(data, ts)
+                continue
+            heard = garble(data, master, own)  # a meter at other settings hears noise …
+            self.garbled_bytes += len(heard)
+            for answer in listener.feed(heard, ts):  # … and its answers reach us as noise
+                answer.data = garble(answer.data, own, master)
+                answer.wrong = None
+                answers.append(answer)
         out: list[tuple[float, bytes]] = []
         for answer in answers:
             address = answer.meter.address
@@ -197,7 +228,7 @@ class Bus:
         if not out:
             return
         start = min(s for s, _ in out)
-        frame = out[0][1] if len(out) == 1 else garble(out, self.byte_time)
+        frame = out[0][1] if len(out) == 1 else overlap(out, self.byte_time)
         if self.faults.noise:
             noise = bytes(self._rng.randrange(256) for _ in range(self.faults.noise))
             frame = noise + frame

@@ -2,6 +2,7 @@
 
 - ``taiqu sim serve --meters 10 --protocol dlt645-2007 --listen tcp://127.0.0.1:7001``
 - ``taiqu sim serve --config fleet.toml --write-gateway-config gateway.toml``
+- ``taiqu sim serve --meters 4 --personality single-phase`` (``taiqu sim personalities`` lists them)
 - ``taiqu sim ctl set_faults target=202611240001 drop=0.3 --url http://127.0.0.1:8765``
 """
 
@@ -44,6 +45,9 @@ def serve(
         DEFAULT_CONTROL, help="HOST:PORT of the JSON control interface on loopback ('' = off)."
     ),
     area_total: bool = typer.Option(False, help="Add an area total meter to the quick bus."),
+    personality: str = typer.Option(
+        "ordinary", help="Meter personality of the quick bus (see `taiqu sim personalities`)."
+    ),
     write_gateway_config: Path | None = typer.Option(
         None, help="Write a matching gateway.toml (one per area)."
     ),
@@ -58,7 +62,9 @@ def serve(
             if control != DEFAULT_CONTROL or not fleet_config.control:
                 fleet_config.control = control
         else:
-            fleet_config = quick_config(meters, protocol, listen, baud, area_total=area_total)
+            fleet_config = quick_config(
+                meters, protocol, listen, baud, area_total=area_total, personality=personality
+            )
             fleet_config.control = control
         asyncio.run(_serve(fleet_config, write_gateway_config, broker))
     except SimError as exc:
@@ -79,13 +85,16 @@ async def _serve(config: Any, gateway_path: Path | None, broker: str) -> None:
             typer.echo(f"control  {url}   (taiqu sim ctl METHOD key=value … --url {url})")
         for name, endpoint in fleet.endpoints.items():
             bus = fleet.buses[name]
-            typer.echo(
-                f"bus {name}  {endpoint}  {bus.baud} baud {bus.bytesize}{bus.parity}{bus.stopbits}"
-            )
+            typer.echo(f"bus {name}  {endpoint}  {bus.line}")
+            if name in fleet.rfc2217:
+                typer.echo(f"    rfc2217  {fleet.rfc2217[name]}   (a remote serial server)")
         for row in fleet.control.meters():
+            meter = fleet.meters[row["id"]]
+            line = fleet.meter_line.get(row["id"]) or fleet.buses[row["bus"]].line
             typer.echo(
                 f"  meter {row['id']:<16} {row['protocol']:<12} {row['model'] or '-':<8} "
-                f"{row['role']:<10} bus {row['bus']}  area {row['area']}"
+                f"{row['role']:<10} bus {row['bus']}  area {row['area']}  "
+                f"{meter.spec.personality.name} ({line})"
             )
         if gateway_path is not None:
             host, _, port = broker.rpartition(":")
@@ -96,6 +105,18 @@ async def _serve(config: Any, gateway_path: Path | None, broker: str) -> None:
                 typer.echo(f"gateway config written: {path}")
         typer.echo("serving; Ctrl-C stops")
         await asyncio.Event().wait()
+
+
+@app.command()
+def personalities() -> None:
+    """List the meter personalities (simulators/personalities/*.toml)."""
+    from simulators.personalities import describe
+
+    for row in describe():
+        proto = row["protocol"] or "any"
+        typer.echo(
+            f"{row['name']:<22} {proto:<12} {row['line'] or 'bus line':<10} {row['description']}"
+        )
 
 
 def _value(text: str) -> Any:

@@ -19,6 +19,7 @@ baud = 2400
 parity = "E"
 pace = true                         # false: no wire time (accelerated clocks)
 faults = { noise = 3 }
+rfc2217 = "127.0.0.1:0"             # also served over RFC 2217 ("" = off)
 
 [[meters]]
 bus = "bus1"
@@ -35,6 +36,13 @@ scenarios = [{ kind = "bypass", at = 2026-03-01T12:00:00+08:00, fraction = 0.3 }
 bus = "bus1"
 address = "202611249999"
 role = "area_total"
+
+[[meters]]
+bus = "bus1"
+address = "199700000001"
+personality = "dlt645-1997"         # simulators/personalities/*.toml; sets protocol and line
+personality_overrides = { busy_after_midnight_s = 30 }
+line = "1200 8E1"                   # the meter's own serial settings (default: personality, bus)
 ```
 Scenario kinds: ``meter_cover_open`` / ``terminal_cover_open`` (``until`` or ``duration_s``),
 ``reverse``, ``stopped``, ``bypass`` (``fraction`` registered), ``power_down`` (``until``),
@@ -52,6 +60,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulators.errors import SimConfigError
+from simulators.line import LineSettings
+from simulators.personalities import Personality, load_personality
 from taiqu.clock import AcceleratedSetting
 
 Protocol = Literal["dlt645-2007", "dlt645-1997", "dlt698", "modbus"]
@@ -118,6 +128,11 @@ class PrepayModel(_Strict):
 class MeterModel(_Strict):
     """One ``[[meters]]`` row (``count`` > 1 expands to consecutive addresses and seeds)."""
 
+    personality: str = "ordinary"  # a file of simulators/personalities (see docs/simulators.md)
+    personality_overrides: dict[str, Any] = Field(default_factory=dict)
+    line: str | None = (
+        None  # "1200 8E1": the meter's own serial settings (default: personality, bus)
+    )
     bus: str
     protocol: Protocol = "dlt645-2007"
     address: str
@@ -141,8 +156,39 @@ class MeterModel(_Strict):
     clock_offset_s: float = 0.0
     scenarios: list[ScenarioModel] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _personality_defaults(cls, data: Any) -> Any:
+        """Protocol and Modbus model come from the personality when the row does not say."""
+        if isinstance(data, dict) and data.get("personality"):
+            try:
+                found = load_personality(str(data["personality"]))
+            except SimConfigError as exc:
+                raise ValueError(str(exc)) from None
+            data = dict(data)
+            if found.protocol and "protocol" not in data:
+                data["protocol"] = found.protocol
+            if found.model and not data.get("model"):
+                data["model"] = found.model
+        return data
+
+    def resolved_personality(self) -> Personality:
+        """The personality with this row's overrides applied."""
+        return load_personality(self.personality).with_overrides(self.personality_overrides)
+
     @model_validator(mode="after")
     def _address(self) -> MeterModel:
+        try:
+            personality = self.resolved_personality()
+            if self.line is not None:
+                LineSettings.parse(self.line)
+        except SimConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if personality.protocol and personality.protocol != self.protocol:
+            raise ValueError(
+                f"personality {self.personality!r} is a {personality.protocol} meter, "
+                f"the row says protocol {self.protocol!r}"
+            )
         if self.protocol == "modbus":
             if not self.address.isdigit() or not 1 <= int(self.address) + self.count - 1 <= 247:
                 raise ValueError("a Modbus address is a unit id 1…247 (with count, all of them)")
@@ -179,6 +225,15 @@ class BusModel(_Strict):
     pace: bool = True
     faults: FaultsModel = Field(default_factory=FaultsModel)
     seed: int = 0
+    rfc2217: str = "127.0.0.1:0"  # HOST:PORT of the bus's RFC 2217 endpoint ("" = off)
+
+    @field_validator("rfc2217")
+    @classmethod
+    def _rfc2217(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if value and (not host or not port.isdigit()):
+            raise ValueError("rfc2217 must be 'HOST:PORT' (port 0 = any free port) or ''")
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -287,20 +342,41 @@ def quick_config(
     pace: bool = True,
     clock: Any = "real",
     area_total: bool = False,
+    personality: str = "ordinary",
 ) -> FleetConfig:
-    """One area, one bus, ``meters`` meters (``protocol`` may be ``modbus:MODEL``)."""
+    """One area, one bus, ``meters`` meters (``protocol`` may be ``modbus:MODEL``).
+
+    A personality that names its own protocol (``dlt645-1997``, a Modbus one) sets the bus's
+    protocol, model and line settings too, so the quick bus is readable as printed.
+    """
+    try:
+        found = load_personality(personality)
+    except SimConfigError as exc:
+        raise SimConfigError(f"command line: {exc}") from None
+    if found.protocol and found.protocol != protocol.partition(":")[0]:
+        protocol = found.protocol + (f":{found.model}" if found.model else "")
     model = ""
     if protocol.startswith("modbus"):
         protocol, _, model = protocol.partition(":")
+        model = model or found.model
     address = first_address or ("1" if protocol == "modbus" else "202611240001")
     rows: list[dict[str, Any]] = [
-        {"bus": "bus1", "protocol": protocol, "model": model, "address": address, "count": meters}
+        {
+            "bus": "bus1",
+            "protocol": protocol,
+            "model": model,
+            "address": address,
+            "count": meters,
+            "personality": personality,
+        }
     ]
     if area_total and protocol != "modbus":
         rows.append(
             {"bus": "bus1", "protocol": protocol, "address": "202611249999", "role": "area_total"}
         )
     parity = "N" if protocol == "modbus" else "E"
+    if found.line_settings is not None:  # the quick bus runs at the personality's settings
+        baud, parity = found.line_settings.baud, found.line_settings.parity
     data = {
         "clock": clock,
         "buses": [{"name": "bus1", "listen": listen, "baud": baud, "parity": parity, "pace": pace}],

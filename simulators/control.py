@@ -39,6 +39,11 @@ METHODS = (
     "truth_area",
     "events",
     "traffic",
+    "personalities",
+    "readable",
+    "reads",
+    "line",
+    "syncs",
 )
 
 
@@ -90,6 +95,9 @@ class FleetControl:
                     "bus": bus,
                     "area": self.fleet.meter_area[ident],
                     "endpoint": self.fleet.endpoints.get(bus, ""),
+                    "rfc2217": self.fleet.rfc2217.get(bus, ""),
+                    "personality": m.spec.personality.name,
+                    "line": str(self.fleet.meter_line.get(ident) or self.fleet.buses[bus].line),
                 }
             )
         return out
@@ -179,7 +187,14 @@ class FleetControl:
                 raise ControlError(f"unknown relay action {action!r}") from None
             if outcome.value != "ok":
                 raise ControlError(f"{meter}: {action} {outcome.value}")
-        return {"meter": meter, "relay": m.relay(ts).value, "keep_power": m.keep_power}
+        pending = m.pending_trip if m.trip_pending(ts) else None
+        return {
+            "meter": meter,
+            "relay": m.relay(ts).value,
+            "keep_power": m.keep_power,
+            "trip_pending": pending is not None,
+            "trip_opens_at": _iso(pending[1], self.fleet) if pending else None,
+        }
 
     def drift(self, meter: str, ppm: float = 0.0, offset_s: float = 0.0) -> dict[str, Any]:
         """Make a meter's clock drift (ppm) and/or jump (seconds) from now."""
@@ -288,12 +303,63 @@ class FleetControl:
         m = self._meter(target)
         return {"meter": target, **self.fleet.bus_of(target).traffic_of(m.address).as_dict()}
 
+    # -- the meter zoo -------------------------------------------------------------------------
+    def personalities(self) -> list[dict[str, Any]]:
+        """Every shipped meter personality (name, protocol, line settings, description)."""
+        from simulators.personalities import describe
+
+        return describe()
+
+    def readable(self, meter: str, at: str | None = None) -> dict[str, Any]:
+        """Ground truth: what the meter answers per identifier and quantity (see ``truth``)."""
+        from simulators.truth import readable
+
+        return readable(self.fleet, str(meter), self._ts(at))
+
+    def reads(self, meter: str) -> dict[str, Any]:
+        """What the meter actually answered so far: identifier → outcome → count."""
+        m = self._meter(meter)
+        return {"meter": meter, "reads": {di: dict(c) for di, c in m.reads.items()}}
+
+    def line(self, bus: str) -> dict[str, Any]:
+        """A bus's settings, the master's current ones (RFC 2217) and each meter's own."""
+        b = self.fleet.buses.get(str(bus))
+        if b is None:
+            raise ControlError(f"unknown bus {bus!r}")
+        meters = {
+            ident: str(self.fleet.meter_line.get(ident) or b.line)
+            for ident, name in self.fleet.meter_bus.items()
+            if name == bus
+        }
+        return {
+            "bus": bus,
+            "line": str(b.line),
+            "master": str(b.master_line),
+            "garbled_bytes": b.garbled_bytes,
+            "rfc2217": self.fleet.rfc2217.get(str(bus), ""),
+            "meters": meters,
+        }
+
+    def syncs(self, meter: str) -> dict[str, Any]:
+        """Broadcast time syncs the meter received and what it did with each."""
+        m = self._meter(meter)
+        return {
+            "meter": meter,
+            "syncs": [
+                {"at": _iso(ts, self.fleet), "meter_day": day.isoformat(), "outcome": outcome}
+                for ts, day, outcome in m.sync_log
+            ],
+            "meter_time": m.meter_time(self._ts(None)).isoformat(),
+        }
+
     def call(self, method: str, args: dict[str, Any]) -> Any:
         """Dispatch a named method with keyword arguments (the HTTP and CLI entry point)."""
         if method not in METHODS:
             raise ControlError(f"unknown control method {method!r}; known: {', '.join(METHODS)}")
         # names arrive as JSON numbers from query strings and the CLI ("202611240001" → int)
-        args = {k: str(v) if k in ("meter", "target", "area") else v for k, v in args.items()}
+        args = {
+            k: str(v) if k in ("meter", "target", "area", "bus") else v for k, v in args.items()
+        }
         try:
             return getattr(self, method)(**args)
         except TypeError as exc:

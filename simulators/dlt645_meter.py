@@ -18,7 +18,6 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from protocols.dlt645 import (
@@ -37,7 +36,7 @@ from protocols.dlt645 import (
     Function,
     ReadAddress,
     ReadData,
-    ReadReply,
+    ReadFollowUp,
     RemoteControl,
     Reply,
     Request,
@@ -49,9 +48,14 @@ from protocols.dlt645 import (
     error_byte,
     find_data_id,
 )
-from protocols.dlt645.layouts import Bcd, EventRecord, Group, Record
+from protocols.dlt645.control import CODES
+from protocols.dlt645.layouts import EventRecord, Group, Record
 from protocols.model import MeterTime
 from simulators.bus import Answer
+from simulators.dlt645_reads import answer_follow_up, answer_read
+from simulators.dlt645_reads import fit as _fit
+from simulators.history import NoData, settlement_values
+from simulators.line import LineSettings
 from simulators.meter import Control, Cover, Meter, Outcome
 from simulators.readings import all_values, energy_values
 
@@ -74,31 +78,12 @@ _DATE_KEYS = {"meter.date"}
 _TIME_KEYS = {"meter.time"}
 
 
-class NoData(Exception):
-    """The meter holds no value for the identifier asked (abnormal reply, not a crash)."""
+FollowUps = tuple[int, list[bytes], int]  # (identifier, value bytes per frame, next frame)
 
 
 def protocol_version(protocol: str) -> Version:
     """``dlt645-2007`` / ``dlt645-1997`` → ``Version``."""
     return Version.V1997 if protocol.endswith("1997") else Version.V2007
-
-
-def _fit(layout: Any, value: Any, key: str) -> Any:
-    """Quantise a float for a BCD layout (energy truncates and rolls over, like a register)."""
-    if not isinstance(layout, Bcd) or not isinstance(value, int | float | Decimal):
-        return value
-    if layout.integer:
-        return int(value)
-    quantum = Decimal(1).scaleb(-layout.decimals)
-    energy = key.startswith("energy.")
-    number = Decimal(repr(float(value))).quantize(
-        quantum, rounding=ROUND_DOWN if energy else ROUND_HALF_EVEN
-    )
-    limit = Decimal(10) ** (layout.digits - layout.decimals)
-    if energy and not layout.signed:
-        return number % limit
-    bound = (Decimal(8) * Decimal(10) ** (layout.digits - 1) - 1).scaleb(-layout.decimals)
-    return max(-bound, min(bound, number)) if layout.signed else max(Decimal(0), min(bound, number))
 
 
 class Dlt645Listener:
@@ -108,6 +93,8 @@ class Dlt645Listener:
         self.version = version
         self.baud = baud
         self._slave = Slave(version, preamble=4)
+        self.line: LineSettings | None = None  # its meters' serial settings (None: the bus's)
+        self.follow_ups: dict[str, FollowUps] = {}  # a long reply's frames, per meter address
         self._meters: dict[str, Meter] = {}
         for meter in meters:
             self.add(meter)
@@ -136,21 +123,21 @@ class Dlt645Listener:
     def _targets(self, address: str, ts: float) -> list[Meter]:
         meter = self._meters.get(address)
         if meter is not None:
-            return [meter] if meter.answers(ts) else []
+            return [meter] if meter.answers(ts) and not meter.busy(ts) else []
         if "A" not in address:
             return []
         return [
             m
             for m in self._meters.values()
-            if address_matches(address, m.address) and m.answers(ts)
+            if address_matches(address, m.address) and m.answers(ts) and not m.busy(ts)
         ]
 
     def _dispatch(self, request: Request, ts: float) -> list[Answer]:
         if request.address == BROADCAST:
             if isinstance(request, BroadcastTimeSync):
                 for meter in self._meters.values():
-                    if meter.answers(ts):
-                        meter.set_time(ts, request.when)
+                    if meter.answers(ts) and not meter.busy(ts):
+                        meter.broadcast_time(ts, request.when)
             return []
         answers = []
         for meter in self._targets(request.address, ts):
@@ -177,11 +164,9 @@ class Dlt645Listener:
         """What ``meter`` answers to ``request`` at ``ts`` (None: no reply)."""
         v = self.version
         if isinstance(request, ReadData):
-            try:
-                values = self.read(meter, request.di, ts)
-            except NoData:
-                return self._abnormal(meter, Function.READ, _NO_DATA)
-            return ReadReply(meter.address, request.di, values, version=v)
+            return answer_read(self, meter, request, ts)
+        if isinstance(request, ReadFollowUp):
+            return answer_follow_up(self, meter, request)
         if isinstance(request, ReadAddress):
             return AddressReply(meter.address, v)
         if isinstance(request, RemoteControl):
@@ -189,7 +174,7 @@ class Dlt645Listener:
         if isinstance(request, WriteData):
             return self._write(meter, request, ts)
         if isinstance(request, BroadcastTimeSync):
-            meter.set_time(ts, request.when)
+            meter.broadcast_time(ts, request.when)
             return None
         if isinstance(request, Freeze):
             return FreezeAck(meter.address, v)
@@ -198,6 +183,8 @@ class Dlt645Listener:
                 return BaudAck(meter.address, request.baud, v)
             return self._abnormal(meter, Function.CHANGE_BAUD, _BAUD)
         function = getattr(request, "function", Function.READ_FOLLOW_UP)
+        if function is Function.UNKNOWN or function not in CODES[self.version]:
+            return None  # a code this edition lacks (a 2007 frame to a 1997 meter): silence
         if function is Function.READ_FOLLOW_UP:
             return self._abnormal(meter, Function.READ_FOLLOW_UP, _NO_DATA)
         return self._abnormal(meter, function, _PASSWORD)  # clear meter, passwords … unauthorised
@@ -265,7 +252,7 @@ class Dlt645Listener:
         if row.period == "record":
             return self._record_source(meter, row, ts)
         if row.period == "settlement" and row.index:
-            raise NoData(row.di)  # previous settlement periods are not simulated
+            return settlement_values(meter, row.index, ts)
         if energy_only:  # the hot path of a polling sweep: no instantaneous values needed
             return dict(energy_values(meter, ts))
         values: dict[str, Any] = dict(all_values(meter, ts, 1))
@@ -274,6 +261,7 @@ class Dlt645Listener:
             {
                 "meter.date": local.date(),
                 "meter.time": local.time().replace(microsecond=0),
+                "meter.datetime": MeterTime(local.replace(microsecond=0), meter.spec.zone),
                 "meter.address": meter.address,
                 "meter.number": meter.address,
                 "temperature.meter": 25.0,

@@ -48,6 +48,7 @@ from protocols.dlt698.objects import (
 from protocols.dlt698.security import ServerSecurity
 from protocols.dlt698.values import encode_value, status_words
 from simulators.bus import Answer
+from simulators.line import LineSettings
 from simulators.meter import FROZEN_DAYS, Control, Cover, Meter, Outcome
 from simulators.readings import all_values
 
@@ -76,6 +77,7 @@ class Dlt698Listener:
         self._meters: dict[str, Meter] = {}
         self._associations: dict[str, int] = {}  # meter address → mechanism of its association
         self._fragmenting: Meter | None = None
+        self.line: LineSettings | None = None  # its meters' serial settings (None: the bus's)
         for meter in meters:
             self.add(meter)
 

@@ -6,6 +6,10 @@
 - ``PtyEndpoint``: a pseudo-terminal pair in raw mode; pyserial opens the printed slave path
   (``/dev/pts/N``) like a USB RS-485 adapter.  We keep the slave end open ourselves so a client
   closing it does not hang up the line.
+- ``Rfc2217Endpoint`` (``simulators.rfc2217``): TCP with RFC 2217 (Telnet COM-PORT-OPTION), as
+  an Ethernet serial server speaks it; the client's baud rate and character format reach the bus.
+
+A bus's endpoints share one ``Gate``: one master at a time on the line.
 """
 
 from __future__ import annotations
@@ -43,16 +47,34 @@ class _StreamLink:
             pass
 
 
+class Gate:
+    """One master at a time per bus, whichever endpoint it comes through."""
+
+    def __init__(self) -> None:
+        self.busy = False
+
+
 class TcpEndpoint:
     """A TCP listener feeding one bus (``socket://host:port`` for pyserial)."""
 
-    def __init__(self, serve: Serve, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, serve: Serve, host: str = "127.0.0.1", port: int = 0, *, gate: Gate | None = None
+    ) -> None:
         self._serve = serve
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
-        self._busy = False
+        self._gate = gate or Gate()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a master holds the bus (through this or another endpoint of it)."""
+        return self._gate.busy
+
+    def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Link:
+        """The bus link of one connection (a subclass may speak a protocol on it)."""
+        return _StreamLink(reader, writer)
 
     @property
     def url(self) -> str:
@@ -65,17 +87,17 @@ class TcpEndpoint:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._busy:
+        if self._gate.busy:
             writer.close()
             return
-        self._busy = True
+        self._gate.busy = True
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
-            await self._serve(_StreamLink(reader, writer))
+            await self._serve(self._link(reader, writer))
         finally:
-            self._busy = False
+            self._gate.busy = False
             if task is not None:
                 self._tasks.discard(task)
             writer.close()

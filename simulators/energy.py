@@ -133,6 +133,11 @@ class Timeline:
             bisect.insort(self._changes, (ts, self._seq, name, value))
         self._segments = None
 
+    def cancel(self, when: float, name: str) -> None:
+        """Withdraw the changes of ``name`` dated ``when`` (a pending command cancelled)."""
+        self._changes = [c for c in self._changes if not (c[2] == name and c[0] == when)]
+        self._segments = None
+
     def at(self, ts: float) -> dict[str, Any]:
         """The state in force at ``ts``."""
         segments = self.segments()

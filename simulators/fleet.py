@@ -26,10 +26,11 @@ from simulators.bus import Bus, Listener
 from simulators.config import BusModel, FleetConfig, MeterModel, ScenarioModel
 from simulators.dlt645_meter import Dlt645Listener, protocol_version
 from simulators.dlt698_meter import Dlt698Listener
-from simulators.endpoints import PtyEndpoint, TcpEndpoint
+from simulators.endpoints import Gate, PtyEndpoint, TcpEndpoint
 from simulators.energy import ZERO4, Vec4, add4, scale4
 from simulators.errors import ControlError
 from simulators.faults import Faults
+from simulators.line import LineSettings
 from simulators.meter import Cover, Meter, MeterSpec, Prepay
 from simulators.modbus_meter import ModbusListener
 from simulators.profiles import DEFAULT_TOU, LoadProfile, TouTable
@@ -85,6 +86,7 @@ class Fleet:
         self.meters: dict[str, Meter] = {}  # by meter id
         self.meter_bus: dict[str, str] = {}
         self.meter_area: dict[str, str] = {}
+        self.meter_line: dict[str, LineSettings | None] = {}  # None: the bus's settings
         self.areas: dict[str, Area] = {
             a.name: Area(a.name, a.gateway_id or f"gw-{i + 1:04d}", a.technical_loss)
             for i, a in enumerate(config.areas)
@@ -92,6 +94,8 @@ class Fleet:
         self.buses: dict[str, Bus] = {}
         self.endpoints: dict[str, str] = {}
         self._endpoints: dict[str, TcpEndpoint | PtyEndpoint] = {}
+        self._extra_endpoints: list[TcpEndpoint] = []
+        self.rfc2217: dict[str, str] = {}  # bus → "rfc2217://host:port"
         self.control_url = ""
         self._http: object | None = None
         by_bus: dict[str, list[Meter]] = {b.name: [] for b in config.buses}
@@ -111,7 +115,8 @@ class Fleet:
             by_bus[row.bus].append(meter)
         for b in config.buses:
             self.areas[b.area].buses.append(b.name)
-            listeners = self._listeners(by_bus[b.name], b.baud)
+            line = LineSettings(b.baud, b.parity, b.bytesize, b.stopbits)
+            listeners = self._listeners(by_bus[b.name], line)
             bus = Bus(
                 b.name,
                 self.clock,
@@ -140,7 +145,16 @@ class Fleet:
         profile = LoadProfile(row.profile, mean_kw, seed, row.noise, row.power_factor, self.tou)
         start = row.start_reading if row.start_reading is not None else 1000.0 + (seed % 97) * 53.0
         ident = f"{row.bus}:{address}" if row.protocol == "modbus" else address
+        personality = row.resolved_personality()
+        delay = row.response_delay_ms
+        if (
+            personality.response_delay_ms is not None
+            and "response_delay_ms" not in row.model_fields_set
+        ):
+            delay = personality.response_delay_ms
+        drift_ppm = row.drift_ppm + personality.drift_min_per_day * 60 / 86400 * 1e6
         spec = MeterSpec(
+            personality=personality,
             address=address,
             protocol=row.protocol,
             model=row.model,
@@ -150,11 +164,11 @@ class Fleet:
             control_level=row.control_level,
             write_level=row.write_level,
             operators=tuple(row.operators),
-            response_delay_ms=row.response_delay_ms,
+            response_delay_ms=delay,
             zone=self.config.zone,
             prepay=Prepay(**row.prepay.model_dump()) if row.prepay else None,
             clock_offset_s=row.clock_offset_s,
-            drift_ppm=row.drift_ppm,
+            drift_ppm=drift_ppm,
             role=row.role,
             id=ident,
         )
@@ -173,6 +187,8 @@ class Fleet:
             raise ControlError(f"meter id {meter.id} is used twice")
         self.meters[meter.id] = meter
         self.meter_bus[meter.id] = row.bus
+        line = row.line or meter.spec.personality.line
+        self.meter_line[meter.id] = LineSettings.parse(line) if line else None
         area = self._bus_model(row.bus).area
         self.meter_area[meter.id] = area
         if row.role == "customer":
@@ -224,18 +240,23 @@ class Fleet:
         )  # fmt: skip
         return Meter(new_spec, self.started_at)
 
-    def _listeners(self, meters: list[Meter], baud: int) -> list[Listener]:
+    def _listeners(self, meters: list[Meter], bus_line: LineSettings) -> list[Listener]:
+        """One listener per protocol and line setting (each hears the line at its settings)."""
+        groups: dict[tuple[str, LineSettings], list[Meter]] = {}
+        for meter in meters:
+            line = self.meter_line.get(meter.id) or bus_line
+            groups.setdefault((meter.spec.protocol, line), []).append(meter)
         out: list[Listener] = []
-        for protocol in ("dlt645-2007", "dlt645-1997"):
-            group = [m for m in meters if m.spec.protocol == protocol]
-            if group:
-                out.append(Dlt645Listener(protocol_version(protocol), group, baud))
-        dlt698 = [m for m in meters if m.spec.protocol == "dlt698"]
-        if dlt698:
-            out.append(Dlt698Listener(dlt698))
-        modbus = [m for m in meters if m.spec.protocol == "modbus"]
-        if modbus:
-            out.append(ModbusListener(modbus))
+        for (protocol, line), group in groups.items():
+            listener: Dlt645Listener | Dlt698Listener | ModbusListener
+            if protocol == "modbus":
+                listener = ModbusListener(group)
+            elif protocol == "dlt698":
+                listener = Dlt698Listener(group)
+            else:
+                listener = Dlt645Listener(protocol_version(protocol), group, line.baud)
+            listener.line = line
+            out.append(listener)
         return out
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -246,15 +267,30 @@ class Fleet:
             meter.registered(now)
         for b in self.config.buses:
             bus = self.buses[b.name]
+            gate = Gate()
             endpoint: TcpEndpoint | PtyEndpoint
             if b.listen == "pty":
                 endpoint = PtyEndpoint(bus.serve)
             else:
                 host, _, port = b.listen[6:].rpartition(":")
-                endpoint = TcpEndpoint(bus.serve, host.strip("[]"), int(port))
+                endpoint = TcpEndpoint(bus.serve, host.strip("[]"), int(port), gate=gate)
             await endpoint.start()
             self._endpoints[b.name] = endpoint
             self.endpoints[b.name] = endpoint.url
+            if b.rfc2217:
+                await self._start_rfc2217(b, bus, gate)
+
+    async def _start_rfc2217(self, b: BusModel, bus: Bus, gate: Gate) -> None:
+        """Serve the bus also over RFC 2217 (``rfc2217://``), sharing the one-master gate."""
+        from simulators.rfc2217 import Rfc2217Endpoint
+
+        host, _, port = b.rfc2217.rpartition(":")
+        endpoint = Rfc2217Endpoint(
+            bus.serve, bus.line, bus.set_master_line, host.strip("[]"), int(port), gate=gate
+        )
+        await endpoint.start()
+        self._extra_endpoints.append(endpoint)
+        self.rfc2217[b.name] = endpoint.url
 
     async def start_control(self, listen: str | None = None) -> str:
         """Serve the JSON-over-HTTP control interface on loopback; returns its URL."""
@@ -268,9 +304,10 @@ class Fleet:
 
     async def stop(self) -> None:
         """Close every endpoint and the control interface."""
-        for endpoint in self._endpoints.values():
+        for endpoint in [*self._endpoints.values(), *self._extra_endpoints]:
             await endpoint.stop()
         self._endpoints.clear()
+        self._extra_endpoints.clear()
         if self._http is not None:
             await self._http.stop()  # type: ignore[attr-defined]
             self._http = None

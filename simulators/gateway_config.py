@@ -57,6 +57,11 @@ def render(
             "[[buses]]",
             f"name = {_q(b.name)}",
             f"port = {_q(fleet.endpoints.get(b.name, b.listen))}",
+            *(
+                [f"# or port = {_q(fleet.rfc2217[b.name])}: RFC 2217, line settings reach the bus"]
+                if b.name in fleet.rfc2217
+                else []
+            ),
             f"baud = {b.baud}",
             f"parity = {_q(b.parity)}",
             f"bytesize = {b.bytesize}",
@@ -79,6 +84,11 @@ def render(
             f"model = {_q(meter.spec.model)}",
             f"role = {_q(meter.spec.role)}",
         ]
+        own = fleet.meter_line.get(ident)
+        if own is not None and own != fleet.buses[fleet.meter_bus[ident]].line:
+            lines.append(
+                f"# this meter runs at {own} ({meter.spec.personality.name}), not the bus's"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -23,7 +23,9 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from simulators import firmware
 from simulators.energy import ZERO4, EnergySource, LoadIntegral, Timeline, Vec4, add4, sub4
+from simulators.personalities import ORDINARY, Personality
 from simulators.profiles import LoadProfile, uniform
 
 FROZEN_DAYS = 62
@@ -120,6 +122,7 @@ class MeterSpec:
     drift_ppm: float = 0.0
     role: str = "customer"
     id: str = ""  # the archive id (defaults to the address; Modbus: "bus:unit")
+    personality: Personality = ORDINARY
 
 
 class Meter:
@@ -149,6 +152,9 @@ class Meter:
             self.prepay.since = self.prepay.checked_to = max(self.origin, spec.installed_at)
         self.covers: list[CoverRecord] = []
         self.relay_log: list[tuple[float, str, str]] = []  # (ts, new state, why)
+        self.pending_trip: tuple[float, float] | None = None  # (commanded, opens)
+        self.sync_log: list[tuple[float, date, str]] = []  # broadcast syncs: ts, day, outcome
+        self.reads: dict[str, dict[str, int]] = {}  # identifier → outcome → count (truth)
         self.clock_offset = spec.clock_offset_s
         self.drift_ppm = spec.drift_ppm
         self.clock_ref = self.origin
@@ -345,10 +351,16 @@ class Meter:
         if valid_until is not None and self.meter_time(ts) > valid_until:
             return Outcome.REFUSED
         relay = self.timeline.at(ts)["relay"]
+        if action in (Control.CLOSE_ALLOWED, Control.CLOSE, Control.KEEP_POWER):
+            self._cancel_pending_trip(ts)
         if action is Control.TRIP:
             if self.keep_power:
                 return Outcome.REFUSED
-            self._set_relay(ts, Relay.OPEN, "remote trip")
+            if self.pending_trip is not None and self.pending_trip[1] > ts:
+                return Outcome.OK  # already commanded: the relay opens as first scheduled
+            opens = firmware.trip_instant(self, ts)
+            self.pending_trip = (ts, opens)
+            self._set_relay(opens, Relay.OPEN, "remote trip")
         elif action is Control.CLOSE_ALLOWED:
             if relay != Relay.CLOSED:
                 self._set_relay(ts, Relay.ARMED, "close allowed")
@@ -364,6 +376,31 @@ class Meter:
         elif action is Control.KEEP_POWER_RELEASE:
             self.keep_power = False
         return Outcome.OK
+
+    def _cancel_pending_trip(self, ts: float) -> None:
+        if self.pending_trip is None or self.pending_trip[1] <= ts:
+            return
+        opens = self.pending_trip[1]
+        self.timeline.cancel(opens, "relay")
+        self.relay_log = [entry for entry in self.relay_log if entry[0] != opens]
+        self.pending_trip = None
+
+    def trip_pending(self, ts: float) -> bool:
+        """Whether a trip was commanded by ``ts`` and the relay has not opened yet."""
+        pending = self.pending_trip
+        return pending is not None and pending[0] <= ts < pending[1]
+
+    def broadcast_time(self, ts: float, when: datetime) -> str:
+        """A broadcast time sync at ``ts``: applied if the firmware accepts it; the outcome."""
+        outcome = firmware.broadcast_outcome(self, ts, when)
+        self.sync_log.append((ts, self.meter_time(ts).date(), outcome))
+        if outcome == firmware.ACCEPTED:
+            self.set_time(ts, when)
+        return outcome
+
+    def busy(self, ts: float) -> bool:
+        """Whether the meter is too busy to answer at ``ts`` (its daily freeze)."""
+        return firmware.busy(self, ts)
 
     def press_button(self, ts: float) -> bool:
         """The customer presses the meter's button: closes an armed relay."""
@@ -431,8 +468,8 @@ class Meter:
         sw3 = 0
         if state["relay"] != Relay.CLOSED:
             sw3 |= 1 << 4
-        if state["relay"] == Relay.OPEN:
-            sw3 |= 1 << 6
+        if state["relay"] == Relay.OPEN or self.trip_pending(ts):
+            sw3 |= 1 << 6  # relay commanded to trip (at once; the relay may follow later)
         if self.prepay is not None:
             sw3 |= 1 << 9  # money prepay
             balance = self.balance(ts) or 0.0

@@ -4,11 +4,14 @@ One ``ModbusSlave`` codec per bus hears every byte (as every meter's UART does);
 unit id that a powered, installed meter of this listener holds are answered from a register
 image built with the codec's own ``registers.encode_values`` for the meter's model.  Unknown
 unit ids and broadcasts get silence.  A read touching no register of the model's map gets
-exception 02 (ILLEGAL DATA ADDRESS); holes inside the map read 0, as on the real meters.
+exception 02 (ILLEGAL DATA ADDRESS); holes inside the map read 0, as on most real meters.
+Personalities: ``exception_on_gap`` answers exception 02 to any read touching a hole (some
+meters do), ``word_order`` sends 32-bit values in another word order than the map documents.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 
 from protocols.modbus.pdu import (
@@ -22,6 +25,7 @@ from protocols.modbus.pdu import (
 )
 from protocols.modbus.registers import MeterMap, encode_values, load_map, read_image
 from simulators.bus import Answer
+from simulators.line import LineSettings
 from simulators.meter import Meter
 from simulators.readings import all_values
 
@@ -31,6 +35,7 @@ class ModbusListener:
 
     def __init__(self, meters: Iterable[Meter]) -> None:
         self._slave = ModbusSlave()
+        self.line: LineSettings | None = None  # its meters' serial settings (None: the bus's)
         self._by_unit: dict[int, list[Meter]] = {}
         self._maps: dict[str, MeterMap] = {}
         for meter in meters:
@@ -45,6 +50,19 @@ class ModbusListener:
         """Every meter of this listener."""
         return [m for group in self._by_unit.values() for m in group]
 
+    def _map(self, model: str, word_order: str) -> MeterMap:
+        """The model's map, with every multi-word row in ``word_order`` unless it is ``map``."""
+        key = f"{model}:{word_order}"
+        found = self._maps.get(key)
+        if found is None:
+            base = self._maps.setdefault(model, load_map(model))
+            found = base
+            if word_order != "map":
+                rows = tuple(dataclasses.replace(r, word_order=word_order) for r in base.registers)
+                found = dataclasses.replace(base, registers=rows)
+            self._maps[key] = found
+        return found
+
     @property
     def dropped_bytes(self) -> int:
         """Line bytes the codec skipped as noise (DL/T 645 traffic included)."""
@@ -56,7 +74,7 @@ class ModbusListener:
         answers: list[Answer] = []
         while (event := self._slave.next_event()) is not NEED_DATA:
             for meter in self._by_unit.get(event.unit, ()):
-                if not meter.answers(ts):
+                if not meter.answers(ts) or meter.busy(ts):
                     continue
                 response = self._respond(meter, event, ts)
                 answers.append(
@@ -70,14 +88,19 @@ class ModbusListener:
         if isinstance(event, IllegalRequest):
             return ExceptionResponse(event.unit, event.function & 0x7F, event.code)
         assert isinstance(event, ReadRegisters)
-        meter_map = self._maps[meter.spec.model]
+        personality = meter.spec.personality
+        meter_map = self._map(meter.spec.model, personality.word_order)
         rows = [r for r in meter_map.registers if r.function == event.function]
         end = event.address + event.count
         if not any(r.address < end and event.address < r.end for r in rows):
             return ExceptionResponse(event.unit, event.function, ILLEGAL_DATA_ADDRESS)
+        if personality.exception_on_gap:
+            mapped = {a for r in rows for a in range(r.address, r.end)}
+            if any(a not in mapped for a in range(event.address, end)):
+                return ExceptionResponse(event.unit, event.function, ILLEGAL_DATA_ADDRESS)
         values = all_values(meter, ts, meter_map.phases)
         image = encode_values(
-            meter.spec.model,
+            meter_map,
             {q: round(values[q], 4) for q in meter_map.quantities if q in values},
         )
         words = read_image(image, event.function, event.address, event.count)

@@ -7,7 +7,13 @@ Layers (each its own module): ``frame`` (link layer, construct), ``stream`` (bus
 ``security`` (the seam for an encryption service).  Errors: see ``errors``.
 """
 
-from protocols.dlt645.codec import decode_reply, decode_request, encode_reply, encode_request
+from protocols.dlt645.codec import (
+    decode_reply,
+    decode_request,
+    encode_reply,
+    encode_request,
+    join_replies,
+)
 from protocols.dlt645.connection import NEED_DATA, Master, NeedData, Slave
 from protocols.dlt645.control import (
     Control,
@@ -43,6 +49,7 @@ from protocols.dlt645.frame import (
     normalize_address,
 )
 from protocols.dlt645.layouts import EventRecord, StatusWord
+from protocols.dlt645.load_profile import ProfileRecord, profile_di, profile_request
 from protocols.dlt645.messages import (
     AbnormalReply,
     AddressReply,
@@ -107,6 +114,7 @@ __all__ = [
     "OtherReply",
     "OtherRequest",
     "Plaintext",
+    "ProfileRecord",
     "ReadAddress",
     "ReadData",
     "ReadFollowUp",
@@ -140,8 +148,11 @@ __all__ = [
     "error_reasons",
     "find_data_id",
     "guess_version",
+    "join_replies",
     "normalize_address",
     "parse_di",
+    "profile_di",
+    "profile_request",
     "reply_to_events",
     "reply_to_readings",
 ]

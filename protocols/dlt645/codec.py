@@ -21,6 +21,7 @@ operator code: 8 hex digits, least significant byte first [?].
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -295,6 +296,29 @@ def encode_reply(reply: Reply, version: Version = V7) -> Frame:
     return Frame(address, _code(function, version) | reply_bit, data)
 
 
+def join_replies(replies: Sequence[ReadReply], zone: str = DEFAULT_METER_ZONE) -> ReadReply:
+    """One reply from the frames of a multi-frame read (first frame, then each follow-up).
+
+    The value bytes are joined in order and decoded once; ``Dlt645ValueError`` if the frames
+    are of different identifiers or meters, or if the joined value does not decode.
+    """
+    if not replies:
+        raise Dlt645ValueError("no frames to join")
+    first = replies[0]
+    version = first.version or V7
+    if any(r.di != first.di or r.address != first.address for r in replies):
+        raise Dlt645ValueError("follow-up frames of different identifiers or meters")
+    raw = b"".join(r.raw or b"" for r in replies)
+    row = find_data_id(first.di, version)
+    values: dict[str, Any] = {}
+    if row is not None:
+        try:
+            values = row_values(row, raw, zone)
+        except Dlt645Error as exc:
+            raise Dlt645ValueError(f"joined follow-up frames: {exc}") from None
+    return ReadReply(first.address, first.di, values, False, None, raw, version)
+
+
 _ACKS: dict[Function, type[WriteAck | WriteAddressAck | FreezeAck | ControlAck]] = {
     Function.WRITE: WriteAck,
     Function.WRITE_ADDRESS: WriteAddressAck,
@@ -324,12 +348,18 @@ def decode_reply(frame: Frame, version: Version = V7, zone: str = DEFAULT_METER_
         values: dict[str, Any] = {}
         row = find_data_id(di, version)
         follow = bool(frame.control & FOLLOW_UP_BIT)
-        # a frame that announces more is a part: the caller decodes the joined parts (``raw``)
-        if row is not None and not follow and (seq is None or row.valid_length(len(raw))):
+        if row is not None and not follow and seq is None:
             try:
                 values = row_values(row, raw, zone)
             except Dlt645Error as exc:
                 raise Dlt645ValueError(str(exc), frame) from None
+        elif row is not None and row.valid_length(len(raw)):
+            # one frame of several: decoded on its own only where it happens to hold a whole
+            # value; ``join_replies`` decodes the joined frames
+            try:
+                values = row_values(row, raw, zone)
+            except Dlt645Error:
+                values = {}
         return ReadReply(address, di, values, follow, seq, raw, version)
     if function is Function.READ_ADDRESS and len(data) == 6:
         return AddressReply(address_from_wire(data), version)

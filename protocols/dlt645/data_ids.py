@@ -14,7 +14,7 @@ from typing import Any
 
 from protocols.dlt645.control import Version
 from protocols.dlt645.errors import Dlt645EncodeError, Dlt645Error, Dlt645ValueError
-from protocols.dlt645.layouts import Group, Layout
+from protocols.dlt645.layouts import Layout
 from protocols.model import DEFAULT_METER_ZONE
 
 
@@ -45,7 +45,7 @@ class DataId:
     unit: str
     layout: Layout
     members: tuple[Member, ...] = ()
-    period: str = "current"  # current | settlement | daily_frozen | record
+    period: str = "current"  # current | settlement | daily_frozen | record | load_profile
     index: int = 0  # which settlement period / freeze / record back (1 = the last)
     di0_range: tuple[int, int] | None = None  # pattern rows: DI0 may be lo..hi
     certainty: str = "V"  # V several sources, 1 one source, ? sources conflict
@@ -67,10 +67,7 @@ class DataId:
 
     def valid_length(self, n: int) -> bool:
         """Whether ``n`` data bytes can hold this identifier's value."""
-        layout = self.layout
-        if isinstance(layout, Group):
-            return layout.valid_length(n)
-        return n == layout.length
+        return self.layout.valid_length(n)
 
 
 _PERIOD_NAMES = {

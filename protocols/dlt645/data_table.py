@@ -17,12 +17,21 @@ from protocols.dlt645.layouts import (
     Bcd,
     Bits,
     DateWeek,
+    DateWeekTime,
     Digits,
     Group,
     Layout,
     Record,
     Stamp,
     TimeOfDay,
+)
+from protocols.dlt645.load_profile import (
+    CATEGORIES,
+    EARLIEST,
+    GIVEN_TIME,
+    MOST_RECENT,
+    ProfileRecords,
+    profile_di,
 )
 
 V7, V9 = Version.V2007, Version.V1997
@@ -268,6 +277,27 @@ def _frozen_rows() -> list[DataId]:
     return rows
 
 
+def _load_profile_rows() -> list[DataId]:
+    rows = []
+    for category, (what, fields) in CATEGORIES.items():
+        for which, how in ((EARLIEST, "earliest"), (GIVEN_TIME, "from a given time"),
+                           (MOST_RECENT, "most recent")):  # fmt: skip
+            rows.append(
+                DataId(
+                    profile_di(category, which),
+                    V7,
+                    f"load profile {what}, {how}",
+                    f"load_profile.{category}",
+                    None,
+                    "",
+                    ProfileRecords(fields),
+                    period="load_profile",
+                    certainty="?",
+                )
+            )
+    return rows
+
+
 ROWS_2007: list[DataId] = [
     *_energy_rows_2007(),
     *_phase_rows(0x02010000, "voltage", "voltage", "V", Bcd(4, 1), False, V7),
@@ -281,6 +311,11 @@ ROWS_2007: list[DataId] = [
     _instant(0x02800007, "meter temperature", "temperature.meter", "Cel", Bcd(4, 1, signed=True)),
     _instant(0x04000101, "date and weekday", "meter.date", "", DateWeek()),
     _instant(0x04000102, "time", "meter.time", "", TimeOfDay()),
+    # date and time in one identifier (State Grid smart-meter extension) [?]: no public source
+    # at hand; meters without it refuse it, so a reader falls back to 04000101 + 04000102
+    _instant(
+        0x0400010C, "date, weekday and time", "meter.datetime", "", DateWeekTime(), certainty="?"
+    ),
     _instant(0x04000401, "communication address", "meter.address", "", Digits(6)),
     _instant(0x04000402, "meter number", "meter.number", "", Digits(6)),
     *_status_rows(),
@@ -294,6 +329,7 @@ ROWS_2007: list[DataId] = [
     _instant(0x00900101, "prepay overdraft energy", "prepay.overdraft.energy", "kWh", Bcd(8, 2)),
     _instant(0x00900200, "prepay remaining money", "prepay.balance.money", "CNY", Bcd(8, 2)),
     _instant(0x00900201, "prepay overdraft money", "prepay.overdraft.money", "CNY", Bcd(8, 2)),
+    *_load_profile_rows(),
 ]
 
 

@@ -35,6 +35,10 @@ class Layout(ABC):
     def encode(self, value: Any) -> bytes:
         """The data bytes of ``value``; ``Dlt645EncodeError`` if it does not fit."""
 
+    def valid_length(self, n: int) -> bool:
+        """Whether ``n`` data bytes can hold a value of this layout."""
+        return n == self.length
+
 
 def _digits(raw: bytes) -> str:
     text = raw[::-1].hex()
@@ -206,6 +210,37 @@ class TimeOfDay(Layout):
         if not isinstance(value, time):
             raise Dlt645EncodeError(f"{value!r} is not a time of day")
         return bytes.fromhex(f"{value.hour:02d}{value.minute:02d}{value.second:02d}")[::-1]
+
+
+class DateWeekTime(Layout):
+    """``YYMMDDWWhhmmss`` (wire ``ss mm hh WW DD MM YY``) → ``MeterTime`` (all zero: ``None``).
+
+    Date and time in one read, so a read across midnight cannot pair one day's date with the
+    next day's time.  The weekday is recomputed on encode and not checked on decode.
+    """
+
+    length = 7
+    fmt = "YYMMDDWWhhmmss"
+
+    def decode(self, raw: bytes, zone: str = DEFAULT_METER_ZONE) -> MeterTime | None:
+        text = _digits(raw)
+        if not text.strip("0"):
+            return None
+        f = [int(text[i : i + 2]) for i in range(0, 14, 2)]
+        return MeterTime.from_fields(f[0], f[1], f[2], f[4], f[5], f[6], zone=zone)
+
+    def encode(self, value: Any) -> bytes:
+        if value is None:
+            return bytes(self.length)
+        local = value.local if isinstance(value, MeterTime) else value
+        if not isinstance(local, datetime) or not 2000 <= local.year <= 2099:
+            raise Dlt645EncodeError(f"{value!r} is not a datetime in 2000..2099")
+        week = local.isoweekday() % 7
+        text = (
+            f"{local.year % 100:02d}{local.month:02d}{local.day:02d}{week:02d}"
+            f"{local.hour:02d}{local.minute:02d}{local.second:02d}"
+        )
+        return bytes.fromhex(text)[::-1]
 
 
 @dataclass(frozen=True, slots=True)

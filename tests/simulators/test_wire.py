@@ -100,7 +100,7 @@ async def test_one_client_at_a_time_per_bus():
         first = serial.serial_for_url(url, timeout=0.05)
         try:
             endpoint = fleet._endpoints["bus1"]
-            await wait_for(lambda: endpoint._busy)
+            await wait_for(lambda: endpoint.busy)
             host, port = url[len("socket://") :].split(":")
 
             def second_client() -> bytes:

@@ -13,6 +13,7 @@ from protocols.dlt645.layouts import (
     Bcd,
     Bits,
     DateWeek,
+    DateWeekTime,
     Digits,
     EventRecord,
     Group,
@@ -21,6 +22,7 @@ from protocols.dlt645.layouts import (
     Stamp,
     TimeOfDay,
 )
+from protocols.dlt645.load_profile import ProfileRecord, ProfileRecords
 from protocols.model import MeterTime
 
 addresses = st.text("0123456789", min_size=12, max_size=12)
@@ -45,6 +47,9 @@ def value_of(layout: Layout) -> st.SearchStrategy[object]:
         if "ss" not in layout.fmt:
             stamps = stamps.map(lambda d: d.replace(second=0))
         return st.none() | stamps.map(lambda d: MeterTime(d.replace(microsecond=0)))
+    if isinstance(layout, DateWeekTime):
+        stamps = st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31, 23, 59, 59))
+        return st.none() | stamps.map(lambda d: MeterTime(d.replace(microsecond=0)))
     if isinstance(layout, DateWeek):
         return st.dates(datetime(2000, 1, 1).date(), datetime(2099, 12, 31).date())
     if isinstance(layout, TimeOfDay):
@@ -60,6 +65,13 @@ def value_of(layout: Layout) -> st.SearchStrategy[object]:
         )
     if isinstance(layout, Group):
         return st.fixed_dictionaries({name: value_of(lay) for name, lay in layout.fields})
+    if isinstance(layout, ProfileRecords):
+        record = st.builds(
+            ProfileRecord,
+            value_of(layout.stamp),
+            st.fixed_dictionaries({name: value_of(lay) for name, lay in layout.fields}),
+        )
+        return st.lists(record, min_size=1, max_size=4).map(tuple)
     raise AssertionError(f"no strategy for {layout!r}")
 
 
