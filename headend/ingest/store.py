@@ -15,7 +15,6 @@ must call ``rolled_back()`` (the stream cache is reloaded from the database).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from headend.db.bulk import insert_ignore_many, insert_many
 from headend.db.dialect import insert_ignore
 from headend.db.tables import dead_letters, events, gaps, gateway_sessions, gateway_state, ingested
 from headend.db.tables import readings as readings_table
+from headend.ingest import presence
 from headend.ingest.registry import MeterRegistry
 from headend.ingest.rows import event_row, gap_rows, reading_rows
 from headend.ingest.streams import StreamBook
@@ -93,6 +93,8 @@ class Ingestor:
                 raise ContractError(f"head-end does not accept {kind!r} messages")
         except ContractError as exc:
             return self.dead_letter(conn, topic, payload, str(exc), now)
+        if isinstance(message, Batch | CommandResult):
+            presence.touch(conn, gateway, now)  # any message says the gateway is alive
         if isinstance(message, Batch):
             return self._batch(conn, gateway, message, now)
         if isinstance(message, Status):
@@ -206,8 +208,8 @@ class Ingestor:
         if retained and not changed:
             return Outcome("status", gateway)  # the broker re-delivered what we already have
         values: dict[str, Any] = {"online": online, "last_seen": now}
-        if status.health:
-            values["health"] = json.dumps(status.health, sort_keys=True, default=str)
+        health = status.health or (presence.split_health(row.health)[0] if row else {})
+        values["health"] = presence.health_with_status(health, now)
         for name in ("software", "config_hash", "archive_version", "epoch", "clock_synced"):
             if getattr(status, name) is not None:
                 values[name] = getattr(status, name)
