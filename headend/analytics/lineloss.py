@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from headend.analytics.model import MeterSpan, Method, Point, Registers, boundary
 
 DEFAULT_MAX_GAP = timedelta(hours=2)
+NOT_IN_FORCE = "no meter in force"
 RATE_PLACES = Decimal("0.0001")  # rates as fractions with 4 places (0.01 percentage point)
 
 
@@ -126,7 +127,7 @@ def point_energy(
     used: list[str] = []
     spans = [s for s in point.meters if _overlaps(s, t0, t1)]
     if not spans:
-        return PointEnergy(point.point, point.role, (), None, None, "no meter in force")
+        return PointEnergy(point.point, point.role, (), None, None, NOT_IN_FORCE)
     for span in spans:
         used.append(span.meter)
         regs = registers.get(span.meter, Registers())
@@ -177,9 +178,10 @@ def area_loss(
 ) -> LossResult:
     """Supply, sales, loss and rate of ``area`` over ``[start, end)``."""
     energies = tuple(
-        point_energy(p, registers, start, end, zone, max_gap)
+        e
         for p in sorted(points, key=lambda p: (p.role != "area_total", p.point))
-    )
+        if (e := point_energy(p, registers, start, end, zone, max_gap)).reason != NOT_IN_FORCE
+    )  # a point commissioned after the period (or removed before it) is not part of it
     supplies = [e for e in energies if e.role == "area_total"]
     customers = [e for e in energies if e.role != "area_total"]
     valid = [e for e in energies if e.energy is not None]
