@@ -28,6 +28,7 @@ ZONE = "Asia/Shanghai"
 START_AT = clock_time(7, 40)  # local: before the disconnect window opens at 08:00
 BACKFILL_DAYS = 7  # the gateways' default back-fill window (simulators' gateway.toml)
 BYPASS_DAYS_AGO = 3  # area2's bypass started this long before the clock's start
+COVER_DAYS_AGO = 2  # area3's meter cover was opened (once) this long before the start
 
 
 def taiqu(*args: str) -> list[str]:
@@ -82,12 +83,14 @@ def clock_start(now: datetime, zone: str = ZONE) -> datetime:
 def fleet_toml(areas: int, meters: int, start: datetime, factor: float, anchor: datetime) -> str:
     """The demo fleet: per area one DL/T 645-2007 bus with the area total meter, one Modbus bus.
 
-    area2: half of its DL/T 645 customers' energy bypasses their meters since three days before
-    the start (in the back-filled history); area3: a meter cover opened 90 s after the start.
+    area2: one customer (``…0001``) bypasses three quarters of its energy since three days before
+    the start (in the back-filled history); area3: the meter cover of ``…0500`` was opened two
+    days before the start and again 90 s after it, both before the gateway's first sweep.
     The Modbus meters (no daily freezes) are new commercial customers, energised at the start:
     before it no energy flows to them, so the back-filled days balance without them.
     """
     bypass_at = (start - timedelta(days=BYPASS_DAYS_AGO)).isoformat()
+    cover_at = (start - timedelta(days=COVER_DAYS_AGO, hours=5)).isoformat()
     unpowered = f"at = {(start - timedelta(days=30)).isoformat()}, until = {start.isoformat()}"
     lines = [
         f"clock = {{ start = {start.isoformat()}, factor = {factor:g}, "
@@ -133,20 +136,29 @@ def fleet_toml(areas: int, meters: int, start: datetime, factor: float, anchor: 
             f"seed = {a * 100}",
         ]
         dlt = max(1, meters - 2)
-        scenario = ""
-        if a == 2:
-            scenario = f'scenarios = [{{ kind = "bypass", at = {bypass_at}, fraction = 0.5 }}]'
-        lines += [
-            "",
-            "[[meters]]",
-            f'bus = "{area}-rs485-1"',
-            'protocol = "dlt645-2007"',
-            f'address = "{base}0001"',
-            f"count = {dlt}",
-            'profile = "residential"',
-            f"seed = {a * 1000}",
-            scenario,
-        ]
+        first = 1
+        if a == 2:  # one customer bypasses three quarters of its energy
+            first = 2
+            lines += [
+                "",
+                "[[meters]]",
+                f'bus = "{area}-rs485-1"',
+                f'address = "{base}0001"',
+                'profile = "residential"',
+                f"seed = {a * 1000}",
+                f'scenarios = [{{ kind = "bypass", at = {bypass_at}, fraction = 0.25 }}]',
+            ]
+        if dlt >= first:
+            lines += [
+                "",
+                "[[meters]]",
+                f'bus = "{area}-rs485-1"',
+                'protocol = "dlt645-2007"',
+                f'address = "{base}{first:04d}"',
+                f"count = {dlt - first + 1}",
+                'profile = "residential"',
+                f"seed = {a * 1000 + first - 1}",
+            ]
         if a == 3:
             lines += [
                 "",
@@ -155,7 +167,8 @@ def fleet_toml(areas: int, meters: int, start: datetime, factor: float, anchor: 
                 f'address = "{base}0500"',
                 'profile = "commercial"',
                 f"seed = {a * 1000 + 500}",
-                'scenarios = [{ kind = "meter_cover_open", after_s = 90, duration_s = 300 }]',
+                f'scenarios = [{{ kind = "meter_cover_open", at = {cover_at}, duration_s = 600 }},',
+                '  { kind = "meter_cover_open", after_s = 90, duration_s = 300 }]',
             ]
         lines += [
             "",

@@ -4,8 +4,9 @@ While it runs: every area's readings reach the head-end's API, the printed login
 command executes; the head-end is killed and the demo's supervisor restarts it (logged) while
 the demo keeps running; then, from the back-filled week and the first simulated hours: a prepaid
 account with a balance in every area, a reminder delivered to the local sink (and shown sent),
-line loss for a past day in every area, the area3 meter-cover opening (before the gateway's
-first sweep) at the head-end, and every gateway's ``last_seen`` within two simulated minutes of
+line loss for a past day in every area, area2's bypassed meter and area3's opened-cover meter
+ranked first among the suspects, the area3 meter-cover openings (before the gateway's first
+sweep) at the head-end, and every gateway's ``last_seen`` within two simulated minutes of
 the head-end's clock.  SIGTERM then stops it cleanly with status 0.
 """
 
@@ -31,7 +32,8 @@ import pytest
 
 pytestmark = pytest.mark.integration
 RUN_FOR = 240  # the cap; the test stops the demo as soon as everything was seen
-COVER_METER = "202603000500"  # area3's meter whose cover opens 90 simulated seconds in
+COVER_METER = "202603000500"  # area3: cover opened two days before the start and 90 s in
+BYPASS_METER = "202602000001"  # area2: bypassed since three days before the start
 
 
 def _get(url: str, token: str) -> Any:
@@ -194,6 +196,19 @@ def test_demo_shows_every_capability_within_minutes(tmp_path: Path) -> None:
 
         until("line loss of a past day in every area", past_losses)
 
+        # the suspects of the back-filled week: the thief and the opened cover ranked first
+        def first_suspects() -> dict[str, str]:
+            out = {}
+            for area in ("area2", "area3"):
+                ranked = _get(f"{base}/api/v1/analytics/areas/{area}/suspects", token)["suspects"]
+                out[area] = ranked[0]["meter"] if ranked else ""
+            return out
+
+        assert until("suspects", lambda: all(first_suspects().values()) and first_suspects()) == {
+            "area2": BYPASS_METER,
+            "area3": COVER_METER,
+        }
+
         # the cover opened before the gateway's first sweep reached the head-end
         events = until(
             "the area3 cover opening",
@@ -202,6 +217,17 @@ def test_demo_shows_every_capability_within_minutes(tmp_path: Path) -> None:
             ],
         )
         assert events[0]["details"]["first_contact"] is True and events[0]["end"], events
+        until(
+            "both cover openings",
+            lambda: (
+                len(
+                    _get(f"{base}/api/v1/events?type=meter_cover_open&meter={COVER_METER}", token)[
+                        "items"
+                    ]
+                )
+                == 2
+            ),
+        )
 
         # last_seen moves with every message: within two simulated minutes of the clock's now
         def fresh() -> bool:
