@@ -28,6 +28,7 @@ class Api:
 
     base: str
     token: str = ""
+    _login: tuple[str, str] = ("", "")
 
     def call(
         self,
@@ -62,10 +63,16 @@ class Api:
             raise DemoError(f"head-end {method} {path}: {exc}") from None
 
     def login(self, name: str, password: str) -> None:
+        self.token = ""
         reply = self.call(
             "POST", "/api/v1/auth/token", form={"username": name, "password": password}
         )
         self.token = reply["access_token"]
+        self._login = (name, password)
+
+    def relogin(self) -> None:
+        """Log in again with the last credentials (a token may not outlive its expiry)."""
+        self.login(*self._login)
 
 
 def fleet_meters(control_port: int) -> list[dict[str, Any]]:

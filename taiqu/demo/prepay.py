@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from taiqu.demo.client import Api
+from taiqu.demo.client import Api, DemoError
 
 OPENING = "200.00"
 STORY_OPENING = "0.25"
@@ -158,7 +158,13 @@ class Story:
 
     def step(self) -> None:
         """Look once; narrate changes of stage and supply; top up after the disconnect."""
-        acct = self.api.call("GET", f"/api/v1/prepay/accounts/{self.account}")
+        try:
+            acct = self.api.call("GET", f"/api/v1/prepay/accounts/{self.account}")
+        except DemoError as exc:
+            if "HTTP 401" not in str(exc):
+                raise
+            self.api.relogin()  # the head-end restarted with a new process; log in again
+            return
         now = {"stage": acct["stage"], "supply": acct["supply"]}
         if now != {k: self.seen.get(k) for k in now}:
             planned = acct.get("disconnect_at")

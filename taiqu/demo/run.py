@@ -159,7 +159,9 @@ def demo(
             f"reminders to a local sink ({workdir / 'notifications.jsonl'}); "
             f"{accounts.story} runs out of credit within minutes"
         )
-        story = Story(api, accounts.story, lambda m: console.print(f"[cyan]¥[/] {m}"))
+        counter = Api(api.base)  # the counter clerk takes the payment (operator role)
+        counter.login("operator", logins["operator"])
+        story = Story(counter, accounts.story, lambda m: console.print(f"[cyan]¥[/] {m}"))
 
         with console.status("starting the gateways …"):
             for cfg_path in configs:
