@@ -4,10 +4,10 @@ While it runs: every area's readings reach the head-end's API, the printed login
 command executes; the head-end is killed and the demo's supervisor restarts it (logged) while
 the demo keeps running; then, from the back-filled week and the first simulated hours: a prepaid
 account with a balance in every area, a reminder delivered to the local sink (and shown sent),
-line loss for a past day in every area, area2's bypassed meter and area3's opened-cover meter
-ranked first among the suspects, the area3 meter-cover openings (before the gateway's first
-sweep) at the head-end, and every gateway's ``last_seen`` within two simulated minutes of
-the head-end's clock.  SIGTERM then stops it cleanly with status 0.
+line loss and complete collection for a past day in every area, area2's bypassed meter and
+area3's opened-cover meter ranked first among the suspects, the area3 meter-cover openings
+(before the gateway's first sweep) at the head-end, and every gateway's ``last_seen`` within two
+simulated minutes of the head-end's clock.  SIGTERM then stops it cleanly with status 0.
 """
 
 from __future__ import annotations
@@ -195,6 +195,9 @@ def test_demo_shows_every_capability_within_minutes(tmp_path: Path) -> None:
             return got if got == set(areas) else set()
 
         until("line loss of a past day in every area", past_losses)
+        collected = _get(f"{base}/api/v1/analytics/collection?scope=area&{query}", token)
+        complete = {r["key"] for r in collected if r["due"] and r["obtained"] == r["due"]}
+        assert complete == set(areas), collected  # the back-filled week's collection success
 
         # the suspects of the back-filled week: the thief and the opened cover ranked first
         def first_suspects() -> dict[str, str]:
