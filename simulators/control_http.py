@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from simulators.control import FleetControl
+from simulators.endpoints import listen_failed
 from simulators.errors import ControlError, SimConfigError
 
 CALL_TIMEOUT = 30.0
@@ -96,7 +97,10 @@ class ControlServer:
                     return
                 self._run(args)
 
-        self._server = ThreadingHTTPServer(self._address, Handler)
+        try:
+            self._server = ThreadingHTTPServer(self._address, Handler)
+        except OSError as exc:
+            raise listen_failed("the control interface", *self._address, exc) from exc
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.url = f"http://{host!s}:{port}"

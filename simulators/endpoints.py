@@ -16,14 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import termios
 import tty
 from collections.abc import Awaitable, Callable
 
 from simulators.bus import Link
+from simulators.errors import EndpointError
 
 Serve = Callable[[Link], Awaitable[None]]
+
+
+def listen_failed(what: str, host: str, port: int, exc: OSError) -> EndpointError:
+    """The error for a listener that could not bind, naming the endpoint and the way out."""
+    reason = exc.strerror or str(exc)
+    hint = ""
+    if exc.errno == errno.EADDRINUSE:
+        hint = (
+            f"; another program (perhaps another `taiqu sim serve`) listens on port {port}: "
+            "stop it, or choose another port (port 0 picks a free one)"
+        )
+    return EndpointError(f"cannot open {what} on {host}:{port}: {reason}{hint}")
 
 
 class _StreamLink:
@@ -58,9 +72,16 @@ class TcpEndpoint:
     """A TCP listener feeding one bus (``socket://host:port`` for pyserial)."""
 
     def __init__(
-        self, serve: Serve, host: str = "127.0.0.1", port: int = 0, *, gate: Gate | None = None
+        self,
+        serve: Serve,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str = "",
+        *,
+        gate: Gate | None = None,
     ) -> None:
         self._serve = serve
+        self.name = name
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
@@ -83,7 +104,11 @@ class TcpEndpoint:
 
     async def start(self) -> None:
         """Listen (port 0 picks a free port, shown in ``url`` after start)."""
-        self._server = await asyncio.start_server(self._client, self.host, self.port)
+        try:
+            self._server = await asyncio.start_server(self._client, self.host, self.port)
+        except OSError as exc:
+            what = f"the endpoint of bus {self.name!r}" if self.name else "a bus endpoint"
+            raise listen_failed(what, self.host, self.port, exc) from exc
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -17,3 +17,7 @@ class ControlError(SimError):
 
 class ControlUnavailable(ControlError):
     """The control endpoint could not be reached."""
+
+
+class EndpointError(SimError):
+    """An endpoint (a bus's TCP listener, the control interface) could not be opened."""

@@ -273,7 +273,7 @@ class Fleet:
                 endpoint = PtyEndpoint(bus.serve)
             else:
                 host, _, port = b.listen[6:].rpartition(":")
-                endpoint = TcpEndpoint(bus.serve, host.strip("[]"), int(port), gate=gate)
+                endpoint = TcpEndpoint(bus.serve, host.strip("[]"), int(port), b.name, gate=gate)
             await endpoint.start()
             self._endpoints[b.name] = endpoint
             self.endpoints[b.name] = endpoint.url

@@ -14,8 +14,11 @@ counter and leaves a record.  So detection works from counters and records:
   ordinal, re-read on following sweeps, and reported again with the same ``Event.key`` as
   ``phase = "end"`` when the end appears.  A record complete when first seen is reported once with
   ``phase = "complete"``.  The head-end upserts by ``Event.key`` (meter, type, start).
-* The first sweep of a meter sets the baseline and reports nothing from history, except a record
-  still open (status word 7 says so), which is read and reported as ``start``.
+* The first sweep of a meter sets the baseline and reads the records the counter says exist: those
+  that started after the horizon (first contact minus ``first_contact_window``, by default the
+  seven days of back-fill) are reported with ``first_contact = True`` (a tamper just before the
+  first sweep must not silently become history); older closed records are history; a record
+  still open is reported as ``start`` whatever its age.
 * A counter that went *down* (events cleared at the meter, or a replacement) resets the baseline.
 
 Other checks, each reported once per excursion (state machines with a flag in the state):
@@ -36,6 +39,7 @@ from gateway.events.detector import EventDetector
 from gateway.events.sweep import (
     COUNT_QUANTITY,
     DEFAULT_DRIFT_LIMIT_S,
+    FIRST_CONTACT_WINDOW,
     RECORD_KEY,
     RECORDS_KEPT,
     SITE_VISIT_DRIFT_S,
@@ -53,6 +57,7 @@ from gateway.events.sweep import (
 __all__ = [
     "COUNT_QUANTITY",
     "DEFAULT_DRIFT_LIMIT_S",
+    "FIRST_CONTACT_WINDOW",
     "RECORDS_KEPT",
     "RECORD_KEY",
     "SITE_VISIT_DRIFT_S",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gateway.events.sweep import (
     DEFAULT_DRIFT_LIMIT_S,
+    FIRST_CONTACT_WINDOW,
     RECORDS_KEPT,
     SEEN_KEPT,
     SITE_VISIT_DRIFT_S,
@@ -32,9 +33,13 @@ class EventDetector:
         drift_limit_s: float = DEFAULT_DRIFT_LIMIT_S,
         site_visit_drift_s: float = SITE_VISIT_DRIFT_S,
         energy_quantities: tuple[str, ...] = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL),
+        first_contact_window: timedelta = FIRST_CONTACT_WINDOW,
     ) -> None:
         if not 0 < drift_limit_s <= site_visit_drift_s:
             raise ValueError("need 0 < drift_limit_s <= site_visit_drift_s")
+        if first_contact_window < timedelta(0):
+            raise ValueError("first_contact_window must not be negative")
+        self.first_contact_window = first_contact_window
         self.drift_limit_s = drift_limit_s
         self.site_visit_drift_s = site_visit_drift_s
         self.energy_quantities = energy_quantities
@@ -95,13 +100,8 @@ class EventDetector:
             seen.append(start)
             if rec.end is None:
                 pending.append(OpenRecord(start, count - n + 1))
-        if before is None:  # first sight: only a record still open is news
-            rec = records.get(1)
-            start = record_key(rec.start) if rec is not None else None
-            if rec is not None and start is not None and rec.end is None and start not in seen:
-                out.append(self._record_event(meter, counter, rec, poll, {"count": count}))
-                seen.append(start)
-                pending.append(OpenRecord(start, count))
+        if before is None:
+            out += self._first_contact(meter, counter, st, poll, count)
         for open_rec in list(pending):
             n = count - open_rec.ordinal + 1
             rec = records.get(n)
@@ -114,6 +114,44 @@ class EventDetector:
             out.append(self._record_event(meter, counter, rec, poll, details))
             pending.remove(open_rec)
         del seen[:-SEEN_KEPT]
+        return out
+
+    def _first_contact(
+        self, meter: str, counter: Counter, st: MeterEventState, poll: PollResult, count: int
+    ) -> list[Event]:
+        """First sight of a counter: the meter's records since the horizon are news.
+
+        The horizon is first contact minus ``first_contact_window`` (the back-fill window): an
+        opening the meter recorded in it happened while nobody watched (before commissioning on
+        this gateway, or between the simulator's start and the first sweep) and is reported once;
+        older records are history.  A record still open is reported whatever its age.  If a
+        record could not be read the counter stays unknown, so the next sweep looks again
+        (records already reported are remembered and never reported twice).
+        """
+        key = counter.value
+        records = poll.records.get(counter, {})
+        seen = st.seen.setdefault(key, [])
+        pending = st.open.setdefault(key, [])
+        horizon = poll.gateway_time - self.first_contact_window
+        out: list[Event] = []
+        complete = True
+        for n in range(1, min(count, RECORDS_KEPT) + 1):
+            rec = records.get(n)
+            if rec is None:
+                complete = False
+                continue
+            start = record_key(rec.start)
+            if rec.start is None or start is None or start in seen:
+                continue
+            if rec.end is not None and rec.start.utc < horizon:
+                continue  # history from before the horizon
+            details: dict[str, Any] = {"count": count - n + 1, "first_contact": True}
+            out.append(self._record_event(meter, counter, rec, poll, details))
+            seen.append(start)
+            if rec.end is None:
+                pending.append(OpenRecord(start, count - n + 1))
+        if not complete:
+            del st.counts[key]  # read the records again on the next sweep
         return out
 
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
@@ -16,6 +16,7 @@ RECORDS_KEPT = 10  # a DL/T 645-2007 meter keeps its last ten records of each ki
 SEEN_KEPT = 32  # start times remembered per kind (more than the meter keeps)
 DEFAULT_DRIFT_LIMIT_S = 60.0
 SITE_VISIT_DRIFT_S = 300.0  # larger drift cannot be fixed by broadcast (see gateway.clock.sync)
+FIRST_CONTACT_WINDOW = timedelta(days=7)  # the gateway's default back-fill window (backfill_days)
 
 SW1_ACTIVE_REVERSED = 1 << 4
 SW3_RELAY_OPEN = 1 << 4
@@ -55,11 +56,6 @@ _COUNT_DI = {
     Counter.METER_COVER: 0x03300D00,
     Counter.TERMINAL_COVER: 0x03300E00,
     Counter.POWER_DOWN: 0x03110000,
-}
-_OPEN_BIT = {
-    Counter.METER_COVER: SW7_METER_COVER_OPEN,
-    Counter.TERMINAL_COVER: SW7_TERMINAL_COVER_OPEN,
-    Counter.POWER_DOWN: SW7_POWER_DOWN,
 }
 DI_STATUS_WORD1 = 0x04000501
 DI_STATUS_WORD3 = 0x04000503
@@ -173,14 +169,13 @@ def records_to_read(
     state: MeterEventState, counts: Mapping[Counter, int], status_words: Mapping[int, int]
 ) -> dict[Counter, list[int]]:
     """Record numbers the second step of a sweep must read (empty when nothing changed)."""
+    del status_words  # kept in the signature: callers pass what the sweep read
     plan: dict[Counter, list[int]] = {}
-    sw7 = status_words.get(7, 0)
     for counter, count in counts.items():
         wanted: set[int] = set()
         before = state.counts.get(counter.value)
-        if before is None:
-            if sw7 & _OPEN_BIT[counter] and count > 0:
-                wanted.add(1)  # first sight with a record open: report it as started
+        if before is None:  # first sight: the records decide what is news (detector)
+            wanted.update(range(1, min(count, RECORDS_KEPT) + 1))
         elif count > before:
             wanted.update(range(1, min(count - before, RECORDS_KEPT) + 1))
         if before is not None and count >= before:

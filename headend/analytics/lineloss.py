@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from headend.analytics.model import MeterSpan, Method, Point, Registers, boundary, local_date_at
 
 DEFAULT_MAX_GAP = timedelta(hours=2)
+NOT_IN_FORCE = "no meter in force"
 RATE_PLACES = Decimal("0.0001")  # rates as fractions with 4 places (0.01 percentage point)
 SUPPLY_ROLE = "area_total"
 GENERATION_ROLE = "generation"
@@ -225,7 +226,7 @@ def point_energy(
     spans = [s for s in point.meters if _overlaps(s, t0, t1)]
     used = tuple(s.meter for s in spans)
     if not spans:
-        return PointEnergy(point.point, point.role, (), None, None, "no meter in force")
+        return PointEnergy(point.point, point.role, (), None, None, NOT_IN_FORCE)
     imported = _direction(spans, registers, start, end, zone, max_gap, export=False)
     if isinstance(imported, str):
         return PointEnergy(point.point, point.role, used, None, None, imported)
@@ -294,11 +295,14 @@ def area_loss(
     ordered = sorted(points, key=lambda p: (p.role != SUPPLY_ROLE, p.point))
     has_pv = any(p.pv for p in ordered)
     energies = tuple(
-        point_energy(
-            p, registers, start, end, zone, max_gap, exports,
-            need_export=p.pv or (p.role == SUPPLY_ROLE and has_pv),
-        )
+        e
         for p in ordered
+        if (
+            e := point_energy(
+                p, registers, start, end, zone, max_gap, exports,
+                need_export=p.pv or (p.role == SUPPLY_ROLE and has_pv),
+            )
+        ).reason != NOT_IN_FORCE  # commissioned after the period or removed before it
     )  # fmt: skip
     counted = [e for e in energies if e.role != GENERATION_ROLE]
     supplies = [e for e in counted if e.role == SUPPLY_ROLE]

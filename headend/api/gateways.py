@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +13,7 @@ from headend.archive import effective, push, service
 from headend.archive.models import GatewayIn, GatewayPatch
 from headend.db.errors import NotFound
 from headend.db.tables import areas, gateway_sessions, gateway_state, gateways
+from headend.ingest import presence
 
 router = APIRouter(prefix="/gateways", tags=["archive"])
 
@@ -31,14 +31,16 @@ def _visible(conn: ReadConn, user: Any) -> set[str] | None:
 def _out(conn: ReadConn, row: Any) -> dict[str, Any]:
     state = conn.execute(select(gateway_state).where(gateway_state.c.gateway == row.id)).first()
     archive = push.status(conn, row.id)
+    health, last_status = presence.split_health(state.health) if state else ({}, None)
     return {
         **effective.plain(row),
         "online": bool(state.online) if state else None,
         "since": state.since if state else None,
-        "last_seen": state.last_seen if state else None,
+        "last_seen": state.last_seen if state else None,  # any message
+        "last_status": last_status,  # the last status message
         "software": state.software if state else None,
         "clock_synced": state.clock_synced if state else None,
-        "health": json.loads(state.health) if state else {},
+        "health": health,
         "archive": {
             "version": archive.version,
             "issued": archive.issued,

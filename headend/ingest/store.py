@@ -21,7 +21,6 @@ publishes.  On rollback it must call ``rolled_back()`` (the stream cache is relo
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ from headend.commands.ingest import on_result
 from headend.db.bulk import ReadingSink
 from headend.db.dialect import insert_ignore
 from headend.db.tables import dead_letters, events, gaps, gateway_sessions, gateway_state
+from headend.ingest import presence
 from headend.ingest.ranges import SeqRanges
 from headend.ingest.registry import MeterRegistry
 from headend.ingest.rows import event_row, gap_rows, record_rows, sweep_rows
@@ -111,6 +111,8 @@ class Ingestor:
         except ContractError as exc:
             return self.dead_letter(conn, topic, payload, str(exc), now)
         # steps 2-4 (bind and route, write, ack) per kind
+        if isinstance(message, DataBatch | CommandResult):
+            presence.touch(conn, gateway, now)  # any message says the gateway is alive
         if isinstance(message, DataBatch):
             outcome = self._data(conn, gateway, message, now, sink)
             if own:
@@ -249,8 +251,8 @@ class Ingestor:
         if retained and not changed:
             return Outcome("status", gateway)  # the broker re-delivered what we already have
         values: dict[str, Any] = {"online": online, "last_seen": now}
-        if status.health:
-            values["health"] = json.dumps(status.health, sort_keys=True, default=str)
+        health = status.health or (presence.split_health(row.health)[0] if row else {})
+        values["health"] = presence.health_with_status(health, now)
         for name in ("software", "config_hash", "archive_version", "epoch", "clock_synced"):
             if getattr(status, name) is not None:
                 values[name] = getattr(status, name)

@@ -58,6 +58,19 @@ def test_missing_meter_lowers_coverage_and_is_never_zero():
     assert r.points[-1].reason == "missing:c2@2026-03-02"
 
 
+def test_a_point_commissioned_after_the_day_is_not_part_of_it():
+    # issue 23: a meter added today made every back-filled day of its area incomplete
+    later = Point("new", "customer", (MeterSpan("new", D(1), start=boundary(D3, Z)),))
+    points = [single("T", "area_total"), single("c1"), later]
+    regs = {
+        "T": frozen(d2026_03_01="0", d2026_03_02="110"),
+        "c1": frozen(d2026_03_01="0", d2026_03_02="100"),
+    }
+    r = area_loss("A", points, regs, D1, D2, Z)
+    assert (r.rate, r.coverage, r.points_total) == (D("0.0909"), 1, 2)
+    assert Flag.INCOMPLETE not in r.flags
+
+
 def test_month_spans_a_silent_day_from_its_boundaries():
     points = [single("T", "area_total"), single("c1")]
     regs = {

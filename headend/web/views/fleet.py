@@ -21,6 +21,7 @@ from headend.db import events as events_db
 from headend.db import readings as readings_db
 from headend.db.ops_tables import command_targets, commands
 from headend.db.tables import areas, events, gateway_state, meters, readings
+from headend.ingest import presence
 from protocols.model import EventType
 from protocols.quantities import RELAY_STATE
 
@@ -83,6 +84,7 @@ def overview(conn: Connection, user: User, now: datetime) -> list[dict[str, Any]
                 "meters": int(counts.get(r["id"], 0)),
                 "online": None if state is None else bool(state.online),
                 "last_seen": None if state is None else state.last_seen,
+                "last_status": None if state is None else presence.split_health(state.health)[1],
                 "alarms": alarms.get(r["id"], 0),
             }
         )
@@ -111,6 +113,7 @@ def area_detail(conn: Connection, user: User, area_id: str, now: datetime) -> di
         "area": area,
         "online": None if state is None else bool(state.online),
         "last_seen": None if state is None else state.last_seen,
+        "last_status": None if state is None else presence.split_health(state.health)[1],
         "meters": [
             {
                 "id": m.id,

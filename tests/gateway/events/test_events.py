@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter as Tally
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -150,7 +150,7 @@ def test_power_down_between_polls_is_reported_once(meter):
 def test_first_sight_reports_no_history_but_a_cover_open_now(meter):
     meter.open_cover(Cover.METER, T0 - 5000, T0 - 4000)
     meter.open_cover(Cover.METER, T0 - 100)
-    s = Sweeper(meter)
+    s = Sweeper(meter, EventDetector(first_contact_window=timedelta(hours=1)))
     (ev,) = s.sweep(T0)
     assert ev.details["phase"] == "start" and ev.start == mt(T0 - 100).aware
     meter.close_cover(Cover.METER, T0 + 50)

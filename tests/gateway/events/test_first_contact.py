@@ -1,0 +1,119 @@
+"""First contact with a meter whose counters are already above zero (issue 23).
+
+The demo's area3 meter-cover opening happens seconds after the simulator starts, before the
+gateway's first events sweep: the counter reads 1 at first sight and the cover is closed again.
+That opening, recorded by the meter with its times, must reach the head-end; history older than
+the horizon (first contact minus the back-fill window) must not flood it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.events import (
+    RECORDS_KEPT,
+    Counter,
+    EventDetector,
+    MeterEventState,
+    PollResult,
+    records_to_read,
+)
+from protocols.dlt645.layouts import EventRecord
+from protocols.model import EventType, MeterTime
+from simulators.meter import Cover, Meter, MeterSpec
+
+ZONE = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=ZONE).timestamp()
+DAY = 86400.0
+
+
+def mt(ts: float) -> MeterTime:
+    return MeterTime(datetime.fromtimestamp(ts, ZONE).replace(tzinfo=None))
+
+
+def sweep(
+    det: EventDetector,
+    meter: Meter,
+    state: MeterEventState,
+    ts: float,
+    *,
+    lose: set[int] = frozenset(),  # type: ignore[assignment]
+) -> tuple[list, MeterEventState]:
+    """One two-step sweep of the meter cover counter (records numbered in ``lose`` not read)."""
+    spans = [(r.start, r.end) for r in meter.cover_records(Cover.METER, ts)]
+    counts = {Counter.METER_COVER: len(spans)}
+    status = dict(enumerate(meter.status_words(ts), start=1))
+    plan = records_to_read(state, counts, status)
+    records = {
+        c: {
+            n: EventRecord(mt(spans[n - 1][0]), mt(e) if (e := spans[n - 1][1]) else None)
+            for n in ns
+            if n not in lose
+        }
+        for c, ns in plan.items()
+    }
+    poll = PollResult(datetime.fromtimestamp(ts, UTC), mt(ts), counts, records, status)
+    events, new = det.detect(meter.address, state, poll)
+    return events, MeterEventState.from_json(json.loads(json.dumps(new.to_json())))
+
+
+@pytest.fixture
+def meter() -> Meter:
+    return Meter(MeterSpec(address="202603000500"), origin=T0 - 30 * DAY)
+
+
+def test_an_opening_closed_before_the_first_sweep_is_reported_once_with_the_meters_times(meter):
+    meter.open_cover(Cover.METER, T0 - 90, T0 - 30)  # the demo: opened and closed, bit clear
+    events, state = sweep(EventDetector(), meter, MeterEventState(), T0)
+    (ev,) = events
+    assert ev.type is EventType.METER_COVER_OPEN
+    assert (ev.start, ev.end) == (mt(T0 - 90).aware, mt(T0 - 30).aware)
+    assert ev.details == {"phase": "complete", "count": 1, "first_contact": True}
+    for k in range(1, 4):  # never again
+        events, state = sweep(EventDetector(), meter, state, T0 + 300 * k)
+        assert events == []
+
+
+def test_history_before_the_horizon_is_not_reported_but_the_window_is(meter):
+    meter.open_cover(Cover.METER, T0 - 20 * DAY, T0 - 20 * DAY + 60)  # before the horizon
+    meter.open_cover(Cover.METER, T0 - 3 * DAY, T0 - 3 * DAY + 60)  # within the back-fill window
+    meter.open_cover(Cover.METER, T0 - 600, T0 - 500)
+    events, _ = sweep(EventDetector(), meter, MeterEventState(), T0)
+    assert sorted(e.start for e in events) == [mt(T0 - 3 * DAY).aware, mt(T0 - 600).aware]
+    assert sorted(e.details["count"] for e in events) == [2, 3]
+
+
+def test_a_cover_open_for_longer_than_the_window_is_still_reported_as_started(meter):
+    meter.open_cover(Cover.METER, T0 - 10 * DAY)
+    (ev,), state = sweep(EventDetector(), meter, MeterEventState(), T0)
+    assert ev.details["phase"] == "start" and ev.end is None
+    meter.close_cover(Cover.METER, T0 + 100)
+    (end,), _ = sweep(EventDetector(), meter, state, T0 + 300)
+    assert end.key == ev.key and end.details["phase"] == "end"
+
+
+def test_records_unread_at_first_contact_are_read_again_and_reported_once(meter):
+    meter.open_cover(Cover.METER, T0 - 900, T0 - 800)
+    meter.open_cover(Cover.METER, T0 - 300, T0 - 200)
+    det = EventDetector()
+    events, state = sweep(det, meter, MeterEventState(), T0, lose={2})  # bus trouble
+    assert [e.start for e in events] == [mt(T0 - 300).aware]
+    assert "meter_cover" not in state.counts  # first contact is not over
+    events, state = sweep(det, meter, state, T0 + 300)
+    assert [e.start for e in events] == [mt(T0 - 900).aware]
+    assert state.counts["meter_cover"] == 2
+    assert sweep(det, meter, state, T0 + 600)[0] == []
+
+
+def test_first_contact_reads_at_most_the_records_the_meter_keeps():
+    state = MeterEventState()
+    assert records_to_read(state, {Counter.METER_COVER: 0}, {}) == {}
+    assert records_to_read(state, {Counter.METER_COVER: 2}, {}) == {Counter.METER_COVER: [1, 2]}
+    plan = records_to_read(state, {Counter.POWER_DOWN: 40}, {})
+    assert plan == {Counter.POWER_DOWN: list(range(1, RECORDS_KEPT + 1))}
+    with pytest.raises(ValueError):
+        EventDetector(first_contact_window=timedelta(seconds=-1))
