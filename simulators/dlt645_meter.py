@@ -52,6 +52,7 @@ from protocols.dlt645 import (
 from protocols.dlt645.layouts import Bcd, EventRecord, Group, Record
 from protocols.model import MeterTime
 from simulators.bus import Answer
+from simulators.esam import SoftwareEsam
 from simulators.meter import Control, Cover, Meter, Outcome
 from simulators.readings import all_values, energy_values
 
@@ -109,12 +110,17 @@ class Dlt645Listener:
         self.baud = baud
         self._slave = Slave(version, preamble=4)
         self._meters: dict[str, Meter] = {}
+        self._esams: dict[str, SoftwareEsam] = {}  # the ESAM personality, by meter address
         for meter in meters:
             self.add(meter)
 
     def add(self, meter: Meter) -> None:
         """Put a meter on the line."""
         self._meters[meter.address] = meter
+
+    def add_esam(self, esam: SoftwareEsam) -> None:
+        """Give the meter at ``esam.address`` an ESAM (plaintext control refused from now on)."""
+        self._esams[esam.address] = esam
 
     def meters(self) -> Iterable[Meter]:
         """Every meter of this listener."""
@@ -176,6 +182,9 @@ class Dlt645Listener:
     def reply(self, meter: Meter, request: Request, ts: float) -> Reply | None:
         """What ``meter`` answers to ``request`` at ``ts`` (None: no reply)."""
         v = self.version
+        esam = self._esams.get(meter.address)
+        if esam is not None and (secured := esam.reply(meter, request, ts)) is not None:
+            return secured
         if isinstance(request, ReadData):
             try:
                 values = self.read(meter, request.di, ts)

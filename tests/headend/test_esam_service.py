@@ -108,7 +108,7 @@ def test_production_mode_refuses_the_software_service(key_file):
     lab = make_service(EsamSettings(service="software", key_file=key_file, production=False))
     assert lab.name == "software"
     assert service_of({}) is None
-    with pytest.raises(EsamConfigError, match="esam.session_seconds"):
+    with pytest.raises(EsamConfigError, match=r"esam\.session_seconds"):
         service_of({"esam": {"session_seconds": 5}})
 
 
