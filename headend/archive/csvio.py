@@ -1,7 +1,8 @@
 """Meters as CSV: export the archive in force, import a file as creations and changes.
 
 Columns (header row required, order free): ``id, point, area, bus, protocol, address, model,
-multiplier, role, customer, tariff_category, keep_power`` (``keep_power``: true/false/1/0/yes/no).
+multiplier, role, customer, tariff_category, keep_power, esam`` (flags: true/false/1/0/yes/no;
+``esam`` may be left out).
 An import is all-or-nothing: every line is validated first and any error rejects the whole file
 with the line numbers; a valid file creates new meters and versions changed ones (unchanged rows
 are left alone), audited one by one.
@@ -37,6 +38,7 @@ COLUMNS = (
     "customer",
     "tariff_category",
     "keep_power",
+    "esam",
 )
 REQUIRED = ("id", "area", "bus", "address")
 TRUE, FALSE = {"true", "1", "yes", "y"}, {"false", "0", "no", "n", ""}
@@ -95,6 +97,11 @@ def _parse(text: str) -> list[tuple[int, MeterIn]]:
             errors.append(f"line {line}: keep_power must be true or false, got {flag!r}")
             continue
         data["keep_power"] = flag in TRUE
+        esam = str(data.get("esam", "")).lower()
+        if esam not in TRUE | FALSE:
+            errors.append(f"line {line}: esam must be true or false, got {esam!r}")
+            continue
+        data["esam"] = esam in TRUE
         for optional in ("point", "model"):
             if not data.get(optional):
                 data.pop(optional, None)

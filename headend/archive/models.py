@@ -70,6 +70,7 @@ class MeterPatch(_In):
     customer: str | None = Field(default=None, max_length=200)
     tariff_category: str | None = Field(default=None, max_length=40)
     keep_power: bool | None = None
+    esam: bool | None = None
 
     _mult = field_validator("multiplier")(_multiplier)
 
@@ -89,12 +90,15 @@ class MeterIn(_In):
     customer: str = Field(default="", max_length=200)
     tariff_category: str = Field(default="", max_length=40)
     keep_power: bool = False
+    esam: bool = False  # a cost-control meter with an ESAM: control and clock via the secured flow
 
     _mult = field_validator("multiplier")(_multiplier)
 
     @model_validator(mode="after")
     def _address_fits_protocol(self) -> MeterIn:
         check_address(self.protocol, self.address)
+        if self.esam and self.protocol != "dlt645-2007":
+            raise ValueError("only DL/T 645-2007 meters have an ESAM")
         return self
 
 
