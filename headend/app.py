@@ -122,7 +122,9 @@ def _start_workers(app: FastAPI) -> Workers:
     from headend.scale.job import MaintenanceJob, scale_settings
 
     state = app.state
-    dispatcher, publisher = make_dispatcher(state.engine, state.settings, state.clock, state.signer)
+    dispatcher, publisher = make_dispatcher(
+        state.engine, state.settings, state.clock, state.signer, state.encryption
+    )
     state.dispatcher = dispatcher
     stop = asyncio.Event()
     workers = Workers([stop, publisher.stop])

@@ -1,0 +1,416 @@
+"""The secured flow for ESAM meters: authenticate, seal, control — each step a signed command.
+
+For a target meter flagged ``esam`` in the archive, a remote-control action (relay, alarm,
+keep-power) or a clock set does not travel as the plaintext command; its steps are rows of
+``esam_steps`` (contract: ``protocols.uplink.secured``, docs/mqtt.md):
+
+1. ``start``: the encryption service makes a challenge; an *authenticate* step is stored
+   ``approved`` and the target becomes ``sent``.
+2. ``due_commands`` (the dispatcher) claims due steps, which it signs and publishes, each with
+   its own id, nonce and a short ``valid_until`` (``step_seconds``).
+3. ``record_result`` (the ingest) stores a step's result; ``advance`` (the dispatcher, which holds
+   the encryption service) acts on it.  An accepted authentication opens the meter's session at
+   the gateway's report time ``at``.  If ``at + session − margin`` has not passed, the service seals
+   the control (or the clock writes) and a second step is stored with ``session_until``
+   (``at + session``), after which the gateway sends nothing; otherwise the flow restarts.
+4. The second step's result ends the target: ``executed`` (relay read back by the gateway) or
+   ``failed``.  A late step, no reply, or an "unauthorised" refusal (the meter's session may have
+   ended) restarts from authentication while attempts remain (``max_attempts``); a failed
+   authentication never restarts — the meter counts failures and locks for the day.  An
+   unreachable or refusing encryption service fails the target with its reason; nothing switched.
+
+Every step is in the audit log (``command.esam_step`` / ``command.esam_result``) and in the
+command's view (``steps``).  No key ever reaches the database: only what travels on the wire.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from headend import audit
+from headend.commands.states import State
+from headend.db.ops_tables import commands, esam_steps
+from headend.esam import Challenge, EncryptionError, EncryptionService, SessionInfo
+from protocols.dlt645 import LEVEL_MAC, LEVEL_SEALED, ControlAction, encode_value
+from protocols.uplink import Command, CommandAction, CommandResult, CommandState
+from protocols.uplink.secured import (
+    AuthenticateStep,
+    ControlStep,
+    SealedWrite,
+    StepReport,
+    WriteStep,
+    parse_step,
+    step_params,
+)
+
+# Remote-control actions and their 1CH N1 code.
+N1: dict[CommandAction, ControlAction] = {
+    CommandAction.RELAY_TRIP: ControlAction.TRIP,
+    CommandAction.RELAY_CLOSE_ALLOWED: ControlAction.CLOSE_ALLOWED,
+    CommandAction.RELAY_CLOSE_DIRECT: ControlAction.CLOSE_DIRECT,
+    CommandAction.ALARM: ControlAction.ALARM,
+    CommandAction.ALARM_RELEASE: ControlAction.ALARM_RELEASE,
+    CommandAction.KEEP_POWER_ON: ControlAction.KEEP_POWER,
+    CommandAction.KEEP_POWER_OFF: ControlAction.KEEP_POWER_RELEASE,
+}
+SECURED_ACTIONS = frozenset({*N1, CommandAction.TIME_SYNC})
+DATE_DI, TIME_DI = 0x04000101, 0x04000102
+RESTARTABLE = {"late", "no_reply"}
+REPORTED = "reported"  # a step's result is stored, the dispatcher has not acted on it yet
+UNAUTHORISED = "password_error_or_unauthorised"
+MeterTime = Callable[[datetime], datetime]  # aware now → the meter's naive local time
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """Timing and bounds of the flow (``[esam]`` of headend.toml)."""
+
+    session_seconds: int = 300  # the meters' authentication validity
+    margin_seconds: int = 30  # seal only while at least this much of the session remains
+    max_attempts: int = 3  # authentications per target
+    step_seconds: int = 60  # valid_until of each step command
+    control_minutes: int = 5  # the 1CH valid-until (meter local time) after sealing
+
+
+@dataclass(frozen=True)
+class Target:
+    """One ESAM meter of a dispatch."""
+
+    command_id: str
+    dispatch_id: str
+    gateway: str
+    meter: str
+    address: str
+    action: CommandAction
+
+
+def _insert_step(
+    conn: Connection,
+    target: Target,
+    kind: str,
+    attempt: int,
+    session: str,
+    params: dict[str, Any],
+    now: datetime,
+    session_until: datetime | None = None,
+) -> str:
+    step_id = f"{target.dispatch_id}:{session}{kind[0]}"
+    conn.execute(
+        insert(esam_steps).values(
+            id=step_id,
+            dispatch_id=target.dispatch_id,
+            command_id=target.command_id,
+            meter=target.meter,
+            gateway=target.gateway,
+            kind=kind,
+            attempt=attempt,
+            session=session,
+            state=State.APPROVED.value,
+            params=params,
+            created_at=now,
+            session_until=session_until,
+        )
+    )
+    audit.append(
+        conn,
+        "system",
+        "command.esam_step",
+        target.command_id,
+        {"step": step_id, "meter": target.meter, "kind": kind, "attempt": attempt},
+        at=now,
+    )
+    return step_id
+
+
+def _challenge_params(challenge: Challenge, session: str) -> dict[str, Any]:
+    return step_params(
+        AuthenticateStep(
+            session=session,
+            factor=challenge.factor.hex().upper(),
+            random1=challenge.random1.hex().upper(),
+            ciphertext1=challenge.ciphertext1.hex().upper(),
+        )
+    )
+
+
+def start(
+    conn: Connection,
+    service: EncryptionService | None,
+    target: Target,
+    now: datetime,
+    attempt: int = 1,
+) -> str | None:
+    """Store the authenticate step of ``target`` (None: the target failed, reason stored)."""
+    if service is None:
+        _finish(conn, target, State.FAILED, now, "no encryption service is configured ([esam])")
+        return None
+    try:
+        challenge = service.authenticate(target.address)
+    except EncryptionError as exc:
+        _finish(conn, target, State.FAILED, now, f"encryption service: {exc}")
+        return None
+    session = secrets.token_hex(4)
+    return _insert_step(
+        conn, target, "authenticate", attempt, session, _challenge_params(challenge, session), now
+    )
+
+
+def _finish(
+    conn: Connection,
+    target: Target,
+    state: State,
+    at: datetime,
+    reason: str | None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    from headend.commands.ingest import finish_target
+
+    finish_target(conn, target.dispatch_id, target.meter, state, at, reason, detail)
+
+
+def due_commands(
+    conn: Connection, now: datetime, settings: FlowSettings
+) -> list[tuple[str, Command]]:
+    """Approved steps as unsigned commands, claimed ``sent`` (the caller signs and publishes
+    them and, when publishing fails, calls ``unsend``)."""
+    rows = conn.execute(
+        select(esam_steps, commands.c.action)
+        .select_from(esam_steps.join(commands, commands.c.id == esam_steps.c.command_id))
+        .where(esam_steps.c.state == State.APPROVED.value)
+        .order_by(esam_steps.c.created_at)
+        .limit(100)
+    ).all()
+    out = []
+    for row in rows:
+        won = conn.execute(
+            update(esam_steps)
+            .where(esam_steps.c.id == row.id, esam_steps.c.state == State.APPROVED.value)
+            .values(state=State.SENT.value, sent_at=now)
+        )
+        if not won.rowcount:
+            continue
+        until = now + timedelta(seconds=settings.step_seconds)
+        if row.session_until is not None:
+            until = min(until, row.session_until)
+        command = Command(
+            id=row.id,
+            gateway=row.gateway,
+            meters=(row.meter,),
+            action=CommandAction(row.action),
+            params=row.params,
+            issued=now,
+            valid_until=until,
+            nonce=secrets.token_hex(16),
+        )
+        out.append((row.gateway, command))
+    return out
+
+
+def unsend(conn: Connection, step_id: str, reason: str) -> None:
+    """A step whose publication failed goes back to ``approved`` (published on the next pass)."""
+    conn.execute(
+        update(esam_steps)
+        .where(esam_steps.c.id == step_id, esam_steps.c.state == State.SENT.value)
+        .values(state=State.APPROVED.value, reason=reason)
+    )
+
+
+def record_result(conn: Connection, gateway: str, result: CommandResult) -> bool:
+    """Store a gateway's final result for a step (the ingest); False if it names no step of
+    this gateway.  The dispatcher acts on it (``advance``), where the encryption service is."""
+    row = conn.execute(select(esam_steps).where(esam_steps.c.id == result.id)).one_or_none()
+    if row is None or row.gateway != gateway:
+        return False
+    if result.state in (CommandState.RECEIVED, CommandState.EXECUTING):
+        return True
+    conn.execute(
+        update(esam_steps)
+        .where(
+            esam_steps.c.id == row.id,
+            esam_steps.c.state.in_([State.SENT.value, State.APPROVED.value]),
+        )
+        .values(
+            state=REPORTED,
+            finished_at=result.at,
+            reason=result.reason,
+            detail={"state": result.state.value, "detail": result.detail},
+        )
+    )
+    return True
+
+
+def advance(
+    conn: Connection,
+    service: EncryptionService | None,
+    address_of: Callable[[str], str | None],
+    meter_time: MeterTime,
+    settings: FlowSettings,
+    now: datetime,
+) -> int:
+    """Act on reported step results: next step, restart, or the target's end; returns how many."""
+    rows = conn.execute(
+        select(esam_steps, commands.c.action)
+        .select_from(esam_steps.join(commands, commands.c.id == esam_steps.c.command_id))
+        .where(esam_steps.c.state == REPORTED)
+        .order_by(esam_steps.c.finished_at)
+        .limit(100)
+    ).all()
+    for row in rows:
+        reported = row.detail or {}
+        ok = reported.get("state") == CommandState.EXECUTED.value
+        final = State.EXECUTED if ok else State.FAILED
+        conn.execute(update(esam_steps).where(esam_steps.c.id == row.id).values(state=final.value))
+        detail = dict(reported.get("detail") or {})
+        raw = detail.pop("esam", None)
+        report = StepReport.model_validate(raw) if isinstance(raw, dict) else None
+        address = address_of(row.meter) or ""
+        action = CommandAction(row.action)
+        target = Target(row.command_id, row.dispatch_id, row.gateway, row.meter, address, action)
+        audit.append(
+            conn,
+            "system",
+            "command.esam_result",
+            row.command_id,
+            {"step": row.id, "meter": row.meter, "state": final.value, "reason": row.reason},
+            at=now,
+        )
+        if ok and row.kind == "authenticate":
+            _second_step(
+                conn, service, target, row, report, row.finished_at, meter_time, settings, now
+            )
+        elif ok:
+            _finish(conn, target, State.EXECUTED, row.finished_at, None, detail or None)
+        else:
+            _failed(conn, service, target, row, report, row.reason, settings, now)
+    return len(rows)
+
+
+def _second_step(
+    conn: Connection,
+    service: EncryptionService | None,
+    target: Target,
+    row: Any,
+    report: StepReport | None,
+    opened: datetime,
+    meter_time: MeterTime,
+    settings: FlowSettings,
+    now: datetime,
+) -> None:
+    if report is None or report.random2 is None or report.esam_serial is None:
+        _finish(conn, target, State.FAILED, now, "authentication result without random number 2")
+        return
+    session_until = opened + timedelta(seconds=settings.session_seconds)
+    if now >= session_until - timedelta(seconds=settings.margin_seconds):
+        _restart(conn, service, target, row.attempt, settings, now, "session too old to seal")
+        return
+    step = parse_step(row.params)
+    assert isinstance(step, AuthenticateStep)
+    challenge = Challenge(
+        target.address,
+        bytes.fromhex(step.factor),
+        bytes.fromhex(step.random1),
+        bytes.fromhex(step.ciphertext1),
+    )
+    info = SessionInfo(challenge, bytes.fromhex(report.random2), bytes.fromhex(report.esam_serial))
+    local = meter_time(now)
+    try:
+        if service is None:
+            raise EncryptionError("no encryption service is configured ([esam])")
+        params = _sealed_params(service, info, target, row.session, session_until, local, settings)
+    except EncryptionError as exc:
+        _finish(conn, target, State.FAILED, now, f"encryption service: {exc}")
+        return
+    kind = "write" if target.action is CommandAction.TIME_SYNC else "control"
+    _insert_step(conn, target, kind, row.attempt, row.session, params, now, session_until)
+
+
+def _sealed_params(
+    service: EncryptionService,
+    info: SessionInfo,
+    target: Target,
+    session: str,
+    session_until: datetime,
+    local: datetime,
+    settings: FlowSettings,
+) -> dict[str, Any]:
+    if target.action is CommandAction.TIME_SYNC:  # set the meter to the head-end's time
+        local = local.replace(microsecond=0)
+        date_value = encode_value(DATE_DI, local.date())
+        time_value = encode_value(TIME_DI, local.time())
+        writes = (
+            SealedWrite(
+                di=f"{DATE_DI:08X}",
+                level="99",
+                payload=service.seal_write(info, 0, DATE_DI, date_value, LEVEL_MAC).hex().upper(),
+            ),
+            SealedWrite(
+                di=f"{TIME_DI:08X}",
+                level="98",
+                payload=service.seal_write(info, 1, TIME_DI, time_value, LEVEL_SEALED)
+                .hex()
+                .upper(),
+            ),
+        )
+        return step_params(WriteStep(session=session, session_until=session_until, writes=writes))
+    until = local.replace(microsecond=0) + timedelta(minutes=settings.control_minutes)
+    sealed = service.seal_control(info, 0, int(N1[target.action]), until)
+    return step_params(
+        ControlStep(session=session, session_until=session_until, sealed=sealed.hex().upper())
+    )
+
+
+def _failed(
+    conn: Connection,
+    service: EncryptionService | None,
+    target: Target,
+    row: Any,
+    report: StepReport | None,
+    reason: str | None,
+    settings: FlowSettings,
+    now: datetime,
+) -> None:
+    why = reason or "the step failed"
+    retry = (
+        row.kind != "authenticate"
+        and report is not None
+        and (report.outcome in RESTARTABLE or UNAUTHORISED in report.reasons)
+    )
+    if row.kind == "authenticate" and report is not None and report.outcome == "no_reply":
+        retry = True  # nothing reached the meter's ESAM: no failure was counted
+    if retry:
+        _restart(conn, service, target, row.attempt, settings, now, why)
+        return
+    detail = {"esam": report.model_dump(mode="json")} if report is not None else None
+    _finish(conn, target, State.FAILED, now, f"{row.kind} step: {why}", detail)
+
+
+def _restart(
+    conn: Connection,
+    service: EncryptionService | None,
+    target: Target,
+    attempt: int,
+    settings: FlowSettings,
+    now: datetime,
+    why: str,
+) -> None:
+    if attempt >= settings.max_attempts:
+        _finish(conn, target, State.FAILED, now, f"{why}; gave up after {attempt} authentications")
+        return
+    start(conn, service, target, now, attempt + 1)
+
+
+def steps_of(conn: Connection, command_id: str) -> list[dict[str, Any]]:
+    """The command's ESAM steps for its view (oldest first)."""
+    keys = ("id", "meter", "kind", "attempt", "state", "created_at", "sent_at", "finished_at")
+    rows = conn.execute(
+        select(esam_steps)
+        .where(esam_steps.c.command_id == command_id)
+        .order_by(esam_steps.c.created_at, esam_steps.c.id)
+    )
+    return [{**{k: getattr(r, k) for k in keys}, "reason": r.reason} for r in rows]
