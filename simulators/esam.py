@@ -50,6 +50,7 @@ from protocols.dlt645 import (
     find_data_id,
     security_word,
 )
+from protocols.dlt645.security import first_class
 from protocols.esam import (
     LabCryptoError,
     Session,
@@ -218,6 +219,9 @@ class SoftwareEsam:
             return AbnormalReply(meter.address, Function.WRITE, _UNAUTHORISED, (), V7)
         header = write_header(meter.address, request.di)
         level = int(request.password[:2], 16)
+        if (level == LEVEL_MAC) != first_class(request.di):
+            self._note(ts, "write", False, "wrong level for this parameter", di=f"{request.di:08X}")
+            return AbnormalReply(meter.address, Function.WRITE, _UNAUTHORISED, (), V7)
         try:
             if level == LEVEL_MAC:
                 value = request.payload[:-4]

@@ -37,7 +37,7 @@ from headend import audit
 from headend.commands.states import State
 from headend.db.ops_tables import commands, esam_steps
 from headend.esam import Challenge, EncryptionError, EncryptionService, SessionInfo
-from protocols.dlt645 import LEVEL_MAC, LEVEL_SEALED, ControlAction, encode_value
+from protocols.dlt645 import LEVEL_SEALED, ControlAction, encode_value
 from protocols.uplink import Command, CommandAction, CommandResult, CommandState
 from protocols.uplink.secured import (
     AuthenticateStep,
@@ -343,19 +343,13 @@ def _sealed_params(
         local = local.replace(microsecond=0)
         date_value = encode_value(DATE_DI, local.date())
         time_value = encode_value(TIME_DI, local.time())
-        writes = (
+        writes = tuple(  # both second-class parameters: ciphertext + MAC (docs/dlt645.md)
             SealedWrite(
-                di=f"{DATE_DI:08X}",
-                level="99",
-                payload=service.seal_write(info, 0, DATE_DI, date_value, LEVEL_MAC).hex().upper(),
-            ),
-            SealedWrite(
-                di=f"{TIME_DI:08X}",
+                di=f"{di:08X}",
                 level="98",
-                payload=service.seal_write(info, 1, TIME_DI, time_value, LEVEL_SEALED)
-                .hex()
-                .upper(),
-            ),
+                payload=service.seal_write(info, seq, di, value, LEVEL_SEALED).hex().upper(),
+            )
+            for seq, (di, value) in enumerate(((DATE_DI, date_value), (TIME_DI, time_value)))
         )
         return step_params(WriteStep(session=session, session_until=session_until, writes=writes))
     until = local.replace(microsecond=0) + timedelta(minutes=settings.control_minutes)

@@ -53,6 +53,20 @@ ESAM_SERIAL = 8
 MAC = 4
 SEALED_CONTROL = 20  # 16-byte ciphertext + 4-byte MAC
 
+# First-class parameters (level 99: plaintext + MAC, kept in the ESAM); every other protected
+# parameter, the date and time included, is second class (level 98: ciphertext + MAC).  [1]
+FIRST_CLASS_PREFIXES = ("040501", "040502")  # tariff prices, first and second set
+FIRST_CLASS = frozenset(
+    {0x04000108, 0x04000109, 0x04000306, 0x04000307, 0x04000402, 0x0400040E, 0x04001001,
+     0x04001002, 0x040604FF, 0x040605FF}
+)  # fmt: skip
+
+
+def first_class(di: int) -> bool:
+    """Whether identifier ``di`` is written at level 99 (plaintext + MAC)."""
+    return di in FIRST_CLASS or f"{di:08X}".startswith(FIRST_CLASS_PREFIXES)
+
+
 # The security error word (SERR) of an abnormal 03H reply, bit → reason (bits 7–15 reserved).
 SECURITY_ERROR_BITS: tuple[str, ...] = (
     "other_error",

@@ -214,9 +214,13 @@ def test_clock_set_by_protected_writes_and_read_back(rig):
     target = datetime(2026, 3, 2, 9, 58, 30)  # the meter runs 90 s ahead of this
     date_value = encode_value(0x04000101, target.date())
     time_value = encode_value(0x04000102, target.time())
-    write_date = rig.service.seal_write(session, 0, 0x04000101, date_value, 0x99)
+    mac_only = rig.service.seal_write(session, 0, 0x04000101, date_value, 0x99)
+    refusal = rig.ask(SecuredWrite(ADDRESS, 0x04000101, mac_only))  # the clock is second class
+    assert refused(refusal, Function.WRITE)
+    assert rig.esam.log[-1].reason == "wrong level for this parameter"
+    write_date = rig.service.seal_write(session, 0, 0x04000101, date_value, 0x98)
     write_time = rig.service.seal_write(session, 1, 0x04000102, time_value, 0x98)
-    assert isinstance(rig.ask(SecuredWrite(ADDRESS, 0x04000101, write_date)), WriteAck)
+    assert isinstance(rig.ask(SecuredWrite(ADDRESS, 0x04000101, write_date, "98000000")), WriteAck)
     reply = rig.ask(SecuredWrite(ADDRESS, 0x04000102, write_time, "98000000"))
     assert isinstance(reply, WriteAck)
     read = rig.ask(ReadData(ADDRESS, 0x04000102))

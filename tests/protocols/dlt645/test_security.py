@@ -194,3 +194,10 @@ def test_master_and_slave_exchange_an_authentication():
     master.receive_data(slave.send(refused))
     event = master.next_event()
     assert isinstance(event, AbnormalReply) and event.reasons == ("esam_verification_failed",)
+
+
+def test_parameter_classes():
+    from protocols.dlt645.security import first_class
+
+    assert first_class(0x04000108) and first_class(0x04050101) and first_class(0x0400040E)
+    assert not first_class(0x04000101) and not first_class(0x04000102)
