@@ -203,6 +203,13 @@ def test_secured_trip_end_to_end_with_steps_audit_and_view(rig):
         )
     assert actions.count("command.esam_step") == 2 and actions.count("command.esam_result") == 2
     assert [e.kind for e in rig.gateway.esam.log if e.accepted] == ["authenticate", "control"]
+    # the console's command page lists the steps (re-sent live with the per-meter table)
+    from tests.web.support import sign_in
+
+    client = sign_in(rig.ops.client.app, "olga")
+    live = client.get(f"/commands/{command_id}/status", params={"targets": 1}).text
+    assert 'id="steps"' in live and live.count('data-step="') == 2
+    assert 'data-state="executed"' in live
 
 
 def test_a_session_too_old_to_seal_restarts_from_authentication(rig):
