@@ -65,6 +65,7 @@ class Gateway:
     esam: SoftwareEsam
     tamper: bool = False  # an attacker on the path flips a bit of every sealed block
     late_by: float = 0.0  # a second step reaches the gateway this many seconds late
+    silent: bool = False  # the meter does not answer (off the bus)
     plain: list[Command] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -73,6 +74,8 @@ class Gateway:
         self.master = Master(preamble=0)
 
     def ask(self, request: Request, ts: float) -> Reply | None:
+        if self.silent:
+            return None
         answers = self.listener.feed(self.master.send(request), ts)
         if not answers:
             self.master.abandon()
@@ -94,7 +97,7 @@ class Gateway:
             state, reason, report = late_report(step)
         else:
             replies: list[Reply | None] = []
-            for request in step_requests(step, ADDRESS):
+            for request in step_requests(step, self.meter.address):
                 if self.tamper and isinstance(request, SecuredControl):
                     request = replace(request, sealed=request.sealed[:-1] + b"\x00")
                 replies.append(reply := self.ask(request, ts))
@@ -103,7 +106,9 @@ class Gateway:
             state, reason, report = step_report(step, replies)
         detail: dict[str, object] = {"esam": report.model_dump(mode="json")}
         if state is CommandState.EXECUTED and isinstance(step, ControlStep):
-            read = self.ask(ReadData(ADDRESS, 0x04000503), ts)  # status word 3: relay read-back
+            read = self.ask(
+                ReadData(self.meter.address, 0x04000503), ts
+            )  # status word 3: relay read-back
             detail["relay"] = self.meter.relay(ts).value if read is not None else None
         return CommandResult(
             id=command.id,
@@ -246,6 +251,20 @@ def test_a_forged_mac_never_switches_and_the_reason_is_in_the_result(rig):
     assert rig.gateway.meter.relay(rig.ops.clock.now().timestamp()) is Relay.CLOSED
     refused = [e for e in rig.gateway.esam.log if e.kind == "control"]
     assert len(refused) == 3 and not any(e.accepted for e in refused)
+
+
+def test_a_silent_meter_is_retried_a_bounded_number_of_times(rig):
+    command_id = rig.command("relay_trip", ESAM_METER)
+    rig.gateway.silent = True
+    rig.cycle(rounds=10)
+    view = rig.view(command_id)
+    assert [(s["kind"], s["attempt"]) for s in view["steps"]] == [
+        ("authenticate", 1),
+        ("authenticate", 2),
+        ("authenticate", 3),
+    ]
+    target = view["targets"][0]
+    assert target["state"] == "failed" and "gave up after 3" in target["reason"]
 
 
 def test_a_repeated_result_changes_nothing(rig):
