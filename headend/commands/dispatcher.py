@@ -81,7 +81,8 @@ class Dispatcher:
                 self.flow,
                 now,
             )
-            due = secured.due_commands(conn, now, self.flow)
+            held = DISCONNECTS if self._hold_reason(conn, now) else frozenset()
+            due = secured.due_commands(conn, now, self.flow, held)
         sent = 0
         for gateway, command in due:
             signature = self.signer.sign(command)

@@ -45,6 +45,7 @@ from protocols.uplink.secured import (
     SealedWrite,
     StepReport,
     WriteStep,
+    late_report,
     parse_step,
     step_params,
 )
@@ -175,19 +176,40 @@ def _finish(
 
 
 def due_commands(
-    conn: Connection, now: datetime, settings: FlowSettings
+    conn: Connection,
+    now: datetime,
+    settings: FlowSettings,
+    held: frozenset[CommandAction] = frozenset(),
 ) -> list[tuple[str, Command]]:
     """Approved steps as unsigned commands, claimed ``sent`` (the caller signs and publishes
-    them and, when publishing fails, calls ``unsend``)."""
+    them and, when publishing fails, calls ``unsend``).
+
+    Second steps of ``held`` actions (disconnects while paused or outside the window) wait; a
+    step whose session would end within ``margin`` is not sent but reported late (the flow
+    restarts from authentication); a step of an expired command is not sent at all.
+    """
     rows = conn.execute(
-        select(esam_steps, commands.c.action)
+        select(esam_steps, commands.c.action, commands.c.valid_until.label("command_until"))
         .select_from(esam_steps.join(commands, commands.c.id == esam_steps.c.command_id))
         .where(esam_steps.c.state == State.APPROVED.value)
         .order_by(esam_steps.c.created_at)
         .limit(100)
     ).all()
+    margin = timedelta(seconds=settings.margin_seconds)
     out = []
     for row in rows:
+        action = CommandAction(row.action)
+        if row.kind != "authenticate" and action in held:
+            continue
+        if now >= row.command_until:
+            _report_unsent(conn, row.id, "expired", "the command expired before the step was sent")
+            continue
+        if row.session_until is not None and now >= row.session_until - margin:
+            step = parse_step(row.params)
+            assert isinstance(step, ControlStep | WriteStep)
+            _, reason, report = late_report(step)
+            _report_unsent(conn, row.id, "failed", reason, report.model_dump(mode="json"))
+            continue
         won = conn.execute(
             update(esam_steps)
             .where(esam_steps.c.id == row.id, esam_steps.c.state == State.APPROVED.value)
@@ -195,14 +217,14 @@ def due_commands(
         )
         if not won.rowcount:
             continue
-        until = now + timedelta(seconds=settings.step_seconds)
+        until = min(now + timedelta(seconds=settings.step_seconds), row.command_until)
         if row.session_until is not None:
             until = min(until, row.session_until)
         command = Command(
             id=row.id,
             gateway=row.gateway,
             meters=(row.meter,),
-            action=CommandAction(row.action),
+            action=action,
             params=row.params,
             issued=now,
             valid_until=until,
@@ -210,6 +232,22 @@ def due_commands(
         )
         out.append((row.gateway, command))
     return out
+
+
+def _report_unsent(
+    conn: Connection,
+    step_id: str,
+    state: str,
+    reason: str,
+    report: dict[str, Any] | None = None,
+) -> None:
+    """Close a step that was never sent as if it had been reported (``advance`` acts on it)."""
+    detail = {"esam": report} if report is not None else {}
+    conn.execute(
+        update(esam_steps)
+        .where(esam_steps.c.id == step_id)
+        .values(state=REPORTED, reason=reason, detail={"state": state, "detail": detail})
+    )
 
 
 def unsend(conn: Connection, step_id: str, reason: str) -> None:
@@ -255,10 +293,10 @@ def advance(
 ) -> int:
     """Act on reported step results: next step, restart, or the target's end; returns how many."""
     rows = conn.execute(
-        select(esam_steps, commands.c.action)
+        select(esam_steps, commands.c.action, commands.c.valid_until.label("command_until"))
         .select_from(esam_steps.join(commands, commands.c.id == esam_steps.c.command_id))
         .where(esam_steps.c.state == REPORTED)
-        .order_by(esam_steps.c.finished_at)
+        .order_by(esam_steps.c.created_at)
         .limit(100)
     ).all()
     for row in rows:
@@ -280,7 +318,10 @@ def advance(
             {"step": row.id, "meter": row.meter, "state": final.value, "reason": row.reason},
             at=now,
         )
-        if ok and row.kind == "authenticate":
+        if not (ok and row.kind != "authenticate") and now >= row.command_until:
+            # never start or restart a step past the command's validity (a late result)
+            _finish(conn, target, State.EXPIRED, now, "the command expired during the secured flow")
+        elif ok and row.kind == "authenticate":
             _second_step(
                 conn, service, target, row, report, row.finished_at, meter_time, settings, now
             )

@@ -267,6 +267,49 @@ def test_a_silent_meter_is_retried_a_bounded_number_of_times(rig):
     assert target["state"] == "failed" and "gave up after 3" in target["reason"]
 
 
+def test_a_pause_after_authentication_holds_the_trip_then_restarts_it(rig):
+    from headend.guards import store as guard_store
+
+    command_id = rig.command("relay_trip", ESAM_METER)
+    rig.cycle(rounds=1)  # authenticated; the next pass stores the control step
+    with writing(rig.ops.engine) as conn:
+        guard_store.set_pause(conn, True, "storm", actor="sam", now=rig.ops.clock.now())
+    rig.cycle(rounds=5, pause=60)  # five minutes paused: the session passes, nothing is sent
+    assert rig.gateway.meter.relay(rig.ops.clock.now().timestamp()) is Relay.CLOSED
+    assert not any(e.kind == "control" for e in rig.gateway.esam.log)
+    with writing(rig.ops.engine) as conn:
+        guard_store.set_pause(conn, False, None, actor="sam", now=rig.ops.clock.now())
+    rig.cycle()
+    view = rig.view(command_id)
+    assert view["targets"][0]["state"] == "executed"
+    assert [(s["kind"], s["attempt"]) for s in view["steps"]] == [
+        ("authenticate", 1),
+        ("control", 1),  # never sent: reported late, the flow restarted
+        ("authenticate", 2),
+        ("control", 2),
+    ]
+    assert view["steps"][1]["sent_at"] is None
+
+
+def test_no_step_is_started_past_the_commands_validity(rig):
+    r = rig.ops.command("olga", action="relay_trip", meters=[ESAM_METER], valid_for=60)
+    assert r.status_code == 201, r.text
+    command_id = r.json()["id"]
+    rig.dispatcher.run_once()  # the authentication goes out
+    batch, rig.published = rig.published, []
+    rig.ops.clock.advance(120)  # its result comes back after the command's valid_until
+    for topic, payload in batch:
+        gateway, _, command = decode_message(topic, payload)
+        result = rig.gateway.execute(command, rig.ops.clock.now())
+        with writing(rig.ops.engine) as conn:
+            on_result(conn, gateway, result)
+    rig.cycle(rounds=3)
+    view = rig.view(command_id)
+    assert view["targets"][0]["state"] == "expired"
+    assert [s["kind"] for s in view["steps"]] == ["authenticate"]
+    assert rig.gateway.meter.relay(rig.ops.clock.now().timestamp()) is Relay.CLOSED
+
+
 def test_a_repeated_result_changes_nothing(rig):
     command_id = rig.command("relay_trip", ESAM_METER)
     rig.dispatcher.run_once()
