@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, insert, select, update
 
 from headend import audit
@@ -267,6 +268,8 @@ def record_result(conn: Connection, gateway: str, result: CommandResult) -> bool
         return False
     if result.state in (CommandState.RECEIVED, CommandState.EXECUTING):
         return True
+    if result.meter is None and result.state in (CommandState.EXECUTED, CommandState.FAILED):
+        return True  # the command-level summary after the meter's own result
     conn.execute(
         update(esam_steps)
         .where(
@@ -306,7 +309,7 @@ def advance(
         conn.execute(update(esam_steps).where(esam_steps.c.id == row.id).values(state=final.value))
         detail = dict(reported.get("detail") or {})
         raw = detail.pop("esam", None)
-        report = StepReport.model_validate(raw) if isinstance(raw, dict) else None
+        report = _report(raw)
         address = address_of(row.meter) or ""
         action = CommandAction(row.action)
         target = Target(row.command_id, row.dispatch_id, row.gateway, row.meter, address, action)
@@ -330,6 +333,14 @@ def advance(
         else:
             _failed(conn, service, target, row, report, row.reason, settings, now)
     return len(rows)
+
+
+def _report(raw: object) -> StepReport | None:
+    """The gateway's step report, or None when absent or malformed (a forged result)."""
+    try:
+        return StepReport.model_validate(raw) if isinstance(raw, dict) else None
+    except ValidationError:
+        return None
 
 
 def _second_step(

@@ -310,6 +310,49 @@ def test_no_step_is_started_past_the_commands_validity(rig):
     assert rig.gateway.meter.relay(rig.ops.clock.now().timestamp()) is Relay.CLOSED
 
 
+def test_a_step_refused_by_the_gateway_ends_the_target_with_the_reason(rig):
+    command_id = rig.command("relay_trip", ESAM_METER)
+    rig.dispatcher.run_once()
+    ((topic, payload),) = rig.published
+    rig.published = []
+    _, _, command = decode_message(topic, payload)
+    refusal = CommandResult(
+        id=command.id,
+        gateway="gw2",
+        state=CommandState.REFUSED,
+        at=rig.ops.clock.now(),
+        reason="signature: bad_signature",
+    )
+    with writing(rig.ops.engine) as conn:
+        assert on_result(conn, "gw2", refusal)
+    rig.cycle(rounds=2)
+    target = rig.view(command_id)["targets"][0]
+    assert target["state"] == "failed" and "bad_signature" in target["reason"]
+    assert rig.gateway.esam.log == []
+
+
+def test_a_forged_step_report_fails_the_target_without_stopping_the_dispatcher(rig):
+    command_id = rig.command("relay_trip", ESAM_METER)
+    rig.dispatcher.run_once()
+    ((topic, payload),) = rig.published
+    rig.published = []
+    _, _, command = decode_message(topic, payload)
+    forged = CommandResult(
+        id=command.id,
+        gateway="gw2",
+        state=CommandState.EXECUTED,
+        at=rig.ops.clock.now(),
+        meter=ESAM_METER,
+        detail={"esam": {"step": "authenticate", "random2": "not hex", "x": 1}},
+    )
+    with writing(rig.ops.engine) as conn:
+        assert on_result(conn, "gw2", forged)
+    rig.cycle(rounds=2)
+    target = rig.view(command_id)["targets"][0]
+    assert target["state"] == "failed" and "random number 2" in target["reason"]
+    assert rig.gateway.meter.relay(rig.ops.clock.now().timestamp()) is Relay.CLOSED
+
+
 def test_a_repeated_result_changes_nothing(rig):
     command_id = rig.command("relay_trip", ESAM_METER)
     rig.dispatcher.run_once()
@@ -318,9 +361,10 @@ def test_a_repeated_result_changes_nothing(rig):
     _, _, command = decode_message(topic, payload)
     assert isinstance(command, Command)
     result = rig.gateway.execute(command, rig.ops.clock.now())
-    for _ in range(2):  # QoS 1 may deliver it twice
+    summary = result.model_copy(update={"meter": None, "detail": {"meters": {"executed": 1}}})
+    for message in (result, result, summary):  # QoS 1 may repeat; the summary follows
         with writing(rig.ops.engine) as conn:
-            on_result(conn, "gw2", result)
+            assert on_result(conn, "gw2", message)
     rig.cycle()
     steps = rig.view(command_id)["steps"]
     assert [s["kind"] for s in steps] == ["authenticate", "control"]
