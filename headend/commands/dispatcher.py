@@ -21,9 +21,9 @@ from sqlalchemy import Engine, and_, or_, select, update
 
 from headend import audit
 from headend.archive.effective import in_force
-from headend.commands import secured
+from headend.commands import secured, steps
 from headend.commands.ingest import roll_up_command
-from headend.commands.settings import CommandSettings
+from headend.commands.settings import CommandSettings, FlowSettings
 from headend.commands.signing import NoSigner, Signer
 from headend.commands.states import State
 from headend.db import writing
@@ -52,7 +52,7 @@ class Dispatcher:
     signer: Signer = field(default_factory=NoSigner)
     instance: str = field(default_factory=lambda: secrets.token_hex(6))
     encryption: EncryptionService | None = None  # seals the steps of ESAM meters
-    flow: secured.FlowSettings = field(default_factory=secured.FlowSettings)
+    flow: FlowSettings = field(default_factory=FlowSettings)
 
     def run_once(self) -> int:
         """Expire, publish what is due, advance ESAM flows; returns dispatches and steps sent."""
@@ -82,7 +82,7 @@ class Dispatcher:
                 now,
             )
             held = DISCONNECTS if self._hold_reason(conn, now) else frozenset()
-            due = secured.due_commands(conn, now, self.flow, held)
+            due = steps.due_commands(conn, now, self.flow, held)
         sent = 0
         for gateway, command in due:
             signature = self.signer.sign(command)
@@ -94,7 +94,7 @@ class Dispatcher:
             except Exception as exc:
                 log.warning("publishing step %s failed (%s); will retry", command.id, exc)
                 with writing(self.engine) as conn:
-                    secured.unsend(conn, command.id, f"publish failed: {exc}")
+                    steps.unsend(conn, command.id, f"publish failed: {exc}")
         return sent
 
     def _esam_targets(self, conn: object, action: str, meters: list[str]) -> dict[str, str]:
@@ -247,7 +247,7 @@ class Dispatcher:
             )
             action = CommandAction(row.action)
             for meter, address in esam.items():
-                target = secured.Target(row.command_id, row.id, row.gateway, meter, address, action)
+                target = steps.Target(row.command_id, row.id, row.gateway, meter, address, action)
                 secured.start(conn, self.encryption, target, now)
             audit.append(
                 conn,

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from headend import audit
-from headend.commands import secured
+from headend.commands import steps
 from headend.commands.states import FROM_GATEWAY, State, overall, waiting
 from headend.db.ops_tables import command_dispatches, command_targets, commands
 from protocols.uplink import CommandResult
@@ -28,7 +28,7 @@ def on_result(conn: Connection, gateway: str, result: CommandResult) -> bool:
     dispatch = conn.execute(
         select(command_dispatches).where(command_dispatches.c.id == result.id)
     ).one_or_none()
-    if dispatch is None and secured.record_result(conn, gateway, result):
+    if dispatch is None and steps.record_result(conn, gateway, result):
         return True  # a step of the secured flow (ESAM meters)
     if dispatch is None or dispatch.gateway != gateway:
         log.warning("result for unknown command %r from gateway %r ignored", result.id, gateway)

@@ -6,8 +6,7 @@ from sqlalchemy import Engine
 
 from headend.commands.dispatcher import Dispatcher
 from headend.commands.publisher import OutboxPublisher
-from headend.commands.secured import FlowSettings
-from headend.commands.settings import ops_settings
+from headend.commands.settings import FlowSettings, ops_settings
 from headend.commands.signing import Signer
 from headend.config import Settings
 from headend.esam import EncryptionService

@@ -6,13 +6,14 @@ keep-power) or a clock set does not travel as the plaintext command; its steps a
 
 1. ``start``: the encryption service makes a challenge; an *authenticate* step is stored
    ``approved`` and the target becomes ``sent``.
-2. ``due_commands`` (the dispatcher) claims due steps, which it signs and publishes, each with
-   its own id, nonce and a short ``valid_until`` (``step_seconds``).
-3. ``record_result`` (the ingest) stores a step's result; ``advance`` (the dispatcher, which holds
-   the encryption service) acts on it.  An accepted authentication opens the meter's session at
-   the gateway's report time ``at``.  If ``at + session − margin`` has not passed, the service seals
-   the control (or the clock writes) and a second step is stored with ``session_until``
-   (``at + session``), after which the gateway sends nothing; otherwise the flow restarts.
+2. ``steps.due_commands`` (the dispatcher) claims due steps, which it signs and publishes, each
+   with its own id, nonce and a short ``valid_until`` (``step_seconds``).
+3. ``steps.record_result`` (the ingest) stores a step's result; ``advance`` (the dispatcher,
+   which holds the encryption service) acts on it.  An accepted authentication opens the meter's
+   session at the gateway's report time ``at``.  If ``at + session − margin`` has not passed,
+   the service seals the control (or the clock writes) and a second step is stored with
+   ``session_until`` (``at + session``), after which the gateway sends nothing; otherwise the
+   flow restarts.
 4. The second step's result ends the target: ``executed`` (relay read back by the gateway) or
    ``failed``.  A late step, no reply, or an "unauthorised" refusal (the meter's session may have
    ended) restarts from authentication while attempts remain (``max_attempts``); a failed
@@ -27,26 +28,26 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from headend import audit
+from headend.commands import steps
+from headend.commands.settings import FlowSettings
 from headend.commands.states import State
 from headend.db.ops_tables import commands, esam_steps
 from headend.esam import Challenge, EncryptionError, EncryptionService, SessionInfo
 from protocols.dlt645 import LEVEL_SEALED, ControlAction, encode_value
-from protocols.uplink import Command, CommandAction, CommandResult, CommandState
+from protocols.uplink import CommandAction, CommandState
 from protocols.uplink.secured import (
     AuthenticateStep,
     ControlStep,
     SealedWrite,
     StepReport,
     WriteStep,
-    late_report,
     parse_step,
     step_params,
 )
@@ -64,70 +65,8 @@ N1: dict[CommandAction, ControlAction] = {
 SECURED_ACTIONS = frozenset({*N1, CommandAction.TIME_SYNC})
 DATE_DI, TIME_DI = 0x04000101, 0x04000102
 RESTARTABLE = {"late", "no_reply"}
-REPORTED = "reported"  # a step's result is stored, the dispatcher has not acted on it yet
 UNAUTHORISED = "password_error_or_unauthorised"
 MeterTime = Callable[[datetime], datetime]  # aware now → the meter's naive local time
-
-
-@dataclass(frozen=True)
-class FlowSettings:
-    """Timing and bounds of the flow (``[esam]`` of headend.toml)."""
-
-    session_seconds: int = 300  # the meters' authentication validity
-    margin_seconds: int = 30  # seal only while at least this much of the session remains
-    max_attempts: int = 3  # authentications per target
-    step_seconds: int = 60  # valid_until of each step command
-    control_minutes: int = 5  # the 1CH valid-until (meter local time) after sealing
-
-
-@dataclass(frozen=True)
-class Target:
-    """One ESAM meter of a dispatch."""
-
-    command_id: str
-    dispatch_id: str
-    gateway: str
-    meter: str
-    address: str
-    action: CommandAction
-
-
-def _insert_step(
-    conn: Connection,
-    target: Target,
-    kind: str,
-    attempt: int,
-    session: str,
-    params: dict[str, Any],
-    now: datetime,
-    session_until: datetime | None = None,
-) -> str:
-    step_id = f"{target.dispatch_id}:{session}{kind[0]}"
-    conn.execute(
-        insert(esam_steps).values(
-            id=step_id,
-            dispatch_id=target.dispatch_id,
-            command_id=target.command_id,
-            meter=target.meter,
-            gateway=target.gateway,
-            kind=kind,
-            attempt=attempt,
-            session=session,
-            state=State.APPROVED.value,
-            params=params,
-            created_at=now,
-            session_until=session_until,
-        )
-    )
-    audit.append(
-        conn,
-        "system",
-        "command.esam_step",
-        target.command_id,
-        {"step": step_id, "meter": target.meter, "kind": kind, "attempt": attempt},
-        at=now,
-    )
-    return step_id
 
 
 def _challenge_params(challenge: Challenge, session: str) -> dict[str, Any]:
@@ -144,7 +83,7 @@ def _challenge_params(challenge: Challenge, session: str) -> dict[str, Any]:
 def start(
     conn: Connection,
     service: EncryptionService | None,
-    target: Target,
+    target: steps.Target,
     now: datetime,
     attempt: int = 1,
 ) -> str | None:
@@ -158,14 +97,14 @@ def start(
         _finish(conn, target, State.FAILED, now, f"encryption service: {exc}")
         return None
     session = secrets.token_hex(4)
-    return _insert_step(
+    return steps.insert_step(
         conn, target, "authenticate", attempt, session, _challenge_params(challenge, session), now
     )
 
 
 def _finish(
     conn: Connection,
-    target: Target,
+    target: steps.Target,
     state: State,
     at: datetime,
     reason: str | None,
@@ -174,116 +113,6 @@ def _finish(
     from headend.commands.ingest import finish_target
 
     finish_target(conn, target.dispatch_id, target.meter, state, at, reason, detail)
-
-
-def due_commands(
-    conn: Connection,
-    now: datetime,
-    settings: FlowSettings,
-    held: frozenset[CommandAction] = frozenset(),
-) -> list[tuple[str, Command]]:
-    """Approved steps as unsigned commands, claimed ``sent`` (the caller signs and publishes
-    them and, when publishing fails, calls ``unsend``).
-
-    Second steps of ``held`` actions (disconnects while paused or outside the window) wait; a
-    step whose session would end within ``margin`` is not sent but reported late (the flow
-    restarts from authentication); a step of an expired command is not sent at all.
-    """
-    rows = conn.execute(
-        select(esam_steps, commands.c.action, commands.c.valid_until.label("command_until"))
-        .select_from(esam_steps.join(commands, commands.c.id == esam_steps.c.command_id))
-        .where(esam_steps.c.state == State.APPROVED.value)
-        .order_by(esam_steps.c.created_at)
-        .limit(100)
-    ).all()
-    margin = timedelta(seconds=settings.margin_seconds)
-    out = []
-    for row in rows:
-        action = CommandAction(row.action)
-        if row.kind != "authenticate" and action in held:
-            continue
-        if now >= row.command_until:
-            _report_unsent(conn, row.id, "expired", "the command expired before the step was sent")
-            continue
-        if row.session_until is not None and now >= row.session_until - margin:
-            step = parse_step(row.params)
-            assert isinstance(step, ControlStep | WriteStep)
-            _, reason, report = late_report(step)
-            _report_unsent(conn, row.id, "failed", reason, report.model_dump(mode="json"))
-            continue
-        won = conn.execute(
-            update(esam_steps)
-            .where(esam_steps.c.id == row.id, esam_steps.c.state == State.APPROVED.value)
-            .values(state=State.SENT.value, sent_at=now)
-        )
-        if not won.rowcount:
-            continue
-        until = min(now + timedelta(seconds=settings.step_seconds), row.command_until)
-        if row.session_until is not None:
-            until = min(until, row.session_until)
-        command = Command(
-            id=row.id,
-            gateway=row.gateway,
-            meters=(row.meter,),
-            action=action,
-            params=row.params,
-            issued=now,
-            valid_until=until,
-            nonce=secrets.token_hex(16),
-        )
-        out.append((row.gateway, command))
-    return out
-
-
-def _report_unsent(
-    conn: Connection,
-    step_id: str,
-    state: str,
-    reason: str,
-    report: dict[str, Any] | None = None,
-) -> None:
-    """Close a step that was never sent as if it had been reported (``advance`` acts on it)."""
-    detail = {"esam": report} if report is not None else {}
-    conn.execute(
-        update(esam_steps)
-        .where(esam_steps.c.id == step_id)
-        .values(state=REPORTED, reason=reason, detail={"state": state, "detail": detail})
-    )
-
-
-def unsend(conn: Connection, step_id: str, reason: str) -> None:
-    """A step whose publication failed goes back to ``approved`` (published on the next pass)."""
-    conn.execute(
-        update(esam_steps)
-        .where(esam_steps.c.id == step_id, esam_steps.c.state == State.SENT.value)
-        .values(state=State.APPROVED.value, reason=reason)
-    )
-
-
-def record_result(conn: Connection, gateway: str, result: CommandResult) -> bool:
-    """Store a gateway's final result for a step (the ingest); False if it names no step of
-    this gateway.  The dispatcher acts on it (``advance``), where the encryption service is."""
-    row = conn.execute(select(esam_steps).where(esam_steps.c.id == result.id)).one_or_none()
-    if row is None or row.gateway != gateway:
-        return False
-    if result.state in (CommandState.RECEIVED, CommandState.EXECUTING):
-        return True
-    if result.meter is None and result.state in (CommandState.EXECUTED, CommandState.FAILED):
-        return True  # the command-level summary after the meter's own result
-    conn.execute(
-        update(esam_steps)
-        .where(
-            esam_steps.c.id == row.id,
-            esam_steps.c.state.in_([State.SENT.value, State.APPROVED.value]),
-        )
-        .values(
-            state=REPORTED,
-            finished_at=result.at,
-            reason=result.reason,
-            detail={"state": result.state.value, "detail": result.detail},
-        )
-    )
-    return True
 
 
 def advance(
@@ -298,7 +127,7 @@ def advance(
     rows = conn.execute(
         select(esam_steps, commands.c.action, commands.c.valid_until.label("command_until"))
         .select_from(esam_steps.join(commands, commands.c.id == esam_steps.c.command_id))
-        .where(esam_steps.c.state == REPORTED)
+        .where(esam_steps.c.state == steps.REPORTED)
         .order_by(esam_steps.c.created_at)
         .limit(100)
     ).all()
@@ -312,7 +141,9 @@ def advance(
         report = _report(raw)
         address = address_of(row.meter) or ""
         action = CommandAction(row.action)
-        target = Target(row.command_id, row.dispatch_id, row.gateway, row.meter, address, action)
+        target = steps.Target(
+            row.command_id, row.dispatch_id, row.gateway, row.meter, address, action
+        )
         audit.append(
             conn,
             "system",
@@ -346,7 +177,7 @@ def _report(raw: object) -> StepReport | None:
 def _second_step(
     conn: Connection,
     service: EncryptionService | None,
-    target: Target,
+    target: steps.Target,
     row: Any,
     report: StepReport | None,
     opened: datetime,
@@ -379,13 +210,13 @@ def _second_step(
         _finish(conn, target, State.FAILED, now, f"encryption service: {exc}")
         return
     kind = "write" if target.action is CommandAction.TIME_SYNC else "control"
-    _insert_step(conn, target, kind, row.attempt, row.session, params, now, session_until)
+    steps.insert_step(conn, target, kind, row.attempt, row.session, params, now, session_until)
 
 
 def _sealed_params(
     service: EncryptionService,
     info: SessionInfo,
-    target: Target,
+    target: steps.Target,
     session: str,
     session_until: datetime,
     local: datetime,
@@ -414,7 +245,7 @@ def _sealed_params(
 def _failed(
     conn: Connection,
     service: EncryptionService | None,
-    target: Target,
+    target: steps.Target,
     row: Any,
     report: StepReport | None,
     reason: str | None,
@@ -439,7 +270,7 @@ def _failed(
 def _restart(
     conn: Connection,
     service: EncryptionService | None,
-    target: Target,
+    target: steps.Target,
     attempt: int,
     settings: FlowSettings,
     now: datetime,
@@ -449,14 +280,3 @@ def _restart(
         _finish(conn, target, State.FAILED, now, f"{why}; gave up after {attempt} authentications")
         return
     start(conn, service, target, now, attempt + 1)
-
-
-def steps_of(conn: Connection, command_id: str) -> list[dict[str, Any]]:
-    """The command's ESAM steps for its view (oldest first)."""
-    keys = ("id", "meter", "kind", "attempt", "state", "created_at", "sent_at", "finished_at")
-    rows = conn.execute(
-        select(esam_steps)
-        .where(esam_steps.c.command_id == command_id)
-        .order_by(esam_steps.c.created_at, esam_steps.c.id)
-    )
-    return [{**{k: getattr(r, k) for k in keys}, "reason": r.reason} for r in rows]

@@ -14,10 +14,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from headend.commands import secured
 from headend.commands.dispatcher import Dispatcher
 from headend.commands.ingest import on_result
-from headend.commands.settings import CommandSettings
+from headend.commands.settings import CommandSettings, FlowSettings
 from headend.db import writing
 from headend.db.ops_tables import audit_log, esam_steps
 from headend.db.tables import meters
@@ -132,7 +131,7 @@ class Rig:
             GuardSettings(),
             CommandSettings(),
             encryption=service or SoftwareEncryptionService(key_file),
-            flow=secured.FlowSettings(),
+            flow=FlowSettings(),
         )
         meter = Meter(MeterSpec(address=ADDRESS), TUESDAY_10.timestamp() - 3600)
         self.gateway = Gateway(meter, SoftwareEsam(read_key_file(key_file), ADDRESS, **esam))

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from headend.commands import secured
 from headend.commands.dispatcher import Dispatcher
 from headend.commands.ingest import on_result
+from headend.commands.settings import FlowSettings
 from headend.db import writing
 from headend.db.tables import meters
 from headend.esam.software import SoftwareEncryptionService, create_key_file, read_key_file
@@ -47,7 +47,7 @@ def test_prepay_disconnect_of_an_esam_meter_is_secured(engine, tmp_path):
         world.clock,
         world.jobs.ctx.guards,
         encryption=SoftwareEncryptionService(key),
-        flow=secured.FlowSettings(),
+        flow=FlowSettings(),
     )
     kinds = []
     for _ in range(6):
