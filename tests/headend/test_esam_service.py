@@ -146,3 +146,17 @@ def test_headend_refuses_to_start_workers_with_the_lab_service_in_production(tmp
     )
     with pytest.raises(EsamConfigError, match="production"):
         create_app(settings, workers=True)
+
+
+def test_cli_creates_the_lab_key_once(tmp_path):
+    from typer.testing import CliRunner
+
+    from headend.cli import app
+
+    path = tmp_path / "lab.key"
+    runner = CliRunner()
+    first = runner.invoke(app, ["esam-lab-key", str(path)])
+    assert first.exit_code == 0 and "NOT FOR PRODUCTION" in first.output
+    assert path.stat().st_mode & 0o777 == 0o600 and len(read_key_file(path)) == 16
+    again = runner.invoke(app, ["esam-lab-key", str(path)])
+    assert again.exit_code != 0 and len(read_key_file(path)) == 16
