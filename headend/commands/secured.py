@@ -159,11 +159,37 @@ def advance(
             _second_step(
                 conn, service, target, row, report, row.finished_at, meter_time, settings, now
             )
+        elif ok and row.kind == "write":
+            expected = meter_time(row.finished_at)
+            _clock_checked(conn, target, report, row.finished_at, expected, settings, detail)
         elif ok:
             _finish(conn, target, State.EXECUTED, row.finished_at, None, detail or None)
         else:
             _failed(conn, service, target, row, report, row.reason, settings, now)
     return len(rows)
+
+
+def _clock_checked(
+    conn: Connection,
+    target: steps.Target,
+    report: StepReport | None,
+    at: datetime,
+    expected: datetime,
+    settings: FlowSettings,
+    detail: dict[str, Any],
+) -> None:
+    """End a clock set: executed only if the clock read back is within the tolerance."""
+    read = report.meter_time if report is not None else None
+    if read is None:
+        _finish(conn, target, State.FAILED, at, "the clock was not read back after the set")
+        return
+    off = (read.replace(tzinfo=None) - expected).total_seconds()
+    detail = {**detail, "meter_time": read.isoformat(), "offset_s": round(off, 1)}
+    if abs(off) > settings.clock_tolerance:
+        why = f"the clock read back is {off:+.0f} s off (tolerance {settings.clock_tolerance:g} s)"
+        _finish(conn, target, State.FAILED, at, why, detail)
+        return
+    _finish(conn, target, State.EXECUTED, at, None, detail)
 
 
 def _report(raw: object) -> StepReport | None:

@@ -33,6 +33,7 @@ class FlowSettings:
     max_attempts: int = 3  # authentications per target
     step_seconds: int = 60  # valid_until of each step command
     control_minutes: int = 5  # the 1CH valid-until (meter local time) after sealing
+    clock_tolerance: float = 10.0  # seconds a clock read back after a set may be off
 
 
 def ops_settings(

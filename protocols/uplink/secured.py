@@ -20,6 +20,7 @@ meter's replies into the result, so a gateway's executor stays a loop around its
 
 from __future__ import annotations
 
+from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -110,6 +111,7 @@ class StepReport(BaseModel):
     outcome: Literal["accepted", "refused", "no_reply", "late", "unexpected"] = "accepted"
     reasons: tuple[str, ...] = ()  # the meter's error bits (security error word or error byte)
     done: int = Field(default=0, ge=0)  # writes the meter accepted
+    meter_time: datetime | None = None  # after a clock set: the clock read back (naive local)
 
 
 def parse_step(params: dict[str, Any]) -> AuthenticateStep | ControlStep | WriteStep | None:
@@ -178,6 +180,14 @@ def step_report(
         report = StepReport(**base, outcome="no_reply", done=done)
         return CommandState.FAILED, "the step was not completed", report
     return CommandState.EXECUTED, None, StepReport(**base, done=done)
+
+
+CLOCK_DIS = (0x04000101, 0x04000102)  # what a gateway reads back after a clock set
+
+
+def with_clock(report: StepReport, day: date, clock: time) -> StepReport:
+    """``report`` with the clock the gateway read back (04000101 then 04000102) after a set."""
+    return report.model_copy(update={"meter_time": datetime.combine(day, clock)})
 
 
 def late_report(step: ControlStep | WriteStep) -> tuple[CommandState, str, StepReport]:

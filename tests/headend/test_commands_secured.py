@@ -28,6 +28,7 @@ from protocols.dlt645 import (
     AbnormalReply,
     Master,
     ReadData,
+    ReadReply,
     Reply,
     Request,
     SecuredControl,
@@ -35,12 +36,14 @@ from protocols.dlt645 import (
 )
 from protocols.uplink import Command, CommandResult, CommandState, decode_message
 from protocols.uplink.secured import (
+    CLOCK_DIS,
     ControlStep,
     WriteStep,
     late_report,
     parse_step,
     step_report,
     step_requests,
+    with_clock,
 )
 from simulators.dlt645_meter import Dlt645Listener
 from simulators.esam import SoftwareEsam
@@ -65,6 +68,7 @@ class Gateway:
     tamper: bool = False  # an attacker on the path flips a bit of every sealed block
     late_by: float = 0.0  # a second step reaches the gateway this many seconds late
     silent: bool = False  # the meter does not answer (off the bus)
+    read_clock: bool = True  # read the clock back after a clock set
     plain: list[Command] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -109,6 +113,11 @@ class Gateway:
                 ReadData(self.meter.address, 0x04000503), ts
             )  # status word 3: relay read-back
             detail["relay"] = self.meter.relay(ts).value if read is not None else None
+        if state is CommandState.EXECUTED and isinstance(step, WriteStep) and self.read_clock:
+            day, clock = (self.ask(ReadData(self.meter.address, di), ts) for di in CLOCK_DIS)
+            assert isinstance(day, ReadReply) and isinstance(clock, ReadReply)
+            report = with_clock(report, day.values["meter.date"], clock.values["meter.time"])
+            detail["esam"] = report.model_dump(mode="json")
         return CommandResult(
             id=command.id,
             gateway=command.gateway,
@@ -418,5 +427,30 @@ def test_clock_set_goes_through_the_secured_flow(rig):
     now = rig.ops.clock.now()
     drift = meter.meter_time(now.timestamp()) - now.astimezone(meter.zone).replace(tzinfo=None)
     assert abs(drift.total_seconds()) < 15
+    assert abs(view["targets"][0]["detail"]["offset_s"]) <= 10
     with writing(rig.ops.engine) as conn:
         assert conn.execute(select(esam_steps.c.params)).first() is not None
+
+
+def test_a_clock_set_not_read_back_is_not_called_done(rig):
+    rig.gateway.read_clock = False
+    command_id = rig.command("time_sync", ESAM_METER)
+    rig.cycle()
+    target = rig.view(command_id)["targets"][0]
+    assert target["state"] == "failed" and "not read back" in target["reason"]
+
+
+def test_a_clock_that_does_not_take_the_set_fails_with_its_offset(rig):
+    real = rig.gateway.esam._apply
+    rig.gateway.esam._apply = lambda meter, di, raw, ts: True  # accepts, but never sets
+    try:
+        meter = rig.gateway.meter
+        ts = rig.ops.clock.now().timestamp()
+        meter.set_time(ts, meter.meter_time(ts) + timedelta(minutes=7))
+        command_id = rig.command("time_sync", ESAM_METER)
+        rig.cycle()
+    finally:
+        rig.gateway.esam._apply = real
+    target = rig.view(command_id)["targets"][0]
+    assert target["state"] == "failed" and "s off" in target["reason"]
+    assert abs(target["detail"]["offset_s"] - 420) < 15

@@ -126,3 +126,14 @@ def test_reports_of_accepted_refused_and_silent_steps():
 def test_late_report():
     state, reason, report = late_report(CONTROL)
     assert state is CommandState.FAILED and report.outcome == "late" and "window" in reason
+
+
+def test_a_clock_read_back_travels_in_the_report():
+    from datetime import date, time
+
+    from protocols.uplink.secured import StepReport, with_clock
+
+    _, _, report = step_report(WRITE, [WriteAck(ADDRESS), WriteAck(ADDRESS)])
+    read = with_clock(report, date(2026, 3, 10), time(10, 0, 5))
+    back = StepReport.model_validate(read.model_dump(mode="json"))
+    assert back.meter_time == datetime(2026, 3, 10, 10, 0, 5) and back.done == 2
