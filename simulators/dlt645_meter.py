@@ -26,6 +26,7 @@ from protocols.dlt645 import (
     NEED_DATA,
     AbnormalReply,
     AddressReply,
+    Authenticate,
     BaudAck,
     BroadcastTimeSync,
     ChangeBaud,
@@ -35,12 +36,15 @@ from protocols.dlt645 import (
     Freeze,
     FreezeAck,
     Function,
+    InvalidateAuthentication,
     ReadAddress,
     ReadData,
     ReadReply,
     RemoteControl,
     Reply,
     Request,
+    SecuredControl,
+    SecuredWrite,
     Slave,
     Version,
     WriteAck,
@@ -48,6 +52,7 @@ from protocols.dlt645 import (
     address_matches,
     error_byte,
     find_data_id,
+    security_word,
 )
 from protocols.dlt645.layouts import Bcd, EventRecord, Group, Record
 from protocols.model import MeterTime
@@ -70,6 +75,7 @@ _NO_DATA = {Version.V2007: "no_requested_data", Version.V1997: "data_identifier_
 _PASSWORD = {Version.V2007: "password_error_or_unauthorised", Version.V1997: "password_error"}
 _OTHER = {Version.V2007: "other_error", Version.V1997: "illegal_data"}
 _BAUD = {Version.V2007: "baud_rate_cannot_change", Version.V1997: "bit3"}
+_SECURED = {SecuredControl: Function.REMOTE_CONTROL, SecuredWrite: Function.WRITE}
 _COVERS = {"events.meter_cover.record": Cover.METER, "events.terminal_cover.record": Cover.TERMINAL}
 _DATE_KEYS = {"meter.date"}
 _TIME_KEYS = {"meter.time"}
@@ -206,8 +212,11 @@ class Dlt645Listener:
             if request.baud == self.baud:
                 return BaudAck(meter.address, request.baud, v)
             return self._abnormal(meter, Function.CHANGE_BAUD, _BAUD)
-        function = getattr(request, "function", Function.READ_FOLLOW_UP)
-        if function is Function.READ_FOLLOW_UP:
+        if isinstance(request, Authenticate | InvalidateAuthentication):  # no ESAM in this meter
+            word = security_word(("other_error",))
+            return AbnormalReply(meter.address, Function.SECURITY, word, ("other_error",), v)
+        function = _SECURED.get(type(request)) or getattr(request, "function", None)
+        if function is None or function is Function.READ_FOLLOW_UP:
             return self._abnormal(meter, Function.READ_FOLLOW_UP, _NO_DATA)
         return self._abnormal(meter, function, _PASSWORD)  # clear meter, passwords … unauthorised
 

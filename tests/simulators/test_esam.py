@@ -239,3 +239,19 @@ def test_plaintext_clock_write_is_refused(rig):
     reply = rig.ask(WriteData(ADDRESS, 0x04000102, time(1, 2, 3), "04000000"))
     assert refused(reply, Function.WRITE)
     assert rig.meter.meter_time(rig.ts).hour == 10
+
+
+def test_a_meter_without_an_esam_refuses_secured_frames_with_the_right_function(key_file):
+    rig = Rig(key_file)
+    plain = Dlt645Listener(Version.V2007, [rig.meter])  # the same meter, no ESAM personality
+    rig.listener = plain
+    challenge = rig.service.authenticate(ADDRESS)
+    reply = rig.ask(
+        Authenticate(ADDRESS, challenge.ciphertext1, challenge.random1, challenge.factor)
+    )
+    assert refused(reply, Function.SECURITY) and reply.reasons == ("other_error",)
+    assert refused(rig.ask(SecuredControl(ADDRESS, bytes(20))), Function.REMOTE_CONTROL)
+    assert refused(
+        rig.ask(SecuredWrite(ADDRESS, 0x04000102, bytes(20), "98000000")), Function.WRITE
+    )
+    assert rig.meter.relay(rig.ts) is Relay.CLOSED
