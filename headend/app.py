@@ -122,7 +122,9 @@ def _start_workers(app: FastAPI) -> Workers:
     from headend.scale.job import MaintenanceJob, scale_settings
 
     state = app.state
-    dispatcher, publisher = make_dispatcher(state.engine, state.settings, state.clock, state.signer)
+    dispatcher, publisher = make_dispatcher(
+        state.engine, state.settings, state.clock, state.signer, state.encryption
+    )
     state.dispatcher = dispatcher
     stop = asyncio.Event()
     workers = Workers([stop, publisher.stop])
@@ -194,10 +196,13 @@ def create_app(
     app.state.engine = engine if engine is not None else make_engine(settings.database)
     app.state.ingest = None
     app.state.dispatcher = None
+    app.state.encryption = None
     if workers:
         from headend.commands.runner import make_signer
+        from headend.esam.settings import service_of
 
         app.state.signer = make_signer(settings)
+        app.state.encryption = service_of(settings.extra, settings.source)  # refuses lab in prod
     app.add_middleware(RequestClock)  # the routers' now() is this app's clock
     app.state.routers = _include_routers(app)
     _include_console(app)

@@ -25,6 +25,7 @@ from protocols.dlt645 import (
     NEED_DATA,
     AbnormalReply,
     AddressReply,
+    Authenticate,
     BaudAck,
     BroadcastTimeSync,
     ChangeBaud,
@@ -34,12 +35,15 @@ from protocols.dlt645 import (
     Freeze,
     FreezeAck,
     Function,
+    InvalidateAuthentication,
     ReadAddress,
     ReadData,
     ReadFollowUp,
     RemoteControl,
     Reply,
     Request,
+    SecuredControl,
+    SecuredWrite,
     Slave,
     Version,
     WriteAck,
@@ -47,6 +51,7 @@ from protocols.dlt645 import (
     address_matches,
     error_byte,
     find_data_id,
+    security_word,
 )
 from protocols.dlt645.control import CODES
 from protocols.dlt645.layouts import EventRecord, Group, Record
@@ -54,6 +59,7 @@ from protocols.model import MeterTime
 from simulators.bus import Answer
 from simulators.dlt645_reads import answer_follow_up, answer_read
 from simulators.dlt645_reads import fit as _fit
+from simulators.esam import SoftwareEsam
 from simulators.history import NoData, settlement_values
 from simulators.line import LineSettings
 from simulators.meter import Control, Cover, Meter, Outcome
@@ -73,6 +79,7 @@ _NO_DATA = {Version.V2007: "no_requested_data", Version.V1997: "data_identifier_
 _PASSWORD = {Version.V2007: "password_error_or_unauthorised", Version.V1997: "password_error"}
 _OTHER = {Version.V2007: "other_error", Version.V1997: "illegal_data"}
 _BAUD = {Version.V2007: "baud_rate_cannot_change", Version.V1997: "bit3"}
+_SECURED = {SecuredControl: Function.REMOTE_CONTROL, SecuredWrite: Function.WRITE}
 _COVERS = {"events.meter_cover.record": Cover.METER, "events.terminal_cover.record": Cover.TERMINAL}
 _DATE_KEYS = {"meter.date"}
 _TIME_KEYS = {"meter.time"}
@@ -96,12 +103,17 @@ class Dlt645Listener:
         self.line: LineSettings | None = None  # its meters' serial settings (None: the bus's)
         self.follow_ups: dict[str, FollowUps] = {}  # a long reply's frames, per meter address
         self._meters: dict[str, Meter] = {}
+        self._esams: dict[str, SoftwareEsam] = {}  # the ESAM personality, by meter address
         for meter in meters:
             self.add(meter)
 
     def add(self, meter: Meter) -> None:
         """Put a meter on the line."""
         self._meters[meter.address] = meter
+
+    def add_esam(self, esam: SoftwareEsam) -> None:
+        """Give the meter at ``esam.address`` an ESAM (plaintext control refused from now on)."""
+        self._esams[esam.address] = esam
 
     def meters(self) -> Iterable[Meter]:
         """Every meter of this listener."""
@@ -163,6 +175,9 @@ class Dlt645Listener:
     def reply(self, meter: Meter, request: Request, ts: float) -> Reply | None:
         """What ``meter`` answers to ``request`` at ``ts`` (None: no reply)."""
         v = self.version
+        esam = self._esams.get(meter.address)
+        if esam is not None and (secured := esam.reply(meter, request, ts)) is not None:
+            return secured
         if isinstance(request, ReadData):
             return answer_read(self, meter, request, ts)
         if isinstance(request, ReadFollowUp):
@@ -182,7 +197,12 @@ class Dlt645Listener:
             if request.baud == self.baud:
                 return BaudAck(meter.address, request.baud, v)
             return self._abnormal(meter, Function.CHANGE_BAUD, _BAUD)
-        function = getattr(request, "function", Function.READ_FOLLOW_UP)
+        if isinstance(request, Authenticate | InvalidateAuthentication):  # no ESAM in this meter
+            word = security_word(("other_error",))
+            return AbnormalReply(meter.address, Function.SECURITY, word, ("other_error",), v)
+        function = _SECURED.get(type(request)) or getattr(
+            request, "function", Function.READ_FOLLOW_UP
+        )
         if function is Function.UNKNOWN or function not in CODES[self.version]:
             return None  # a code this edition lacks (a 2007 frame to a 1997 meter): silence
         if function is Function.READ_FOLLOW_UP:

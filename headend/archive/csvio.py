@@ -1,8 +1,8 @@
 """Meters as CSV: export the archive in force, import a file as creations and changes.
 
 Columns (header row required, order free): ``id, point, area, bus, protocol, address, model,
-multiplier, role, customer, tariff_category, keep_power, pv`` (``keep_power``, ``pv``:
-true/false/1/0/yes/no; ``pv`` may be left out: false).
+multiplier, role, customer, tariff_category, keep_power, pv, esam`` (``keep_power``, ``pv``,
+``esam``: true/false/1/0/yes/no; ``pv`` and ``esam`` may be left out: false).
 An import is all-or-nothing: every line is validated first and any error rejects the whole file
 with the line numbers; a valid file creates new meters and versions changed ones (unchanged rows
 are left alone), audited one by one.
@@ -39,6 +39,7 @@ COLUMNS = (
     "tariff_category",
     "keep_power",
     "pv",
+    "esam",
 )
 REQUIRED = ("id", "area", "bus", "address")
 TRUE, FALSE = {"true", "1", "yes", "y"}, {"false", "0", "no", "n", ""}
@@ -102,6 +103,11 @@ def _parse(text: str) -> list[tuple[int, MeterIn]]:
             errors.append(f"line {line}: pv must be true or false, got {pv!r}")
             continue
         data["pv"] = pv in TRUE
+        esam = str(data.get("esam", "")).lower()
+        if esam not in TRUE | FALSE:
+            errors.append(f"line {line}: esam must be true or false, got {esam!r}")
+            continue
+        data["esam"] = esam in TRUE
         for optional in ("point", "model"):
             if not data.get(optional):
                 data.pop(optional, None)

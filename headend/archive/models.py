@@ -72,6 +72,7 @@ class MeterPatch(_In):
     tariff_category: str | None = Field(default=None, max_length=40)
     keep_power: bool | None = None
     pv: bool | None = None
+    esam: bool | None = None
 
     _mult = field_validator("multiplier")(_multiplier)
 
@@ -92,12 +93,15 @@ class MeterIn(_In):
     tariff_category: str = Field(default="", max_length=40)
     keep_power: bool = False
     pv: bool = False  # rooftop PV behind the meter: its export register is read and counted
+    esam: bool = False  # a cost-control meter with an ESAM: control and clock via the secured flow
 
     _mult = field_validator("multiplier")(_multiplier)
 
     @model_validator(mode="after")
     def _address_fits_protocol(self) -> MeterIn:
         check_address(self.protocol, self.address)
+        if self.esam and self.protocol != "dlt645-2007":
+            raise ValueError("only DL/T 645-2007 meters have an ESAM")
         return self
 
 

@@ -20,14 +20,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, or_, select, update
 
 from headend import audit
+from headend.archive.effective import in_force
+from headend.commands import secured, steps
 from headend.commands.ingest import roll_up_command
-from headend.commands.settings import CommandSettings
+from headend.commands.settings import CommandSettings, FlowSettings
 from headend.commands.signing import NoSigner, Signer
 from headend.commands.states import State
 from headend.db import writing
 from headend.db.ops_tables import command_dispatches, command_targets, commands
+from headend.db.tables import meters as archive_meters
+from headend.esam import EncryptionService
 from headend.guards import DISCONNECTS, GuardSettings, check_window
 from headend.guards import store as guard_store
+from protocols.model import meter_zone
 from protocols.uplink import Command, CommandAction, Topics, encode
 from taiqu.clock import Clock
 
@@ -46,15 +51,63 @@ class Dispatcher:
     settings: CommandSettings = field(default_factory=CommandSettings)
     signer: Signer = field(default_factory=NoSigner)
     instance: str = field(default_factory=lambda: secrets.token_hex(6))
+    encryption: EncryptionService | None = None  # seals the steps of ESAM meters
+    flow: FlowSettings = field(default_factory=FlowSettings)
 
     def run_once(self) -> int:
-        """Expire, then publish what is due; returns how many dispatches were sent."""
+        """Expire, publish what is due, advance ESAM flows; returns dispatches and steps sent."""
         now = self.clock.now()
         self.expire(now)
         sent = 0
         for dispatch_id in self._claim(now):
             sent += self._send(dispatch_id)
+        return sent + self._secured_pass(now)
+
+    def _secured_pass(self, now: datetime) -> int:
+        """Act on ESAM step results, then sign and publish the due steps."""
+        zone = meter_zone()
+        with writing(self.engine) as conn:
+
+            def address_of(meter: str) -> str | None:
+                m = archive_meters.c
+                query = select(m.address).where(m.id == meter, in_force(archive_meters, None))
+                return conn.execute(query).scalar()
+
+            secured.advance(
+                conn,
+                self.encryption,
+                address_of,
+                lambda at: at.astimezone(zone).replace(tzinfo=None),
+                self.flow,
+                now,
+            )
+            held = DISCONNECTS if self._hold_reason(conn, now) else frozenset()
+            due = steps.due_commands(conn, now, self.flow, held)
+        sent = 0
+        for gateway, command in due:
+            signature = self.signer.sign(command)
+            if signature is not None:
+                command = command.model_copy(update={"signature": signature})
+            try:
+                self.publish(Topics(gateway).cmd, encode(command))
+                sent += 1
+            except Exception as exc:
+                log.warning("publishing step %s failed (%s); will retry", command.id, exc)
+                with writing(self.engine) as conn:
+                    steps.unsend(conn, command.id, f"publish failed: {exc}")
         return sent
+
+    def _esam_targets(self, conn: object, action: str, meters: list[str]) -> dict[str, str]:
+        """The dispatch's meters flagged ``esam`` (id → address) when the action needs the flow."""
+        if CommandAction(action) not in secured.SECURED_ACTIONS or not meters:
+            return {}
+        m = archive_meters.c
+        rows = conn.execute(  # type: ignore[attr-defined]
+            select(m.id, m.address).where(
+                m.id.in_(meters), m.esam.is_(True), in_force(archive_meters, None)
+            )
+        ).all()
+        return {r.id: r.address for r in rows}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until ``stop`` is set (errors are logged, never fatal)."""
@@ -135,13 +188,15 @@ class Dispatcher:
                     .order_by(command_targets.c.meter)
                 ).scalars()
             )
+            esam = self._esam_targets(conn, row.action, meters) if row is not None else {}
         if row is None:
             return 0
         now = self.clock.now()
+        plain = tuple(m for m in meters if m not in esam)  # ESAM meters go the secured way
         command = Command(
             id=row.id,
             gateway=row.gateway,
-            meters=tuple(meters),
+            meters=plain,
             action=CommandAction(row.action),
             params=row.params,
             issued=now,
@@ -152,7 +207,8 @@ class Dispatcher:
         if signature is not None:
             command = command.model_copy(update={"signature": signature})
         try:
-            self.publish(Topics(row.gateway).cmd, encode(command))
+            if plain:
+                self.publish(Topics(row.gateway).cmd, encode(command))
         except Exception as exc:
             log.warning("publishing %s to %s failed (%s); will retry", row.id, row.gateway, exc)
             with writing(self.engine) as conn:
@@ -189,6 +245,10 @@ class Dispatcher:
                 .where(commands.c.id == row.command_id, commands.c.state == State.APPROVED.value)
                 .values(state=State.SENT.value, sent_at=now)
             )
+            action = CommandAction(row.action)
+            for meter, address in esam.items():
+                target = steps.Target(row.command_id, row.id, row.gateway, meter, address, action)
+                secured.start(conn, self.encryption, target, now)
             audit.append(
                 conn,
                 "system",

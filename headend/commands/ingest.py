@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from headend import audit
+from headend.commands import steps
 from headend.commands.states import FROM_GATEWAY, State, overall, waiting
 from headend.db.ops_tables import command_dispatches, command_targets, commands
 from protocols.uplink import CommandResult
@@ -27,6 +28,8 @@ def on_result(conn: Connection, gateway: str, result: CommandResult) -> bool:
     dispatch = conn.execute(
         select(command_dispatches).where(command_dispatches.c.id == result.id)
     ).one_or_none()
+    if dispatch is None and steps.record_result(conn, gateway, result):
+        return True  # a step of the secured flow (ESAM meters)
     if dispatch is None or dispatch.gateway != gateway:
         log.warning("result for unknown command %r from gateway %r ignored", result.id, gateway)
         return False
@@ -59,6 +62,32 @@ def on_result(conn: Connection, gateway: str, result: CommandResult) -> bool:
         )
     _roll_up(conn, dispatch.id, dispatch.command_id, at)
     return True
+
+
+def finish_target(
+    conn: Connection,
+    dispatch_id: str,
+    meter: str,
+    state: State,
+    at: datetime,
+    reason: str | None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """End one meter's target (the secured flow's outcome) and roll the command up."""
+    targets = command_targets.c
+    conn.execute(
+        update(command_targets)
+        .where(
+            targets.dispatch_id == dispatch_id,
+            targets.meter == meter,
+            targets.state.in_([*OPEN, State.EXPIRED.value]),
+        )
+        .values(state=state.value, at=at, reason=reason, detail=detail)
+    )
+    command_id = conn.execute(
+        select(command_dispatches.c.command_id).where(command_dispatches.c.id == dispatch_id)
+    ).scalar_one()
+    _roll_up(conn, dispatch_id, command_id, at)
 
 
 def _roll_up(conn: Connection, dispatch_id: str, command_id: str, at: datetime) -> None:

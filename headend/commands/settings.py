@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,6 +22,18 @@ class CommandSettings(BaseModel):
     result_grace: int = Field(default=300, ge=0, le=86400)  # wait for results past valid_until
     dispatch_interval: float = Field(default=1.0, gt=0, le=60)
     claim_timeout: int = Field(default=60, ge=5, le=3600)  # re-claim a dispatch stuck "sending"
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """Timing and bounds of the flow (``[esam]`` of headend.toml)."""
+
+    session_seconds: int = 300  # the meters' authentication validity
+    margin_seconds: int = 30  # seal only while at least this much of the session remains
+    max_attempts: int = 3  # authentications per target
+    step_seconds: int = 60  # valid_until of each step command
+    control_minutes: int = 5  # the 1CH valid-until (meter local time) after sealing
+    clock_tolerance: float = 10.0  # seconds a clock read back after a set may be off
 
 
 def ops_settings(

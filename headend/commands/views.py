@@ -9,6 +9,7 @@ from sqlalchemy import Connection, and_, exists, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from headend.auth.roles import User
+from headend.commands import steps
 from headend.db.errors import NotFound
 from headend.db.ops_tables import command_dispatches, command_targets, commands
 from headend.db.tables import readings
@@ -86,6 +87,7 @@ def get(conn: Connection, user: User, command_id: str) -> dict[str, Any]:
             .order_by(command_targets.c.meter)
         )
     ]
+    view["steps"] = steps.steps_of(conn, command_id)  # ESAM meters: the secured flow's steps
     ids = [d.id for d in dispatches]
     view["readings"] = [
         {k: getattr(r, k) for k in ("meter", "quantity", "time", "kind", "value", "freeze_time")}

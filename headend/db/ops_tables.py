@@ -151,6 +151,29 @@ audit_head = Table(
     Column("last_hash", String(64), nullable=False),
 )
 
+esam_steps = Table(  # created by migration 0011_esam (not part of 0002's OPS_TABLES)
+    "esam_steps",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the step's contract Command.id
+    Column("dispatch_id", String(64), nullable=False),
+    Column("command_id", String(40), nullable=False),
+    Column("meter", String(32), nullable=False),
+    Column("gateway", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # authenticate | control | write
+    Column("attempt", Integer, nullable=False),  # authentications so far for this meter
+    Column("session", String(32), nullable=False),
+    Column("state", String(24), nullable=False),  # approved | sent | executed | failed
+    Column("params", JSON, nullable=False),  # the contract step (never a key)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("session_until", UTCDateTime, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("detail", JSON, nullable=True),
+)
+Index("ix_esam_steps_target", esam_steps.c.dispatch_id, esam_steps.c.meter)
+Index("ix_esam_steps_state", esam_steps.c.state)
+
 OPS_TABLES = (
     users,
     commands,

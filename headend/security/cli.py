@@ -243,6 +243,22 @@ def init_ca(
     typer.echo(f"CA in {ca.directory}; broker certificate for {', '.join(hosts)} in {target}")
 
 
+def esam_lab_key(
+    path: Annotated[Path, typer.Argument(help="the key file to create (0600, never overwritten)")],
+) -> None:
+    """Create the laboratory ESAM master key (labs, tests, the demo: NOT FOR PRODUCTION)."""
+    from headend.esam.software import create_key_file
+
+    try:
+        create_key_file(path)
+    except OSError as exc:
+        raise _fail("esam-lab-key", exc) from None
+    typer.echo(
+        f"laboratory ESAM master key written to {path} (0600): NOT FOR PRODUCTION; use it with "
+        "[esam] service = 'software', production = false, and the simulator's ESAM meters"
+    )
+
+
 def register(target: typer.Typer) -> None:
     """Add the security sub-commands to ``target`` (the ``taiqu headend`` app)."""
     target.command("enrol-gateway")(enrol_gateway)
@@ -252,6 +268,7 @@ def register(target: typer.Typer) -> None:
     target.command("keys-rotate")(keys_rotate)
     target.command("keys-export")(keys_export)
     target.command("init-ca")(init_ca)
+    target.command("esam-lab-key")(esam_lab_key)
 
 
 app = typer.Typer(

@@ -53,6 +53,8 @@ from protocols.dlt645.load_profile import ProfileRecord, profile_di, profile_req
 from protocols.dlt645.messages import (
     AbnormalReply,
     AddressReply,
+    Authenticate,
+    Authenticated,
     BaudAck,
     BroadcastTimeSync,
     ChangeBaud,
@@ -61,6 +63,7 @@ from protocols.dlt645.messages import (
     Freeze,
     FreezeAck,
     FreezeTime,
+    InvalidateAuthentication,
     OtherReply,
     OtherRequest,
     ReadAddress,
@@ -70,13 +73,27 @@ from protocols.dlt645.messages import (
     RemoteControl,
     Reply,
     Request,
+    SecuredControl,
+    SecuredWrite,
+    SecurityReply,
     WriteAck,
     WriteAddress,
     WriteAddressAck,
     WriteData,
 )
 from protocols.dlt645.readings import reply_to_events, reply_to_readings
-from protocols.dlt645.security import PLAINTEXT, ControlSealer, Plaintext
+from protocols.dlt645.security import (
+    DI_AUTHENTICATE,
+    DI_INVALIDATE,
+    LEVEL_MAC,
+    LEVEL_SEALED,
+    PLAINTEXT,
+    ControlSealer,
+    Plaintext,
+    factor_of,
+    security_reasons,
+    security_word,
+)
 from protocols.dlt645.stream import StreamDecoder
 
 Dlt645LocalError = Dlt645EncodeError
@@ -84,12 +101,18 @@ Dlt645LocalError = Dlt645EncodeError
 __all__ = [
     "BROADCAST",
     "DATA_IDS",
+    "DI_AUTHENTICATE",
+    "DI_INVALIDATE",
+    "LEVEL_MAC",
+    "LEVEL_SEALED",
     "NEED_DATA",
     "PATTERNS",
     "PLAINTEXT",
     "WILDCARD",
     "AbnormalReply",
     "AddressReply",
+    "Authenticate",
+    "Authenticated",
     "BaudAck",
     "BroadcastTimeSync",
     "ChangeBaud",
@@ -108,6 +131,7 @@ __all__ = [
     "FreezeAck",
     "FreezeTime",
     "Function",
+    "InvalidateAuthentication",
     "Master",
     "Member",
     "NeedData",
@@ -122,6 +146,9 @@ __all__ = [
     "RemoteControl",
     "Reply",
     "Request",
+    "SecuredControl",
+    "SecuredWrite",
+    "SecurityReply",
     "Slave",
     "StatusWord",
     "StreamDecoder",
@@ -146,6 +173,7 @@ __all__ = [
     "encode_values",
     "error_byte",
     "error_reasons",
+    "factor_of",
     "find_data_id",
     "guess_version",
     "join_replies",
@@ -155,4 +183,6 @@ __all__ = [
     "profile_request",
     "reply_to_events",
     "reply_to_readings",
+    "security_reasons",
+    "security_word",
 ]

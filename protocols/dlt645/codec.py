@@ -43,6 +43,8 @@ from protocols.dlt645.messages import (
     BAUD_BITS,
     AbnormalReply,
     AddressReply,
+    Authenticate,
+    Authenticated,
     BaudAck,
     BroadcastTimeSync,
     ChangeBaud,
@@ -51,6 +53,7 @@ from protocols.dlt645.messages import (
     Freeze,
     FreezeAck,
     FreezeTime,
+    InvalidateAuthentication,
     OtherReply,
     OtherRequest,
     ReadAddress,
@@ -60,12 +63,23 @@ from protocols.dlt645.messages import (
     RemoteControl,
     Reply,
     Request,
+    SecuredControl,
+    SecuredWrite,
+    SecurityReply,
     WriteAck,
     WriteAddress,
     WriteAddressAck,
     WriteData,
 )
-from protocols.dlt645.security import PLAINTEXT, ControlSealer
+from protocols.dlt645.security import (
+    PLAINTEXT,
+    ControlSealer,
+    decode_secured_request,
+    decode_security_reply,
+    encode_secured,
+    encode_security_reply,
+    security_reasons,
+)
 from protocols.model import DEFAULT_METER_ZONE
 
 V7 = Version.V2007
@@ -191,6 +205,11 @@ def encode_request(
         case RemoteControl():
             address, function = request.address, Function.REMOTE_CONTROL
             data = request.payload or sealer.seal(request, control_plaintext(request))
+        case Authenticate() | InvalidateAuthentication() | SecuredControl() | SecuredWrite():
+            if version is not V7:
+                raise Dlt645EncodeError("secured frames exist in DL/T 645-2007 only")
+            address = request.address
+            function, data = encode_secured(request)
         case OtherRequest(address, _, control, data, _):
             return Frame(address, control & ~DIRECTION_BIT, data)
         case _:
@@ -202,7 +221,11 @@ def decode_request(frame: Frame, version: Version = V7, zone: str = DEFAULT_METE
     """The typed request in a master's frame; malformed data gives an ``OtherRequest``."""
     function = (_F2007 if version is V7 else _F1997).get(frame.control & 0x1F, Function.UNKNOWN)
     try:
-        request = _decode_request(frame, function, version, zone)
+        request: Request | None = None
+        if version is V7:
+            request = decode_secured_request(frame, function)
+        if request is None:
+            request = _decode_request(frame, function, version, zone)
     except (Dlt645Error, ValueError):
         request = None
     if request is None:
@@ -271,10 +294,13 @@ def encode_reply(reply: Reply, version: Version = V7) -> Frame:
             if follow_up:
                 reply_bit |= FOLLOW_UP_BIT
         case AbnormalReply(address, function, error, _, _):
-            if not 0 <= error <= 0xFF:
-                raise Dlt645EncodeError(f"error byte {error} is not a byte")
+            size = 2 if function is Function.SECURITY and version is V7 else 1
+            if not 0 <= error < 1 << 8 * size:
+                raise Dlt645EncodeError(f"error {error} does not fit {size} byte(s)")
             reply_bit |= ABNORMAL_BIT
-            data = bytes((error,))
+            data = error.to_bytes(size, "little")
+        case Authenticated(address) | SecurityReply(address):
+            function, data = Function.SECURITY, encode_security_reply(reply)
         case AddressReply(address, _):
             function, data = Function.READ_ADDRESS, address_to_wire(address)
         case WriteAck(address, _):
@@ -332,8 +358,13 @@ def decode_reply(frame: Frame, version: Version = V7, zone: str = DEFAULT_METER_
     function = (_F2007 if version is V7 else _F1997).get(frame.control & 0x1F, Function.UNKNOWN)
     data, address = frame.data, frame.address
     if frame.control & ABNORMAL_BIT:
+        if function is Function.SECURITY and version is V7:  # the 2-byte security error word
+            word = int.from_bytes(data[:2], "little")
+            return AbnormalReply(address, function, word, security_reasons(word), version)
         error = data[0] if data else 0
         return AbnormalReply(address, function, error, error_reasons(error, version), version)
+    if function is Function.SECURITY and version is V7:
+        return decode_security_reply(frame, version)
     if function is Function.READ or function is Function.READ_FOLLOW_UP:
         n = version.di_length
         seq = None

@@ -136,6 +136,63 @@ class RemoteControl:
 
 
 @dataclass(frozen=True, slots=True)
+class Authenticate:
+    """ESAM identity authentication (03H, DI 070000FF) with the encryption service's values.
+
+    ``ciphertext1``, ``random1`` and ``factor`` (8 bytes each) are in the service's order (most
+    significant first); the codec sends each least significant byte first (see ``security``).
+    """
+
+    address: str
+    ciphertext1: bytes
+    random1: bytes
+    factor: bytes
+    operator: str = DEFAULT_OPERATOR
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidateAuthentication:
+    """End the meter's authenticated session now (03H, DI 070002FF)."""
+
+    address: str
+    operator: str = DEFAULT_OPERATOR
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecuredControl:
+    """Remote control sealed by the encryption service (1CH, level 98: ciphertext + MAC).
+
+    ``sealed`` is the service's 20-byte block (16-byte ciphertext of N1 N2 + valid-until, then a
+    4-byte MAC), most significant first; it travels reversed.
+    """
+
+    address: str
+    sealed: bytes
+    password: str = "98000000"
+    operator: str = DEFAULT_OPERATOR
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecuredWrite:
+    """A protected parameter write (14H): level 99 = value + MAC, level 98 = ciphertext + MAC.
+
+    ``payload`` is in the service's order: for 99 the value's plaintext bytes as the data table
+    encodes them (least significant first, as on the wire) followed by the MAC most significant
+    first; for 98 the sealed block most significant first.
+    """
+
+    address: str
+    di: int
+    payload: bytes
+    password: str = "99000000"
+    operator: str = DEFAULT_OPERATOR
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OtherRequest:
     """A request Taiqu has no type for (clear meter, change password, security …)."""
 
@@ -156,6 +213,10 @@ Request = (
     | Freeze
     | ChangeBaud
     | RemoteControl
+    | Authenticate
+    | InvalidateAuthentication
+    | SecuredControl
+    | SecuredWrite
     | OtherRequest
 )
 
@@ -240,6 +301,29 @@ class ControlAck:
 
 
 @dataclass(frozen=True, slots=True)
+class Authenticated:
+    """Identity authentication passed (83H): the ESAM's random number 2 and serial number.
+
+    Both in the service's order (most significant first; the wire carries them reversed).
+    """
+
+    address: str
+    random2: bytes
+    esam_serial: bytes
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityReply:
+    """Another normal 83H reply: its identifier and the data after it (e.g. invalidate)."""
+
+    address: str
+    di: int
+    data: bytes = b""
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OtherReply:
     """A reply Taiqu has no type for."""
 
@@ -259,5 +343,7 @@ Reply = (
     | FreezeAck
     | BaudAck
     | ControlAck
+    | Authenticated
+    | SecurityReply
     | OtherReply
 )

@@ -1,0 +1,22 @@
+"""The laboratory ESAM scheme shared by the head-end's software encryption service and the
+simulator's software ESAM (NOT the utility's algorithm; see ``lab``)."""
+
+from protocols.esam.lab import (
+    LabCryptoError,
+    MeterKeys,
+    Session,
+    authentication_ciphertext,
+    control_header,
+    meter_keys,
+    write_header,
+)
+
+__all__ = [
+    "LabCryptoError",
+    "MeterKeys",
+    "Session",
+    "authentication_ciphertext",
+    "control_header",
+    "meter_keys",
+    "write_header",
+]
