@@ -14,6 +14,8 @@ setting the simulators and gateways take, so commands' valid-until, guard-rail w
 jobs run on the same (possibly accelerated) time as the fleet.  Tests may replace it before
 start-up.  Routers are found as ``headend.api.<name>.router`` for the names in
 ``headend.api.ROUTERS``; the web console (``headend.web.router``) is mounted at ``/``.
+Every request body is bounded first (``headend.api.limits.BodyLimit``, ``[api] max_body_bytes``;
+``max_import_bytes`` for the meter CSV import), before routing, parsing or authentication.
 Errors map to status codes in one place: NotFound 404,
 Conflict 409, out-of-scope 403, other bad requests 400, a failing database 503, never a
 traceback; request validation keeps FastAPI's 422 with the field and the reason.
@@ -38,6 +40,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from headend.api import PREFIX, ROUTERS
 from headend.api.deps import OutOfScope, RequestClock
+from headend.api.limits import BodyLimit
 from headend.config import Settings, clock_of
 from headend.db import make_engine
 from headend.db.errors import Conflict, HeadendError, InvalidRequest, NotFound, StorageError
@@ -199,6 +202,12 @@ def create_app(
 
         app.state.signer = make_signer(settings)
     app.add_middleware(RequestClock)  # the routers' now() is this app's clock
+    # Outermost: bodies are bounded before anything parses or authenticates them.
+    app.add_middleware(
+        BodyLimit,
+        max_body=settings.api.max_body_bytes,
+        max_import=settings.api.max_import_bytes,
+    )
     app.state.routers = _include_routers(app)
     _include_console(app)
 

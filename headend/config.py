@@ -131,6 +131,10 @@ class ApiSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     page_max: int = Field(default=10_000, ge=10, le=1_000_000)
+    # Request bodies (checked before parsing and authentication, headend.api.limits): every
+    # endpoint, and the bulk imports (the meter CSV).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
+    max_import_bytes: int = Field(default=20 * 1024 * 1024, ge=4096, le=1024 * 1024 * 1024)
 
 
 class AuthSettings(_Model):
