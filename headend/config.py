@@ -17,7 +17,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -33,6 +40,7 @@ __all__ = [
     "IngestSettings",
     "MqttSettings",
     "Settings",
+    "ThrottleSettings",
     "load_settings",
     "read_secret",
 ]
@@ -137,12 +145,40 @@ class ApiSettings(_Model):
     max_import_bytes: int = Field(default=20 * 1024 * 1024, ge=4096, le=1024 * 1024 * 1024)
 
 
+class ThrottleSettings(_Model):
+    """``[auth.throttle]``: log-in back-off and lockout (headend.auth.throttle explains)."""
+
+    free_failures: int = Field(default=5, ge=1, le=1000)
+    lockout_failures: int = Field(default=10, ge=2, le=10_000)
+    address_free_failures: int = Field(default=20, ge=1, le=100_000)
+    address_lockout_failures: int = Field(default=100, ge=2, le=1_000_000)
+    backoff_seconds: float = Field(default=1.0, gt=0, le=3600)
+    max_backoff_seconds: float = Field(default=300.0, gt=0, le=86400)
+    lockout_minutes: float = Field(default=15.0, gt=0, le=1440)
+    memory_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThrottleSettings:
+        if self.lockout_failures <= self.free_failures:
+            raise ValueError("lockout_failures must be above free_failures")
+        if self.address_lockout_failures <= self.address_free_failures:
+            raise ValueError("address_lockout_failures must be above address_free_failures")
+        return self
+
+    def limits(self, scope: str) -> tuple[int, int]:
+        """(free failures, lockout failures) for ``scope``."""
+        if scope == "user":
+            return self.free_failures, self.lockout_failures
+        return self.address_free_failures, self.address_lockout_failures
+
+
 class AuthSettings(_Model):
-    """``[auth]``: bearer-token signing (read by headend.auth)."""
+    """``[auth]``: bearer-token signing and log-in throttling (read by headend.auth)."""
 
     secret_file: Path | None = None
     token_minutes: int = Field(default=60, ge=1, le=24 * 60)
     issuer: str = "taiqu-headend"
+    throttle: ThrottleSettings = ThrottleSettings()
 
     def secret(self) -> str | None:
         """The signing secret from the environment or the secret file."""

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from headend.auth import users as user_store
 from headend.auth.deps import current_user, ops_of, unauthorized
-from headend.auth.http import http_errors
+from headend.auth.http import client_address, http_errors
+from headend.auth.login import log_in
 from headend.auth.passwords import verify_password
 from headend.auth.roles import User
 from headend.db import writing
@@ -46,11 +47,22 @@ class PasswordChange(BaseModel):
 
 @router.post("/token", response_model=TokenOut)
 def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
-    """Log in: exchange a user name and password for a bearer token (failures are audited)."""
+    """Log in: exchange a user name and password for a bearer token (failures are audited).
+
+    Throttled per user name and per client address (``[auth.throttle]``): past the free
+    failures each attempt waits longer, then the user or address is locked for a while; a
+    throttled attempt gets 429 with ``Retry-After`` and its password is not checked.
+    """
     ops = ops_of(request)
-    now = ops.clock.now()
-    with writing(ops.engine) as conn:
-        record = user_store.authenticate(conn, form.username, form.password, now)
+    outcome = log_in(ops, form.username, form.password, client_address(request))
+    if outcome.refused is not None:
+        wall = ops.wall.now()
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            outcome.refused.message(wall),
+            headers={"Retry-After": str(outcome.refused.retry_after(wall))},
+        )
+    record = outcome.user
     if record is None:
         raise unauthorized("wrong user name or password, or the user is disabled")
     issued, expires = ops.tokens.issue(record.name, record.token_version)
