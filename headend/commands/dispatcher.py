@@ -167,15 +167,25 @@ class Dispatcher:
                 )
             return 0
         with writing(self.engine) as conn:
+            # The broker has it: record when, even if the gateway's answer got here first and
+            # moved the dispatch on (its state then stays as the answer left it).
             done = conn.execute(
                 update(command_dispatches)
                 .where(
-                    d.id == dispatch_id, d.claim == self.instance, d.state == State.SENDING.value
+                    d.id == dispatch_id,
+                    d.claim == self.instance,
+                    d.sent_at.is_(None),
+                    d.state.notin_([State.APPROVED.value, State.CANCELLED.value]),
                 )
-                .values(state=State.SENT.value, sent_at=now, reason=None)
+                .values(sent_at=now, reason=None)
             )
             if not done.rowcount:
                 return 0
+            conn.execute(
+                update(command_dispatches)
+                .where(d.id == dispatch_id, d.state == State.SENDING.value)
+                .values(state=State.SENT.value)
+            )
             conn.execute(
                 update(command_targets)
                 .where(
@@ -184,10 +194,16 @@ class Dispatcher:
                 )
                 .values(state=State.SENT.value, at=now)
             )
+            c = commands.c
             conn.execute(
                 update(commands)
-                .where(commands.c.id == row.command_id, commands.c.state == State.APPROVED.value)
-                .values(state=State.SENT.value, sent_at=now)
+                .where(c.id == row.command_id, c.sent_at.is_(None))
+                .values(sent_at=now)
+            )
+            conn.execute(
+                update(commands)
+                .where(c.id == row.command_id, c.state == State.APPROVED.value)
+                .values(state=State.SENT.value)
             )
             audit.append(
                 conn,
