@@ -45,6 +45,7 @@ from headend.config import Settings, clock_of
 from headend.db import make_engine
 from headend.db.errors import Conflict, HeadendError, InvalidRequest, NotFound, StorageError
 from headend.db.migrate import upgrade
+from headend.security.errors import SecurityError
 from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (OutOfScope, 403),
     (InvalidRequest, 400),
     (StorageError, 503),
+    (SecurityError, 503),  # e.g. no signing key valid now
 ]
 
 
@@ -141,6 +143,25 @@ def _start_workers(app: FastAPI) -> Workers:
     return workers
 
 
+def _archive_signer(state: Any, settings: Settings) -> Any:
+    """The signer of archive pushes: the dispatcher's, else one from ``[security]``, else None.
+
+    An API-only instance (no workers) without a signing key logs a warning and pushes unsigned
+    archives (gateways requiring signatures refuse them; the gateway then shows out of sync).
+    """
+    signer = getattr(state, "signer", None)
+    if signer is not None:
+        return signer
+    from headend.commands.runner import make_signer
+    from headend.security.errors import KeyStoreError
+
+    try:
+        return make_signer(settings)
+    except KeyStoreError as exc:
+        log.warning("archive pushes will go out unsigned: %s", str(exc).splitlines()[0])
+        return None
+
+
 def _include_console(app: FastAPI) -> None:
     if importlib.util.find_spec("headend.web") is None:
         return
@@ -201,6 +222,7 @@ def create_app(
         from headend.commands.runner import make_signer
 
         app.state.signer = make_signer(settings)
+    app.state.archive_signer = _archive_signer(app.state, settings)
     app.add_middleware(RequestClock)  # the routers' now() is this app's clock
     # Outermost: bodies are bounded before anything parses or authenticates them.
     app.add_middleware(
