@@ -41,7 +41,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from headend.api import PREFIX, ROUTERS
 from headend.api.deps import OutOfScope, RequestClock
 from headend.api.limits import BodyLimit
-from headend.config import Settings, clock_of
+from headend.config import Settings, check_sections, clock_of
 from headend.db import make_engine
 from headend.db.errors import Conflict, HeadendError, InvalidRequest, NotFound, StorageError
 from headend.db.migrate import upgrade
@@ -182,7 +182,9 @@ def create_app(
 
     ``workers`` starts the dispatcher and the prepayment jobs (``serve`` does); it needs the
     signer of ``[security]`` and raises ``KeyStoreError`` here, before start-up, without a key.
+    Every section of the configuration is checked first (``ConfigError`` listing every problem).
     """
+    check_sections(settings)  # every configuration error now, not at the first request
     run_ingest = settings.ingest.enabled if ingest is None else ingest
 
     @asynccontextmanager

@@ -6,7 +6,9 @@ subscribes to; its ``client_id`` is unique: one ingest per id), ``[ingest]`` (gr
 re-send timing), ``[api]`` (listen address), ``[auth]`` (token signing; used by headend.auth).
 Secrets come from the environment (``TAIQU_HEADEND_DB_PASSWORD``, ``TAIQU_HEADEND_MQTT_PASSWORD``,
 ``TAIQU_HEADEND_SECRET``) or from files with owner-only permissions, never from the TOML.
-A bad file raises ``ConfigError`` whose lines name the file, the key and the fix.
+A bad file raises ``ConfigError`` whose lines name the file, the key and the fix; every section
+(also those other packages read from ``Settings.extra``, listed in ``SECTIONS``) is checked when
+the file is loaded and again by ``create_app``, so ``serve`` exits 2 before it starts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from headend.db.errors import ConfigError
+from headend.db.errors import ConfigError, HeadendError
 from protocols.uplink.topics import GATEWAY_ID
 from taiqu.clock import Clock, make_clock
 
@@ -216,6 +218,19 @@ def clock_of(settings: Settings) -> Clock:
 
 
 OWN_SECTIONS = ("database", "mqtt", "ingest", "api", "auth")
+# The sections other parts of the head-end read from ``Settings.extra``, each with the parser
+# that validates it ("module:function", called with (extra, source)); ``check_sections`` runs
+# them all at start, so a bad value anywhere stops the head-end before it serves anything.  A
+# new section must be added here: an unknown section is a configuration error (a typo such as
+# ``[gaurds]`` would otherwise silently leave the defaults in force).
+SECTIONS: dict[str, str] = {
+    "guards": "headend.commands.settings:ops_settings",
+    "commands": "headend.commands.settings:ops_settings",
+    "prepay": "headend.prepay.settings:prepay_settings",
+    "scale": "headend.scale.job:scale_settings",
+    "analytics": "headend.analytics.settings:analytics_settings",
+    "security": "headend.security.settings:SecuritySettings.from_extra",
+}
 
 
 def read_secret(path: Path, key: str) -> str:
@@ -229,8 +244,38 @@ def read_secret(path: Path, key: str) -> str:
     return path.read_text().strip()
 
 
+def check_sections(settings: Settings) -> None:
+    """Validate every section of ``settings.extra`` and the clock; ``ConfigError`` listing every
+    problem found (file, key, fix), not just the first."""
+    import importlib
+
+    where = settings.source or "headend.toml"
+    problems: list[str] = []
+    unknown = sorted(k for k in settings.extra if k not in SECTIONS and k != "clock")
+    if unknown:
+        problems.append(
+            f"{where}: unknown sections {unknown}; known: {sorted([*OWN_SECTIONS, *SECTIONS])}"
+        )
+    parsers = dict.fromkeys(SECTIONS.values())  # one call per parser, in a stable order
+    for target in parsers:
+        module, _, name = target.partition(":")
+        parse: Any = importlib.import_module(module)
+        for part in name.split("."):
+            parse = getattr(parse, part)
+        try:
+            parse(settings.extra, settings.source or "headend.toml")
+        except HeadendError as exc:
+            problems.extend(line for line in str(exc).splitlines() if line not in problems)
+    try:
+        clock_of(settings)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def load_settings(path: Path | str | None) -> Settings:
-    """Load ``headend.toml`` (or the defaults when ``path`` is None)."""
+    """Load ``headend.toml`` (or the defaults when ``path`` is None), every section checked."""
     if path is None:
         return Settings()
     path = Path(path)
@@ -248,10 +293,12 @@ def load_settings(path: Path | str | None) -> Settings:
         bad = sorted(scalars)
         raise ConfigError(f"{path}: unknown top-level keys {bad}; settings go in [sections]")
     try:
-        return Settings(**own, extra=extra, source=path)
+        settings = Settings(**own, extra=extra, source=path)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             lines.append(f"{path}: {key}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
+    check_sections(settings)
+    return settings
