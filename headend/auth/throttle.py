@@ -8,7 +8,7 @@ cannot overtake the counter; a success then clears the user's count and takes ba
 address's provisional one.
 
 For one key with ``f`` failures since the last success (forgotten after ``memory_hours`` of
-quiet), with the limits of ``[auth.throttle]`` (user / address)::
+quiet after the last attempt and lockout), with the limits of ``[auth.throttle]`` (user / address)::
 
     f < free_failures              admitted
     f ≥ free_failures              admitted no sooner than base × 2^(f − free) seconds (capped at
@@ -114,9 +114,10 @@ def _row(conn: Connection, key: str) -> Any:
 
 
 def _fresh(row: Any, settings: ThrottleSettings, now: datetime) -> bool:
-    """Whether ``row``'s failures are forgotten (quiet for ``memory_hours``, not locked)."""
-    quiet = now - row.last_at >= timedelta(hours=settings.memory_hours)
-    return quiet and (row.locked_until is None or row.locked_until <= now)
+    """Whether ``row``'s failures are forgotten: quiet for ``memory_hours`` since the last
+    attempt *and* since its lockout ended (else a day-long lockout would end forgotten)."""
+    since = max(row.last_at, row.locked_until or row.last_at)
+    return now - since >= timedelta(hours=settings.memory_hours)
 
 
 def _verdict(row: Any, scope: Scope, settings: ThrottleSettings, now: datetime) -> Refused | None:

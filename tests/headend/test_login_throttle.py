@@ -157,3 +157,27 @@ def test_successive_lockouts_double(ops, wall):
     second = lock_out()
     assert second >= first * 2 - timedelta(seconds=DEFAULTS.max_backoff_seconds + 2)
     assert second > first
+
+
+def test_a_long_lockout_does_not_end_with_the_failures_forgotten(sqlite_engine):
+    from headend.db import writing
+
+    s = ThrottleSettings(free_failures=1, lockout_failures=2, lockout_minutes=120, memory_hours=1)
+    now = WALL
+
+    def attempt() -> throttle.Refused | None:
+        with writing(sqlite_engine) as conn:
+            refused = throttle.admit(conn, s, "eve", "192.0.2.7", now)
+            if refused is None:
+                started = throttle.failed(conn, s, "eve", "192.0.2.7", now)
+                return started[-1] if started else None
+            return refused
+
+    assert attempt() is None
+    now += timedelta(seconds=5)
+    first = attempt()
+    assert first is not None and first.until - now == timedelta(minutes=120)
+    now = first.until + timedelta(minutes=1)  # longer than memory_hours since the last attempt
+    second = attempt()  # still remembered: the next failure locks again, for twice as long
+    assert second is not None and second.reason == "locked"
+    assert second.until - now == timedelta(minutes=240)
