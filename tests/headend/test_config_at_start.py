@@ -54,7 +54,7 @@ def test_create_app_checks_settings_built_in_code(tmp_path):
         database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'h.db'}"),
         extra={"guards": {"holiday_country": "XX"}},
     )
-    with pytest.raises(ConfigError, match="guards.holiday_country"):
+    with pytest.raises(ConfigError, match=r"guards\.holiday_country"):
         create_app(settings, ingest=False)
 
 
