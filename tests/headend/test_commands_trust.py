@@ -161,3 +161,44 @@ def test_a_claimed_but_unpublished_dispatch_still_refuses_final_results_after_ex
     with writing(ops.engine) as conn:
         assert on_result(conn, dispatch.gateway, _result(dispatch, CommandState.EXECUTED)) is False
     assert _command(ops, cid).finished_at is None
+
+
+def test_commands_to_a_gateway_running_a_forged_archive_are_held(ops):
+    from sqlalchemy import insert
+
+    from headend.archive import push
+    from headend.commands.signing import NoSigner
+    from headend.db.tables import gateway_state
+
+    with writing(ops.engine) as conn:
+        for gw in ("gw1", "gw2"):
+            push.refresh(conn, gw, TUESDAY_10, force=True, signer=NoSigner())  # version 1
+        conn.execute(
+            insert(gateway_state),
+            [
+                {
+                    "gateway": gw,
+                    "online": True,
+                    "since": TUESDAY_10,
+                    "last_seen": TUESDAY_10,
+                    "archive_version": version,
+                    "health": "{}",
+                }
+                for gw, version in (("gw1", 1), ("gw2", 999))
+            ],
+        )
+    held = trip(ops, "olga", meters=[meter_id("A2", 1)])["id"]  # A2 is served by gw2
+    fine = trip(ops, "olga", meters=[A1[0]])["id"]
+    sent = []
+    guards = ops.client.app.state.ops.guards
+    dispatcher = Dispatcher(ops.engine, lambda t, p: sent.append(t), ops.clock, guards)
+    assert dispatcher.run_once() == 1 and sent == ["taiqu/v1/gw1/down/cmd"]
+    dispatch = _dispatch(ops, held)
+    assert dispatch.state == "approved" and "never issued" in dispatch.reason
+    assert _dispatch(ops, fine).state == "sent"
+    with writing(ops.engine) as conn:  # the gateway took a real (signed) push: version 2
+        push.refresh(conn, "gw2", TUESDAY_10, force=True, signer=NoSigner())
+        conn.execute(
+            update(gateway_state).where(gateway_state.c.gateway == "gw2").values(archive_version=2)
+        )
+    assert dispatcher.run_once() == 1 and _dispatch(ops, held).state == "sent"
