@@ -181,3 +181,23 @@ def test_a_long_lockout_does_not_end_with_the_failures_forgotten(sqlite_engine):
     second = attempt()  # still remembered: the next failure locks again, for twice as long
     assert second is not None and second.reason == "locked"
     assert second.until - now == timedelta(minutes=240)
+
+
+def test_guessing_the_current_password_with_a_stolen_token_is_throttled(ops, wall):
+    stolen = ops.as_("sue")
+    codes = [
+        ops.client.post(
+            "/api/v1/auth/password",
+            json={"current": f"guess number {i}", "new": "a brand new password"},
+            headers=stolen,
+        ).status_code
+        for i in range(DEFAULTS.free_failures + 1)
+    ]
+    assert codes == [401] * DEFAULTS.free_failures + [429]
+    r = ops.client.post(
+        "/api/v1/auth/password",
+        json={"current": PASSWORD, "new": "a brand new password"},
+        headers=stolen,
+    )
+    assert r.status_code == 429  # the right one waits too: the password is unchanged
+    assert login(ops.client, "sue").status_code == 429  # and so do log-ins as sue
