@@ -80,3 +80,29 @@ def test_signing_in_replaces_the_anonymous_token(web: Web) -> None:
     assert client.cookies[CSRF_COOKIE] != anonymous
     r = client.post("/prefs", data={"lang": "en", "csrf_token": anonymous})
     assert r.status_code == 403
+
+
+def test_the_overview_shows_a_gateway_running_a_forged_archive(web: Web) -> None:
+    from sqlalchemy import update
+
+    from headend.archive import push
+    from headend.commands.signing import NoSigner
+    from headend.db import writing
+    from headend.db.tables import gateway_state
+
+    with writing(web.engine) as conn:
+        push.refresh(conn, "gw2", web.now, force=True, signer=NoSigner())  # issued: version 1
+        conn.execute(
+            update(gateway_state)
+            .where(gateway_state.c.gateway == "gw2")
+            .values(archive_version=999)
+        )
+    client = sign_in(web.app, "vic")
+    page = client.get("/").text
+    assert 'id="archive-alerts"' in page and 'data-kind="archive.forged_version"' in page
+    assert 'data-gateway="gw2"' in page and "999" in page
+    with writing(web.engine) as conn:
+        conn.execute(
+            update(gateway_state).where(gateway_state.c.gateway == "gw2").values(archive_version=1)
+        )
+    assert 'id="archive-alerts"' not in client.get("/").text
