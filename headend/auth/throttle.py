@@ -117,7 +117,7 @@ def _fresh(row: Any, settings: ThrottleSettings, now: datetime) -> bool:
     """Whether ``row``'s failures are forgotten: quiet for ``memory_hours`` since the last
     attempt *and* since its lockout ended (else a day-long lockout would end forgotten)."""
     since = max(row.last_at, row.locked_until or row.last_at)
-    return now - since >= timedelta(hours=settings.memory_hours)
+    return bool(now - since >= timedelta(hours=settings.memory_hours))
 
 
 def _verdict(row: Any, scope: Scope, settings: ThrottleSettings, now: datetime) -> Refused | None:
