@@ -14,6 +14,8 @@ setting the simulators and gateways take, so commands' valid-until, guard-rail w
 jobs run on the same (possibly accelerated) time as the fleet.  Tests may replace it before
 start-up.  Routers are found as ``headend.api.<name>.router`` for the names in
 ``headend.api.ROUTERS``; the web console (``headend.web.router``) is mounted at ``/``.
+Every request body is bounded first (``headend.api.limits.BodyLimit``, ``[api] max_body_bytes``;
+``max_import_bytes`` for the meter CSV import), before routing, parsing or authentication.
 Errors map to status codes in one place: NotFound 404,
 Conflict 409, out-of-scope 403, other bad requests 400, a failing database 503, never a
 traceback; request validation keeps FastAPI's 422 with the field and the reason.
@@ -38,10 +40,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from headend.api import PREFIX, ROUTERS
 from headend.api.deps import OutOfScope, RequestClock
-from headend.config import Settings, clock_of
+from headend.api.limits import BodyLimit
+from headend.config import Settings, check_sections, clock_of
 from headend.db import make_engine
 from headend.db.errors import Conflict, HeadendError, InvalidRequest, NotFound, StorageError
 from headend.db.migrate import upgrade
+from headend.security.errors import SecurityError
 from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (OutOfScope, 403),
     (InvalidRequest, 400),
     (StorageError, 503),
+    (SecurityError, 503),  # e.g. no signing key valid now
 ]
 
 
@@ -140,6 +145,25 @@ def _start_workers(app: FastAPI) -> Workers:
     return workers
 
 
+def _archive_signer(state: Any, settings: Settings) -> Any:
+    """The signer of archive pushes: the dispatcher's, else one from ``[security]``, else None.
+
+    An API-only instance (no workers) without a signing key logs a warning and pushes unsigned
+    archives (gateways requiring signatures refuse them; the gateway then shows out of sync).
+    """
+    signer = getattr(state, "signer", None)
+    if signer is not None:
+        return signer
+    from headend.commands.runner import make_signer
+    from headend.security.errors import KeyStoreError
+
+    try:
+        return make_signer(settings)
+    except KeyStoreError as exc:
+        log.warning("archive pushes will go out unsigned: %s", str(exc).splitlines()[0])
+        return None
+
+
 def _include_console(app: FastAPI) -> None:
     if importlib.util.find_spec("headend.web") is None:
         return
@@ -160,7 +184,9 @@ def create_app(
 
     ``workers`` starts the dispatcher and the prepayment jobs (``serve`` does); it needs the
     signer of ``[security]`` and raises ``KeyStoreError`` here, before start-up, without a key.
+    Every section of the configuration is checked first (``ConfigError`` listing every problem).
     """
+    check_sections(settings)  # every configuration error now, not at the first request
     run_ingest = settings.ingest.enabled if ingest is None else ingest
 
     @asynccontextmanager
@@ -203,7 +229,14 @@ def create_app(
 
         app.state.signer = make_signer(settings)
         app.state.encryption = service_of(settings.extra, settings.source)  # refuses lab in prod
+    app.state.archive_signer = _archive_signer(app.state, settings)
     app.add_middleware(RequestClock)  # the routers' now() is this app's clock
+    # Outermost: bodies are bounded before anything parses or authenticates them.
+    app.add_middleware(
+        BodyLimit,
+        max_body=settings.api.max_body_bytes,
+        max_import=settings.api.max_import_bytes,
+    )
     app.state.routers = _include_routers(app)
     _include_console(app)
 

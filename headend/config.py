@@ -6,7 +6,9 @@ subscribes to; its ``client_id`` is unique: one ingest per id), ``[ingest]`` (gr
 re-send timing), ``[api]`` (listen address), ``[auth]`` (token signing; used by headend.auth).
 Secrets come from the environment (``TAIQU_HEADEND_DB_PASSWORD``, ``TAIQU_HEADEND_MQTT_PASSWORD``,
 ``TAIQU_HEADEND_SECRET``) or from files with owner-only permissions, never from the TOML.
-A bad file raises ``ConfigError`` whose lines name the file, the key and the fix.
+A bad file raises ``ConfigError`` whose lines name the file, the key and the fix; every section
+(also those other packages read from ``Settings.extra``, listed in ``SECTIONS``) is checked when
+the file is loaded and again by ``create_app``, so ``serve`` exits 2 before it starts.
 """
 
 from __future__ import annotations
@@ -17,11 +19,18 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from headend.db.errors import ConfigError
+from headend.db.errors import ConfigError, HeadendError
 from protocols.uplink.topics import GATEWAY_ID
 from taiqu.clock import Clock, make_clock
 
@@ -33,6 +42,7 @@ __all__ = [
     "IngestSettings",
     "MqttSettings",
     "Settings",
+    "ThrottleSettings",
     "load_settings",
     "read_secret",
 ]
@@ -131,14 +141,46 @@ class ApiSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     page_max: int = Field(default=10_000, ge=10, le=1_000_000)
+    # Request bodies (checked before parsing and authentication, headend.api.limits): every
+    # endpoint, and the bulk imports (the meter CSV).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
+    max_import_bytes: int = Field(default=20 * 1024 * 1024, ge=4096, le=1024 * 1024 * 1024)
+
+
+class ThrottleSettings(_Model):
+    """``[auth.throttle]``: log-in back-off and lockout (headend.auth.throttle explains)."""
+
+    free_failures: int = Field(default=5, ge=1, le=1000)
+    lockout_failures: int = Field(default=10, ge=2, le=10_000)
+    address_free_failures: int = Field(default=20, ge=1, le=100_000)
+    address_lockout_failures: int = Field(default=100, ge=2, le=1_000_000)
+    backoff_seconds: float = Field(default=1.0, gt=0, le=3600)
+    max_backoff_seconds: float = Field(default=300.0, gt=0, le=86400)
+    lockout_minutes: float = Field(default=15.0, gt=0, le=1440)
+    memory_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThrottleSettings:
+        if self.lockout_failures <= self.free_failures:
+            raise ValueError("lockout_failures must be above free_failures")
+        if self.address_lockout_failures <= self.address_free_failures:
+            raise ValueError("address_lockout_failures must be above address_free_failures")
+        return self
+
+    def limits(self, scope: str) -> tuple[int, int]:
+        """(free failures, lockout failures) for ``scope``."""
+        if scope == "user":
+            return self.free_failures, self.lockout_failures
+        return self.address_free_failures, self.address_lockout_failures
 
 
 class AuthSettings(_Model):
-    """``[auth]``: bearer-token signing (read by headend.auth)."""
+    """``[auth]``: bearer-token signing and log-in throttling (read by headend.auth)."""
 
     secret_file: Path | None = None
     token_minutes: int = Field(default=60, ge=1, le=24 * 60)
     issuer: str = "taiqu-headend"
+    throttle: ThrottleSettings = ThrottleSettings()
 
     def secret(self) -> str | None:
         """The signing secret from the environment or the secret file."""
@@ -176,6 +218,19 @@ def clock_of(settings: Settings) -> Clock:
 
 
 OWN_SECTIONS = ("database", "mqtt", "ingest", "api", "auth")
+# The sections other parts of the head-end read from ``Settings.extra``, each with the parser
+# that validates it ("module:function", called with (extra, source)); ``check_sections`` runs
+# them all at start, so a bad value anywhere stops the head-end before it serves anything.  A
+# new section must be added here: an unknown section is a configuration error (a typo such as
+# ``[gaurds]`` would otherwise silently leave the defaults in force).
+SECTIONS: dict[str, str] = {
+    "guards": "headend.commands.settings:ops_settings",
+    "commands": "headend.commands.settings:ops_settings",
+    "prepay": "headend.prepay.settings:prepay_settings",
+    "scale": "headend.scale.job:scale_settings",
+    "analytics": "headend.analytics.settings:analytics_settings",
+    "security": "headend.security.settings:SecuritySettings.from_extra",
+}
 
 
 def read_secret(path: Path, key: str) -> str:
@@ -189,8 +244,38 @@ def read_secret(path: Path, key: str) -> str:
     return path.read_text().strip()
 
 
+def check_sections(settings: Settings) -> None:
+    """Validate every section of ``settings.extra`` and the clock; ``ConfigError`` listing every
+    problem found (file, key, fix), not just the first."""
+    import importlib
+
+    where = settings.source or "headend.toml"
+    problems: list[str] = []
+    unknown = sorted(k for k in settings.extra if k not in SECTIONS and k != "clock")
+    if unknown:
+        problems.append(
+            f"{where}: unknown sections {unknown}; known: {sorted([*OWN_SECTIONS, *SECTIONS])}"
+        )
+    parsers = dict.fromkeys(SECTIONS.values())  # one call per parser, in a stable order
+    for target in parsers:
+        module, _, name = target.partition(":")
+        parse: Any = importlib.import_module(module)
+        for part in name.split("."):
+            parse = getattr(parse, part)
+        try:
+            parse(settings.extra, settings.source or "headend.toml")
+        except HeadendError as exc:
+            problems.extend(line for line in str(exc).splitlines() if line not in problems)
+    try:
+        clock_of(settings)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def load_settings(path: Path | str | None) -> Settings:
-    """Load ``headend.toml`` (or the defaults when ``path`` is None)."""
+    """Load ``headend.toml`` (or the defaults when ``path`` is None), every section checked."""
     if path is None:
         return Settings()
     path = Path(path)
@@ -208,10 +293,12 @@ def load_settings(path: Path | str | None) -> Settings:
         bad = sorted(scalars)
         raise ConfigError(f"{path}: unknown top-level keys {bad}; settings go in [sections]")
     try:
-        return Settings(**own, extra=extra, source=path)
+        settings = Settings(**own, extra=extra, source=path)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             lines.append(f"{path}: {key}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
+    check_sections(settings)
+    return settings

@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import insert, select
 
+from headend import csvcells
 from headend.analytics import AnalyticsInputError, repo, store
 from headend.analytics import job as daily_job
 from headend.analytics.passrate import pass_rates
@@ -115,7 +116,7 @@ def _csv(rows: Sequence[dict[str, Any]], name: str) -> Response:
     for r in rows:
         writer.writerow(
             {
-                k: json.dumps(v, default=str) if isinstance(v, list | dict) else v
+                k: csvcells.escape(json.dumps(v, default=str) if isinstance(v, list | dict) else v)
                 for k, v in r.items()
             }
         )

@@ -18,6 +18,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy import Connection, Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from headend.archive.push import archive_signer
 from headend.auth.deps import current_user, require_role
 from headend.clock import now, request_clock
 from headend.config import Settings
@@ -72,6 +73,8 @@ class RequestClock:
 
     Routers call ``now()`` for default ``?at=``/``valid_from`` and for resolution times; the
     context variable carries the app's clock there (into sync endpoints' worker threads too).
+    Likewise the app's archive signer (``state.archive_signer``) for the archive pushes that
+    archive changes issue (``headend.archive.push.archive_signer``).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -80,10 +83,13 @@ class RequestClock:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         served = scope.get("app")
         clock = getattr(getattr(served, "state", None), "clock", None)
+        signer = getattr(getattr(served, "state", None), "archive_signer", None)
         token = request_clock.set(clock)
+        signing = archive_signer.set(signer)
         try:
             await self.app(scope, receive, send)
         finally:
+            archive_signer.reset(signing)
             request_clock.reset(token)
 
 

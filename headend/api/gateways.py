@@ -1,7 +1,12 @@
-"""``/gateways``: the archive's gateways, their live state, sessions and archive versions."""
+"""``/gateways``: the archive's gateways, their live state, sessions and archive versions.
+
+``GET /gateways/alerts`` lists the gateways whose archive is out of sync (``headend.archive.push``
+explains the alerts); each gateway's ``archive.alert`` carries the same.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +33,10 @@ def _visible(conn: ReadConn, user: Any) -> set[str] | None:
     return {g for g in rows if g}
 
 
+def _alert_out(found: push.ArchiveAlert | None) -> dict[str, Any] | None:
+    return dataclasses.asdict(found) if found is not None else None
+
+
 def _out(conn: ReadConn, row: Any) -> dict[str, Any]:
     state = conn.execute(select(gateway_state).where(gateway_state.c.gateway == row.id)).first()
     archive = push.status(conn, row.id)
@@ -47,6 +56,7 @@ def _out(conn: ReadConn, row: Any) -> dict[str, Any]:
             "meters": archive.meters,
             "reported": archive.reported,
             "in_sync": archive.in_sync,
+            "alert": _alert_out(push.alert(archive, now())),
         },
     }
 
@@ -66,6 +76,18 @@ def list_gateways(conn: ReadConn, user: Viewer, at: datetime | None = None) -> l
     ).all()
     visible = _visible(conn, user)
     return [_out(conn, r) for r in rows if visible is None or r.id in visible]
+
+
+@router.get("/alerts")
+def archive_alerts(conn: ReadConn, user: Viewer) -> list[dict[str, Any]]:
+    """Gateways whose archive is out of sync, worst first: one that reports a version the
+    head-end never issued (``archive.forged_version``, critical), one still on an older version
+    or silent ten minutes after a push (``archive.behind``, ``archive.unreported``)."""
+    visible = _visible(conn, user)
+    found = push.alerts(conn, now())
+    found = [a for a in found if visible is None or a.gateway in visible]
+    found.sort(key=lambda a: (a.severity != "critical", a.gateway))
+    return [dataclasses.asdict(a) for a in found]
 
 
 @router.get("/{gateway_id}")

@@ -26,7 +26,6 @@ from headend.db.errors import InvalidRequest
 from headend.db.tables import meter_replacements, meters
 
 router = APIRouter(prefix="/meters", tags=["archive"])
-MAX_CSV_BYTES = 20 * 1024 * 1024
 
 
 def meter_out(row: Any) -> dict[str, Any]:
@@ -68,9 +67,10 @@ async def import_csv(
     """Create and version meters from a CSV body (all-or-nothing)."""
     from headend.db.engine import writing
 
-    raw = await request.body()
-    if len(raw) > MAX_CSV_BYTES:
-        raise InvalidRequest(f"CSV larger than {MAX_CSV_BYTES} bytes: split the file")
+    raw = await request.body()  # bounded by headend.api.limits (max_import_bytes)
+    limit = request.app.state.settings.api.max_import_bytes
+    if len(raw) > limit:
+        raise InvalidRequest(f"CSV larger than {limit} bytes: split the file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

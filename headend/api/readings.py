@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from headend import csvcells
 from headend.api.deps import (
     Limit,
     ReadConn,
@@ -114,6 +115,6 @@ def _csv(items: list[dict[str, Any]], next_cursor: str | None) -> Response:
     writer.writerow(CSV_COLUMNS)
     for item in _jsonable(items):
         row = dict(item, flags=",".join(item["flags"]))
-        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+        writer.writerow(csvcells.row("" if row[c] is None else row[c] for c in CSV_COLUMNS))
     headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
     return Response(out.getvalue(), media_type="text/csv", headers=headers)

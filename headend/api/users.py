@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from headend.auth import throttle
 from headend.auth import users as user_store
 from headend.auth.deps import ops_of, require_role
 from headend.auth.http import http_errors
@@ -26,6 +27,7 @@ class UserOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None
+    locked_until: datetime | None = None  # log-ins refused until then (headend.auth.throttle)
 
 
 class UserIn(BaseModel):
@@ -49,8 +51,11 @@ class UserPatch(BaseModel):
 @router.get("", response_model=list[UserOut])
 def list_users(request: Request, admin: Admin) -> list[dict[str, Any]]:
     """Every user."""
-    with reading(ops_of(request).engine) as conn:
-        return [u.public() for u in user_store.list_all(conn)]
+    ops = ops_of(request)
+    with reading(ops.engine) as conn:
+        records = user_store.list_all(conn)
+        locked = throttle.locked_until(conn, [u.name for u in records], ops.wall.now())
+    return [{**u.public(), "locked_until": locked.get(u.name)} for u in records]
 
 
 @router.post("", response_model=UserOut, status_code=201)
@@ -73,8 +78,20 @@ def create_user(request: Request, body: UserIn, admin: Admin) -> dict[str, Any]:
 @router.get("/{name}", response_model=UserOut)
 def get_user(request: Request, name: str, admin: Admin) -> dict[str, Any]:
     """One user."""
-    with http_errors(), reading(ops_of(request).engine) as conn:
-        return user_store.get(conn, name).public()
+    ops = ops_of(request)
+    with http_errors(), reading(ops.engine) as conn:
+        record = user_store.get(conn, name)
+        locked = throttle.locked_until(conn, [name], ops.wall.now())
+    return {**record.public(), "locked_until": locked.get(name)}
+
+
+@router.post("/{name}/unlock", status_code=204)
+def unlock_user(request: Request, name: str, admin: Admin) -> None:
+    """Lift a log-in lockout and forget the user's failed attempts (audited)."""
+    ops = ops_of(request)
+    with http_errors(), writing(ops.engine) as conn:
+        user_store.get(conn, name)
+        throttle.unlock(conn, name, actor=admin.name, now=ops.clock.now())
 
 
 @router.patch("/{name}", response_model=UserOut)

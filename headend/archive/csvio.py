@@ -5,7 +5,8 @@ multiplier, role, customer, tariff_category, keep_power, pv, esam`` (``keep_powe
 ``esam``: true/false/1/0/yes/no; ``pv`` and ``esam`` may be left out: false).
 An import is all-or-nothing: every line is validated first and any error rejects the whole file
 with the line numbers; a valid file creates new meters and versions changed ones (unchanged rows
-are left alone), audited one by one.
+are left alone), audited one by one.  Text cells that a spreadsheet would run as a formula are
+exported with a ``'`` in front and imported without it (``headend.csvcells``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection, select
 
+from headend import csvcells
 from headend.archive import service
 from headend.archive.effective import in_force
 from headend.archive.models import MeterIn, MeterPatch
@@ -65,10 +67,10 @@ def export_meters(conn: Connection, at: datetime | None = None, area: str | None
     writer.writerow(COLUMNS)
     for row in conn.execute(query.order_by(meters.c.id)):
         writer.writerow(
-            [
+            csvcells.row(
                 "true" if v is True else "false" if v is False else ("" if v is None else v)
                 for v in row
-            ]
+            )
         )
     return out.getvalue()
 
@@ -89,7 +91,9 @@ def _parse(text: str) -> list[tuple[int, MeterIn]]:
     for line, raw in enumerate(reader, start=2):
         if line - 1 > MAX_ROWS:
             raise InvalidRequest(f"more than {MAX_ROWS} rows: split the file")
-        data: dict[str, Any] = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+        data: dict[str, Any] = {
+            k: csvcells.unescape((v or "").strip()) for k, v in raw.items() if k is not None
+        }
         if None in raw:
             errors.append(f"line {line}: more fields than columns")
             continue

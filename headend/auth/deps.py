@@ -19,6 +19,7 @@ from headend.auth.errors import Unauthenticated
 from headend.auth.roles import Role, User
 from headend.auth.tokens import TokenService
 from headend.commands.settings import CommandSettings, ops_settings
+from headend.config import ThrottleSettings
 from headend.db import reading
 from headend.db.ops_tables import users
 from headend.guards import GuardSettings
@@ -37,6 +38,8 @@ class Ops:
     tokens: TokenService
     guards: GuardSettings
     commands: CommandSettings
+    throttle: ThrottleSettings
+    wall: Clock  # log-in throttling runs on the wall clock (``app.state.wall_clock`` in tests)
 
 
 def ops_of(request: Request) -> Ops:
@@ -54,6 +57,8 @@ def ops_of(request: Request) -> Ops:
             ),
             guards=guards,
             commands=commands,
+            throttle=settings.auth.throttle,
+            wall=getattr(state, "wall_clock", None) or RealClock(),
         )
         state.ops = ops
     return ops

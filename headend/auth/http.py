@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Request, status
 
 from headend.auth.errors import Forbidden, Unauthenticated
 from headend.db.errors import ConfigError, Conflict, InvalidRequest, NotFound
@@ -36,3 +36,8 @@ def refused(rule: str, message: str, kind: str, **extra: Any) -> HTTPException:
     """A refusal: 403 (role, scope, second user) or 409 (guard rail, state), naming its rule."""
     code = status.HTTP_403_FORBIDDEN if kind == "forbidden" else status.HTTP_409_CONFLICT
     return HTTPException(code, {"rule": rule, "message": message, **extra})
+
+
+def client_address(request: Request) -> str | None:
+    """The peer address of ``request`` (what log-ins are throttled by; see docs/security.md)."""
+    return request.client.host if request.client is not None else None

@@ -8,6 +8,9 @@ effect at once.  Expiry runs on the wall clock, never on a simulated clock.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -62,6 +65,12 @@ class TokenService:
             "jti": secrets.token_hex(8),
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires
+
+    def mac(self, purpose: str, data: str) -> str:
+        """An HMAC-SHA256 of ``data`` under a key derived from the secret for ``purpose``."""
+        key = hmac.new(self._secret.encode(), f"taiqu-{purpose}".encode(), hashlib.sha256)
+        digest = hmac.new(key.digest(), data.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def check(self, token: str) -> Claims:
         """The token's claims; ``Unauthenticated`` saying why it is not acceptable."""

@@ -5,7 +5,10 @@ Safe with several head-end instances: a dispatch is *claimed* before it is publi
 conditional UPDATE that only one claimant can win — and marked ``sent`` only after ``publish``
 returned (the broker's PUBACK).  A claim older than ``claim_timeout`` (its instance died) is taken
 over; the gateway recognises a repeated command by its id.  Disconnects are held, not sent, while
-the pause switch is on or outside the disconnect window; they expire at ``valid_until``.
+the pause switch is on or outside the disconnect window; they expire at ``valid_until``.  Every
+command to a gateway that reports an archive version the head-end never issued is held too: that
+gateway applied a forged archive, so its meter ids may point at other meters' addresses
+(``headend.archive.push`` raises the alert; a new signed push it accepts lifts the hold).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from headend import audit
 from headend.archive.effective import in_force
@@ -28,6 +31,7 @@ from headend.commands.signing import NoSigner, Signer
 from headend.commands.states import State
 from headend.db import writing
 from headend.db.ops_tables import command_dispatches, command_targets, commands
+from headend.db.tables import archive_versions, gateway_state
 from headend.db.tables import meters as archive_meters
 from headend.esam import EncryptionService
 from headend.guards import DISCONNECTS, GuardSettings, check_window
@@ -38,6 +42,30 @@ from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes], None]  # blocks until the broker acknowledged (QoS 1) or raises
+
+
+def _forged_archives(conn: Connection, gateway_ids: set[str]) -> dict[str, str]:
+    """The gateways among ``gateway_ids`` that report an archive version never issued, and why."""
+    if not gateway_ids:
+        return {}
+    issued = dict(
+        conn.execute(
+            select(archive_versions.c.gateway, func.max(archive_versions.c.version))
+            .where(archive_versions.c.gateway.in_(sorted(gateway_ids)))
+            .group_by(archive_versions.c.gateway)
+        ).all()
+    )
+    reported = conn.execute(
+        select(gateway_state.c.gateway, gateway_state.c.archive_version).where(
+            gateway_state.c.gateway.in_(sorted(gateway_ids)),
+            gateway_state.c.archive_version.is_not(None),
+        )
+    ).all()
+    return {
+        gw: f"gateway runs archive version {version}, never issued (at most {issued.get(gw, 0)})"
+        for gw, version in reported
+        if version > issued.get(gw, 0)
+    }
 
 
 @dataclass
@@ -131,7 +159,7 @@ class Dispatcher:
             and_(d.state == State.SENDING.value, d.claimed_at < stale),
         )
         query = (
-            select(d.id, c.action)
+            select(d.id, d.gateway, c.action)
             .select_from(command_dispatches.join(commands, c.id == d.command_id))
             .where(due, c.valid_until > now)
             .order_by(c.created_at, d.id)
@@ -147,7 +175,15 @@ class Dispatcher:
                 if any(CommandAction(r.action) in DISCONNECTS for r in rows)
                 else None
             )
+            forged = _forged_archives(conn, {r.gateway for r in rows})
             for row in rows:
+                if row.gateway in forged:
+                    conn.execute(
+                        update(command_dispatches)
+                        .where(d.id == row.id)
+                        .values(reason=f"held: {forged[row.gateway]}")
+                    )
+                    continue
                 if held and CommandAction(row.action) in DISCONNECTS:
                     conn.execute(
                         update(command_dispatches)
@@ -223,15 +259,25 @@ class Dispatcher:
                 )
             return 0
         with writing(self.engine) as conn:
+            # The broker has it: record when, even if the gateway's answer got here first and
+            # moved the dispatch on (its state then stays as the answer left it).
             done = conn.execute(
                 update(command_dispatches)
                 .where(
-                    d.id == dispatch_id, d.claim == self.instance, d.state == State.SENDING.value
+                    d.id == dispatch_id,
+                    d.claim == self.instance,
+                    d.sent_at.is_(None),
+                    d.state.notin_([State.APPROVED.value, State.CANCELLED.value]),
                 )
-                .values(state=State.SENT.value, sent_at=now, reason=None)
+                .values(sent_at=now, reason=None)
             )
             if not done.rowcount:
                 return 0
+            conn.execute(
+                update(command_dispatches)
+                .where(d.id == dispatch_id, d.state == State.SENDING.value)
+                .values(state=State.SENT.value)
+            )
             conn.execute(
                 update(command_targets)
                 .where(
@@ -240,10 +286,16 @@ class Dispatcher:
                 )
                 .values(state=State.SENT.value, at=now)
             )
+            c = commands.c
             conn.execute(
                 update(commands)
-                .where(commands.c.id == row.command_id, commands.c.state == State.APPROVED.value)
-                .values(state=State.SENT.value, sent_at=now)
+                .where(c.id == row.command_id, c.sent_at.is_(None))
+                .values(sent_at=now)
+            )
+            conn.execute(
+                update(commands)
+                .where(c.id == row.command_id, c.state == State.APPROVED.value)
+                .values(state=State.SENT.value)
             )
             action = CommandAction(row.action)
             for meter, address in esam.items():

@@ -3,6 +3,13 @@
 Called by the ingest inside its transaction.  Results are idempotent (QoS 1 may repeat them) and
 may arrive out of order: a final outcome is never replaced by ``received``, and a gateway's final
 word replaces the head-end's own "expired" (which only meant "no answer in time").
+
+A result is refused (logged, ``False``) unless it is bound to a command the head-end published to
+that gateway: the dispatch must be the publishing gateway's, must have been handed to the broker
+(``sending`` or later, or a recorded ``sent_at``), and a per-meter result must name one of the
+dispatch's meters.  So a forged ``executed`` cannot close a command still awaiting approval,
+held or never sent, nor one of another gateway.  (A forger who can read ``down/cmd`` can still
+answer a published command; gateway-signed results, docs/security.md, close that.)
 """
 
 from __future__ import annotations
@@ -21,20 +28,44 @@ from protocols.uplink import CommandResult
 
 log = logging.getLogger(__name__)
 OPEN = [State.CREATED.value, State.SENT.value, State.RECEIVED.value]
+# Dispatch states in which the command has not reached the broker (unless ``sent_at`` says so).
+UNPUBLISHED = frozenset(
+    {State.CREATED, State.AWAITING_APPROVAL, State.APPROVED, State.CANCELLED, State.EXPIRED}
+)
 
 
-def on_result(conn: Connection, gateway: str, result: CommandResult) -> bool:
-    """Apply one result; False if it names no dispatch of this gateway (logged, ignored)."""
+def refusal(conn: Connection, gateway: str, result: CommandResult) -> tuple[str, Any]:
+    """Why ``result`` from ``gateway`` is refused ("" if not) and the dispatch row it names."""
     dispatch = conn.execute(
         select(command_dispatches).where(command_dispatches.c.id == result.id)
     ).one_or_none()
+    if dispatch is None:
+        return "names no command", None
+    if dispatch.gateway != gateway:
+        return f"is for a command of gateway {dispatch.gateway!r}", dispatch
+    if dispatch.sent_at is None and State(dispatch.state) in UNPUBLISHED:
+        return f"is for a command never sent (it is {dispatch.state})", dispatch
+    if result.meter is not None:
+        target = conn.execute(
+            select(command_targets.c.meter).where(
+                command_targets.c.dispatch_id == dispatch.id,
+                command_targets.c.meter == result.meter,
+            )
+        ).first()
+        if target is None:
+            return f"names meter {result.meter!r}, not a target of the command", dispatch
+    return "", dispatch
+
+
+def on_result(conn: Connection, gateway: str, result: CommandResult) -> bool:
+    """Apply one result; False if it is refused (see the module docstring; logged, ignored)."""
+    why, dispatch = refusal(conn, gateway, result)
     if dispatch is None and steps.record_result(conn, gateway, result):
-        return True  # a step of the secured flow (ESAM meters)
-    if dispatch is None or dispatch.gateway != gateway:
-        log.warning("result for unknown command %r from gateway %r ignored", result.id, gateway)
-        return False
-    if dispatch.state == State.CANCELLED:
-        log.warning("result for cancelled command %r from %r ignored", result.id, gateway)
+        return True  # a step of the secured flow (ESAM meters), bound in ``steps``
+    if not why and dispatch.state == State.CANCELLED:
+        why = "is for a cancelled command"
+    if why:
+        log.warning("result %r from gateway %r refused: it %s", result.id, gateway, why)
         return False
     state = FROM_GATEWAY[result.state]
     at = result.at

@@ -22,8 +22,8 @@ from headend.commands import directory, params
 from headend.commands.settings import CommandSettings
 from headend.commands.states import CANCELLABLE, State
 from headend.db.errors import InvalidRequest, NotFound
-from headend.db.ops_tables import command_dispatches, command_targets, commands
-from headend.guards import GuardSettings, MeterFacts, evaluate
+from headend.db.ops_tables import command_dispatches, command_targets, commands, users
+from headend.guards import DISCONNECTS, GuardSettings, MeterFacts, evaluate
 from headend.guards import store as guard_store
 from protocols.uplink import CommandAction
 
@@ -121,6 +121,15 @@ def resolve_targets(
     return [found[k] for k in sorted(found)]
 
 
+def _serialise_operator(conn: Connection, name: str) -> None:
+    """Hold the operator's user row (PostgreSQL) so their parallel requests count one by one.
+
+    SQLite's write transactions are serial already (``BEGIN IMMEDIATE``).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(users.c.id).where(users.c.name == name).with_for_update())
+
+
 def create(
     conn: Connection,
     user: User,
@@ -164,7 +173,13 @@ def create(
         )
     state = guard_store.load_state(conn, now.astimezone(guards.zone).date())
     counts = guard_store.recent_counts(conn, now)
-    decision = evaluate(action, targets, now, guards, state, counts)
+    earlier = 0
+    if action in DISCONNECTS:
+        _serialise_operator(conn, user.name)
+        earlier = guard_store.operator_unapproved(
+            conn, user.name, now, guards.supervisor_window_minutes
+        )
+    decision = evaluate(action, targets, now, guards, state, counts, operator_recent=earlier)
     if decision.refused:
         assert decision.rule
         return _refuse(conn, user, now, Refusal(decision.rule, decision.message), detail)

@@ -1,15 +1,18 @@
-"""Where commands get signed: the ``Signer`` protocol, the no-op default and ``Ed25519Signer``.
+"""Where commands and archive pushes get signed: the ``Signer`` protocol, the no-op default and
+``Ed25519Signer``.
 
-The signature covers ``Command.signing_bytes()`` (canonical JSON of everything but the
-signature: id, gateway, meters, action, params, issued, valid-until, nonce).  ``Ed25519Signer``
-signs with the key of ``headend.security.keys.KeyStore`` that is valid at the command's
-``issued`` time, so a rotation takes effect at its activation time with no restart.
+The signature covers the message's ``signing_bytes()``: for a ``Command`` the canonical JSON of
+everything but the signature (id, gateway, meters, action, params, issued, valid-until, nonce);
+for an ``ArchivePush`` a domain tag and the canonical JSON (gateway, version, issued, meters).
+``Ed25519Signer`` signs with the key of ``headend.security.keys.KeyStore`` that is valid at the
+message's ``issued`` time, so a rotation takes effect at its activation time with no restart.
 """
 
 from __future__ import annotations
 
 import base64
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -19,16 +22,25 @@ from headend.security.keys import KeyStore
 from protocols.uplink import Command, Signature
 
 
-class Signer(Protocol):
-    """Signs a contract command (or declines, returning None)."""
+class Signable(Protocol):
+    """A contract message that carries a signature: a ``Command`` or an ``ArchivePush``."""
 
-    def sign(self, command: Command) -> Signature | None: ...
+    @property
+    def issued(self) -> datetime: ...
+
+    def signing_bytes(self) -> bytes: ...
+
+
+class Signer(Protocol):
+    """Signs a contract message (or declines, returning None)."""
+
+    def sign(self, command: Signable) -> Signature | None: ...
 
 
 class NoSigner:
-    """Sends commands unsigned (gateways that require signatures refuse them)."""
+    """Sends messages unsigned (gateways that require signatures refuse them)."""
 
-    def sign(self, command: Command) -> Signature | None:
+    def sign(self, command: Signable) -> Signature | None:
         return None
 
 
@@ -47,7 +59,7 @@ class Ed25519Signer:
                 key = self._cache[key_id] = self.store.private_key(key_id)
             return key
 
-    def sign(self, command: Command) -> Signature:
+    def sign(self, command: Signable) -> Signature:
         """The signature over ``command.signing_bytes()``; raises ``KeyStoreError`` if no key."""
         info = self.store.current(command.issued)
         value = self._key(info.key_id).sign(command.signing_bytes())

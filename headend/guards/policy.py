@@ -10,7 +10,9 @@ Rules, checked in this order; the first that refuses names itself in the refusal
     window.hours                the local time is outside the disconnect hours (night)
     hourly_limit.area           the area's meters tripped in the last hour would exceed its limit
     hourly_limit.fleet          the fleet's meters tripped in the last hour would exceed its limit
-    supervisor_approval         more than N meters: allowed only once a second user, a
+    supervisor_approval         more than N meters, counting the requesting operator's own
+                                disconnects that went ahead without a supervisor in the last
+                                ``supervisor_window_minutes``: allowed only once a second user, a
                                 supervisor, approves (a decision of "needs approval", not a refusal)
 
 Only disconnects (``relay_trip``) are guarded; every other action is allowed here (roles and area
@@ -158,11 +160,13 @@ def evaluate(
     counts: RecentCounts,
     *,
     supervisor_approved: bool = False,
+    operator_recent: int = 0,
 ) -> Decision:
     """Decide whether ``action`` on ``meters`` may go ahead at ``now``.
 
     ``supervisor_approved`` is true when a second user with the supervisor role has approved
-    the request; every other rule is checked again at approval time.
+    the request; every other rule is checked again at approval time.  ``operator_recent``: meters
+    in the requesting operator's disconnects of the supervisor window that needed no approval.
     """
     targets = list(meters)
     if action not in DISCONNECTS:
@@ -176,11 +180,18 @@ def evaluate(
     for decision in (check_window(settings, state, now), _limits(settings, targets, counts)):
         if decision.refused:
             return decision
-    if len(targets) > settings.supervisor_threshold and not supervisor_approved:
+    counted = len(targets) + operator_recent
+    if counted > settings.supervisor_threshold and not supervisor_approved:
+        earlier = (
+            f" (with {operator_recent} meters of this operator's disconnects of the last "
+            f"{settings.supervisor_window_minutes} min)"
+            if operator_recent
+            else ""
+        )
         return Decision(
             "needs_approval",
             "supervisor_approval",
-            f"a disconnect of {len(targets)} meters (more than "
-            f"{settings.supervisor_threshold}) needs approval by a second user, a supervisor",
+            f"a disconnect of {len(targets)} meters{earlier}, more than "
+            f"{settings.supervisor_threshold}, needs approval by a second user, a supervisor",
         )
     return ALLOW

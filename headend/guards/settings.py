@@ -26,6 +26,9 @@ class GuardSettings(BaseModel):
     holiday_country: str | None = "CN"
     holiday_subdivision: str | None = None
     supervisor_threshold: int = Field(default=10, ge=1)  # more meters than this: approval
+    # … counted per operator over this rolling window: their disconnects that went ahead
+    # without a supervisor plus the one asked for (splitting a request does not avoid approval)
+    supervisor_window_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
     hourly_limit_area: int = Field(default=50, ge=0)  # meters tripped per area per hour
     hourly_limit_fleet: int = Field(default=200, ge=0)  # meters tripped per hour, all areas
 

@@ -98,3 +98,25 @@ def recent_counts(
         query = query.where(c.c.id != exclude_command)
     by_area = Counter({area or "": int(n) for area, n in conn.execute(query)})
     return RecentCounts(fleet=sum(by_area.values()), by_area=dict(by_area))
+
+
+def operator_unapproved(conn: Connection, operator: str, now: datetime, minutes: int) -> int:
+    """Meters in ``operator``'s disconnects created in the last ``minutes`` without a supervisor.
+
+    Counted: disconnects the policy let through on their own (approved, no ``approved_by``) that
+    were not cancelled and did not expire unsent.  What a supervisor approved was reviewed and
+    does not count; what awaits approval has not gone ahead.
+    """
+    if minutes <= 0:
+        return 0
+    c = commands.c
+    query = select(func.coalesce(func.sum(c.meter_count), 0)).where(
+        c.created_by == operator,
+        c.action.in_([a.value for a in DISCONNECTS]),
+        c.created_at > now - timedelta(minutes=minutes),
+        c.approved_at.is_not(None),
+        c.approved_by.is_(None),
+        c.state != "cancelled",
+        not_(and_(c.state == "expired", c.sent_at.is_(None))),
+    )
+    return int(conn.execute(query).scalar_one())

@@ -3,8 +3,13 @@
 Cookies (all ``Path=/``, ``SameSite=Strict``, ``Secure`` when the request came over HTTPS):
 
     taiqu_session   the bearer token ``/api/v1/auth/token`` would issue (HttpOnly; expires with it)
-    taiqu_csrf      a random token; every POST must echo it in the ``csrf_token`` form field or the
-                    ``X-CSRF-Token`` header (htmx sends the header), compared in constant time
+    taiqu_csrf      ``<nonce>.<mac>``: a random nonce and an HMAC over it and the session cookie
+                    (keyed from the token secret), so a token is bound to one session; every POST
+                    must echo it in the ``csrf_token`` form field or the ``X-CSRF-Token`` header
+                    (htmx sends the header), compared in constant time, and its MAC must match the
+                    session the request carries.  A token planted in a browser (a sibling
+                    sub-domain can set cookies) or carried over from another session is refused;
+                    a page rendered for a session whose token is not bound to it gets a new one.
 
 Language and time zone are the signed-in user's (``users.language``/``users.timezone``, see
 ``headend.web.prefs``), so they follow the user to any browser; before sign-in the language
@@ -17,6 +22,7 @@ every session at once.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -25,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import HTTPException, Request, Response
 
-from headend.auth.deps import current_user
+from headend.auth.deps import current_user, ops_of
 from headend.auth.roles import User
 from headend.web.errors import CsrfRejected, NotSignedIn
 
@@ -66,7 +72,7 @@ def web_user(request: Request) -> User:
 
 
 def start_session(request: Request, response: Response, token: str, expires: datetime) -> None:
-    """Set the session cookie (and a fresh CSRF token: a new session never reuses one)."""
+    """Set the session cookie (and a fresh CSRF token bound to it: never one of before)."""
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -76,7 +82,7 @@ def start_session(request: Request, response: Response, token: str, expires: dat
         samesite="strict",
         secure=_secure(request),
     )
-    set_csrf(request, response, secrets.token_urlsafe(32))
+    set_csrf(request, response, new_csrf(request, token))
 
 
 def end_session(request: Request, response: Response) -> None:
@@ -84,12 +90,34 @@ def end_session(request: Request, response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", samesite="strict", secure=_secure(request))
 
 
+def _mac(request: Request, nonce: str, session: str) -> str:
+    bound = hashlib.sha256(session.encode()).hexdigest()
+    return ops_of(request).tokens.mac("csrf", f"{nonce}|{bound}")
+
+
+def new_csrf(request: Request, session: str | None = None) -> str:
+    """A fresh CSRF token bound to ``session`` (default: the request's session cookie)."""
+    if session is None:
+        session = request.cookies.get(SESSION_COOKIE) or ""
+    nonce = secrets.token_urlsafe(24)
+    return f"{nonce}.{_mac(request, nonce, session)}"
+
+
+def _bound(request: Request, token: str) -> bool:
+    """Whether ``token`` was made for the session cookie this request carries."""
+    nonce, _, mac = token.partition(".")
+    if not nonce or not mac or len(token) > 200:
+        return False
+    expected = _mac(request, nonce, request.cookies.get(SESSION_COOKIE) or "")
+    return hmac.compare_digest(mac.encode(), expected.encode())
+
+
 def csrf_token(request: Request) -> tuple[str, bool]:
     """The request's CSRF token and whether it is new (then the response must set it)."""
     existing = request.cookies.get(CSRF_COOKIE)
-    if existing and 20 <= len(existing) <= 100:
+    if existing and _bound(request, existing):
         return existing, False
-    return secrets.token_urlsafe(32), True
+    return new_csrf(request), True
 
 
 def set_csrf(request: Request, response: Response, token: str) -> None:
@@ -99,11 +127,14 @@ def set_csrf(request: Request, response: Response, token: str) -> None:
 
 
 def check_csrf(request: Request, sent: str | None) -> None:
-    """Refuse a POST whose token (form field or header) does not match the cookie."""
+    """Refuse a POST whose token (form field or header) does not match the cookie, or whose
+    token is not bound to the request's session."""
     cookie = request.cookies.get(CSRF_COOKIE) or ""
     sent = sent or request.headers.get(CSRF_HEADER) or ""
     if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
         raise CsrfRejected("the form's security token is missing or stale: reload the page")
+    if not _bound(request, cookie):
+        raise CsrfRejected("the form's security token belongs to another session: reload the page")
 
 
 def _accepts_chinese(request: Request) -> bool:

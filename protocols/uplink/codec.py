@@ -6,7 +6,7 @@ compressed.  Compression uses a preset dictionary of the contract's common strin
 announced by zlib's FDICT flag and identified by its Adler-32 ``DICTID``), which saves a tenth of
 the bytes of a small gateway's sweep; a receiver also inflates payloads compressed without one.
 Dictionaries are part of the contract: one is never changed, only a new one added beside it.
-Decompressed payloads are capped at ``MAX_PAYLOAD`` bytes (no zip bombs).
+Payloads are capped at ``MAX_PAYLOAD`` bytes as received and as decompressed (no zip bombs).
 """
 
 from __future__ import annotations
@@ -126,6 +126,8 @@ def load(payload: bytes) -> dict[str, Any]:
     """Inflate and parse a payload into its JSON object, checking the contract version."""
     if not payload:
         raise ContractError("empty payload")
+    if len(payload) > MAX_PAYLOAD:  # compressed or not: inflation is bounded in _inflate
+        raise ContractError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD} bytes")
     body = _inflate(bytes(payload))
     try:
         data = json.loads(body)

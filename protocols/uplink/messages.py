@@ -131,7 +131,8 @@ class CommandAction(StrEnum):
 
 
 class Signature(BaseModel):
-    """Room for the head-end's signature over ``Command.signing_bytes()``."""
+    """The head-end's Ed25519 signature over a message's ``signing_bytes()`` (commands and
+    archive pushes; ``protocols.uplink.signatures`` verifies it)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -223,10 +224,26 @@ class ArchiveMeter(BaseModel):
     line: str | None = Field(default=None, max_length=16, pattern=r"^\d{3,6} [78][NEO][12]$")
 
 
+ARCHIVE_DOMAIN = b"taiqu-archive-v1\n"
+
+
 class ArchivePush(_Msg):
-    """``down/archive`` (retained): the versioned meter archive for one gateway."""
+    """``down/archive`` (retained): the versioned meter archive for one gateway.
+
+    ``signature`` (optional on the wire, additive to contract v1): the head-end's Ed25519
+    signature over ``signing_bytes()`` with the key valid at ``issued``, as for commands.
+    """
 
     gateway: str = Field(alias="gw", max_length=64)
     version: int = Field(ge=0)
     issued: AwareDatetime
     meters: tuple[ArchiveMeter, ...]
+    signature: Signature | None = None
+
+    def signing_bytes(self) -> bytes:
+        """What a signature covers: a domain tag, then the canonical JSON of everything but the
+        signature (the tag keeps an archive signature from ever verifying as a command's)."""
+        import json
+
+        body = self.model_dump(mode="json", by_alias=True, exclude={"signature"})
+        return ARCHIVE_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()

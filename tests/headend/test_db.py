@@ -51,8 +51,11 @@ def test_bad_config_names_file_key_and_fix(tmp_path: Path) -> None:
 
 def test_other_sections_are_kept_for_their_owners(tmp_path: Path) -> None:
     path = tmp_path / "h.toml"
-    path.write_text('[guards]\nnight_start = "22:00"\n')
-    assert load_settings(path).extra == {"guards": {"night_start": "22:00"}}
+    path.write_text('[guards]\nwindow_end = "16:00"\n')
+    assert load_settings(path).extra == {"guards": {"window_end": "16:00"}}
+    path.write_text('[guards]\nnight_start = "22:00"\n')  # checked by its owner, at load
+    with pytest.raises(ConfigError, match="night_start"):
+        load_settings(path)
 
 
 def test_clock_setting_in_string_or_table_form(tmp_path: Path) -> None:

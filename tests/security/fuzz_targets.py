@@ -37,7 +37,15 @@ from protocols.modbus.errors import ModbusError
 from protocols.modbus.pdu import crc16
 from protocols.modbus.pdu import decode_frame as modbus_decode_frame
 from protocols.modbus.registers import BlockRead, decode_block, models, plan_reads
-from protocols.uplink import Command, Signature, decode_message, encode
+from protocols.uplink import (
+    ArchiveMeter,
+    ArchivePush,
+    Command,
+    Signature,
+    decode_message,
+    encode,
+)
+from protocols.uplink.signatures import ArchiveRefusal, check_archive
 from taiqu.clock import ManualClock
 from tests.fixtures import mqtt_fixtures
 
@@ -292,6 +300,54 @@ def gateway_command(data: bytes) -> None:
         assert command.signing_bytes() in _signed_bodies(), "accepted a command nobody signed"
 
 
+# -- the gateway's archive path (protocols.uplink.signatures.check_archive) ---------------------
+def _archive_pushes() -> list[ArchivePush]:
+    meters = tuple(
+        ArchiveMeter(
+            id=f"2026112400{i:02d}",
+            bus="rs485-1",
+            protocol="dlt645-2007",
+            address=f"2026112400{i:02d}",
+        )
+        for i in (1, 7)
+    )
+    return [
+        ArchivePush(gateway="gw-0001", version=v, issued=NOW - timedelta(hours=v), meters=meters)
+        for v in (1, 13)
+    ]
+
+
+def sign_archive(push: ArchivePush) -> ArchivePush:
+    value = base64.b64encode(SIGNING_KEY.sign(push.signing_bytes())).decode()
+    return push.model_copy(update={"signature": Signature(key_id=KEY_ID, value=value)})
+
+
+@cache
+def archive_seeds() -> list[bytes]:
+    seeds = []
+    for push in _archive_pushes():
+        for candidate in (push, sign_archive(push)):
+            seeds += [encode(candidate), encode(candidate, compress=False)]
+    return seeds
+
+
+@cache
+def _signed_archives() -> frozenset[bytes]:
+    return frozenset(sign_archive(p).signing_bytes() for p in _archive_pushes())
+
+
+def gateway_archive(data: bytes) -> None:
+    """A ``down/archive`` payload through decoding and ``check_archive``: only exactly the bytes
+    the head-end signed are ever accepted."""
+    _, _, push = decode_message("taiqu/v1/gw-0001/down/archive", data)
+    assert isinstance(push, ArchivePush)
+    trust = {KEY_ID: TrustedKey(KEY_ID, SIGNING_KEY.public_key())}
+    reason = check_archive(push, gateway="gw-0001", keys=trust, running=0)
+    assert reason is None or isinstance(reason, ArchiveRefusal)
+    if reason is None:
+        assert push.signing_bytes() in _signed_archives(), "accepted an archive nobody signed"
+
+
 def _frame_seeds() -> list[bytes]:
     return [bytes([flags]) + s for s in dlt645_seeds() for flags in (0, 1)]
 
@@ -315,5 +371,6 @@ TARGETS: dict[str, Target] = {
         Target("modbus", modbus, modbus_seeds, (ModbusError,)),
         Target("uplink", uplink, uplink_seeds, (ContractError,)),
         Target("gateway_command", gateway_command, command_seeds, (ContractError,)),
+        Target("gateway_archive", gateway_archive, archive_seeds, (ContractError,)),
     )
 }

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from headend.auth import users as user_store
 from headend.auth.deps import ops_of
+from headend.auth.http import client_address
+from headend.auth.login import log_in
 from headend.auth.roles import User
+from headend.auth.throttle import Refused
 from headend.db import writing
 from headend.web import prefs as prefs_store
 from headend.web.errors import CsrfRejected
@@ -34,7 +37,9 @@ Optional = Annotated[str | None, Form()]
 @router.get("/login")
 def login_form(request: Request, next: str = "/") -> Response:
     """The sign-in form."""
-    return render(request, "login.html", None, next=safe_next(next), failed=False, name="")
+    return render(
+        request, "login.html", None, next=safe_next(next), failed=False, throttled=None, name=""
+    )
 
 
 @router.post("/login")
@@ -51,24 +56,42 @@ def login(
     except CsrfRejected as exc:
         return error_page(request, None, exc)
     ops = ops_of(request)
-    record = None
-    if username and password and len(password) <= 1024:
-        with writing(ops.engine) as conn:
-            record = user_store.authenticate(conn, username[:64], password, ops.clock.now())
+    outcome = None
+    if username and password:
+        outcome = log_in(ops, username[:64], password, client_address(request))
+    record = outcome.user if outcome is not None else None
     if record is None:
+        refused = outcome.refused if outcome is not None else None
+        if refused is None and outcome is not None and outcome.lockouts:
+            refused = outcome.lockouts[-1]
+        wall = ops.wall.now()
         return render(
             request,
             "login.html",
             None,
-            status_code=401,
+            status_code=429 if refused is not None else 401,
             next=safe_next(next),
-            failed=True,
+            failed=refused is None,
+            throttled=_throttled(refused, wall),
             name=username[:64],
         )
     token, expires = ops.tokens.issue(record.name, record.token_version)
     response = see_other(safe_next(next))
     start_session(request, response, token, expires)
     return response
+
+
+def _throttled(refused: Refused | None, now: datetime) -> dict[str, object] | None:
+    """What the sign-in page says about a throttled attempt (None: not throttled)."""
+    if refused is None:
+        return None
+    seconds = refused.retry_after(now)
+    return {
+        "scope": refused.scope,
+        "locked": refused.reason == "locked",
+        "minutes": (seconds + 59) // 60,
+        "seconds": seconds,
+    }
 
 
 @router.post("/logout")

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from headend.archive import push
 from headend.auth.roles import User
 from headend.db import reading
 from headend.web.pages.common import ops, page
@@ -34,7 +35,8 @@ def _analytics_today(request: Request) -> Any:
 
 @router.get("/")
 def overview(request: Request) -> Response:
-    """Areas with gateway online status, the latest collection rate, line loss and alarms."""
+    """Areas with gateway online status, the latest collection rate, line loss and alarms;
+    gateways whose meter archive is out of sync (``headend.archive.push.alert``) on top."""
 
     def build(user: User) -> Response:
         now = ops(request).clock.now()
@@ -45,6 +47,9 @@ def overview(request: Request) -> Response:
             losses = analytics.latest_losses(conn, ids, today)
             rates = analytics.latest_collection(conn, ids, today)
             passed = analytics.pass_rate(conn, ids, today - timedelta(days=1))
+            served = sorted({r["gateway"] for r in rows if r.get("gateway")})
+            archive_alerts = push.alerts(conn, now, served)
+        archive_alerts.sort(key=lambda a: (a.severity != "critical", a.gateway))
         online = sum(1 for r in rows if r["online"])
         gateways = sum(1 for r in rows if r["online"] is not None)
         return render(
@@ -57,6 +62,7 @@ def overview(request: Request) -> Response:
             online=online,
             gateways=gateways,
             alarms=sum(r["alarms"] for r in rows),
+            archive_alerts=archive_alerts,
             today=today,
             passed=passed,
         )
