@@ -98,7 +98,7 @@ meters = Table(
     Column("customer", String(200), nullable=False, default=""),
     Column("tariff_category", String(40), nullable=False, default=""),
     Column("keep_power", Boolean, nullable=False, default=False),
-    Column("esam", Boolean, nullable=False, default=False),  # remote control needs the ESAM flow
+    Column("esam", Boolean, nullable=False, default=False, server_default=false()),  # ESAM flow
     Column("valid_from", UTCDateTime, nullable=False),
     Column("valid_to", UTCDateTime, nullable=True),
     Column("changed_by", String(100), nullable=False, default=""),
