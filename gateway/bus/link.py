@@ -161,16 +161,18 @@ class SerialLink:
         import serial
 
         line = self._line
+        url = self.settings.url
         port = serial.serial_for_url(
-            self.settings.url,
+            url,
             baudrate=line.baud,
             parity=line.parity,
             bytesize=line.bytesize,
             stopbits=line.stopbits,
             timeout=0,
-            write_timeout=5,
             do_not_open=True,
         )
+        if not url.startswith("rfc2217://"):  # pyserial's RFC 2217 client has no write timeout
+            port.write_timeout = 5
         if "://" not in self.settings.url:  # one owner: another gateway or a terminal fails
             port.exclusive = True
         if rs485:

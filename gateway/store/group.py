@@ -17,18 +17,16 @@ once (pending, then being committed, then stored), so event detection never read
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from gateway.store.local import Json
+from gateway.store.outbox import Encoded, encode
 from protocols.model import Event, Reading
-from protocols.uplink import (
-    EventRecord,
-    GapRecord,
-    ReadingRecord,
-    events_to_records,
-    readings_to_records,
-)
+from protocols.uplink import events_to_records, readings_to_records
 
 DEFAULT_GROUP_SECONDS = 10.0
 
@@ -36,11 +34,7 @@ DEFAULT_GROUP_SECONDS = 10.0
 class GroupStore(Protocol):
     """What a group commits into (``gateway.store.Store``)."""
 
-    def commit_group(
-        self,
-        records: Sequence[ReadingRecord | EventRecord | GapRecord],
-        states: Mapping[str, Any],
-    ) -> int: ...
+    def commit_group(self, records: Sequence[Encoded], states: Mapping[str, Any]) -> int: ...
 
     def get_state(self, key: str, default: Any = None) -> Any: ...
 
@@ -57,9 +51,10 @@ class GroupCommit:
         self.store = store
         self.seconds = seconds
         self._monotonic = monotonic
-        self._records: list[ReadingRecord | EventRecord | GapRecord] = []
-        self._states: dict[str, Any] = {}
-        self._committing: dict[str, Any] = {}
+        # rows and JSON text, not models: a bus's sweep waits here (RAM on a Pi)
+        self._records: list[Encoded] = []
+        self._states: dict[str, Json] = {}
+        self._committing: dict[str, Json] = {}
         self._since: float | None = None
         self._lock = asyncio.Lock()
         self.groups = 0  # transactions committed
@@ -71,26 +66,27 @@ class GroupCommit:
     def add_readings(self, readings: Sequence[Reading], command: str | None = None) -> None:
         """Readings of one visit (one record per meter and time, as ``append_readings``)."""
         if readings:
-            self._records += readings_to_records(readings, command)
+            now = datetime.now(UTC)
+            self._records += [encode(r, now) for r in readings_to_records(readings, command)]
             self._touch()
 
     def add_events(self, events: Sequence[Event]) -> None:
         """Events of one visit."""
         if events:
-            self._records += events_to_records(events)
+            now = datetime.now(UTC)  # only for an event with neither start nor detection time
+            self._records += [encode(r, now) for r in events_to_records(events)]
             self._touch()
 
     def set_state(self, key: str, value: Any) -> None:
         """Persist ``value`` under ``key`` with the group's next commit."""
-        self._states[key] = value
+        self._states[key] = Json(json.dumps(value, separators=(",", ":")))
         self._touch()
 
     def get_state(self, key: str, default: Any = None) -> Any:
         """The newest value of ``key``: pending, being committed, or stored."""
-        if key in self._states:
-            return self._states[key]
-        if key in self._committing:
-            return self._committing[key]
+        text = self._states.get(key) or self._committing.get(key)
+        if text is not None:
+            return json.loads(text)
         return self.store.get_state(key, default)
 
     @property

@@ -47,11 +47,16 @@ def has_frozen(conn: sqlite3.Connection, meter: str, freeze_time: datetime) -> b
     return row is not None
 
 
+class Json(str):
+    """A state value already encoded as JSON (stored as is)."""
+
+
 def set_state(conn: sqlite3.Connection, key: str, value: Any, now: datetime) -> None:
+    text = value if isinstance(value, Json) else json.dumps(value, separators=(",", ":"))
     conn.execute(
         "INSERT INTO state (key, value, updated) VALUES (?, ?, ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
-        (key, json.dumps(value, separators=(",", ":")), now.isoformat()),
+        (key, text, now.isoformat()),
     )
 
 

@@ -20,6 +20,27 @@ from protocols.model import Event, EventType
 from protocols.uplink import EventRecord, GapRecord, ReadingRecord, events_to_records
 
 AnyRecord = ReadingRecord | EventRecord | GapRecord
+Columns = tuple[str, str, str, int, int, "int | None", "int | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A record as its row will be: columns and contract JSON body (small while it waits)."""
+
+    columns: Columns
+    body: bytes
+    frozen: datetime | None = None  # the freeze time of a daily frozen reading record
+    meter: str = ""
+
+
+def encode(record: AnyRecord | Encoded, now: datetime) -> Encoded:
+    """The row form of ``record`` (a group keeps these, not the models: a fraction of the RAM)."""
+    if isinstance(record, Encoded):
+        return record
+    body = record.model_dump_json(by_alias=True, exclude_none=True).encode()
+    frozen = record.freeze_time if isinstance(record, ReadingRecord) else None
+    meter = record.meter if isinstance(record, ReadingRecord | EventRecord) else ""
+    return Encoded(_columns(record, now), body, frozen, meter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +53,7 @@ class Appended:
 
 def append(
     conn: sqlite3.Connection,
-    records: Sequence[AnyRecord],
+    records: Sequence[AnyRecord | Encoded],
     now: datetime,
     budget_bytes: int,
     drop_fraction: float,
@@ -57,23 +78,26 @@ def append(
         " dropped_records = dropped_records + ?, pruned_records = pruned_records + ?",
         (last, total, unacked, freed.dropped, freed.pruned),
     )
-    if any(isinstance(r, ReadingRecord) and r.freeze_time for r in records):
+    if any(
+        (r.frozen if isinstance(r, Encoded) else isinstance(r, ReadingRecord) and r.freeze_time)
+        for r in records
+    ):
         local.forget_old_frozen(conn, now)
     return Appended(int(last), freed)
 
 
 def _insert(
-    conn: sqlite3.Connection, records: Sequence[AnyRecord], last: int, now: datetime
+    conn: sqlite3.Connection, records: Sequence[AnyRecord | Encoded], last: int, now: datetime
 ) -> tuple[int, int]:
     rows, added = [], 0
     for record in records:
         last += 1
-        body = record.model_dump_json(by_alias=True, exclude_none=True).encode()
-        size = len(body) + ROW_OVERHEAD
+        row = encode(record, now)
+        size = len(row.body) + ROW_OVERHEAD
         added += size
-        rows.append((last, *_columns(record, now), size, body))
-        if isinstance(record, ReadingRecord) and record.freeze_time is not None:
-            local.note_frozen(conn, record.meter, record.freeze_time, last)
+        rows.append((last, *row.columns, size, row.body))
+        if row.frozen is not None:
+            local.note_frozen(conn, row.meter, row.frozen, last)
     conn.executemany(
         "INSERT INTO outbox (seq, type, meter, kind, at, readings, gap_first, gap_last,"
         " size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -99,9 +123,7 @@ def _fit_budget(
     return dropped
 
 
-def _columns(
-    record: AnyRecord, now: datetime
-) -> tuple[str, str, str, int, int, int | None, int | None]:
+def _columns(record: AnyRecord, now: datetime) -> Columns:
     if isinstance(record, ReadingRecord):
         at = record.gateway_time
         return (

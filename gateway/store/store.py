@@ -31,7 +31,7 @@ from pydantic import TypeAdapter
 from gateway.errors import StoreClosedError, StoreError
 from gateway.store import budget as budget_mod
 from gateway.store import local, outbox
-from gateway.store.outbox import AnyRecord
+from gateway.store.outbox import AnyRecord, Encoded
 from gateway.store.schema import connect, initialise
 from protocols.model import Event, Reading
 from protocols.uplink import (
@@ -202,7 +202,9 @@ class Store:
         """Store contract records with consecutive seqs in one transaction; return the last seq."""
         return self.commit_group(records, {})
 
-    def commit_group(self, records: Sequence[AnyRecord], states: Mapping[str, Any]) -> int:
+    def commit_group(
+        self, records: Sequence[AnyRecord | Encoded], states: Mapping[str, Any]
+    ) -> int:
         """Store ``records`` and the ``states`` values in ONE transaction (one fsync); return
         the last seq.  Listeners hear of the records only once they are committed."""
         now = self.clock.now()
