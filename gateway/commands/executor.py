@@ -12,6 +12,7 @@ from typing import Any
 from gateway.clock.sync import TimeSyncPolicy
 from gateway.commands.clock import MeterClocks
 from gateway.commands.secrets import MeterCredentials
+from gateway.commands.secured import run_step
 from gateway.commands.types import (
     ARMED_KEY,
     CLOCK_ACTIONS,
@@ -41,8 +42,10 @@ from protocols.dlt645 import (
     RemoteControl,
 )
 from protocols.dlt645.messages import DEFAULT_OPERATOR, DEFAULT_PASSWORD
+from protocols.errors import ContractError
 from protocols.model import MeterTime
 from protocols.uplink.messages import Command, CommandAction, CommandResult, CommandState
+from protocols.uplink.secured import parse_step
 from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -151,8 +154,15 @@ class CommandExecutor:
         if isinstance(targets, str):
             self._emit(command.id, CommandState.REFUSED, reason=targets)
             return CommandState.REFUSED
+        try:
+            step = parse_step(dict(command.params))
+        except ContractError as exc:
+            self._emit(command.id, CommandState.REFUSED, reason=str(exc))
+            return CommandState.REFUSED
         self._emit(command.id, CommandState.EXECUTING, detail={"meters": len(targets)})
-        if command.action is CommandAction.TIME_SYNC:
+        if step is not None:  # a secured step for ESAM meters (gateway.commands.secured)
+            outcomes = await self._per_meter(command, targets, step)
+        elif command.action is CommandAction.TIME_SYNC:
             outcomes = await self._time_sync(command, targets)
         else:
             outcomes = await self._per_meter(command, targets)
@@ -216,7 +226,9 @@ class CommandExecutor:
         return final
 
     # -- per-meter execution ----------------------------------------------------------------
-    async def _per_meter(self, command: Command, targets: Sequence[MeterLike]) -> list[Outcome]:
+    async def _per_meter(
+        self, command: Command, targets: Sequence[MeterLike], step: Any = None
+    ) -> list[Outcome]:
         delays = self._spread(command, targets)
         order = sorted(range(len(targets)), key=lambda i: delays[i])
         started = self.clock.now()
@@ -229,7 +241,7 @@ class CommandExecutor:
             if command.expired(self.clock.now()):
                 outcome = Outcome(CommandState.EXPIRED, "valid_until passed before its turn")
             else:
-                outcome = await self._one(command, meter)
+                outcome = await self._one(command, meter, step)
             self._emit(command.id, outcome.state, meter.id, outcome.reason, outcome.detail)
             outcomes.append(outcome)
         return outcomes
@@ -240,9 +252,11 @@ class CommandExecutor:
             return [0.0] * len(targets)
         return [self.rng.uniform(0, self.reconnect_window_s) for _ in targets]
 
-    async def _one(self, command: Command, meter: MeterLike) -> Outcome:
+    async def _one(self, command: Command, meter: MeterLike, step: Any = None) -> Outcome:
         handler = self.handlers.get(command.action)
         try:
+            if step is not None:
+                return await run_step(self, command, meter, step)
             if handler is not None:
                 detail = await handler(command, meter.id)
                 return Outcome(CommandState.EXECUTED, None, detail)
@@ -259,7 +273,7 @@ class CommandExecutor:
         if meter.protocol != "dlt645-2007":
             return Outcome(CommandState.REFUSED, "unsupported_protocol")
         if command.action in RELAY_ACTIONS:
-            self._supersede(meter.id, command.id)
+            self.supersede(meter.id, command.id)
         valid_until = MeterTime.from_utc(command.valid_until, self.zone).local
         secret = self.credentials(meter.id)
         request = RemoteControl(
@@ -268,9 +282,9 @@ class CommandExecutor:
         reply = await self.transact(meter.id, request)
         if isinstance(reply, AbnormalReply):
             raise MeterFailure(", ".join(reply.reasons) or f"error byte {reply.error:#04x}")
-        return await self._await_relay(command, meter)
+        return await self.await_relay(command, meter)
 
-    async def _await_relay(self, command: Command, meter: MeterLike) -> Outcome:
+    async def await_relay(self, command: Command, meter: MeterLike) -> Outcome:
         """Read status word 3 until it shows the command carried out or the deadline passes.
 
         A meter with a trip delay (or deferring the trip under high current) acknowledges at
@@ -337,7 +351,8 @@ class CommandExecutor:
     def _arm(self, meter: str, command_id: str) -> None:
         self.store.set_state(ARMED_KEY, {**self._armed(), meter: command_id})
 
-    def _supersede(self, meter: str, command_id: str) -> None:
+    def supersede(self, meter: str, command_id: str) -> None:
+        """A new relay command for ``meter``: an armed close-allowed one ends as superseded."""
         armed = self._armed()
         previous = armed.pop(meter, None)
         if previous is not None and previous != command_id:
