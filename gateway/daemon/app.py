@@ -55,6 +55,7 @@ from gateway.polling import Group, Poller, SweepReport
 from gateway.polling.drivers import make_driver
 from gateway.polling.frozen import FrozenJobs, FrozenReader
 from gateway.polling.schedule import run_daily, run_every
+from gateway.signature import TrustedKey, load_trust
 from gateway.store.group import GroupCommit
 from protocols.model import Event, EventType
 from protocols.uplink import ArchivePush, Command
@@ -102,6 +103,7 @@ class Gateway:
         self.ops: DaemonOps | None = None
         self.executor: CommandExecutor | None = None
         self.meter_secrets = MeterSecrets()
+        self.archive_keys: dict[str, TrustedKey] = {}  # the head-end's keys (trust file)
         self.metrics_port: int | None = None
         self.archive_version = 0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -161,6 +163,8 @@ class Gateway:
         self._loop = asyncio.get_running_loop()
         self._locks = {name: asyncio.Lock() for name in ("energy", "events", "instant", "export")}
         self.meter_secrets = self._check_command_files()
+        trust = self.cfg.signatures.trust_file
+        self.archive_keys = load_trust(trust) if trust is not None else {}
         if self.store is None:
             self.store = self._open_store()
         self._start_workers()
@@ -359,7 +363,7 @@ class Gateway:
     def apply_archive(self, push: ArchivePush) -> bool:
         """Validate, store and apply a pushed archive; False (logged) if refused."""
         assert self.poller is not None and self.health is not None
-        meters = accept_push(self.cfg, push, self.archive_version)
+        meters = accept_push(self.cfg, push, self.archive_version, self.archive_keys)
         if meters is None:
             return False
         store_archive(self.store, push.version, meters)
