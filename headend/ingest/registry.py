@@ -1,4 +1,10 @@
-"""Which meters the archive knows; readings of others are listed in ``unregistered``."""
+"""Which meters the archive knows, and which gateway each belongs to.
+
+A gateway may write only its own meters (those of its areas in the archive in force now): a
+reading or event it sends for a meter of another gateway is not stored but listed in
+``unregistered`` with the gateway that reported it.  Readings of a meter the archive does not know
+at all are stored (a meter wired before its archive entry loses nothing) and listed there too.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 
 from headend.db.bulk import sqlite_time
-from headend.db.tables import meters
+from headend.db.tables import areas, meters
 
 REFRESH_SECONDS = 5.0
 
@@ -19,6 +25,7 @@ class MeterRegistry:
     """A cached set of the archive's current meter ids (refreshed every few seconds)."""
 
     def __init__(self, refresh: float = REFRESH_SECONDS) -> None:
+        self._owned: dict[str, tuple[float, frozenset[str]]] = {}  # gateway → (loaded, meters)
         self._known: set[str] = set()
         self._absent: set[str] = set()  # checked since the last reload and not found
         self._loaded = float("-inf")
@@ -26,6 +33,21 @@ class MeterRegistry:
 
     def invalidate(self) -> None:
         self._loaded = float("-inf")
+        self._owned.clear()
+
+    def owned(self, conn: Connection, gateway: str) -> frozenset[str]:
+        """The current meters of ``gateway``'s areas (cached for a few seconds)."""
+        cached = self._owned.get(gateway)
+        if cached is not None and time.monotonic() - cached[0] <= self._refresh:
+            return cached[1]
+        query = (
+            select(meters.c.id)
+            .join(areas, (areas.c.id == meters.c.area) & areas.c.valid_to.is_(None))
+            .where(meters.c.valid_to.is_(None), areas.c.gateway == gateway)
+        )
+        ids = frozenset(conn.execute(query).scalars())
+        self._owned[gateway] = (time.monotonic(), ids)
+        return ids
 
     def _reload(self, conn: Connection) -> None:
         self._known = set(

@@ -6,8 +6,8 @@
    column arrays, checked a column at a time), other kinds with ``decode_message``; anything
    that fails the contract → ``dead_letters`` (topic, reason, raw bytes);
 2. **bind and route** — the gateway's stream is locked and read (``StreamBook.get``), and the
-   seqs it already holds are set aside as duplicates (a later step checks here that the gateway
-   may report for these meters);
+   seqs it already holds are set aside as duplicates, and readings and events of meters that are
+   not the gateway's own (``MeterRegistry.owned``) are set aside for ``unregistered``;
 3. **write** — ``up/data``: the new records' readings go to the transaction's ``ReadingSink``
    (written by one COPY / executemany per group, before commit), events and announced gaps
    (``gaps`` plus a ``gap_announced`` event) are inserted, unregistered meters noted, the
@@ -170,17 +170,26 @@ class Ingestor:
         stream = self.streams.get(conn, gateway, batch.epoch, batch.seq)
         runs = stream.held.missing(batch.seq, batch.last_seq)
         new = SeqRanges(runs)
+        owned = self.registry.owned(conn, gateway)  # a gateway writes only its own meters
+        bound = _Binding(self.registry, conn, owned)
         # step 3: write the new records
         readings = 0
-        meters: Counter[str] = Counter()
         for sweep in batch.sweeps:
             first = batch.seq + sweep.index
-            if new.covers(first, first + len(sweep) - 1):
-                keep: range | list[int] = range(len(sweep))
-                meters.update(sweep.meters)
+            whole = new.covers(first, first + len(sweep) - 1)
+            keep: range | list[int]
+            if owned.issuperset(sweep.meters):  # the usual case: every meter its own
+                keep = (
+                    range(len(sweep))
+                    if whole
+                    else [i for i in range(len(sweep)) if first + i in new]
+                )
             else:
-                keep = [i for i in range(len(sweep)) if first + i in new]
-                meters.update(sweep.meters[i] for i in keep)
+                keep = [
+                    i
+                    for i in range(len(sweep))
+                    if (whole or first + i in new) and bound.may_store(sweep.meters[i])
+                ]
             readings += sweep_rows(gateway, sweep, keep, sink.stamp, sink.rows)
         covered = list(runs)
         event_rows: list[dict[str, Any]] = []
@@ -190,10 +199,11 @@ class Ingestor:
             if seq not in new:
                 continue
             if isinstance(record, ReadingRecord):
-                readings += record_rows(gateway, record, sink.stamp, sink.rows)
-                meters[record.meter] += 1
+                if record.meter in owned or bound.may_store(record.meter):
+                    readings += record_rows(gateway, record, sink.stamp, sink.rows)
             elif isinstance(record, EventRecord):
-                event_rows.append(event_row(gateway, record, now))
+                if not record.meter or record.meter in owned or bound.may_store(record.meter):
+                    event_rows.append(event_row(gateway, record, now))
             elif isinstance(record, GapRecord):
                 gap, event = gap_rows(gateway, batch.epoch, seq, record, now)
                 gap_rows_.append(gap)
@@ -203,10 +213,8 @@ class Ingestor:
             conn.execute(insert_ignore(conn, events), event_rows)
         if gap_rows_:
             conn.execute(insert(gaps), gap_rows_)
-        if meters:
-            unknown = self.registry.unknown(conn, meters)
-            if unknown:
-                self.registry.note(conn, gateway, {m: meters[m] for m in unknown}, now)
+        if bound.listed:  # another gateway's meters (not stored) and unknown ones (stored)
+            self.registry.note(conn, gateway, dict(bound.listed), now)
         if covered:
             self.streams.record(conn, stream, covered, now)
         # step 4: what to publish once committed
@@ -277,3 +285,22 @@ class Ingestor:
                 )
             )
         return Outcome("status", gateway)
+
+
+class _Binding:
+    """Which meters of a message may be stored: the gateway's own, and ones the archive does
+    not know; another gateway's are refused.  Both kinds not its own are counted in ``listed``."""
+
+    def __init__(self, registry: MeterRegistry, conn: Connection, owned: frozenset[str]) -> None:
+        self.registry, self.conn, self.owned = registry, conn, owned
+        self.listed: Counter[str] = Counter()
+        self._verdict: dict[str, bool] = {}
+
+    def may_store(self, meter: str) -> bool:
+        if meter in self.owned:
+            return True
+        self.listed[meter] += 1
+        verdict = self._verdict.get(meter)
+        if verdict is None:  # unknown to the archive: stored; another gateway's: refused
+            verdict = self._verdict[meter] = bool(self.registry.unknown(self.conn, [meter]))
+        return verdict
