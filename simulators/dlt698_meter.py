@@ -11,7 +11,8 @@ yields each request with its target address; this module answers as a meter's fi
   (energy, voltage, current, power, power factor, frequency, clock, address, status words, event
   counts); anything else gets DAR 6 (object absent);
 - GET Record: the daily freeze 5004 (Selector1 on the freeze time 2021, Selector2 ranges,
-  Selector9/10 last records) and the 3011/301B/301C event records (Selector9/10);
+  Selector9/10 last records) and the 3011/301B/301C event records (Selector9/10); with
+  ``block_rows`` set, a longer answer is split into GET-Next blocks the client asks for in turn;
 - SET 4000 (clock) and ACTION 8000 129/130 (trip/close), 8001 127/128 (keep power), 4000 127
   (time): only inside a password association or as a secured request (DAR 15 otherwise);
   a trip under keep-power gets DAR 255;
@@ -71,8 +72,11 @@ class Dlt698Listener:
         meters: Iterable[Meter],
         security: ServerSecurity | None = None,
         fragment_size: int = 512,
+        block_rows: int | None = None,
     ) -> None:
         self._server = Server(security, preamble=0, fragment_size=fragment_size)
+        self.block_rows = block_rows  # records per GET-Next block (None: never split)
+        self._blocks: dict[str, list[A.ResultRecord]] = {}  # meter → blocks still to send
         self._meters: dict[str, Meter] = {}
         self._associations: dict[str, int] = {}  # meter address → mechanism of its association
         self._fragmenting: Meter | None = None
@@ -159,9 +163,9 @@ class Dlt698Listener:
             results = tuple(self.result(meter, oad, ts) for oad in request.oads)
             return A.GetResponseNormalList(request.piid, results)
         if isinstance(request, A.GetRequestRecord):
-            return A.GetResponseRecord(request.piid, self.records(meter, request, ts))
+            return self._split(meter, request.piid, self.records(meter, request, ts))
         if isinstance(request, A.GetRequestNext):
-            return A.GetResponseNext(request.piid, True, 0, 0, (), DAR_NOT_FRAGMENTING)
+            return self._next_block(meter, request)
         allowed = incoming.secured is not None or self._associations.get(meter.address) == 1
         if isinstance(request, A.SetRequestNormal):
             dar = self._set(meter, request, ts) if allowed else DAR_UNAUTHORISED
@@ -170,6 +174,30 @@ class Dlt698Listener:
             dar = self._action(meter, request, ts) if allowed else DAR_UNAUTHORISED
             return A.ActionResponseNormal(request.piid, request.omd, dar)
         return None  # REPORT/LINK answers: nothing to say
+
+    def _split(self, meter: Meter, piid: int, result: A.ResultRecord) -> A.Response:
+        """The whole record, or its first GET-Next block when it has more than block_rows."""
+        size = self.block_rows
+        self._blocks.pop(meter.address, None)
+        if size is None or result.rows is None or len(result.rows) <= size:
+            return A.GetResponseRecord(piid, result)
+        rows = result.rows
+        blocks = [
+            A.ResultRecord(result.oad, result.columns, rows[i : i + size])
+            for i in range(0, len(rows), size)
+        ]
+        self._blocks[meter.address] = blocks[1:]
+        return A.GetResponseNext(piid, False, 1, 2, (blocks[0],))
+
+    def _next_block(self, meter: Meter, request: A.GetRequestNext) -> A.GetResponseNext:
+        """Block ``last_block + 1`` of the record being split (DAR 11 if none is)."""
+        blocks = self._blocks.get(meter.address)
+        if not blocks:
+            return A.GetResponseNext(request.piid, True, 0, 0, (), DAR_NOT_FRAGMENTING)
+        block = blocks.pop(0)
+        if not blocks:
+            del self._blocks[meter.address]
+        return A.GetResponseNext(request.piid, not blocks, request.last_block + 1, 2, (block,))
 
     def _connect(self, meter: Meter, request: A.ConnectRequest) -> A.ConnectResponse:
         mechanism = request.mechanism

@@ -29,6 +29,7 @@ from protocols.dlt698 import (
     DateTimeS,
     ErrorResponse,
     Frame,
+    GetResponseNext,
     GetResponseNormal,
     GetResponseNormalList,
     GetResponseRecord,
@@ -327,3 +328,24 @@ async def test_large_record_is_fragmented_and_reassembled_over_the_bus(h: Harnes
     assert frames > 3
     assert isinstance(event, GetResponseRecord) and event.result.rows is not None
     assert len(event.result.rows) == 9
+
+
+async def test_long_back_fill_comes_in_get_next_blocks(h: Harness) -> None:
+    meters = [m for m in h.fleet.meters.values() if m.spec.protocol == "dlt698"]
+    h.bus.listeners = [Dlt698Listener(meters, block_rows=4)]
+    h.clock.advance(12 * 86400)
+    rows: list[tuple[Data, ...]] = []
+    response = await h.ask(h.client.get_record(M698, OAD(0x5004, 2), Selector10(10, ALL_METERS)))
+    blocks = 0
+    while isinstance(response, GetResponseNext):
+        blocks += 1
+        assert response.kind == 2
+        rows += response.results[0].rows or ()  # type: ignore[union-attr]
+        if response.last:
+            break
+        response = await h.ask(h.client.get_next(M698, response.block))
+    assert blocks == 3 and len(rows) == 10
+    stamps = [row[0].value.to_datetime() for row in rows]
+    assert stamps == sorted(stamps, reverse=True) and len(set(stamps)) == 10
+    after = await h.ask(h.client.get_next(M698, 3))
+    assert isinstance(after, GetResponseNext) and after.dar == 11  # nothing being split
