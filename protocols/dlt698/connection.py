@@ -56,6 +56,7 @@ class NeedData(Enum):
 
 NEED_DATA: Literal[NeedData.NEED_DATA] = NeedData.NEED_DATA
 DEFAULT_FRAGMENT = 512  # APDU bytes per frame a server sends before fragmenting
+DAR_SECURITY_FAILED = 23  # "安全认证失败": the answer to a secured request that did not verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +381,7 @@ class Server(_Connection):
         raw = encode_apdu(response)
         if incoming.secured is not None:
             if self.security is None or isinstance(response, A.ErrorResponse):
-                raw = encode_apdu(A.SecurityResponse(b"", None, False, A_DAR_SECURITY))
+                raw = encode_apdu(A.SecurityResponse(b"", None, False, DAR_SECURITY_FAILED))
             else:
                 raw = encode_apdu(self.security.seal(meter, incoming.secured, raw))
         address = ServerAddress(meter)
@@ -423,6 +424,3 @@ class Server(_Connection):
     ) -> bytes:
         frame = Frame(control_byte(True, False), address, apdu, client, fragment)  # C = C3H
         return encode_frame(frame, self.preamble)
-
-
-A_DAR_SECURITY = 23  # DAR "安全认证失败": a secured request this meter cannot answer

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from protocols import quantities
 from protocols.dlt698.descriptors import OAD, OMD, DataType
 
 T = DataType
@@ -187,8 +186,3 @@ RELAY_STATUS_WORD, RELAY_STATUS_BIT = 3, 4  # status word 3 bit 4: 0 closed, 1 o
 def find_object(oi: int) -> ObjectRow | None:
     """The row of ``oi``, or ``None``."""
     return OBJECTS.get(oi)
-
-
-def canonical(key: str) -> str | None:
-    """``key`` if it is a canonical quantity, else ``None``."""
-    return key if quantities.is_known(key) else None
