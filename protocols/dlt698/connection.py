@@ -31,7 +31,12 @@ from protocols.dlt698.axdr import Data
 from protocols.dlt698.decoder import decode_apdu
 from protocols.dlt698.descriptors import CSD, OAD, OMD, RSD
 from protocols.dlt698.encoder import encode_apdu
-from protocols.dlt698.errors import Dlt698EncodeError, Dlt698Error, Dlt698ValueError
+from protocols.dlt698.errors import (
+    Dlt698EncodeError,
+    Dlt698Error,
+    Dlt698SecurityError,
+    Dlt698ValueError,
+)
 from protocols.dlt698.frame import (
     FUNCTION_DATA,
     FUNCTION_LINK,
@@ -267,10 +272,13 @@ class Client(_Connection):
                     return response
                 plain = self.security.unwrap(frame.server.address, expected.secured, response)
                 response = self._decode(frame, plain)
+                inner = getattr(response, "piid", None)
+                if inner is not None and inner & 0x3F != expected.piid:
+                    raise Dlt698SecurityError("the secured answer belongs to another request")
+                return response  # type: ignore[return-value]
             piid = getattr(response, "piid", None)
             if (
-                expected.secured is None
-                and piid is not None
+                piid is not None
                 and piid & 0x3F != expected.piid
                 and not isinstance(response, A.ErrorResponse)
             ):

@@ -191,3 +191,16 @@ def test_set_and_action_round_trip() -> None:
     assert isinstance(client.next_event(), SetResponseNormal)
     raw = client.action(METER, OMD(0x8000, 129), Data(T.NULL))
     assert encode_apdu(serve(server, raw).request)[:2] == b"\x07\x01"  # type: ignore[arg-type]
+
+
+def test_secured_answer_to_another_request_is_rejected() -> None:
+    lab = LabMac(b"k" * 16, random=lambda n: bytes(n))  # a constant RN: replays would verify
+    client, server = Client(security=lab), Server(security=lab)
+    first = serve(server, client.get(METER, ENERGY, secured=True))
+    old_reply = server.respond(METER, first, answer(first))
+    client.receive_data(old_reply)
+    assert isinstance(client.next_event(), GetResponseNormal)
+    client.get(METER, ENERGY, secured=True)  # a new request with a new PIID
+    client.receive_data(old_reply)  # replayed: the MAC verifies, the PIID does not match
+    with pytest.raises(Dlt698SecurityError, match="another request"):
+        client.next_event()
