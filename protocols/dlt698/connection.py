@@ -13,11 +13,11 @@ response tag).  Own-request echoes (DIR 0), answers from other addresses, with a
 tag are skipped and counted (``ignored``).  Frames a meter starts itself (PRM 0: REPORT,
 LINK) are returned as events whenever they come.  A fragmented answer is reassembled: each
 fragment but the last queues a confirmation (``data_to_send``) and ``next_event`` returns
-``NEED_DATA`` until the last one.  A secured request (``secured=True`` with a
-``SecurityService``) is wrapped; its answer is verified and unwrapped before it is returned, so
-the caller sees the same typed response either way — except a refusal (a SECURITY-Response
-carrying a DAR), which is returned as that ``SecurityResponse``.  After a timeout the caller calls
-``abandon()``.
+``NEED_DATA`` until the last one (at most ``MAX_REASSEMBLED`` bytes).  A secured request
+(``secured=True`` with a ``SecurityService``) is wrapped; its answer is verified and unwrapped
+before it is returned, so the caller sees the same typed response either way — except a refusal
+(a SECURITY-Response carrying a DAR), which is returned as that ``SecurityResponse``.  After a
+timeout the caller calls ``abandon()``.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class NeedData(Enum):
 
 NEED_DATA: Literal[NeedData.NEED_DATA] = NeedData.NEED_DATA
 DEFAULT_FRAGMENT = 512  # APDU bytes per frame a server sends before fragmenting
+MAX_REASSEMBLED = 65536  # bytes of one fragmented answer a client accepts (meters send < 8 kB)
 DAR_SECURITY_FAILED = 23  # "安全认证失败": the answer to a secured request that did not verify
 
 
@@ -76,6 +77,7 @@ class _Expected:
 class _Reassembly:
     parts: list[bytes] = field(default_factory=list)
     next_number: int = 0
+    size: int = 0
 
 
 class _Connection:
@@ -308,7 +310,14 @@ class Client(_Connection):
             self.ignored += 1  # a repeated fragment (our confirm got lost): confirm again
         else:
             state.parts.append(frame.apdu)
+            state.size += len(frame.apdu)
             state.next_number = (state.next_number + 1) & 0xFFF
+            if state.size > MAX_REASSEMBLED:  # a device that never sends its last fragment
+                self._fragments = None
+                self._expected = None
+                raise Dlt698ValueError(
+                    f"fragmented answer exceeds {MAX_REASSEMBLED} bytes; abandoned", frame
+                )
         if fragment.kind is FragmentType.LAST:
             self._fragments = None
             return b"".join(state.parts)

@@ -204,3 +204,20 @@ def test_secured_answer_to_another_request_is_rejected() -> None:
     client.receive_data(old_reply)  # replayed: the MAC verifies, the PIID does not match
     with pytest.raises(Dlt698SecurityError, match="another request"):
         client.next_event()
+
+
+def test_endless_fragments_are_abandoned() -> None:
+    from protocols.dlt698.connection import MAX_REASSEMBLED
+    from protocols.dlt698.frame import Fragment, FragmentType
+
+    client = Client()
+    client.get(METER, ENERGY)
+    chunk = bytes(1000)
+    kinds = [FragmentType.FIRST] + [FragmentType.MIDDLE] * (MAX_REASSEMBLED // 1000 + 1)
+    with pytest.raises(Dlt698ValueError, match="abandoned"):
+        for number, kind in enumerate(kinds):
+            frame = Frame(0xC3, ServerAddress(METER), chunk, 0, Fragment(number, kind))
+            client.receive_data(encode_frame(frame))
+            assert client.next_event() is NEED_DATA
+            client.data_to_send()
+    assert not client.awaiting_reply
