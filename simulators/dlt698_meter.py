@@ -9,7 +9,7 @@ yields each request with its target address; this module answers as a meter's fi
   meter's level-02 password (else result 1, password error); RELEASE closes it;
 - GET Normal/NormalList: values from ``protocols.dlt698.objects`` built from the meter's state
   (energy, voltage, current, power, power factor, frequency, clock, address, status words, event
-  counts); anything else gets DAR 6 (object absent);
+  counts; attribute 3, Scaler_Unit, of the numeric ones); anything else gets DAR 6 (absent);
 - GET Record: the daily freeze 5004 (Selector1 on the freeze time 2021, Selector2 ranges,
   Selector9/10 last records) and the 3011/301B/301C event records (Selector9/10); with
   ``block_rows`` set, a longer answer is split into GET-Next blocks the client asks for in turn;
@@ -34,6 +34,7 @@ from protocols.dlt698.descriptors import (
     OAD,
     DataType,
     DateTimeS,
+    ScalerUnit,
     Selector1,
     Selector2,
     Selector9,
@@ -258,6 +259,8 @@ class Dlt698Listener:
         if oad.oi in (0x3011, *_COVERS) and oad.attribute == EVENT_COUNT_ATTRIBUTE:
             return Data(T.LONG_UNSIGNED, min(len(self._events(meter, oad.oi, ts)), 0xFFFF))
         row = find_object(oad.oi)
+        if row is not None and oad.attribute == 3 and row.unit_code is not None:
+            return Data(T.SCALER_UNIT, ScalerUnit(row.scaler, row.unit_code))
         if row is None or oad.attribute != 2 or row.layout == "record":
             return None
         if oad.oi == 0x2014:

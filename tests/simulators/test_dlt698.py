@@ -47,7 +47,7 @@ from protocols.dlt698 import (
     records_to_events,
 )
 from protocols.dlt698.apdu import ActionResponseNormal, ConnectMechanism
-from protocols.dlt698.descriptors import ALL_METERS, TI
+from protocols.dlt698.descriptors import ALL_METERS, TI, ScalerUnit
 from protocols.dlt698.frame import BROADCAST
 from protocols.model import EventType
 from simulators.config import parse_config
@@ -129,6 +129,15 @@ async def test_energy_address_and_clock_match_the_meter(h: Harness) -> None:
     assert abs(values["power.active.total"] - Decimal(str(meter.power_kw(h.now())))) < Decimal(
         "0.001"
     )
+
+
+async def test_scaler_unit_of_numeric_objects(h: Harness) -> None:
+    response = await h.ask(h.client.get_list(M698, (OAD(0x0010, 3), OAD(0x2004, 3))))
+    assert isinstance(response, GetResponseNormalList)
+    assert [r.data.value for r in response.results if r.data] == [
+        ScalerUnit(-2, 33),  # kWh
+        ScalerUnit(-1, 27),  # W
+    ]
 
 
 async def test_unknown_object_is_a_dar_and_other_meters_stay_silent(h: Harness) -> None:

@@ -254,5 +254,6 @@ def test_objects_table_agrees_with_the_peer_catalogue(peer_python: Path) -> None
             assert attribute["element_type"] == row.type, (row.name, attribute)
         if attribute["scaler"] is not None or row.scaler:
             assert attribute["scaler"] == row.scaler, (row.name, attribute)
+            assert attribute["unit"] == row.unit_code, (row.name, attribute)
         compared += 1
     assert compared >= 20

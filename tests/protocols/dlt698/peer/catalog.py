@@ -8,7 +8,7 @@ import sys
 
 import dlt698.standard as standard
 
-out = {}
+out: dict[str, object] = {}
 for text in sys.argv[1:]:
     found = standard.find_object(int(text, 16))
     if found is None:
@@ -23,6 +23,7 @@ for text in sys.argv[1:]:
             "element_type": int(attribute.element_type) if attribute.element_type else None,
             "layout": attribute.layout.name,
             "scaler": scaling.scaler if scaling else None,
+            "unit": scaling.unit if scaling else None,
             "record": attribute.record,
         }
     out[text] = {
