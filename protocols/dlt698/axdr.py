@@ -63,9 +63,6 @@ class Data:
     type: DataType
     value: Any = None
 
-    def __iter__(self) -> Any:
-        return iter(self.value)
-
     @property
     def items(self) -> tuple[Data, ...]:
         """Members of an array or structure."""
