@@ -49,6 +49,7 @@ from protocols.dlt698 import (
 from protocols.dlt698.apdu import ActionResponseNormal, ConnectMechanism
 from protocols.dlt698.descriptors import ALL_METERS, TI, ScalerUnit
 from protocols.dlt698.frame import BROADCAST
+from protocols.dlt698.values import close_parameter, trip_parameter
 from protocols.model import EventType
 from simulators.config import parse_config
 from simulators.dlt698_meter import Dlt698Listener
@@ -214,6 +215,11 @@ async def test_relay_needs_authority_then_trips_and_reads_back(h: Harness) -> No
     assert decode_value(status.result.oad, status.result.data)["relay.state"] == "open"
     await h.ask(h.client.action(M698, OMD(0x8000, 130), Data(T.NULL)))
     assert meter.relay(h.now()) == Relay.CLOSED
+    await h.ask(h.client.action(M698, OMD(0x8000, 129), trip_parameter()))
+    assert meter.relay(h.now()) == Relay.OPEN
+    allowed = await h.ask(h.client.action(M698, OMD(0x8000, 130), close_parameter(direct=False)))
+    assert isinstance(allowed, ActionResponseNormal) and allowed.dar == 0
+    assert meter.relay(h.now()) == Relay.ARMED  # closes when the customer presses the button
 
 
 async def test_secured_clock_set_without_association(h: Harness) -> None:
