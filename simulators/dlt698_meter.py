@@ -14,8 +14,8 @@ yields each request with its target address; this module answers as a meter's fi
   Selector9/10 last records) and the 3011/301B/301C event records (Selector9/10); with
   ``block_rows`` set, a longer answer is split into GET-Next blocks the client asks for in turn;
 - SET 4000 (clock) and ACTION 8000 129/130 (trip/close), 8001 127/128 (keep power), 4000 127
-  (time): only inside a password association or as a secured request (DAR 15 otherwise);
-  a trip under keep-power gets DAR 255;
+  (time): only inside a password association or as a secured request (DAR 15 otherwise), and
+  not after the request's time tag has expired (DAR 32); a trip under keep-power gets DAR 255;
 - a request that does not decode gets an ERROR-Response; a secured request whose MAC fails a
   SECURITY-Response with DAR 23.
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from protocols.dlt698 import apdu as A
@@ -55,6 +55,8 @@ from simulators.readings import all_values
 
 T = DataType
 DAR_ABSENT, DAR_UNAUTHORISED, DAR_OTHER, DAR_NOT_FRAGMENTING = 6, 15, 255, 11
+DAR_TIME_TAG = 32  # "时间标签无效": the request arrived after its time tag allowed
+_TI_SECONDS = {0: 1, 1: 60, 2: 3600, 3: 86400}
 _COVERS = {0x301B: Cover.METER, 0x301C: Cover.TERMINAL}
 _ACTIONS = {
     (0x8000, 129): Control.TRIP,
@@ -168,11 +170,14 @@ class Dlt698Listener:
         if isinstance(request, A.GetRequestNext):
             return self._next_block(meter, request)
         allowed = incoming.secured is not None or self._associations.get(meter.address) == 1
+        expired = _expired(getattr(request, "time_tag", None), meter, ts)
         if isinstance(request, A.SetRequestNormal):
-            dar = self._set(meter, request, ts) if allowed else DAR_UNAUTHORISED
+            dar = DAR_UNAUTHORISED if not allowed else DAR_TIME_TAG if expired else 0
+            dar = dar or self._set(meter, request, ts)
             return A.SetResponseNormal(request.piid, request.oad, dar)
         if isinstance(request, A.ActionRequestNormal):
-            dar = self._action(meter, request, ts) if allowed else DAR_UNAUTHORISED
+            dar = DAR_UNAUTHORISED if not allowed else DAR_TIME_TAG if expired else 0
+            dar = dar or self._action(meter, request, ts)
             return A.ActionResponseNormal(request.piid, request.omd, dar)
         return None  # REPORT/LINK answers: nothing to say
 
@@ -352,6 +357,18 @@ class Dlt698Listener:
             return NULL
         local = meter.meter_time(instant).replace(microsecond=0)
         return Data(T.DATE_TIME_S, DateTimeS.of(local))
+
+
+def _expired(tag: A.TimeTag | None, meter: Meter, ts: float) -> bool:
+    """Whether a request's time tag (send time + allowed delay, meter-local) has passed."""
+    if tag is None:
+        return False
+    sent = tag.send_time.to_datetime()
+    unit = _TI_SECONDS.get(tag.delay.unit)
+    if sent is None or unit is None:
+        return True  # an impossible tag is an invalid one
+    deadline = sent + timedelta(seconds=unit * tag.delay.interval)
+    return meter.meter_time(ts) > deadline
 
 
 def _close_allowed(parameter: Data) -> bool:

@@ -46,7 +46,12 @@ from protocols.dlt698 import (
     frozen_to_readings,
     records_to_events,
 )
-from protocols.dlt698.apdu import ActionResponseNormal, ConnectMechanism
+from protocols.dlt698.apdu import (
+    ActionRequestNormal,
+    ActionResponseNormal,
+    ConnectMechanism,
+    TimeTag,
+)
 from protocols.dlt698.descriptors import ALL_METERS, TI, ScalerUnit
 from protocols.dlt698.frame import BROADCAST
 from protocols.dlt698.values import close_parameter, trip_parameter
@@ -220,6 +225,31 @@ async def test_relay_needs_authority_then_trips_and_reads_back(h: Harness) -> No
     allowed = await h.ask(h.client.action(M698, OMD(0x8000, 130), close_parameter(direct=False)))
     assert isinstance(allowed, ActionResponseNormal) and allowed.dar == 0
     assert meter.relay(h.now()) == Relay.ARMED  # closes when the customer presses the button
+
+
+async def test_a_late_trip_is_refused_by_its_time_tag(h: Harness) -> None:
+    meter = h.fleet.meter(M698)
+    login = ConnectRequest(1, mechanism=ConnectMechanism(1, password="000000"))
+    await h.ask(h.client.connect(M698, login))
+    sent = meter.meter_time(h.now()).replace(microsecond=0) - timedelta(minutes=10)
+    late = ActionRequestNormal(
+        h.client.next_piid(),
+        OMD(0x8000, 129),
+        trip_parameter(),
+        TimeTag(DateTimeS.of(sent), TI(1, 5)),
+    )
+    refused = await h.ask(h.client.send(M698, late))
+    assert isinstance(refused, ActionResponseNormal) and refused.dar == 32
+    assert meter.relay(h.now()) == Relay.CLOSED
+    timely = ActionRequestNormal(
+        h.client.next_piid(),
+        OMD(0x8000, 129),
+        trip_parameter(),
+        TimeTag(DateTimeS.of(sent), TI(1, 15)),
+    )
+    done = await h.ask(h.client.send(M698, timely))
+    assert isinstance(done, ActionResponseNormal) and done.dar == 0
+    assert meter.relay(h.now()) == Relay.OPEN
 
 
 async def test_secured_clock_set_without_association(h: Harness) -> None:
