@@ -36,7 +36,7 @@ def _fail(message: str) -> None:
 def serve(
     meters: int = typer.Option(10, help="Meters on a quick bus."),
     protocol: str = typer.Option(
-        "dlt645-2007", help="dlt645-2007 | dlt645-1997 | modbus:MODEL (SDM120, SDM630, …)."
+        "dlt645-2007", help="dlt645-2007 | dlt645-1997 | dlt698 | modbus:MODEL (SDM120, SDM630, …)."
     ),
     listen: str = typer.Option("tcp://127.0.0.1:7001", help="tcp://HOST:PORT or pty."),
     baud: int = typer.Option(2400, help="Baud rate of the quick bus."),

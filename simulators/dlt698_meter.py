@@ -9,12 +9,13 @@ yields each request with its target address; this module answers as a meter's fi
   meter's level-02 password (else result 1, password error); RELEASE closes it;
 - GET Normal/NormalList: values from ``protocols.dlt698.objects`` built from the meter's state
   (energy, voltage, current, power, power factor, frequency, clock, address, status words, event
-  counts); anything else gets DAR 6 (object absent);
+  counts; attribute 3, Scaler_Unit, of the numeric ones); anything else gets DAR 6 (absent);
 - GET Record: the daily freeze 5004 (Selector1 on the freeze time 2021, Selector2 ranges,
-  Selector9/10 last records) and the 3011/301B/301C event records (Selector9/10);
+  Selector9/10 last records) and the 3011/301B/301C event records (Selector9/10); with
+  ``block_rows`` set, a longer answer is split into GET-Next blocks the client asks for in turn;
 - SET 4000 (clock) and ACTION 8000 129/130 (trip/close), 8001 127/128 (keep power), 4000 127
-  (time): only inside a password association or as a secured request (DAR 15 otherwise);
-  a trip under keep-power gets DAR 255;
+  (time): only inside a password association or as a secured request (DAR 15 otherwise), and
+  not after the request's time tag has expired (DAR 32); a trip under keep-power gets DAR 255;
 - a request that does not decode gets an ERROR-Response; a secured request whose MAC fails a
   SECURITY-Response with DAR 23.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from protocols.dlt698 import apdu as A
@@ -33,6 +34,7 @@ from protocols.dlt698.descriptors import (
     OAD,
     DataType,
     DateTimeS,
+    ScalerUnit,
     Selector1,
     Selector2,
     Selector9,
@@ -54,6 +56,8 @@ from simulators.readings import all_values
 
 T = DataType
 DAR_ABSENT, DAR_UNAUTHORISED, DAR_OTHER, DAR_NOT_FRAGMENTING = 6, 15, 255, 11
+DAR_TIME_TAG = 32  # "时间标签无效": the request arrived after its time tag allowed
+_TI_SECONDS = {0: 1, 1: 60, 2: 3600, 3: 86400}
 _COVERS = {0x301B: Cover.METER, 0x301C: Cover.TERMINAL}
 _ACTIONS = {
     (0x8000, 129): Control.TRIP,
@@ -72,8 +76,11 @@ class Dlt698Listener:
         meters: Iterable[Meter],
         security: ServerSecurity | None = None,
         fragment_size: int = 512,
+        block_rows: int | None = None,
     ) -> None:
         self._server = Server(security, preamble=0, fragment_size=fragment_size)
+        self.block_rows = block_rows  # records per GET-Next block (None: never split)
+        self._blocks: dict[str, list[A.ResultRecord]] = {}  # meter → blocks still to send
         self._meters: dict[str, Meter] = {}
         self._associations: dict[str, int] = {}  # meter address → mechanism of its association
         self._fragmenting: Meter | None = None
@@ -161,17 +168,44 @@ class Dlt698Listener:
             results = tuple(self.result(meter, oad, ts) for oad in request.oads)
             return A.GetResponseNormalList(request.piid, results)
         if isinstance(request, A.GetRequestRecord):
-            return A.GetResponseRecord(request.piid, self.records(meter, request, ts))
+            return self._split(meter, request.piid, self.records(meter, request, ts))
         if isinstance(request, A.GetRequestNext):
-            return A.GetResponseNext(request.piid, True, 0, 0, (), DAR_NOT_FRAGMENTING)
+            return self._next_block(meter, request)
         allowed = incoming.secured is not None or self._associations.get(meter.address) == 1
+        expired = _expired(getattr(request, "time_tag", None), meter, ts)
         if isinstance(request, A.SetRequestNormal):
-            dar = self._set(meter, request, ts) if allowed else DAR_UNAUTHORISED
+            dar = DAR_UNAUTHORISED if not allowed else DAR_TIME_TAG if expired else 0
+            dar = dar or self._set(meter, request, ts)
             return A.SetResponseNormal(request.piid, request.oad, dar)
         if isinstance(request, A.ActionRequestNormal):
-            dar = self._action(meter, request, ts) if allowed else DAR_UNAUTHORISED
+            dar = DAR_UNAUTHORISED if not allowed else DAR_TIME_TAG if expired else 0
+            dar = dar or self._action(meter, request, ts)
             return A.ActionResponseNormal(request.piid, request.omd, dar)
         return None  # REPORT/LINK answers: nothing to say
+
+    def _split(self, meter: Meter, piid: int, result: A.ResultRecord) -> A.Response:
+        """The whole record, or its first GET-Next block when it has more than block_rows."""
+        size = self.block_rows
+        self._blocks.pop(meter.address, None)
+        if size is None or result.rows is None or len(result.rows) <= size:
+            return A.GetResponseRecord(piid, result)
+        rows = result.rows
+        blocks = [
+            A.ResultRecord(result.oad, result.columns, rows[i : i + size])
+            for i in range(0, len(rows), size)
+        ]
+        self._blocks[meter.address] = blocks[1:]
+        return A.GetResponseNext(piid, False, 1, 2, (blocks[0],))
+
+    def _next_block(self, meter: Meter, request: A.GetRequestNext) -> A.GetResponseNext:
+        """Block ``last_block + 1`` of the record being split (DAR 11 if none is)."""
+        blocks = self._blocks.get(meter.address)
+        if not blocks:
+            return A.GetResponseNext(request.piid, True, 0, 0, (), DAR_NOT_FRAGMENTING)
+        block = blocks.pop(0)
+        if not blocks:
+            del self._blocks[meter.address]
+        return A.GetResponseNext(request.piid, not blocks, request.last_block + 1, 2, (block,))
 
     def _connect(self, meter: Meter, request: A.ConnectRequest) -> A.ConnectResponse:
         mechanism = request.mechanism
@@ -232,6 +266,8 @@ class Dlt698Listener:
         if oad.oi in (0x3011, *_COVERS) and oad.attribute == EVENT_COUNT_ATTRIBUTE:
             return Data(T.LONG_UNSIGNED, min(len(self._events(meter, oad.oi, ts)), 0xFFFF))
         row = find_object(oad.oi)
+        if row is not None and oad.attribute == 3 and row.unit_code is not None:
+            return Data(T.SCALER_UNIT, ScalerUnit(row.scaler, row.unit_code))
         if row is None or oad.attribute != 2 or row.layout == "record":
             return None
         if oad.oi == 0x2014:
@@ -323,6 +359,18 @@ class Dlt698Listener:
             return NULL
         local = meter.meter_time(instant).replace(microsecond=0)
         return Data(T.DATE_TIME_S, DateTimeS.of(local))
+
+
+def _expired(tag: A.TimeTag | None, meter: Meter, ts: float) -> bool:
+    """Whether a request's time tag (send time + allowed delay, meter-local) has passed."""
+    if tag is None:
+        return False
+    sent = tag.send_time.to_datetime()
+    unit = _TI_SECONDS.get(tag.delay.unit)
+    if sent is None or unit is None:
+        return True  # an impossible tag is an invalid one
+    deadline = sent + timedelta(seconds=unit * tag.delay.interval)
+    return meter.meter_time(ts) > deadline
 
 
 def _close_allowed(parameter: Data) -> bool:

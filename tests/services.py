@@ -163,19 +163,8 @@ def _reap_orphans(bindir: Path, run_as: list[str]) -> None:
         if (owner and _alive(owner)) or (not owner and fresh):
             continue  # in use, or being created this minute
         if (root / "data" / "postmaster.pid").exists():
-            subprocess.run(
-                [
-                    *run_as,
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(root / "data"),
-                    "-m",
-                    "immediate",
-                    "stop",
-                ],
-                capture_output=True,
-                cwd=root,
-            )
+            subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m",
+                            "immediate", "stop"], capture_output=True, cwd=root)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -201,26 +190,14 @@ def _postgres_instance() -> Iterator[str]:
 
     run(str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "taiqu", "-E", "UTF8")
     options = f"-p {port} -k {root} -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
-    run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(datadir),
-        "-o",
-        options,
-        "-l",
-        str(root / "log"),
-        "-w",
-        "start",
-    )
+    run(str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(root / "log"), "-w",
+        "start")
     try:
         run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "taiqu", "taiqu")
         yield f"postgresql+psycopg://taiqu@127.0.0.1:{port}/taiqu"
     finally:
-        subprocess.run(
-            [*run_as, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
-            capture_output=True,
-            cwd=root,
-        )
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate",
+                        "stop"], capture_output=True, cwd=root)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -12,22 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 APPS = {"gateway", "headend", "simulators"}
 # Modules protocol code may not import: it is sans-IO (no I/O, no clock, no event loop).
-IO_MODULES = {
-    "socket",
-    "serial",
-    "asyncio",
-    "sqlite3",
-    "time",
-    "paho",
-    "threading",
-    "subprocess",
-    "sqlite_utils",
-    "select",
-    "selectors",
-    "fastapi",
-    "requests",
-    "httpx",
-}
+IO_MODULES = {"socket", "serial", "asyncio", "sqlite3", "time", "paho", "threading", "subprocess",
+              "sqlite_utils", "select", "selectors", "fastapi", "requests", "httpx"}
 
 
 def imports_of(package: str) -> list[tuple[str, str]]:
@@ -50,20 +36,14 @@ def test_application_packages_never_import_each_other(package):
 
 @pytest.mark.parametrize("package", sorted(APPS | {"protocols"}))
 def test_only_the_clock_of_taiqu_is_shared(package):
-    bad = [
-        (f, m)
-        for f, m in imports_of(package)
-        if m.split(".")[0] == "taiqu" and m not in {"taiqu", "taiqu.clock"}
-    ]
+    bad = [(f, m) for f, m in imports_of(package)
+           if m.split(".")[0] == "taiqu" and m not in {"taiqu", "taiqu.clock"}]
     assert bad == []
 
 
 def test_protocols_is_sans_io_and_imports_no_application():
-    bad = [
-        (f, m)
-        for f, m in imports_of("protocols")
-        if m.split(".")[0] in IO_MODULES | APPS | {"taiqu"}
-    ]
+    bad = [(f, m) for f, m in imports_of("protocols")
+           if m.split(".")[0] in IO_MODULES | APPS | {"taiqu"}]
     # the field engineer's CLI modules are edges (they print); codecs are not
     bad = [(f, m) for f, m in bad if not f.endswith("cli.py") or m.split(".")[0] in APPS]
     assert bad == []

@@ -37,6 +37,7 @@ from protocols.dlt698.objects import (
     TRIP,
 )
 from protocols.dlt698.stream import StreamDecoder
+from protocols.dlt698.values import close_parameter, trip_parameter
 from protocols.errors import ProtocolError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="DL/T 698.45 field tool.")
@@ -45,10 +46,11 @@ app.add_typer(encode_app, name="encode")
 
 _SEPARATORS = str.maketrans("", "", " \t\n\r:,-_")
 _ACTIONS = {
-    "trip": TRIP,
-    "close": CLOSE,
-    "keep-power": KEEP_POWER,
-    "keep-power-release": KEEP_POWER_RELEASE,
+    "trip": (TRIP, trip_parameter()),
+    "close": (CLOSE, close_parameter(direct=True)),
+    "close-allowed": (CLOSE, close_parameter(direct=False)),
+    "keep-power": (KEEP_POWER, NULL),
+    "keep-power-release": (KEEP_POWER_RELEASE, NULL),
 }
 
 
@@ -188,16 +190,19 @@ def encode_set_clock(
 @encode_app.command("action")
 def encode_action(
     address: str = AddressOpt,
-    action: str = typer.Option(..., help="trip, close, keep-power or keep-power-release."),
+    action: str = typer.Option(
+        ..., help="trip, close, close-allowed, keep-power or keep-power-release."
+    ),
     client: int = ClientOpt,
     piid: int = PiidOpt,
     preamble: int = PreambleOpt,
 ) -> None:
-    """ACTION-Request Normal (relay and keep-power; parameter NULL)."""
-    omd = _ACTIONS.get(action.lower())
-    if omd is None:
+    """ACTION-Request Normal: relay (8000, first relay output F2050201) and keep-power (8001)."""
+    chosen = _ACTIONS.get(action.lower())
+    if chosen is None:
         _fail(f"action {action!r} is not one of {', '.join(_ACTIONS)}")
-    _emit(address, ActionRequestNormal(piid, omd, NULL), client, preamble)
+    omd, parameter = chosen
+    _emit(address, ActionRequestNormal(piid, omd, parameter), client, preamble)
 
 
 @encode_app.command("connect")

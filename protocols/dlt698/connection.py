@@ -13,11 +13,11 @@ response tag).  Own-request echoes (DIR 0), answers from other addresses, with a
 tag are skipped and counted (``ignored``).  Frames a meter starts itself (PRM 0: REPORT,
 LINK) are returned as events whenever they come.  A fragmented answer is reassembled: each
 fragment but the last queues a confirmation (``data_to_send``) and ``next_event`` returns
-``NEED_DATA`` until the last one.  A secured request (``secured=True`` with a
-``SecurityService``) is wrapped; its answer is verified and unwrapped before it is returned, so
-the caller sees the same typed response either way — except a refusal (a SECURITY-Response
-carrying a DAR), which is returned as that ``SecurityResponse``.  After a timeout the caller calls
-``abandon()``.
+``NEED_DATA`` until the last one (at most ``MAX_REASSEMBLED`` bytes).  A secured request
+(``secured=True`` with a ``SecurityService``) is wrapped; its answer is verified and unwrapped
+before it is returned, so the caller sees the same typed response either way — except a refusal
+(a SECURITY-Response carrying a DAR), which is returned as that ``SecurityResponse``.  After a
+timeout the caller calls ``abandon()``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ from protocols.dlt698.axdr import Data
 from protocols.dlt698.decoder import decode_apdu
 from protocols.dlt698.descriptors import CSD, OAD, OMD, RSD
 from protocols.dlt698.encoder import encode_apdu
-from protocols.dlt698.errors import Dlt698EncodeError, Dlt698Error, Dlt698ValueError
+from protocols.dlt698.errors import (
+    Dlt698EncodeError,
+    Dlt698Error,
+    Dlt698SecurityError,
+    Dlt698ValueError,
+)
 from protocols.dlt698.frame import (
     FUNCTION_DATA,
     FUNCTION_LINK,
@@ -56,6 +61,8 @@ class NeedData(Enum):
 
 NEED_DATA: Literal[NeedData.NEED_DATA] = NeedData.NEED_DATA
 DEFAULT_FRAGMENT = 512  # APDU bytes per frame a server sends before fragmenting
+MAX_REASSEMBLED = 65536  # bytes of one fragmented answer a client accepts (meters send < 8 kB)
+DAR_SECURITY_FAILED = 23  # "安全认证失败": the answer to a secured request that did not verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,7 @@ class _Expected:
 class _Reassembly:
     parts: list[bytes] = field(default_factory=list)
     next_number: int = 0
+    size: int = 0
 
 
 class _Connection:
@@ -266,10 +274,13 @@ class Client(_Connection):
                     return response
                 plain = self.security.unwrap(frame.server.address, expected.secured, response)
                 response = self._decode(frame, plain)
+                inner = getattr(response, "piid", None)
+                if inner is not None and inner & 0x3F != expected.piid:
+                    raise Dlt698SecurityError("the secured answer belongs to another request")
+                return response  # type: ignore[return-value]
             piid = getattr(response, "piid", None)
             if (
-                expected.secured is None
-                and piid is not None
+                piid is not None
                 and piid & 0x3F != expected.piid
                 and not isinstance(response, A.ErrorResponse)
             ):
@@ -299,7 +310,14 @@ class Client(_Connection):
             self.ignored += 1  # a repeated fragment (our confirm got lost): confirm again
         else:
             state.parts.append(frame.apdu)
+            state.size += len(frame.apdu)
             state.next_number = (state.next_number + 1) & 0xFFF
+            if state.size > MAX_REASSEMBLED:  # a device that never sends its last fragment
+                self._fragments = None
+                self._expected = None
+                raise Dlt698ValueError(
+                    f"fragmented answer exceeds {MAX_REASSEMBLED} bytes; abandoned", frame
+                )
         if fragment.kind is FragmentType.LAST:
             self._fragments = None
             return b"".join(state.parts)
@@ -380,7 +398,7 @@ class Server(_Connection):
         raw = encode_apdu(response)
         if incoming.secured is not None:
             if self.security is None or isinstance(response, A.ErrorResponse):
-                raw = encode_apdu(A.SecurityResponse(b"", None, False, A_DAR_SECURITY))
+                raw = encode_apdu(A.SecurityResponse(b"", None, False, DAR_SECURITY_FAILED))
             else:
                 raw = encode_apdu(self.security.seal(meter, incoming.secured, raw))
         address = ServerAddress(meter)
@@ -423,6 +441,3 @@ class Server(_Connection):
     ) -> bytes:
         frame = Frame(control_byte(True, False), address, apdu, client, fragment)  # C = C3H
         return encode_frame(frame, self.preamble)
-
-
-A_DAR_SECURITY = 23  # DAR "安全认证失败": a secured request this meter cannot answer

@@ -12,20 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from protocols.dlt698 import apdu as A
-from protocols.dlt698.axdr import (
-    _dec_octets,
-    _take,
-    dec_data,
-    dec_dts,
-    dec_len,
-    dec_oad,
-    dec_omd,
-    dec_rcsd,
-    dec_rsd,
-    dec_ti,
-)
+from protocols.dlt698.axdr import dec_data, dec_rcsd, dec_rsd
 from protocols.dlt698.descriptors import DateTime
 from protocols.dlt698.errors import Dlt698Error
+from protocols.dlt698.scalars import dec_dts, dec_len, dec_oad, dec_octets, dec_omd, dec_ti, take
 
 _DT = struct.Struct(">HBBBBBBH")
 Decoded = tuple[A.Apdu, int]
@@ -251,19 +241,19 @@ _LIMITS = struct.Struct(">HHBHI")
 def _connect_request(buf: bytes, pos: int) -> Decoded:
     piid = buf[pos]
     version = (buf[pos + 1] << 8) | buf[pos + 2]
-    proto, pos = _take(buf, pos + 3, 8)
-    func, pos = _take(buf, pos, 16)
+    proto, pos = take(buf, pos + 3, 8)
+    func, pos = take(buf, pos, 16)
     send, receive, window, apdu_max, timeout = _LIMITS.unpack_from(buf, pos)
     pos += _LIMITS.size
     kind = buf[pos]
     pos += 1
     mech = A.ConnectMechanism(kind)
     if kind == 1:
-        password, pos = _dec_octets(buf, pos)
+        password, pos = dec_octets(buf, pos)
         mech = A.ConnectMechanism(1, password=password.decode("latin-1"))
     elif kind in (2, 3):
-        cipher, pos = _dec_octets(buf, pos)
-        signature, pos = _dec_octets(buf, pos)
+        cipher, pos = dec_octets(buf, pos)
+        signature, pos = dec_octets(buf, pos)
         mech = A.ConnectMechanism(kind, cipher=cipher, signature=signature)
     elif kind != 0:
         raise Dlt698Error(f"connect mechanism {kind} is not 0..3")
@@ -279,11 +269,11 @@ def _connect_response(buf: bytes, pos: int) -> Decoded:
     pos += 1
     fields = []
     for size in (4, 4, 6, 4, 6, 8):
-        raw, pos = _take(buf, pos, size)
+        raw, pos = take(buf, pos, size)
         fields.append(raw.decode("latin-1").rstrip("\x00"))
     version = (buf[pos] << 8) | buf[pos + 1]
-    proto, pos = _take(buf, pos + 2, 8)
-    func, pos = _take(buf, pos, 16)
+    proto, pos = take(buf, pos + 2, 8)
+    func, pos = take(buf, pos, 16)
     send, receive, window, apdu_max, timeout = _LIMITS.unpack_from(buf, pos)
     pos += _LIMITS.size
     result, flag = buf[pos], buf[pos + 1]
@@ -291,8 +281,8 @@ def _connect_response(buf: bytes, pos: int) -> Decoded:
     random: bytes | None = None
     signature = b""
     if flag == 1:
-        random, pos = _dec_octets(buf, pos)
-        signature, pos = _dec_octets(buf, pos)
+        random, pos = dec_octets(buf, pos)
+        signature, pos = dec_octets(buf, pos)
     elif flag != 0:
         raise Dlt698Error(f"OPTIONAL flag {flag} is not 0 or 1 (security data)")
     follow, tag, pos = _dec_follow(buf, pos)
@@ -355,20 +345,20 @@ def _security_request(buf: bytes, pos: int) -> Decoded:
     choice = buf[pos]
     if choice > 1:
         raise Dlt698Error(f"SECURITY-Request data choice {choice} is not 0 or 1")
-    payload, pos = _dec_octets(buf, pos + 1)
+    payload, pos = dec_octets(buf, pos + 1)
     kind = buf[pos]
     pos += 1
     rn = mac = extra = b""
     sid = 0
     if kind in (0, 3):
         sid = struct.unpack_from(">I", buf, pos)[0]
-        extra, pos = _dec_octets(buf, pos + 4)
+        extra, pos = dec_octets(buf, pos + 4)
         if kind == 0:
-            mac, pos = _dec_octets(buf, pos)
+            mac, pos = dec_octets(buf, pos)
     elif kind in (1, 2):
-        rn, pos = _dec_octets(buf, pos)
+        rn, pos = dec_octets(buf, pos)
         if kind == 2:
-            mac, pos = _dec_octets(buf, pos)
+            mac, pos = dec_octets(buf, pos)
     else:
         raise Dlt698Error(f"SECURITY-Request verification {kind} is not 0..3")
     m = A.SecurityRequest(payload, A.Verification(kind), rn, mac, sid, extra, choice == 1)
@@ -379,7 +369,7 @@ def _security_response(buf: bytes, pos: int) -> Decoded:
     choice = buf[pos]
     payload, dar = b"", None
     if choice in (0, 1):
-        payload, pos = _dec_octets(buf, pos + 1)
+        payload, pos = dec_octets(buf, pos + 1)
     elif choice == 2:
         dar, pos = buf[pos + 1], pos + 2
     else:
@@ -389,7 +379,7 @@ def _security_response(buf: bytes, pos: int) -> Decoded:
     if flag == 1:
         if buf[pos + 1] != 0:
             raise Dlt698Error(f"SECURITY-Response verification choice {buf[pos + 1]} is not 0")
-        mac, pos = _dec_octets(buf, pos + 2)
+        mac, pos = dec_octets(buf, pos + 2)
     elif flag == 0:
         pos += 1
     else:

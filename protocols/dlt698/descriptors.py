@@ -482,7 +482,7 @@ class Selector10:
 
 
 RSD = None | Selector1 | Selector2 | Selector3 | Selector4 | Selector6 | Selector9 | Selector10
-"""Record selection descriptor (``None`` is selector 0, "no selection")."""
+"""Record selection descriptor (``None`` is selector 0, "no selection").  A TSA is carried as a
+``frame.ServerAddress`` (same address flag, address in nameplate order)."""
 
-TSA = "ServerAddress"
 """A TSA is carried as a ``frame.ServerAddress`` (same address flag, nameplate order)."""

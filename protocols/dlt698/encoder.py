@@ -13,17 +13,10 @@ import struct
 from typing import Any
 
 from protocols.dlt698 import apdu as A
-from protocols.dlt698.axdr import (
-    _octets,
-    enc_dts,
-    enc_len,
-    enc_rcsd,
-    enc_rsd,
-    enc_ti,
-    encode_data,
-)
+from protocols.dlt698.axdr import enc_rcsd, enc_rsd, encode_data
 from protocols.dlt698.descriptors import DateTime
 from protocols.dlt698.errors import Dlt698EncodeError
+from protocols.dlt698.scalars import enc_dts, enc_len, enc_octets, enc_ti
 
 _DT = struct.Struct(">HBBBBBBH")
 
@@ -107,9 +100,9 @@ def _enc_connect_request(m: A.ConnectRequest) -> bytes:
         + _u8(mech.kind, "connect mechanism")
     )
     if mech.kind == 1:
-        out += _octets(mech.password.encode("latin-1"))
+        out += enc_octets(mech.password.encode("latin-1"))
     elif mech.kind in (2, 3):
-        out += _octets(mech.cipher) + _octets(mech.signature)
+        out += enc_octets(mech.cipher) + enc_octets(mech.signature)
     elif mech.kind != 0:
         raise Dlt698EncodeError(f"connect mechanism {mech.kind} is not 0..3")
     return out + _time_tag(m.time_tag)
@@ -139,7 +132,7 @@ def _enc_connect_response(m: A.ConnectResponse) -> bytes:
     if m.server_random is None:
         out += b"\x00"
     else:
-        out += b"\x01" + _octets(m.server_random) + _octets(m.server_signature)
+        out += b"\x01" + enc_octets(m.server_random) + enc_octets(m.server_signature)
     return out + _follow(m.follow_report, m.time_tag)
 
 
@@ -222,10 +215,10 @@ def encode_apdu(m: A.Apdu) -> bytes:
         if m.dar is not None:
             out = b"\x90\x02" + _u8(m.dar, "DAR")
         else:
-            out = b"\x90" + (b"\x01" if m.encrypted else b"\x00") + _octets(m.apdu)
+            out = b"\x90" + (b"\x01" if m.encrypted else b"\x00") + enc_octets(m.apdu)
         if m.mac is None:
             return out + b"\x00"
-        return out + b"\x01\x00" + _octets(m.mac)
+        return out + b"\x01\x00" + enc_octets(m.mac)
     if isinstance(m, A.ErrorResponse):
         # inside Server-APDU, so FollowReport and TimeTag flags follow (as the PyPI peer reads it)
         return b"\xee" + _u8(m.piid, "PIID") + _u8(m.error, "error") + b"\x00\x00"
@@ -233,14 +226,14 @@ def encode_apdu(m: A.Apdu) -> bytes:
 
 
 def _enc_security_request(m: A.SecurityRequest) -> bytes:
-    out = b"\x10" + (b"\x01" if m.encrypted else b"\x00") + _octets(m.apdu)
+    out = b"\x10" + (b"\x01" if m.encrypted else b"\x00") + enc_octets(m.apdu)
     v = A.Verification(m.verification)
     out += bytes((v,))
-    sid = _pack(">I", m.sid) + _octets(m.sid_extra)
+    sid = _pack(">I", m.sid) + enc_octets(m.sid_extra)
     if v is A.Verification.SID_MAC:
-        return out + sid + _octets(m.mac)
+        return out + sid + enc_octets(m.mac)
     if v is A.Verification.RN:
-        return out + _octets(m.rn)
+        return out + enc_octets(m.rn)
     if v is A.Verification.RN_MAC:
-        return out + _octets(m.rn) + _octets(m.mac)
+        return out + enc_octets(m.rn) + enc_octets(m.mac)
     return out + sid

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from protocols import quantities
 from protocols.dlt698.descriptors import OAD, OMD, DataType
 
 T = DataType
@@ -42,6 +41,7 @@ class ObjectRow:
     unit: str = ""  # the canonical unit (after ``factor``)
     factor: Decimal = Decimal(1)
     certainty: str = "V"  # V: several sources agree; 1: one source; ?: uncertain (docs)
+    unit_code: int | None = None  # the standard's unit enum in attribute 3 (Scaler_Unit)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -65,9 +65,16 @@ class ObjectRow:
         return OAD(self.oi, 2)
 
 
+UNIT_CODES = {"kWh": 33, "kVAh": 34, "kvarh": 35, "A": 36, "V": 38, "W": 27, "var": 31, "VA": 29}
+UNIT_CODES |= {"Hz": 47, "": 255}
+"""The unit enums of Scaler_Unit Taiqu meets (as the PyPI ``dlt698`` catalogue gives them)."""
+
+
 def _energy(oi: int, prefix: str, name: str, signed: bool, unit: str = "kWh") -> ObjectRow:
     kind = T.DOUBLE_LONG if signed else T.DOUBLE_LONG_UNSIGNED
-    return ObjectRow(oi, name, 1, kind, "total_tariffs", prefix, -2, unit)
+    return ObjectRow(
+        oi, name, 1, kind, "total_tariffs", prefix, -2, unit, unit_code=UNIT_CODES[unit]
+    )
 
 
 _KW = Decimal("0.001")
@@ -86,10 +93,21 @@ OBJECTS: dict[int, ObjectRow] = {
         _energy(0x0080, "energy.reactive.q4", "quadrant IV reactive energy", False, "kvarh"),
         _energy(0x0090, "energy.apparent.import", "forward apparent energy", False, "kVAh"),
         _energy(0x00A0, "energy.apparent.export", "reverse apparent energy", False, "kVAh"),
-        ObjectRow(0x2000, "voltage", 3, T.LONG_UNSIGNED, "phases", "voltage", -1, "V"),
-        ObjectRow(0x2001, "current", 3, T.DOUBLE_LONG, "phases", "current", -3, "A"),
         ObjectRow(
-            0x2004, "active power", 4, T.DOUBLE_LONG, "total_phases", "power.active", -1, "kW", _KW
+            0x2000, "voltage", 3, T.LONG_UNSIGNED, "phases", "voltage", -1, "V", unit_code=38
+        ),
+        ObjectRow(0x2001, "current", 3, T.DOUBLE_LONG, "phases", "current", -3, "A", unit_code=36),
+        ObjectRow(
+            0x2004,
+            "active power",
+            4,
+            T.DOUBLE_LONG,
+            "total_phases",
+            "power.active",
+            -1,
+            "kW",
+            _KW,
+            unit_code=27,
         ),
         ObjectRow(
             0x2005,
@@ -101,6 +119,7 @@ OBJECTS: dict[int, ObjectRow] = {
             -1,
             "kvar",
             _KW,
+            unit_code=31,
         ),
         ObjectRow(
             0x2006,
@@ -112,9 +131,22 @@ OBJECTS: dict[int, ObjectRow] = {
             -1,
             "kVA",
             _KW,
+            unit_code=29,
         ),
-        ObjectRow(0x200A, "power factor", 4, T.LONG, "total_phases", "power_factor", -3),
-        ObjectRow(0x200F, "grid frequency", 6, T.LONG_UNSIGNED, "scalar", "frequency", -2, "Hz"),
+        ObjectRow(
+            0x200A, "power factor", 4, T.LONG, "total_phases", "power_factor", -3, unit_code=255
+        ),
+        ObjectRow(
+            0x200F,
+            "grid frequency",
+            6,
+            T.LONG_UNSIGNED,
+            "scalar",
+            "frequency",
+            -2,
+            "Hz",
+            unit_code=47,
+        ),
         ObjectRow(
             0x2014, "meter status words", 6, T.BIT_STRING, "status", "status", 0, "", certainty="?"
         ),
@@ -187,8 +219,3 @@ RELAY_STATUS_WORD, RELAY_STATUS_BIT = 3, 4  # status word 3 bit 4: 0 closed, 1 o
 def find_object(oi: int) -> ObjectRow | None:
     """The row of ``oi``, or ``None``."""
     return OBJECTS.get(oi)
-
-
-def canonical(key: str) -> str | None:
-    """``key`` if it is a canonical quantity, else ``None``."""
-    return key if quantities.is_known(key) else None

@@ -19,7 +19,13 @@ from typing import Any
 from protocols.dlt698.axdr import Data
 from protocols.dlt698.descriptors import OAD, BitString, DataType, DateTimeS
 from protocols.dlt698.errors import Dlt698EncodeError, Dlt698ValueError
-from protocols.dlt698.objects import RELAY_STATUS_BIT, RELAY_STATUS_WORD, ObjectRow, find_object
+from protocols.dlt698.objects import (
+    RELAY_OUTPUT,
+    RELAY_STATUS_BIT,
+    RELAY_STATUS_WORD,
+    ObjectRow,
+    find_object,
+)
 
 T = DataType
 _INTEGER_TYPES = frozenset(
@@ -130,3 +136,27 @@ def status_words(words: tuple[int, ...]) -> Data:
                 raw[i // 8] |= 0x80 >> (i % 8)
         items.append(Data(T.BIT_STRING, BitString(16, bytes(raw))))
     return Data(T.ARRAY, tuple(items))
+
+
+def trip_parameter(
+    relay: OAD = RELAY_OUTPUT,
+    alarm_delay: int = 0,
+    limit_minutes: int = 0,
+    auto_close: bool = False,
+) -> Data:
+    """8000 method 129 (trip) parameter [?]: array of structure {relay OAD, alarm delay
+    (unsigned), power-limit time in minutes (long-unsigned, 0 = until closed), auto close}."""
+    unit = (
+        Data(T.OAD, relay),
+        Data(T.UNSIGNED, alarm_delay),
+        Data(T.LONG_UNSIGNED, limit_minutes),
+        Data(T.BOOL, auto_close),
+    )
+    return Data(T.ARRAY, (Data(T.STRUCTURE, unit),))
+
+
+def close_parameter(relay: OAD = RELAY_OUTPUT, direct: bool = True) -> Data:
+    """8000 method 130 (close) parameter [?]: array of structure {relay OAD, command enum
+    (0 close allowed — the customer presses the button, 1 close directly)}."""
+    unit = (Data(T.OAD, relay), Data(T.ENUM, 1 if direct else 0))
+    return Data(T.ARRAY, (Data(T.STRUCTURE, unit),))

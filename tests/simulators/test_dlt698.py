@@ -29,6 +29,7 @@ from protocols.dlt698 import (
     DateTimeS,
     ErrorResponse,
     Frame,
+    GetResponseNext,
     GetResponseNormal,
     GetResponseNormalList,
     GetResponseRecord,
@@ -45,9 +46,15 @@ from protocols.dlt698 import (
     frozen_to_readings,
     records_to_events,
 )
-from protocols.dlt698.apdu import ActionResponseNormal, ConnectMechanism
-from protocols.dlt698.descriptors import ALL_METERS, TI
+from protocols.dlt698.apdu import (
+    ActionRequestNormal,
+    ActionResponseNormal,
+    ConnectMechanism,
+    TimeTag,
+)
+from protocols.dlt698.descriptors import ALL_METERS, TI, ScalerUnit
 from protocols.dlt698.frame import BROADCAST
+from protocols.dlt698.values import close_parameter, trip_parameter
 from protocols.model import EventType
 from simulators.config import parse_config
 from simulators.dlt698_meter import Dlt698Listener
@@ -130,6 +137,15 @@ async def test_energy_address_and_clock_match_the_meter(h: Harness) -> None:
     )
 
 
+async def test_scaler_unit_of_numeric_objects(h: Harness) -> None:
+    response = await h.ask(h.client.get_list(M698, (OAD(0x0010, 3), OAD(0x2004, 3))))
+    assert isinstance(response, GetResponseNormalList)
+    assert [r.data.value for r in response.results if r.data] == [
+        ScalerUnit(-2, 33),  # kWh
+        ScalerUnit(-1, 27),  # W
+    ]
+
+
 async def test_unknown_object_is_a_dar_and_other_meters_stay_silent(h: Harness) -> None:
     response = await h.ask(h.client.get(M698, OAD(0x4444, 2)))
     assert isinstance(response, GetResponseNormal) and response.result.dar == 6
@@ -204,6 +220,36 @@ async def test_relay_needs_authority_then_trips_and_reads_back(h: Harness) -> No
     assert decode_value(status.result.oad, status.result.data)["relay.state"] == "open"
     await h.ask(h.client.action(M698, OMD(0x8000, 130), Data(T.NULL)))
     assert meter.relay(h.now()) == Relay.CLOSED
+    await h.ask(h.client.action(M698, OMD(0x8000, 129), trip_parameter()))
+    assert meter.relay(h.now()) == Relay.OPEN
+    allowed = await h.ask(h.client.action(M698, OMD(0x8000, 130), close_parameter(direct=False)))
+    assert isinstance(allowed, ActionResponseNormal) and allowed.dar == 0
+    assert meter.relay(h.now()) == Relay.ARMED  # closes when the customer presses the button
+
+
+async def test_a_late_trip_is_refused_by_its_time_tag(h: Harness) -> None:
+    meter = h.fleet.meter(M698)
+    login = ConnectRequest(1, mechanism=ConnectMechanism(1, password="000000"))
+    await h.ask(h.client.connect(M698, login))
+    sent = meter.meter_time(h.now()).replace(microsecond=0) - timedelta(minutes=10)
+    late = ActionRequestNormal(
+        h.client.next_piid(),
+        OMD(0x8000, 129),
+        trip_parameter(),
+        TimeTag(DateTimeS.of(sent), TI(1, 5)),
+    )
+    refused = await h.ask(h.client.send(M698, late))
+    assert isinstance(refused, ActionResponseNormal) and refused.dar == 32
+    assert meter.relay(h.now()) == Relay.CLOSED
+    timely = ActionRequestNormal(
+        h.client.next_piid(),
+        OMD(0x8000, 129),
+        trip_parameter(),
+        TimeTag(DateTimeS.of(sent), TI(1, 15)),
+    )
+    done = await h.ask(h.client.send(M698, timely))
+    assert isinstance(done, ActionResponseNormal) and done.dar == 0
+    assert meter.relay(h.now()) == Relay.OPEN
 
 
 async def test_secured_clock_set_without_association(h: Harness) -> None:
@@ -327,3 +373,24 @@ async def test_large_record_is_fragmented_and_reassembled_over_the_bus(h: Harnes
     assert frames > 3
     assert isinstance(event, GetResponseRecord) and event.result.rows is not None
     assert len(event.result.rows) == 9
+
+
+async def test_long_back_fill_comes_in_get_next_blocks(h: Harness) -> None:
+    meters = [m for m in h.fleet.meters.values() if m.spec.protocol == "dlt698"]
+    h.bus.listeners = [Dlt698Listener(meters, block_rows=4)]
+    h.clock.advance(12 * 86400)
+    rows: list[tuple[Data, ...]] = []
+    response = await h.ask(h.client.get_record(M698, OAD(0x5004, 2), Selector10(10, ALL_METERS)))
+    blocks = 0
+    while isinstance(response, GetResponseNext):
+        blocks += 1
+        assert response.kind == 2
+        rows += response.results[0].rows or ()  # type: ignore[union-attr]
+        if response.last:
+            break
+        response = await h.ask(h.client.get_next(M698, response.block))
+    assert blocks == 3 and len(rows) == 10
+    stamps = [row[0].value.to_datetime() for row in rows]
+    assert stamps == sorted(stamps, reverse=True) and len(set(stamps)) == 10
+    after = await h.ask(h.client.get_next(M698, 3))
+    assert isinstance(after, GetResponseNext) and after.dar == 11  # nothing being split

@@ -7,9 +7,7 @@ import sys
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "taiqu.cli", *args], capture_output=True, text=True
-    )
+    return subprocess.run([sys.executable, "-m", "taiqu.cli", *args], capture_output=True, text=True)
 
 
 def test_help_lists_commands():

@@ -183,7 +183,9 @@ def test_1997_previous_months_are_settlement_periods_not_current_readings(di, in
     assert (row.period, row.index) == ("settlement", index)
     current = data_id(di & ~0x0C00, Version.V1997)  # 94xx/98xx → 90xx
     assert current.period == "current" and current.key == row.key
-    value = {m.key: Decimal("1.00") for m in row.members} if row.members else Decimal("123.45")
+    value = (
+        {m.key: Decimal("1.00") for m in row.members} if row.members else Decimal("123.45")
+    )
     data = encode_value(di, value, Version.V1997)
     assert decode_value(di, data, Version.V1997) == value
     reply = ReadReply("000000000001", di, {row.key: value}, version=Version.V1997)

@@ -191,3 +191,33 @@ def test_set_and_action_round_trip() -> None:
     assert isinstance(client.next_event(), SetResponseNormal)
     raw = client.action(METER, OMD(0x8000, 129), Data(T.NULL))
     assert encode_apdu(serve(server, raw).request)[:2] == b"\x07\x01"  # type: ignore[arg-type]
+
+
+def test_secured_answer_to_another_request_is_rejected() -> None:
+    lab = LabMac(b"k" * 16, random=lambda n: bytes(n))  # a constant RN: replays would verify
+    client, server = Client(security=lab), Server(security=lab)
+    first = serve(server, client.get(METER, ENERGY, secured=True))
+    old_reply = server.respond(METER, first, answer(first))
+    client.receive_data(old_reply)
+    assert isinstance(client.next_event(), GetResponseNormal)
+    client.get(METER, ENERGY, secured=True)  # a new request with a new PIID
+    client.receive_data(old_reply)  # replayed: the MAC verifies, the PIID does not match
+    with pytest.raises(Dlt698SecurityError, match="another request"):
+        client.next_event()
+
+
+def test_endless_fragments_are_abandoned() -> None:
+    from protocols.dlt698.connection import MAX_REASSEMBLED
+    from protocols.dlt698.frame import Fragment, FragmentType
+
+    client = Client()
+    client.get(METER, ENERGY)
+    chunk = bytes(1000)
+    kinds = [FragmentType.FIRST] + [FragmentType.MIDDLE] * (MAX_REASSEMBLED // 1000 + 1)
+    with pytest.raises(Dlt698ValueError, match="abandoned"):
+        for number, kind in enumerate(kinds):
+            frame = Frame(0xC3, ServerAddress(METER), chunk, 0, Fragment(number, kind))
+            client.receive_data(encode_frame(frame))
+            assert client.next_event() is NEED_DATA
+            client.data_to_send()
+    assert not client.awaiting_reply

@@ -382,3 +382,16 @@ def test_voltage_current_list_values() -> None:
         "current.b": Decimal("1.000"),
         "current.c": Decimal("1.000"),
     }
+
+
+def test_client_link_answer_reproduces_the_public_confirm() -> None:
+    """Taiqu's client answers a meter's login with exactly the frame the public library sends."""
+    from protocols.dlt698 import Client
+
+    confirm = hx(wire_of("link-confirm"))
+    answer = decode_apdu(decode_frame(confirm).apdu)
+    assert isinstance(answer, LinkResponse)
+    login = decode_apdu(decode_frame(hx(wire_of("link-login"))).apdu)
+    assert isinstance(login, LinkRequest) and login.heartbeat == 300
+    assert answer.result == 0 and answer.request_time.year == 2022
+    assert Client(preamble=0).link_response("000000000001", answer) == confirm

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from protocols.dlt698 import (
     NEED_DATA,
     OAD,
+    OBJECTS,
     Client,
     ConnectResponse,
     GetResponseNormal,
@@ -214,3 +215,45 @@ def test_taiqu_client_reads_the_peer_server(peer_server: int) -> None:
     assert values["energy.active.import.t4"] == Decimal("0.04")
     assert values["meter.clock"] == datetime(2026, 12, 6, 10, 0, 0)
     assert values["meter.address"] == METER
+
+
+_LAYOUTS = {
+    "total_tariffs": "total_tariffs",
+    "phases": "phases",
+    "total_phases": "total_phases",
+    "status": "status_words",
+    "scalar": "none",
+    "record": "none",
+}
+
+
+def test_objects_table_agrees_with_the_peer_catalogue(peer_python: Path) -> None:
+    """Class, attribute-2 type, layout and scaler of every object both catalogues know."""
+    oids = [f"{oi:04X}" for oi in OBJECTS]
+    done = subprocess.run(
+        [str(peer_python), str(HERE / "catalog.py"), *oids],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    peer = json.loads(done.stdout)
+    compared = 0
+    for oi, row in OBJECTS.items():
+        theirs = peer[f"{oi:04X}"]
+        if theirs is None:  # 301B/301C are not in the peer's catalogue (see docs/dlt698.md)
+            continue
+        attribute = theirs["attribute2"]
+        assert theirs["class"] == row.class_id, (row.name, theirs)
+        assert attribute["layout"] == _LAYOUTS[row.layout], (row.name, attribute)
+        if row.layout == "record":
+            assert attribute["record"], row.name
+        elif row.layout == "scalar":
+            assert attribute["type"] == row.type, (row.name, attribute)
+        else:
+            assert attribute["element_type"] == row.type, (row.name, attribute)
+        if attribute["scaler"] is not None or row.scaler:
+            assert attribute["scaler"] == row.scaler, (row.name, attribute)
+            assert attribute["unit"] == row.unit_code, (row.name, attribute)
+        compared += 1
+    assert compared >= 20

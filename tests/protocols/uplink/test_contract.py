@@ -63,21 +63,12 @@ def test_topics_confine_a_gateway_to_its_namespace():
 def test_readings_group_into_records_and_back_exactly():
     mt = datetime(2026, 11, 24, 13, 15, 1, tzinfo=UTC) + timedelta(hours=0)
     readings = [
-        Reading(
-            "000000000001", "energy.active.import.total", Decimal("1234.50"), T0, meter_time=mt
-        ),
+        Reading("000000000001", "energy.active.import.total", Decimal("1234.50"), T0, meter_time=mt),
         Reading("000000000001", "energy.active.import.t1", Decimal("0.01"), T0, meter_time=mt),
         Reading("000000000001", "relay.state", "open", T0, meter_time=mt),
         Reading("000000000001", "events.power_down.count", 7, T0, meter_time=mt),
-        Reading(
-            "000000000002",
-            "energy.active.import.total",
-            Decimal("5"),
-            T0,
-            kind=ReadingKind.DAILY_FROZEN,
-            freeze_time=T0,
-            flags=frozenset({"backfilled"}),
-        ),
+        Reading("000000000002", "energy.active.import.total", Decimal("5"), T0,
+                kind=ReadingKind.DAILY_FROZEN, freeze_time=T0, flags=frozenset({"backfilled"})),
     ]
     records = readings_to_records(readings)
     assert len(records) == 2
@@ -92,21 +83,11 @@ def test_readings_group_into_records_and_back_exactly():
 
 
 def test_events_round_trip_with_details():
-    event = Event(
-        "000000000001",
-        EventType.METER_COVER_OPEN,
-        T0,
-        T0 + timedelta(minutes=2),
-        details={"count": 3, "energy_before": Decimal("12.5")},
-    )
+    event = Event("000000000001", EventType.METER_COVER_OPEN, T0, T0 + timedelta(minutes=2),
+                  details={"count": 3, "energy_before": Decimal("12.5")})
     (record,) = events_to_records([event])
-    batch = Batch(
-        gateway="gw-1",
-        epoch="00ff00ff00ff00ff",
-        seq=1,
-        sent=T0,
-        records=(record, GapRecord(first=1, last=1, reason="test")),
-    )
+    batch = Batch(gateway="gw-1", epoch="00ff00ff00ff00ff", seq=1, sent=T0,
+                  records=(record, GapRecord(first=1, last=1, reason="test")))
     back = record_to_event(decode(encode(batch), Batch).records[0])
     assert back.type is EventType.METER_COVER_OPEN
     assert back.details == {"count": 3, "energy_before": "12.5"}
@@ -114,15 +95,8 @@ def test_events_round_trip_with_details():
 
 
 def test_command_signing_bytes_are_canonical_and_exclude_signature():
-    cmd = Command(
-        id="c1",
-        gateway="gw-1",
-        meters=("000000000001",),
-        action=CommandAction.RELAY_TRIP,
-        issued=T0,
-        valid_until=T0 + timedelta(minutes=5),
-        nonce="0123456789abcdef",
-    )
+    cmd = Command(id="c1", gateway="gw-1", meters=("000000000001",), action=CommandAction.RELAY_TRIP,
+                  issued=T0, valid_until=T0 + timedelta(minutes=5), nonce="0123456789abcdef")
     signed = cmd.model_copy(update={"signature": {"alg": "ed25519", "key_id": "k", "value": "x"}})
     assert cmd.signing_bytes() == signed.signing_bytes()
     other = cmd.model_copy(update={"meters": ("000000000002",)})
@@ -141,13 +115,8 @@ def test_batches_are_compressed_on_the_wire():
         Reading(f"{n:012d}", "energy.active.import.total", Decimal("1000.00") + n, T0)
         for n in range(32)
     ]
-    batch = Batch(
-        gateway="gw-1",
-        epoch="00ff00ff00ff00ff",
-        seq=1,
-        sent=T0,
-        records=tuple(readings_to_records(readings)),
-    )
+    batch = Batch(gateway="gw-1", epoch="00ff00ff00ff00ff", seq=1, sent=T0,
+                  records=tuple(readings_to_records(readings)))
     wire = encode(batch)
     assert wire[:1] == b"\x78"
     assert len(wire) < len(encode(batch, compress=False)) / 2
@@ -168,13 +137,8 @@ def _sweep(meters: int) -> Batch:
         for n in range(meters)
         for i, q in enumerate(("energy.active.import.total", "energy.active.import.t1"))
     ]
-    return Batch(
-        gateway="gw-1",
-        epoch="00ff00ff00ff00ff",
-        seq=1,
-        sent=T0,
-        records=tuple(readings_to_records(readings)),
-    )
+    return Batch(gateway="gw-1", epoch="00ff00ff00ff00ff", seq=1, sent=T0,
+                 records=tuple(readings_to_records(readings)))
 
 
 def test_preset_dictionary_makes_small_sweeps_smaller_and_plain_zlib_still_decodes():
@@ -200,12 +164,8 @@ def test_empty_defaults_stay_off_the_wire():
     assert b'"resend":true' in encode(flagged, compress=False)
 
 
-_QS = [
-    "energy.active.import.total",
-    "energy.active.import.t1",
-    "relay.state",
-    "events.power_down.count",
-]
+_QS = ["energy.active.import.total", "energy.active.import.t1", "relay.state",
+       "events.power_down.count"]
 
 
 @st.composite
@@ -213,28 +173,21 @@ def _readings(draw):
     zone = draw(st.sampled_from([None, "Asia/Shanghai", "Europe/Berlin"]))
     out = []
     for n in range(draw(st.integers(1, 12))):
-        at = T0 + timedelta(
-            seconds=draw(st.integers(0, 900)),
-            microseconds=draw(st.sampled_from([0, 0, 0, 250_000])),
-        )
+        at = T0 + timedelta(seconds=draw(st.integers(0, 900)),
+                            microseconds=draw(st.sampled_from([0, 0, 0, 250_000])))
         mt = None
         if zone and draw(st.booleans()):
             from zoneinfo import ZoneInfo
 
             mt = (at - timedelta(seconds=draw(st.integers(-120, 120)))).astimezone(ZoneInfo(zone))
             mt = mt.replace(microsecond=0)
-        kind = draw(
-            st.sampled_from([ReadingKind.INTERVAL, ReadingKind.INTERVAL, ReadingKind.ON_DEMAND])
-        )
+        kind = draw(st.sampled_from([ReadingKind.INTERVAL, ReadingKind.INTERVAL,
+                                     ReadingKind.ON_DEMAND]))
         flags = draw(st.sampled_from([frozenset(), frozenset(), frozenset({"clock_unsynced"})]))
         for q in draw(st.lists(st.sampled_from(_QS), min_size=1, max_size=4, unique=True)):
-            value = (
-                str(draw(st.sampled_from(["open", "closed"])))
-                if q == "relay.state"
-                else draw(st.integers(0, 9))
-                if q.startswith("events")
-                else Decimal(draw(st.integers(0, 10**8))).scaleb(-2)
-            )
+            value = (str(draw(st.sampled_from(["open", "closed"]))) if q == "relay.state"
+                     else draw(st.integers(0, 9)) if q.startswith("events")
+                     else Decimal(draw(st.integers(0, 10**8))).scaleb(-2))
             out.append(Reading(f"{n:012d}", q, value, at, kind=kind, meter_time=mt, flags=flags))
     return out
 
@@ -259,50 +212,21 @@ def test_a_sweep_is_smaller_than_its_records():
     assert len(encode(batch)) < 0.9 * len(zlib.compress(data, 9))
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00", "qs": [], "rows": []},
-        {
-            "r": "sw",
-            "k": "interval",
-            "gt": "2026-01-01T00:00:00Z",
-            "qs": ["energy.active.import.total"],
-            "rows": [["m1", 0]],
-        },
-        {
-            "r": "sw",
-            "k": "interval",
-            "gt": "2026-01-01T00:00:00Z",
-            "qs": ["energy.active.import.total"],
-            "rows": [["m1", "0", None, "1.0"]],
-        },
-        {
-            "r": "sw",
-            "k": "interval",
-            "gt": "2026-01-01T00:00:00Z",
-            "qs": ["energy.active.import.total"],
-            "rows": [["m1", 0, 5, "1.0"]],
-        },  # a meter time without the meters' offset
-        {
-            "r": "sw",
-            "k": "interval",
-            "gt": "2026-01-01T00:00:00Z",
-            "qs": ["energy.banana"],
-            "rows": [["m1", 0, None, "1.0"]],
-        },
-    ],
-)
+@pytest.mark.parametrize("bad", [
+    {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00", "qs": [], "rows": []},
+    {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00Z", "qs": ["energy.active.import.total"],
+     "rows": [["m1", 0]]},
+    {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00Z", "qs": ["energy.active.import.total"],
+     "rows": [["m1", "0", None, "1.0"]]},
+    {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00Z", "qs": ["energy.active.import.total"],
+     "rows": [["m1", 0, 5, "1.0"]]},  # a meter time without the meters' offset
+    {"r": "sw", "k": "interval", "gt": "2026-01-01T00:00:00Z", "qs": ["energy.banana"],
+     "rows": [["m1", 0, None, "1.0"]]},
+])
 def test_malformed_sweeps_are_contract_errors(bad):
     import json
 
-    body = {
-        "v": 1,
-        "gw": "gw-1",
-        "epoch": "00ff00ff00ff00ff",
-        "seq": 1,
-        "sent": "2026-01-01T00:00:00Z",
-        "records": [bad],
-    }
+    body = {"v": 1, "gw": "gw-1", "epoch": "00ff00ff00ff00ff", "seq": 1,
+            "sent": "2026-01-01T00:00:00Z", "records": [bad]}
     with pytest.raises(ContractError):
         decode(json.dumps(body).encode(), Batch)
