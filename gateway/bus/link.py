@@ -13,6 +13,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import select
@@ -171,7 +172,11 @@ class SerialLink:
             timeout=0,
             do_not_open=True,
         )
-        if not url.startswith("rfc2217://"):  # pyserial's RFC 2217 client has no write timeout
+        if url.startswith("rfc2217://"):
+            # no write timeout in pyserial's RFC 2217 client, and setting the read timeout later
+            # re-sends every line setting to the server (~100 ms): poll with a short one instead
+            port.timeout = 0.005
+        else:
             port.write_timeout = 5
         if "://" not in self.settings.url:  # one owner: another gateway or a terminal fails
             port.exclusive = True
@@ -211,13 +216,14 @@ class SerialLink:
         try:
             try:
                 fd = port.fileno()
-            except (AttributeError, NotImplementedError, serial.SerialException):
+            except (AttributeError, NotImplementedError, io.UnsupportedOperation):
                 fd = None  # rfc2217:// reads through its own thread: wait with the timeout
-            if fd is None:
-                port.timeout = max(0.001, timeout)
-                first: bytes = port.read(1)
-                port.timeout = 0
-                return first + port.read(4096) if first else b""
+            if fd is None:  # the port reads with a short timeout (set at open): poll it
+                end = time.monotonic() + max(0.0, timeout)
+                while True:
+                    got: bytes = port.read(4096)
+                    if got or time.monotonic() >= end:
+                        return got
             ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
             if not ready:
                 return b""
