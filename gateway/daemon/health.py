@@ -36,6 +36,7 @@ class Health:
             "at": report.started.isoformat(),
             "read": report.read,
             "failed": report.failed,
+            "empty": report.empty,
             "skipped": report.skipped,
             "seconds": round(report.seconds, 3),
         }

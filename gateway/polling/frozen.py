@@ -128,6 +128,8 @@ class FrozenReader:
                 return False
             stamp = got.values.get("freeze.time")
             if not isinstance(stamp, MeterTime):
+                if n == 1 and got.refused:  # refuses even the last freeze: it keeps none
+                    report.unsupported.append(mp.meter.id)
                 return True  # the meter has no n-th freeze (or an empty record): done
             day = stamp.local.date()
             if since is not None and day < since:
@@ -195,13 +197,16 @@ class FrozenJobs:
         capable = {m for m, mp in self.reader.poller.meters.items() if mp.driver.supports_frozen}
         kept = set() if meters is None else self.failed - set(meters)
         self.failed = (kept | set(report.failed)) & capable
+        refused = set(report.unsupported) & capable  # answered, but keep no freeze: not collected
         now = self.clock.now()
-        self.collection("daily_frozen", phase, len(capable), len(capable - self.failed), now)
+        collected = len(capable - self.failed - refused)
+        self.collection("daily_frozen", phase, len(capable), collected, now)
         self.last = {
             "at": now.isoformat(),
             "phase": phase,
             "stored": report.days_stored,
             "failed": sorted(self.failed)[:50],
+            "refused": sorted(refused)[:50],
         }
         return report
 

@@ -53,13 +53,14 @@ class SweepReport:
     read: int = 0
     failed: int = 0
     skipped: int = 0
+    empty: int = 0  # answered, but gave none of the group's quantities (all refused/unsupported)
     seconds: float = 0.0
     visits: list[MeterRead] = field(default_factory=list)  # every meter visited, in order
 
     @property
     def due(self) -> int:
         """Meters that should have been read (visited or in back-off)."""
-        return self.read + self.failed + self.skipped
+        return self.read + self.failed + self.skipped + self.empty
 
 
 class Poller:
@@ -197,8 +198,10 @@ class Poller:
         if mp.caps.dirty:
             batch.set_state(state_key(mp.meter.id), mp.caps.to_json())
             mp.caps.dirty = False
-        if result.ok:
-            report.read += 1
+        if result.ok and (result.values or group is Group.EVENTS):
+            report.read += 1  # collected: a visit counts only when it gave something
+        elif result.ok:
+            report.empty += 1
         else:
             report.failed += 1
         report.visits.append(result)

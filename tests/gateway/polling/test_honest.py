@@ -12,7 +12,7 @@ import pytest
 
 from gateway.bus.link import MemoryLink
 from gateway.bus.timing import LineTiming
-from gateway.bus.worker import BusWorker
+from gateway.bus.worker import BusWorker, Priority
 from gateway.config import MeterConfig
 from gateway.polling import Group, Poller
 from gateway.polling.capability import state_key
@@ -266,3 +266,22 @@ async def test_the_daily_frozen_run_reads_the_reverse_freeze_when_asked(rig) -> 
     frozen = {r.quantity: r.value for r in store.readings if r.kind is ReadingKind.DAILY_FROZEN}
     assert frozen["energy.active.export.total"] == Decimal("8.00")
     assert frozen[TOTAL] == Decimal("50.00") and 0x05060201 in bus.log
+
+
+async def test_a_visit_that_gives_no_energy_does_not_count_as_collected(rig) -> None:
+    refuse_all = {0x0001FF00: "refuse", **{di: "refuse" for di in ENERGY_SINGLES}}
+    _bus, _store, poller, _ = await rig(refuse_all)
+    report = await poller.sweep(Group.ENERGY)
+    assert (report.read, report.empty, report.failed, report.due) == (0, 1, 0, 1)
+
+
+async def test_a_meter_refusing_its_last_freeze_is_not_a_collected_frozen_day(rig) -> None:
+    from gateway.polling.frozen import FrozenJobs, FrozenReader
+
+    _bus, _store, poller, clock = await rig({0x05060001: "refuse"})
+    books: list[tuple] = []
+    reader = FrozenReader(poller, type("I", (), {"has_frozen": lambda *a: False})())
+    jobs = FrozenJobs(reader, 7, clock, lambda *a: books.append(a))
+    report = await jobs.run("first_sweep", Priority.SCHEDULED)
+    assert report.unsupported == [A] and report.days_stored == 0
+    assert books[0][2:4] == (1, 0)  # due 1, collected 0 (it used to count as a success)
