@@ -21,6 +21,7 @@ publishes.  On rollback it must call ``rolled_back()`` (the stream cache is relo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -55,6 +56,8 @@ from protocols.uplink.columns import DataBatch, decode_data
 from protocols.uplink.topics import parse_topic
 
 log = logging.getLogger(__name__)
+DEAD_PREFIX = 64 * 1024  # bytes of a dead letter kept (length and hash say what the rest was)
+DEAD_PER_MINUTE = 60  # dead letters kept per gateway and minute
 
 
 @dataclass
@@ -78,8 +81,13 @@ class Ingestor:
         resend_after: float = 10.0,
         max_resend_ranges: int = 8,
         streams: StreamBook | None = None,
+        dead_prefix: int = DEAD_PREFIX,
+        dead_per_minute: int = DEAD_PER_MINUTE,
     ) -> None:
         self.streams = streams if streams is not None else StreamBook()
+        self.dead_prefix = dead_prefix
+        self.dead_per_minute = dead_per_minute
+        self._dead: dict[str | None, list[float]] = {}  # gateway → [window start, kept, dropped]
         self.registry = MeterRegistry()
         self.resend_after = resend_after
         self.max_resend_ranges = max_resend_ranges
@@ -144,21 +152,37 @@ class Ingestor:
     def dead_letter(
         self, conn: Connection, topic: str, payload: bytes, reason: str, now: datetime
     ) -> Outcome:
-        """Keep a message that cannot be used, with the reason and its raw bytes."""
+        """Keep a message that cannot be used: the reason, its length and SHA-256, and at most
+        ``dead_prefix`` of its bytes; at most ``dead_per_minute`` a minute per gateway (the rest
+        are counted and logged, so a flood of garbage cannot fill the database)."""
         try:
             gateway: str | None = parse_topic(topic)[0]
         except ContractError:
             gateway = None
+        window = self._dead.setdefault(gateway, [time.monotonic(), 0, 0])
+        if time.monotonic() - window[0] >= 60:
+            if window[2]:
+                log.warning("dead letters of %s: %d more not kept in the last minute",
+                            gateway, int(window[2]))  # fmt: skip
+            window[:] = [time.monotonic(), 0, 0]
+        if window[1] >= self.dead_per_minute:
+            window[2] += 1
+            return Outcome("dead", gateway, reason=reason)
+        window[1] += 1
+        raw = bytes(payload[: self.dead_prefix])
+        if len(payload) > len(raw):
+            digest = hashlib.sha256(payload).hexdigest()
+            reason = f"{reason} [{len(payload)} bytes, sha256 {digest}, first {len(raw)} kept]"
         conn.execute(
             insert(dead_letters).values(
                 topic=topic[:300],
                 gateway=gateway,
                 reason=reason[:1000],
-                payload=bytes(payload),
+                payload=raw,
                 received=now,
             )
         )
-        log.warning("dead letter on %s: %s", topic, reason)
+        log.warning("dead letter on %s: %s", topic, reason[:300])
         return Outcome("dead", gateway, reason=reason)
 
     # --- up/data ------------------------------------------------------------------------------
