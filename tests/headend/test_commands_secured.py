@@ -361,6 +361,20 @@ def test_a_forged_step_report_fails_the_target_without_stopping_the_dispatcher(r
     assert rig.gateway.meter.relay(rig.ops.clock.now().timestamp()) is Relay.CLOSED
 
 
+def test_a_result_from_another_gateways_identity_is_ignored(rig):
+    command_id = rig.command("relay_trip", ESAM_METER)
+    rig.dispatcher.run_once()
+    ((topic, payload),) = rig.published
+    rig.published = []
+    _, _, command = decode_message(topic, payload)
+    result = rig.gateway.execute(command, rig.ops.clock.now())
+    stolen = result.model_copy(update={"gateway": "gw1"})  # gw1's broker identity, gw2's step
+    with writing(rig.ops.engine) as conn:
+        assert not on_result(conn, "gw1", stolen)
+    rig.cycle(rounds=2)
+    assert [s["state"] for s in rig.view(command_id)["steps"]] == ["sent"]
+
+
 def test_a_repeated_result_changes_nothing(rig):
     command_id = rig.command("relay_trip", ESAM_METER)
     rig.dispatcher.run_once()
