@@ -62,6 +62,9 @@ AUTH_REPLY = "68 12 90 78 56 34 12 68 83 10 32 33 33 3A 07 F6 E5 D4 AA 99 88 77 
 AUTH_REFUSED = "68 12 90 78 56 34 12 68 C3 02 3B 33 B9 16"
 # Firmware table: 070002FF (authentication invalidate) length 8 = DI + operator.
 INVALIDATE = "68 12 90 78 56 34 12 68 03 08 32 35 33 3A 33 33 33 33 31 16"
+# Firmware table: 070001FF length 14 = DI + operator + minutes (2, BCD) + MAC (4), written to the
+# ESAM reversed (Far_Deal_070001FF → Far_Write_Esam): 10 minutes, MAC CAFEBABE.
+VALIDITY = "68 12 90 78 56 34 12 68 03 0E 32 34 33 3A 33 33 33 33 43 33 F1 ED 31 FD B8 16"
 # LYTest.WPF UserControl + CDLT6452007.UpdateRemoteEncryptionCommand: 1CH = 98 + password
 # (3 bytes) + operator (4) + the 20-byte encryption-machine output reversed as one block.
 CONTROL = (
@@ -112,6 +115,18 @@ def test_invalidate_golden():
     data = hx("FF020007") + bytes(18)
     reply = decode_reply(Frame(METER, 0x83, data))
     assert reply == SecurityReply(METER, 0x070002FF, bytes(18), Version.V2007)
+
+
+def test_authentication_validity_golden():
+    from protocols.dlt645 import SetAuthenticationValidity
+
+    request = SetAuthenticationValidity(METER, 10, hx("CAFEBABE"))
+    assert encode_frame(encode_request(request), preamble=0) == hx(VALIDITY)
+    assert decode_request(decode_frame(hx(VALIDITY))) == request
+    with pytest.raises(Dlt645EncodeError):
+        encode_request(SetAuthenticationValidity(METER, 0, hx("CAFEBABE")))
+    not_bcd = Frame(METER, 0x03, hx("FF010007 00000000 0A00 CAFEBABE"))
+    assert isinstance(decode_request(not_bcd), OtherRequest)
 
 
 def test_secured_control_golden():
