@@ -9,6 +9,8 @@ checksums were added by hand.  They pin the layout, the field order and the byte
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocols.dlt645 import (
     AbnormalReply,
@@ -216,3 +218,31 @@ def test_parameter_classes():
 
     assert first_class(0x04000108) and first_class(0x04050101) and first_class(0x0400040E)
     assert not first_class(0x04000101) and not first_class(0x04000102)
+
+
+ADDRESSES = st.text("0123456789", min_size=12, max_size=12)
+OPERATORS = st.binary(min_size=4, max_size=4).map(lambda b: b.hex().upper())
+EIGHT = st.binary(min_size=8, max_size=8)
+
+
+@given(ADDRESSES, EIGHT, EIGHT, EIGHT, OPERATORS)
+def test_authentication_round_trips(address, c1, r1, factor, operator):
+    request = Authenticate(address, c1, r1, factor, operator)
+    assert decode_request(decode_frame(encode_frame(encode_request(request)))) == request
+
+
+@given(ADDRESSES, st.binary(min_size=20, max_size=20), OPERATORS)
+def test_secured_control_round_trips(address, sealed, operator):
+    request = SecuredControl(address, sealed, "98123456", operator)
+    assert decode_request(decode_frame(encode_frame(encode_request(request)))) == request
+
+
+@given(
+    ADDRESSES,
+    st.integers(0, 0xFFFFFFFF),
+    st.binary(min_size=5, max_size=180),
+    st.sampled_from(["98000000", "99000000", "99654321"]),
+)
+def test_secured_write_round_trips(address, di, payload, password):
+    request = SecuredWrite(address, di, payload, password)
+    assert decode_request(decode_frame(encode_frame(encode_request(request)))) == request
