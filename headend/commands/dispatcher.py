@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from headend import audit
 from headend.archive.effective import in_force
@@ -38,6 +38,14 @@ from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes], None]  # blocks until the broker acknowledged (QoS 1) or raises
+
+
+def _address_of(conn: Connection, meter: str) -> str | None:
+    """The archived address of ``meter`` (the version in force)."""
+    m = archive_meters.c
+    return conn.execute(
+        select(m.address).where(m.id == meter, in_force(archive_meters, None))
+    ).scalar()
 
 
 @dataclass
@@ -66,21 +74,15 @@ class Dispatcher:
     def _secured_pass(self, now: datetime) -> int:
         """Act on ESAM step results, then sign and publish the due steps."""
         zone = meter_zone()
+        secured.advance(
+            self.engine,
+            self.encryption,
+            _address_of,
+            lambda at: at.astimezone(zone).replace(tzinfo=None),
+            self.flow,
+            now,
+        )
         with writing(self.engine) as conn:
-
-            def address_of(meter: str) -> str | None:
-                m = archive_meters.c
-                query = select(m.address).where(m.id == meter, in_force(archive_meters, None))
-                return conn.execute(query).scalar()
-
-            secured.advance(
-                conn,
-                self.encryption,
-                address_of,
-                lambda at: at.astimezone(zone).replace(tzinfo=None),
-                self.flow,
-                now,
-            )
             held = DISCONNECTS if self._hold_reason(conn, now) else frozenset()
             due = steps.due_commands(conn, now, self.flow, held)
         sent = 0
@@ -222,6 +224,14 @@ class Dispatcher:
                     .values(state=State.APPROVED.value, claim=None, reason=f"publish failed: {exc}")
                 )
             return 0
+        action = CommandAction(row.action)
+        first_steps = [  # the encryption service is called with no transaction open
+            (target, secured.authenticate(self.encryption, target))
+            for target in (
+                steps.Target(row.command_id, row.id, row.gateway, meter, address, action)
+                for meter, address in esam.items()
+            )
+        ]
         with writing(self.engine) as conn:
             done = conn.execute(
                 update(command_dispatches)
@@ -245,10 +255,8 @@ class Dispatcher:
                 .where(commands.c.id == row.command_id, commands.c.state == State.APPROVED.value)
                 .values(state=State.SENT.value, sent_at=now)
             )
-            action = CommandAction(row.action)
-            for meter, address in esam.items():
-                target = steps.Target(row.command_id, row.id, row.gateway, meter, address, action)
-                secured.start(conn, self.encryption, target, now)
+            for target, decision in first_steps:
+                secured.apply(conn, target, decision, now)
             audit.append(
                 conn,
                 "system",

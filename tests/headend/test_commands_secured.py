@@ -375,6 +375,26 @@ def test_a_result_from_another_gateways_identity_is_ignored(rig):
     assert [s["state"] for s in rig.view(command_id)["steps"]] == ["sent"]
 
 
+def test_the_encryption_service_is_called_with_no_transaction_open(ops, key_file):
+    seen: list[int] = []
+
+    class Watched(SoftwareEncryptionService):
+        def authenticate(self, address):
+            seen.append(ops.engine.pool.checkedout())
+            return super().authenticate(address)
+
+        def seal_control(self, session, seq, action, valid_until):
+            seen.append(ops.engine.pool.checkedout())
+            return super().seal_control(session, seq, action, valid_until)
+
+    flag_esam(ops)
+    rig = Rig(ops, key_file, service=Watched(key_file))
+    command_id = rig.command("relay_trip", ESAM_METER)
+    rig.cycle()
+    assert rig.view(command_id)["targets"][0]["state"] == "executed"
+    assert seen == [0, 0]  # a slow encryption machine never holds a database connection
+
+
 def test_a_repeated_result_changes_nothing(rig):
     command_id = rig.command("relay_trip", ESAM_METER)
     rig.dispatcher.run_once()
