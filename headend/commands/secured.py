@@ -169,8 +169,11 @@ def advance(
     done = 0
     with writing(engine) as conn:
         for row, target, decision in decided:
-            ok = (row.detail or {}).get("state") == CommandState.EXECUTED.value
-            final = State.EXECUTED if ok else State.FAILED
+            reported = str((row.detail or {}).get("state"))
+            final = {
+                CommandState.EXECUTED.value: State.EXECUTED,
+                CommandState.ARMED.value: State.ARMED,  # ended later by the gateway's word
+            }.get(reported, State.FAILED)
             won = conn.execute(
                 update(esam_steps)
                 .where(esam_steps.c.id == row.id, esam_steps.c.state == steps.REPORTED)
@@ -214,6 +217,9 @@ def _decide(
         )
     if ok:
         return Decision(state=State.EXECUTED, detail=detail or None, at=row.finished_at)
+    if reported.get("state") == CommandState.ARMED.value:  # close allowed: waits for the button
+        reason = row.reason or "awaiting the customer's button"
+        return Decision(state=State.ARMED, reason=reason, detail=detail or None, at=row.finished_at)
     return _failed(service, target, row, report, settings)
 
 

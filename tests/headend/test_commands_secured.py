@@ -34,7 +34,7 @@ from protocols.dlt645 import (
     SecuredControl,
     Version,
 )
-from protocols.uplink import Command, CommandResult, CommandState, decode_message
+from protocols.uplink import Command, CommandAction, CommandResult, CommandState, decode_message
 from protocols.uplink.secured import (
     CLOCK_DIS,
     ControlStep,
@@ -69,6 +69,23 @@ class Gateway:
     late_by: float = 0.0  # a second step reaches the gateway this many seconds late
     silent: bool = False  # the meter does not answer (off the bus)
     read_clock: bool = True  # read the clock back after a clock set
+    armed: dict[str, str] = field(default_factory=dict)  # meter → step id awaiting the button
+
+    def observe(self, meter: str, now: datetime) -> CommandResult | None:
+        """A sweep sees the relay closed: the armed step is executed (as the gateway reports)."""
+        if self.meter.relay(now.timestamp()).value != "closed" or meter not in self.armed:
+            return None
+        step_id = self.armed.pop(meter)
+        detail = {"relay": "closed", "by": "customer"}
+        return CommandResult(
+            id=step_id,
+            gateway="gw2",
+            state=CommandState.EXECUTED,
+            at=now,
+            meter=meter,
+            detail=detail,
+        )
+
     plain: list[Command] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -113,6 +130,9 @@ class Gateway:
                 ReadData(self.meter.address, 0x04000503), ts
             )  # status word 3: relay read-back
             detail["relay"] = self.meter.relay(ts).value if read is not None else None
+            if command.action is CommandAction.RELAY_CLOSE_ALLOWED and detail["relay"] != "closed":
+                state, reason = CommandState.ARMED, "awaiting the customer's button"
+                self.armed[meter] = command.id
         if state is CommandState.EXECUTED and isinstance(step, WriteStep) and self.read_clock:
             day, clock = (self.ask(ReadData(self.meter.address, di), ts) for di in CLOCK_DIS)
             assert isinstance(day, ReadReply) and isinstance(clock, ReadReply)
@@ -488,3 +508,23 @@ def test_a_clock_that_does_not_take_the_set_fails_with_its_offset(rig):
     target = rig.view(command_id)["targets"][0]
     assert target["state"] == "failed" and "s off" in target["reason"]
     assert abs(target["detail"]["offset_s"] - 420) < 15
+
+
+def test_a_secured_close_allowed_is_armed_until_the_customers_button(rig):
+    trip = rig.command("relay_trip", ESAM_METER)
+    rig.cycle()
+    assert rig.view(trip)["targets"][0]["state"] == "executed"
+    close = rig.command("relay_close_allowed", ESAM_METER)
+    rig.cycle()
+    view = rig.view(close)
+    assert view["state"] == "armed" and view["targets"][0]["state"] == "armed"
+    assert [s["state"] for s in view["steps"]] == ["executed", "armed"]
+    now = rig.ops.clock.now()
+    assert rig.gateway.observe(ESAM_METER, now) is None  # not pressed yet
+    rig.gateway.meter.press_button(now.timestamp())
+    result = rig.gateway.observe(ESAM_METER, now)
+    with writing(rig.ops.engine) as conn:
+        assert on_result(conn, "gw2", result)
+    view = rig.view(close)
+    assert view["state"] == "executed" and view["targets"][0]["detail"]["by"] == "customer"
+    assert [s["state"] for s in view["steps"]] == ["executed", "executed"]
