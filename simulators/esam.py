@@ -42,6 +42,7 @@ from protocols.dlt645 import (
     SecuredControl,
     SecuredWrite,
     SecurityReply,
+    SetAuthenticationValidity,
     Version,
     WriteAck,
     WriteData,
@@ -50,7 +51,7 @@ from protocols.dlt645 import (
     find_data_id,
     security_word,
 )
-from protocols.dlt645.security import first_class
+from protocols.dlt645.security import DI_AUTH_VALIDITY, first_class
 from protocols.esam import (
     LabCryptoError,
     Session,
@@ -143,6 +144,8 @@ class SoftwareEsam:
             self._open = None
             self._note(ts, "invalidate", True)
             return SecurityReply(meter.address, DI_INVALIDATE, bytes(18), V7)
+        if isinstance(request, SetAuthenticationValidity):
+            return self._validity(meter, request, ts)
         if isinstance(request, SecuredControl):
             return self._control(meter, request, ts)
         if isinstance(request, SecuredWrite):
@@ -187,6 +190,24 @@ class SoftwareEsam:
                 self._open = None
         self._note(ts, kind, False, "MAC does not verify")
         return AbnormalReply(meter.address, function, _UNAUTHORISED, (), V7)
+
+    def _validity(self, meter: Meter, request: SetAuthenticationValidity, ts: float) -> Reply:
+        state = self._session(ts)
+        if state is None:
+            self._note(ts, "validity", False, "no authenticated session")
+            return self._security_error(meter, "authentication_failed")
+        value = bytes.fromhex(f"{request.minutes:04d}")
+        try:
+            header = write_header(meter.address, DI_AUTH_VALIDITY)
+            state.session.verify(state.seq, header, value, request.mac)
+        except LabCryptoError:
+            self._mac_failed(meter, ts, "validity", Function.SECURITY)
+            return self._security_error(meter, "esam_verification_failed")
+        state.seq += 1
+        self.window = request.minutes * 60.0
+        state.until = ts + self.window  # the session timer restarts with the new validity
+        self._note(ts, "validity", True, minutes=request.minutes)
+        return SecurityReply(meter.address, DI_AUTH_VALIDITY, b"", V7)
 
     def _control(self, meter: Meter, request: SecuredControl, ts: float) -> Reply:
         state = self._session(ts)

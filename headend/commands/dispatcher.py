@@ -68,6 +68,14 @@ def _forged_archives(conn: Connection, gateway_ids: set[str]) -> dict[str, str]:
     }
 
 
+def _address_of(conn: Connection, meter: str) -> str | None:
+    """The archived address of ``meter`` (the version in force)."""
+    m = archive_meters.c
+    return conn.execute(
+        select(m.address).where(m.id == meter, in_force(archive_meters, None))
+    ).scalar()
+
+
 @dataclass
 class Dispatcher:
     """Claims, publishes and expires; ``run_once`` is one pass, ``run`` loops until stopped."""
@@ -94,21 +102,15 @@ class Dispatcher:
     def _secured_pass(self, now: datetime) -> int:
         """Act on ESAM step results, then sign and publish the due steps."""
         zone = meter_zone()
+        secured.advance(
+            self.engine,
+            self.encryption,
+            _address_of,
+            lambda at: at.astimezone(zone).replace(tzinfo=None),
+            self.flow,
+            now,
+        )
         with writing(self.engine) as conn:
-
-            def address_of(meter: str) -> str | None:
-                m = archive_meters.c
-                query = select(m.address).where(m.id == meter, in_force(archive_meters, None))
-                return conn.execute(query).scalar()
-
-            secured.advance(
-                conn,
-                self.encryption,
-                address_of,
-                lambda at: at.astimezone(zone).replace(tzinfo=None),
-                self.flow,
-                now,
-            )
             held = DISCONNECTS if self._hold_reason(conn, now) else frozenset()
             due = steps.due_commands(conn, now, self.flow, held)
         sent = 0
@@ -258,6 +260,14 @@ class Dispatcher:
                     .values(state=State.APPROVED.value, claim=None, reason=f"publish failed: {exc}")
                 )
             return 0
+        action = CommandAction(row.action)
+        first_steps = [  # the encryption service is called with no transaction open
+            (target, secured.authenticate(self.encryption, target))
+            for target in (
+                steps.Target(row.command_id, row.id, row.gateway, meter, address, action)
+                for meter, address in esam.items()
+            )
+        ]
         with writing(self.engine) as conn:
             # The broker has it: record when, even if the gateway's answer got here first and
             # moved the dispatch on (its state then stays as the answer left it).
@@ -297,10 +307,8 @@ class Dispatcher:
                 .where(c.id == row.command_id, c.state == State.APPROVED.value)
                 .values(state=State.SENT.value)
             )
-            action = CommandAction(row.action)
-            for meter, address in esam.items():
-                target = steps.Target(row.command_id, row.id, row.gateway, meter, address, action)
-                secured.start(conn, self.encryption, target, now)
+            for target, decision in first_steps:
+                secured.apply(conn, target, decision, now)
             audit.append(
                 conn,
                 "system",

@@ -104,14 +104,15 @@ def finish_target(
     reason: str | None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """End one meter's target (the secured flow's outcome) and roll the command up."""
+    """End one meter's target (the secured flow's outcome) and roll the command up; an armed
+    close-allowed target ends here too (the meter's own word, as in ``on_result``)."""
     targets = command_targets.c
     conn.execute(
         update(command_targets)
         .where(
             targets.dispatch_id == dispatch_id,
             targets.meter == meter,
-            targets.state.in_([*OPEN, State.EXPIRED.value]),
+            targets.state.in_([*OPEN, State.EXPIRED.value, State.ARMED.value]),
         )
         .values(state=state.value, at=at, reason=reason, detail=detail)
     )

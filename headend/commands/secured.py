@@ -4,8 +4,8 @@ For a target meter flagged ``esam`` in the archive, a remote-control action (rel
 keep-power) or a clock set does not travel as the plaintext command; its steps are rows of
 ``esam_steps`` (contract: ``protocols.uplink.secured``, docs/mqtt.md):
 
-1. ``start``: the encryption service makes a challenge; an *authenticate* step is stored
-   ``approved`` and the target becomes ``sent``.
+1. ``authenticate`` (the dispatcher, with no transaction open): the encryption service makes a
+   challenge; ``apply`` stores the *authenticate* step ``approved`` (the target is ``sent``).
 2. ``steps.due_commands`` (the dispatcher) claims due steps, which it signs and publishes, each
    with its own id, nonce and a short ``valid_until`` (``step_seconds``).
 3. ``steps.record_result`` (the ingest) stores a step's result; ``advance`` (the dispatcher,
@@ -28,16 +28,18 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from headend import audit
 from headend.commands import steps
 from headend.commands.settings import FlowSettings
 from headend.commands.states import State
+from headend.db import writing
 from headend.db.ops_tables import commands, esam_steps
 from headend.esam import Challenge, EncryptionError, EncryptionService, SessionInfo
 from protocols.dlt645 import LEVEL_SEALED, ControlAction, encode_value
@@ -80,116 +82,166 @@ def _challenge_params(challenge: Challenge, session: str) -> dict[str, Any]:
     )
 
 
-def start(
-    conn: Connection,
-    service: EncryptionService | None,
-    target: steps.Target,
-    now: datetime,
-    attempt: int = 1,
-) -> str | None:
-    """Store the authenticate step of ``target`` (None: the target failed, reason stored)."""
+@dataclass(frozen=True)
+class NextStep:
+    """A step to store."""
+
+    kind: str
+    attempt: int
+    session: str
+    params: dict[str, Any]
+    session_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do for one target: store a step, or end the target (state, reason, detail)."""
+
+    step: NextStep | None = None
+    state: State | None = None
+    reason: str | None = None
+    detail: dict[str, Any] | None = None
+    at: datetime | None = None  # when the target ended (default: now)
+
+
+def authenticate(
+    service: EncryptionService | None, target: steps.Target, attempt: int = 1
+) -> Decision:
+    """The authenticate step of ``target`` (calls the service: outside any transaction)."""
     if service is None:
-        _finish(conn, target, State.FAILED, now, "no encryption service is configured ([esam])")
-        return None
+        return Decision(state=State.FAILED, reason="no encryption service is configured ([esam])")
     try:
         challenge = service.authenticate(target.address)
     except EncryptionError as exc:
-        _finish(conn, target, State.FAILED, now, f"encryption service: {exc}")
-        return None
+        return Decision(state=State.FAILED, reason=f"encryption service: {exc}")
     session = secrets.token_hex(4)
-    return steps.insert_step(
-        conn, target, "authenticate", attempt, session, _challenge_params(challenge, session), now
-    )
+    params = _challenge_params(challenge, session)
+    return Decision(step=NextStep("authenticate", attempt, session, params))
 
 
-def _finish(
-    conn: Connection,
-    target: steps.Target,
-    state: State,
-    at: datetime,
-    reason: str | None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    from headend.commands.ingest import finish_target
+def apply(conn: Connection, target: steps.Target, decision: Decision, now: datetime) -> None:
+    """Store what ``decision`` says (inside the caller's transaction)."""
+    if decision.step is not None:
+        s = decision.step
+        steps.insert_step(
+            conn, target, s.kind, s.attempt, s.session, s.params, now, s.session_until
+        )
+    elif decision.state is not None:
+        from headend.commands.ingest import finish_target
 
-    finish_target(conn, target.dispatch_id, target.meter, state, at, reason, detail)
+        at = decision.at or now
+        finish_target(
+            conn, target.dispatch_id, target.meter, decision.state, at, decision.reason,
+            decision.detail,
+        )  # fmt: skip
 
 
 def advance(
-    conn: Connection,
+    engine: Engine,
     service: EncryptionService | None,
-    address_of: Callable[[str], str | None],
+    address_of: Callable[[Connection, str], str | None],
     meter_time: MeterTime,
     settings: FlowSettings,
     now: datetime,
 ) -> int:
-    """Act on reported step results: next step, restart, or the target's end; returns how many."""
-    rows = conn.execute(
-        select(esam_steps, commands.c.action, commands.c.valid_until.label("command_until"))
-        .select_from(esam_steps.join(commands, commands.c.id == esam_steps.c.command_id))
-        .where(esam_steps.c.state == steps.REPORTED)
-        .order_by(esam_steps.c.created_at)
-        .limit(100)
-    ).all()
+    """Act on reported step results: next step, restart, or the target's end; returns how many.
+
+    Reads in one transaction, calls the encryption service with none open (a slow machine never
+    holds the database), writes in a second; a row another head-end instance handled meanwhile
+    is skipped.
+    """
+    with writing(engine) as conn:
+        rows = conn.execute(
+            select(esam_steps, commands.c.action, commands.c.valid_until.label("command_until"))
+            .select_from(esam_steps.join(commands, commands.c.id == esam_steps.c.command_id))
+            .where(esam_steps.c.state == steps.REPORTED)
+            .order_by(esam_steps.c.created_at)
+            .limit(100)
+        ).all()
+        addresses = {row.meter: address_of(conn, row.meter) or "" for row in rows}
+    decided = []
     for row in rows:
-        reported = row.detail or {}
-        ok = reported.get("state") == CommandState.EXECUTED.value
-        final = State.EXECUTED if ok else State.FAILED
-        conn.execute(update(esam_steps).where(esam_steps.c.id == row.id).values(state=final.value))
-        detail = dict(reported.get("detail") or {})
-        raw = detail.pop("esam", None)
-        report = _report(raw)
-        address = address_of(row.meter) or ""
         action = CommandAction(row.action)
         target = steps.Target(
-            row.command_id, row.dispatch_id, row.gateway, row.meter, address, action
+            row.command_id, row.dispatch_id, row.gateway, row.meter, addresses[row.meter], action
         )
-        audit.append(
-            conn,
-            "system",
-            "command.esam_result",
-            row.command_id,
-            {"step": row.id, "meter": row.meter, "state": final.value, "reason": row.reason},
-            at=now,
-        )
-        if not (ok and row.kind != "authenticate") and now >= row.command_until:
-            # never start or restart a step past the command's validity (a late result)
-            _finish(conn, target, State.EXPIRED, now, "the command expired during the secured flow")
-        elif ok and row.kind == "authenticate":
-            _second_step(
-                conn, service, target, row, report, row.finished_at, meter_time, settings, now
+        decided.append((row, target, _decide(row, service, target, meter_time, settings, now)))
+    done = 0
+    with writing(engine) as conn:
+        for row, target, decision in decided:
+            reported = str((row.detail or {}).get("state"))
+            final = {
+                CommandState.EXECUTED.value: State.EXECUTED,
+                CommandState.ARMED.value: State.ARMED,  # ended later by the gateway's word
+            }.get(reported, State.FAILED)
+            won = conn.execute(
+                update(esam_steps)
+                .where(esam_steps.c.id == row.id, esam_steps.c.state == steps.REPORTED)
+                .values(state=final.value)
             )
-        elif ok and row.kind == "write":
-            expected = meter_time(row.finished_at)
-            _clock_checked(conn, target, report, row.finished_at, expected, settings, detail)
-        elif ok:
-            _finish(conn, target, State.EXECUTED, row.finished_at, None, detail or None)
-        else:
-            _failed(conn, service, target, row, report, row.reason, settings, now)
-    return len(rows)
+            if not won.rowcount:
+                continue
+            audit.append(
+                conn,
+                "system",
+                "command.esam_result",
+                row.command_id,
+                {"step": row.id, "meter": row.meter, "state": final.value, "reason": row.reason},
+                at=now,
+            )
+            apply(conn, target, decision, now)
+            done += 1
+    return done
+
+
+def _decide(
+    row: Any,
+    service: EncryptionService | None,
+    target: steps.Target,
+    meter_time: MeterTime,
+    settings: FlowSettings,
+    now: datetime,
+) -> Decision:
+    reported = row.detail or {}
+    ok = reported.get("state") == CommandState.EXECUTED.value
+    detail = dict(reported.get("detail") or {})
+    report = _report(detail.pop("esam", None))
+    if not (ok and row.kind != "authenticate") and now >= row.command_until:
+        # never start or restart a step past the command's validity (a late result)
+        return Decision(state=State.EXPIRED, reason="the command expired during the secured flow")
+    if ok and row.kind == "authenticate":
+        return _second_step(service, target, row, report, meter_time, settings, now)
+    if ok and row.kind == "write":
+        return _clock_checked(
+            report, row.finished_at, meter_time(row.finished_at), settings, detail
+        )
+    if ok:
+        return Decision(state=State.EXECUTED, detail=detail or None, at=row.finished_at)
+    if reported.get("state") == CommandState.ARMED.value:  # close allowed: waits for the button
+        reason = row.reason or "awaiting the customer's button"
+        return Decision(state=State.ARMED, reason=reason, detail=detail or None, at=row.finished_at)
+    return _failed(service, target, row, report, settings)
 
 
 def _clock_checked(
-    conn: Connection,
-    target: steps.Target,
     report: StepReport | None,
     at: datetime,
     expected: datetime,
     settings: FlowSettings,
     detail: dict[str, Any],
-) -> None:
-    """End a clock set: executed only if the clock read back is within the tolerance."""
+) -> Decision:
+    """A clock set is executed only if the clock read back is within the tolerance."""
     read = report.meter_time if report is not None else None
     if read is None:
-        _finish(conn, target, State.FAILED, at, "the clock was not read back after the set")
-        return
+        return Decision(
+            state=State.FAILED, reason="the clock was not read back after the set", at=at
+        )
     off = (read.replace(tzinfo=None) - expected).total_seconds()
     detail = {**detail, "meter_time": read.isoformat(), "offset_s": round(off, 1)}
     if abs(off) > settings.clock_tolerance:
         why = f"the clock read back is {off:+.0f} s off (tolerance {settings.clock_tolerance:g} s)"
-        _finish(conn, target, State.FAILED, at, why, detail)
-        return
-    _finish(conn, target, State.EXECUTED, at, None, detail)
+        return Decision(state=State.FAILED, reason=why, detail=detail, at=at)
+    return Decision(state=State.EXECUTED, detail=detail, at=at)
 
 
 def _report(raw: object) -> StepReport | None:
@@ -201,23 +253,19 @@ def _report(raw: object) -> StepReport | None:
 
 
 def _second_step(
-    conn: Connection,
     service: EncryptionService | None,
     target: steps.Target,
     row: Any,
     report: StepReport | None,
-    opened: datetime,
     meter_time: MeterTime,
     settings: FlowSettings,
     now: datetime,
-) -> None:
+) -> Decision:
     if report is None or report.random2 is None or report.esam_serial is None:
-        _finish(conn, target, State.FAILED, now, "authentication result without random number 2")
-        return
-    session_until = opened + timedelta(seconds=settings.session_seconds)
+        return Decision(state=State.FAILED, reason="authentication result without random number 2")
+    session_until = row.finished_at + timedelta(seconds=settings.session_seconds)
     if now >= session_until - timedelta(seconds=settings.margin_seconds):
-        _restart(conn, service, target, row.attempt, settings, now, "session too old to seal")
-        return
+        return _restart(service, target, row.attempt, settings, "session too old to seal")
     step = parse_step(row.params)
     assert isinstance(step, AuthenticateStep)
     challenge = Challenge(
@@ -233,10 +281,9 @@ def _second_step(
             raise EncryptionError("no encryption service is configured ([esam])")
         params = _sealed_params(service, info, target, row.session, session_until, local, settings)
     except EncryptionError as exc:
-        _finish(conn, target, State.FAILED, now, f"encryption service: {exc}")
-        return
+        return Decision(state=State.FAILED, reason=f"encryption service: {exc}")
     kind = "write" if target.action is CommandAction.TIME_SYNC else "control"
-    steps.insert_step(conn, target, kind, row.attempt, row.session, params, now, session_until)
+    return Decision(step=NextStep(kind, row.attempt, row.session, params, session_until))
 
 
 def _sealed_params(
@@ -269,16 +316,13 @@ def _sealed_params(
 
 
 def _failed(
-    conn: Connection,
     service: EncryptionService | None,
     target: steps.Target,
     row: Any,
     report: StepReport | None,
-    reason: str | None,
     settings: FlowSettings,
-    now: datetime,
-) -> None:
-    why = reason or "the step failed"
+) -> Decision:
+    why = row.reason or "the step failed"
     retry = (
         row.kind != "authenticate"
         and report is not None
@@ -287,22 +331,19 @@ def _failed(
     if row.kind == "authenticate" and report is not None and report.outcome == "no_reply":
         retry = True  # nothing reached the meter's ESAM: no failure was counted
     if retry:
-        _restart(conn, service, target, row.attempt, settings, now, why)
-        return
+        return _restart(service, target, row.attempt, settings, why)
     detail = {"esam": report.model_dump(mode="json")} if report is not None else None
-    _finish(conn, target, State.FAILED, now, f"{row.kind} step: {why}", detail)
+    return Decision(state=State.FAILED, reason=f"{row.kind} step: {why}", detail=detail)
 
 
 def _restart(
-    conn: Connection,
     service: EncryptionService | None,
     target: steps.Target,
     attempt: int,
     settings: FlowSettings,
-    now: datetime,
     why: str,
-) -> None:
+) -> Decision:
     if attempt >= settings.max_attempts:
-        _finish(conn, target, State.FAILED, now, f"{why}; gave up after {attempt} authentications")
-        return
-    start(conn, service, target, now, attempt + 1)
+        reason = f"{why}; gave up after {attempt} authentications"
+        return Decision(state=State.FAILED, reason=reason)
+    return authenticate(service, target, attempt + 1)

@@ -168,6 +168,8 @@ def record_result(conn: Connection, gateway: str, result: CommandResult) -> bool
         return True
     if result.meter is None and result.state in (CommandState.EXECUTED, CommandState.FAILED):
         return True  # the command-level summary after the meter's own result
+    if row.state == State.ARMED.value and result.meter == row.meter:
+        return _end_armed(conn, row, result)
     conn.execute(
         update(esam_steps)
         .where(
@@ -181,6 +183,24 @@ def record_result(conn: Connection, gateway: str, result: CommandResult) -> bool
             detail={"state": result.state.value, "detail": result.detail},
         )
     )
+    return True
+
+
+def _end_armed(conn: Connection, row: Any, result: CommandResult) -> bool:
+    """A close-allowed control step waited for the customer's button; the gateway's word on it
+    (closed by the customer, or superseded) ends the target without the encryption service."""
+    from headend.commands.ingest import finish_target
+
+    if result.state not in (CommandState.EXECUTED, CommandState.FAILED):
+        return True
+    final = State.EXECUTED if result.state is CommandState.EXECUTED else State.FAILED
+    conn.execute(
+        update(esam_steps)
+        .where(esam_steps.c.id == row.id, esam_steps.c.state == State.ARMED.value)
+        .values(state=final.value, finished_at=result.at, reason=result.reason)
+    )
+    detail = dict(result.detail) or None
+    finish_target(conn, row.dispatch_id, row.meter, final, result.at, result.reason, detail)
     return True
 
 

@@ -66,6 +66,7 @@ from protocols.dlt645.messages import (
     SecuredControl,
     SecuredWrite,
     SecurityReply,
+    SetAuthenticationValidity,
     WriteAck,
     WriteAddress,
     WriteAddressAck,
@@ -205,7 +206,13 @@ def encode_request(
         case RemoteControl():
             address, function = request.address, Function.REMOTE_CONTROL
             data = request.payload or sealer.seal(request, control_plaintext(request))
-        case Authenticate() | InvalidateAuthentication() | SecuredControl() | SecuredWrite():
+        case (
+            Authenticate()
+            | InvalidateAuthentication()
+            | SetAuthenticationValidity()
+            | SecuredControl()
+            | SecuredWrite()
+        ):
             if version is not V7:
                 raise Dlt645EncodeError("secured frames exist in DL/T 645-2007 only")
             address = request.address

@@ -161,6 +161,21 @@ class InvalidateAuthentication:
 
 
 @dataclass(frozen=True, slots=True)
+class SetAuthenticationValidity:
+    """Set how long an authentication stays valid (03H, DI 070001FF): minutes + MAC.
+
+    ``minutes`` (1–9999, BCD on the wire) and ``mac`` (4 bytes, the service's order) travel
+    least significant byte first; the meter answers 83H with the identifier only.
+    """
+
+    address: str
+    minutes: int
+    mac: bytes
+    operator: str = DEFAULT_OPERATOR
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SecuredControl:
     """Remote control sealed by the encryption service (1CH, level 98: ciphertext + MAC).
 
@@ -215,6 +230,7 @@ Request = (
     | RemoteControl
     | Authenticate
     | InvalidateAuthentication
+    | SetAuthenticationValidity
     | SecuredControl
     | SecuredWrite
     | OtherRequest

@@ -35,12 +35,19 @@ from protocols.dlt645.messages import (
     SecuredControl,
     SecuredWrite,
     SecurityReply,
+    SetAuthenticationValidity,
 )
 
 if TYPE_CHECKING:
     from protocols.dlt645.messages import RemoteControl
 
-SecuredRequest = Authenticate | InvalidateAuthentication | SecuredControl | SecuredWrite
+SecuredRequest = (
+    Authenticate
+    | InvalidateAuthentication
+    | SetAuthenticationValidity
+    | SecuredControl
+    | SecuredWrite
+)
 
 DI_AUTHENTICATE = 0x070000FF
 DI_AUTH_VALIDITY = 0x070001FF  # set the session's validity (minutes, BCD) + MAC
@@ -141,6 +148,12 @@ def encode_secured(request: SecuredRequest) -> tuple[Function, bytes]:
             return Function.SECURITY, _di(DI_AUTHENTICATE) + operator + body
         case InvalidateAuthentication():
             return Function.SECURITY, _di(DI_INVALIDATE) + operator
+        case SetAuthenticationValidity(_, minutes, mac):
+            if not isinstance(minutes, int) or not 1 <= minutes <= 9999:
+                raise Dlt645EncodeError(f"validity {minutes!r} is not 1-9999 minutes")
+            bcd = bytes.fromhex(f"{minutes:04d}")[::-1]
+            body = bcd + check_length(mac, MAC, "MAC")[::-1]
+            return Function.SECURITY, _di(DI_AUTH_VALIDITY) + operator + body
         case SecuredControl(_, sealed, password):
             block = check_length(sealed, SEALED_CONTROL, "sealed control")[::-1]
             return Function.REMOTE_CONTROL, _password(password, LEVEL_SEALED) + operator + block
@@ -171,6 +184,9 @@ def decode_secured_request(frame: Frame, function: Function) -> SecuredRequest |
             return Authenticate(address, c1, r1, f, operator)
         if di == DI_INVALIDATE and len(data) == 8:
             return InvalidateAuthentication(address, operator)
+        if di == DI_AUTH_VALIDITY and len(data) == 14:
+            minutes = int(data[8:10][::-1].hex())  # ValueError (not BCD): an OtherRequest
+            return SetAuthenticationValidity(address, minutes, data[10:14][::-1], operator)
         return None
     if function is Function.REMOTE_CONTROL and len(data) == 8 + SEALED_CONTROL:
         if data[0] != LEVEL_SEALED:

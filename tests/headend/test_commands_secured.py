@@ -34,7 +34,7 @@ from protocols.dlt645 import (
     SecuredControl,
     Version,
 )
-from protocols.uplink import Command, CommandResult, CommandState, decode_message
+from protocols.uplink import Command, CommandAction, CommandResult, CommandState, decode_message
 from protocols.uplink.secured import (
     CLOCK_DIS,
     ControlStep,
@@ -69,6 +69,23 @@ class Gateway:
     late_by: float = 0.0  # a second step reaches the gateway this many seconds late
     silent: bool = False  # the meter does not answer (off the bus)
     read_clock: bool = True  # read the clock back after a clock set
+    armed: dict[str, str] = field(default_factory=dict)  # meter → step id awaiting the button
+
+    def observe(self, meter: str, now: datetime) -> CommandResult | None:
+        """A sweep sees the relay closed: the armed step is executed (as the gateway reports)."""
+        if self.meter.relay(now.timestamp()).value != "closed" or meter not in self.armed:
+            return None
+        step_id = self.armed.pop(meter)
+        detail = {"relay": "closed", "by": "customer"}
+        return CommandResult(
+            id=step_id,
+            gateway="gw2",
+            state=CommandState.EXECUTED,
+            at=now,
+            meter=meter,
+            detail=detail,
+        )
+
     plain: list[Command] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -113,6 +130,9 @@ class Gateway:
                 ReadData(self.meter.address, 0x04000503), ts
             )  # status word 3: relay read-back
             detail["relay"] = self.meter.relay(ts).value if read is not None else None
+            if command.action is CommandAction.RELAY_CLOSE_ALLOWED and detail["relay"] != "closed":
+                state, reason = CommandState.ARMED, "awaiting the customer's button"
+                self.armed[meter] = command.id
         if state is CommandState.EXECUTED and isinstance(step, WriteStep) and self.read_clock:
             day, clock = (self.ask(ReadData(self.meter.address, di), ts) for di in CLOCK_DIS)
             assert isinstance(day, ReadReply) and isinstance(clock, ReadReply)
@@ -361,6 +381,40 @@ def test_a_forged_step_report_fails_the_target_without_stopping_the_dispatcher(r
     assert rig.gateway.meter.relay(rig.ops.clock.now().timestamp()) is Relay.CLOSED
 
 
+def test_a_result_from_another_gateways_identity_is_ignored(rig):
+    command_id = rig.command("relay_trip", ESAM_METER)
+    rig.dispatcher.run_once()
+    ((topic, payload),) = rig.published
+    rig.published = []
+    _, _, command = decode_message(topic, payload)
+    result = rig.gateway.execute(command, rig.ops.clock.now())
+    stolen = result.model_copy(update={"gateway": "gw1"})  # gw1's broker identity, gw2's step
+    with writing(rig.ops.engine) as conn:
+        assert not on_result(conn, "gw1", stolen)
+    rig.cycle(rounds=2)
+    assert [s["state"] for s in rig.view(command_id)["steps"]] == ["sent"]
+
+
+def test_the_encryption_service_is_called_with_no_transaction_open(ops, key_file):
+    seen: list[int] = []
+
+    class Watched(SoftwareEncryptionService):
+        def authenticate(self, address):
+            seen.append(ops.engine.pool.checkedout())
+            return super().authenticate(address)
+
+        def seal_control(self, session, seq, action, valid_until):
+            seen.append(ops.engine.pool.checkedout())
+            return super().seal_control(session, seq, action, valid_until)
+
+    flag_esam(ops)
+    rig = Rig(ops, key_file, service=Watched(key_file))
+    command_id = rig.command("relay_trip", ESAM_METER)
+    rig.cycle()
+    assert rig.view(command_id)["targets"][0]["state"] == "executed"
+    assert seen == [0, 0]  # a slow encryption machine never holds a database connection
+
+
 def test_a_repeated_result_changes_nothing(rig):
     command_id = rig.command("relay_trip", ESAM_METER)
     rig.dispatcher.run_once()
@@ -454,3 +508,23 @@ def test_a_clock_that_does_not_take_the_set_fails_with_its_offset(rig):
     target = rig.view(command_id)["targets"][0]
     assert target["state"] == "failed" and "s off" in target["reason"]
     assert abs(target["detail"]["offset_s"] - 420) < 15
+
+
+def test_a_secured_close_allowed_is_armed_until_the_customers_button(rig):
+    trip = rig.command("relay_trip", ESAM_METER)
+    rig.cycle()
+    assert rig.view(trip)["targets"][0]["state"] == "executed"
+    close = rig.command("relay_close_allowed", ESAM_METER)
+    rig.cycle()
+    view = rig.view(close)
+    assert view["state"] == "armed" and view["targets"][0]["state"] == "armed"
+    assert [s["state"] for s in view["steps"]] == ["executed", "armed"]
+    now = rig.ops.clock.now()
+    assert rig.gateway.observe(ESAM_METER, now) is None  # not pressed yet
+    rig.gateway.meter.press_button(now.timestamp())
+    result = rig.gateway.observe(ESAM_METER, now)
+    with writing(rig.ops.engine) as conn:
+        assert on_result(conn, "gw2", result)
+    view = rig.view(close)
+    assert view["state"] == "executed" and view["targets"][0]["detail"]["by"] == "customer"
+    assert [s["state"] for s in view["steps"]] == ["executed", "executed"]

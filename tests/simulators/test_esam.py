@@ -55,6 +55,7 @@ class Rig:
         self.listener = Dlt645Listener(Version.V2007, [self.meter])
         self.listener.add_esam(self.esam)
         self.master = Master(preamble=0)
+        self.key_file = key_file
         self.ts = T0
 
     def ask(self, request: Request) -> Reply:
@@ -255,3 +256,26 @@ def test_a_meter_without_an_esam_refuses_secured_frames_with_the_right_function(
         rig.ask(SecuredWrite(ADDRESS, 0x04000102, bytes(20), "98000000")), Function.WRITE
     )
     assert rig.meter.relay(rig.ts) is Relay.CLOSED
+
+
+def test_the_validity_window_is_set_with_a_mac_and_restarts_the_session(rig):
+    from protocols.dlt645 import SecurityReply, SetAuthenticationValidity
+    from protocols.esam import Session, meter_keys, write_header
+
+    session = rig.authenticate()
+    keys = meter_keys(read_key_file(rig.key_file), session.challenge.factor)
+    meter_session = Session.derive(
+        keys, session.challenge.random1, session.random2, session.esam_serial
+    )
+    mac = meter_session.mac_of(0, write_header(ADDRESS, 0x070001FF), bytes.fromhex("0010"))
+    assert refused(
+        rig.ask(SetAuthenticationValidity(ADDRESS, 10, bytes(4))), Function.SECURITY
+    )  # a forged MAC
+    reply = rig.ask(SetAuthenticationValidity(ADDRESS, 10, mac))
+    assert isinstance(reply, SecurityReply) and reply.di == 0x070001FF
+    rig.ts += 9 * 60  # inside the new 10-minute window (past the default 5)
+    assert isinstance(rig.ask(rig.control(session, 1, ControlAction.TRIP)), ControlAck)
+    rig.ts += 10 * 60 + 1
+    assert refused(
+        rig.ask(rig.control(session, 2, ControlAction.CLOSE_DIRECT)), Function.REMOTE_CONTROL
+    )

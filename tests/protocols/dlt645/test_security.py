@@ -9,6 +9,8 @@ checksums were added by hand.  They pin the layout, the field order and the byte
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocols.dlt645 import (
     AbnormalReply,
@@ -62,6 +64,9 @@ AUTH_REPLY = "68 12 90 78 56 34 12 68 83 10 32 33 33 3A 07 F6 E5 D4 AA 99 88 77 
 AUTH_REFUSED = "68 12 90 78 56 34 12 68 C3 02 3B 33 B9 16"
 # Firmware table: 070002FF (authentication invalidate) length 8 = DI + operator.
 INVALIDATE = "68 12 90 78 56 34 12 68 03 08 32 35 33 3A 33 33 33 33 31 16"
+# Firmware table: 070001FF length 14 = DI + operator + minutes (2, BCD) + MAC (4), written to the
+# ESAM reversed (Far_Deal_070001FF → Far_Write_Esam): 10 minutes, MAC CAFEBABE.
+VALIDITY = "68 12 90 78 56 34 12 68 03 0E 32 34 33 3A 33 33 33 33 43 33 F1 ED 31 FD B8 16"
 # LYTest.WPF UserControl + CDLT6452007.UpdateRemoteEncryptionCommand: 1CH = 98 + password
 # (3 bytes) + operator (4) + the 20-byte encryption-machine output reversed as one block.
 CONTROL = (
@@ -112,6 +117,18 @@ def test_invalidate_golden():
     data = hx("FF020007") + bytes(18)
     reply = decode_reply(Frame(METER, 0x83, data))
     assert reply == SecurityReply(METER, 0x070002FF, bytes(18), Version.V2007)
+
+
+def test_authentication_validity_golden():
+    from protocols.dlt645 import SetAuthenticationValidity
+
+    request = SetAuthenticationValidity(METER, 10, hx("CAFEBABE"))
+    assert encode_frame(encode_request(request), preamble=0) == hx(VALIDITY)
+    assert decode_request(decode_frame(hx(VALIDITY))) == request
+    with pytest.raises(Dlt645EncodeError):
+        encode_request(SetAuthenticationValidity(METER, 0, hx("CAFEBABE")))
+    not_bcd = Frame(METER, 0x03, hx("FF010007 00000000 0A00 CAFEBABE"))
+    assert isinstance(decode_request(not_bcd), OtherRequest)
 
 
 def test_secured_control_golden():
@@ -201,3 +218,31 @@ def test_parameter_classes():
 
     assert first_class(0x04000108) and first_class(0x04050101) and first_class(0x0400040E)
     assert not first_class(0x04000101) and not first_class(0x04000102)
+
+
+ADDRESSES = st.text("0123456789", min_size=12, max_size=12)
+OPERATORS = st.binary(min_size=4, max_size=4).map(lambda b: b.hex().upper())
+EIGHT = st.binary(min_size=8, max_size=8)
+
+
+@given(ADDRESSES, EIGHT, EIGHT, EIGHT, OPERATORS)
+def test_authentication_round_trips(address, c1, r1, factor, operator):
+    request = Authenticate(address, c1, r1, factor, operator)
+    assert decode_request(decode_frame(encode_frame(encode_request(request)))) == request
+
+
+@given(ADDRESSES, st.binary(min_size=20, max_size=20), OPERATORS)
+def test_secured_control_round_trips(address, sealed, operator):
+    request = SecuredControl(address, sealed, "98123456", operator)
+    assert decode_request(decode_frame(encode_frame(encode_request(request)))) == request
+
+
+@given(
+    ADDRESSES,
+    st.integers(0, 0xFFFFFFFF),
+    st.binary(min_size=5, max_size=180),
+    st.sampled_from(["98000000", "99000000", "99654321"]),
+)
+def test_secured_write_round_trips(address, di, payload, password):
+    request = SecuredWrite(address, di, payload, password)
+    assert decode_request(decode_frame(encode_frame(encode_request(request)))) == request
