@@ -11,7 +11,8 @@ whether any identifier delivers a real value, and which; per read group a gatewa
 frozen, settlement, load profile) whether any of its identifiers does.  ``reads`` is what the
 meter actually answered so far (identifier → outcome → count), for comparing with what a
 gateway collected.
-Modbus meters list their map's quantities with the personality's departures.
+Modbus meters list their map's quantities with the personality's departures, and the block reads
+``plan_reads`` makes from the map with what each gets (``readable`` or ``exception_02``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from protocols.dlt645 import DATA_IDS, PATTERNS, Version
 from protocols.dlt645.data_ids import specialize
 from protocols.dlt645.layouts import Group, Stamp
 from protocols.dlt645.load_profile import GIVEN_TIME
-from protocols.modbus.registers import load_map
+from protocols.modbus.registers import load_map, plan_reads
 from simulators.dlt645_meter import Dlt645Listener, protocol_version
 from simulators.dlt645_reads import dropped_member, probe
 
@@ -101,6 +102,18 @@ def readable(fleet: Fleet, meter_id: str, ts: float | None = None) -> dict[str, 
         }
         out["exception_on_gap"] = p.exception_on_gap
         out["word_order"] = p.word_order
+        blocks = {}
+        for block in plan_reads(meter_map):  # the block reads a planner makes from the map
+            mapped = {
+                a
+                for r in meter_map.registers
+                if r.function == block.function
+                for a in range(r.address, r.end)
+            }
+            holes = any(a not in mapped for a in range(block.address, block.address + block.count))
+            key = f"{block.function}:{block.address}+{block.count}"
+            blocks[key] = "exception_02" if holes and p.exception_on_gap else "readable"
+        out["blocks"] = blocks
         return out
     version = protocol_version(meter.spec.protocol)
     listener = _listener(fleet, meter)

@@ -116,7 +116,13 @@ async def test_gap_exception_meter_refuses_blocks_with_holes(model):
     async with BusHarness(ordinary.buses["bus1"]) as h:
         answered, _ = await ask_modbus(h, request)
         assert isinstance(answered, RegistersResponse)  # holes read 0 on the ordinary meter
-    assert readable(fleet, "bus1:7")["exception_on_gap"] is True
+    truth = readable(fleet, "bus1:7")
+    assert truth["exception_on_gap"] is True
+    assert truth["blocks"][f"{holed.function}:{holed.address}+{holed.count}"] == "exception_02"
+    assert (
+        readable(ordinary, "bus1:7")["blocks"][f"{holed.function}:{holed.address}+{holed.count}"]
+        == "readable"
+    )
 
 
 async def test_word_swapped_meter_decodes_only_with_the_other_word_order():
