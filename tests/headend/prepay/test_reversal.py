@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from headend.db import writing
 from tests.headend.test_prepay_api import NOW, run_jobs
+from tests.headend.test_prepay_support import add_readings, local
 
 
 def test_a_reversed_payment_is_debited_once_and_reconciled(api):
@@ -39,3 +41,13 @@ def test_a_scoped_supervisor_cannot_reverse_another_areas_payment(api):
     assert r.status_code == 403
     run_jobs(api)
     assert api.get("vic", "/accounts/a1/balance").json()["balance"] == "10.00"
+
+
+def test_the_account_shows_what_restores_supply(api):
+    with writing(api.engine) as conn:
+        add_readings(conn, "A2-m01", [(local(2026, 3, 9), "0"), (local(2026, 3, 10), "5.283")])
+    run_jobs(api)
+    acct = api.get("vic", "/accounts/a2").json()
+    # 5.283 kWh × 0.5 = 2.6415: shown −2.64, and 2.65 lifts it above the threshold 0.
+    assert acct["balance"] == "-2.64" and acct["balance_exact"] == "-2.641500"
+    assert acct["to_restore"] == "2.65" and acct["customer_class"] == "residential"
