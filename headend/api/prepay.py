@@ -82,6 +82,8 @@ class TopUpIn(_In):
 
 
 class ReversalIn(_In):
+    """A reason (a payment reversal, an operator's retry of a failed action)."""
+
     reason: str = Field(min_length=1, max_length=1000)
 
 
@@ -420,6 +422,20 @@ def get_actions(request: Request, account_id: Id, user: Viewer) -> list[dict[str
             .order_by(prepay_actions.c.id.desc())
         ).all()
     return [dict(r._mapping) for r in rows]
+
+
+@router.post("/accounts/{account_id}/actions/retry", status_code=201)
+def retry_action(
+    request: Request, account_id: Id, body: ReversalIn, user: Operator
+) -> dict[str, Any]:
+    """Try a failed disconnect or reconnect again (an operator's decision, with the reason)."""
+    ops = ops_of(request)
+    with http_errors(), writing(ops.engine) as conn:
+        _scoped(conn, user, account_id)
+        action_id = disconnect.retry(
+            conn, account_id, body.reason, actor=user.name, now=ops.clock.now()
+        )
+    return {"action": action_id}
 
 
 @router.get("/accounts/{account_id}/bills")

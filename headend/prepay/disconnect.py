@@ -37,6 +37,7 @@ from headend.auth.roles import Role, User
 from headend.commands import directory, service
 from headend.commands.settings import CommandSettings
 from headend.commands.states import CANCELLABLE, State
+from headend.db.errors import Conflict, InvalidRequest
 from headend.db.ops_tables import commands
 from headend.db.prepay_tables import prepay_accounts, prepay_actions
 from headend.guards import GuardSettings, check_window
@@ -369,6 +370,30 @@ def given_up(conn: Connection, account: str, action: str) -> Any:
         .order_by(prepay_actions.c.id.desc())
     ).first()
     return row if row is not None and row.state == "failed" else None
+
+
+def retry(conn: Connection, account: str, reason: str, *, actor: str, now: datetime) -> int:
+    """An operator's decision to try a failed action again: a new action of its kind, due now
+    (audited with the reason); ``Conflict`` when the newest action did not fail."""
+    newest = conn.execute(
+        select(prepay_actions)
+        .where(prepay_actions.c.account == account)
+        .order_by(prepay_actions.c.id.desc())
+    ).first()
+    if newest is None or newest.state != "failed":
+        raise Conflict(f"account {account} has no failed action to retry")
+    if not reason.strip():
+        raise InvalidRequest("reason: say why the action is tried again")
+    action_id = start(conn, account, newest.action, now, f"retried by {actor}: {reason}")
+    audit.append(
+        conn,
+        actor,
+        f"prepay.{newest.action}_retry",
+        account,
+        {"failed": newest.id, "rule": newest.rule, "reason": reason, "action": action_id},
+        at=now,
+    )
+    return action_id
 
 
 def _done(conn: Connection, row: Any, now: datetime) -> None:

@@ -90,7 +90,13 @@ class PrepayJobs:
             year_start=self.ctx.settings.year_start,
         )
         if full:  # tiers per account: the true-up on every full pass
-            tiers.true_up_all(self._tx, self.ctx.zone, now, self.ctx.settings.year_start)
+            tiers.true_up_all(
+                self._tx,
+                self.ctx.zone,
+                now,
+                self.ctx.settings.year_start,
+                timedelta(days=self.ctx.settings.lookback_days),
+            )
             self._last_full = now
         return result
 

@@ -25,6 +25,7 @@ from headend import audit
 from headend.db.ops_tables import command_targets, commands
 from headend.db.prepay_tables import prepay_account_points, prepay_accounts
 from headend.db.tables import events, meters, readings
+from protocols.model import EventType
 from protocols.quantities import ENERGY_TOTAL, RELAY_STATE
 
 RELAY_ACTIONS = {
@@ -32,7 +33,7 @@ RELAY_ACTIONS = {
     "relay_close_direct": "closed",
     "relay_close_allowed": "closed",
 }
-EVENT = "relay_change"
+EVENT = EventType.RELAY_CHANGE.value
 
 
 def reported(conn: Connection, meter_ids: list[str]) -> dict[str, tuple[datetime, str]]:
@@ -78,9 +79,18 @@ def reported(conn: Connection, meter_ids: list[str]) -> dict[str, tuple[datetime
         )
     ):
         offer(v.meter, v.time, v.value)
+    last = (
+        select(events.c.meter, func.max(events.c.time).label("time"))
+        .where(events.c.meter.in_(meter_ids), events.c.type == EVENT)
+        .group_by(events.c.meter)
+        .subquery()
+    )
     for e in conn.execute(
-        select(events.c.meter, events.c.time, events.c.details).where(
-            events.c.meter.in_(meter_ids), events.c.type == EVENT
+        select(events.c.meter, events.c.time, events.c.details).join(
+            last,
+            (events.c.meter == last.c.meter)
+            & (events.c.time == last.c.time)
+            & (events.c.type == EVENT),
         )
     ):
         try:

@@ -39,7 +39,7 @@ from headend.db.prepay_tables import (
     prepay_ledger,
 )
 from headend.prepay import store
-from headend.prepay.charges import YearStart
+from headend.prepay.charges import YearStart, tier_year
 from headend.prepay.money import to_micro
 from headend.prepay.tariffs import TariffBook, TieredTariff, TouTieredTariff
 
@@ -113,15 +113,21 @@ def true_up(
     zone: Any,
     now: datetime,
     year_start: YearStart = (1, 1),
+    since: datetime | None = None,
 ) -> int:
-    """Post the tier true-ups the account needs now; how many ledger rows were posted."""
+    """Post the tier true-ups the account needs now; how many ledger rows were posted.
+
+    ``since``: only tier periods starting at or after it (older periods are settled: charges
+    created later than ``lookback_days`` cannot reach them).
+    """
     acct = store.account(conn, account_id)
     c = prepay_charges.c
-    rows = conn.execute(
-        select(c.id, c.start, c.end, c.lines)
-        .where(c.account == account_id, c.state == "active")
-        .order_by(c.end, c.id)
-    ).all()
+    query = select(c.id, c.start, c.end, c.lines).where(
+        c.account == account_id, c.state == "active"
+    )
+    if since is not None:
+        query = query.where(c.end > since)
+    rows = conn.execute(query.order_by(c.end, c.id)).all()
     groups: dict[tuple[str, str], list[tuple[datetime, Decimal, Decimal]]] = defaultdict(list)
     for r in rows:
         for ln in r.lines:
@@ -137,6 +143,8 @@ def true_up(
     posted = 0
     for (tariff, period), lines in sorted(groups.items()):
         span = period_bounds(period, zone, year_start)
+        if since is not None and span[0] < since:
+            continue  # a period only partly loaded: settled before ``since``
         limits = bounds(book, tariff, span, active, extra)
         charged = sum((e * p for _, e, p in lines), Decimal(0))
         correct, used = Decimal(0), Decimal(0)
@@ -188,8 +196,18 @@ def true_up(
     return posted
 
 
-def true_up_all(conn_factory: Any, zone: Any, now: datetime, year_start: YearStart = (1, 1)) -> int:
-    """True up every open account with tiered charges (one transaction per account)."""
+def true_up_all(
+    conn_factory: Any,
+    zone: Any,
+    now: datetime,
+    year_start: YearStart = (1, 1),
+    lookback: timedelta = timedelta(days=62),
+) -> int:
+    """True up every open account with tiered charges (one transaction per account), over the
+    tier periods from the tier year that ``now − lookback`` falls in."""
+    back = (now - lookback).astimezone(zone)
+    month, day = year_start
+    since = datetime(tier_year(back, year_start), month, day, tzinfo=zone)
     with conn_factory() as conn:
         book = store.tariff_book(conn)
         ids = list(
@@ -203,7 +221,7 @@ def true_up_all(conn_factory: Any, zone: Any, now: datetime, year_start: YearSta
     posted = 0
     for account_id in ids:
         with conn_factory() as conn:
-            posted += true_up(conn, account_id, book, zone, now, year_start)
+            posted += true_up(conn, account_id, book, zone, now, year_start, since)
     return posted
 
 

@@ -111,3 +111,32 @@ def test_an_operators_manual_trip_is_reported_but_never_reconnected_by_prepaymen
     assert world.account().supply == "off"
     with reading(engine) as conn:
         assert conn.execute(select(commands)).all() == []
+
+
+def test_supply_follows_relay_change_events(engine):
+    import json
+
+    from headend.db.tables import events
+
+    world = _owing_world(engine, start=local(2026, 3, 10, 9))
+    world.top_up("100.00", "BANK-1")
+
+    def event(minutes, to):
+        t = world.clock.now() + timedelta(minutes=minutes)
+        with writing(engine) as conn:
+            conn.execute(
+                events.insert().values(
+                    key=f"gw1:m1:relay:{t.isoformat()}", gateway="gw1", meter="m1",
+                    type="relay_change", time=t, start=t, detected=t, received=t,
+                    details=json.dumps({"from": "closed" if to == "open" else "open", "to": to}),
+                )
+            )  # fmt: skip
+
+    event(5, "open")  # e.g. tripped at the meter by its own overload protection
+    event(10, "closed")
+    event(20, "open")
+    world.tick(1, kwh="0")
+    assert world.account().supply == "off"  # the newest event wins
+    event(70, "closed")
+    world.tick(1, kwh="0")
+    assert world.account().supply == "on"

@@ -176,3 +176,16 @@ def test_tou_with_tiers_surcharges_the_households_total(engine):
         _readings(engine, m, ((2026, 3, 1), "0"), ((2026, 3, 2), "150"))
     _charge(engine, local(2026, 3, 2, 1))
     assert balance(engine, "acc1") == Decimal("-210")
+
+
+def test_a_threshold_change_mid_month_is_pro_rated(engine):
+    # Step 1 ends at 200 kWh until 16 April, at 100 from then: April's bound is
+    # 200 × 15/30 + 100 × 15/30 = 150.  180 kWh: 150 × 0.5283 + 30 × 0.5783 = 96.594.
+    seed_meters(engine, ["m1"])
+    put_tariff(engine, "res", TIERED, at=local(2026, 4, 1))
+    lower = {**TIERED, "steps": [{**TIERED["steps"][0], "upto": "100"}, *TIERED["steps"][1:]]}
+    put_tariff(engine, "res", lower, at=local(2026, 4, 16))
+    open_account(engine, "acc1", ["P-m1"], at=local(2026, 4, 1))
+    _readings(engine, "m1", ((2026, 4, 1), "0"), ((2026, 5, 1), "180"))
+    _charge(engine, local(2026, 5, 1, 1))
+    assert balance(engine, "acc1") == Decimal("-96.594")

@@ -190,3 +190,22 @@ def test_an_account_with_an_unresolved_failure_is_never_disconnected_automatical
     world.clock.current = action.next_try - timedelta(hours=1)
     world.tick(1, kwh="0")
     assert [c.action for c in world.commands()] == ["relay_trip"]
+
+
+def test_a_spike_is_held_alike_by_fast_and_full_passes(engine):
+    # 26 hours at 0.5 kWh an hour, charged as they come (the spike rule's history is the
+    # meter's own last 24 charges), then 12 kWh in an hour: 24 × typical, above the 5 kWh floor.
+    values = [str(Decimal("0.5") * n) for n in range(27)] + ["25", "25.5"]
+    seed_meters(engine, ["m1"])
+    put_tariff(engine, "res", {"kind": "flat", "price": "0.5"})
+    open_account(engine, "acc1", ["P-m1"], at=T0 - timedelta(hours=1))
+    for n, v in enumerate(values):
+        with writing(engine) as conn:
+            add_readings(conn, "m1", [(T0 + timedelta(hours=n), v)])
+        run_charges(engine, T0 + timedelta(hours=n, minutes=5))  # fast passes
+    # 25.5 against 13 is 12.5 kWh in 2 h (6.25 kWh an hour): a spike too.
+    held = [("spike", "25"), ("spike", "25.5")]
+    assert [(f["rule"], f["value"]) for f in _flags(engine)] == held
+    run_charges(engine, T0 + timedelta(hours=len(values)), full=True)
+    assert [(f["rule"], f["value"]) for f in _flags(engine)] == held
+    assert _energy(engine) == Decimal(13)  # 0 → 13 over 26 h, nothing of the spike

@@ -105,3 +105,21 @@ def test_the_webhook_template_renders(engine):
         assert any("operator must decide" in b["message"] for b in hook.bodies)
     finally:
         hook.stop()
+
+
+def test_an_operator_retries_a_failed_action(engine):
+    from headend.prepay import disconnect
+
+    world = _world(engine)
+    with writing(engine) as conn:
+        conn.execute(update(meters).values(protocol="modbus"))
+    world.tick(1, kwh="0")
+    assert world.actions()[0].state == "failed"
+    with writing(engine) as conn:  # the meter was swapped for a switchable one
+        conn.execute(update(meters).values(protocol="dlt645-2007"))
+        disconnect.retry(
+            conn, "acc1", "meter swapped for a DL/T 645 one", actor="olga", now=world.clock.now()
+        )
+    world.tick(1, kwh="0")
+    assert [a.state for a in world.actions()] == ["failed", "requested"]
+    assert [c.action for c in world.commands()] == ["relay_trip"]
