@@ -23,6 +23,7 @@ Statistics are in floats: evidence, not billing.
 from __future__ import annotations
 
 import math
+from operator import mul
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -146,7 +147,7 @@ def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return math.fsum(x * y for x, y in zip(a, b, strict=True))
+    return sum(map(mul, a, b))
 
 
 def _orthogonalise(v: list[float], basis: Sequence[list[float]]) -> list[float]:
