@@ -23,11 +23,11 @@ Statistics are in floats: evidence, not billing.
 from __future__ import annotations
 
 import math
-from operator import mul
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from operator import mul
 
 from headend.analytics.suspects import LOST_VOLTAGE, PLACES, WEIGHTS, Evidence
 
@@ -147,7 +147,7 @@ def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return sum(map(mul, a, b))
+    return float(sum(map(mul, a, b)))
 
 
 def _orthogonalise(v: list[float], basis: Sequence[list[float]]) -> list[float]:
