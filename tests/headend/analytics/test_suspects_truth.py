@@ -125,3 +125,46 @@ def test_a_silent_meter_does_not_void_the_loss_curve_fit():
     assert thieves <= {
         m for m, ev in found.items() if any(e.kind == "loss_follows_load" for e in ev)
     }
+
+
+def test_last_seasons_gap_in_the_meters_own_history_damps_stopped(sqlite_engine):
+    """Two homes stop using energy now; one was away as long last spring and came back."""
+    from decimal import Decimal as D
+
+    from sqlalchemy import insert
+
+    from headend.analytics.model import boundary
+    from headend.db import writing
+    from headend.db.tables import areas, gateways, meters, readings
+
+    zone = AnalyticsSettings().tz
+    since = datetime(2025, 1, 1, tzinfo=UTC)
+    last = date(2026, 3, 14)
+    first = last - timedelta(days=330)
+    usage = {"T": lambda i: D(60), "d": lambda i: D(8) if i < 325 else D(0)}
+    usage["c"] = lambda i: D(0) if 30 <= i < 40 or i >= 325 else D(8)  # away 10 days then, now
+    with writing(sqlite_engine) as conn:
+        conn.execute(insert(gateways).values(id="gw", valid_from=since))
+        conn.execute(insert(areas).values(id="A", gateway="gw", valid_from=since))
+        base = {"area": "A", "bus": "b", "protocol": "dlt645-2007", "valid_from": since}
+        for n, (m, role) in enumerate((("T", "area_total"), ("c", "customer"), ("d", "customer"))):
+            conn.execute(
+                insert(meters).values(id=m, point=m, address=f"{n:012d}", role=role, **base)
+            )
+        rows = []
+        for m, use in usage.items():
+            value = D(1000)
+            for i in range(332):
+                at = boundary(first + timedelta(days=i), zone)
+                rows.append({"meter": m, "quantity": "energy.active.import.total", "time": at,
+                             "kind": "daily_frozen", "value": str(value), "gateway": "gw",
+                             "gateway_time": at, "freeze_time": at, "flags": ""})  # fmt: skip
+                value += use(i)
+        conn.execute(insert(readings), rows)
+    recompute(sqlite_engine, AnalyticsSettings(), last, last, datetime(2026, 3, 20, tzinfo=UTC))
+    with reading(sqlite_engine) as conn:
+        _, rows = store.suspect_rows(conn, "A", last)
+    stopped = {r["meter"]: e for r in rows for e in r["evidence"] if e["kind"] == "stopped"}
+    assert stopped["d"]["weight"] == "40.00" and stopped["d"]["details"]["seasonal"] is False
+    assert stopped["c"]["weight"] == "10.00" and stopped["c"]["details"]["seasonal"] is True
+    assert [r["meter"] for r in rows][0] == "d"
