@@ -167,4 +167,4 @@ def test_last_seasons_gap_in_the_meters_own_history_damps_stopped(sqlite_engine)
     stopped = {r["meter"]: e for r in rows for e in r["evidence"] if e["kind"] == "stopped"}
     assert stopped["d"]["weight"] == "40.00" and stopped["d"]["details"]["seasonal"] is False
     assert stopped["c"]["weight"] == "10.00" and stopped["c"]["details"]["seasonal"] is True
-    assert [r["meter"] for r in rows][0] == "d"
+    assert rows[0]["meter"] == "d"
