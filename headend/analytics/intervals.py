@@ -45,7 +45,9 @@ MIN_SLOTS = 48
 
 @dataclass(frozen=True)
 class MeterIntervals:
-    """One meter's interval readings, times aligned to the step (floats)."""
+    """One meter's interval readings, times aligned to the step (floats).  A reader may leave out
+    what cannot be evidence (voltages above ``LOST_VOLTAGE``, relay states of a meter never
+    reported open)."""
 
     meter: str
     energy: Mapping[datetime, float] = field(default_factory=dict)  # import register

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, String, select, type_coerce
+from sqlalchemy import Connection, Numeric, String, and_, case, cast, or_, select, type_coerce
 
 from headend.analytics.intervals import MeterIntervals
 from headend.analytics.repo import SPOT, chunks
+from headend.analytics.suspects import LOST_VOLTAGE
 from headend.db.tables import readings
 from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL, RELAY_STATE
-
-INTERVAL_QUANTITIES = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL, "voltage.a", "current.a", "current.n",
-                       RELAY_STATE)  # fmt: skip
 
 
 def _align(t: datetime, step: timedelta) -> datetime:
@@ -48,20 +46,57 @@ def _slot(raw: Any, step: timedelta, cache: dict[Any, datetime]) -> datetime:
 
 
 def interval_facts(
-    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime, step: timedelta
+    conn: Connection,
+    meter_ids: Sequence[str],
+    t0: datetime,
+    t1: datetime,
+    step: timedelta,
+    exporting: Collection[str] | None = None,
 ) -> tuple[dict[str, MeterIntervals], dict[str, dict[datetime, float]]]:
     """Interval readings of the meters in ``[t0, t1)`` aligned to ``step``: import register,
-    voltage, live and neutral current, relay state; and the export registers apart."""
+    live and neutral current, voltage, relay state; and the export registers apart.
+
+    Only what the evidence can use is read: voltages below ``LOST_VOLTAGE``, the relay states
+    of meters reported open at least once, export registers of ``exporting`` (default: all)."""
+    q, v = readings.c.quantity, readings.c.value
+    opened = set()
+    for chunk in chunks(sorted(meter_ids)):
+        opened |= set(
+            conn.execute(
+                select(readings.c.meter)
+                .where(
+                    readings.c.meter.in_(chunk),
+                    readings.c.kind.in_(SPOT),
+                    q == RELAY_STATE,
+                    v == "open",
+                    readings.c.time >= t0,
+                    readings.c.time < t1,
+                )
+                .distinct()
+            ).scalars()
+        )
     raw: dict[tuple[str, str], dict[datetime, Any]] = defaultdict(dict)
     slots: dict[Any, datetime] = {}
     for chunk in chunks(sorted(meter_ids)):
+        export = (
+            q == ENERGY_EXPORT_TOTAL
+            if exporting is None
+            else and_(q == ENERGY_EXPORT_TOTAL, readings.c.meter.in_(sorted(exporting)))
+        )
+        wanted = or_(
+            q.in_((ENERGY_TOTAL, "current.a", "current.n")),
+            export,
+            # CASE: only voltages are cast (PostgreSQL does not promise to test q first)
+            case((q == "voltage.a", cast(v, Numeric)), else_=None) < LOST_VOLTAGE,
+            and_(q == RELAY_STATE, readings.c.meter.in_(sorted(opened & set(chunk)) or [""])),
+        )
         rows = conn.execute(
-            select(readings.c.meter, readings.c.quantity, RAW_TIME, readings.c.value).where(
+            select(readings.c.meter, q, RAW_TIME, v).where(
                 readings.c.meter.in_(chunk),
                 readings.c.kind.in_(SPOT),
-                readings.c.quantity.in_(INTERVAL_QUANTITIES),
                 readings.c.time >= t0,
                 readings.c.time < t1,
+                wanted,
             )
         ).all()
         for meter, quantity, t, text in rows:

@@ -162,7 +162,8 @@ def _suspects(
     customers = [p for p in pts if p.role == "customer"]
     totals = [p.meters[-1].meter for p in pts if p.role == "area_total"]
     ids = [p.meters[-1].meter for p in customers]
-    intervals, exports = series.interval_facts(conn, ids + totals, p0, t1 + step, step)
+    exporting = {p.meters[-1].meter for p in customers if p.pv} | set(totals)
+    intervals, exports = series.interval_facts(conn, ids + totals, p0, t1 + step, step, exporting)
     pv = frozenset(p.meters[-1].meter for p in customers if p.pv)
     extra = interval_evidence(intervals, exports, ids, totals, step, t1, pv)
     history_days = sorted(d for d in daily if d < window[0])

@@ -168,3 +168,40 @@ def test_last_seasons_gap_in_the_meters_own_history_damps_stopped(sqlite_engine)
     assert stopped["d"]["weight"] == "40.00" and stopped["d"]["details"]["seasonal"] is False
     assert stopped["c"]["weight"] == "10.00" and stopped["c"]["details"]["seasonal"] is True
     assert rows[0]["meter"] == "d"
+
+
+def test_interval_evidence_through_either_database(engine):
+    """Relay states, low voltages and neutral currents read back on SQLite and PostgreSQL."""
+    mix = {"relay_bypass": 0.1, "disconnected": 0.1, "neutral_bypass": 0.1}
+    run = simulate(GridConfig(areas=1, customers=20, days=2, step_minutes=60, mix=mix, seed=6))
+    store_archive(engine, run)
+    store_readings(engine, run, interval_every=1)
+    from sqlalchemy import update
+
+    from headend.db import writing
+    from headend.db.tables import readings
+
+    slowed = next(t.meter for t in run.customers() if t.kind == "healthy")
+    loaded = [run.times[i + 1] for i, a in enumerate(run.series[slowed].current_live) if a > 1][:4]
+    with writing(engine) as conn:  # its voltage circuit opened while current flows (失压)
+        conn.execute(
+            update(readings)
+            .where(readings.c.meter == slowed, readings.c.quantity == "voltage.a",
+                   readings.c.time.in_(loaded))
+            .values(value="96.5")
+        )  # fmt: skip
+    last = run.config.start + timedelta(days=1)
+    settings = AnalyticsSettings(interval_minutes=60, suspect_days=3, profile_days=2)
+    recompute(engine, settings, last, last, datetime(2026, 3, 9, tzinfo=UTC))
+    with reading(engine) as conn:
+        _, rows = store.suspect_rows(conn, "A1", last)
+    evidence = {r["meter"]: {e["kind"] for e in r["evidence"]} for r in rows}
+    for t in run.customers():
+        got = evidence.get(t.meter, set())
+        if t.kind == "relay_bypass":
+            assert "energy_while_open" in got
+        if t.kind == "neutral_bypass":
+            assert "neutral_imbalance" in got
+        if t.kind == "disconnected":
+            assert not got
+    assert "lost_voltage" in evidence[slowed]
