@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from operator import mul
 
 from headend.analytics.suspects import LOST_VOLTAGE, PLACES, WEIGHTS, Evidence
 
@@ -44,7 +45,9 @@ MIN_SLOTS = 48
 
 @dataclass(frozen=True)
 class MeterIntervals:
-    """One meter's interval readings, times aligned to the step (floats)."""
+    """One meter's interval readings, times aligned to the step (floats).  A reader may leave out
+    what cannot be evidence (voltages above ``LOST_VOLTAGE``, relay states of a meter never
+    reported open)."""
 
     meter: str
     energy: Mapping[datetime, float] = field(default_factory=dict)  # import register
@@ -146,7 +149,7 @@ def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return math.fsum(x * y for x, y in zip(a, b, strict=True))
+    return float(sum(map(mul, a, b)))
 
 
 def _orthogonalise(v: list[float], basis: Sequence[list[float]]) -> list[float]:

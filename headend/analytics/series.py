@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Numeric, String, and_, case, cast, or_, select, type_coerce
 
 from headend.analytics.intervals import MeterIntervals
 from headend.analytics.repo import SPOT, chunks
+from headend.analytics.suspects import LOST_VOLTAGE
 from headend.db.tables import readings
 from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL, RELAY_STATE
-
-INTERVAL_QUANTITIES = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL, "voltage.a", "current.a", "current.n",
-                       RELAY_STATE)  # fmt: skip
 
 
 def _align(t: datetime, step: timedelta) -> datetime:
@@ -30,23 +28,77 @@ def _align(t: datetime, step: timedelta) -> datetime:
     return datetime.fromtimestamp(round(epoch / seconds) * seconds, tz=t.tzinfo)
 
 
+# Interval reads are hundreds of thousands of rows whose times repeat (one per sweep): the time
+# column is fetched as stored (naive-UTC text on SQLite, timestamptz on PostgreSQL) and each
+# distinct value converted and aligned once, instead of through the column type on every row.
+RAW_TIME = type_coerce(readings.c.time, String).label("time")
+
+
+def _slot(raw: Any, step: timedelta, cache: dict[Any, datetime]) -> datetime:
+    slot = cache.get(raw)
+    if slot is None:
+        if isinstance(raw, datetime):
+            t = raw.astimezone(UTC) if raw.tzinfo else raw.replace(tzinfo=UTC)
+        else:
+            t = datetime.fromisoformat(str(raw)).replace(tzinfo=UTC)
+        slot = cache[raw] = _align(t, step)
+    return slot
+
+
 def interval_facts(
-    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime, step: timedelta
+    conn: Connection,
+    meter_ids: Sequence[str],
+    t0: datetime,
+    t1: datetime,
+    step: timedelta,
+    exporting: Collection[str] | None = None,
 ) -> tuple[dict[str, MeterIntervals], dict[str, dict[datetime, float]]]:
     """Interval readings of the meters in ``[t0, t1)`` aligned to ``step``: import register,
-    voltage, live and neutral current, relay state; and the export registers apart."""
-    raw: dict[tuple[str, str], dict[datetime, Any]] = defaultdict(dict)
-    slots: dict[datetime, datetime] = {}  # one sweep's readings share their times: align once
+    live and neutral current, voltage, relay state; and the export registers apart.
+
+    Only what the evidence can use is read: voltages below ``LOST_VOLTAGE``, the relay states
+    of meters reported open at least once, export registers of ``exporting`` (default: all)."""
+    q, v = readings.c.quantity, readings.c.value
+    opened = set()
     for chunk in chunks(sorted(meter_ids)):
+        opened |= set(
+            conn.execute(
+                select(readings.c.meter)
+                .where(
+                    readings.c.meter.in_(chunk),
+                    readings.c.kind.in_(SPOT),
+                    q == RELAY_STATE,
+                    v == "open",
+                    readings.c.time >= t0,
+                    readings.c.time < t1,
+                )
+                .distinct()
+            ).scalars()
+        )
+    raw: dict[tuple[str, str], dict[datetime, Any]] = defaultdict(dict)
+    slots: dict[Any, datetime] = {}
+    for chunk in chunks(sorted(meter_ids)):
+        export = (
+            q == ENERGY_EXPORT_TOTAL
+            if exporting is None
+            else and_(q == ENERGY_EXPORT_TOTAL, readings.c.meter.in_(sorted(exporting)))
+        )
+        wanted = or_(
+            q.in_((ENERGY_TOTAL, "current.a", "current.n")),
+            export,
+            # CASE: only voltages are cast (PostgreSQL does not promise to test q first)
+            case((q == "voltage.a", cast(v, Numeric)), else_=None) < LOST_VOLTAGE,
+            and_(q == RELAY_STATE, readings.c.meter.in_(sorted(opened & set(chunk)) or [""])),
+        )
         rows = conn.execute(
-            select(readings.c.meter, readings.c.quantity, readings.c.time, readings.c.value).where(
+            select(readings.c.meter, q, RAW_TIME, v).where(
                 readings.c.meter.in_(chunk),
                 readings.c.kind.in_(SPOT),
-                readings.c.quantity.in_(INTERVAL_QUANTITIES),
                 readings.c.time >= t0,
                 readings.c.time < t1,
+                wanted,
             )
-        )
+        ).all()
         for meter, quantity, t, text in rows:
             if quantity == RELAY_STATE:
                 value: Any = text == "open"
@@ -57,10 +109,7 @@ def interval_facts(
                     continue
                 if not math.isfinite(value):
                     continue
-            slot = slots.get(t)
-            if slot is None:
-                slot = slots[t] = _align(t, step)
-            raw[(meter, quantity)][slot] = value
+            raw[(meter, quantity)][_slot(t, step, slots)] = value
     meters_seen = sorted({m for m, _ in raw})
 
     def of(m: str, q: str) -> dict[datetime, Any]:
@@ -90,10 +139,10 @@ def voltages(
 ) -> dict[str, dict[datetime, float]]:
     """Interval voltages of the meters in ``[t0, t1)``, times aligned to ``step``."""
     out: dict[str, dict[datetime, float]] = defaultdict(dict)
-    slots: dict[datetime, datetime] = {}
+    slots: dict[Any, datetime] = {}
     for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
-            select(readings.c.meter, readings.c.time, readings.c.value).where(
+            select(readings.c.meter, RAW_TIME, readings.c.value).where(
                 readings.c.meter.in_(chunk),
                 readings.c.kind.in_(SPOT),
                 readings.c.quantity == quantity,
@@ -107,8 +156,5 @@ def voltages(
             except ValueError:
                 continue
             if math.isfinite(value) and value > 0:
-                slot = slots.get(t)
-                if slot is None:
-                    slot = slots[t] = _align(t, step)
-                out[meter][slot] = value
+                out[meter][_slot(t, step, slots)] = value
     return dict(out)

@@ -10,7 +10,7 @@ computing the same day) leaves the same rows.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -36,10 +36,16 @@ from headend.analytics.intervals import (
 from headend.analytics.lineloss import LossResult, area_loss, month_bounds
 from headend.analytics.model import Point, Registers, boundary, days
 from headend.analytics.settings import AnalyticsSettings
-from headend.analytics.suspects import LOST_VOLTAGE, Evidence, MeterDays, rank_suspects
+from headend.analytics.suspects import (
+    IDLE_KWH,
+    LOST_VOLTAGE,
+    Evidence,
+    MeterDays,
+    rank_suspects,
+)
 from headend.analytics.trend import flag_sudden_changes
 from headend.db.engine import reading, writing
-from protocols.quantities import ENERGY_EXPORT_TOTAL
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
 NIGHT = "energy.active.import.t4"  # valley tariff: night hours in the usual TOU tables
 MAX_DAYS = 370
@@ -156,7 +162,8 @@ def _suspects(
     customers = [p for p in pts if p.role == "customer"]
     totals = [p.meters[-1].meter for p in pts if p.role == "area_total"]
     ids = [p.meters[-1].meter for p in customers]
-    intervals, exports = series.interval_facts(conn, ids + totals, p0, t1 + step, step)
+    exporting = {p.meters[-1].meter for p in customers if p.pv} | set(totals)
+    intervals, exports = series.interval_facts(conn, ids + totals, p0, t1 + step, step, exporting)
     pv = frozenset(p.meters[-1].meter for p in customers if p.pv)
     extra = interval_evidence(intervals, exports, ids, totals, step, t1, pv)
     history_days = sorted(d for d in daily if d < window[0])
@@ -181,6 +188,7 @@ def _suspects(
         facts.append(
             MeterDays(meter, p.point, energy, exported[meter], nights[meter], p.pv, off, history)
         )
+    facts = _longer_history(conn, settings, facts, {p.meters[-1].meter: p for p in customers})
     rates = [r.rate for d in window if (r := daily[d]).rate is not None]
     band = daily[window[-1]].band
     excess = bool(rates and band and sum(rates) / len(rates) > band[1])
@@ -196,6 +204,36 @@ def _suspects(
     )
     store.save_suspects(conn, area, window[-1], ranked, now)
     summary.suspects += len(ranked)
+
+
+def _longer_history(
+    conn: Connection,
+    settings: AnalyticsSettings,
+    facts: list[MeterDays],
+    points: Mapping[str, Point],
+) -> list[MeterDays]:
+    """Give the meters that now look stopped their own daily energy of the last
+    ``vacancy_history_days`` (a holiday home's gap of last season damps the evidence)."""
+    idle = [f for f in facts if sum(1 for v in f.energy.values() if v < IDLE_KWH) >= 2]
+    if not idle or settings.vacancy_history_days == 0:
+        return facts
+    first_known = min(min(f.energy, default=date.max) for f in idle)
+    if first_known == date.max:
+        return facts
+    since = first_known - timedelta(days=settings.vacancy_history_days)
+    older = repo.daily_deltas_of(
+        conn, [f.meter for f in idle], ENERGY_TOTAL, since, first_known - timedelta(days=1),
+        settings.tz,
+    )  # fmt: skip
+    out = []
+    for f in facts:
+        more = older.get(f.meter)
+        if more:
+            mult = points[f.meter].meters[-1].multiplier
+            merged = {**{d: v * mult for d, v in more.items()}, **f.history}
+            f = replace(f, history=merged)
+        out.append(f)
+    return out
 
 
 def _all_open(relay: Mapping[datetime, bool], t0: datetime, t1: datetime) -> bool:

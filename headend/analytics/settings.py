@@ -40,6 +40,7 @@ class AnalyticsSettings(BaseModel):
     # 采集成功率: a freeze counts as collected when stored within this many hours of the freeze
     collection_cutoff_hours: float = Field(default=24.0, gt=0, le=24 * 31)
     profile_days: int = Field(default=7, ge=1, le=31)  # interval data the suspects read
+    vacancy_history_days: int = Field(default=400, ge=0, le=800)  # own history for seasonality
     interval_minutes: int = Field(default=15, ge=1, le=240)  # the gateways' interval step
     job: bool = True
     run_at: time = time(1, 30)  # local time in ``zone`` (after the gateways' 00:05 freeze read)

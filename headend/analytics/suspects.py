@@ -225,14 +225,15 @@ def _idle(value: Decimal) -> bool:
     return value < IDLE_KWH
 
 
-def _gap_before(history: Mapping[date, Decimal]) -> bool:
-    """Whether the meter's own history has ≥ 2 idle days followed by use (a seasonal home)."""
+def _gap_before(history: Mapping[date, Decimal], at_least: int = 2) -> bool:
+    """Whether the meter's own history has ``at_least`` idle days in a row followed by use (a
+    seasonal home: it was away as long before, and came back)."""
     run, ended = 0, False
     for d in sorted(history):
         if _idle(history[d]):
             run += 1
         else:
-            ended = ended or run >= 2
+            ended = ended or run >= at_least
             run = 0
     return ended
 
@@ -247,7 +248,8 @@ def _stopped(m: MeterDays, supply: Mapping[date, Decimal]) -> Evidence | None:
     used_before = any(not _idle(m.energy[d]) for d in days if zero and d < zero[0])
     if len(zero) < 2 or not used_before:
         return None
-    seasonal = _gap_before({**m.history, **{d: v for d, v in m.energy.items() if d < zero[0]}})
+    earlier = {**m.history, **{d: v for d, v in m.energy.items() if d < zero[0]}}
+    seasonal = _gap_before(earlier, max(2, min(len(zero), 7)))
     weight = WEIGHTS["stopped"] * (VACANCY_DAMPING if seasonal else 1)
     note = " (its own history has such a gap that ended: seasonal?)" if seasonal else ""
     return Evidence(

@@ -125,3 +125,83 @@ def test_a_silent_meter_does_not_void_the_loss_curve_fit():
     assert thieves <= {
         m for m, ev in found.items() if any(e.kind == "loss_follows_load" for e in ev)
     }
+
+
+def test_last_seasons_gap_in_the_meters_own_history_damps_stopped(sqlite_engine):
+    """Two homes stop using energy now; one was away as long last spring and came back."""
+    from decimal import Decimal as D
+
+    from sqlalchemy import insert
+
+    from headend.analytics.model import boundary
+    from headend.db import writing
+    from headend.db.tables import areas, gateways, meters, readings
+
+    zone = AnalyticsSettings().tz
+    since = datetime(2025, 1, 1, tzinfo=UTC)
+    last = date(2026, 3, 14)
+    first = last - timedelta(days=330)
+    usage = {"T": lambda i: D(60), "d": lambda i: D(8) if i < 325 else D(0)}
+    usage["c"] = lambda i: D(0) if 30 <= i < 40 or i >= 325 else D(8)  # away 10 days then, now
+    with writing(sqlite_engine) as conn:
+        conn.execute(insert(gateways).values(id="gw", valid_from=since))
+        conn.execute(insert(areas).values(id="A", gateway="gw", valid_from=since))
+        base = {"area": "A", "bus": "b", "protocol": "dlt645-2007", "valid_from": since}
+        for n, (m, role) in enumerate((("T", "area_total"), ("c", "customer"), ("d", "customer"))):
+            conn.execute(
+                insert(meters).values(id=m, point=m, address=f"{n:012d}", role=role, **base)
+            )
+        rows = []
+        for m, use in usage.items():
+            value = D(1000)
+            for i in range(332):
+                at = boundary(first + timedelta(days=i), zone)
+                rows.append({"meter": m, "quantity": "energy.active.import.total", "time": at,
+                             "kind": "daily_frozen", "value": str(value), "gateway": "gw",
+                             "gateway_time": at, "freeze_time": at, "flags": ""})  # fmt: skip
+                value += use(i)
+        conn.execute(insert(readings), rows)
+    recompute(sqlite_engine, AnalyticsSettings(), last, last, datetime(2026, 3, 20, tzinfo=UTC))
+    with reading(sqlite_engine) as conn:
+        _, rows = store.suspect_rows(conn, "A", last)
+    stopped = {r["meter"]: e for r in rows for e in r["evidence"] if e["kind"] == "stopped"}
+    assert stopped["d"]["weight"] == "40.00" and stopped["d"]["details"]["seasonal"] is False
+    assert stopped["c"]["weight"] == "10.00" and stopped["c"]["details"]["seasonal"] is True
+    assert rows[0]["meter"] == "d"
+
+
+def test_interval_evidence_through_either_database(engine):
+    """Relay states, low voltages and neutral currents read back on SQLite and PostgreSQL."""
+    mix = {"relay_bypass": 0.1, "disconnected": 0.1, "neutral_bypass": 0.1}
+    run = simulate(GridConfig(areas=1, customers=20, days=2, step_minutes=60, mix=mix, seed=6))
+    store_archive(engine, run)
+    store_readings(engine, run, interval_every=1)
+    from sqlalchemy import update
+
+    from headend.db import writing
+    from headend.db.tables import readings
+
+    slowed = next(t.meter for t in run.customers() if t.kind == "healthy")
+    loaded = [run.times[i + 1] for i, a in enumerate(run.series[slowed].current_live) if a > 1][:4]
+    with writing(engine) as conn:  # its voltage circuit opened while current flows (失压)
+        conn.execute(
+            update(readings)
+            .where(readings.c.meter == slowed, readings.c.quantity == "voltage.a",
+                   readings.c.time.in_(loaded))
+            .values(value="96.5")
+        )  # fmt: skip
+    last = run.config.start + timedelta(days=1)
+    settings = AnalyticsSettings(interval_minutes=60, suspect_days=3, profile_days=2)
+    recompute(engine, settings, last, last, datetime(2026, 3, 9, tzinfo=UTC))
+    with reading(engine) as conn:
+        _, rows = store.suspect_rows(conn, "A1", last)
+    evidence = {r["meter"]: {e["kind"] for e in r["evidence"]} for r in rows}
+    for t in run.customers():
+        got = evidence.get(t.meter, set())
+        if t.kind == "relay_bypass":
+            assert "energy_while_open" in got
+        if t.kind == "neutral_bypass":
+            assert "neutral_imbalance" in got
+        if t.kind == "disconnected":
+            assert not got
+    assert "lost_voltage" in evidence[slowed]
