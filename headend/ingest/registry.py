@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, text
 
-from headend.db.bulk import sqlite_time
+from headend.db.bulk import driver_errors, sqlite_time
 from headend.db.tables import meters
 
 REFRESH_SECONDS = 5.0
@@ -68,7 +68,8 @@ class MeterRegistry:
             return
         stamp = sqlite_time(now)
         raw: Any = conn.connection.driver_connection
-        raw.executemany(_SQLITE_NOTE, [(gateway, m, stamp, stamp, counts[m]) for m in meters])
+        with driver_errors("INSERT INTO unregistered"):
+            raw.executemany(_SQLITE_NOTE, [(gateway, m, stamp, stamp, counts[m]) for m in meters])
 
 
 _CONFLICT = (
