@@ -180,6 +180,13 @@ def run(
             text("SELECT coalesce(sum(upto - base + 1), 0) FROM streams WHERE highest = upto")
         ).scalar_one()
         dead = conn.execute(text("SELECT count(*) FROM dead_letters")).scalar_one()
+        # bytes kept to tell duplicates (the baseline's ``ingested`` rows, or the stream rows)
+        dedup = conn.execute(
+            text(
+                "SELECT coalesce(pg_total_relation_size(to_regclass('ingested')), 0) "
+                "+ pg_total_relation_size('streams')"
+            )
+        ).scalar_one()
     engine.dispose()
     wall = load["total_seconds"]
     cpu = {k: after[k] - before[k] for k in after}
@@ -192,6 +199,7 @@ def run(
         "lost": load["readings"] - stored,
         "records": load["records"],
         "records_held": int(seqs),
+        "dedup_bytes_per_record": int(dedup) / max(load["records"], 1),
         "dead_letters": dead,
         "unacked_batches": load["unacked_batches"],
         "duplicates_suppressed": sum(s["duplicates"] for s in stats),

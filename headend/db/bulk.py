@@ -16,12 +16,15 @@ Both leave exactly the rows the Core insert would, which the tests compare.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 READING_COLUMNS = (
@@ -84,19 +87,38 @@ class ReadingSink:
 def write_readings(conn: Connection, rows: Sequence[Row]) -> None:
     """Insert ``rows`` (``READING_COLUMNS`` order, times as ``ReadingSink.stamp`` makes them)."""
     raw: Any = conn.connection.driver_connection
-    if conn.dialect.name == "sqlite":
-        marks = ", ".join("?" for _ in READING_COLUMNS)
-        raw.executemany(f"INSERT OR IGNORE INTO readings ({_NAMES}) VALUES ({marks})", rows)
-        return
-    with raw.cursor() as cursor:
-        cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
-        try:
-            _copy(cursor, "readings", rows)
-        except psycopg.errors.UniqueViolation:
-            cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-            _insert_ignoring_stored(cursor, rows)
-        else:
-            cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    with driver_errors("INSERT INTO readings"):
+        if conn.dialect.name == "sqlite":
+            marks = ", ".join("?" for _ in READING_COLUMNS)
+            _executemany(raw, f"INSERT OR IGNORE INTO readings ({_NAMES}) VALUES ({marks})", rows)
+            return
+        with raw.cursor() as cursor:
+            cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
+            try:
+                _copy(cursor, "readings", rows)
+            except psycopg.errors.UniqueViolation:
+                cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                _insert_ignoring_stored(cursor, rows)
+            else:
+                cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+
+
+@contextmanager
+def driver_errors(statement: str) -> Iterator[None]:
+    """The driver's operational errors (connection lost, database locked or full) as SQLAlchemy's.
+
+    Below SQLAlchemy the driver raises its own exceptions; the ingest tells an outage
+    (``sqlalchemy.exc.OperationalError``: roll back, retry with back-off) from a message the
+    database refuses (anything else: isolate it), so outages must look the same on every path.
+    """
+    try:
+        yield
+    except (psycopg.OperationalError, sqlite3.OperationalError) as exc:
+        raise OperationalError(statement, None, exc) from exc
+
+
+def _executemany(raw: Any, statement: str, rows: Sequence[Row]) -> None:
+    raw.executemany(statement, rows)
 
 
 def _copy(cursor: Any, table: str, rows: Sequence[Row]) -> None:

@@ -3,7 +3,7 @@
 The plain ``readings`` of 0001 is renamed aside, the partitioned table created with the same
 columns and primary key plus a default partition, one partition per month that holds rows (and
 the current month and three ahead), the rows copied across, and the old table dropped, all in the
-migration's transaction.  ``ingested`` stays unpartitioned (headend.db.scale explains why).
+migration's transaction.  ``ingested`` stayed unpartitioned (0010 replaced it by stream runs).
 """
 
 from __future__ import annotations

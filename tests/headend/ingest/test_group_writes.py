@@ -189,3 +189,36 @@ def test_one_reading_twice_in_one_group_is_stored_once(engine: Engine) -> None:
     assert count(engine, readings) == 5
     with engine.connect() as conn:
         assert [held_runs(conn, gw, EPOCH) for gw in ("gw-a", "gw-b")] == [[(0, 0)]] * 2
+
+
+def test_a_database_outage_while_writing_readings_is_retried_not_dead_lettered(
+    db_settings: DatabaseSettings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver's own error (below SQLAlchemy) still reads as an outage: nothing acknowledged."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    service = IngestService(engine, Settings(database=db_settings, mqtt=MqttSettings()))
+    recorder = Recorder()
+    service._client = recorder  # type: ignore[assignment]
+
+    def lost(*_: Any) -> None:
+        if engine.dialect.name == "sqlite":
+            raise sqlite3.OperationalError("database or disk is full")
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(bulk, "_executemany" if engine.dialect.name == "sqlite" else "_copy", lost)
+    group = [
+        Received(*publishable(b), mid=i, qos=1, retain=False, generation=0)
+        for i, b in enumerate(reading_batches(GW, EPOCH, meter_ids(4), steps=1, per_batch=2))
+    ]
+    with pytest.raises(OperationalError):
+        service._store(group)  # the worker loop backs off and retries the same group
+    assert recorder.calls == []
+    assert count(engine, dead_letters) == 0 and count(engine, readings) == 0
+    monkeypatch.undo()
+    service._store(group)
+    assert count(engine, readings) == 4 * 5
+    assert [mid for kind, mid in recorder.calls if kind == "puback"] == [0, 1]
