@@ -16,13 +16,15 @@ RECORDS_KEPT = 10  # a DL/T 645-2007 meter keeps its last ten records of each ki
 SEEN_KEPT = 32  # start times remembered per kind (more than the meter keeps)
 DEFAULT_DRIFT_LIMIT_S = 60.0
 SITE_VISIT_DRIFT_S = 300.0  # larger drift cannot be fixed by broadcast (see gateway.timesync)
-FIRST_CONTACT_WINDOW = timedelta(days=7)  # the gateway's default back-fill window (backfill_days)
 
 SW1_ACTIVE_REVERSED = 1 << 4
 SW3_RELAY_OPEN = 1 << 4
 SW7_POWER_DOWN = 1 << 5
 SW7_METER_COVER_OPEN = 1 << 9
 SW7_TERMINAL_COVER_OPEN = 1 << 10
+
+# First contact: records that started after (first sweep − this) are news, older ones history.
+FIRST_CONTACT_WINDOW = timedelta(days=7)  # the gateway default [schedule] backfill_days
 
 
 class Counter(StrEnum):
