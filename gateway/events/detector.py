@@ -60,6 +60,7 @@ class EventDetector:
             new.seen.clear()
             new.open.clear()
             new.energy.clear()
+            new.scan.clear()
         for counter in Counter:
             events += self._counter(meter, counter, new, poll)
         events += self._relay(meter, new, poll)
@@ -85,8 +86,10 @@ class EventDetector:
             pending.clear()
             st.scan.pop(key, None)
             return []
-        if before is None and count > 0:  # first contact: look back through its records
-            st.scan[key] = [count, count, int(poll.gateway_time.timestamp())]
+        if before is None:  # first contact: look back through the records it holds
+            st.scan.pop(key, None)
+            if count > 0:
+                st.scan[key] = [count, count, int(poll.gateway_time.timestamp())]
         new_numbers = range(1, min(count - before, RECORDS_KEPT) + 1) if before is not None else ()
         missed = count - before - RECORDS_KEPT if before is not None else 0
         if before is not None and any(n not in records for n in new_numbers):

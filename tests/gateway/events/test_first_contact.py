@@ -153,3 +153,17 @@ def test_first_contact_reads_at_most_the_records_the_meter_keeps():
     assert plan == {Counter.POWER_DOWN: list(range(2, RECORDS_KEPT + 1))}
     with pytest.raises(ValueError):
         EventDetector(first_contact_window=timedelta(seconds=-1))
+
+
+def test_a_replaced_meter_starts_its_own_look_back(meter):
+    meter.open_cover(Cover.METER, T0 - 600, T0 - 500)
+    meter.open_cover(Cover.METER, T0 - 300, T0 - 200)
+    det = EventDetector()
+    _, state = sweep(det, meter, MeterEventState(), T0)
+    assert state.scan  # the older record is still to be looked at
+    fresh = Meter(MeterSpec(address="202603000501"), origin=T0 - 30 * DAY)  # the new meter
+    spans = {Counter.METER_COVER: 0}
+    poll = PollResult(datetime.fromtimestamp(T0 + 300, UTC), mt(T0 + 300), spans, replaced=True)
+    events, state = det.detect(fresh.address, state, poll)
+    assert events == [] and state.scan == {} and state.counts == {"meter_cover": 0}
+    assert records_to_read(state, spans, {}) == {}
