@@ -33,6 +33,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,11 @@ class Gateway:
             state=self.store,
             flags=self.clocktrust.flags,
             clock_synced=self.clocktrust.synced,
-            detector=EventDetector(ts.drift_event_s, ts.max_drift_s),
+            detector=EventDetector(
+                ts.drift_event_s,
+                ts.max_drift_s,
+                first_contact_window=timedelta(days=self.cfg.schedule.backfill_days),
+            ),
             batches=lambda bus: GroupCommit(self.store, self.cfg.store_group_seconds),
         )
         self.frozen = FrozenReader(self.poller, self.store)

@@ -14,11 +14,13 @@ counter and leaves a record.  So detection works from counters and records:
   ordinal, re-read on following sweeps, and reported again with the same ``Event.key`` as
   ``phase = "end"`` when the end appears.  A record complete when first seen is reported once with
   ``phase = "complete"``.  The head-end upserts by ``Event.key`` (meter, type, start).
-* The first sweep of a meter sets the baseline and reads the records the counter says exist: those
-  that started after the horizon (first contact minus ``first_contact_window``, by default the
-  seven days of back-fill) are reported with ``first_contact = True`` (a tamper just before the
-  first sweep must not silently become history); older closed records are history; a record
-  still open is reported as ``start`` whatever its age.
+* The first sweep of a meter sets the baseline and starts a look-back through the records the
+  counter already holds, newest first: records that started after the horizon (first contact
+  minus ``first_contact_window``, by default the seven days of back-fill) are reported with
+  ``first_contact = True`` (a tamper just before the first sweep must not silently become
+  history); the first closed record older than the horizon ends it; a record still open is
+  reported as ``start`` whatever its age.  The first sweep reads only the newest record; if it
+  was news, the next sweep reads the rest the meter keeps (``MeterEventState.scan``).
 * A counter that went *down* (events cleared at the meter, or a replacement) resets the baseline.
 
 Other checks, each reported once per excursion (state machines with a flag in the state):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -60,6 +60,7 @@ class EventDetector:
             new.seen.clear()
             new.open.clear()
             new.energy.clear()
+            new.scan.clear()
         for counter in Counter:
             events += self._counter(meter, counter, new, poll)
         events += self._relay(meter, new, poll)
@@ -83,7 +84,12 @@ class EventDetector:
         out: list[Event] = []
         if before is not None and count < before:  # cleared at the meter: a new baseline
             pending.clear()
+            st.scan.pop(key, None)
             return []
+        if before is None:  # first contact: look back through the records it holds
+            st.scan.pop(key, None)
+            if count > 0:
+                st.scan[key] = [count, count, int(poll.gateway_time.timestamp())]
         new_numbers = range(1, min(count - before, RECORDS_KEPT) + 1) if before is not None else ()
         missed = count - before - RECORDS_KEPT if before is not None else 0
         if before is not None and any(n not in records for n in new_numbers):
@@ -100,7 +106,7 @@ class EventDetector:
             seen.append(start)
             if rec.end is None:
                 pending.append(OpenRecord(start, count - n + 1))
-        if before is None:
+        if key in st.scan:
             out += self._first_contact(meter, counter, st, poll, count)
         for open_rec in list(pending):
             n = count - open_rec.ordinal + 1
@@ -119,39 +125,46 @@ class EventDetector:
     def _first_contact(
         self, meter: str, counter: Counter, st: MeterEventState, poll: PollResult, count: int
     ) -> list[Event]:
-        """First sight of a counter: the meter's records since the horizon are news.
+        """Look back through the records a counter held at first contact, newest first.
 
         The horizon is first contact minus ``first_contact_window`` (the back-fill window): an
-        opening the meter recorded in it happened while nobody watched (before commissioning on
-        this gateway, or between the simulator's start and the first sweep) and is reported once;
-        older records are history.  A record still open is reported whatever its age.  If a
-        record could not be read the counter stays unknown, so the next sweep looks again
-        (records already reported are remembered and never reported twice).
+        opening the meter recorded after it happened while nobody watched (before commissioning
+        on this gateway, or between the simulator's start and the first sweep) and is reported
+        once; the first closed record older than the horizon ends the look-back (older ones are
+        older still).  A record still open is reported whatever its age.  Records are followed
+        by their ordinal (the counter value they were recorded under), so openings during the
+        look-back do not confuse it; a record not read this sweep is read on the next one.
         """
         key = counter.value
+        top, nxt, first = st.scan[key]
         records = poll.records.get(counter, {})
         seen = st.seen.setdefault(key, [])
         pending = st.open.setdefault(key, [])
-        horizon = poll.gateway_time - self.first_contact_window
+        horizon = datetime.fromtimestamp(first, UTC) - self.first_contact_window
         out: list[Event] = []
-        complete = True
-        for n in range(1, min(count, RECORDS_KEPT) + 1):
+        done = False
+        while nxt >= 1 and not done:
+            n = count - nxt + 1
             rec = records.get(n)
-            if rec is None:
-                complete = False
-                continue
-            start = record_key(rec.start)
-            if rec.start is None or start is None or start in seen:
-                continue
-            if rec.end is not None and rec.start.utc < horizon:
-                continue  # history from before the horizon
-            details: dict[str, Any] = {"count": count - n + 1, "first_contact": True}
-            out.append(self._record_event(meter, counter, rec, poll, details))
-            seen.append(start)
-            if rec.end is None:
-                pending.append(OpenRecord(start, count - n + 1))
-        if not complete:
-            del st.counts[key]  # read the records again on the next sweep
+            if n > RECORDS_KEPT or nxt <= top - RECORDS_KEPT:
+                done = True  # scrolled out of the meter's memory
+            elif rec is None:
+                break  # not read this sweep
+            elif rec.start is None or (rec.end is not None and rec.start.utc < horizon):
+                done = True  # history from before the horizon: older ones are older still
+            else:
+                start = record_key(rec.start)
+                if start is not None and start not in seen:
+                    details: dict[str, Any] = {"count": nxt, "first_contact": True}
+                    out.append(self._record_event(meter, counter, rec, poll, details))
+                    seen.append(start)
+                    if rec.end is None:
+                        pending.append(OpenRecord(start, nxt))
+                nxt -= 1
+        if done or nxt < 1:
+            del st.scan[key]
+        else:
+            st.scan[key] = [top, nxt, first]
         return out
 
     @staticmethod

@@ -16,13 +16,15 @@ RECORDS_KEPT = 10  # a DL/T 645-2007 meter keeps its last ten records of each ki
 SEEN_KEPT = 32  # start times remembered per kind (more than the meter keeps)
 DEFAULT_DRIFT_LIMIT_S = 60.0
 SITE_VISIT_DRIFT_S = 300.0  # larger drift cannot be fixed by broadcast (see gateway.clock.sync)
-FIRST_CONTACT_WINDOW = timedelta(days=7)  # the gateway's default back-fill window (backfill_days)
 
 SW1_ACTIVE_REVERSED = 1 << 4
 SW3_RELAY_OPEN = 1 << 4
 SW7_POWER_DOWN = 1 << 5
 SW7_METER_COVER_OPEN = 1 << 9
 SW7_TERMINAL_COVER_OPEN = 1 << 10
+
+# First contact: records that started after (first sweep − this) are news, older ones history.
+FIRST_CONTACT_WINDOW = timedelta(days=7)  # the gateway default [schedule] backfill_days
 
 
 class Counter(StrEnum):
@@ -125,6 +127,8 @@ class MeterEventState:
     identity: str | None = None
     drift_level: str = "ok"  # ok | sync | site_visit
     reversed: bool = False
+    # first-contact look-back per counter: [ordinal at first contact, next ordinal, epoch s]
+    scan: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for ``store.set_state``."""
@@ -138,6 +142,7 @@ class MeterEventState:
             "identity": self.identity,
             "drift_level": self.drift_level,
             "reversed": self.reversed,
+            "scan": {k: list(v) for k, v in self.scan.items()},
         }
 
     @classmethod
@@ -157,6 +162,7 @@ class MeterEventState:
             identity=data.get("identity"),
             drift_level=str(data.get("drift_level", "ok")),
             reversed=bool(data.get("reversed", False)),
+            scan={k: [int(x) for x in v] for k, v in data.get("scan", {}).items()},
         )
 
 
@@ -168,14 +174,20 @@ def record_key(t: MeterTime | None) -> str | None:
 def records_to_read(
     state: MeterEventState, counts: Mapping[Counter, int], status_words: Mapping[int, int]
 ) -> dict[Counter, list[int]]:
-    """Record numbers the second step of a sweep must read (empty when nothing changed)."""
+    """Record numbers the second step of a sweep must read (empty when nothing changed).
+
+    At first contact only the newest record is read; if it is news (see the detector), the
+    next sweep reads the rest the meter still keeps, so a meter whose records are all old history
+    costs one read per counter.
+    """
     del status_words  # kept in the signature: callers pass what the sweep read
     plan: dict[Counter, list[int]] = {}
     for counter, count in counts.items():
         wanted: set[int] = set()
         before = state.counts.get(counter.value)
-        if before is None:  # first sight: the records decide what is news (detector)
-            wanted.update(range(1, min(count, RECORDS_KEPT) + 1))
+        if before is None:
+            if count > 0:
+                wanted.add(1)  # first contact: the newest record decides
         elif count > before:
             wanted.update(range(1, min(count - before, RECORDS_KEPT) + 1))
         if before is not None and count >= before:
@@ -183,6 +195,14 @@ def records_to_read(
                 n = count - rec.ordinal + 1
                 if 1 <= n <= RECORDS_KEPT:
                     wanted.add(n)
+            scan = state.scan.get(counter.value)
+            if scan is not None:
+                top, nxt, _ = scan
+                last = nxt if nxt == top else max(1, top - RECORDS_KEPT + 1)
+                for ordinal in range(nxt, last - 1, -1):
+                    n = count - ordinal + 1
+                    if 1 <= n <= RECORDS_KEPT:
+                        wanted.add(n)
         if wanted:
             plan[counter] = sorted(wanted)
     return plan

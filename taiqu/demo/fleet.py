@@ -2,8 +2,8 @@
 
 The clock starts at 07:40 local on the latest working day (Monday–Friday, not a public holiday
 of China when the ``holidays`` package is installed) in the past: the gateways' first sweep
-back-fills the seven days of daily frozen readings before it, the analytics job computes those
-days half a minute in, and the disconnect window of the guard rails (08:00–17:00 on working days)
+back-fills the seven days of daily frozen readings before it, the demo has those days computed
+as soon as they are in, and the disconnect window of the guard rails (08:00–17:00 on working days)
 opens twenty simulated minutes after the start, so the prepayment story (notice → final →
 disconnect → top-up → reconnect) plays within the first minutes.
 """
@@ -215,10 +215,10 @@ def headend_toml(
     """The head-end's configuration: SQLite, the demo broker, the API port, the fleet's clock.
 
     Commands are signed with a key in ``keys_dir`` (``keys-init --valid-from`` the clock's start).
-    The analytics job recomputes the whole back-fill window half a simulated hour after start
-    (when the gateways' first back-fill is in) and every night.  Prepayment reminds at small
-    balances with half an hour's grace, and reconnects directly (no button to press in a demo);
-    the guard rails are the product's defaults.
+    The nightly analytics job recomputes the whole back-fill window (the demo orders the first
+    computation itself once the back-fill is in: ``taiqu.demo.history``).  Prepayment reminds
+    at small balances with half an hour's grace and reconnects directly (no button to press in
+    a demo); the guard rails are the product's defaults.
     """
     return (
         f"clock = {{ start = {start.isoformat()}, factor = {factor:g}, "
@@ -230,7 +230,7 @@ def headend_toml(
         f'[security]\nkeys_dir = "{keys_dir}"\nsign_commands = true\n\n'
         f'[guards]\ntimezone = "{ZONE}"\n\n'
         f"[commands]\ndispatch_interval = {min(60.0, factor):g}\n\n"
-        f'[analytics]\nzone = "{ZONE}"\nlookback_days = {BACKFILL_DAYS}\nstart_delay_s = 1800\n\n'
+        f'[analytics]\nzone = "{ZONE}"\nlookback_days = {BACKFILL_DAYS}\n\n'
         '[prepay]\nbalance_thresholds = ["5", "2"]\ndays_thresholds = []\n'
         'final_notice_balance = "0"\ngrace_hours = 0.5\nreconnect_threshold = "0"\n'
         'reconnect_action = "relay_close_direct"\njob_interval = 60\n'

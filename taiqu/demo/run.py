@@ -9,7 +9,7 @@ import shutil
 import signal
 import subprocess
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -34,6 +34,7 @@ from taiqu.demo.fleet import (
     taiqu,
     wait_port,
 )
+from taiqu.demo.history import History
 from taiqu.demo.prepay import Sink, Story, open_accounts
 from taiqu.demo.supervise import Supervisor
 
@@ -162,6 +163,13 @@ def demo(
         counter = Api(api.base)  # the counter clerk takes the payment (operator role)
         counter.login("operator", logins["operator"])
         story = Story(counter, accounts.story, lambda m: console.print(f"[cyan]¥[/] {m}"))
+        history = History(
+            api,
+            [m["id"] for m in fleet_list if m["protocol"].startswith("dlt645")],
+            since,
+            start.date() - timedelta(days=1),
+            lambda m: console.print(f"[green]✓[/] {m}"),
+        )
 
         with console.status("starting the gateways …"):
             for cfg_path in configs:
@@ -200,6 +208,7 @@ def demo(
                 next_look = time.monotonic() + 2
                 with contextlib.suppress(DemoError):  # e.g. the head-end is being restarted
                     story.step()
+                    history.step()
             time.sleep(0.25)
     except (RuntimeError, OSError) as exc:
         console.print(f"[red]✗[/] {exc}; logs in {workdir}")
