@@ -221,6 +221,25 @@ def alerts(
     return [a for a in found if a is not None]
 
 
+def republish(conn: Connection, gateway: str, now: datetime) -> int | None:
+    """Queue the latest issued version again, byte for byte (same version and signature), retained.
+
+    A forged retained push on the broker replaces the head-end's in the retained slot, so a
+    gateway that (re)connects gets only the forgery, refuses it and never sees the real one;
+    republishing puts the real one back.  Returns the version, None if none was issued.
+    """
+    last = conn.execute(
+        select(archive_versions.c.version, archive_versions.c.body)
+        .where(archive_versions.c.gateway == gateway)
+        .order_by(archive_versions.c.version.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        return None
+    outbox.enqueue(conn, Topics(gateway).archive, bytes(last.body), now, retain=True)
+    return int(last.version)
+
+
 def versions_issued(conn: Connection) -> dict[str, int]:
     """The latest issued version of every gateway."""
     rows = conn.execute(

@@ -9,6 +9,10 @@ the pause switch is on or outside the disconnect window; they expire at ``valid_
 command to a gateway that reports an archive version the head-end never issued is held too: that
 gateway applied a forged archive, so its meter ids may point at other meters' addresses
 (``headend.archive.push`` raises the alert; a new signed push it accepts lifts the hold).
+
+Each pass also heals archives: a gateway that reports an older or a never-issued version gets
+the latest signed push republished as it was issued, at most once per ``REPUBLISH_EVERY`` for each
+gateway, since a forged retained push may have taken the real one's place on the broker.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from headend import audit
+from headend.archive import push
 from headend.archive.effective import in_force
 from headend.commands import secured, steps
 from headend.commands.ingest import roll_up_command
@@ -41,6 +46,8 @@ from protocols.uplink import Command, CommandAction, Topics, encode
 from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
+REPUBLISH_EVERY = timedelta(minutes=30)
+HEAL = frozenset({"archive.behind", "archive.forged_version"})  # the gateway is alive and wrong
 Publish = Callable[[str, bytes], None]  # blocks until the broker acknowledged (QoS 1) or raises
 
 
@@ -89,11 +96,13 @@ class Dispatcher:
     instance: str = field(default_factory=lambda: secrets.token_hex(6))
     encryption: EncryptionService | None = None  # seals the steps of ESAM meters
     flow: FlowSettings = field(default_factory=FlowSettings)
+    _republished: dict[str, datetime] = field(default_factory=dict)
 
     def run_once(self) -> int:
-        """Expire, publish what is due, advance ESAM flows; returns dispatches and steps sent."""
+        """Expire, heal archives, publish what is due, advance ESAM flows; how many were sent."""
         now = self.clock.now()
         self.expire(now)
+        self.republish_archives(now)
         sent = 0
         for dispatch_id in self._claim(now):
             sent += self._send(dispatch_id)
@@ -152,6 +161,24 @@ class Dispatcher:
                 )
             except TimeoutError:
                 pass
+
+    def republish_archives(self, now: datetime) -> list[str]:
+        """Republish the latest archive of every gateway with an archive alert (rate-limited)."""
+        done: list[str] = []
+        with writing(self.engine) as conn:
+            for found in push.alerts(conn, now):
+                if found.kind not in HEAL:
+                    continue
+                last = self._republished.get(found.gateway)
+                if last is not None and now - last < REPUBLISH_EVERY:
+                    continue
+                version = push.republish(conn, found.gateway, now)
+                self._republished[found.gateway] = now
+                log.warning(
+                    "archive of %s republished (version %s): %s", found.gateway, version, found.kind
+                )
+                done.append(found.gateway)
+        return done
 
     def _claim(self, now: datetime) -> list[str]:
         d, c = command_dispatches.c, commands.c

@@ -202,3 +202,49 @@ def test_commands_to_a_gateway_running_a_forged_archive_are_held(ops):
             update(gateway_state).where(gateway_state.c.gateway == "gw2").values(archive_version=2)
         )
     assert dispatcher.run_once() == 1 and _dispatch(ops, held).state == "sent"
+
+
+def test_a_gateway_left_behind_gets_the_real_push_republished_byte_for_byte(ops):
+    from sqlalchemy import insert
+
+    from headend.archive import push
+    from headend.commands.signing import NoSigner
+    from headend.db.tables import archive_versions, gateway_state, mqtt_outbox
+
+    with writing(ops.engine) as conn:
+        push.refresh(conn, "gw2", TUESDAY_10, force=True, signer=NoSigner())
+        push.refresh(conn, "gw2", TUESDAY_10, force=True, signer=NoSigner())  # version 2
+        conn.execute(
+            insert(gateway_state).values(
+                gateway="gw2",
+                online=True,
+                since=TUESDAY_10,
+                last_seen=TUESDAY_10,
+                archive_version=1,
+                health="{}",
+            )
+        )
+    ops.as_("olga")  # builds the app's settings
+    guards = ops.client.app.state.ops.guards
+    dispatcher = Dispatcher(ops.engine, lambda t, p: None, ops.clock, guards)
+
+    def archive_rows():
+        with reading(ops.engine) as conn:
+            return conn.execute(
+                select(mqtt_outbox.c.payload, mqtt_outbox.c.retain)
+                .where(mqtt_outbox.c.topic == "taiqu/v1/gw2/down/archive")
+                .order_by(mqtt_outbox.c.id)
+            ).all()
+
+    dispatcher.run_once()
+    assert len(archive_rows()) == 2  # just issued: no alert yet, nothing republished
+    ops.clock.advance(11 * 60)
+    dispatcher.run_once()
+    dispatcher.run_once()  # rate-limited: once
+    rows = archive_rows()
+    assert len(rows) == 3 and rows[2].retain
+    with reading(ops.engine) as conn:
+        issued = conn.execute(
+            select(archive_versions.c.body).where(archive_versions.c.version == 2)
+        ).scalar_one()
+    assert bytes(rows[2].payload) == bytes(issued)  # the same version, the same signature
