@@ -46,4 +46,4 @@ def test_the_flag_through_the_api_and_the_csv_export(ops):
     assert r.status_code == 200, r.text
     assert ops.client.get("/api/v1/meters/Y1", headers=admin).json()["esam"] is False
     csv_text = ops.client.get("/api/v1/meters/export.csv", headers=admin).text
-    assert csv_text.splitlines()[0].endswith(",keep_power,esam")
+    assert csv_text.splitlines()[0].endswith(",keep_power,pv,esam")

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, func, insert, select
 
 from headend.db.engine import writing
 from headend.db.tables import (
+    areas,
     dead_letters,
     events,
     gaps,
@@ -214,6 +215,7 @@ def test_events_are_idempotent_by_meter_record(engine: Engine) -> None:
 
 def test_unregistered_meters_are_listed_with_counts(engine: Engine) -> None:
     with writing(engine) as conn:
+        conn.execute(insert(areas).values(id="A1", name="A1", gateway=GW, valid_from=T0))
         conn.execute(
             insert(meters).values(
                 id="202600000001",
