@@ -52,13 +52,16 @@ def interval_facts(
     t1: datetime,
     step: timedelta,
     exporting: Collection[str] | None = None,
+    relay_from: datetime | None = None,
 ) -> tuple[dict[str, MeterIntervals], dict[str, dict[datetime, float]]]:
     """Interval readings of the meters in ``[t0, t1)`` aligned to ``step``: import register,
-    live and neutral current, voltage, relay state; and the export registers apart.
+    live and neutral current, voltage, relay state (from ``relay_from``, default ``t0``: the
+    supply state of a longer window); and the export registers apart.
 
     Only what the evidence can use is read: voltages below ``LOST_VOLTAGE``, the relay states
     of meters reported open at least once, export registers of ``exporting`` (default: all)."""
     q, v = readings.c.quantity, readings.c.value
+    r0 = t0 if relay_from is None else min(relay_from, t0)
     opened = set()
     for chunk in chunks(sorted(meter_ids)):
         opened |= set(
@@ -69,7 +72,7 @@ def interval_facts(
                     readings.c.kind.in_(SPOT),
                     q == RELAY_STATE,
                     v == "open",
-                    readings.c.time >= t0,
+                    readings.c.time >= r0,
                     readings.c.time < t1,
                 )
                 .distinct()
@@ -83,18 +86,21 @@ def interval_facts(
             if exporting is None
             else and_(q == ENERGY_EXPORT_TOTAL, readings.c.meter.in_(sorted(exporting)))
         )
-        wanted = or_(
+        measured = or_(
             q.in_((ENERGY_TOTAL, "current.a", "current.n")),
             export,
             # CASE: only voltages are cast (PostgreSQL does not promise to test q first)
             case((q == "voltage.a", cast(v, Numeric)), else_=None) < LOST_VOLTAGE,
+        )
+        wanted = or_(
+            and_(readings.c.time >= t0, measured),
             and_(q == RELAY_STATE, readings.c.meter.in_(sorted(opened & set(chunk)) or [""])),
         )
         rows = conn.execute(
             select(readings.c.meter, q, RAW_TIME, v).where(
                 readings.c.meter.in_(chunk),
                 readings.c.kind.in_(SPOT),
-                readings.c.time >= t0,
+                readings.c.time >= r0,
                 readings.c.time < t1,
                 wanted,
             )

@@ -163,7 +163,9 @@ def _suspects(
     totals = [p.meters[-1].meter for p in pts if p.role == "area_total"]
     ids = [p.meters[-1].meter for p in customers]
     exporting = {p.meters[-1].meter for p in customers if p.pv} | set(totals)
-    intervals, exports = series.interval_facts(conn, ids + totals, p0, t1 + step, step, exporting)
+    intervals, exports = series.interval_facts(
+        conn, ids + totals, p0, t1 + step, step, exporting, relay_from=t0
+    )
     pv = frozenset(p.meters[-1].meter for p in customers if p.pv)
     extra = interval_evidence(intervals, exports, ids, totals, step, t1, pv)
     history_days = sorted(d for d in daily if d < window[0])

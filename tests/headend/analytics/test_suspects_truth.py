@@ -205,3 +205,53 @@ def test_interval_evidence_through_either_database(engine):
         if t.kind == "disconnected":
             assert not got
     assert "lost_voltage" in evidence[slowed]
+
+
+def test_a_disconnection_older_than_the_interval_profile_is_still_a_supply_state(sqlite_engine):
+    """c was disconnected for arrears 8 days ago (relay reported open since); the suspects read
+    3 days of interval data but the relay states of the whole 14-day window."""
+    from decimal import Decimal as D
+
+    from sqlalchemy import insert
+
+    from headend.analytics.model import boundary
+    from headend.db import writing
+    from headend.db.tables import areas, gateways, meters, readings
+
+    zone = AnalyticsSettings().tz
+    since = datetime(2025, 1, 1, tzinfo=UTC)
+    last = date(2026, 3, 14)
+    first = last - timedelta(days=20)
+    cut = 12  # day index of the disconnection
+    with writing(sqlite_engine) as conn:
+        conn.execute(insert(gateways).values(id="gw", valid_from=since))
+        conn.execute(insert(areas).values(id="A", gateway="gw", valid_from=since))
+        base = {"area": "A", "bus": "b", "protocol": "dlt645-2007", "valid_from": since}
+        parts = (("T", "area_total"), ("c", "customer"), ("e", "customer"))
+        for n, (m, role) in enumerate(parts):
+            conn.execute(
+                insert(meters).values(id=m, point=m, address=f"{n:012d}", role=role, **base)
+            )
+        rows = []
+        value = {"T": D(1000), "c": D(1000), "e": D(1000)}
+        for i in range(22):
+            at = boundary(first + timedelta(days=i), zone)
+            for m in ("T", "c", "e"):
+                rows.append({"meter": m, "quantity": "energy.active.import.total", "time": at,
+                             "kind": "daily_frozen", "value": str(value[m]), "gateway": "gw",
+                             "gateway_time": at, "freeze_time": at, "flags": ""})  # fmt: skip
+            used = D(8) if i < cut else D(0)  # the area meter sees the disconnection too
+            value["c"] += used
+            value["e"] += D(10)
+            value["T"] += (used + D(10)) * D("1.05")
+            for h in range(0, 24, 4):
+                state = "open" if i >= cut else "closed"
+                rows.append({"meter": "c", "quantity": "relay.state", "time": at + timedelta(hours=h),
+                             "kind": "interval", "value": state, "gateway": "gw",
+                             "gateway_time": at, "freeze_time": None, "flags": ""})  # fmt: skip
+        conn.execute(insert(readings), rows)
+    settings = AnalyticsSettings(profile_days=3)
+    recompute(sqlite_engine, settings, last, last, datetime(2026, 3, 20, tzinfo=UTC))
+    with reading(sqlite_engine) as conn:
+        _, found = store.suspect_rows(conn, "A", last)
+    assert found == [], [r["evidence"] for r in found]
