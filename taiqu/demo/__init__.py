@@ -14,9 +14,10 @@ archive — gateways, areas, meters with each area's total meter, read from the 
 control interface — imported through the head-end's API in force from the start of the
 back-filled history, plus an operator and a supervisor; 5. prepaid accounts, tariffs and a local
 reminder sink (``prepay``); 6. one ``taiqu gateway run`` per area, which receives its archive
-from the head-end.  Commands are signed: the head-end's key is created with ``keys-init
---valid-from`` the simulated clock's start and its trust file (``keys-export``) is installed in
-every gateway's ``[signatures]``, which requires signatures.  ``--for SECONDS`` stops everything
+from the head-end.  Commands and archive pushes are signed: the head-end's key is created with
+``keys-init --valid-from`` the start of the back-filled history (archive versions from then are
+signed too) and its trust file (``keys-export``) is installed in every gateway's
+``[signatures]``, which requires signatures.  ``--for SECONDS`` stops everything
 cleanly (exit 0).
 
 Modules: ``run`` (the command), ``fleet`` (clock, fleet file, broker, head-end config),

@@ -118,7 +118,8 @@ def demo(
             for step in (
                 ["migrate"],
                 ["create-user", DEMO_USER, "--role", "admin", "--password-stdin"],
-                ["keys-init", "--valid-from", start.isoformat()],
+                # valid from the back-filled week: archive versions from then are signed too
+                ["keys-init", "--valid-from", history_start(start).isoformat()],
                 ["keys-export", str(trust)],
             ):
                 done = subprocess.run(
