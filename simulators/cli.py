@@ -88,6 +88,8 @@ async def _serve(config: Any, gateway_path: Path | None, broker: str) -> None:
             typer.echo(f"bus {name}  {endpoint}  {bus.line}")
             if name in fleet.rfc2217:
                 typer.echo(f"    rfc2217  {fleet.rfc2217[name]}   (a remote serial server)")
+            if name in fleet.taps:
+                typer.echo(f"    tap      {fleet.taps[name]}   (listen only: taiqu field monitor)")
         for row in fleet.control.meters():
             meter = fleet.meters[row["id"]]
             line = fleet.meter_line.get(row["id"]) or fleet.buses[row["bus"]].line

@@ -13,6 +13,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import select
@@ -168,7 +169,8 @@ class SerialLink:
             bytesize=line.bytesize,
             stopbits=line.stopbits,
             timeout=0,
-            write_timeout=5,
+            # pyserial's RFC 2217 client raises NotImplementedError for any write timeout
+            write_timeout=None if self.settings.url.startswith("rfc2217://") else 5,
             do_not_open=True,
         )
         if "://" not in self.settings.url:  # one owner: another gateway or a terminal fails
@@ -209,13 +211,15 @@ class SerialLink:
         try:
             try:
                 fd = port.fileno()
-            except (AttributeError, NotImplementedError, serial.SerialException):
+            except (
+                AttributeError,
+                NotImplementedError,
+                io.UnsupportedOperation,
+                serial.SerialException,
+            ):
                 fd = None  # rfc2217:// reads through its own thread: wait with the timeout
-            if fd is None:
-                port.timeout = max(0.001, timeout)
-                first: bytes = port.read(1)
-                port.timeout = 0
-                return first + port.read(4096) if first else b""
+            if fd is None:  # poll: setting port.timeout makes pyserial's RFC 2217 client
+                return self._poll(port, timeout)  # re-send every setting (~0.1 s a time)
             ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
             if not ready:
                 return b""
@@ -223,6 +227,18 @@ class SerialLink:
         except (serial.SerialException, OSError, ValueError) as exc:
             raise LinkError(f"{self.name}: read failed: {exc}") from exc
         return data
+
+    @staticmethod
+    def _poll(port: Any, timeout: float) -> bytes:
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            waiting = port.in_waiting
+            if waiting:
+                data: bytes = port.read(waiting)
+                return data
+            if time.monotonic() >= deadline:
+                return b""
+            time.sleep(0.002)
 
     def configure(self, line: Line) -> None:
         import serial
