@@ -1,13 +1,17 @@
 """Finding the meters on a bus (搜表).
 
-DL/T 645: a request to the wildcard address ``AAAAAAAAAAAA`` is answered by every meter; one
-clean reply is one meter.  A garbled or overlapping reply (bytes that are no frame, a bad
-checksum, several frames) means several meters answered: the search then fixes the lowest
-wildcard digit to each of 0…9 (``AAAAAAAAAAA0`` … ``AAAAAAAAAAA9``) and asks again, narrowing
-from the least significant digit upwards (abbreviated addressing keeps the wildcards in the
-high-order digits), until every pattern gets silence or one clean reply.  2007 meters are asked
-with read address (13H), 1997 meters, which have no 13H, with a read of C032 (meter number)
-whose reply carries the meter's address.  Silence costs one response window per pattern.
+DL/T 645-2007 §4.1.2 (address field): a meter answers a request whose address has its low
+digits and ``AAH`` in the remaining high bytes ("abbreviated addressing", for reads) with its
+real address; read communication address (13H) goes to ``AAAAAAAAAAAA``.  So the search asks
+13H to ``AAAAAAAAAAAA``; one clean reply is one meter.  A garbled or overlapping reply (bytes
+that are no frame, a bad checksum, several frames) means several meters answered: the search
+then fixes the lowest wildcard byte to each of 00…99 (``AAAAAAAAAA00`` … ``AAAAAAAAAA99``)
+and asks again with a read of 04000401 (communication address), narrowing from the least
+significant byte upwards, until every pattern gets silence or one clean reply.
+``step = "digit"`` narrows one digit at a time (``AAAAAAAAAAA0`` … ``AAAAAAAAAAA9``), ten
+requests a level instead of a hundred: many meters accept a half-byte wildcard, the standard
+does not require it.  1997 meters, which have no 13H, are asked with a read of C032 (meter
+number) at every step.  Silence costs one response window per pattern.
 
 Modbus: each unit of a range is asked for the first register of the model's map; any answer,
 an exception included, is a meter.
@@ -22,6 +26,7 @@ from gateway.field.port import Port
 from gateway.field.reads import modbus_exchange
 from protocols.dlt645 import (
     WILDCARD,
+    AbnormalReply,
     AddressReply,
     Master,
     ReadAddress,
@@ -36,6 +41,8 @@ from protocols.dlt645.stream import StreamDecoder
 from protocols.modbus.registers import load_map
 
 METER_NUMBER_1997 = 0xC032
+COMM_ADDRESS_2007 = 0x04000401
+STEPS = ("byte", "digit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +78,25 @@ class Heard:
 Progress = Callable[[str], None]
 
 
-def narrow(pattern: str) -> list[str]:
-    """The ten patterns fixing the lowest wildcard digit of ``pattern`` (none if fully fixed)."""
+def narrow(pattern: str, step: str = "byte") -> list[str]:
+    """The patterns fixing the lowest wildcard byte (or digit) of ``pattern`` (none if fixed)."""
     if "A" not in pattern:
         return []
     i = pattern.rindex("A")
-    return [pattern[:i] + d + pattern[i + 1 :] for d in "0123456789"]
+    if step == "digit":
+        return [pattern[:i] + d + pattern[i + 1 :] for d in "0123456789"]
+    i -= i % 2  # the byte holding it (two digits, most significant byte first)
+    return [f"{pattern[:i]}{n:02d}{pattern[i + 2 :]}" for n in range(100)]
 
 
 def search_request(pattern: str, version: Version) -> bytes:
     """The wire bytes that ask every meter matching ``pattern`` for its address."""
     master = Master(version)
-    if version is Version.V2007:
+    if version is Version.V1997:
+        return master.send(ReadData(pattern, METER_NUMBER_1997, version))
+    if pattern == WILDCARD:
         return master.send(ReadAddress(pattern, version))
-    return master.send(ReadData(pattern, METER_NUMBER_1997, version))
+    return master.send(ReadData(pattern, COMM_ADDRESS_2007, version))
 
 
 def hear(pattern: str, rx: bytes, version: Version) -> Heard:
@@ -105,10 +117,10 @@ def hear(pattern: str, rx: bytes, version: Version) -> Heard:
         except Dlt645Error:
             strange = True
             continue
-        if isinstance(reply, AddressReply | ReadReply):
-            found.append(frame.address)
+        if isinstance(reply, AddressReply | ReadReply | AbnormalReply):
+            found.append(frame.address)  # a refusal carries the meter's real address too
         else:
-            strange = True  # an abnormal reply: a meter is there, say it again narrower
+            strange = True
     garbled = bool(stream.dropped_bytes or stream.bad_checksums or stream.truncated)
     unique = tuple(dict.fromkeys(found))
     return Heard(unique, garbled or strange or len(found) > 1)
@@ -120,6 +132,7 @@ def search_dlt645(
     timeout: float,
     stats: SearchStats,
     progress: Progress | None = None,
+    step: str = "byte",
 ) -> list[str]:
     """Every address that answers on ``port`` at its current line settings."""
     found: dict[str, None] = {}
@@ -136,7 +149,7 @@ def search_dlt645(
             stats.silent += 1
         if heard.collision:
             stats.collisions += 1
-            more = narrow(pattern)
+            more = narrow(pattern, step)
             if not more:
                 stats.unresolved.append(pattern)
             pending.extend(reversed(more))

@@ -14,6 +14,7 @@ from gateway.field.output import archive_csv, gateway_toml, meter_id
 from gateway.field.port import NO_ANSWER, OK, USAGE, FieldError, Port
 from gateway.field.reads import VERSIONS
 from gateway.field.search import (
+    STEPS,
     FoundMeter,
     SearchStats,
     parse_units,
@@ -27,6 +28,9 @@ def search(
     port: str = PortArg,
     baud_list: str = typer.Option("1200,2400,9600", "--bauds", help="Baud rates to search at."),
     parity: str = typer.Option("E", "--parity", help="DL/T 645 parity (E; some meters N)."),
+    step: str = typer.Option(
+        "byte", "--step", help="Narrow a collision by byte (the standard's AAH) or digit."
+    ),
     protocols: str = typer.Option(
         "dlt645-2007,dlt645-1997", "--protocols", help="DL/T 645 editions to search ('' none)."
     ),
@@ -52,6 +56,8 @@ def search(
         unknown = [p for p in editions if p not in VERSIONS]
         if unknown:
             raise FieldError(f"unknown edition(s) {unknown}: use {', '.join(VERSIONS)}", USAGE)
+        if step not in STEPS:
+            raise FieldError(f"--step {step!r}: byte or digit", USAGE)
         if modbus and not model:
             raise FieldError("--modbus needs --model (which register to ask for)", USAGE)
         if write_csv is not None and not area:
@@ -81,7 +87,7 @@ def search(
                     p.configure(settings)
                     bar.update(task, description=f"{edition} at {settings}")
                     for address in search_dlt645(
-                        p, VERSIONS[edition], timeout, stats, lambda _: bar.advance(task)
+                        p, VERSIONS[edition], timeout, stats, lambda _: bar.advance(task), step
                     ):
                         if (edition, address) not in seen:  # over socket:// every baud hears all
                             seen.add((edition, address))
