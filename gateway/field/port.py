@@ -99,8 +99,8 @@ class Port:
         by a character gap.
         """
         self._guard(self._link.discard_input)
-        self._guard(self._link.write, frame)
         start = time.monotonic()
+        self._guard(self._link.write, frame)
         self.tx_bytes += len(frame)
         deadline = start + self.wire_time(len(frame)) + timeout
         rx = bytearray()

@@ -24,7 +24,7 @@ from protocols.dlt645 import (
     parse_di,
 )
 from protocols.dlt645.errors import Dlt645Error
-from protocols.modbus.errors import ModbusError
+from protocols.modbus.errors import ModbusError, ModbusUsageError
 from protocols.modbus.pdu import NEED_DATA as MODBUS_NEED_DATA
 from protocols.modbus.pdu import ExceptionResponse, ModbusMaster, ReadRegisters, RegistersResponse
 from protocols.modbus.registers import decode_block, load_map, plan_reads
@@ -158,7 +158,7 @@ def read_modbus(
     try:
         meter_map = load_map(model)
         plan = plan_reads(meter_map, quantities or None)
-    except ModbusError as exc:
+    except (ModbusError, ModbusUsageError) as exc:
         raise FieldError(str(exc), USAGE) from exc
     results = []
     for block in plan:

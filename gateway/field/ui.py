@@ -12,6 +12,7 @@ from rich.console import Console
 from gateway.bus.link import Line
 from gateway.field.port import USAGE, FieldError
 from gateway.field.reads import PROTOCOLS, ReadResult
+from protocols.modbus.errors import ModbusError, ModbusUsageError
 from protocols.modbus.registers import load_map
 
 out = Console(highlight=False, soft_wrap=True)
@@ -36,7 +37,7 @@ def errors() -> Iterator[None]:
         yield
     except FieldError as exc:
         raise fail(str(exc), exc.code) from None
-    except ValueError as exc:
+    except (ValueError, ModbusError, ModbusUsageError) as exc:
         raise fail(str(exc), USAGE) from None
 
 
@@ -71,6 +72,6 @@ def result_json(result: ReadResult) -> dict[str, Any]:
         "item": result.item,
         "values": {k: str(v) for k, v in result.values.items()},
         "error": result.error or None,
-        "rtt_ms": None if result.rtt is None else round(result.rtt * 1000, 1),
+        "rtt_ms": None if result.rtt is None else round(result.rtt * 1000, 3),
         "frames": [{"tx": e.tx.hex(), "rx": e.rx.hex()} for e in result.exchanges],
     }

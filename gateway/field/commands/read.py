@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
 from gateway.field.port import OK, USAGE, FieldError, Port
 from gateway.field.reads import (
@@ -69,16 +68,14 @@ def read(
     if as_json:
         out.print_json(json.dumps([result_json(r) for r in results]))
     else:
-        table = Table(title=f"{protocol} {address} on {port}")
-        for column in ("item", "value", "TX / RX", "ms"):
-            table.add_column(column, overflow="fold")
+        out.print(f"[bold]{protocol} {address} on {port}[/bold]")
         for r in results:
-            frames = "\n".join(
-                f"TX {e.tx.hex(' ')}\nRX {e.rx.hex(' ') or '—'}" for e in r.exchanges
-            )
+            ms = "no answer" if r.rtt is None else f"{r.rtt * 1000:.1f} ms"
             value = value_text(r.values) if not r.error else f"[red]{r.error}[/red]"
-            ms = "—" if r.rtt is None else f"{r.rtt * 1000:.0f}"
-            table.add_row(r.item, value, frames, ms)
-        out.print(table)
+            out.print(f"[cyan]{r.item}[/cyan]  {ms}")
+            out.print("  " + value.replace("\n", "\n  "))
+            for e in r.exchanges:
+                out.print(f"  TX {e.tx.hex(' ')}", markup=False)
+                out.print(f"  RX {e.rx.hex(' ') or '—'}", markup=False)
     codes = [r.code for r in results if r.code != OK]
     raise typer.Exit(max(codes) if codes else OK)
