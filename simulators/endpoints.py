@@ -243,6 +243,11 @@ class TapEndpoint:
         self._clients: set[asyncio.StreamWriter] = set()
 
     @property
+    def clients(self) -> int:
+        """Sniffers connected now."""
+        return len(self._clients)
+
+    @property
     def url(self) -> str:
         """What pyserial (or ``taiqu field monitor``) opens."""
         return f"socket://{self.host}:{self.port}"

@@ -98,7 +98,9 @@ class Port:
         a wildcard, the last up to the window's end); bytes still arriving at its end extend it
         by a character gap.
         """
-        self._guard(self._link.discard_input)
+        for _ in range(64):  # drop late replies and noise (locally: a purge over rfc2217://
+            if not self._guard(self._link.read, 0.0):  # waits for the server's ack, 50 ms)
+                break
         start = time.monotonic()
         self._guard(self._link.write, frame)
         self.tx_bytes += len(frame)
