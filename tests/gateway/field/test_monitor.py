@@ -131,7 +131,7 @@ def test_splitter_is_independent_of_chunking(seed: int) -> None:
     got += splitter.flush(99.0)
     assert [(s.direction, s.raw.hex()) for s in got] == expected
     assert got[1].decoded is not None and got[1].decoded["message"] == "ReadReply"
-    assert got[4].protocol == "modbus" and got[4].decoded["kind"] == "response"
+    assert got[4].protocol == "modbus" and (got[4].decoded or {})["kind"] == "response"
 
 
 def test_capture_lines_round_trip() -> None:

@@ -30,7 +30,17 @@ def test_probe_learns_edition_line_clock_and_relay() -> None:
         old = runner.invoke(app, ["probe", url, OLD, *args])
         wait_idle(fleet)
         absent = runner.invoke(
-            app, ["probe", fleet.endpoints["b"], "202611249999", "--bauds", "2400", "--json"]
+            app,
+            [
+                "probe",
+                fleet.endpoints["b"],
+                "202611249999",
+                "--bauds",
+                "2400",
+                "-t",
+                "0.1",
+                "--json",
+            ],
         )
     assert new.exit_code == 0, new.output
     report = json.loads(new.output)
