@@ -37,6 +37,7 @@ from protocols.dlt645 import (
     decode_reply,
 )
 from protocols.dlt645.errors import Dlt645Error
+from protocols.dlt645.frame import OVERHEAD
 from protocols.dlt645.stream import StreamDecoder
 from protocols.modbus.registers import load_map
 
@@ -121,7 +122,9 @@ def hear(pattern: str, rx: bytes, version: Version) -> Heard:
             found.append(frame.address)  # a refusal carries the meter's real address too
         else:
             strange = True
-    garbled = bool(stream.dropped_bytes or stream.bad_checksums or stream.truncated)
+    # overlapping replies leave at least a frame's worth of bytes; a few stray bytes are line
+    # noise (narrowing on them would ask every pattern down to full addresses)
+    garbled = bool(stream.dropped_bytes >= OVERHEAD or stream.bad_checksums or stream.truncated)
     unique = tuple(dict.fromkeys(found))
     return Heard(unique, garbled or strange or len(found) > 1)
 

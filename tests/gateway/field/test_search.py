@@ -109,6 +109,17 @@ def test_search_by_byte_default_and_both_editions(tmp_path: Path) -> None:
     assert all(r["area"] == "a1" and r["bus"] == "line1" for r in table)
 
 
+def test_line_noise_is_not_taken_for_a_collision() -> None:
+    addresses = ["202611240001", "202611240002", "202611240013"]
+    meters = [{"bus": "n", "address": a} for a in addresses]
+    with running_fleet([{"name": "n", "pace": False, "faults": {"noise": 3}}], meters) as fleet:
+        stats = SearchStats()
+        with Port(fleet.endpoints["n"], Line(115200, "E")) as port:
+            found = search_dlt645(port, Version.V2007, FAST, stats, step="digit")
+    assert found == addresses
+    assert stats.probes == 1 + 10  # root, then the last digit: each meter alone
+
+
 def test_archive_columns_are_the_head_ends() -> None:
     assert ARCHIVE_COLUMNS == COLUMNS
 
