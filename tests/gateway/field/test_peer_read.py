@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from gateway.field.cli import app
 from gateway.field.port import REFUSED
-from tests.simulators.test_peer_dlt645 import (  # noqa: F401  (fixtures)
-    NAMEPLATE,
-    peer_python,
-    peer_server,
-)
+from tests.simulators import test_peer_dlt645 as peer
+
+NAMEPLATE = peer.NAMEPLATE
+peer_python = peer.peer_python  # the fixtures: a cached venv with the peer, its meter server
+peer_server = peer.peer_server
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
