@@ -27,12 +27,14 @@ PortArg = typer.Argument(..., help="Device, socket://HOST:PORT or rfc2217://HOST
 
 
 def fail(message: str, code: int) -> typer.Exit:
+    """Print ``message`` on stderr; the ``Exit`` to raise with ``code``."""
     err.print(f"[red]taiqu field:[/red] {message}")
     return typer.Exit(code)
 
 
 @contextmanager
 def errors() -> Iterator[None]:
+    """Turn field and usage errors into one line on stderr and their exit code."""
     try:
         yield
     except FieldError as exc:
@@ -50,6 +52,7 @@ def line(baud: int, parity: str) -> Line:
 
 
 def bauds(text: str) -> list[int]:
+    """``"1200,2400,9600"`` → baud rates."""
     try:
         return [int(b) for b in text.split(",") if b.strip()]
     except ValueError:
@@ -59,15 +62,18 @@ def bauds(text: str) -> list[int]:
 
 
 def modbus_line(model: str, baud: int | None, parity: str | None) -> Line:
+    """The line settings of a Modbus model (its factory settings unless given)."""
     serial = load_map(model).serial
     return line(baud or serial.baud, parity or serial.parity)
 
 
 def value_text(values: dict[str, Any]) -> str:
+    """``key = value`` lines."""
     return "\n".join(f"{k} = {v}" for k, v in values.items())
 
 
 def result_json(result: ReadResult) -> dict[str, Any]:
+    """A read as plain JSON values (frames in hex, round trip in ms)."""
     return {
         "item": result.item,
         "values": {k: str(v) for k, v in result.values.items()},

@@ -9,6 +9,7 @@ import random
 import tomllib
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from gateway.bus.link import Line
@@ -156,3 +157,21 @@ def test_an_empty_bus_exits_1() -> None:
         )
     assert result.exit_code == 1
     assert "0 meter(s)" in result.output
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:serial.rfc2217")
+def test_search_over_rfc2217_reports_the_line_each_meter_answers_at() -> None:
+    meters = [
+        {"bus": "r", "address": "202611240001", "line": "1200 8E1"},
+        {"bus": "r", "address": "202611240002", "line": "9600 8E1"},
+        {"bus": "r", "address": "199700000003", "protocol": "dlt645-1997", "line": "1200 8E1"},
+    ]
+    with running_fleet([{"name": "r", "pace": False}], meters) as fleet:
+        result = runner.invoke(app, ["search", fleet.rfc2217["r"], "--timeout", "0.05", "--json"])
+    assert result.exit_code == 0, result.output
+    got = {(m["protocol"], m["address"], m["line"]) for m in json.loads(result.output)["meters"]}
+    assert got == {
+        ("dlt645-2007", "202611240001", "1200 8E1"),
+        ("dlt645-2007", "202611240002", "9600 8E1"),
+        ("dlt645-1997", "199700000003", "1200 8E1"),
+    }
