@@ -56,6 +56,8 @@ class Exchange:
 
 
 Done = Callable[[bytes], bool]
+GAP = 10  # characters of silence that end a reply once the window is over
+LINGER = 0.5  # seconds of silence that end an unfinished reply (DL/T 645: inter-byte ≤ 500 ms)
 
 
 class Port:
@@ -91,12 +93,21 @@ class Port:
         """Seconds ``nbytes`` take on the line at the current settings."""
         return nbytes * self.line.bits_per_char / self.line.baud
 
-    def transact(self, frame: bytes, timeout: float, done: Done | None = None) -> Exchange:
+    def transact(
+        self,
+        frame: bytes,
+        timeout: float,
+        done: Done | None = None,
+        settled: Done | None = None,
+    ) -> Exchange:
         """Send ``frame``; read until ``done(rx)`` or ``timeout`` after the frame left the port.
 
         Without ``done`` every byte within the window is collected (several meters may answer
-        a wildcard, the last up to the window's end); bytes still arriving at its end extend it
-        by a character gap.
+        a wildcard, the last up to the window's end).  A reply still arriving when the window
+        ends is waited for: until a pause of ``GAP`` characters (at least 50 ms) if
+        ``settled(rx)`` says it is whole (or no ``settled`` is given and no ``done``), else until
+        a pause of ``LINGER`` (the standard allows 500 ms between a frame's bytes; at most
+        the window itself).
         """
         for _ in range(64):  # drop late replies and noise (locally: a purge over rfc2217://
             if not self._guard(self._link.read, 0.0):  # waits for the server's ack, 50 ms)
@@ -105,15 +116,20 @@ class Port:
         self._guard(self._link.write, frame)
         self.tx_bytes += len(frame)
         deadline = start + self.wire_time(len(frame)) + timeout
+        gap = max(0.05, GAP * self.wire_time(1))
+        linger = max(gap, min(LINGER, timeout))
         rx = bytearray()
         last = 0.0
         while True:
             now = time.monotonic()
             if now >= deadline:
-                gap = max(0.02, 4 * self.wire_time(1))
-                if not rx or now - last > gap:
+                if not rx:
                     break
-                deadline = now + gap
+                quiet = now - last
+                whole = done is None and (settled is None or settled(bytes(rx)))
+                if quiet > linger or (whole and quiet > gap):
+                    break
+                deadline = now + 0.01
             wait = min(0.02, max(0.0, deadline - now))
             chunk = self._guard(self._link.read, wait)
             if chunk:

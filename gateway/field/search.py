@@ -100,6 +100,15 @@ def search_request(pattern: str, version: Version) -> bytes:
     return master.send(ReadData(pattern, COMM_ADDRESS_2007, version))
 
 
+def settled(rx: bytes) -> bool:
+    """Whether ``rx`` holds no unfinished frame (a reply may still be arriving otherwise)."""
+    stream = StreamDecoder()
+    stream.feed(rx)
+    for _ in stream:
+        pass
+    return not stream.buffered and not rx.endswith(b"\xfe")  # FE: wake-up bytes, a frame next
+
+
 def hear(pattern: str, rx: bytes, version: Version) -> Heard:
     """Addresses in the reply bytes to ``pattern`` and whether several meters garbled them."""
     stream = StreamDecoder()
@@ -142,7 +151,7 @@ def search_dlt645(
     pending = [WILDCARD]
     while pending:
         pattern = pending.pop()
-        exchange = port.transact(search_request(pattern, version), timeout)
+        exchange = port.transact(search_request(pattern, version), timeout, settled=settled)
         stats.probes += 1
         stats.tx_bytes += len(exchange.tx)
         stats.rx_bytes += len(exchange.rx)

@@ -175,3 +175,15 @@ def test_search_over_rfc2217_reports_the_line_each_meter_answers_at() -> None:
         ("dlt645-2007", "202611240002", "9600 8E1"),
         ("dlt645-1997", "199700000003", "1200 8E1"),
     }
+
+
+def test_a_reply_still_arriving_when_the_window_ends_is_waited_for() -> None:
+    """On a byte-timed bus a reply trickles in; the window (60 ms) ends in the middle of it."""
+    addresses = ["202611240011", "202611240021", "202611240032"]
+    meters = [{"bus": "p", "address": a} for a in addresses]  # 50 ms response delay each
+    with running_fleet([{"name": "p", "pace": True, "baud": 9600}], meters) as fleet:
+        stats = SearchStats()
+        with Port(fleet.endpoints["p"], Line(9600, "E")) as port:
+            found = search_dlt645(port, Version.V2007, 0.06, stats, step="digit")
+    assert found == addresses
+    assert stats.collisions == 2  # AA…AA (all three), AA…A1 (two): garbled byte for byte
