@@ -94,3 +94,12 @@ async def test_the_tap_copies_both_directions_in_wire_order() -> None:
         sniffer[1].close()
     assert seen == request + reply
     assert _frames(seen)[0] == [A1]
+
+
+def test_serve_rejects_a_malformed_tap() -> None:
+    from typer.testing import CliRunner
+
+    from simulators.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--control", "", "--tap", "nonsense"])
+    assert result.exit_code == 2 and "--tap 'nonsense' must be HOST:PORT" in result.output
