@@ -148,3 +148,35 @@ def test_decode_capture_rejects_a_bad_file(tmp_path: Path) -> None:
     bad.write_text("2026-01-01T00:00:00+00:00 sideways 6816\n")
     result = runner.invoke(dlt645_app, ["decode", "--capture", str(bad)])
     assert result.exit_code == 2 and "bad.cap:1" in result.output
+
+
+def test_monitor_raw_prints_hex_with_direction_and_no_decoding() -> None:
+    meters = [{"bus": "b", "address": A}]
+    bus = {"name": "b", "pace": False, "tap": "127.0.0.1:0"}
+    with running_fleet([bus], meters) as fleet:
+        sent: list[bytes] = []
+
+        def master() -> None:
+            _wait_for_sniffer(fleet)
+            link = SerialLink(LinkSettings(fleet.endpoints["b"]))
+            link.open()
+            request = Master().send(ReadData(A, 0x00010000))
+            link.write(request)
+            sent.append(request)
+            link.read(0.5)
+            link.close()
+
+        thread = threading.Thread(target=master)
+        thread.start()
+        result = runner.invoke(app, ["monitor", fleet.taps["b"], "--duration", "1", "--raw"])
+        thread.join(10)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(f"→ req   dlt645 {sent[0].hex(' ')}" in line for line in lines)
+    assert any("← rep   dlt645 fe fe fe fe 68 01 00 24 11 26 20 68 91" in line for line in lines)
+    assert "ReadReply" not in result.output  # --raw: no decoding
+
+
+def test_monitor_on_a_missing_device_exits_5() -> None:
+    result = runner.invoke(app, ["monitor", "/dev/ttyUSB-none", "--duration", "0.1"])
+    assert result.exit_code == 5
