@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 
 from gateway.bus.link import Line
-from gateway.field.port import USAGE, FieldError
+from gateway.field.port import REFUSED, USAGE, FieldError
 from gateway.field.reads import PROTOCOLS, ReadResult
-from protocols.modbus.errors import ModbusError, ModbusUsageError
+from protocols.errors import LocalProtocolError, RemoteProtocolError
 from protocols.modbus.registers import load_map
 
 out = Console(highlight=False, soft_wrap=True)
@@ -39,8 +39,10 @@ def errors() -> Iterator[None]:
         yield
     except FieldError as exc:
         raise fail(str(exc), exc.code) from None
-    except (ValueError, ModbusError, ModbusUsageError) as exc:
+    except (ValueError, LocalProtocolError) as exc:  # bad addresses, identifiers, maps
         raise fail(str(exc), USAGE) from None
+    except RemoteProtocolError as exc:  # a reply no codec could make sense of
+        raise fail(str(exc), REFUSED) from None
 
 
 def line(baud: int, parity: str) -> Line:

@@ -105,6 +105,8 @@ def test_no_answer_and_refusal_exit_codes(fleet: Fleet) -> None:
 
 
 def test_usage_errors_exit_2(fleet: Fleet) -> None:
+    address = runner.invoke(app, ["read", fleet.endpoints["b"], "12345678901Z", "00010000"])
+    assert address.exit_code == 2 and "not 12 digits" in address.output
     bad = runner.invoke(app, ["read", fleet.endpoints["b"], A, "not-a-quantity"])
     assert bad.exit_code == 2 and "neither" in bad.output
     no_model = runner.invoke(app, ["read", fleet.endpoints["b"], "5", "-p", "modbus"])
