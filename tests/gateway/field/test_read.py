@@ -17,6 +17,7 @@ from gateway.errors import LinkError
 from gateway.field.cli import app
 from gateway.field.port import BUSY, NO_ANSWER, NO_DEVICE, PERMISSION, REFUSED, port_error_code
 from simulators.fleet import Fleet
+from simulators.meter import Cover
 
 from .conftest import running_fleet, wait_idle
 
@@ -149,3 +150,16 @@ def test_permission_errors_point_at_dialout() -> None:
         raise LinkError("cannot open /dev/ttyUSB0") from PermissionError(13, "Permission denied")
     except LinkError as exc:
         assert port_error_code(exc) == PERMISSION
+
+
+def test_a_long_reply_is_followed_up_and_joined() -> None:
+    meters = [{"bus": "f", "address": A, "personality": "follow-up"}]
+    with running_fleet([{"name": "f", "pace": False}], meters) as running:
+        now = running.clock.now().timestamp()
+        running.meters[A].open_cover(Cover.METER, now - 3600, now - 1800)
+        result = runner.invoke(app, ["read", running.endpoints["f"], A, "03300D01", "--json"])
+    assert result.exit_code == 0, result.output
+    (read,) = json.loads(result.output)
+    assert len(read["frames"]) == 2  # B1H with 40 value bytes, then 12H → 92H with the rest
+    assert read["frames"][0]["rx"][24:26] == "b1"  # after 4 FE, 68, address, 68: the control
+    assert "events.meter_cover.record" in read["values"]
