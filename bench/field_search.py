@@ -85,9 +85,13 @@ def main() -> None:
         f"{stats.silent} silent), step {args.step}, window {args.window * 1000:.0f} ms"
     )
     print(f"measured                    {elapsed:8.1f} s")
-    print(f"wire time of its frames     {wire:8.1f} s   measured / wire    {elapsed / wire:6.1f}x")
-    print(f"request wire + windows      {floor:8.1f} s   measured / floor   {elapsed / floor:6.2f}x")
-    print(f"bus minimum (N exchanges)   {minimum:8.1f} s   measured / minimum {elapsed / minimum:6.1f}x")
+    rows = (
+        ("wire time of its frames", wire, "wire"),
+        ("request wire + windows", floor, "floor"),
+        ("bus minimum (N exchanges)", minimum, "minimum"),
+    )
+    for label, seconds, name in rows:
+        print(f"{label:<27} {seconds:8.1f} s   measured / {name:<8}{elapsed / seconds:6.2f}x")
     if found != wanted:
         raise SystemExit(1)
 
