@@ -163,3 +163,9 @@ def test_a_long_reply_is_followed_up_and_joined() -> None:
     assert len(read["frames"]) == 2  # B1H with 40 value bytes, then 12H → 92H with the rest
     assert read["frames"][0]["rx"][24:26] == "b1"  # after 4 FE, 68, address, 68: the control
     assert "events.meter_cover.record" in read["values"]
+
+
+def test_an_abbreviated_address_reads_the_matching_meter(fleet: Fleet) -> None:
+    result = runner.invoke(app, ["read", fleet.endpoints["b"], "AAAAAAAAAA01", "meter.address"])
+    assert result.exit_code == 0, result.output
+    assert f"meter.address = {A}" in result.output
