@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gateway.field.output import archive_csv, gateway_toml, meter_id
@@ -71,6 +71,7 @@ def search(
             Progress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
+                BarColumn(),  # a bar where the count is known (Modbus units), else a pulse
                 TextColumn("{task.completed} requests"),
                 TimeElapsedColumn(),
                 console=err,
@@ -95,9 +96,10 @@ def search(
             if units:
                 settings = modbus_line(model, modbus_baud, modbus_parity)
                 p.configure(settings)
-                bar.update(task, description=f"Modbus units at {settings}")
+                scan = bar.add_task(f"Modbus units at {settings}", total=len(units))
+                bar.update(task, visible=False)
                 for unit in scan_modbus(
-                    p, units, model, timeout, stats, lambda _: bar.advance(task)
+                    p, units, model, timeout, stats, lambda _: bar.advance(scan)
                 ):
                     found.append(FoundMeter("modbus", str(unit), str(settings), model.upper()))
     elapsed = time.monotonic() - started
