@@ -162,17 +162,22 @@ class SerialLink:
         import serial
 
         line = self._line
+        url = self.settings.url
         port = serial.serial_for_url(
-            self.settings.url,
+            url,
             baudrate=line.baud,
             parity=line.parity,
             bytesize=line.bytesize,
             stopbits=line.stopbits,
             timeout=0,
-            # pyserial's RFC 2217 client raises NotImplementedError for any write timeout
-            write_timeout=None if self.settings.url.startswith("rfc2217://") else 5,
             do_not_open=True,
         )
+        if url.startswith("rfc2217://"):
+            # no write timeout in pyserial's RFC 2217 client, and setting the read timeout later
+            # re-sends every line setting to the server (~100 ms): poll with a short one instead
+            port.timeout = 0.005
+        else:
+            port.write_timeout = 5
         if "://" not in self.settings.url:  # one owner: another gateway or a terminal fails
             port.exclusive = True
         if rs485:
@@ -211,15 +216,14 @@ class SerialLink:
         try:
             try:
                 fd = port.fileno()
-            except (
-                AttributeError,
-                NotImplementedError,
-                io.UnsupportedOperation,
-                serial.SerialException,
-            ):
+            except (AttributeError, NotImplementedError, io.UnsupportedOperation):
                 fd = None  # rfc2217:// reads through its own thread: wait with the timeout
-            if fd is None:  # poll: setting port.timeout makes pyserial's RFC 2217 client
-                return self._poll(port, timeout)  # re-send every setting (~0.1 s a time)
+            if fd is None:  # the port reads with a short timeout (set at open): poll it
+                end = time.monotonic() + max(0.0, timeout)
+                while True:
+                    got: bytes = port.read(4096)
+                    if got or time.monotonic() >= end:
+                        return got
             ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
             if not ready:
                 return b""
@@ -227,18 +231,6 @@ class SerialLink:
         except (serial.SerialException, OSError, ValueError) as exc:
             raise LinkError(f"{self.name}: read failed: {exc}") from exc
         return data
-
-    @staticmethod
-    def _poll(port: Any, timeout: float) -> bytes:
-        deadline = time.monotonic() + max(0.0, timeout)
-        while True:
-            waiting = port.in_waiting
-            if waiting:
-                data: bytes = port.read(waiting)
-                return data
-            if time.monotonic() >= deadline:
-                return b""
-            time.sleep(0.002)
 
     def configure(self, line: Line) -> None:
         import serial
