@@ -17,6 +17,9 @@ Two meters answering at once garble the line (overlapping bytes are AND-ed: a dr
 wins over an idle 1 on a real bus, roughly).  ``pace = False`` (for accelerated clocks) skips
 the wire time and response delays; the ``late_ms`` fault still delays.
 
+A tap (``taps``, served by ``simulators.endpoints.TapEndpoint``) gets a copy of every byte on
+the line in wire order, both directions, as a sniffer on the pair of wires would.
+
 Timing uses the event loop's monotonic clock (wall time); meter state uses the shared ``Clock``.
 """
 
@@ -128,6 +131,7 @@ class Bus:
     traffic: Traffic = field(default_factory=Traffic)
     meter_traffic: dict[str, Traffic] = field(default_factory=dict)
     on_exchange: Callable[[str, float], None] | None = None  # (meter address, excess) hook
+    taps: list[Callable[[bytes], None]] = field(default_factory=list)  # sniffers: every byte
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -181,6 +185,7 @@ class Bus:
                 self.wire_seconds(len(data)) if self.pace else 0.0
             )
             self.traffic.bytes_in += len(data)
+            self._tap(data)
             await self._transact(link, data, loop)
             self.transactions += 1
 
@@ -236,6 +241,10 @@ class Bus:
         await self._send(link, frame, start, loop)
         self.traffic.bytes_out += len(frame)
 
+    def _tap(self, data: bytes) -> None:
+        for tap in self.taps:
+            tap(data)
+
     async def _send(
         self, link: Link, frame: bytes, start: float, loop: asyncio.AbstractEventLoop
     ) -> None:
@@ -243,6 +252,7 @@ class Bus:
         if not self.pace:
             if start > loop.time():
                 await asyncio.sleep(start - loop.time())
+            self._tap(frame)
             await link.write(frame)
             return
         bt = self.byte_time
@@ -252,6 +262,7 @@ class Bus:
             now = loop.time()
             due = min(len(frame), int((now - start) / bt + 1e-9)) if now > start else 0
             if due > sent:
+                self._tap(frame[sent:due])
                 await link.write(frame[sent:due])
                 sent = due
                 continue

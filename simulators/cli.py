@@ -52,6 +52,9 @@ def serve(
         None, help="Write a matching gateway.toml (one per area)."
     ),
     broker: str = typer.Option("127.0.0.1:1883", help="MQTT broker HOST:PORT for that file."),
+    tap: str = typer.Option(
+        "", help="HOST:PORT of a listen-only copy of the quick bus's traffic (field monitor)."
+    ),
 ) -> None:
     """Serve a quick bus or a fleet file until interrupted; prints meters and endpoints."""
     from simulators.config import load_config, quick_config
@@ -66,6 +69,14 @@ def serve(
                 meters, protocol, listen, baud, area_total=area_total, personality=personality
             )
             fleet_config.control = control
+            if tap:
+                bus = fleet_config.buses[0]
+                try:
+                    fleet_config.buses[0] = type(bus).model_validate(
+                        {**bus.model_dump(), "tap": tap}
+                    )
+                except ValueError:  # pydantic's ValidationError
+                    _fail(f"--tap {tap!r} must be HOST:PORT (port 0 = any free port)")
         asyncio.run(_serve(fleet_config, write_gateway_config, broker))
     except SimError as exc:
         _fail(str(exc))
@@ -88,6 +99,8 @@ async def _serve(config: Any, gateway_path: Path | None, broker: str) -> None:
             typer.echo(f"bus {name}  {endpoint}  {bus.line}")
             if name in fleet.rfc2217:
                 typer.echo(f"    rfc2217  {fleet.rfc2217[name]}   (a remote serial server)")
+            if name in fleet.taps:
+                typer.echo(f"    tap      {fleet.taps[name]}   (listen only: taiqu field monitor)")
         for row in fleet.control.meters():
             meter = fleet.meters[row["id"]]
             line = fleet.meter_line.get(row["id"]) or fleet.buses[row["bus"]].line

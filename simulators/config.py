@@ -20,6 +20,7 @@ parity = "E"
 pace = true                         # false: no wire time (accelerated clocks)
 faults = { noise = 3 }
 rfc2217 = "127.0.0.1:0"             # also served over RFC 2217 ("" = off)
+tap = ""                            # "127.0.0.1:0": a sniffer's copy of all traffic
 
 [[meters]]
 bus = "bus1"
@@ -226,13 +227,14 @@ class BusModel(_Strict):
     faults: FaultsModel = Field(default_factory=FaultsModel)
     seed: int = 0
     rfc2217: str = "127.0.0.1:0"  # HOST:PORT of the bus's RFC 2217 endpoint ("" = off)
+    tap: str = ""  # HOST:PORT of a listen-only copy of all bus traffic ("" = off)
 
-    @field_validator("rfc2217")
+    @field_validator("rfc2217", "tap")
     @classmethod
-    def _rfc2217(cls, value: str) -> str:
+    def _host_port(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
         if value and (not host or not port.isdigit()):
-            raise ValueError("rfc2217 must be 'HOST:PORT' (port 0 = any free port) or ''")
+            raise ValueError("must be 'HOST:PORT' (port 0 = any free port) or ''")
         return value
 
     @field_validator("listen")

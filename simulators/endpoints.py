@@ -224,3 +224,69 @@ class PtyEndpoint:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._master = self._slave = -1
+
+
+class TapEndpoint:
+    """A listen-only TCP copy of all bus traffic, both directions (a sniffer on the wires).
+
+    Any number of clients; what they send is ignored, and a client that does not keep up
+    (more than ``MAX_BACKLOG`` bytes unsent) is dropped rather than slowing the bus.
+    """
+
+    MAX_BACKLOG = 1 << 20
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, name: str = "") -> None:
+        self.host = host
+        self.port = port
+        self.name = name
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
+
+    @property
+    def clients(self) -> int:
+        """Sniffers connected now."""
+        return len(self._clients)
+
+    @property
+    def url(self) -> str:
+        """What pyserial (or ``taiqu field monitor``) opens."""
+        return f"socket://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen (port 0 picks a free port)."""
+        try:
+            self._server = await asyncio.start_server(self._client, self.host, self.port)
+        except OSError as exc:
+            raise listen_failed(f"the tap of bus {self.name!r}", self.host, self.port, exc) from exc
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
+        try:
+            while await reader.read(4096):
+                pass  # a sniffer does not talk
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._clients.discard(writer)
+            writer.close()
+
+    def feed(self, data: bytes) -> None:
+        """Copy bytes that crossed the line to every client."""
+        for writer in list(self._clients):
+            if writer.transport.get_write_buffer_size() > self.MAX_BACKLOG:
+                self._clients.discard(writer)
+                writer.close()
+                continue
+            writer.write(data)
+
+    async def stop(self) -> None:
+        """Stop listening and drop every client."""
+        for writer in list(self._clients):
+            writer.close()
+        self._clients.clear()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None

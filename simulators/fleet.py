@@ -26,7 +26,7 @@ from simulators.bus import Bus, Listener
 from simulators.config import BusModel, FleetConfig, MeterModel, ScenarioModel
 from simulators.dlt645_meter import Dlt645Listener, protocol_version
 from simulators.dlt698_meter import Dlt698Listener
-from simulators.endpoints import Gate, PtyEndpoint, TcpEndpoint
+from simulators.endpoints import Gate, PtyEndpoint, TapEndpoint, TcpEndpoint
 from simulators.energy import ZERO4, Vec4, add4, scale4
 from simulators.errors import ControlError
 from simulators.faults import Faults
@@ -94,8 +94,9 @@ class Fleet:
         self.buses: dict[str, Bus] = {}
         self.endpoints: dict[str, str] = {}
         self._endpoints: dict[str, TcpEndpoint | PtyEndpoint] = {}
-        self._extra_endpoints: list[TcpEndpoint] = []
+        self._extra_endpoints: list[TcpEndpoint | TapEndpoint] = []
         self.rfc2217: dict[str, str] = {}  # bus → "rfc2217://host:port"
+        self.taps: dict[str, str] = {}  # bus → "socket://host:port" of its sniffer copy
         self.control_url = ""
         self._http: object | None = None
         by_bus: dict[str, list[Meter]] = {b.name: [] for b in config.buses}
@@ -279,6 +280,8 @@ class Fleet:
             self.endpoints[b.name] = endpoint.url
             if b.rfc2217:
                 await self._start_rfc2217(b, bus, gate)
+            if b.tap:
+                await self._start_tap(b, bus)
 
     async def _start_rfc2217(self, b: BusModel, bus: Bus, gate: Gate) -> None:
         """Serve the bus also over RFC 2217 (``rfc2217://``), sharing the one-master gate."""
@@ -291,6 +294,15 @@ class Fleet:
         await endpoint.start()
         self._extra_endpoints.append(endpoint)
         self.rfc2217[b.name] = endpoint.url
+
+    async def _start_tap(self, b: BusModel, bus: Bus) -> None:
+        """A listen-only copy of the bus's traffic (``taiqu field monitor`` in the tests)."""
+        host, _, port = b.tap.rpartition(":")
+        tap = TapEndpoint(host.strip("[]"), int(port), b.name)
+        await tap.start()
+        bus.taps.append(tap.feed)
+        self._extra_endpoints.append(tap)
+        self.taps[b.name] = tap.url
 
     async def start_control(self, listen: str | None = None) -> str:
         """Serve the JSON-over-HTTP control interface on loopback; returns its URL."""

@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "modbus": ("protocols.modbus.cli:app", "Inspect Modbus meter register maps."),
     "sim": ("simulators.cli:app", "Run simulated meters and RS-485 buses."),
     "gateway": ("gateway.cli:app", "Run the concentrator daemon."),
+    "field": (
+        "gateway.field.cli:app",
+        "Commission a bus: read, search, probe and monitor meters (field engineer's tool).",
+    ),
     "headend": ("headend.cli:app", "Run the head-end service and its admin tasks."),
     "demo": ("taiqu.demo:app", "Run the embedded demo: fleet + gateways + broker + head-end."),
     "clock": ("taiqu.clock_cli:app", "Show the time of a clock setting."),

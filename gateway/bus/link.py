@@ -239,11 +239,15 @@ class SerialLink:
         port = self._port
         if port is None:
             return
-        try:
-            port.baudrate = line.baud
-            port.parity = line.parity
-            port.bytesize = line.bytesize
-            port.stopbits = line.stopbits
+        try:  # only what changes: each assignment is a round trip over rfc2217:// (~0.1 s)
+            for name, value in (
+                ("baudrate", line.baud),
+                ("parity", line.parity),
+                ("bytesize", line.bytesize),
+                ("stopbits", line.stopbits),
+            ):
+                if getattr(port, name) != value:
+                    setattr(port, name, value)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise LinkError(f"{self.name}: cannot switch to {line}: {exc}") from exc
 

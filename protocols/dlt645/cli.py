@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import string
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -70,14 +71,24 @@ def _version(name: str) -> Version | None:
 
 @app.command()
 def decode(
-    hex_: list[str] = typer.Argument(..., metavar="HEX...", help="Captured bytes (spaces ok)."),
+    hex_: list[str] = typer.Argument(None, metavar="HEX...", help="Captured bytes (spaces ok)."),
     version: str = typer.Option("auto", "--version", "-v", help="2007, 1997 or auto."),
     zone: str = typer.Option(DEFAULT_METER_ZONE, help="Time zone of the meters' clocks."),
     pretty: bool = typer.Option(False, help="Indent the JSON."),
+    capture: Path | None = typer.Option(
+        None, "--capture", help="A `taiqu field monitor --capture` file instead of HEX."
+    ),
 ) -> None:
     """Print every frame found in a capture as JSON (one object per line)."""
-    raw = _hex(hex_)
     chosen = _version(version)
+    if capture is not None:
+        if hex_:
+            _fail("give HEX or --capture, not both")
+        _decode_capture(capture, chosen, zone, pretty)
+        return
+    if not hex_:
+        _fail("no hex given")
+    raw = _hex(hex_)
     stream = StreamDecoder()
     stream.feed(raw)
     stream.feed_eof()
@@ -94,6 +105,39 @@ def decode(
             f"{stream.bad_checksums} bad checksums",
             err=True,
         )
+
+
+def _decode_capture(path: Path, version: Version | None, zone: str, pretty: bool) -> None:
+    """Lines ``TIME req|rep|noise HEX`` (``#`` comments): each frame with its time and direction."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror or exc}")
+    found = noise = 0
+    for n, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) != 3 or parts[1] not in ("req", "rep", "noise"):
+            _fail(f"{path}:{n}: not a capture line (TIME req|rep|noise HEX)")
+        try:
+            raw = bytes.fromhex(parts[2])
+        except ValueError:
+            _fail(f"{path}:{n}: {parts[2][:40]!r} is not hex")
+        stream = StreamDecoder()
+        stream.feed(raw)
+        stream.feed_eof()
+        frames = list(stream)
+        if not frames:
+            noise += len(raw)
+        for frame in frames:
+            found += 1
+            out = {"time": parts[0], "direction": parts[1], **describe_frame(frame, version, zone)}
+            typer.echo(json.dumps(out, ensure_ascii=False, indent=2 if pretty else None))
+    if not found:
+        _fail(f"no DL/T 645 frame in {path}")
+    if noise:
+        typer.echo(f"taiqu dlt645: {noise} bytes of noise or other protocols skipped", err=True)
 
 
 def _emit(request: Request, version: str, preamble: int) -> None:

@@ -1,0 +1,1 @@
+"""One module per ``taiqu field`` command (``gateway.field.cli`` registers them)."""
