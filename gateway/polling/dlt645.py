@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.config import MeterConfig
-from gateway.events import SWEEP_IDENTIFIERS, Counter, PollResult
+from gateway.events import SWEEP_IDENTIFIERS, Counter, PollResult, record_identifiers
 from gateway.polling.driver import Group, MeterRefused, ReplyUndecodable, Undecodable
 from protocols.dlt645 import (
     DATA_IDS,
@@ -199,6 +199,9 @@ class Dlt645Driver:
             identity=self.meter.address,
             gateway_clock_synced=clock_synced,
         )
+
+    def record_items(self, plan: dict[Counter, list[int]]) -> Sequence[int]:
+        return record_identifiers(plan)
 
     def records(
         self, plan: dict[Counter, list[int]], by_item: dict[Any, dict[str, Any]]

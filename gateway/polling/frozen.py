@@ -121,6 +121,7 @@ class FrozenReader:
             events: list[Event] = []
             time_item, value_items = mp.driver.frozen_items(n)
             got = await mp.read_items([time_item], priority, events)
+            values = got.values  # one record row (DL/T 698.45) carries the values too
             if events:
                 self.poller.sink.append_events(events)
             self.poller.keep_capabilities(mp)
@@ -137,15 +138,17 @@ class FrozenReader:
             freeze_time = stamp.aware
             if self.index.has_frozen(mp.meter.id, freeze_time):
                 continue
-            got = await mp.read_items(value_items, priority, events)
-            if events:
-                self.poller.sink.append_events(events)
-            self.poller.keep_capabilities(mp)
-            if not got.ok:
-                return False
+            if value_items:
+                got = await mp.read_items(value_items, priority, events)
+                if events:
+                    self.poller.sink.append_events(events)
+                self.poller.keep_capabilities(mp)
+                if not got.ok:
+                    return False
+                values = got.values
             readings = self.poller.readings(
                 mp.meter.id,
-                got.values,
+                values,
                 ReadingKind.DAILY_FROZEN,
                 freeze_time=freeze_time,
                 extra_flags=(Flag.BACKFILLED.value,) if n > 1 else (),

@@ -1,0 +1,451 @@
+"""The DL/T 698.45 driver: interface objects (``protocols.dlt698``) as poller items.
+
+What each group reads (one GET each; ``docs/dlt698.md`` "Gateway driver")::
+
+    energy   0010 0200 forward active total + tariffs (area total meters add 0020 0200)
+    export   0020 0200 reverse active total + tariffs (rooftop PV)
+    instant  NormalList 2000 voltage, 2001 current, 2004 active power, 200A power factor,
+             200F frequency
+    events   NormalList 3011/301B/301C attribute 4 (records held), 2014 status words (relay),
+             4000 clock; counters that went up make the poller read the records: one GET-Record
+             per event object, Selector10 (the last k records, most recent first)
+    frozen   5004 0200 GET-Record Selector9 (the n-th last freeze): freeze time 2021 and the
+             energy columns in one row, keyed by the meter's freeze time
+
+A NormalList with a DAR in any result is refused as a whole and falls back to its single
+attributes (like a DL/T 645 block to its members), so the capability machinery marks exactly the
+objects the meter lacks.  A long record answer arriving as GET-Next blocks is continued and
+joined; link-layer fragments are confirmed inside one exchange (``data_to_send``).
+
+Association: reads go without CONNECT (most RS-485 meters).  A meter that answers a read with
+DAR 15 (unauthorised) or an ERROR-Response gets a public CONNECT in the same exchange and the
+read is sent again; from then on every exchange opens with a CONNECT once the association has
+expired (``ConnectResponse.timeout``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from gateway.config import MeterConfig
+from gateway.events import Counter, PollResult
+from gateway.polling.driver import Group, MeterRefused, ReplyUndecodable, Undecodable
+from protocols.dlt698 import apdu as A
+from protocols.dlt698.connection import NEED_DATA, Client
+from protocols.dlt698.descriptors import MS, OAD, Selector9, Selector10, dar_name
+from protocols.dlt698.errors import Dlt698Error, Dlt698ValueError
+from protocols.dlt698.frame import encode_frame
+from protocols.dlt698.objects import (
+    CLOCK,
+    DAILY_FROZEN,
+    ENERGY_EXPORT,
+    ENERGY_IMPORT,
+    EVENT_COLUMNS,
+    EVENT_COUNT_ATTRIBUTE,
+    EVENT_COUNT_KEYS,
+    EVENT_END,
+    EVENT_RECORD_NO,
+    EVENT_START,
+    FREEZE_TIME,
+    OBJECTS,
+    STATUS_WORDS,
+    find_object,
+)
+from protocols.dlt698.values import decode_value
+from protocols.model import MeterTime
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
+
+DAR_UNAUTHORISED = 15
+EVENT_OI = {Counter.POWER_DOWN: 0x3011, Counter.METER_COVER: 0x301B, Counter.TERMINAL_COVER: 0x301C}
+INSTANT = tuple(OAD(oi, 2) for oi in (0x2000, 0x2001, 0x2004, 0x200A, 0x200F))
+EVENT_SWEEP = (*(OAD(oi, EVENT_COUNT_ATTRIBUTE) for oi in EVENT_OI.values()), STATUS_WORDS, CLOCK)
+ENERGY_CHECKED = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL)
+ALL_METERS = MS(1)
+FRAME_OVERHEAD = 4 + 16 + 8  # preamble, header with a 6-byte address, FCS + end, PIID + tags
+RESULT_ALLOWANCE = 40  # one attribute's result: OAD, choice, array of five double-longs
+ROW_ALLOWANCE = 64  # one record row of the columns Taiqu asks
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One read: GET Normal / NormalList of ``oads``, or GET-Record of ``oads[0]``."""
+
+    oads: tuple[OAD, ...]
+    rsd: Selector9 | Selector10 | None = None
+    columns: tuple[OAD, ...] = ()
+
+    @property
+    def record(self) -> bool:
+        return self.rsd is not None
+
+    @property
+    def key(self) -> str:
+        name = "+".join(o.hex for o in self.oads)
+        if isinstance(self.rsd, Selector9):
+            return f"{name}/last{self.rsd.last}"
+        if isinstance(self.rsd, Selector10):
+            return f"{name}/last1-{self.rsd.last}"
+        return name
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One row of a 3011/301B/301C record (``gateway.events.RecordLike``)."""
+
+    number: int | None
+    start: MeterTime | None
+    end: MeterTime | None
+
+
+def _object_keys(oad: OAD) -> tuple[str, ...]:
+    """The canonical keys attribute ``oad`` decodes to."""
+    if oad.attribute == EVENT_COUNT_ATTRIBUTE and oad.oi in EVENT_COUNT_KEYS:
+        return (EVENT_COUNT_KEYS[oad.oi],)
+    row = find_object(oad.oi)
+    if row is None or oad.attribute != 2 or row.layout == "record":
+        return ()
+    if row.layout == "scalar":
+        return (row.prefix,)
+    if row.layout == "status":
+        return (*(f"status.word{n}" for n in range(1, 8)), "relay.state")
+    return tuple(f"{row.prefix}.{k}" for k in row.keys)
+
+
+_QUANTITY_OAD = {key: row.oad for row in OBJECTS.values() for key in _object_keys(row.oad)}
+_QUANTITY_OAD |= {key: OAD(oi, EVENT_COUNT_ATTRIBUTE) for oi, key in EVENT_COUNT_KEYS.items()}
+
+
+@dataclass
+class Dlt698Exchange:
+    """One request and its answer: fragment confirmations and a CONNECT-and-resend included.
+
+    ``master`` is named as the worker's line-quality hook expects."""
+
+    request: bytes
+    reply_len: int
+    master: Client
+    build: Callable[[Client], bytes]  # the read itself (sent again after a CONNECT)
+    driver: Dlt698Driver
+    connecting: bool = False  # the request on the wire is a CONNECT
+    may_connect: bool = True  # a refusal for want of an association may CONNECT once
+    expects_reply: bool = True
+    _out: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> Any | None:
+        self.master.receive_data(data)
+        while True:
+            try:
+                event = self.master.next_event()
+            except Dlt698ValueError as exc:  # a whole frame from the meter: alive, APDU unusable
+                raw = encode_frame(exc.frame, 0).hex(" ") if exc.frame is not None else ""
+                return Undecodable(str(exc), raw)
+            if event is NEED_DATA:
+                return None
+            if isinstance(event, A.ReportNotification):  # a meter reporting on its own
+                self._out += self.master.report_response(self.driver.meter.address, event)
+                continue
+            if isinstance(event, A.LinkRequest):
+                continue  # a login/heartbeat is for a terminal on a channel, not a bus master
+            if self.connecting:
+                if not isinstance(event, A.ConnectResponse) or event.result != 0:
+                    return event  # the association was refused: decode says so
+                self.driver.associated(event.timeout)
+                self.connecting = False
+                self._out += self.build(self.master)
+                return None
+            if self.may_connect and _unauthorised(event):
+                self.driver.association_required = True
+                self._connect()
+                return None
+            return event
+
+    def _connect(self) -> None:
+        self.connecting, self.may_connect = True, False
+        piid = self.driver.next_piid()
+        self._out += self.master.connect(self.driver.meter.address, A.ConnectRequest(piid))
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write before the answer can come (fragment confirms, CONNECT, resend)."""
+        out = bytes(self._out) + self.master.data_to_send()
+        self._out.clear()
+        return out
+
+
+def _unauthorised(event: Any) -> bool:
+    """Whether a reply refuses for want of an application association."""
+    if isinstance(event, A.ErrorResponse):
+        return True
+    results: tuple[Any, ...] = ()
+    if isinstance(event, A.GetResponseNormal | A.GetResponseRecord):
+        results = (event.result,)
+    elif isinstance(event, A.GetResponseNormalList):
+        results = event.results
+    return any(r.dar == DAR_UNAUTHORISED for r in results)
+
+
+class Dlt698Driver:
+    """Reads one DL/T 698.45 meter (public association for reads)."""
+
+    supports_frozen = True
+
+    def __init__(self, meter: MeterConfig, zone: str, *, frozen_export: bool = False) -> None:
+        self.meter = meter
+        self.zone = zone
+        self.frozen_export = frozen_export
+        self.association_required = False  # learnt from a DAR 15 / ERROR-Response to a read
+        self._associated_until = 0.0  # monotonic
+        self._piid = 0
+
+    def next_piid(self) -> int:
+        """The meter's PIID sequence (0-63): a late answer never passes for the next one's."""
+        self._piid = (self._piid + 1) & 0x3F
+        return self._piid
+
+    def associated(self, timeout_s: int) -> None:
+        """The meter accepted a CONNECT for ``timeout_s`` seconds."""
+        self._associated_until = time.monotonic() + max(0, timeout_s - 5)
+
+    # -- items -----------------------------------------------------------------------------------
+    def plan(self, group: Group) -> Sequence[Item]:
+        if group is Group.ENERGY:
+            oads = (ENERGY_IMPORT, ENERGY_EXPORT) if self.meter.role == "area_total" else None
+            return [Item(oads)] if oads else [Item((ENERGY_IMPORT,))]
+        if group is Group.EXPORT:
+            return [Item((ENERGY_EXPORT,))]
+        if group is Group.INSTANT:
+            return [Item(INSTANT)]
+        return [Item(EVENT_SWEEP)]
+
+    def items_for(self, quantities: Iterable[str]) -> Sequence[Item]:
+        oads = dict.fromkeys(_QUANTITY_OAD[q] for q in quantities if q in _QUANTITY_OAD)
+        return [Item((oad,)) for oad in oads]
+
+    def record_items(self, plan: dict[Counter, list[int]]) -> list[Item]:
+        """The event records of a ``records_to_read`` plan: the last k of each object."""
+        return [
+            Item((OAD(EVENT_OI[c], 2),), Selector10(max(ns), ALL_METERS), EVENT_COLUMNS)
+            for c, ns in plan.items()
+            if ns
+        ]
+
+    def frozen_items(self, n: int) -> tuple[Item, Sequence[Item]]:
+        """The n-th last daily freeze: one GET-Record row carries time and values."""
+        if not 1 <= n <= 62:
+            raise ValueError(f"no daily freeze {n} on {self.meter.id}")
+        columns = (FREEZE_TIME, ENERGY_IMPORT) + ((ENERGY_EXPORT,) if self.frozen_export else ())
+        return Item((DAILY_FROZEN,), Selector9(n), columns), ()
+
+    # -- exchanges -------------------------------------------------------------------------------
+    def _request(self, item: Item) -> Callable[[Client], bytes]:
+        address = self.meter.address
+
+        def build(client: Client) -> bytes:
+            piid = self.next_piid()
+            if item.rsd is not None:
+                request: A.Request = A.GetRequestRecord(piid, item.oads[0], item.rsd, item.columns)
+            elif len(item.oads) == 1:
+                request = A.GetRequestNormal(piid, item.oads[0])
+            else:
+                request = A.GetRequestNormalList(piid, item.oads)
+            return client.send(address, request)
+
+        return build
+
+    def _reply_len(self, item: Item) -> int:
+        if item.rsd is None:
+            return FRAME_OVERHEAD + RESULT_ALLOWANCE * len(item.oads)
+        rows = item.rsd.last if isinstance(item.rsd, Selector10) else 1
+        return FRAME_OVERHEAD + RESULT_ALLOWANCE + ROW_ALLOWANCE * rows
+
+    def _exchange(self, build: Callable[[Client], bytes], reply_len: int) -> Dlt698Exchange:
+        client = Client()
+        if self.association_required and time.monotonic() >= self._associated_until:
+            ex = Dlt698Exchange(b"", reply_len, client, build, self, may_connect=False)
+            ex._connect()
+            ex.request = ex.data_to_send()
+            return ex
+        return Dlt698Exchange(build(client), reply_len, client, build, self)
+
+    def exchange(self, item: Item) -> Dlt698Exchange:
+        return self._exchange(self._request(item), self._reply_len(item))
+
+    def request_exchange(self, request: Callable[[int], A.Request]) -> Dlt698Exchange:
+        """An exchange for any request built from a PIID (SET, ACTION: commands)."""
+        address = self.meter.address
+        return self._exchange(
+            lambda c: c.send(address, request(self.next_piid())), FRAME_OVERHEAD + 32
+        )
+
+    # -- replies ---------------------------------------------------------------------------------
+    def _refused(self, item: Item, why: str) -> MeterRefused:
+        return MeterRefused(f"{self.meter.id}: {item.key} refused ({why})")
+
+    def decode(self, item: Item, outcome: Any) -> dict[str, Any]:
+        if isinstance(outcome, Undecodable):
+            raise ReplyUndecodable(f"{outcome.reason}; reply {outcome.raw}")
+        if isinstance(outcome, A.ErrorResponse):
+            raise self._refused(item, f"ERROR-Response {outcome.error}")
+        if isinstance(outcome, A.ConnectResponse):
+            raise self._refused(item, f"association refused, result {outcome.result}")
+        try:
+            if isinstance(outcome, A.GetResponseNormal):
+                return self._results(item, (outcome.result,))
+            if isinstance(outcome, A.GetResponseNormalList):
+                return self._results(item, outcome.results)
+            if isinstance(outcome, A.GetResponseRecord):
+                return self._record(item, outcome.result)
+        except (Dlt698Error, TypeError, AttributeError, IndexError) as exc:
+            raise ReplyUndecodable(f"{self.meter.id}: {item.key}: {exc}") from exc
+        if isinstance(outcome, A.GetResponseNext) and outcome.last and not outcome.dar:
+            return self.decode(item, self.join(item, [outcome]))  # the only block
+        if isinstance(outcome, A.GetResponseNext):  # a failed block
+            raise self._refused(item, f"GET-Next block {outcome.block}: {dar_name(outcome.dar)}")
+        raise self._refused(item, f"unexpected reply {type(outcome).__name__}")
+
+    def _results(self, item: Item, results: Sequence[A.ResultNormal]) -> dict[str, Any]:
+        refusals = [f"{r.oad.hex} {dar_name(r.dar)}" for r in results if r.data is None]
+        if refusals:
+            raise self._refused(item, ", ".join(refusals))
+        out: dict[str, Any] = {}
+        for r in results:
+            assert r.data is not None
+            if r.oad.attribute == EVENT_COUNT_ATTRIBUTE and r.oad.oi in EVENT_COUNT_KEYS:
+                if not isinstance(r.data.value, int) or isinstance(r.data.value, bool):
+                    raise Dlt698ValueError(f"{r.oad.hex}: a record count is not an integer")
+                out[EVENT_COUNT_KEYS[r.oad.oi]] = r.data.value
+            else:
+                out.update(decode_value(r.oad, r.data))
+        return out
+
+    def _record(self, item: Item, result: A.ResultRecord) -> dict[str, Any]:
+        if result.rows is None:
+            raise self._refused(item, dar_name(result.dar))
+        if result.oad == DAILY_FROZEN:
+            return self._frozen_row(result)
+        return {"event.records": self._event_records(result)}
+
+    def _frozen_row(self, result: A.ResultRecord) -> dict[str, Any]:
+        """The values of the first row; ``freeze.time`` as the meter's time (none: no row)."""
+        if not result.rows:
+            return {}
+        out: dict[str, Any] = {}
+        for column, data in zip(result.columns, result.rows[0], strict=True):
+            if isinstance(column, OAD):
+                out.update(decode_value(column, data))
+        stamp = out.pop("freeze.time", None)
+        if isinstance(stamp, datetime):
+            out["freeze.time"] = MeterTime(stamp, self.zone)
+        return out
+
+    def _event_records(self, result: A.ResultRecord) -> list[EventRecord]:
+        at = {c: i for i, c in enumerate(result.columns)}
+        out = []
+        for row in result.rows or ():
+
+            def cell(oad: OAD, row: tuple[Any, ...] = row) -> Any:
+                return row[at[oad]].value if oad in at else None
+
+            number = cell(EVENT_RECORD_NO)
+            out.append(
+                EventRecord(
+                    number if isinstance(number, int) else None,
+                    self._stamp(cell(EVENT_START)),
+                    self._stamp(cell(EVENT_END)),
+                )
+            )
+        return out
+
+    def _stamp(self, value: Any) -> MeterTime | None:
+        local = value.to_datetime() if hasattr(value, "to_datetime") else None
+        return MeterTime(local, self.zone) if isinstance(local, datetime) else None
+
+    def poll_result(
+        self, values: dict[str, Any], gateway_time: datetime, clock_synced: bool
+    ) -> PollResult | None:
+        counts = {
+            c: values[EVENT_COUNT_KEYS[oi]]
+            for c, oi in EVENT_OI.items()
+            if isinstance(values.get(EVENT_COUNT_KEYS[oi]), int)
+        }
+        words = {
+            n: values[f"status.word{n}"]
+            for n in range(1, 8)
+            if isinstance(values.get(f"status.word{n}"), int)
+        }
+        energy = {k: v for k, v in values.items() if k in ENERGY_CHECKED and isinstance(v, Decimal)}
+        clock = values.get("meter.clock")
+        meter_time = MeterTime(clock, self.zone) if isinstance(clock, datetime) else None
+        if not (counts or words or energy or meter_time):
+            return None
+        return PollResult(
+            gateway_time,
+            meter_time=meter_time,
+            counts=counts,
+            status_words=words,
+            energy=energy,
+            identity=self.meter.address,
+            gateway_clock_synced=clock_synced,
+        )
+
+    def records(
+        self, plan: dict[Counter, list[int]], by_item: dict[Any, dict[str, Any]]
+    ) -> dict[Counter, dict[int, Any]]:
+        """Rows of the last-k reads, most recent first: row i is record i + 1."""
+        out: dict[Counter, dict[int, Any]] = {}
+        for item in self.record_items(plan):
+            counter = next(c for c, oi in EVENT_OI.items() if oi == item.oads[0].oi)
+            rows = (by_item.get(item) or {}).get("event.records") or []
+            wanted = set(plan[counter])
+            for n, record in enumerate(rows, start=1):
+                if n in wanted:
+                    out.setdefault(counter, {})[n] = record
+        return out
+
+    # -- capabilities ----------------------------------------------------------------------------
+    def key(self, item: Item) -> str:
+        return item.key
+
+    def quantities(self, item: Item) -> tuple[str, ...]:
+        if item.record:
+            return ()
+        return tuple(k for oad in item.oads for k in _object_keys(oad))
+
+    def tracked(self, item: Item) -> bool:
+        """Current values tell what the meter lacks; a refused record or freeze does not."""
+        return not item.record
+
+    def fallback(self, item: Item) -> Sequence[Item]:
+        """A NormalList falls back to its single attributes."""
+        if item.record or len(item.oads) < 2:
+            return ()
+        return [Item((oad,)) for oad in item.oads]
+
+    def continuation(self, outcome: Any) -> Callable[[], Dlt698Exchange] | None:
+        if not isinstance(outcome, A.GetResponseNext) or outcome.last or outcome.dar:
+            return None
+        address, block = self.meter.address, outcome.block
+        return lambda: self._exchange(
+            lambda c: c.send(address, A.GetRequestNext(self.next_piid(), block)),
+            FRAME_OVERHEAD + RESULT_ALLOWANCE + ROW_ALLOWANCE * 8,
+        )
+
+    def join(self, item: Item, outcomes: Sequence[Any]) -> Any:
+        """GET-Next blocks of records joined into one GET-Record answer."""
+        blocks = [o for o in outcomes if isinstance(o, A.GetResponseNext)]
+        if len(blocks) != len(outcomes):
+            return next(o for o in outcomes if not isinstance(o, A.GetResponseNext))
+        failed = next((b for b in blocks if b.dar or not b.results), None)
+        if failed is not None:
+            return failed
+        parts = [r for b in blocks for r in b.results]
+        if not all(isinstance(p, A.ResultRecord) for p in parts):
+            return Undecodable(f"{len(blocks)} GET-Next blocks of mixed kinds")
+        first = parts[0]
+        assert isinstance(first, A.ResultRecord)
+        rows = tuple(row for p in parts if isinstance(p, A.ResultRecord) for row in p.rows or ())
+        return A.GetResponseRecord(blocks[0].piid, A.ResultRecord(first.oad, first.columns, rows))
