@@ -74,13 +74,15 @@ class NeedsAssociation(Dlt698Listener):
         request = incoming.request
         if isinstance(request, A.ConnectRequest):
             self.connects += 1
-        elif isinstance(request, A.GetRequestNormal | A.GetRequestNormalList):
-            if meter.address not in self._associations:
-                oads = getattr(request, "oads", None) or (request.oad,)
-                results = tuple(A.ResultNormal(o, None, 15) for o in oads)
-                if isinstance(request, A.GetRequestNormal):
-                    return A.GetResponseNormal(request.piid, results[0])
-                return A.GetResponseNormalList(request.piid, results)
+        elif (
+            isinstance(request, A.GetRequestNormal | A.GetRequestNormalList)
+            and meter.address not in self._associations
+        ):
+            oads = getattr(request, "oads", None) or (request.oad,)
+            results = tuple(A.ResultNormal(o, None, 15) for o in oads)
+            if isinstance(request, A.GetRequestNormal):
+                return A.GetResponseNormal(request.piid, results[0])
+            return A.GetResponseNormalList(request.piid, results)
         return super().respond(meter, incoming, ts)
 
 
@@ -128,7 +130,9 @@ class Rig:
         return b"".join(a.data for a in answers)
 
     def values(self, meter: str, kind: ReadingKind = ReadingKind.INTERVAL) -> dict[str, Any]:
-        return {r.quantity: r.value for r in self.store.readings if r.meter == meter and r.kind is kind}
+        return {
+            r.quantity: r.value for r in self.store.readings if r.meter == meter and r.kind is kind
+        }
 
 
 @pytest.fixture
