@@ -2,7 +2,8 @@
 
 ``DaemonOps`` binds ``gateway.commands.CommandExecutor`` to the running daemon:
 
-* ``transact(meter, request)``: one DL/T 645 request on that meter's bus worker at
+* ``transact(meter, request)``: one DL/T 645 request (or a ``Dlt698Request`` to a 698 meter:
+  CONNECT with a password first when it has one) on that meter's bus worker at
   ``Priority.COMMAND`` (it overtakes a sweep at the next gap); a broadcast returns ``None``;
 * ``read`` / ``backfill``: one meter through ``Poller.read_now`` / ``FrozenReader.run``; a meter
   that does not answer raises ``MeterFailure`` (its reason goes into the result);
@@ -24,11 +25,14 @@ from gateway.bus.link import Line
 from gateway.bus.worker import Priority
 from gateway.clock.sync import TimeSyncPolicy, broadcast_time, plan_bus_time_sync
 from gateway.commands import TIME_SYNC_KEY, MeterFailure
+from gateway.commands.types import Dlt698Request
 from gateway.config import GatewayConfig
 from gateway.polling import MeterUnavailable, Poller, SweepReport
 from gateway.polling.dlt645 import Dlt645Exchange, request_exchange
+from gateway.polling.dlt698 import Dlt698Driver
 from gateway.polling.frozen import FrozenReader
 from protocols.dlt645 import BroadcastTimeSync, Reply, Request, Version
+from protocols.dlt698.apdu import Response as Response698
 from protocols.uplink import Command
 from taiqu.clock import Clock
 
@@ -64,11 +68,24 @@ class DaemonOps:
 
     # -- for the command executor ---------------------------------------------------------------
 
-    async def transact(self, meter_id: str, request: Request) -> Reply | None:
+    async def transact(
+        self, meter_id: str, request: Request | Dlt698Request
+    ) -> Reply | Response698 | None:
         """Run ``request`` on the bus of ``meter_id`` at command priority."""
         mp = self.poller.meters.get(meter_id)
         if mp is None:
             raise MeterFailure("unknown_meter")
+        if isinstance(request, Dlt698Request) or isinstance(mp.driver, Dlt698Driver):
+            driver = mp.driver
+            if not isinstance(request, Dlt698Request) or not isinstance(driver, Dlt698Driver):
+                raise MeterFailure("unsupported_protocol")
+            build, password = request.build, request.password
+            outcome = await mp.worker.transact(
+                lambda: driver.command_exchange(build, password),
+                Priority.COMMAND,
+                mp.meter.line_settings,
+            )
+            return outcome  # type: ignore[no-any-return]
         if not mp.meter.protocol.startswith("dlt645"):
             raise MeterFailure("unsupported_protocol")
         version, zone = _version(mp.meter.protocol), self.cfg.zone

@@ -164,10 +164,12 @@ class Dlt698Exchange:
                 return None
             return event
 
-    def _connect(self) -> None:
+    def _connect(self, password: str | None = None) -> None:
         self.connecting, self.may_connect = True, False
         piid = self.driver.next_piid()
-        self._out += self.master.connect(self.driver.meter.address, A.ConnectRequest(piid))
+        mechanism = A.PUBLIC if password is None else A.ConnectMechanism(1, password=password)
+        request = A.ConnectRequest(piid, mechanism=mechanism)
+        self._out += self.master.connect(self.driver.meter.address, request)
 
     def data_to_send(self) -> bytes:
         """Bytes to write before the answer can come (fragment confirms, CONNECT, resend)."""
@@ -274,12 +276,22 @@ class Dlt698Driver:
     def exchange(self, item: Item) -> Dlt698Exchange:
         return self._exchange(self._request(item), self._reply_len(item))
 
-    def request_exchange(self, request: Callable[[int], A.Request]) -> Dlt698Exchange:
-        """An exchange for any request built from a PIID (SET, ACTION: commands)."""
+    def command_exchange(
+        self, request: Callable[[int], A.Request], password: str | None = None
+    ) -> Dlt698Exchange:
+        """An exchange for a request built from a PIID (commands: SET, ACTION, read-backs);
+        with ``password``, a password association (CONNECT) goes first in the same exchange."""
         address = self.meter.address
-        return self._exchange(
-            lambda c: c.send(address, request(self.next_piid())), FRAME_OVERHEAD + 32
-        )
+
+        def build(client: Client) -> bytes:
+            return client.send(address, request(self.next_piid()))
+
+        if password is None:
+            return self._exchange(build, FRAME_OVERHEAD + 2 * RESULT_ALLOWANCE)
+        ex = Dlt698Exchange(b"", FRAME_OVERHEAD + 80, Client(), build, self, may_connect=False)
+        ex._connect(password)
+        ex.request = ex.data_to_send()
+        return ex
 
     # -- replies ---------------------------------------------------------------------------------
     def _refused(self, item: Item, why: str) -> MeterRefused:
