@@ -1,47 +1,36 @@
-"""The DL/T 698.45 driver: interface objects (``protocols.dlt698``) as poller items.
-
-What each group reads (one GET each; ``docs/dlt698.md`` "Gateway driver")::
-
-    energy   0010 0200 forward active total + tariffs (area total meters add 0020 0200)
-    export   0020 0200 reverse active total + tariffs (rooftop PV)
-    instant  NormalList 2000 voltage, 2001 current, 2004 active power, 200A power factor,
-             200F frequency
-    events   NormalList 3011/301B/301C attribute 4 (records held), 2014 status words (relay),
-             4000 clock; counters that went up make the poller read the records: one GET-Record
-             per event object, Selector10 (the last k records, most recent first)
-    frozen   5004 0200 GET-Record Selector9 (the n-th last freeze): freeze time 2021 and the
-             energy columns in one row, keyed by the meter's freeze time
-
-A NormalList with a DAR in any result is refused as a whole and falls back to its single
-attributes (like a DL/T 645 block to its members), so the capability machinery marks exactly the
-objects the meter lacks.  A long record answer arriving as GET-Next blocks is continued and
-joined; link-layer fragments are confirmed inside one exchange (``data_to_send``).
-
-Association: reads go without CONNECT (most RS-485 meters).  A meter that answers a read with
-DAR 15 (unauthorised) or an ERROR-Response gets a public CONNECT in the same exchange and the
-read is sent again; from then on every exchange opens with a CONNECT once the association has
-expired (``ConnectResponse.timeout``).
-"""
+"""The DL/T 698.45 driver (see ``gateway.polling.dlt698``)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from gateway.config import MeterConfig
 from gateway.events import Counter, PollResult
+from gateway.polling.dlt698.exchange import Dlt698Exchange
+from gateway.polling.dlt698.items import (
+    ALL_METERS,
+    ENERGY_CHECKED,
+    EVENT_OI,
+    EVENT_SWEEP,
+    FRAME_OVERHEAD,
+    INSTANT,
+    QUANTITY_OAD,
+    RESULT_ALLOWANCE,
+    ROW_ALLOWANCE,
+    EventRecord,
+    Item,
+    object_keys,
+)
 from gateway.polling.driver import Group, MeterRefused, ReplyUndecodable, Undecodable
 from protocols.dlt698 import apdu as A
-from protocols.dlt698.connection import NEED_DATA, Client
-from protocols.dlt698.descriptors import MS, OAD, Selector9, Selector10, dar_name
+from protocols.dlt698.connection import Client
+from protocols.dlt698.descriptors import OAD, Selector9, Selector10, dar_name
 from protocols.dlt698.errors import Dlt698Error, Dlt698ValueError
-from protocols.dlt698.frame import encode_frame
 from protocols.dlt698.objects import (
-    CLOCK,
     DAILY_FROZEN,
     ENERGY_EXPORT,
     ENERGY_IMPORT,
@@ -52,142 +41,9 @@ from protocols.dlt698.objects import (
     EVENT_RECORD_NO,
     EVENT_START,
     FREEZE_TIME,
-    OBJECTS,
-    STATUS_WORDS,
-    find_object,
 )
 from protocols.dlt698.values import decode_value
 from protocols.model import MeterTime
-from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
-
-DAR_UNAUTHORISED = 15
-EVENT_OI = {Counter.POWER_DOWN: 0x3011, Counter.METER_COVER: 0x301B, Counter.TERMINAL_COVER: 0x301C}
-INSTANT = tuple(OAD(oi, 2) for oi in (0x2000, 0x2001, 0x2004, 0x200A, 0x200F))
-EVENT_SWEEP = (*(OAD(oi, EVENT_COUNT_ATTRIBUTE) for oi in EVENT_OI.values()), STATUS_WORDS, CLOCK)
-ENERGY_CHECKED = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL)
-ALL_METERS = MS(1)
-FRAME_OVERHEAD = 4 + 16 + 8  # preamble, header with a 6-byte address, FCS + end, PIID + tags
-RESULT_ALLOWANCE = 40  # one attribute's result: OAD, choice, array of five double-longs
-ROW_ALLOWANCE = 64  # one record row of the columns Taiqu asks
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One read: GET Normal / NormalList of ``oads``, or GET-Record of ``oads[0]``."""
-
-    oads: tuple[OAD, ...]
-    rsd: Selector9 | Selector10 | None = None
-    columns: tuple[OAD, ...] = ()
-
-    @property
-    def record(self) -> bool:
-        return self.rsd is not None
-
-    @property
-    def key(self) -> str:
-        name = "+".join(o.hex for o in self.oads)
-        if isinstance(self.rsd, Selector9):
-            return f"{name}/last{self.rsd.last}"
-        if isinstance(self.rsd, Selector10):
-            return f"{name}/last1-{self.rsd.last}"
-        return name
-
-
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    """One row of a 3011/301B/301C record (``gateway.events.RecordLike``)."""
-
-    number: int | None
-    start: MeterTime | None
-    end: MeterTime | None
-
-
-def _object_keys(oad: OAD) -> tuple[str, ...]:
-    """The canonical keys attribute ``oad`` decodes to."""
-    if oad.attribute == EVENT_COUNT_ATTRIBUTE and oad.oi in EVENT_COUNT_KEYS:
-        return (EVENT_COUNT_KEYS[oad.oi],)
-    row = find_object(oad.oi)
-    if row is None or oad.attribute != 2 or row.layout == "record":
-        return ()
-    if row.layout == "scalar":
-        return (row.prefix,)
-    if row.layout == "status":
-        return (*(f"status.word{n}" for n in range(1, 8)), "relay.state")
-    return tuple(f"{row.prefix}.{k}" for k in row.keys)
-
-
-_QUANTITY_OAD = {key: row.oad for row in OBJECTS.values() for key in _object_keys(row.oad)}
-_QUANTITY_OAD |= {key: OAD(oi, EVENT_COUNT_ATTRIBUTE) for oi, key in EVENT_COUNT_KEYS.items()}
-
-
-@dataclass
-class Dlt698Exchange:
-    """One request and its answer: fragment confirmations and a CONNECT-and-resend included.
-
-    ``master`` is named as the worker's line-quality hook expects."""
-
-    request: bytes
-    reply_len: int
-    master: Client
-    build: Callable[[Client], bytes]  # the read itself (sent again after a CONNECT)
-    driver: Dlt698Driver
-    connecting: bool = False  # the request on the wire is a CONNECT
-    may_connect: bool = True  # a refusal for want of an association may CONNECT once
-    expects_reply: bool = True
-    _out: bytearray = field(default_factory=bytearray)
-
-    def feed(self, data: bytes) -> Any | None:
-        self.master.receive_data(data)
-        while True:
-            try:
-                event = self.master.next_event()
-            except Dlt698ValueError as exc:  # a whole frame from the meter: alive, APDU unusable
-                raw = encode_frame(exc.frame, 0).hex(" ") if exc.frame is not None else ""
-                return Undecodable(str(exc), raw)
-            if event is NEED_DATA:
-                return None
-            if isinstance(event, A.ReportNotification):  # a meter reporting on its own
-                self._out += self.master.report_response(self.driver.meter.address, event)
-                continue
-            if isinstance(event, A.LinkRequest):
-                continue  # a login/heartbeat is for a terminal on a channel, not a bus master
-            if self.connecting:
-                if not isinstance(event, A.ConnectResponse) or event.result != 0:
-                    return event  # the association was refused: decode says so
-                self.driver.associated(event.timeout)
-                self.connecting = False
-                self._out += self.build(self.master)
-                return None
-            if self.may_connect and _unauthorised(event):
-                self.driver.association_required = True
-                self._connect()
-                return None
-            return event
-
-    def _connect(self, password: str | None = None) -> None:
-        self.connecting, self.may_connect = True, False
-        piid = self.driver.next_piid()
-        mechanism = A.PUBLIC if password is None else A.ConnectMechanism(1, password=password)
-        request = A.ConnectRequest(piid, mechanism=mechanism)
-        self._out += self.master.connect(self.driver.meter.address, request)
-
-    def data_to_send(self) -> bytes:
-        """Bytes to write before the answer can come (fragment confirms, CONNECT, resend)."""
-        out = bytes(self._out) + self.master.data_to_send()
-        self._out.clear()
-        return out
-
-
-def _unauthorised(event: Any) -> bool:
-    """Whether a reply refuses for want of an application association."""
-    if isinstance(event, A.ErrorResponse):
-        return True
-    results: tuple[Any, ...] = ()
-    if isinstance(event, A.GetResponseNormal | A.GetResponseRecord):
-        results = (event.result,)
-    elif isinstance(event, A.GetResponseNormalList):
-        results = event.results
-    return any(r.dar == DAR_UNAUTHORISED for r in results)
 
 
 class Dlt698Driver:
@@ -224,7 +80,7 @@ class Dlt698Driver:
         return [Item(EVENT_SWEEP)]
 
     def items_for(self, quantities: Iterable[str]) -> Sequence[Item]:
-        oads = dict.fromkeys(_QUANTITY_OAD[q] for q in quantities if q in _QUANTITY_OAD)
+        oads = dict.fromkeys(QUANTITY_OAD[q] for q in quantities if q in QUANTITY_OAD)
         return [Item((oad,)) for oad in oads]
 
     def record_items(self, plan: dict[Counter, list[int]]) -> list[Item]:
@@ -425,7 +281,7 @@ class Dlt698Driver:
     def quantities(self, item: Item) -> tuple[str, ...]:
         if item.record:
             return ()
-        return tuple(k for oad in item.oads for k in _object_keys(oad))
+        return tuple(k for oad in item.oads for k in object_keys(oad))
 
     def tracked(self, item: Item) -> bool:
         """Current values tell what the meter lacks; a refused record or freeze does not."""
