@@ -143,6 +143,9 @@ class DaemonOps:
         """Broadcast a time sync on each bus whose measured drifts call for one; the buses."""
         drifts: dict[str, dict[str, float]] = {}
         for visit in report.visits:
+            mp = self.poller.meters.get(visit.meter)
+            if mp is None or not mp.meter.protocol.startswith("dlt645"):
+                continue  # 698 meters do not hear 645's broadcast 08H (their sync: SET 4000)
             if visit.drift_s is not None:
                 drifts.setdefault(visit.bus, {})[visit.meter] = visit.drift_s
         synced = self.clock_synced()

@@ -149,3 +149,16 @@ async def test_a_trip_the_meter_sees_as_late_is_refused_not_executed(bench: Benc
     assert await bench.executor.handle(trip) is CommandState.FAILED
     assert "DAR 32" in (bench.final(trip).reason or "")
     assert bench.relay() is Relay.CLOSED
+
+
+async def test_a_drifting_698_meter_triggers_no_645_broadcast_after_a_sweep(bench: Bench) -> None:
+    from gateway.polling import Group
+
+    meter = bench.rig.fleet.meter(M1)
+    ts = bench.rig.clock.now().timestamp()
+    meter.set_time(ts, meter.meter_time(ts) + timedelta(seconds=120))
+    report = await bench.rig.poller.sweep(Group.EVENTS)
+    assert any(v.drift_s and v.drift_s > 100 for v in report.visits)
+    sent = len(bench.rig.link.written)
+    assert await bench.ops.time_sync_after_sweep(report) == []
+    assert len(bench.rig.link.written) == sent and bench.ops.broadcasts == 0
