@@ -27,8 +27,9 @@ from gateway.polling.dlt698.items import (
 )
 from gateway.polling.driver import Group, MeterRefused, ReplyUndecodable, Undecodable
 from protocols.dlt698 import apdu as A
+from protocols.dlt698.axdr import Data
 from protocols.dlt698.connection import Client
-from protocols.dlt698.descriptors import OAD, Selector9, Selector10, dar_name
+from protocols.dlt698.descriptors import OAD, DataType, Selector9, Selector10, dar_name
 from protocols.dlt698.errors import Dlt698Error, Dlt698ValueError
 from protocols.dlt698.objects import (
     DAILY_FROZEN,
@@ -44,6 +45,25 @@ from protocols.dlt698.objects import (
 )
 from protocols.dlt698.values import decode_value
 from protocols.model import MeterTime
+
+_STATUS = 0x2014
+
+
+def values_of(oad: OAD, data: Data) -> dict[str, Any]:
+    """Canonical values of an attribute; NULL elements of an array are left out (a single-phase
+    meter may answer phases B and C with NULL), the others decoded by their index."""
+    if (
+        data.type is DataType.ARRAY
+        and not oad.index
+        and oad.oi != _STATUS
+        and any(e.type is DataType.NULL for e in data.value)
+    ):
+        out: dict[str, Any] = {}
+        for i, element in enumerate(data.value, start=1):
+            if element.type is not DataType.NULL:
+                out.update(decode_value(OAD(oad.oi, oad.attribute, i), element))
+        return out
+    return decode_value(oad, data)
 
 
 class Dlt698Driver:
@@ -187,7 +207,7 @@ class Dlt698Driver:
                     raise Dlt698ValueError(f"{r.oad.hex}: a record count is not an integer")
                 out[EVENT_COUNT_KEYS[r.oad.oi]] = r.data.value
             else:
-                out.update(decode_value(r.oad, r.data))
+                out.update(values_of(r.oad, r.data))
         return out
 
     def _record(self, item: Item, result: A.ResultRecord) -> dict[str, Any]:
@@ -204,7 +224,7 @@ class Dlt698Driver:
         out: dict[str, Any] = {}
         for column, data in zip(result.columns, result.rows[0], strict=True):
             if isinstance(column, OAD):
-                out.update(decode_value(column, data))
+                out.update(values_of(column, data))
         stamp = out.pop("freeze.time", None)
         if isinstance(stamp, datetime):
             out["freeze.time"] = MeterTime(stamp, self.zone)

@@ -22,7 +22,8 @@ from gateway.polling.dlt698 import Dlt698Driver
 from gateway.polling.drivers import make_driver
 from gateway.polling.frozen import FrozenReader
 from protocols.dlt698 import apdu as A
-from protocols.dlt698.descriptors import OAD
+from protocols.dlt698.axdr import NULL, Data
+from protocols.dlt698.descriptors import OAD, DataType
 from protocols.model import EventType, Flag, ReadingKind
 from simulators.config import parse_config
 from simulators.dlt698_meter import Dlt698Listener
@@ -309,3 +310,26 @@ def test_addresses_are_twelve_digits() -> None:
     with pytest.raises(ValueError, match="12 digits"):
         MeterConfig(bus="bus1", protocol="dlt698", address="20261206000A")
     assert MeterConfig(bus="bus1", protocol="dlt698", address=M1).id == M1
+
+
+class SinglePhase(Dlt698Listener):
+    """Single-phase meters: phases B and C of voltage and current are NULL."""
+
+    def read(self, meter: Meter, oad: OAD, ts: float) -> Any:
+        data = super().read(meter, oad, ts)
+        if oad.oi in (0x2000, 0x2001) and oad.attribute == 2 and not oad.index:
+            return Data(DataType.ARRAY, (data.value[0], NULL, NULL))
+        return data
+
+
+async def test_a_single_phase_meter_with_null_phases_gives_phase_a() -> None:
+    rig = await make(SinglePhase)
+    try:
+        report = await rig.poller.sweep(Group.INSTANT)
+        assert report.failed == 0
+        values = rig.values(M1)
+        assert values["voltage.a"] > 200 and "current.a" in values and "frequency" in values
+        assert "voltage.b" not in values and "current.c" not in values
+        assert not rig.poller.meters[M1].caps.items  # nothing marked unreadable
+    finally:
+        await rig.worker.stop()
