@@ -333,3 +333,27 @@ async def test_a_single_phase_meter_with_null_phases_gives_phase_a() -> None:
         assert not rig.poller.meters[M1].caps.items  # nothing marked unreadable
     finally:
         await rig.worker.stop()
+
+
+async def test_a_garbled_apdu_in_a_good_frame_is_undecodable_not_a_dead_meter(rig: Rig) -> None:
+    from protocols.dlt698.frame import Frame, control_byte, encode_frame, server_address
+
+    answer = rig.answer
+
+    def garble(request: bytes) -> bytes:
+        reply = answer(request)
+        if b"\x05\x02" in request:  # GET-Request-NormalList (instantaneous values)
+            # a frame with valid HCS/FCS from the right meter, its APDU cut short
+            bad = Frame(control_byte(True, False), server_address(M1), b"\x85\x02\x01\x05\x20")
+            return encode_frame(bad)
+        return reply
+
+    rig.link.responder = garble
+    rig.poller.set_meters([MeterConfig(bus="bus1", protocol="dlt698", address=M1)])
+    report = await rig.poller.sweep(Group.INSTANT)
+    assert (report.read, report.failed) == (1, 0)
+    mp = rig.poller.meters[M1]
+    assert not mp.state.failing
+    list_key = "+".join(o.hex for o in mp.driver.plan(Group.INSTANT)[0].oads)
+    assert mp.caps.reason(list_key) == "undecodable"
+    assert rig.values(M1)["voltage.a"] > 200  # the single attributes were read instead
