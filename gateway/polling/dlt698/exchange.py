@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.polling.dlt698.items import DAR_UNAUTHORISED
 from gateway.polling.driver import Undecodable
 from protocols.dlt698 import apdu as A
+from protocols.dlt698.axdr import Data
 from protocols.dlt698.connection import NEED_DATA, Client
+from protocols.dlt698.descriptors import DataType, DateTimeS
 from protocols.dlt698.errors import Dlt698ValueError
-from protocols.dlt698.frame import encode_frame
+from protocols.dlt698.frame import BROADCAST, encode_frame
+from protocols.dlt698.objects import BROADCAST_TIME
 
 if TYPE_CHECKING:
     from gateway.polling.dlt698.driver import Dlt698Driver
@@ -86,3 +90,25 @@ def unauthorised(event: Any) -> bool:
     elif isinstance(event, A.GetResponseNormalList):
         results = event.results
     return any(r.dar == DAR_UNAUTHORISED for r in results)
+
+
+@dataclass
+class BroadcastExchange:
+    """A broadcast request (no answer: the worker waits for it to leave the wire)."""
+
+    request: bytes
+    reply_len: int = 0
+    expects_reply: bool = False
+
+    def feed(self, data: bytes) -> Any | None:
+        return None
+
+
+def broadcast_time(when_local: datetime) -> BroadcastExchange:
+    """ACTION 4000 method 127 (broadcast time) to every meter (AF C0, SA AA), in plaintext."""
+    data = Data(DataType.DATE_TIME_S, DateTimeS.of(when_local.replace(microsecond=0)))
+    return BroadcastExchange(Client().action(BROADCAST, BROADCAST_TIME, data))
+
+
+BROADCAST_FRAME_BYTES = len(broadcast_time(datetime(2000, 1, 1)).request)
+"""Bytes of a broadcast-time frame (for the wire-time correction of the time it carries)."""

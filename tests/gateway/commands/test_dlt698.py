@@ -151,14 +151,25 @@ async def test_a_trip_the_meter_sees_as_late_is_refused_not_executed(bench: Benc
     assert bench.relay() is Relay.CLOSED
 
 
-async def test_a_drifting_698_meter_triggers_no_645_broadcast_after_a_sweep(bench: Bench) -> None:
+async def test_a_drifting_698_meter_gets_a_698_broadcast_time_after_a_sweep(bench: Bench) -> None:
     from gateway.polling import Group
+    from protocols.dlt698.frame import decode_frame
 
     meter = bench.rig.fleet.meter(M1)
     ts = bench.rig.clock.now().timestamp()
-    meter.set_time(ts, meter.meter_time(ts) + timedelta(seconds=120))
+    meter.set_time(ts, meter.meter_time(ts) + timedelta(seconds=40))
     report = await bench.rig.poller.sweep(Group.EVENTS)
-    assert any(v.drift_s and v.drift_s > 100 for v in report.visits)
+    assert any(v.drift_s and 35 < v.drift_s < 45 for v in report.visits)
     sent = len(bench.rig.link.written)
-    assert await bench.ops.time_sync_after_sweep(report) == []
-    assert len(bench.rig.link.written) == sent and bench.ops.broadcasts == 0
+    assert await bench.ops.time_sync_after_sweep(report) == ["bus1:dlt698"]
+    (frame,) = bench.rig.link.written[sent:]  # one frame: 698's, to the broadcast address
+    decoded = decode_frame(frame)
+    assert decoded.server.kind.name == "BROADCAST" and decoded.apdu[:2] == b"\x07\x01"
+    now = bench.rig.clock.now()
+    local = now.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+    assert abs((meter.meter_time(now.timestamp()) - local).total_seconds()) <= 2
+    # once a day: the next sweep's drift (none now) and the rule send nothing more
+    meter.set_time(now.timestamp(), meter.meter_time(now.timestamp()) + timedelta(seconds=40))
+    again = await bench.rig.poller.sweep(Group.EVENTS)
+    assert await bench.ops.time_sync_after_sweep(again) == []
+    assert bench.ops.broadcasts == 1
