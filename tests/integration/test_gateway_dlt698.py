@@ -19,7 +19,9 @@ from gateway.daemon.app import Gateway
 from gateway.polling import Group
 from gateway.polling.frozen import FrozenReader
 from protocols.model import DEFAULT_METER_ZONE, EventType, MeterTime, ReadingKind
-from protocols.uplink import Batch, EventRecord, decode_message
+from protocols.uplink import Batch, EventRecord, decode_message, encode
+from protocols.uplink.messages import Command, CommandAction, CommandResult
+from protocols.uplink.topics import Topics
 
 from .test_gateway_fleet import HeadEnd, wait_for
 
@@ -35,19 +37,32 @@ TOTAL = "energy.active.import.total"
 
 
 class EventsHeadEnd(HeadEnd):
-    """The test head-end that also keeps the events it receives."""
+    """The test head-end that also keeps the events and command results it receives."""
 
     def __init__(self, host: str, port: int) -> None:
         self.events: list[EventRecord] = []
+        self.results: list[CommandResult] = []
         self.event_lock = threading.Lock()
         super().__init__(host, port)
+        self.client.subscribe(Topics(GW).result, qos=1)
 
     def _message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         _, kind, message = decode_message(msg.topic, bytes(msg.payload))
-        if kind == "data" and isinstance(message, Batch):
-            with self.event_lock:
+        with self.event_lock:
+            if kind == "data" and isinstance(message, Batch):
                 self.events += [r for r in message.records if isinstance(r, EventRecord)]
+            if isinstance(message, CommandResult):
+                self.results.append(message)
         super()._message(client, userdata, msg)
+
+    def send(self, command: Command) -> None:
+        self.client.publish(Topics(GW).cmd, encode(command), qos=1).wait_for_publish(5)
+
+    def final(self, command_id: str, meter: str) -> CommandResult | None:
+        with self.event_lock:
+            done = [r for r in self.results if r.id == command_id and r.meter == meter]
+        terminal = ("executed", "failed", "refused")
+        return next((r for r in reversed(done) if r.state.value in terminal), None)
 
 
 def fleet_config() -> Any:
@@ -84,6 +99,7 @@ def gateway_config(fleet: Any, broker: Any, data_dir: Path) -> GatewayConfig:
         "broker": {"host": broker.host, "port": broker.port},
         "schedule": {"energy_minutes": 15, "events_minutes": 0, "backfill_days": 0},
         "signatures": {"required": False},
+        "clock_trust": {"source": "trusted"},  # relay commands need a trusted gateway clock
         "buses": [
             {
                 "name": "bus1",
@@ -155,6 +171,31 @@ async def test_698_meters_share_a_socket_bus_with_645_and_modbus(rig: Any) -> No
         lambda: ReadingKind.DAILY_FROZEN.value in headend.kinds.get(M698, set()),
         what="frozen readings upstream",
     )
+
+
+async def test_a_relay_trip_over_mqtt_opens_a_698_meter_and_is_read_back(rig: Any) -> None:
+    fleet, clock, gateway, headend = rig
+    await gateway.uplink.wait_connected(10)  # subscribed to down/cmd
+    now = datetime.now(UTC)
+    trip = Command(
+        id="trip-698",
+        gateway=GW,
+        meters=(M698,),
+        action=CommandAction.RELAY_TRIP,
+        issued=now,
+        valid_until=now + timedelta(minutes=10),
+        nonce="n0nce-12345678",
+    )
+    headend.send(trip)
+    await wait_for(
+        lambda: headend.final(trip.id, M698) is not None,
+        what=f"the trip's result (got {headend.results})",
+    )
+    result = headend.final(trip.id, M698)
+    assert result is not None and result.state.value == "executed", result
+    assert result.detail["relay"] == "open"
+    assert fleet.meter(M698).relay(clock.now().timestamp()).value == "open"
+    assert fleet.meter(COVERED).relay(clock.now().timestamp()).value == "closed"
 
 
 def _aware(local: datetime) -> datetime:
