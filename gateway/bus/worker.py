@@ -83,6 +83,7 @@ class Conversation(Exchange, Protocol):
 
 
 ExchangeFactory = Callable[[], Exchange]
+MAX_WRITES = 64  # writes of one conversation at most (a device that never ends its fragments)
 
 
 @dataclass
@@ -386,6 +387,7 @@ class BusWorker:
                 return None
             deadline = started + self.timing.deadline(len(exchange.request), exchange.reply_len)
             echo = len(exchange.request) if self.echo else 0
+            writes = 1
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -412,6 +414,9 @@ class BusWorker:
                 send = getattr(exchange, "data_to_send", None)  # a ``Conversation``
                 more = send() if send is not None else b""
                 if more:
+                    writes += 1
+                    if writes > MAX_WRITES:
+                        raise _Garbled(f"more than {MAX_WRITES} writes in one exchange")
                     self.link.write(more)
                     if self.trace.on:
                         self.trace.frame("TX", more)

@@ -70,3 +70,13 @@ async def test_silence_after_a_later_write_is_a_timeout(worker) -> None:
     with pytest.raises(TransactionTimeout):
         await w.transact(lambda: Steps(4))
     assert link.written == [b"first", b"next1", b"next2"]
+
+
+async def test_a_conversation_that_never_ends_is_cut_off(worker) -> None:
+    from gateway.bus.worker import MAX_WRITES, TransactionError
+
+    w, link, _ = worker
+    link.delay = 0.001
+    with pytest.raises(TransactionError, match="writes in one exchange"):
+        await w.transact(lambda: Steps(MAX_WRITES + 10))
+    assert len(link.written) == MAX_WRITES and w.stats.garbled == 1
