@@ -357,3 +357,23 @@ async def test_a_garbled_apdu_in_a_good_frame_is_undecodable_not_a_dead_meter(ri
     list_key = "+".join(o.hex for o in mp.driver.plan(Group.INSTANT)[0].oads)
     assert mp.caps.reason(list_key) == "undecodable"
     assert rig.values(M1)["voltage.a"] > 200  # the single attributes were read instead
+
+
+async def test_an_open_cover_is_reported_at_once_and_again_when_it_closes(rig: Rig) -> None:
+    from simulators.meter import Cover
+
+    rig.poller.set_meters([MeterConfig(bus="bus1", protocol="dlt698", address=M1)])
+    await rig.poller.sweep(Group.EVENTS)  # baseline: no openings
+    meter = rig.fleet.meter(M1)
+    rig.clock.advance(60)
+    meter.open_cover(Cover.METER, rig.clock.now().timestamp())
+    rig.clock.advance(60)
+    await rig.poller.sweep(Group.EVENTS)
+    rig.clock.advance(600)
+    meter.close_cover(Cover.METER, rig.clock.now().timestamp())
+    rig.clock.advance(60)
+    await rig.poller.sweep(Group.EVENTS)
+    covers = [e for e in rig.store.events if e.type is EventType.METER_COVER_OPEN]
+    assert [e.details["phase"] for e in covers] == ["start", "end"]
+    assert covers[0].key == covers[1].key and covers[0].end is None
+    assert covers[1].end is not None and covers[1].end > covers[1].start
