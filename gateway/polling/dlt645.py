@@ -260,6 +260,9 @@ class Dlt645Driver:
             return Undecodable(f"{len(parts)} frames joined: {exc}", raw.hex(" "))
         return ReadReply(parts[0].address, item, values, raw=raw, version=self.version)
 
+    def frozen_range(self, days: int) -> None:
+        return None  # 0506xxnn: one freeze per identifier
+
     def frozen_items(self, n: int) -> tuple[int, Sequence[int]]:
         if not self.supports_frozen or not 1 <= n <= 62:
             raise ValueError(f"no daily freeze {n} on {self.meter.id}")

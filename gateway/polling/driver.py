@@ -101,6 +101,11 @@ class Driver(Protocol):
         items: the freeze time item's reply carries the values too (one record row)."""
         ...
 
+    def frozen_range(self, days: int) -> Any | None:
+        """One item reading the last ``days`` freezes at once (its values: ``frozen.rows``,
+        newest first), or None when the protocol reads them one by one (``frozen_items``)."""
+        ...
+
     def key(self, item: Any) -> str:
         """A stable name of ``item`` (the identifier in hex, the register block)."""
         ...

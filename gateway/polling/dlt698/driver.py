@@ -111,12 +111,21 @@ class Dlt698Driver:
             if ns
         ]
 
+    @property
+    def _frozen_columns(self) -> tuple[OAD, ...]:
+        return (FREEZE_TIME, ENERGY_IMPORT) + ((ENERGY_EXPORT,) if self.frozen_export else ())
+
     def frozen_items(self, n: int) -> tuple[Item, Sequence[Item]]:
         """The n-th last daily freeze: one GET-Record row carries time and values."""
         if not 1 <= n <= 62:
             raise ValueError(f"no daily freeze {n} on {self.meter.id}")
-        columns = (FREEZE_TIME, ENERGY_IMPORT) + ((ENERGY_EXPORT,) if self.frozen_export else ())
-        return Item((DAILY_FROZEN,), Selector9(n), columns), ()
+        return Item((DAILY_FROZEN,), Selector9(n), self._frozen_columns), ()
+
+    def frozen_range(self, days: int) -> Item | None:
+        """The last ``days`` freezes in one GET-Record (Selector10; GET-Next blocks if long)."""
+        if not 1 <= days <= 62:
+            return None
+        return Item((DAILY_FROZEN,), Selector10(days, ALL_METERS), self._frozen_columns)
 
     # -- exchanges -------------------------------------------------------------------------------
     def _request(self, item: Item) -> Callable[[Client], bytes]:
@@ -214,15 +223,21 @@ class Dlt698Driver:
         if result.rows is None:
             raise self._refused(item, dar_name(result.dar))
         if result.oad == DAILY_FROZEN:
-            return self._frozen_row(result)
+            rows = [self._frozen_row(result.columns, row) for row in result.rows]
+            if isinstance(item.rsd, Selector10):  # a range: every row, newest first
+
+                def newest(row: dict[str, Any]) -> datetime:
+                    stamp = row.get("freeze.time")
+                    return stamp.local if isinstance(stamp, MeterTime) else datetime.min
+
+                return {"frozen.rows": sorted(rows, key=newest, reverse=True)}
+            return rows[0] if rows else {}
         return {"event.records": self._event_records(result)}
 
-    def _frozen_row(self, result: A.ResultRecord) -> dict[str, Any]:
-        """The values of the first row; ``freeze.time`` as the meter's time (none: no row)."""
-        if not result.rows:
-            return {}
+    def _frozen_row(self, columns: Sequence[Any], row: Sequence[Any]) -> dict[str, Any]:
+        """The values of one row; ``freeze.time`` as the meter's time."""
         out: dict[str, Any] = {}
-        for column, data in zip(result.columns, result.rows[0], strict=True):
+        for column, data in zip(columns, row, strict=True):
             if isinstance(column, OAD):
                 out.update(values_of(column, data))
         stamp = out.pop("freeze.time", None)

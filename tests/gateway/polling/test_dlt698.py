@@ -377,3 +377,62 @@ async def test_an_open_cover_is_reported_at_once_and_again_when_it_closes(rig: R
     assert [e.details["phase"] for e in covers] == ["start", "end"]
     assert covers[0].key == covers[1].key and covers[0].end is None
     assert covers[1].end is not None and covers[1].end > covers[1].start
+
+
+class NoRangeSelector(Dlt698Listener):
+    """Meters that refuse Selector10 on the daily freeze (DAR 7): one freeze per read."""
+
+    def records(self, meter: Meter, request: Any, ts: float) -> A.ResultRecord:
+        if request.oad.oi == 0x5004 and type(request.rsd).__name__ == "Selector10":
+            return A.ResultRecord(request.oad, request.columns, None, 7)
+        return super().records(meter, request, ts)
+
+
+def frozen_totals(rig: Rig, meter: str) -> dict[Any, Decimal]:
+    return {
+        r.freeze_time: r.value
+        for r in rig.store.readings
+        if r.meter == meter and r.kind is ReadingKind.DAILY_FROZEN and r.quantity == TOTAL
+    }
+
+
+async def test_backfill_reads_a_week_in_one_range_read_joined_from_get_next_blocks() -> None:
+    rig = await make(Dlt698Listener, block_rows=2)
+    try:
+        rig.poller.set_meters([MeterConfig(bus="bus1", protocol="dlt698", address=M1)])
+        rig.clock.advance(8 * 86400 + 600)
+        report = await FrozenReader(rig.poller, rig.store).run(7)
+        assert report.stored[M1] == sorted(report.stored[M1], reverse=True)
+        assert len(report.stored[M1]) == 7
+        # one GET-Record (Selector10) and three GET-Next for blocks 2-4 of two rows each
+        assert rig.worker.stats.transactions == 4
+        now, meter = rig.clock.now().timestamp(), rig.fleet.meter(M1)
+        for n in range(1, 8):
+            day = meter.frozen(n, now)
+            assert day is not None
+            assert frozen_totals(rig, M1)[_aware(day.local_time)] == kwh(total(day.import_kwh))
+        dated = await FrozenReader(rig.poller, rig.store).run(
+            62, since=report.stored[M1][-1], until=report.stored[M1][0]
+        )
+        assert dated.days_stored == 0  # all kept already, keyed by freeze time
+    finally:
+        await rig.worker.stop()
+
+
+async def test_a_meter_without_the_range_selector_is_read_one_freeze_at_a_time() -> None:
+    rig = await make(NoRangeSelector)
+    try:
+        rig.poller.set_meters([MeterConfig(bus="bus1", protocol="dlt698", address=M1)])
+        rig.clock.advance(4 * 86400 + 600)
+        report = await FrozenReader(rig.poller, rig.store).run(3)
+        assert len(report.stored[M1]) == 3 and not report.failed
+        assert rig.worker.stats.transactions == 1 + 3  # the refused range, then Selector9 × 3
+        assert not rig.poller.meters[M1].caps.items  # a refused selector is not a lack
+    finally:
+        await rig.worker.stop()
+
+
+def _aware(local: datetime) -> datetime:
+    from protocols.model import MeterTime
+
+    return MeterTime(local, ZONE).aware
