@@ -3,7 +3,8 @@
 One simulated fleet, two buses paced at real time (9600 8E1, meter response delay 50 ms): eight
 DL/T 645-2007 meters on one, eight DL/T 698.45 meters on the other.  Each bus gets its own
 ``Poller`` (real ``BusWorker`` + ``SerialLink`` over ``socket://``) and sweeps energy, instant and
-events in turn; the 645 bus is the baseline measured in the same run.  First events sweep of
+events in turn, then back-fills a week of daily freezes; the 645 bus is the baseline measured in
+the same run.  First events sweep of
 each meter: counters read, no records (no events in the fleet).
 Run: ``.venv/bin/python bench/gateway_dlt698_sweep.py [--baud 9600] [--meters 8]``.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.bus.link import LinkSettings, SerialLink
@@ -21,9 +23,10 @@ from gateway.bus.worker import BusWorker
 from gateway.config import MeterConfig
 from gateway.polling import Group, Poller
 from gateway.polling.drivers import make_driver
+from gateway.polling.frozen import FrozenReader
 from simulators.config import parse_config
 from simulators.fleet import start_fleet
-from taiqu.clock import RealClock
+from taiqu.clock import ManualClock, RealClock
 
 GROUPS = (Group.ENERGY, Group.INSTANT, Group.EVENTS)
 
@@ -45,6 +48,9 @@ class Sink:
     def set_state(self, key: str, value: Any) -> None:
         self.state[key] = value
 
+    def has_frozen(self, meter: str, freeze_time: Any) -> bool:
+        return False
+
 
 async def run(baud: int, meters: int) -> list[tuple[str, str, float, int, int]]:
     cfg = parse_config(
@@ -63,7 +69,9 @@ async def run(baud: int, meters: int) -> list[tuple[str, str, float, int, int]]:
         "bench",
     )  # fmt: skip
     out = []
-    async with start_fleet(cfg) as fleet:
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0) - timedelta(days=8))
+    async with start_fleet(cfg, clock) as fleet:
+        clock.advance(8 * 86400)  # a week of daily freezes kept by every meter
         for bus, protocol in (("b645", "dlt645-2007"), ("b698", "dlt698")):
             link = SerialLink(LinkSettings(fleet.endpoints[bus], baud))
             worker = BusWorker(bus, link, LineTiming(baud=baud, bits_per_char=11))
@@ -85,6 +93,13 @@ async def run(baud: int, meters: int) -> list[tuple[str, str, float, int, int]]:
                 assert report.failed == 0, report.visits
                 tx = worker.stats.transactions - before
                 out.append((group.value, protocol, wall, tx, report.read))
+            before = worker.stats.transactions
+            t0 = time.perf_counter()
+            frozen = await FrozenReader(poller, sink).run(7)
+            wall = time.perf_counter() - t0
+            assert not frozen.failed and frozen.days_stored == 7 * meters, frozen
+            tx = worker.stats.transactions - before
+            out.append(("back-fill 7 days", protocol, wall, tx, meters))
             await worker.stop()
     return out
 
@@ -99,11 +114,11 @@ def main() -> None:
     print("| group | DL/T 645 s/meter (tx) | DL/T 698 s/meter (tx) | 698 ÷ 645 |")
     print("|---|---|---|---|")
     by = {(g, p): (w, tx, n) for g, p, w, tx, n in rows}
-    for group in GROUPS:
-        w645, tx645, n645 = by[(group.value, "dlt645-2007")]
-        w698, tx698, n698 = by[(group.value, "dlt698")]
+    for group in (*(g.value for g in GROUPS), "back-fill 7 days"):
+        w645, tx645, n645 = by[(group, "dlt645-2007")]
+        w698, tx698, n698 = by[(group, "dlt698")]
         print(
-            f"| {group.value} | {w645 / n645:.3f} ({tx645 / n645:.0f}) | "
+            f"| {group} | {w645 / n645:.3f} ({tx645 / n645:.0f}) | "
             f"{w698 / n698:.3f} ({tx698 / n698:.0f}) | {w698 / n698 / (w645 / n645):.2f} |"
         )
 
