@@ -152,10 +152,7 @@ class Dlt698Driver:
     def _exchange(self, build: Callable[[Client], bytes], reply_len: int) -> Dlt698Exchange:
         client = Client()
         if self.association_required and time.monotonic() >= self._associated_until:
-            ex = Dlt698Exchange(b"", reply_len, client, build, self, may_connect=False)
-            ex._connect()
-            ex.request = ex.data_to_send()
-            return ex
+            return Dlt698Exchange.associating(self, build, reply_len)
         return Dlt698Exchange(build(client), reply_len, client, build, self)
 
     def exchange(self, item: Item) -> Dlt698Exchange:
@@ -173,10 +170,7 @@ class Dlt698Driver:
 
         if password is None:
             return self._exchange(build, FRAME_OVERHEAD + 2 * RESULT_ALLOWANCE)
-        ex = Dlt698Exchange(b"", FRAME_OVERHEAD + 80, Client(), build, self, may_connect=False)
-        ex._connect(password)
-        ex.request = ex.data_to_send()
-        return ex
+        return Dlt698Exchange.associating(self, build, FRAME_OVERHEAD + 80, password)
 
     # -- replies ---------------------------------------------------------------------------------
     def _refused(self, item: Item, why: str) -> MeterRefused:

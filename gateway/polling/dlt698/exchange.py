@@ -73,6 +73,21 @@ class Dlt698Exchange:
         request = A.ConnectRequest(piid, mechanism=mechanism)
         self._out += self.master.connect(self.driver.meter.address, request)
 
+    @classmethod
+    def associating(
+        cls,
+        driver: Dlt698Driver,
+        build: Callable[[Client], bytes],
+        reply_len: int,
+        password: str | None = None,
+    ) -> Dlt698Exchange:
+        """An exchange that opens with a CONNECT (public, or password ``password``) and sends
+        ``build`` once the meter accepts it."""
+        ex = cls(b"", reply_len, Client(), build, driver, may_connect=False)
+        ex._connect(password)
+        ex.request = ex.data_to_send()
+        return ex
+
     def data_to_send(self) -> bytes:
         """Bytes to write before the answer can come (fragment confirms, CONNECT, resend)."""
         out = bytes(self._out) + self.master.data_to_send()
