@@ -31,9 +31,8 @@ class DelayedRelay(Bench):
         if isinstance(request, ReadData) and request.di == DI_STATUS_WORD3 and late:
             assert isinstance(reply, ReadReply)
             word = reply.values["status.word3"]
-            closed = StatusWord(
-                word.number, word.raw & ~0x10, tuple(f for f in word.flags if "relay" not in f)
-            )
+            closed = StatusWord(word.number, word.raw & ~0x10, tuple(
+                f for f in word.flags if "relay" not in f))
             return replace(reply, values={"status.word3": closed})
         return reply
 

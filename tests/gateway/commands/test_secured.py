@@ -70,9 +70,7 @@ def bench(tmp_path) -> EsamBench:
 
 async def test_an_esam_meter_trips_through_authentication_and_a_sealed_control(bench) -> None:
     session, auth = await bench.authenticate(CommandAction.RELAY_TRIP)
-    assert (
-        auth.detail["esam"]["step"] == "authenticate" and len(auth.detail["esam"]["random2"]) == 8
-    )
+    assert auth.detail["esam"]["step"] == "authenticate" and len(auth.detail["esam"]["random2"]) == 8
     step = bench.control_step(session, ControlAction.TRIP)
     cmd = command(CommandAction.RELAY_TRIP, params=step_params(step), now=bench.clock.now())
     assert await bench.executor.handle(cmd) is CommandState.EXECUTED

@@ -108,10 +108,7 @@ async def rig() -> Any:
 
 ENERGY_SINGLES = {
     0x00010000: {TOTAL: Decimal("100.00")},
-    **{
-        0x00010000 | (n << 8): {f"energy.active.import.t{n}": Decimal("25.00")}
-        for n in (1, 2, 3, 4)
-    },
+    **{0x00010000 | (n << 8): {f"energy.active.import.t{n}": Decimal("25.00")} for n in (1, 2, 3, 4)},
 }
 
 
@@ -174,19 +171,15 @@ async def test_ff_filler_in_a_block_falls_back_to_the_members_that_decode(rig) -
 
 
 async def test_silence_on_event_identifiers_while_others_answer_is_not_a_dead_meter(rig) -> None:
-    energy = {
-        TOTAL: Decimal("5.00"),
-        **{f"energy.active.import.t{n}": Decimal("1.25") for n in (1, 2, 3, 4)},
-    }
+    energy = {TOTAL: Decimal("5.00"), **{f"energy.active.import.t{n}": Decimal("1.25")
+                                        for n in (1, 2, 3, 4)}}
     # no event counters, no status words 1 and 7: silent on them; date, time, word 3 answer
-    bus, store, poller, clock = await rig(
-        {
-            0x0001FF00: energy,
-            0x04000101: {"meter.date": datetime(2026, 3, 10).date()},
-            0x04000102: {"meter.time": datetime(2026, 3, 10, 9, 0).time()},
-            0x04000503: {"status.word3": 0},
-        }
-    )
+    bus, store, poller, clock = await rig({
+        0x0001FF00: energy,
+        0x04000101: {"meter.date": datetime(2026, 3, 10).date()},
+        0x04000102: {"meter.time": datetime(2026, 3, 10, 9, 0).time()},
+        0x04000503: {"status.word3": 0},
+    })
     await poller.sweep(Group.ENERGY)
     reports = []
     for _ in range(3):
@@ -195,9 +188,8 @@ async def test_silence_on_event_identifiers_while_others_answer_is_not_a_dead_me
     assert [r.read for r in reports] == [1, 1, 1]
     assert EventType.METER_UNREACHABLE not in store.kinds()
     assert store.values()["relay.state"] == "closed"
-    mute = {
-        e.details["identifier"] for e in store.events if e.type is EventType.QUANTITY_UNAVAILABLE
-    }
+    mute = {e.details["identifier"] for e in store.events
+            if e.type is EventType.QUANTITY_UNAVAILABLE}
     assert "03300D00" in mute and "04000503" not in mute  # confirmed by the second silence
     bus.log.clear()
     clock.advance(300)
@@ -224,13 +216,8 @@ async def test_a_dead_meter_costs_two_timeouts_then_one_while_backing_off(rig) -
 
 
 async def test_a_reply_in_two_frames_is_asked_for_and_joined(rig) -> None:
-    raw = encode_values(
-        0x0001FF00,
-        {
-            TOTAL: Decimal("321.00"),
-            **{f"energy.active.import.t{n}": Decimal("80.25") for n in (1, 2, 3, 4)},
-        },
-    )
+    raw = encode_values(0x0001FF00, {TOTAL: Decimal("321.00"), **{
+        f"energy.active.import.t{n}": Decimal("80.25") for n in (1, 2, 3, 4)}})
     bus, store, poller, _ = await rig({0x0001FF00: (raw[:8], raw[8:])})
     await poller.sweep(Group.ENERGY)
     assert store.values()[TOTAL] == Decimal("321.00")
@@ -265,17 +252,12 @@ async def test_the_daily_frozen_run_reads_the_reverse_freeze_when_asked(rig) -> 
     from protocols.model import MeterTime, ReadingKind
 
     freeze = {"freeze.time": MeterTime(datetime(2026, 3, 10, 0, 0), ZONE)}
-    forward = {
-        TOTAL: Decimal("50.00"),
-        **{f"energy.active.import.t{n}": Decimal("12.50") for n in (1, 2, 3, 4)},
-    }
-    reverse = {
-        "energy.active.export.total": Decimal("8.00"),
-        **{f"energy.active.export.t{n}": Decimal("2.00") for n in (1, 2, 3, 4)},
-    }
-    bus, store, poller, _ = await rig(
-        {0x05060001: freeze, 0x05060101: forward, 0x05060201: reverse}
-    )
+    forward = {TOTAL: Decimal("50.00"), **{f"energy.active.import.t{n}": Decimal("12.50")
+                                          for n in (1, 2, 3, 4)}}
+    reverse = {"energy.active.export.total": Decimal("8.00"), **{
+        f"energy.active.export.t{n}": Decimal("2.00") for n in (1, 2, 3, 4)}}
+    bus, store, poller, _ = await rig({0x05060001: freeze, 0x05060101: forward,
+                                      0x05060201: reverse})
     poller.driver_factory = partial(make_driver, frozen_export=True)
     poller.meters.clear()
     poller.set_meters([MeterConfig(bus="bus1", protocol="dlt645-2007", address=A)])
