@@ -74,7 +74,17 @@ class Exchange(Protocol):
         ...
 
 
+class Conversation(Exchange, Protocol):
+    """An exchange that writes more than once before its outcome (DL/T 698.45 fragment
+    confirmations, a CONNECT before the request): after each ``feed`` that returns ``None``
+    the worker writes ``data_to_send()`` if it is not empty, and the reply window starts
+    again from that write."""
+
+    def data_to_send(self) -> bytes: ...
+
+
 ExchangeFactory = Callable[[], Exchange]
+MAX_WRITES = 64  # writes of one conversation at most (a device that never ends its fragments)
 
 
 @dataclass
@@ -345,6 +355,7 @@ class BusWorker:
                 return None
             deadline = started + self.timing.deadline(len(exchange.request), exchange.reply_len)
             echo = len(exchange.request) if self.echo else 0
+            writes = 1
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -368,6 +379,19 @@ class BusWorker:
                     raise _Garbled(str(exc)) from exc
                 if outcome is not None:
                     return outcome
+                send = getattr(exchange, "data_to_send", None)  # a ``Conversation``
+                more = send() if send is not None else b""
+                if more:
+                    writes += 1
+                    if writes > MAX_WRITES:
+                        raise _Garbled(f"more than {MAX_WRITES} writes in one exchange")
+                    self.link.write(more)
+                    if self.trace.on:
+                        self.trace.frame("TX", more)
+                    echo += len(more) if self.echo else 0
+                    deadline = time.monotonic() + self.timing.deadline(
+                        len(more), exchange.reply_len
+                    )
         finally:
             self._last_end = time.monotonic()
             self.stats.busy_seconds += self._last_end - started

@@ -2,6 +2,7 @@
 
 Per bus::
 
+    DL/T 698.45 meters: GET 4000 ─► SET 4000 (password association) ─► GET 4000 (commands.dlt698)
     read clock (date, time, date again) of each DL/T 645 meter ──► drift
     plan_bus_time_sync(drifts, now, last broadcast on the bus, policy)  ── skip ──► refused: why
     broadcast 08H (at each line setting the drifting meters use)
@@ -21,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.clock.sync import TimeSyncPolicy, broadcast_time, plan_bus_time_sync
+from gateway.commands import dlt698
 from gateway.commands.types import (
     DI_DATE,
     DI_TIME,
@@ -56,6 +58,7 @@ class MeterClocks:
         zone: str,
         baud_of: Callable[[str], int],
         policy: TimeSyncPolicy,
+        password: Callable[[str], str] = lambda _meter: "000000",
     ) -> None:
         self.transact = transact
         self.store = store
@@ -63,6 +66,7 @@ class MeterClocks:
         self.zone = zone
         self.baud_of = baud_of
         self.policy = policy
+        self.password = password  # a 698 meter's password (for its password association)
 
     async def _value(self, meter: MeterLike, di: int, key: str) -> Any:
         reply = await self.transact(meter.id, ReadData(meter.address, di))
@@ -105,6 +109,9 @@ class MeterClocks:
         results: dict[str, Outcome] = {}
         eligible: list[MeterLike] = []
         for meter in meters:
+            if meter.protocol == dlt698.PROTOCOL:  # addressed SET 4000, not a broadcast
+                results[meter.id] = await self._set_698(meter)
+                continue
             if not meter.protocol.startswith("dlt645"):
                 results[meter.id] = Outcome(CommandState.REFUSED, "unsupported_protocol")
                 continue
@@ -134,6 +141,21 @@ class MeterClocks:
                 detail["drift_after_s"] = round(after[meter.id], 1)
             results[meter.id] = self._outcome(meter.id, plan, detail, after)
         return results
+
+    async def _set_698(self, meter: MeterLike) -> Outcome:
+        try:
+            return await dlt698.set_clock(
+                self.transact,
+                meter,
+                self.clock.now,
+                self.zone,
+                self.password(meter.id),
+                self.policy,
+            )
+        except MeterFailure as exc:
+            return Outcome(CommandState.FAILED, str(exc))
+        except Exception as exc:
+            return Outcome(CommandState.FAILED, f"no_reply: {exc}")
 
     async def _read_back(self, meters: Sequence[MeterLike]) -> dict[str, float]:
         out: dict[str, float] = {}

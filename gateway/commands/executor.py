@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from gateway.clock.sync import TimeSyncPolicy
+from gateway.commands import dlt698
 from gateway.commands.clock import MeterClocks
 from gateway.commands.secrets import MeterCredentials
 from gateway.commands.secured import run_step
@@ -103,7 +104,13 @@ class CommandExecutor:
         self.readback_deadline_s = readback_deadline_s
         self.readback_interval_s = readback_interval_s
         self.clocks = MeterClocks(
-            transact, store, clock, zone, baud_of, time_sync_policy or TimeSyncPolicy()
+            transact,
+            store,
+            clock,
+            zone,
+            baud_of,
+            time_sync_policy or TimeSyncPolicy(),
+            password=lambda meter: dlt698.password_of(self.credentials(meter).password),
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -270,10 +277,12 @@ class CommandExecutor:
 
     async def _control(self, command: Command, meter: MeterLike) -> Outcome:
         action = CONTROL[command.action]
-        if meter.protocol != "dlt645-2007":
+        if meter.protocol not in ("dlt645-2007", dlt698.PROTOCOL):
             return Outcome(CommandState.REFUSED, "unsupported_protocol")
         if command.action in RELAY_ACTIONS:
             self.supersede(meter.id, command.id)
+        if meter.protocol == dlt698.PROTOCOL:
+            return await dlt698.control(self, command, meter)
         valid_until = MeterTime.from_utc(command.valid_until, self.zone).local
         secret = self.credentials(meter.id)
         request = RemoteControl(
@@ -312,6 +321,8 @@ class CommandExecutor:
 
     async def read_status3(self, meter: MeterLike) -> int:
         """Status word 3 of ``meter`` (the read-back of every control command)."""
+        if meter.protocol == dlt698.PROTOCOL:
+            return await dlt698.status_word3(self.transact, meter)
         reply = await self.transact(meter.id, ReadData(meter.address, DI_STATUS_WORD3))
         if isinstance(reply, AbnormalReply):
             raise MeterFailure("readback refused: " + ", ".join(reply.reasons))

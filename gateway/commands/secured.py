@@ -13,7 +13,7 @@ session: everything it sends is in the signed step.  Per meter::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gateway.commands.types import MeterLike, Outcome
 from protocols.dlt645 import AbnormalReply, ReadData, ReadReply, Reply
@@ -51,7 +51,7 @@ async def run_step(ex: CommandExecutor, command: Command, meter: MeterLike, step
     replies: list[Reply | None] = []
     for request in step_requests(step, meter.address):
         try:
-            reply = await ex.transact(meter.id, request)
+            reply = cast("Reply | None", await ex.transact(meter.id, request))  # a 645 meter
         except Exception:  # silence after retries, the link down: no reply to this request
             reply = None
         replies.append(reply)

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from protocols.dlt645 import ControlAction, Reply, Request
+from protocols.dlt698 import apdu as A698
+from protocols.dlt698.apdu import Response as Response698
 from protocols.uplink.messages import Command, CommandAction, CommandResult, CommandState
 
 DI_STATUS_WORD3 = 0x04000503
@@ -81,9 +83,19 @@ class CommandStore(Protocol):
     def set_state(self, key: str, value: Any) -> None: ...
 
 
-Transact = Callable[[str, Request], Awaitable[Reply | None]]
-"""Run one DL/T 645 request on the bus of meter ``id`` (command priority); ``None`` for a
-broadcast; raises (timeout, link down) when the meter gives no usable reply."""
+@dataclass(frozen=True)
+class Dlt698Request:
+    """One 698 request for ``transact``: the APDU built from a PIID; with ``password`` the
+    exchange opens a password association first (CONNECT, then the request)."""
+
+    build: Callable[[int], A698.Request]
+    password: str | None = None
+
+
+Transact = Callable[[str, Request | Dlt698Request], Awaitable[Reply | Response698 | None]]
+"""Run one DL/T 645 (or, to a 698 meter, DL/T 698.45) request on the bus of meter ``id``
+(command priority); ``None`` for a broadcast; raises (timeout, link down) when the meter gives
+no usable reply."""
 Handler = Callable[[Command, str], Awaitable[dict[str, Any]]]
 """Execute a delegated action (read, back-fill) for one meter; the dict goes into the result
 detail; raising fails that meter with ``str(exc)`` as the reason."""

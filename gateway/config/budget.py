@@ -30,6 +30,8 @@ _ITEMS = {
         "export": 1,
     },
     "dlt645-1997": {"energy": 1, "events": 0, "instant": 3, "frozen": 0, "export": 1},
+    # one GET (NormalList / Record) per group; frozen export is a column of the same row
+    "dlt698": {"energy": 1, "events": 1, "instant": 1, "frozen": 1, "export": 1},
 }
 
 

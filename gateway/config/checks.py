@@ -83,7 +83,8 @@ def check_meters(cfg: GatewayConfig, meters: Iterable[MeterConfig], *, where: st
         if m.id in ids:
             problems.append(f"{key}.id: {m.id!r} is already meters[{ids[m.id]}]: ids are unique")
         ids.setdefault(m.id, i)
-        family = "modbus" if m.is_modbus else "dlt645"
+        # DL/T 645 and 698.45 meters share the 12-digit nameplate address space on a bus
+        family = "modbus" if m.is_modbus else "nameplate"
         addr = str(int(m.address)) if m.is_modbus else m.address
         akey = (m.bus, family, addr)
         if akey in addresses:

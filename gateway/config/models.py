@@ -161,7 +161,7 @@ class MeterConfig(_Model):
 
     id: str = Field(default="", max_length=32)
     bus: str
-    protocol: Literal["dlt645-2007", "dlt645-1997", "modbus"]
+    protocol: Literal["dlt645-2007", "dlt645-1997", "dlt698", "modbus"]
     address: str = Field(min_length=1, max_length=32)
     model: str = ""
     role: Literal["customer", "area_total"] = "customer"
@@ -190,7 +190,8 @@ class MeterConfig(_Model):
                 raise ValueError('a Modbus meter needs an id (e.g. id = "bus1:7")')
         elif not DLT645_ADDRESS.match(self.address):
             raise ValueError(
-                f"address {self.address!r}: a DL/T 645 address is 12 digits as on the nameplate"
+                f"address {self.address!r}: a DL/T 645 / 698.45 address is 12 digits as on the "
+                "nameplate"
             )
         if not self.id:
             object.__setattr__(self, "id", self.address)

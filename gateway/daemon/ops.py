@@ -2,21 +2,24 @@
 
 ``DaemonOps`` binds ``gateway.commands.CommandExecutor`` to the running daemon:
 
-* ``transact(meter, request)``: one DL/T 645 request on that meter's bus worker at
+* ``transact(meter, request)``: one DL/T 645 request (or a ``Dlt698Request`` to a 698 meter:
+  CONNECT with a password first when it has one) on that meter's bus worker at
   ``Priority.COMMAND`` (it overtakes a sweep at the next gap); a broadcast returns ``None``;
 * ``read`` / ``backfill``: one meter through ``Poller.read_now`` / ``FrozenReader.run``; a meter
   that does not answer raises ``MeterFailure`` (its reason goes into the result);
-* ``time_sync_after_sweep(report)``: after each events sweep, per bus, the drifts the sweep
-  measured go through ``gateway.clock.sync.plan_bus_time_sync``; a broadcast time sync (08H) is sent
-  when the policy allows and its time is kept under the store key ``timesync.last`` (the key the
-  executor writes for head-end-ordered syncs, so the once-a-day rule sees both).
+* ``time_sync_after_sweep(report)``: after each events sweep, per bus and protocol family, the
+  drifts the sweep measured go through ``gateway.clock.sync.plan_bus_time_sync``; a broadcast
+  time sync (08H; DL/T 698.45 meters: ACTION 4000 method 127 to the broadcast address) is sent
+  when the policy allows and its time is kept under the store key ``timesync.last`` (per bus for
+  DL/T 645, the key the executor writes for head-end-ordered syncs, so the once-a-day rule sees
+  both; ``<bus>:dlt698`` for 698 meters).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,11 +27,16 @@ from gateway.bus.link import Line
 from gateway.bus.worker import Priority
 from gateway.clock.sync import TimeSyncPolicy, broadcast_time, plan_bus_time_sync
 from gateway.commands import TIME_SYNC_KEY, MeterFailure
+from gateway.commands.types import Dlt698Request
 from gateway.config import GatewayConfig
 from gateway.polling import MeterUnavailable, Poller, SweepReport
 from gateway.polling.dlt645 import Dlt645Exchange, request_exchange
+from gateway.polling.dlt698 import Dlt698Driver
+from gateway.polling.dlt698.exchange import BROADCAST_FRAME_BYTES, BroadcastExchange
+from gateway.polling.dlt698.exchange import broadcast_time as broadcast_time_698
 from gateway.polling.frozen import FrozenReader
 from protocols.dlt645 import BroadcastTimeSync, Reply, Request, Version
+from protocols.dlt698.apdu import Response as Response698
 from protocols.uplink import Command
 from taiqu.clock import Clock
 
@@ -64,11 +72,24 @@ class DaemonOps:
 
     # -- for the command executor ---------------------------------------------------------------
 
-    async def transact(self, meter_id: str, request: Request) -> Reply | None:
+    async def transact(
+        self, meter_id: str, request: Request | Dlt698Request
+    ) -> Reply | Response698 | None:
         """Run ``request`` on the bus of ``meter_id`` at command priority."""
         mp = self.poller.meters.get(meter_id)
         if mp is None:
             raise MeterFailure("unknown_meter")
+        if isinstance(request, Dlt698Request) or isinstance(mp.driver, Dlt698Driver):
+            driver = mp.driver
+            if not isinstance(request, Dlt698Request) or not isinstance(driver, Dlt698Driver):
+                raise MeterFailure("unsupported_protocol")
+            build, password = request.build, request.password
+            outcome = await mp.worker.transact(
+                lambda: driver.command_exchange(build, password),
+                Priority.COMMAND,
+                mp.meter.line_settings,
+            )
+            return outcome  # type: ignore[no-any-return]
         if not mp.meter.protocol.startswith("dlt645"):
             raise MeterFailure("unsupported_protocol")
         version, zone = _version(mp.meter.protocol), self.cfg.zone
@@ -124,18 +145,23 @@ class DaemonOps:
 
     async def time_sync_after_sweep(self, report: SweepReport) -> list[str]:
         """Broadcast a time sync on each bus whose measured drifts call for one; the buses."""
-        drifts: dict[str, dict[str, float]] = {}
+        drifts: dict[tuple[str, str], dict[str, float]] = {}
         for visit in report.visits:
-            if visit.drift_s is not None:
-                drifts.setdefault(visit.bus, {})[visit.meter] = visit.drift_s
+            mp = self.poller.meters.get(visit.meter)
+            if mp is None or visit.drift_s is None:
+                continue
+            # a 698 meter does not hear 645's 08H, nor a 645 meter 698's 4000 method 127
+            family = "dlt698" if mp.meter.protocol == "dlt698" else "dlt645"
+            drifts.setdefault((visit.bus, family), {})[visit.meter] = visit.drift_s
         synced = self.clock_synced()
         sent = []
-        for bus, bus_drifts in drifts.items():
+        for (bus, family), bus_drifts in drifts.items():
+            key = bus if family == "dlt645" else f"{bus}:{family}"  # once a day per protocol
             now_local = self.clock.now().astimezone(self.tz)
             plan = plan_bus_time_sync(
                 bus_drifts,
                 now_local,
-                self._last_sync(bus),
+                self._last_sync(key),
                 gateway_synced=synced,
                 policy=self.policy,
             )
@@ -153,14 +179,14 @@ class DaemonOps:
                 for m in plan.needing
                 if m in self.poller.meters
             } or {None}
-            stamps = [await self._broadcast(bus, line) for line in sorted(lines, key=str)]
+            stamps = [await self._broadcast(bus, line, family) for line in sorted(lines, key=str)]
             when = next((w for w in stamps if w is not None), None)
             if when is None:
                 continue
             state = self.store.get_state(TIME_SYNC_KEY, {}) or {}
-            self.store.set_state(TIME_SYNC_KEY, {**state, bus: when.isoformat()})
+            self.store.set_state(TIME_SYNC_KEY, {**state, key: when.isoformat()})
             self.broadcasts += 1
-            sent.append(bus)
+            sent.append(key)
             worst = max(plan.needing, key=lambda m: abs(bus_drifts[m]))
             log.info(
                 "bus %s: broadcast time sync %s for %d drifting meters (worst %s: %+.0f s)",
@@ -172,15 +198,25 @@ class DaemonOps:
             )
         return sent
 
-    async def _broadcast(self, bus: str, own: Line | None = None) -> datetime | None:
-        """Send 08H on ``bus`` at the line ``own`` (None: the bus's); the meter-local time it
-        carried (stamped on the bus thread).  A bus mixing line settings gets one per line."""
+    async def _broadcast(
+        self, bus: str, own: Line | None = None, family: str = "dlt645"
+    ) -> datetime | None:
+        """Send 08H (``family`` dlt698: ACTION 4000 method 127) on ``bus`` at the line ``own``
+        (None: the bus's); the meter-local time it carried (stamped on the bus thread).  A bus
+        mixing line settings gets one per line."""
         worker = self.poller.workers[bus]
         line = own or self.cfg.bus(bus).line.line
         sent: list[datetime] = []
 
-        def exchange() -> Dlt645Exchange:
+        def exchange() -> Dlt645Exchange | BroadcastExchange:
             now_local = self.clock.now().astimezone(self.tz)
+            if family == "dlt698":
+                on_wire = broadcast_time(
+                    now_local, line.baud, line.bits_per_char, BROADCAST_FRAME_BYTES
+                )
+                rounded = on_wire + timedelta(microseconds=500_000)  # date_time_s: whole seconds
+                sent.append(rounded.replace(tzinfo=None, microsecond=0))
+                return broadcast_time_698(sent[-1])
             when = broadcast_time(now_local, line.baud, line.bits_per_char).replace(tzinfo=None)
             sent.append(when)
             return request_exchange(BroadcastTimeSync(when), Version.V2007, self.cfg.zone)

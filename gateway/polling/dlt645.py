@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.config import MeterConfig
-from gateway.events import SWEEP_IDENTIFIERS, Counter, PollResult
+from gateway.events import SWEEP_IDENTIFIERS, Counter, PollResult, record_identifiers
 from gateway.polling.driver import Group, MeterRefused, ReplyUndecodable, Undecodable
 from protocols.dlt645 import (
     DATA_IDS,
@@ -200,6 +200,9 @@ class Dlt645Driver:
             gateway_clock_synced=clock_synced,
         )
 
+    def record_items(self, plan: dict[Counter, list[int]]) -> Sequence[int]:
+        return record_identifiers(plan)
+
     def records(
         self, plan: dict[Counter, list[int]], by_item: dict[Any, dict[str, Any]]
     ) -> dict[Counter, dict[int, Any]]:
@@ -256,6 +259,9 @@ class Dlt645Driver:
         except Dlt645Error as exc:
             return Undecodable(f"{len(parts)} frames joined: {exc}", raw.hex(" "))
         return ReadReply(parts[0].address, item, values, raw=raw, version=self.version)
+
+    def frozen_range(self, days: int) -> None:
+        return None  # 0506xxnn: one freeze per identifier
 
     def frozen_items(self, n: int) -> tuple[int, Sequence[int]]:
         if not self.supports_frozen or not 1 <= n <= 62:

@@ -92,8 +92,18 @@ class Driver(Protocol):
         """Event records read for ``plan``, by counter and record number."""
         ...
 
+    def record_items(self, plan: dict[Counter, list[int]]) -> Sequence[Any]:
+        """The read items of the event records a ``records_to_read`` plan names."""
+        ...
+
     def frozen_items(self, n: int) -> tuple[Any, Sequence[Any]]:
-        """(freeze time item, frozen value items) of the n-th last daily freeze."""
+        """(freeze time item, frozen value items) of the n-th last daily freeze; no value
+        items: the freeze time item's reply carries the values too (one record row)."""
+        ...
+
+    def frozen_range(self, days: int) -> Any | None:
+        """One item reading the last ``days`` freezes at once (its values: ``frozen.rows``,
+        newest first), or None when the protocol reads them one by one (``frozen_items``)."""
         ...
 
     def key(self, item: Any) -> str:

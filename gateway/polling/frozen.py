@@ -8,6 +8,10 @@ Every meter snapshots its registers at its own midnight and keeps the last 62 fr
                                      └──► read the frozen energy n, store it keyed by the
                                           meter's freeze time (flag ``backfilled`` for n > 1)
 
+A driver that reads several freezes at once (``Driver.frozen_range``: DL/T 698.45 GET-Record
+Selector10, newest first) gets one read for the whole window, the same checks per row; if the
+meter refuses or ignores it, the freezes are read one by one as above.
+
 The daily run (``schedule.daily_frozen_at``, default 00:05) reads ``backfill_days`` (default 7)
 so missed days fill themselves; the head-end can order a date range (``backfill`` command).  A
 meter's freeze time is the key, so reading a freeze twice never stores it twice.
@@ -117,10 +121,16 @@ class FrozenReader:
         report: FrozenReport,
     ) -> bool:
         """Read one meter's freezes; False if the meter stopped answering."""
+        item = mp.driver.frozen_range(days) if days else None
+        if item is not None:
+            done = await self._read_range(mp, item, since, until, priority, report)
+            if done is not None:
+                return done
         for n in range(1, days + 1):
             events: list[Event] = []
             time_item, value_items = mp.driver.frozen_items(n)
             got = await mp.read_items([time_item], priority, events)
+            values = got.values  # one record row (DL/T 698.45) carries the values too
             if events:
                 self.poller.sink.append_events(events)
             self.poller.keep_capabilities(mp)
@@ -139,23 +149,72 @@ class FrozenReader:
             freeze_time = stamp.aware
             if self.index.has_frozen(mp.meter.id, freeze_time):
                 continue
-            got = await mp.read_items(value_items, priority, events)
-            if events:
-                self.poller.sink.append_events(events)
-            self.poller.keep_capabilities(mp)
-            if not got.ok:
-                return False
-            readings = self.poller.readings(
-                mp.meter.id,
-                got.values,
-                ReadingKind.DAILY_FROZEN,
-                freeze_time=freeze_time,
-                extra_flags=(Flag.BACKFILLED.value,) if n > 1 else (),
-            )
-            if readings:
-                self.poller.sink.append_readings(readings)
-                report.stored.setdefault(mp.meter.id, []).append(day)
+            if value_items:
+                got = await mp.read_items(value_items, priority, events)
+                if events:
+                    self.poller.sink.append_events(events)
+                self.poller.keep_capabilities(mp)
+                if not got.ok:
+                    return False
+                values = got.values
+            self._store(mp.meter.id, n, values, freeze_time, day, report)
         return True
+
+    async def _read_range(
+        self,
+        mp: MeterPoller,
+        item: Any,
+        since: date | None,
+        until: date | None,
+        priority: Priority,
+        report: FrozenReport,
+    ) -> bool | None:
+        """The last freezes in one read (DL/T 698.45); None if the meter does not do it (the
+        caller reads them one by one), False if the meter stopped answering."""
+        events: list[Event] = []
+        got = await mp.read_items([item], priority, events)
+        if events:
+            self.poller.sink.append_events(events)
+        self.poller.keep_capabilities(mp)
+        if not got.ok:
+            return False
+        rows = got.values.get("frozen.rows")
+        if not isinstance(rows, list):
+            return None  # refused or ignored: one by one
+        for n, values in enumerate(rows, start=1):  # newest first
+            stamp = values.get("freeze.time")
+            if not isinstance(stamp, MeterTime):
+                continue
+            day = stamp.local.date()
+            if since is not None and day < since:
+                break
+            if (until is not None and day > until) or self.index.has_frozen(
+                mp.meter.id, stamp.aware
+            ):
+                continue
+            self._store(mp.meter.id, n, values, stamp.aware, day, report)
+        return True
+
+    def _store(
+        self,
+        meter: str,
+        n: int,
+        values: dict[str, Any],
+        freeze_time: datetime,
+        day: date,
+        report: FrozenReport,
+    ) -> None:
+        """Keep the n-th last freeze (flagged ``backfilled`` unless it is the newest)."""
+        readings = self.poller.readings(
+            meter,
+            values,
+            ReadingKind.DAILY_FROZEN,
+            freeze_time=freeze_time,
+            extra_flags=(Flag.BACKFILLED.value,) if n > 1 else (),
+        )
+        if readings:
+            self.poller.sink.append_readings(readings)
+            report.stored.setdefault(meter, []).append(day)
 
 
 Collection = Callable[[str, str, int, int, datetime], None]

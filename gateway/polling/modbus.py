@@ -67,6 +67,12 @@ class ModbusDriver:
         wanted = [q for q in quantities if q in offered]
         return plan_reads(self.model, wanted) if wanted else []
 
+    def frozen_range(self, days: int) -> None:
+        return None
+
+    def record_items(self, plan: dict[Counter, list[int]]) -> Sequence[BlockRead]:
+        return []  # no event records in the register maps
+
     def exchange(self, item: BlockRead) -> ModbusExchange:
         master = ModbusMaster()
         request = master.send(item.request(self.unit))

@@ -24,7 +24,7 @@ from typing import Any
 
 from gateway.bus.worker import BusWorker, Priority
 from gateway.config.models import MeterConfig
-from gateway.events import EventDetector, MeterEventState, record_identifiers, records_to_read
+from gateway.events import EventDetector, MeterEventState, records_to_read
 from gateway.polling.batch import Batch, BatchFactory, DirectBatch
 from gateway.polling.capability import Capabilities, state_key
 from gateway.polling.driver import (
@@ -224,7 +224,7 @@ class Poller:
         state = MeterEventState.from_json(batch.get_state(key))
         plan = records_to_read(state, poll.counts, poll.status_words)
         if plan:
-            got = await mp.read_items(record_identifiers(plan), priority, events)
+            got = await mp.read_items(mp.driver.record_items(plan), priority, events)
             records = mp.driver.records(plan, got.by_item)
             poll = replace(poll, records=records)
         found, new_state = self.detector.detect(mp.meter.id, state, poll)

@@ -13,7 +13,7 @@ from protocols.quantities import is_known
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 MeterId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9:_.-]+$")]
-Protocol = Literal["dlt645-2007", "dlt645-1997", "modbus"]
+Protocol = Literal["dlt645-2007", "dlt645-1997", "dlt698", "modbus"]
 # generation: a PV generation meter behind a customer's own meter (neither supply nor sales)
 Role = Literal["customer", "area_total", "generation"]
 DLT645_ADDRESS = re.compile(r"^[0-9]{12}$")
@@ -106,8 +106,8 @@ class MeterIn(_In):
 
 
 def check_address(protocol: str, address: str) -> None:
-    """DL/T 645 addresses are 12 digits; Modbus unit ids 1-247."""
-    if protocol.startswith("dlt645") and not DLT645_ADDRESS.match(address):
+    """DL/T 645 and 698.45 addresses are 12 digits; Modbus unit ids 1-247."""
+    if protocol.startswith(("dlt645", "dlt698")) and not DLT645_ADDRESS.match(address):
         raise ValueError(f"a {protocol} address is 12 digits, got {address!r}")
     if protocol == "modbus" and not (address.isdigit() and 1 <= int(address) <= 247):
         raise ValueError(f"a Modbus unit id is 1-247, got {address!r}")

@@ -67,7 +67,8 @@ def unswitchable(conn: Connection, ids: Iterable[str], at: datetime) -> dict[str
     """Why each of ``ids`` cannot take a remote-control (relay, alarm, keep-power) command.
 
     An area total meter measures the transformer's supply and is never switched; only DL/T 645
-    meters have the remote-control function (0x1C) — Modbus meters answer reads only.
+    meters (remote-control function 0x1C) and DL/T 698.45 meters (object 8000) have a relay
+    the gateway drives — Modbus meters answer reads only.
     """
     ids = sorted(set(ids))
     reasons: dict[str, str] = {}
@@ -79,6 +80,6 @@ def unswitchable(conn: Connection, ids: Iterable[str], at: datetime) -> dict[str
         for row in conn.execute(query):
             if row.role == "area_total":
                 reasons[row.id] = "an area total meter (the transformer's supply) is never switched"
-            elif not str(row.protocol).startswith("dlt645"):
+            elif not str(row.protocol).startswith(("dlt645", "dlt698")):
                 reasons[row.id] = f"a {row.protocol} meter has no remote control"
     return reasons

@@ -216,7 +216,7 @@ class ArchiveMeter(BaseModel):
 
     id: MeterId
     bus: str = Field(max_length=64)
-    protocol: Literal["dlt645-2007", "dlt645-1997", "modbus"]
+    protocol: Literal["dlt645-2007", "dlt645-1997", "dlt698", "modbus"]
     address: str = Field(max_length=32)  # DL/T 645 12 digits, or the Modbus unit id
     model: str | None = None
     role: Literal["customer", "area_total"] = "customer"

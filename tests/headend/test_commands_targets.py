@@ -48,3 +48,17 @@ def test_naming_an_unswitchable_meter_is_a_clear_400(ops):
     assert r.status_code == 400 and "never switched" in r.text
     r = ops.command("olga", action="relay_close_direct", meters=[meter_id("A2", 1), "A2-mb1"])
     assert r.status_code == 400 and "no remote control" in r.text
+
+
+def test_a_698_meter_takes_relay_commands(ops):
+    with writing(ops.engine) as conn:
+        conn.execute(
+            insert(meters),
+            [{"id": "A2-698", "point": "P-A2-698", "area": "A2", "bus": "bus1",
+              "protocol": "dlt698", "address": "202612060001", "role": "customer",
+              "valid_from": SINCE}],
+        )  # fmt: skip
+    r = ops.command("olga", action="relay_trip", meters=["A2-698"])
+    assert r.status_code in (200, 201, 202), r.text
+    got = ops.client.get(f"/api/v1/commands/{r.json()['id']}", headers=ops.as_("olga")).json()
+    assert {t["meter"] for t in got["targets"]} == {"A2-698"}
