@@ -109,6 +109,20 @@ class CommandsConfig(_Model):
     meter_secrets_file: Path | None = None
 
 
+class SearchConfig(_Model):
+    """``[search]``: the nightly search for meters the archive does not know (opt-in)."""
+
+    enabled: bool = False
+    at: time = time(3, 30)  # local time of ``zone``: off-peak
+    max_seconds: float = Field(default=600.0, gt=0, le=7200)  # bus time per bus and run
+    step: Literal["digit", "byte"] = "digit"
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _hhmm(cls, value: Any) -> Any:
+        return ScheduleConfig._hhmm(value)
+
+
 class HealthConfig(_Model):
     """``[health]``: the status message and the loopback ``/metrics`` endpoint."""
 
@@ -246,6 +260,7 @@ class GatewayConfig(_Model):
     time_sync: TimeSyncConfig = TimeSyncConfig()
     commands: CommandsConfig = CommandsConfig()
     health: HealthConfig = HealthConfig()
+    search: SearchConfig = SearchConfig()
     signatures: SignatureConfig = SignatureConfig()
     buses: tuple[BusConfig, ...] = Field(min_length=1)
     meters: tuple[MeterConfig, ...] = ()

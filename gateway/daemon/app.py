@@ -51,6 +51,7 @@ from gateway.daemon.health import Health
 from gateway.daemon.metrics import GatewayMetrics
 from gateway.daemon.notify import Notifier, Watchdog, from_environment
 from gateway.daemon.ops import DaemonOps
+from gateway.daemon.search import SearchRun, search_all
 from gateway.events import EventDetector
 from gateway.polling import Group, Poller, SweepReport
 from gateway.polling.drivers import make_driver
@@ -238,6 +239,8 @@ class Gateway:
         spawn(run_daily(clock, "frozen", s.daily_frozen_at, zone, self.frozen_jobs.daily), "frozen")
         spawn(self.frozen_jobs.catch_up(), "frozen-catch-up")
         spawn(self._status_loop(), "status")
+        if self.cfg.search.enabled:
+            spawn(run_daily(clock, "search", self.cfg.search.at, zone, self.search_job), "search")
         if self.watchdog is not None:
             spawn(self.watchdog.run(), "watchdog")
 
@@ -333,6 +336,12 @@ class Gateway:
             report = await self.poller.sweep(Group.INSTANT, Priority.SCHEDULED)
             self._books("instant", report)
         return report
+
+    async def search_job(self, slot: Any = None) -> list[SearchRun]:
+        """The nightly search for unknown meters on every bus (``gateway.daemon.search``)."""
+        assert self.poller is not None
+        meters = [mp.meter for mp in self.poller.meters.values()]
+        return await search_all(self.workers, meters, self.cfg.search, self.clock, self.store)
 
     async def _status_loop(self) -> None:
         while True:
