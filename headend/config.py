@@ -230,6 +230,7 @@ SECTIONS: dict[str, str] = {
     "scale": "headend.scale.job:scale_settings",
     "analytics": "headend.analytics.settings:analytics_settings",
     "security": "headend.security.settings:SecuritySettings.from_extra",
+    "esam": "headend.esam.settings:EsamSettings.from_extra",
 }
 
 
