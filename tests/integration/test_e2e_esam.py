@@ -311,6 +311,13 @@ class DownAfterAuthenticate(ForgedMac):
         raise EncryptionUnavailable("connection refused (192.0.2.10:8000)")
 
 
+class Unreachable(ForgedMac):
+    """The utility's machine does not answer at all."""
+
+    def authenticate(self, address: str) -> Any:
+        raise EncryptionUnavailable("connection refused")
+
+
 async def test_secured_trip_reclose_and_everything_that_must_not_switch(
     broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -420,6 +427,16 @@ async def test_secured_trip_reclose_and_everything_that_must_not_switch(
         assert "connection refused" in done["targets"][0]["reason"], done
         assert [kind for kind, *_ in e.log()[seen:]] == ["authenticate"]
         assert e.relay() == "closed"
+
+        # ... and unreachable from the start: nothing reaches the meter at all
+        seen = len(e.log())
+        e.encryption = Unreachable(genuine)
+        down = await r.command("relay_trip", [ESAM])
+        done = await r.state_of(down, "failed", "executed", "expired")
+        e.encryption = genuine
+        assert done["state"] == "failed", done
+        assert done["targets"][0]["reason"] == "encryption service: connection refused", done
+        assert e.log()[seen:] == [] and e.relay() == "closed"
 
         # 7. the second step reaches the gateway after the session ended (a busy bus, a slow
         # link): the gateway sends nothing, the head-end restarts, then gives up
