@@ -99,6 +99,7 @@ class FleetControl:
                     "rfc2217": self.fleet.rfc2217.get(bus, ""),
                     "personality": m.spec.personality.name,
                     "line": str(self.fleet.meter_line.get(ident) or self.fleet.buses[bus].line),
+                    "esam": ident in self.fleet.esams,
                 }
             )
         return out

@@ -52,6 +52,7 @@ from simulators.config import parse_config as parse_fleet  # noqa: E402
 
 GW, AREA = "gw-esam", "esam-a1"
 ESAM, MISFILED = "202603100001", "202603100002"  # both have an ESAM; the archive flags only ESAM
+PLAIN = "202603100003"  # an ordinary meter (``plain=True``: the benchmark's baseline)
 HEADEND = "taiqu-headend"
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 FACTOR = 20  # simulated seconds per real second
@@ -72,8 +73,8 @@ class Broker:
         return path
 
 
-@pytest.fixture
-def broker(mosquitto_binary: str, tmp_path: Path) -> Any:
+def start_broker(mosquitto_binary: str, tmp_path: Path) -> Broker:
+    """A private mosquitto with the shipped ACL and passwords for the head-end and ``GW``."""
     workdir = tmp_path / "broker"
     workdir.mkdir()
     passwords = {HEADEND: new_password(), GW: new_password()}
@@ -92,13 +93,20 @@ def broker(mosquitto_binary: str, tmp_path: Path) -> Any:
         ),
     )
     server.start()
-    yield Broker(server, passwords)
-    server.stop()
+    return Broker(server, passwords)
 
 
-def fleet_doc(anchor: datetime, key_file: Path) -> dict[str, Any]:
+@pytest.fixture
+def broker(mosquitto_binary: str, tmp_path: Path) -> Any:
+    started = start_broker(mosquitto_binary, tmp_path)
+    yield started
+    started.server.stop()
+
+
+def fleet_doc(anchor: datetime, key_file: Path, factor: float, plain: bool) -> dict[str, Any]:
+    extra = [{"bus": "bus1", "address": PLAIN, "seed": 3}] if plain else []
     return {
-        "clock": {"start": TUESDAY, "factor": FACTOR, "anchor": anchor},
+        "clock": {"start": TUESDAY, "factor": factor, "anchor": anchor},
         "zone": "Asia/Shanghai",
         "esam": {"key_file": str(key_file), "window_s": SESSION},
         "areas": [{"name": AREA, "gateway_id": GW}],
@@ -106,6 +114,7 @@ def fleet_doc(anchor: datetime, key_file: Path) -> dict[str, Any]:
         "meters": [
             {"bus": "bus1", "address": ESAM, "esam": True, "seed": 1},
             {"bus": "bus1", "address": MISFILED, "esam": True, "seed": 2},
+            *extra,
         ],
     }
 
@@ -180,27 +189,36 @@ class Attacker:
         self.client.loop_stop()
 
 
-async def add_archive(api: httpx.AsyncClient) -> None:
+async def add_archive(api: httpx.AsyncClient, plain: bool) -> None:
     since = {"valid_from": (TUESDAY - timedelta(days=1)).isoformat()}
     assert (await api.post("/api/v1/gateways", json={"id": GW}, params=since)).status_code == 201
     r = await api.post("/api/v1/areas", json={"id": AREA, "gateway": GW}, params=since)
     assert r.status_code == 201, r.text
-    for meter, esam in ((ESAM, True), (MISFILED, False)):
+    for meter, esam in ((ESAM, True), (MISFILED, False), *([(PLAIN, False)] if plain else [])):
         body = {"id": meter, "area": AREA, "bus": "bus1", "address": meter, "esam": esam}
         r = await api.post("/api/v1/meters", json=body, params=since)
         assert r.status_code == 201, r.text
 
 
 @asynccontextmanager
-async def running(broker: Broker, tmp_path: Path) -> AsyncIterator[EsamRig]:
-    """Fleet, head-end (serve's parts, laboratory encryption service) and gateway."""
+async def running(
+    broker: Broker,
+    tmp_path: Path,
+    *,
+    factor: float = FACTOR,
+    dispatch_interval: float | None = None,
+    plain: bool = False,
+) -> AsyncIterator[EsamRig]:
+    """Fleet, head-end (serve's parts, laboratory encryption service) and gateway.
+
+    ``dispatch_interval`` in simulated seconds (default: a quarter of a real second)."""
     from gateway.config import parse_config
     from gateway.daemon.app import Gateway
 
     key_file = tmp_path / "esam-lab.key"
     create_key_file(key_file)  # `taiqu headend esam-lab-key`: shared by head-end and fleet
     anchor = datetime.now(UTC)
-    clock_doc = {"start": TUESDAY, "factor": FACTOR, "anchor": anchor}
+    clock_doc = {"start": TUESDAY, "factor": factor, "anchor": anchor}
     clock = make_clock(AcceleratedSetting(**clock_doc))
     keys = KeyStore(tmp_path / "keys")
     keys.create(TUESDAY - timedelta(days=1))
@@ -219,7 +237,7 @@ async def running(broker: Broker, tmp_path: Path) -> AsyncIterator[EsamRig]:
         extra={
             "clock": clock_doc,
             "security": {"keys_dir": str(tmp_path / "keys")},
-            "commands": {"dispatch_interval": 0.25 * FACTOR},
+            "commands": {"dispatch_interval": dispatch_interval or 0.25 * factor},
             "analytics": {"job": False},
             "esam": {
                 "service": "software",
@@ -239,12 +257,12 @@ async def running(broker: Broker, tmp_path: Path) -> AsyncIterator[EsamRig]:
     server.start()
     try:
         async with (
-            fleet_mod.start_fleet(parse_fleet(fleet_doc(anchor, key_file))) as fleet,
+            fleet_mod.start_fleet(parse_fleet(fleet_doc(anchor, key_file, factor, plain))) as fleet,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as api,
         ):
             r = await api.post("/api/v1/auth/token", data={"username": "ada", "password": PASSWORD})
             api.headers["Authorization"] = "Bearer " + r.json()["access_token"]
-            await add_archive(api)
+            await add_archive(api, plain)
             doc = {
                 "gateway_id": GW,
                 "clock": clock_doc,
@@ -275,7 +293,7 @@ async def running(broker: Broker, tmp_path: Path) -> AsyncIterator[EsamRig]:
             await gateway.start()
             try:
                 await wait_for(
-                    _async(lambda: len(gateway.poller.meters) == 2),  # type: ignore[union-attr]
+                    _async(lambda: len(gateway.poller.meters) == 2 + plain),  # type: ignore[union-attr]
                     "the gateway to apply the head-end's archive push",
                 )
                 yield EsamRig(
