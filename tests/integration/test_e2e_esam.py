@@ -3,7 +3,7 @@ mosquitto with the shipped ACL and password file → the head-end as ``serve`` r
 
 The head-end's laboratory encryption service and the fleet's software ESAM share only the key
 file (``[esam] key_file`` of both).  Ground truth: the simulated relay and the ESAM's log.  What
-is tried: trip and reclose through the secured flow; plaintext to an ESAM meter the archive does
+is tried: trip, reclose and a clock set through the secured flow; plaintext to an ESAM meter the archive does
 not flag; the encryption service sealing a forged MAC, going down between authentication and
 sealing; the gateway getting the second step after the session ended; and an attacker holding the
 head-end's broker identity (not its signing key) replaying a genuine step, publishing a forged
@@ -100,6 +100,18 @@ async def test_secured_trip_reclose_and_everything_that_must_not_switch(
         assert done["state"] == "executed", done
         assert e.relay() == "closed" and done["targets"][0]["detail"]["relay"] == "closed"
         assert e.log()[-2:] == [("authenticate", True, ""), ("control", True, "")]
+        # 2b. the meter's clock runs 7 minutes fast: a clock set through the same flow, read back
+        r.fleet.control.drift(ESAM, offset_s=420)
+        sync = await r.command("time_sync", [ESAM])
+        done = await r.state_of(sync, "executed", "failed", "expired")
+        assert done["state"] == "executed", done
+        assert [s["kind"] for s in done["steps"]] == ["authenticate", "write"], done["steps"]
+        assert abs(done["targets"][0]["detail"]["offset_s"]) <= 10, done
+        assert [(k, ok) for k, ok, _ in e.log()[-3:]] == [
+            ("authenticate", True),
+            ("write", True),
+            ("write", True),
+        ]
         moves = len(r.fleet.meters[ESAM].relay_log)
         seen = len(e.log())
 
