@@ -40,7 +40,7 @@ ESAM, MISFILED = "202603100001", "202603100002"  # both have an ESAM; the archiv
 PLAIN = "202603100003"  # an ordinary meter (``plain=True``: the benchmark's baseline)
 HEADEND = "taiqu-headend"
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
-FACTOR = 20  # simulated seconds per real second
+FACTOR = 10  # simulated seconds per real second (a session is 6 s of real time: room for load)
 SESSION = 60  # the meters' authentication validity (simulated seconds), both sides
 
 
