@@ -144,7 +144,7 @@ class Attacker:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="stolen-headend")
         self.client.username_pw_set(HEADEND, broker.passwords[HEADEND])
         self.client.on_message = lambda c, u, msg: self.results.append(
-            decode(msg.payload, CommandResult)
+            decode(bytes(msg.payload), CommandResult)
         )
         self.client.connect(broker.server.host, broker.server.port)
         self.client.loop_start()

@@ -212,7 +212,7 @@ async def test_secured_trip_reclose_and_everything_that_must_not_switch(
         import gateway.commands.executor as executor
         from protocols.uplink.secured import ControlStep
 
-        real_run_step = executor.run_step
+        real_run_step = executor.run_step  # type: ignore[attr-defined]
 
         async def late(ex: Any, command: Any, meter: Any, step: Any) -> Any:
             while isinstance(step, ControlStep) and ex.clock.now() < step.session_until:
