@@ -8,7 +8,7 @@ the relay read back.  The secured trip adds an authentication round trip, the en
 plaintext trip of a non-ESAM meter through the same path.  Dispatcher passes run back to back:
 in ``taiqu headend serve`` each hop also waits up to ``[commands] dispatch_interval`` (1 s), and
 the bus and MQTT round trips come on top — the issue's end-to-end goal (p95 < 3 s + the meter's
-trip delay on loopback with mosquitto and the real gateway) needs the gateway's step executor.
+trip delay on loopback with mosquitto and the real gateway) is ``bench/esam_latency.py``.
 
     .venv/bin/python bench/esam_flow.py [--runs 50]
 """

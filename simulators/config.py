@@ -44,6 +44,15 @@ address = "199700000001"
 personality = "dlt645-1997"         # simulators/personalities/*.toml; sets protocol and line
 personality_overrides = { busy_after_midnight_s = 30 }
 line = "1200 8E1"                   # the meter's own serial settings (default: personality, bus)
+
+[esam]                              # the software ESAM of meters with esam = true (laboratory)
+key_file = "esam-lab.key"           # the master key the head-end's laboratory service uses
+window_s = 300                      # authentication validity; max_failures = 15 a day
+
+[[meters]]
+bus = "bus1"
+address = "202611240100"
+esam = true                         # a cost-control meter: plaintext control refused
 ```
 Scenario kinds: ``meter_cover_open`` / ``terminal_cover_open`` (``until`` or ``duration_s``),
 ``reverse``, ``stopped``, ``bypass`` (``fraction`` registered), ``power_down`` (``until``),
@@ -126,6 +135,14 @@ class PrepayModel(_Strict):
     overdraft: float = Field(0.0, ge=0)
 
 
+class EsamModel(_Strict):
+    """``[esam]``: the software ESAM of meters with ``esam = true`` (``simulators.esam``)."""
+
+    key_file: Path  # 32 hex digits, mode 0600: the head-end's laboratory master key
+    window_s: float = Field(300.0, gt=0)
+    max_failures: int = Field(15, ge=1)
+
+
 class MeterModel(_Strict):
     """One ``[[meters]]`` row (``count`` > 1 expands to consecutive addresses and seeds)."""
 
@@ -151,6 +168,7 @@ class MeterModel(_Strict):
     control_level: int = Field(2, ge=0, le=9)
     write_level: int = Field(4, ge=0, le=9)
     operators: list[str] = Field(default_factory=list)
+    esam: bool = False  # a cost-control meter with a software ESAM (needs the fleet's [esam])
     prepay: PrepayModel | None = None
     faults: FaultsModel = Field(default_factory=FaultsModel)
     drift_ppm: float = 0.0
@@ -201,6 +219,8 @@ class MeterModel(_Strict):
                 raise ValueError("a DL/T 645 address is 12 decimal digits, e.g. '202611240001'")
             if self.address == "999999999999":
                 raise ValueError("999999999999 is the broadcast address")
+        if self.esam and self.protocol != "dlt645-2007":
+            raise ValueError("only DL/T 645-2007 meters have an ESAM")
         for level, password in self.passwords.items():
             if not level.isdigit() or len(password) != 6 or not password.isdigit():
                 raise ValueError("passwords map a level ('02') to 6 digits ('123456')")
@@ -265,6 +285,7 @@ class FleetConfig(_Strict):
     control: str = "127.0.0.1:0"
     seed: int = 0
     tou: dict[str, int] | None = None
+    esam: EsamModel | None = None
     areas: list[AreaModel] = Field(default_factory=list)
     buses: list[BusModel] = Field(min_length=1)
     meters: list[MeterModel] = Field(default_factory=list)
@@ -295,6 +316,8 @@ class FleetConfig(_Strict):
         for meter in self.meters:
             if meter.bus not in buses:
                 raise ValueError(f"meter {meter.address}: bus {meter.bus!r} is not declared")
+            if meter.esam and self.esam is None:
+                raise ValueError(f"meter {meter.address}: esam = true needs [esam] key_file")
             family = "modbus" if meter.protocol == "modbus" else "dlt645"
             for address in meter.addresses():
                 key = (meter.bus, f"{family}:{address}")
@@ -331,7 +354,10 @@ def load_config(path: str | Path) -> FleetConfig:
         raise SimConfigError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SimConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse_config(data, str(path))
+    config = parse_config(data, str(path))
+    if config.esam is not None and not config.esam.key_file.is_absolute():
+        config.esam.key_file = path.parent / config.esam.key_file  # relative to the fleet file
+    return config
 
 
 def quick_config(

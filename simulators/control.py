@@ -33,6 +33,7 @@ METHODS = (
     "scenario",
     "press_button",
     "relay",
+    "esam",
     "drift",
     "top_up",
     "truth_meter",
@@ -98,6 +99,7 @@ class FleetControl:
                     "rfc2217": self.fleet.rfc2217.get(bus, ""),
                     "personality": m.spec.personality.name,
                     "line": str(self.fleet.meter_line.get(ident) or self.fleet.buses[bus].line),
+                    "esam": ident in self.fleet.esams,
                 }
             )
         return out
@@ -195,6 +197,22 @@ class FleetControl:
             "trip_pending": pending is not None,
             "trip_opens_at": _iso(pending[1], self.fleet) if pending else None,
         }
+
+    def esam(self, meter: str) -> dict[str, Any]:
+        """A meter's ESAM ground truth: every secured request, accepted or refused, and why."""
+        self._meter(meter)
+        esam = self.fleet.esams.get(meter)
+        if esam is None:
+            raise ControlError(f"{meter} has no ESAM (esam = true in the fleet file)")
+        return {
+            "meter": meter,
+            "session_open": esam.session_open(self._ts(None)),
+            "log": [
+                {"at": _iso(e.ts, self.fleet), "kind": e.kind, "accepted": e.accepted,
+                 "reason": e.reason, **{k: str(v) for k, v in e.detail.items()}}
+                for e in esam.log
+            ],
+        }  # fmt: skip
 
     def drift(self, meter: str, ppm: float = 0.0, offset_s: float = 0.0) -> dict[str, Any]:
         """Make a meter's clock drift (ppm) and/or jump (seconds) from now."""

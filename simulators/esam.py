@@ -21,9 +21,11 @@ firmware in docs/dlt645.md §Security shows it:
 from __future__ import annotations
 
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 
 from protocols.dlt645 import (
@@ -60,6 +62,7 @@ from protocols.esam import (
     meter_keys,
     write_header,
 )
+from simulators.errors import SimConfigError
 from simulators.meter import Control, Meter, Outcome
 
 _ACTIONS = {
@@ -74,6 +77,25 @@ _ACTIONS = {
 _UNAUTHORISED = error_byte(("password_error_or_unauthorised",))
 _OTHER = error_byte(("other_error",))
 V7 = Version.V2007
+
+
+def read_master_key(path: Path) -> bytes:
+    """The laboratory master key in ``path`` (32 hex digits, mode 0600, as the head-end's
+    ``taiqu headend esam-lab-key`` writes it); ``SimConfigError`` names what is wrong."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise SimConfigError(f"esam.key_file {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SimConfigError(f"esam.key_file {path} must be 0600 (chmod 600 {path})")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 16:
+        raise SimConfigError(f"esam.key_file {path} must hold 32 hex digits")
+    return key
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from simulators.dlt698_meter import Dlt698Listener
 from simulators.endpoints import Gate, PtyEndpoint, TapEndpoint, TcpEndpoint
 from simulators.energy import ZERO4, Vec4, add4, scale4
 from simulators.errors import ControlError
+from simulators.esam import SoftwareEsam, read_master_key
 from simulators.faults import Faults
 from simulators.line import LineSettings
 from simulators.meter import Cover, Meter, MeterSpec, Prepay
@@ -99,6 +100,8 @@ class Fleet:
         self.taps: dict[str, str] = {}  # bus → "socket://host:port" of its sniffer copy
         self.control_url = ""
         self._http: object | None = None
+        self.esams: dict[str, SoftwareEsam] = {}  # by meter address: rows with esam = true
+        master = read_master_key(config.esam.key_file) if config.esam is not None else b""
         by_bus: dict[str, list[Meter]] = {b.name: [] for b in config.buses}
         totals: list[tuple[MeterModel, str]] = []
         for row in config.meters:
@@ -108,6 +111,10 @@ class Fleet:
                     continue
                 for meter in self._build(row, i, address):
                     by_bus[row.bus].append(meter)
+                if row.esam and config.esam is not None:
+                    self.esams[address] = SoftwareEsam(
+                        master, address, config.esam.window_s, config.esam.max_failures
+                    )
         for row, address in totals:
             area = self.areas[self._bus_model(row.bus).area]
             source = AreaLoad(area.customers, area.loss)
@@ -256,6 +263,9 @@ class Fleet:
                 listener = Dlt698Listener(group)
             else:
                 listener = Dlt645Listener(protocol_version(protocol), group, line.baud)
+                for meter in group:
+                    if meter.address in self.esams:
+                        listener.add_esam(self.esams[meter.address])
             listener.line = line
             out.append(listener)
         return out

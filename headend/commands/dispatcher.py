@@ -34,7 +34,7 @@ from headend.commands.ingest import roll_up_command
 from headend.commands.settings import CommandSettings, FlowSettings
 from headend.commands.signing import NoSigner, Signer
 from headend.commands.states import State
-from headend.db import writing
+from headend.db import reading, writing
 from headend.db.ops_tables import command_dispatches, command_targets, commands
 from headend.db.tables import archive_versions, gateway_state
 from headend.db.tables import meters as archive_meters
@@ -156,9 +156,12 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher pass failed; retrying")
             try:
-                await asyncio.wait_for(
-                    stop.wait(), self.clock.wall_seconds(self.settings.dispatch_interval)
-                )
+                wait = await asyncio.to_thread(self.next_wait)
+            except Exception:
+                log.exception("dispatcher: cannot tell whether steps are in flight")
+                wait = self.clock.wall_seconds(self.settings.dispatch_interval)
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
             except TimeoutError:
                 pass
 
@@ -179,6 +182,15 @@ class Dispatcher:
                 )
                 done.append(found.gateway)
         return done
+
+    def next_wait(self) -> float:
+        """Wall seconds to the next pass: ``step_poll_interval`` while a secured step is in
+        flight (each hop of an ESAM flow then waits ~0.1 s, not a dispatch interval)."""
+        wait = self.clock.wall_seconds(self.settings.dispatch_interval)
+        with reading(self.engine) as conn:
+            if steps.in_flight(conn, self.clock.now(), self.flow):
+                return min(wait, self.settings.step_poll_interval)
+        return wait
 
     def _claim(self, now: datetime) -> list[str]:
         d, c = command_dispatches.c, commands.c

@@ -21,6 +21,9 @@ class CommandSettings(BaseModel):
     max_meters: int = Field(default=5000, ge=1, le=1_000_000)  # per command
     result_grace: int = Field(default=300, ge=0, le=86400)  # wait for results past valid_until
     dispatch_interval: float = Field(default=1.0, gt=0, le=60)
+    # wall seconds between passes while a secured step awaits its result (ESAM flows: each hop
+    # would otherwise wait up to dispatch_interval); bounded by the steps' validity
+    step_poll_interval: float = Field(default=0.1, gt=0, le=60)
     claim_timeout: int = Field(default=60, ge=5, le=3600)  # re-claim a dispatch stuck "sending"
 
 

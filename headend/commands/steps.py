@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from headend import audit
 from headend.commands.settings import FlowSettings
@@ -131,6 +131,17 @@ def due_commands(
         )
         out.append((row.gateway, command))
     return out
+
+
+def in_flight(conn: Connection, now: datetime, flow: FlowSettings) -> bool:
+    """Whether a step published within its validity awaits its result, or a result awaits
+    the dispatcher (a step the gateway never answers stops counting after ``step_seconds``)."""
+    s = esam_steps.c
+    fresh = and_(
+        s.state == State.SENT.value, s.sent_at > now - timedelta(seconds=flow.step_seconds)
+    )
+    waiting = or_(fresh, s.state == REPORTED)
+    return conn.execute(select(s.id).where(waiting).limit(1)).first() is not None
 
 
 def report_unsent(

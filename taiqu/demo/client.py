@@ -88,7 +88,9 @@ def fleet_meters(control_port: int) -> list[dict[str, Any]]:
 def meters_csv(meters: list[dict[str, Any]]) -> str:
     """The head-end's archive CSV of the simulated meters (customers on tariff ``res``)."""
     buf = io.StringIO()
-    columns = ["id", "area", "bus", "protocol", "address", "model", "role", "tariff_category"]
+    columns = [
+        "id", "area", "bus", "protocol", "address", "model", "role", "tariff_category", "esam"
+    ]  # fmt: skip
     writer = csv.DictWriter(buf, columns, lineterminator="\n")
     writer.writeheader()
     for m in meters:
@@ -102,6 +104,7 @@ def meters_csv(meters: list[dict[str, Any]]) -> str:
                 "model": m["model"] or "",
                 "role": m["role"],
                 "tariff_category": "res" if m["role"] == "customer" else "",
+                "esam": "true" if m.get("esam") else "",
             }
         )
     return buf.getvalue()

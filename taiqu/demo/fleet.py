@@ -11,6 +11,7 @@ disconnect → top-up → reconnect) plays within the first minutes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -29,6 +30,7 @@ START_AT = clock_time(7, 40)  # local: before the disconnect window opens at 08:
 BACKFILL_DAYS = 7  # the gateways' default back-fill window (simulators' gateway.toml)
 BYPASS_DAYS_AGO = 3  # area2's bypass started this long before the clock's start
 COVER_DAYS_AGO = 2  # area3's meter cover was opened (once) this long before the start
+ESAM_METERS = 2  # area1's first customers are cost-control meters with an ESAM
 
 
 def taiqu(*args: str) -> list[str]:
@@ -80,8 +82,19 @@ def clock_start(now: datetime, zone: str = ZONE) -> datetime:
         day -= timedelta(days=1)
 
 
-def fleet_toml(areas: int, meters: int, start: datetime, factor: float, anchor: datetime) -> str:
+def fleet_toml(
+    areas: int,
+    meters: int,
+    start: datetime,
+    factor: float,
+    anchor: datetime,
+    esam_key: Path | None = None,
+) -> str:
     """The demo fleet: per area one DL/T 645-2007 bus with the area total meter, one Modbus bus.
+
+    With ``esam_key`` (the laboratory key file the head-end shares) area1's first ``ESAM_METERS``
+    customers are cost-control meters with an ESAM: they refuse plaintext control, so the story
+    account's disconnect (area1's first customer, see ``taiqu.demo.prepay``) runs the secured flow.
 
     area2: one customer (``…0001``) bypasses three quarters of its energy since three days before
     the start (in the back-filled history); area3: the meter cover of ``…0500`` was opened two
@@ -97,6 +110,8 @@ def fleet_toml(areas: int, meters: int, start: datetime, factor: float, anchor: 
         f"anchor = {anchor.isoformat()} }}",
         f'zone = "{ZONE}"',
     ]
+    if esam_key is not None:
+        lines += ["", "[esam]", f"key_file = {json.dumps(str(esam_key))}"]
     for a in range(1, areas + 1):
         area, gw = f"area{a}", f"gw-{a:04d}"
         lines += [
@@ -147,6 +162,18 @@ def fleet_toml(areas: int, meters: int, start: datetime, factor: float, anchor: 
                 'profile = "residential"',
                 f"seed = {a * 1000}",
                 f'scenarios = [{{ kind = "bypass", at = {bypass_at}, fraction = 0.25 }}]',
+            ]
+        if a == 1 and esam_key is not None:
+            first = min(ESAM_METERS, dlt) + 1
+            lines += [
+                "",
+                "[[meters]]",
+                f'bus = "{area}-rs485-1"',
+                f'address = "{base}0001"',
+                f"count = {first - 1}",
+                "esam = true",
+                'profile = "residential"',
+                f"seed = {a * 1000}",
             ]
         if dlt >= first:
             lines += [
@@ -211,6 +238,7 @@ def headend_toml(
     factor: float,
     anchor: datetime,
     keys_dir: Path,
+    esam_key: Path | None = None,
 ) -> str:
     """The head-end's configuration: SQLite, the demo broker, the API port, the fleet's clock.
 
@@ -218,8 +246,17 @@ def headend_toml(
     The nightly analytics job recomputes the whole back-fill window (the demo orders the first
     computation itself once the back-fill is in: ``taiqu.demo.history``).  Prepayment reminds
     at small balances with half an hour's grace and reconnects directly (no button to press in
-    a demo); the guard rails are the product's defaults.
+    a demo); the guard rails are the product's defaults.  With ``esam_key``, ESAM meters'
+    commands are sealed by the laboratory encryption service (``production = false``: NOT for
+    production).
     """
+    esam = ""
+    if esam_key is not None:
+        esam = (
+            "\n# Laboratory ESAM service: the demo's simulated meters share this key. NOT FOR "
+            f'PRODUCTION.\n[esam]\nservice = "software"\nkey_file = {json.dumps(str(esam_key))}\n'
+            "production = false\n"
+        )
     return (
         f"clock = {{ start = {start.isoformat()}, factor = {factor:g}, "
         f"anchor = {anchor.isoformat()} }}\n\n"
@@ -233,5 +270,5 @@ def headend_toml(
         f'[analytics]\nzone = "{ZONE}"\nlookback_days = {BACKFILL_DAYS}\n\n'
         '[prepay]\nbalance_thresholds = ["5", "2"]\ndays_thresholds = []\n'
         'final_notice_balance = "0"\ngrace_hours = 0.5\nreconnect_threshold = "0"\n'
-        'reconnect_action = "relay_close_direct"\njob_interval = 60\n'
+        'reconnect_action = "relay_close_direct"\njob_interval = 60\n' + esam
     )

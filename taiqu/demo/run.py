@@ -79,8 +79,15 @@ def demo(
         started.append(f"MQTT broker ({kind}) on 127.0.0.1:{mqtt_port}")
         console.print(f"[green]✓[/] {started[-1]}")
 
+        esam_key = workdir / "esam-lab.key"  # laboratory key: head-end and ESAM meters share it
+        done = subprocess.run(
+            taiqu("headend", "esam-lab-key", str(esam_key)), capture_output=True, cwd=workdir
+        )
+        if done.returncode != 0:
+            why = done.stderr.decode(errors="replace").strip()[-300:]
+            raise DemoError(f"taiqu headend esam-lab-key failed: {why}")
         fleet = workdir / "fleet.toml"
-        fleet.write_text(fleet_toml(areas, meters, start, factor, now))
+        fleet.write_text(fleet_toml(areas, meters, start, factor, now, esam_key))
         with console.status("starting the simulated fleet …"):
             serve = taiqu("sim", "serve", "--config", str(fleet))
             serve += ["--control", f"127.0.0.1:{control_port}"]
@@ -111,6 +118,7 @@ def demo(
                     factor,
                     now,
                     workdir / "keys",
+                    esam_key,
                 )
             )
             env = {"TAIQU_HEADEND_SECRET": secrets.token_hex(32)}
@@ -153,6 +161,11 @@ def demo(
         console.print(
             f"[green]✓[/] archive imported: {len(gateways)} gateways, {len(gateways)} areas "
             f"(each with its area total meter), {count} meters, valid from {since:%Y-%m-%d}"
+        )
+        esams = [m["id"] for m in fleet_list if m.get("esam")]
+        console.print(
+            f"[green]✓[/] ESAM (cost-control) meters {', '.join(esams)}: relay control through "
+            "the secured flow, sealed by the laboratory encryption service (NOT FOR PRODUCTION)"
         )
         with console.status("opening prepaid accounts …"):
             accounts = open_accounts(api, fleet_list, start, sink)

@@ -528,3 +528,27 @@ def test_a_secured_close_allowed_is_armed_until_the_customers_button(rig):
     view = rig.view(close)
     assert view["state"] == "executed" and view["targets"][0]["detail"]["by"] == "customer"
     assert [s["state"] for s in view["steps"]] == ["executed", "executed"]
+
+
+def test_the_dispatcher_polls_fast_only_while_a_step_is_in_flight(rig):
+    """Each hop of a secured flow waits ``step_poll_interval`` (0.1 s), not a dispatch interval;
+    with nothing in flight the dispatcher is back to its interval."""
+
+    class RealTime:  # the test clock is manual (no wall time); the dispatcher's is real-time
+        def now(self):
+            return rig.ops.clock.now()
+
+        def wall_seconds(self, seconds):
+            return seconds
+
+    rig.dispatcher.clock = RealTime()
+    idle = CommandSettings().dispatch_interval
+    assert rig.dispatcher.next_wait() == idle
+    rig.command("relay_trip", ESAM_METER)
+    rig.dispatcher.run_once()  # the authentication step is published: awaiting its result
+    assert rig.published and rig.dispatcher.next_wait() == CommandSettings().step_poll_interval
+    rig.published = []  # the gateway never answers: the wait stays short while the step is
+    assert rig.dispatcher.next_wait() < idle  # valid, then the step ends and it is idle again
+    rig.cycle(rounds=3, pause=61)
+    rig.cycle(rounds=1)
+    assert rig.dispatcher.next_wait() == idle

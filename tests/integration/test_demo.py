@@ -7,7 +7,8 @@ account with a balance in every area, a reminder delivered to the local sink (an
 line loss and complete collection for a past day in every area, area2's bypassed meter and
 area3's opened-cover meter ranked first among the suspects, the area3 meter-cover openings
 (before the gateway's first sweep) at the head-end, and every gateway's ``last_seen`` within two
-simulated minutes of the head-end's clock.  SIGTERM then stops it cleanly with status 0.
+simulated minutes of the head-end's clock; the story account's ESAM meter disconnected by
+prepayment through the secured flow (the simulated ESAM accepted a sealed trip).  SIGTERM then stops it cleanly with status 0.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration
 RUN_FOR = 240  # the cap; the test stops the demo as soon as everything was seen
 COVER_METER = "202603000500"  # area3: cover opened two days before the start and 90 s in
 BYPASS_METER = "202602000001"  # area2: bypassed since three days before the start
+STORY_METER = "202601000001"  # area1: the story account's meter, a cost-control (ESAM) meter
 
 
 def _get(url: str, token: str) -> Any:
@@ -231,6 +233,32 @@ def test_demo_shows_every_capability_within_minutes(tmp_path: Path) -> None:
                 == 2
             ),
         )
+
+        # prepayment disconnects the story account's ESAM meter through the secured flow: the
+        # simulated ESAM accepted an authentication and a sealed trip (ground truth), and the
+        # head-end's audit shows the steps
+        control = re.search(r"control on (127\.0\.0\.1:\d+)", "".join(lines))
+        assert control, "".join(lines)
+        esam_url = f"http://{control.group(1)}/api/esam?meter={STORY_METER}"
+
+        def sealed_trip() -> bool:
+            with urllib.request.urlopen(esam_url, timeout=10) as response:
+                log = json.loads(response.read())["result"]["log"]
+            accepted = [(e["kind"], e.get("action")) for e in log if e["accepted"]]
+            return ("control", "TRIP") in accepted and ("authenticate", None) in accepted
+
+        until("the story meter's secured disconnect", sealed_trip)
+
+        def secured_steps() -> list[tuple[str, str]]:
+            for listed in _get(f"{base}/api/v1/commands?action=relay_trip", token):
+                got = _get(f"{base}/api/v1/commands/{listed['id']}", token)
+                steps = [(x["kind"], x["state"]) for x in got.get("steps", [])]
+                if any(x["meter"] == STORY_METER for x in got.get("steps", [])):
+                    return steps
+            return []
+
+        steps = until("the disconnect's steps at the head-end", secured_steps)
+        assert ("authenticate", "executed") in steps and ("control", "executed") in steps, steps
 
         # last_seen moves with every message: within two simulated minutes of the clock's now
         def fresh() -> bool:
