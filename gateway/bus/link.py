@@ -27,6 +27,13 @@ from gateway.errors import LinkError
 
 log = logging.getLogger(__name__)
 
+try:  # termios.error is no OSError: an unplugged adapter raises it from tcflush / tcsetattr
+    import termios
+
+    _TTY_ERRORS: tuple[type[BaseException], ...] = (termios.error,)
+except ImportError:  # pragma: no cover - not a POSIX system
+    _TTY_ERRORS = ()
+
 __all__ = [
     "Line",
     "Link",
@@ -206,7 +213,7 @@ class SerialLink:
         port = self._serial()
         try:
             port.write(data)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, *_TTY_ERRORS) as exc:
             raise LinkError(f"{self.name}: write failed: {exc}") from exc
 
     def read(self, timeout: float) -> bytes:
@@ -228,7 +235,7 @@ class SerialLink:
             if not ready:
                 return b""
             data: bytes = port.read(4096)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (serial.SerialException, OSError, ValueError, *_TTY_ERRORS) as exc:
             raise LinkError(f"{self.name}: read failed: {exc}") from exc
         return data
 
@@ -248,7 +255,7 @@ class SerialLink:
             ):
                 if getattr(port, name) != value:
                     setattr(port, name, value)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (serial.SerialException, OSError, ValueError, *_TTY_ERRORS) as exc:
             raise LinkError(f"{self.name}: cannot switch to {line}: {exc}") from exc
 
     def discard_input(self) -> None:
@@ -257,7 +264,7 @@ class SerialLink:
         port = self._serial()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, *_TTY_ERRORS) as exc:
             raise LinkError(f"{self.name}: flush failed: {exc}") from exc
 
 

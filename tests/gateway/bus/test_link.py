@@ -109,3 +109,82 @@ async def test_the_frame_trace_logs_both_directions_when_on_and_limits_its_rate(
     assert lines[2].startswith("RX ") and " 68 91 " in lines[2]
     assert len(lines) == 1 + 4  # ten frames in the second: four logged, the rest counted
     assert worker.trace.suppressed == 6
+
+
+class PtyMeter:
+    """A DL/T 645 meter behind a pty's master side (the adapter's other end)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.master, slave = pty.openpty()
+        self.path = os.ttyname(slave)
+        self._slave = slave
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import select as sel
+
+        from protocols.dlt645 import ReadReply, Slave
+
+        slave = Slave()
+        while not self._stop:
+            ready, _, _ = sel.select([self.master], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                data = os.read(self.master, 1024)
+            except OSError:
+                return
+            slave.receive_data(data)
+            request = slave.next_event()
+            if isinstance(request, ReadData):
+                reply = ReadReply(request.address, request.di, {"status.word3": 0})
+                os.write(self.master, slave.send(reply))
+
+    def unplug(self) -> None:
+        self._stop = True
+        self._thread.join(1)
+        os.close(self.master)
+        os.close(self._slave)
+
+
+async def test_an_adapter_unplugged_and_replugged_is_found_again_by_its_stable_path(
+    tmp_path,
+) -> None:
+    stable = tmp_path / "rs485-bus1"  # what a udev rule or /dev/serial/by-path gives
+    first = PtyMeter()
+    stable.symlink_to(first.path)
+    changes: list[tuple[bool, str]] = []
+    worker = BusWorker(
+        "bus1", SerialLink(settings(str(stable))), FAST, retries=0, reopen_delay=0.05,
+        on_link=lambda up, why: changes.append((up, why)),
+    )  # fmt: skip
+    worker.start()
+    read = lambda: request_exchange(ReadData("202611240001", 0x04000503), Version.V2007, "UTC")  # noqa: E731
+    second = None
+    try:
+        assert await worker.transact(read) is not None
+        first.unplug()  # the adapter is pulled: its device node goes away
+        stable.unlink()
+        for _ in range(3):
+            with pytest.raises(LinkError):
+                await worker.transact(read)
+        second = PtyMeter()  # plugged in again: a new node, the same stable name
+        stable.symlink_to(second.path)
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            try:
+                if await worker.transact(read) is not None:
+                    break
+            except LinkError:
+                continue
+        else:
+            raise AssertionError("the replugged adapter was not found again")
+    finally:
+        await worker.stop()
+        if second is not None:
+            second.unplug()
+    assert [up for up, _ in changes] == [False, True]  # told once each way, at once
