@@ -161,7 +161,7 @@ class SerialLink:
                     exc,
                 )
                 port = self._open(False)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (serial.SerialException, OSError, ValueError, *_TTY_ERRORS) as exc:
             raise LinkError(f"cannot open {s.url}: {_explain(exc)}") from exc
         self._port = port
 
