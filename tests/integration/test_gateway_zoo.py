@@ -99,7 +99,7 @@ async def test_the_gateway_collects_what_each_zoo_meter_gives_and_says_what_it_d
     zoo,
 ) -> None:
     fleet, gw, clock, rows = zoo
-    for _ in range(3):  # silence counts the second time: three rounds settle the capabilities
+    for _ in range(2):  # silence counts the second time: two rounds settle the capabilities
         await gw.poller.sweep(Group.ENERGY)
         await gw.poller.sweep(Group.INSTANT)
         await gw.poller.sweep(Group.EVENTS)

@@ -27,8 +27,9 @@ class Sink:
 
 
 async def test_the_search_reports_every_meter_the_archive_lacks_and_nothing_else() -> None:
-    addresses = crowded_addresses(12)
-    archived, unknown = addresses[:9], addresses[9:]
+    # two meters share all but their last digit: one collision, then ten single-digit patterns
+    addresses = ["202611240001", "202611240002", "202611250003", "202611260004"]
+    archived, unknown = addresses[:2], addresses[2:]
     meters = [{"bus": "b", "address": a, "protocol": "dlt645-2007"} for a in addresses]
     with running_fleet([{"name": "b", "pace": False}], meters) as fleet:
         worker = BusWorker("b", SerialLink(LinkSettings(fleet.endpoints["b"], 2400)), WINDOW,
@@ -54,7 +55,7 @@ async def test_the_search_reports_every_meter_the_archive_lacks_and_nothing_else
 
 
 async def test_the_search_stops_when_its_bus_time_is_used_up() -> None:
-    meters = [{"bus": "b", "address": a, "protocol": "dlt645-2007"} for a in crowded_addresses(12)]
+    meters = [{"bus": "b", "address": a, "protocol": "dlt645-2007"} for a in crowded_addresses(6)]
     with running_fleet([{"name": "b", "pace": False}], meters) as fleet:
         worker = BusWorker("b", SerialLink(LinkSettings(fleet.endpoints["b"], 2400)), WINDOW,
                            retries=0)
