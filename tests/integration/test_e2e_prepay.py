@@ -30,7 +30,10 @@ PREPAY = {
         "reconnect_action": "relay_close_direct",
         "job_interval": 60,
         "notify_retry_seconds": 60,
-    }
+    },
+    # the whole day: at 240× a slow machine carries the simulated clock past the default 17:00
+    # end of the disconnect window, holding the disconnect (the window is tested elsewhere)
+    "guards": {"window_start": "00:00", "window_end": "23:59"},
 }
 
 
