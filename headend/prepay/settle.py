@@ -224,6 +224,15 @@ def store_audit(
     audit.append(conn, disconnect.SYSTEM.name, action, account, detail, at=now)
 
 
+def _has_ledger(conn: Connection, account_id: str) -> bool:
+    """Whether anything was ever paid or charged on the account."""
+    lg = prepay_ledger.c
+    return (
+        conn.execute(select(lg.account).where(lg.account == account_id).limit(1)).first()
+        is not None
+    )
+
+
 def settle(conn: Connection, account_id: str, now: datetime, ctx: Context) -> str | None:
     """Reminders and the disconnect/reconnect triggers of one account; the action opened, if any."""
     acct = store.account(conn, account_id)
@@ -232,6 +241,8 @@ def settle(conn: Connection, account_id: str, now: datetime, ctx: Context) -> st
     meter_ids = supply.account_meters(conn, account_id, now)
     supply.refresh(conn, acct, meter_ids, now)
     facts = facts_of(conn, acct, now, ctx)
+    if facts.mode == "prepaid" and facts.stage == "ok" and not _has_ledger(conn, acct.id):
+        return None  # a new account waits for its opening purchase (开户购电): nothing to remind
 
     def plan() -> datetime:
         told = disconnect.quiet_until(ctx.settings, ctx.zone, now)

@@ -37,6 +37,23 @@ PREPAY = {
 }
 
 
+async def diagnosis(api: Any, account: str, meter: str) -> str:
+    """What the head-end knows when a prepay step did not happen: the account, its actions with
+    their history, the validation queue, the meter's newest readings and the commands."""
+    parts = []
+    for path in (
+        f"/api/v1/prepay/accounts/{account}",
+        f"/api/v1/prepay/accounts/{account}/actions",
+        f"/api/v1/prepay/accounts/{account}/ledger",
+        "/api/v1/vee/flags",
+        f"/api/v1/meters/{meter}/readings?quantity=energy.active.import.total",
+        "/api/v1/commands",
+    ):
+        r = await api.get(path)
+        parts.append(f"GET {path} -> {r.status_code} {r.text[:3000]}")
+    return "\n".join(parts)
+
+
 @pytest.fixture
 def sinks() -> Iterator[tuple[SmtpSink, WebhookSink]]:
     smtp, hook = SmtpSink(), WebhookSink()
@@ -87,7 +104,10 @@ async def test_balance_runs_out_reminders_disconnect_and_top_up(
             acct = await account()
             return acct if acct["supply"] == "off" else None
 
-        off = await wait_for(supply_off, "the disconnect after the grace period", timeout=60)
+        try:
+            off = await wait_for(supply_off, "the disconnect after the grace period", timeout=60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await diagnosis(api, 'acc1', METER)}") from None
         assert off["stage"] == "off" and float(off["balance"]) <= 0
         assert fleet.control.relay(METER)["relay"] == "open"  # ground truth
         # every reminder reached both sinks: the balance notices, the final notice, the disconnect.

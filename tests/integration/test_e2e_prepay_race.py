@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_e2e_flows import TUESDAY, running, wait_for
-from tests.integration.test_e2e_prepay import METER, PREPAY
+from tests.integration.test_e2e_prepay import METER, PREPAY, diagnosis
 
 pytestmark = pytest.mark.integration
 FACTOR = 240  # a simulated hour in 15 s
@@ -59,7 +59,10 @@ async def test_a_payment_while_the_trip_is_in_flight_ends_with_supply_restored(
             cmd = (await api.get(f"/api/v1/commands/{trips[0]['command_id']}")).json()
             return cmd if cmd["state"] in ("sent", "received") else None
 
-        cmd = await wait_for(trip_in_flight, "the trip to be on its way to the meter", 90)
+        try:
+            cmd = await wait_for(trip_in_flight, "the trip to be on its way to the meter", 90)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await diagnosis(api, 'acc1', METER)}") from None
         r = await api.post(
             "/api/v1/prepay/accounts/acc1/topups", json={"reference": "BANK-2", "amount": "300.00"}
         )
