@@ -22,11 +22,6 @@ pytestmark = pytest.mark.integration
 FACTOR = 240  # a simulated hour in 15 s
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky after other integration tests in one session since the prepay rework "
-    "(issue 18, open): the disconnect is sometimes never sent; passes alone",
-)
 async def test_a_payment_while_the_trip_is_in_flight_ends_with_supply_restored(
     mosquitto: Any, tmp_path: Path
 ) -> None:
