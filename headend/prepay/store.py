@@ -39,6 +39,8 @@ LEDGER_KINDS = (
     "late_fee",  # 电费违约金 (headend.prepay.latefees)
     "payment_reversal",  # 冲正 of a top-up (headend.prepay.payments)
     "tier_trueup",  # tiers per account per period (headend.prepay.tiers)
+    "estimate",  # an open gap's estimated consumption (headend.prepay.estimates)
+    "estimate_trueup",  # an estimate replaced by the actual reading's charge
 )
 
 
