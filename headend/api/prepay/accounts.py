@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
@@ -26,7 +26,7 @@ from headend.db.prepay_tables import (
     prepay_accounts,
 )
 from headend.notify import outbox
-from headend.prepay import jobs, store
+from headend.prepay import estimates, jobs, overview, store
 
 router = APIRouter()
 
@@ -118,3 +118,26 @@ def link_point(request: Request, account_id: Id, body: PointIn, user: Admin) -> 
                 now=ops.clock.now(),
             )
             return {"account": account_id, "points": store.points(conn, account_id)}
+
+
+@router.get("/accounts/{account_id}/overview")
+def get_overview(request: Request, account_id: Id, user: Viewer) -> dict[str, Any]:
+    """What the account page shows: ``to_restore``, a reconnect owed after a payment during an
+    in-flight disconnect, late fees per bill, payment reversals (冲正), estimates."""
+    with reading(ops_of(request).engine) as conn:
+        acct = scoped(conn, user, account_id)
+        return {"account": account_id, **overview.summary(conn, acct, context(request).settings)}
+
+
+@router.get("/accounts/{account_id}/estimates")
+def get_estimates(
+    request: Request,
+    account_id: Id,
+    user: Viewer,
+    state: Literal["active", "trued_up"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+) -> list[dict[str, Any]]:
+    """Estimated intervals of open gaps (VEE), newest first, with their true-ups."""
+    with reading(ops_of(request).engine) as conn:
+        scoped(conn, user, account_id)
+        return estimates.listing(conn, account_id, state=state, limit=limit)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
@@ -16,7 +15,7 @@ from headend.auth.http import http_errors
 from headend.auth.roles import Role, User
 from headend.db.errors import InvalidRequest
 from headend.notify import outbox
-from headend.prepay import jobs, store
+from headend.prepay import jobs, overview, store
 from headend.prepay.money import from_micro
 
 Viewer = Annotated[User, Depends(current_user)]
@@ -107,11 +106,12 @@ def scoped(conn: Connection, user: User, account_id: str) -> Any:
 def account_view(conn: Connection, acct: Any, request: Request) -> dict[str, Any]:
     settings = context(request).settings
     money = settings.money
-    balance = from_micro(store.balance_micro(conn, acct.id))
+    micro = store.balance_micro(conn, acct.id)
+    balance = from_micro(micro)
     shown = money.round(balance)
     # The smallest payment in whole minor units that lifts the balance above the reconnect
     # threshold (decisions are on the rounded balance, so this is exact).
-    restore = settings.reconnect_threshold - shown + money.quantum
+    restore = overview.to_restore(settings, acct, micro)
     return {
         "id": acct.id,
         "name": acct.name,
@@ -123,9 +123,7 @@ def account_view(conn: Connection, acct: Any, request: Request) -> dict[str, Any
         "currency": money.currency,
         "balance": str(shown),
         "balance_exact": str(balance),
-        "to_restore": str(money.round(max(restore, Decimal(0))))
-        if acct.mode == "prepaid"
-        else None,
+        "to_restore": None if restore is None else str(restore),
         "stage": acct.stage,
         "supply": acct.supply,
         "customer_class": acct.customer_class,

@@ -150,9 +150,15 @@ def get_ledger(
     user: Viewer,
     after: RowId = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    kind: Annotated[list[str] | None, Query(max_length=20)] = None,
 ) -> dict[str, Any]:
-    """Ledger rows after id ``after`` (keyset pages), exact amounts."""
+    """Ledger rows after id ``after`` (keyset pages), exact amounts; ``kind`` filters (repeat it
+    for several: ``?kind=late_fee&kind=payment_reversal``)."""
+    unknown = sorted(set(kind or ()) - set(store.LEDGER_KINDS))
+    if unknown:
+        with http_errors():
+            raise InvalidRequest(f"kind: {unknown} unknown; use any of {list(store.LEDGER_KINDS)}")
     with reading(ops_of(request).engine) as conn:
         scoped(conn, user, account_id)
-        rows = store.ledger(conn, account_id, after=after, limit=limit)
+        rows = store.ledger(conn, account_id, after=after, limit=limit, kinds=kind)
     return {"items": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
