@@ -106,3 +106,36 @@ def notifications(
     if areas is not None:
         query = query.where(accounts.c.area.in_(sorted(areas)))
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def account_detail(
+    conn: Connection, user: Any, account_id: str, settings: Any, now: datetime
+) -> dict[str, Any]:
+    """One account for its page (the user's areas only): the overview (``to_restore``, a reconnect
+    owed, late fees, reversals, estimates), bills, actions, points and the latest ledger rows."""
+    from headend.prepay import bills, overview, store
+
+    tables = _parts()
+    assert tables is not None  # the account page is mounted only with prepay installed
+    acct = store.account(conn, account_id)
+    user.require_areas([acct.area])
+    b = tables[0].prepay_bills
+    unpaid = {o.bill: o.unpaid for o in bills.overdue(conn, account_id, now)}
+    bill_rows = []
+    for r in conn.execute(select(b).where(b.c.account == account_id).order_by(b.c.period.desc())):
+        item = dict(r._mapping)
+        item["amount"] = str(tables[2].from_micro(item.pop("amount_micro")))
+        item["overdue_unpaid"] = unpaid.get(r.id)
+        bill_rows.append(item)
+    a = tables[0].prepay_actions
+    actions = conn.execute(
+        select(a).where(a.c.account == account_id).order_by(a.c.id.desc()).limit(20)
+    ).all()
+    return {
+        "account": acct,
+        "overview": overview.summary(conn, acct, settings),
+        "bills": bill_rows,
+        "actions": [dict(r._mapping) for r in actions],
+        "points": store.points(conn, account_id),
+        "ledger": list(reversed(store.ledger(conn, account_id, limit=100_000)[-50:])),
+    }
