@@ -100,6 +100,15 @@ def true_up(conn: Connection, point: str, reach: datetime, now: datetime) -> int
     return len(rows)
 
 
+def true_up_point(conn: Connection, point: str, now: datetime) -> int:
+    """``true_up`` at the point's current reach (the charge job calls it after each point)."""
+    c = prepay_charges.c
+    reach = conn.execute(
+        select(func.max(c.end)).where(c.point == point, c.state == "active")
+    ).scalar_one()
+    return 0 if reach is None else true_up(conn, point, reach, now)
+
+
 def _history(
     conn: Connection, point: str, reach: datetime, days: int
 ) -> list[tuple[datetime, datetime, Decimal]]:
@@ -177,6 +186,11 @@ def estimate_point(
     until = min(now, reach + timedelta(days=settings.estimate_max_days))
     if link.valid_to is not None:
         until = min(until, link.valid_to)
+    closed = conn.execute(
+        select(prepay_accounts.c.closed_at).where(prepay_accounts.c.id == link.account)
+    ).scalar()
+    if closed is not None:
+        until = min(until, closed)  # a closed account (销户) is not estimated past its closing
     chain_from = conn.execute(
         select(e.end, e.end_value)
         .where(e.point == point, e.state == "active", e.origin == reach)

@@ -89,8 +89,9 @@ class PrepayJobs:
             lookback=timedelta(days=self.ctx.settings.lookback_days),
             vee=self.ctx.vee,
             year_start=self.ctx.settings.year_start,
+            after_point=estimates.true_up_point,
         )
-        # after the actual charges: true up estimates they replace, estimate open gaps
+        # after the actual charges (whose transactions trued up what they replace): open gaps
         estimates.estimate_all(
             self._tx,
             self.ctx.zone,

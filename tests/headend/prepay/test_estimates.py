@@ -16,8 +16,8 @@ from decimal import Decimal
 from sqlalchemy import Connection, select
 
 from headend.db import reading, writing
-from headend.db.prepay_tables import prepay_ledger
-from headend.prepay import estimates, jobs, payments
+from headend.db.prepay_tables import prepay_accounts, prepay_ledger
+from headend.prepay import charging, estimates, jobs, payments
 from headend.prepay.money import MoneySettings, from_micro
 from headend.prepay.reminders import Facts, owes
 from headend.vee.limits import VeeSettings
@@ -173,6 +173,36 @@ def test_an_actual_reading_inside_the_gap_replaces_every_estimate(engine):
     assert Decimal(active[0]["end_value"]) == 158 + (rate * 24).quantize(Decimal("0.01"))
     estimated = sum(Decimal(r["amount"]) for r in active)
     assert balance(engine, "acc1") == Decimal("100") - Decimal(29) - estimated
+
+
+def test_the_charge_job_trues_up_in_the_transaction_of_the_actual_charge(engine):
+    world(engine)
+    estimate(engine, local(2026, 3, 7, 12))
+    with writing(engine) as conn:
+        add_readings(conn, "m1", [(local(2026, 3, 7, 6), "175")])
+
+    @contextmanager
+    def factory() -> Iterator[Connection]:
+        with writing(engine) as conn:
+            yield conn
+
+    charging.charge_all(
+        factory,
+        SH,
+        now=local(2026, 3, 7, 12, 30),
+        full=False,
+        lookback=timedelta(days=62),
+        after_point=estimates.true_up_point,
+    )
+    assert rows(engine, "active") == [] and balance(engine, "acc1") == Decimal("62.50")
+
+
+def test_a_closed_account_is_not_estimated_past_its_closing(engine):
+    world(engine)
+    with writing(engine) as conn:
+        conn.execute(prepay_accounts.update().values(closed_at=local(2026, 3, 6, 12)))
+    estimate(engine, local(2026, 3, 9))
+    assert [r["end"] for r in rows(engine)] == [local(2026, 3, 6)]
 
 
 def test_policy_postpaid_records_prepaid_estimates_without_charging(engine):
