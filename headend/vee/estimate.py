@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -67,12 +67,12 @@ def mean_rate(
 
 
 def midnights(after: datetime, until: datetime, zone: Any) -> list[datetime]:
-    """Local midnights in ``(after, until]``."""
+    """Local midnights in ``(after, until]``, as UTC instants (exact differences across DST)."""
     local = after.astimezone(zone)
     day = datetime(local.year, local.month, local.day, tzinfo=zone) + timedelta(days=1)
     out = []
     while day <= until:
-        out.append(day)
+        out.append(day.astimezone(UTC))
         nxt = day + timedelta(days=1, hours=2)  # past a DST change, then back to midnight
         day = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
     return out
