@@ -129,10 +129,17 @@ def _history(
 
 
 def _usage(conn: Connection, account: str, since: datetime) -> Usage:
-    c = prepay_charges.c
-    rows = conn.execute(
-        select(c.end, c.lines).where(c.account == account, c.state == "active", c.end > since)
-    ).all()
+    """The account's tier usage: its actual charges and its active estimates (an estimate is
+    priced at the step that metered and estimated energy together have reached)."""
+    c, e = prepay_charges.c, vee_estimates.c
+    rows = [
+        *conn.execute(
+            select(c.end, c.lines).where(c.account == account, c.state == "active", c.end > since)
+        ),
+        *conn.execute(
+            select(e.end, e.lines).where(e.account == account, e.state == "active", e.end > since)
+        ),
+    ]
     return Usage(
         (r.end, ln["tariff"], ln["period"], Decimal(ln["energy"])) for r in rows for ln in r.lines
     )
@@ -223,6 +230,7 @@ def estimate_point(
             Piece(est.start, est.end, est.delta * mult, None),
         )
         lines = price_interval(plan, book, zone, interval, usage, year_start)
+        usage.add(est.end, lines)
         amount = to_micro(sum((ln.amount for ln in lines), Decimal(0)))
         row = conn.execute(
             insert_ignore(conn, vee_estimates)

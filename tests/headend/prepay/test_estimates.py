@@ -38,9 +38,12 @@ REACH = local(2026, 3, 5)
 ALL = VeeSettings(estimate_charging="all")
 
 
-def world(engine, *, mode="prepaid", topup="100.00", kind="interval"):
+FLAT = {"kind": "flat", "price": "0.5"}
+
+
+def world(engine, *, mode="prepaid", topup="100.00", kind="interval", tariff=FLAT):
     seed_meters(engine, ["m1"])
-    put_tariff(engine, "res", {"kind": "flat", "price": "0.5"})
+    put_tariff(engine, "res", tariff)
     open_account(engine, "acc1", ["P-m1"], mode=mode, at=T0 - timedelta(hours=1))
     with writing(engine) as conn:
         payments.top_up(
@@ -221,6 +224,20 @@ def test_policy_postpaid_charges_postpaid_accounts(engine):
     estimate(engine, local(2026, 3, 7, 12), VeeSettings())
     assert all(r["charged"] for r in rows(engine))
     assert balance(engine, "acc1") == Decimal("64.00")
+
+
+def test_estimates_climb_the_tiers_with_the_metered_usage(engine):
+    """Monthly tiers: 0.50 up to 55 kWh, 1.00 above.  Metered 48 kWh in March (24.00); the
+    estimates 148→160 (48→60 kWh: 7 × 0.50 + 5 × 1.00 = 8.50) and 160→172 (12 × 1.00 = 12.00)."""
+    steps = [{"upto": "55", "price": "0.5"}, {"upto": None, "price": "1"}]
+    world(engine, tariff={"kind": "tiered", "period": "monthly", "steps": steps})
+    assert balance(engine, "acc1") == Decimal("76.00")
+    estimate(engine, local(2026, 3, 7, 12))
+    assert [Decimal(r["amount"]) for r in rows(engine)] == [Decimal("8.50"), Decimal("12.00")]
+    # the next day's estimate counts the earlier ones: 12 × 1.00
+    estimate(engine, local(2026, 3, 8, 1))
+    assert Decimal(rows(engine)[-1]["amount"]) == Decimal("12.00")
+    assert balance(engine, "acc1") == Decimal("43.50")
 
 
 def test_no_estimate_without_enough_history(engine):
