@@ -90,3 +90,18 @@ def test_a_paid_account_has_nothing_to_restore(web: Web) -> None:
         store.post(conn, "ACC-1", "adjustment", 10_000_000, web.now, "adj", actor="t", now=web.now)
     page = sign_in(web.app, "vic").get("/accounts/ACC-1").text
     assert 'id="to-restore-none"' in page and 'id="to-restore"' not in page
+
+
+def test_the_accounts_list_flags_what_needs_doing_within_scope(web: Web) -> None:
+    _account(web)
+    with writing(web.engine) as conn:
+        store.create_account(conn, "ACC-B", mode="prepaid", area="B1", actor="t", now=web.now)
+    page = sign_in(web.app, "vera").get("/accounts").text  # A2's viewer
+    row = page[page.index('id="acct-ACC-1"') :]
+    row = row[: row.index("</tr>")]
+    assert 'href="/accounts/ACC-1"' in row and "-2.66" in row and "2.67" in row
+    assert 'data-owed="1"' in row and 'id="acct-ACC-B"' not in page
+    everyone = sign_in(web.app, "vic").get("/accounts?stage=ok").text
+    assert 'id="acct-ACC-B"' in everyone and 'href="/accounts"' in everyone  # the nav link
+    assert 'id="acct-ACC-1"' in everyone  # stage ok
+    assert 'id="acct-ACC-1"' not in sign_in(web.app, "vic").get("/accounts?stage=off").text

@@ -1,5 +1,6 @@
-"""The account page: balance and what restores supply, a reconnect owed after a payment during an
-in-flight disconnect, late fees, payment reversals (冲正), estimates, bills, actions, ledger."""
+"""The accounts list and the account page: balance and what restores supply, a reconnect owed
+after a payment during an in-flight disconnect, late fees, payment reversals (冲正), estimates,
+bills, actions, ledger."""
 
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ from headend.web.render import render
 from headend.web.views import prepay
 
 router = APIRouter()
+
+
+STAGES = ("ok", "notice", "final", "off")
+
+
+@router.get("/accounts")
+def accounts_page(request: Request, stage: str | None = None) -> Response:
+    """Accounts of the user's areas: balance, what restores supply, reconnects owed."""
+
+    def build(user: User) -> Response:
+        chosen = stage if stage in STAGES else None
+        settings = context(request).settings
+        with reading(ops(request).engine) as conn:
+            rows = prepay.account_list(conn, user, settings, stage=chosen)
+        return render(request, "accounts.html", user, rows=rows, stage=chosen or "", stages=STAGES)
+
+    return page(request, build)
 
 
 @router.get("/accounts/{account_id}")

@@ -139,3 +139,49 @@ def account_detail(
         "points": store.points(conn, account_id),
         "ledger": list(reversed(store.ledger(conn, account_id, limit=100_000)[-50:])),
     }
+
+
+def account_list(
+    conn: Connection, user: Any, settings: Any, *, stage: str | None = None, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Accounts of the user's areas with balance, ``to_restore`` and whether a reconnect is owed
+    (an open disconnect followed to its end after the account was paid)."""
+    from headend.prepay import disconnect, overview, store
+
+    parts = _parts()
+    assert parts is not None
+    accounts, actions = parts[0].prepay_accounts, parts[0].prepay_actions
+    query = select(accounts).order_by(accounts.c.id).limit(limit)
+    if stage:
+        query = query.where(accounts.c.stage == stage)
+    if user.areas is not None:
+        query = query.where(accounts.c.area.in_(sorted(user.areas)))
+    rows = conn.execute(query).all()
+    balances = store.balances(conn)
+    owed = {
+        r.account
+        for r in conn.execute(
+            select(actions.c.account, actions.c.history).where(
+                actions.c.action == "disconnect", actions.c.state.in_(disconnect.OPEN)
+            )
+        )
+        if any(h.get("outcome") == "superseded" for h in r.history)
+    }
+    out = []
+    for a in rows:
+        micro = balances.get(a.id, 0)
+        restore = overview.to_restore(settings, a, micro)
+        out.append(
+            {
+                "id": a.id,
+                "name": a.name,
+                "area": a.area,
+                "mode": a.mode,
+                "stage": a.stage,
+                "supply": a.supply,
+                "balance": str(settings.money.round(parts[2].from_micro(micro))),
+                "to_restore": None if restore is None or restore <= 0 else str(restore),
+                "reconnect_owed": a.id in owed,
+            }
+        )
+    return out
