@@ -84,7 +84,9 @@ def get_account(request: Request, account_id: Id, user: Viewer) -> dict[str, Any
 
 @router.get("/accounts/{account_id}/balance")
 def get_balance(request: Request, account_id: Id, user: Viewer) -> dict[str, Any]:
-    """The balance (the sum of the ledger), rounded and exact, with the forecast days left."""
+    """The balance (the sum of the ledger), rounded and exact, with the forecast days left; the
+    active estimates it includes and the metered balance without them (what the final notice and
+    a disconnect look at)."""
     ops = ops_of(request)
     ctx = context(request)
     with reading(ops.engine) as conn:
@@ -96,6 +98,8 @@ def get_balance(request: Request, account_id: Id, user: Viewer) -> dict[str, Any
         "balance": str(ctx.settings.money.round(facts.balance)),
         "balance_exact": str(facts.balance),
         "days_left": None if facts.days_left is None else str(facts.days_left),
+        "estimated": str(facts.estimated),
+        "balance_metered": str(facts.metered_balance),
     }
 
 

@@ -64,3 +64,28 @@ def test_to_restore_is_the_payment_that_reconnects(api):
     view = api.get("vic", "/accounts/a1/overview").json()
     assert view["balance"] == "-2.64" and view["to_restore"] == "2.65"
     assert view["reconnect_owed"] is None
+
+
+def test_the_balance_names_the_estimates_it_includes(api):
+    from headend.vee.tables import vee_estimates
+
+    api.post("olga", "/accounts/a2/topups", {"reference": "BANK-1", "amount": "10.00"})
+    with writing(api.engine) as conn:
+        row = conn.execute(
+            vee_estimates.insert()
+            .values(
+                account="a2", point="P-A2-m01", meter="A2-m01", origin=NOW, start=NOW,
+                end=NOW, start_value="1", end_value="25", multiplier="1", energy="24",
+                rate="1", method="history_mean", amount_micro=12_000_000, lines=[],
+                charged=True, state="active", created_at=NOW,
+            )
+            .returning(vee_estimates.c.id)
+        ).one()  # fmt: skip
+        store.post(
+            conn, "a2", "estimate", -12_000_000, NOW, f"estimate:{row.id}", actor="p", now=NOW
+        )
+    got = api.get("vic", "/accounts/a2/balance").json()
+    assert (got["balance"], got["estimated"], got["balance_metered"]) == ("-2.00", "12.00", "10.00")
+    view = api.get("vic", "/accounts/a2/overview").json()
+    assert view["estimated"] == "12.000000" and len(view["estimates"]) == 1
+    assert api.get("vic", "/accounts/a2/estimates", state="trued_up").json() == []
