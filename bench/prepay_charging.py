@@ -5,7 +5,9 @@ N meters (one point and one account each, a yearly tiered tariff) with D days of
 readings (so both passes charge the same intervals).  Prints, measured in the same run on copies of
 the same database:
 the full pass without validation (the baseline), the full pass with validation, and the tier
-true-up of every account, each with its ratio to the baseline.
+true-up of every account, each with its ratio to the baseline; then the estimation pass
+(``headend.prepay.estimates``) with no open gap (what every job pass adds) and with every point in
+a three-day gap (three estimates each), against the second full pass (nothing new) of the same run.
 Usage: python bench/prepay_charging.py [meters] [days]
 """
 
@@ -28,7 +30,7 @@ from headend.config import DatabaseSettings
 from headend.db import make_engine, writing
 from headend.db.migrate import upgrade
 from headend.db.tables import areas, meters, readings
-from headend.prepay import charging, store, tiers
+from headend.prepay import charging, estimates, store, tiers
 from headend.vee.limits import VeeSettings
 
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -128,6 +130,18 @@ def main() -> None:
         timed(copies["vee"], now + timedelta(minutes=1), VeeSettings())
         second = time.perf_counter() - again
         print(f"second full pass with VEE (nothing new): {second * 1000:.0f} ms")
+        policy = VeeSettings(estimate_charging="all")
+        for label, at in (
+            ("estimation pass, no open gap", now + timedelta(minutes=2)),
+            ("estimation pass, every point 3 days open", now + timedelta(days=3)),
+        ):
+            started = time.perf_counter()
+            made = estimates.estimate_all(factory, ZONE, now=at, settings=policy)
+            took = time.perf_counter() - started
+            print(
+                f"{label} ({made.created} estimates): {took * 1000:.0f} ms  "
+                f"({took / second:.2f}× the second full pass)"
+            )
         for e in copies.values():
             e.dispose()
 

@@ -37,7 +37,16 @@ def month_bounds(year: int, month: int, zone: Any) -> tuple[datetime, datetime]:
     return start, nxt
 
 
-BILLED_KINDS = ("charge", "reversal", "fee", "late_fee", "tier_trueup")  # what a bill carries
+# what a bill carries (an estimated bill's estimate, and its true-up on a later bill)
+BILLED_KINDS = (
+    "charge",
+    "reversal",
+    "fee",
+    "late_fee",
+    "tier_trueup",
+    "estimate",
+    "estimate_trueup",
+)
 PAYMENT_KINDS = ("topup", "adjustment", "payment_reversal")  # what pays bills, oldest first
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -339,8 +340,11 @@ def charge_all(
     lookback: timedelta,
     vee: VeeSettings | None = DEFAULT_VEE,
     year_start: YearStart = (1, 1),
+    after_point: Callable[[Connection, str, datetime], object] | None = None,
 ) -> PointResult:
-    """Charge every linked point, one transaction per point (``conn_factory()`` opens one)."""
+    """Charge every linked point, one transaction per point (``conn_factory()`` opens one);
+    ``after_point(conn, point, now)`` runs in the same transaction (the estimates' true-up, so a
+    new actual charge and the estimate it replaces never show in the balance together)."""
     with conn_factory() as conn:
         links = store.point_links(conn)
         book = store.tariff_book(conn)
@@ -370,6 +374,8 @@ def charge_all(
                     vee=vee,
                     year_start=year_start,
                 )
+                if after_point is not None:
+                    after_point(conn, point, now)
         except Exception as exc:  # one bad point must not stop the others
             log.error("charging point %s failed: %s", point, exc)
             continue

@@ -40,34 +40,16 @@ from headend.commands.states import CANCELLABLE, State
 from headend.db.errors import Conflict, InvalidRequest
 from headend.db.ops_tables import commands
 from headend.db.prepay_tables import prepay_accounts, prepay_actions
-from headend.guards import GuardSettings, check_window
-from headend.guards import store as guard_store
+from headend.guards import GuardSettings
 from headend.prepay import supply
 from headend.prepay.settings import PrepaySettings
+from headend.prepay.windows import next_allowed, quiet_until, retry_at
 from headend.vee import store as vee_store
 from protocols.uplink import CommandAction
 
 SYSTEM = User("prepay", Role.OPERATOR, None)
 PENDING = ("waiting", "requested")  # an action still to be carried out (one per account)
 OPEN = (*PENDING, "armed")  # every action the jobs follow (``armed``: done but for the button)
-LONG_WAIT = {"keep_power": timedelta(hours=24), "pause": timedelta(hours=1)}
-
-
-def next_allowed(conn: Connection, guards: GuardSettings, t: datetime) -> datetime:
-    """The first instant at or after ``t`` inside the disconnect window (holidays, weekends,
-    declared extreme-weather days and night hours excluded)."""
-    zone = guards.zone
-    state = guard_store.load_state(conn, t.astimezone(zone).date())
-    local = t.astimezone(zone)
-    for n in range(0, 60):
-        day = local.date() + timedelta(days=n)
-        opening = datetime.combine(day, guards.window_start, zone)
-        candidate = max(opening, local) if n == 0 else opening
-        if candidate.timetz().replace(tzinfo=None) >= guards.window_end:
-            continue
-        if not check_window(guards, state, candidate).refused:
-            return candidate.astimezone(t.tzinfo)
-    return t + timedelta(days=60)
 
 
 def open_action(conn: Connection, account: str) -> Any:
@@ -133,14 +115,6 @@ def _postpone(
         {"rule": rule, "message": message},
         at=now,
     )
-
-
-def _retry_at(
-    conn: Connection, rule: str, now: datetime, guards: GuardSettings, s: PrepaySettings
-) -> datetime:
-    if rule.startswith("window"):
-        return next_allowed(conn, guards, now + timedelta(minutes=1))
-    return now + LONG_WAIT.get(rule, timedelta(minutes=s.action_retry_minutes))
 
 
 def drop(conn: Connection, row: Any, now: datetime, why: str) -> None:
@@ -258,7 +232,7 @@ def step(
         conn, SYSTEM, request, now=now, guards=guards, settings=commands_settings
     )
     if isinstance(result, service.Refusal):
-        retry = _retry_at(conn, result.rule, now, guards, settings)
+        retry = retry_at(conn, result.rule, now, guards, settings)
         _note(
             conn,
             row,
@@ -417,18 +391,4 @@ def _set_account(conn: Connection, account: str, **values: Any) -> None:
     conn.execute(update(prepay_accounts).where(prepay_accounts.c.id == account).values(**values))
 
 
-def quiet_until(settings: PrepaySettings, zone: Any, now: datetime) -> datetime:
-    """``now``, or the end of the quiet hours ``now`` falls in."""
-    if settings.quiet_hours is None:
-        return now
-    begin, end = settings.quiet_hours
-    local = now.astimezone(zone)
-    clock = local.time().replace(tzinfo=None)
-    inside = (begin <= clock or clock < end) if begin > end else (begin <= clock < end)
-    if not inside:
-        return now
-    day = local.date() if clock < end else local.date() + timedelta(days=1)
-    return datetime.combine(day, end, zone).astimezone(now.tzinfo)
-
-
-__all__ = ["SYSTEM", "next_allowed", "quiet_until", "start", "step"]
+__all__ = ["SYSTEM", "next_allowed", "quiet_until", "start", "step"]  # windows re-exported

@@ -34,6 +34,7 @@ from headend.prepay import (
     bills,
     charging,
     disconnect,
+    estimates,
     latefees,
     store,
     tiers,
@@ -87,6 +88,15 @@ class PrepayJobs:
             full=full,
             lookback=timedelta(days=self.ctx.settings.lookback_days),
             vee=self.ctx.vee,
+            year_start=self.ctx.settings.year_start,
+            after_point=estimates.true_up_point,
+        )
+        # after the actual charges (whose transactions trued up what they replace): open gaps
+        estimates.estimate_all(
+            self._tx,
+            self.ctx.zone,
+            now=now,
+            settings=self.ctx.vee,
             year_start=self.ctx.settings.year_start,
         )
         if full:  # tiers per account: the true-up on every full pass

@@ -9,6 +9,9 @@ Prepaid::
     notice, final, off ──balance > every threshold──► ok      (a new cycle)
     final, off ──balance > final_notice_balance──────► notice  (a new cycle)
 
+Estimated consumption (``Facts.estimated``) lowers the balance the low-balance notices see, but the
+final notice and the disconnect look at the metered balance only: no disconnect on an estimate.
+
 Postpaid: an overdue unpaid bill sends ``arrears`` once per bill (stage ``notice``); when the first
 arrears reminder is ``grace`` old and the bill is still unpaid, ``final_notice`` (stage ``final``);
 paying every overdue bill returns to ``ok`` in a new cycle.
@@ -54,6 +57,13 @@ class Facts:
     disconnect_at: datetime | None
     sent: Mapping[str, datetime] = field(default_factory=dict)  # this cycle's keys → when
     overdue: Sequence[Overdue] = ()
+    # What active estimates debit (≥ 0): never a reason to disconnect (headend.prepay.estimates).
+    estimated: Decimal = Decimal(0)
+
+    @property
+    def metered_balance(self) -> Decimal:
+        """The balance without estimated consumption: what a final notice and a disconnect use."""
+        return self.balance + self.estimated
 
 
 @dataclass(frozen=True)
@@ -85,11 +95,11 @@ def _prepaid(f: Facts, s: PrepaySettings, plan: Callable[[], datetime]) -> Step:
         and (f.days_left is None or not s.days_thresholds or f.days_left > max(s.days_thresholds))
     ):
         return Step("ok", f.cycle + 1, None)
-    if f.stage in ("final", "off") and f.balance > s.final_notice_balance:
+    if f.stage in ("final", "off") and f.metered_balance > s.final_notice_balance:
         return Step("notice", f.cycle + 1, None)
     record: list[str] = []
     send: list[Reminder] = []
-    if f.balance <= s.final_notice_balance:
+    if f.metered_balance <= s.final_notice_balance:
         record += [f"balance:{t}" for t in s.balance_thresholds]
         if "final" not in f.sent:
             send.append(Reminder("final", "final_notice"))
@@ -147,5 +157,6 @@ def owes(facts: Facts) -> bool:
     """Whether the account is at or below its allowed overdraft (prepaid) or in arrears beyond it
     (postpaid): the money condition of a disconnect."""
     if facts.mode == "postpaid":
-        return sum((o.unpaid for o in facts.overdue), Decimal(0)) > facts.overdraft
-    return facts.balance <= -facts.overdraft
+        unpaid = sum((o.unpaid for o in facts.overdue), Decimal(0))
+        return unpaid - facts.estimated > facts.overdraft
+    return facts.metered_balance <= -facts.overdraft

@@ -30,6 +30,7 @@ from headend.notify import outbox
 from headend.prepay import (
     bills,
     disconnect,
+    estimates,
     forecast,
     store,
     supply,
@@ -67,7 +68,9 @@ def facts_of(conn: Connection, acct: Any, now: datetime, ctx: Context) -> Facts:
     """The reminder machine's facts about one account."""
     s = ctx.settings
     # Decisions are taken on the balance the customer is shown: rounded to the minor unit.
-    balance = s.money.round(from_micro(store.balance_micro(conn, acct.id)))
+    micro = store.balance_micro(conn, acct.id)
+    balance = s.money.round(from_micro(micro))
+    estimated = estimates.outstanding_micro(conn, acct.id, billed_only=acct.mode == "postpaid")
     window_start = now - timedelta(days=s.forecast_days)
     lg = prepay_ledger.c
     spent = -int(
@@ -113,6 +116,8 @@ def facts_of(conn: Connection, acct: Any, now: datetime, ctx: Context) -> Facts:
         disconnect_at=acct.disconnect_at,
         sent=sent,
         overdue=bills.overdue(conn, acct.id, now) if acct.mode == "postpaid" else (),
+        # so that balance + estimated is the metered balance rounded to the minor unit
+        estimated=s.money.round(from_micro(micro + estimated)) - balance,
     )
 
 

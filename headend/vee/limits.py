@@ -16,13 +16,18 @@ for meters whose model text names no rating::
     spike_factor = "10"          # × the meter's typical rate
     spike_floor = "5"            # kWh: smaller intervals are never a spike
     spike_history = 24           # kept intervals needed before the spike rule applies
+    estimate_after_hours = 48    # an open gap this long is estimated (headend.vee.estimate)
+    estimate_history_days = 28   # the meter's own history the estimate's rate comes from
+    estimate_min_history_hours = 72   # less history: no estimate
+    estimate_max_days = 31       # no estimate further than this past the last reading
+    estimate_charging = "postpaid"    # none | postpaid | all: who is charged for estimates
 """
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,6 +50,11 @@ class VeeSettings(BaseModel):
     spike_factor: Decimal = Field(default=Decimal(10), gt=1, le=1000)
     spike_floor: Decimal = Field(default=Decimal(5), ge=0)
     spike_history: int = Field(default=24, ge=2, le=2000)
+    estimate_after_hours: float = Field(default=48, ge=1, le=24 * 90)
+    estimate_history_days: int = Field(default=28, ge=1, le=400)
+    estimate_min_history_hours: float = Field(default=72, ge=1, le=24 * 400)
+    estimate_max_days: int = Field(default=31, ge=1, le=400)
+    estimate_charging: Literal["none", "postpaid", "all"] = "postpaid"
 
 
 def vee_settings(extra: dict[str, Any], source: object = None) -> VeeSettings:

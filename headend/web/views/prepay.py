@@ -106,3 +106,82 @@ def notifications(
     if areas is not None:
         query = query.where(accounts.c.area.in_(sorted(areas)))
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def account_detail(
+    conn: Connection, user: Any, account_id: str, settings: Any, now: datetime
+) -> dict[str, Any]:
+    """One account for its page (the user's areas only): the overview (``to_restore``, a reconnect
+    owed, late fees, reversals, estimates), bills, actions, points and the latest ledger rows."""
+    from headend.prepay import bills, overview, store
+
+    tables = _parts()
+    assert tables is not None  # the account page is mounted only with prepay installed
+    acct = store.account(conn, account_id)
+    user.require_areas([acct.area])
+    b = tables[0].prepay_bills
+    unpaid = {o.bill: o.unpaid for o in bills.overdue(conn, account_id, now)}
+    bill_rows = []
+    for r in conn.execute(select(b).where(b.c.account == account_id).order_by(b.c.period.desc())):
+        item = dict(r._mapping)
+        item["amount"] = str(tables[2].from_micro(item.pop("amount_micro")))
+        item["overdue_unpaid"] = unpaid.get(r.id)
+        bill_rows.append(item)
+    a = tables[0].prepay_actions
+    actions = conn.execute(
+        select(a).where(a.c.account == account_id).order_by(a.c.id.desc()).limit(20)
+    ).all()
+    return {
+        "account": acct,
+        "overview": overview.summary(conn, acct, settings),
+        "bills": bill_rows,
+        "actions": [dict(r._mapping) for r in actions],
+        "points": store.points(conn, account_id),
+        "ledger": list(reversed(store.ledger(conn, account_id, limit=100_000)[-50:])),
+    }
+
+
+def account_list(
+    conn: Connection, user: Any, settings: Any, *, stage: str | None = None, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Accounts of the user's areas with balance, ``to_restore`` and whether a reconnect is owed
+    (an open disconnect followed to its end after the account was paid)."""
+    from headend.prepay import disconnect, overview, store
+
+    parts = _parts()
+    assert parts is not None
+    accounts, actions = parts[0].prepay_accounts, parts[0].prepay_actions
+    query = select(accounts).order_by(accounts.c.id).limit(limit)
+    if stage:
+        query = query.where(accounts.c.stage == stage)
+    if user.areas is not None:
+        query = query.where(accounts.c.area.in_(sorted(user.areas)))
+    rows = conn.execute(query).all()
+    balances = store.balances(conn)
+    owed = {
+        r.account
+        for r in conn.execute(
+            select(actions.c.account, actions.c.history).where(
+                actions.c.action == "disconnect", actions.c.state.in_(disconnect.OPEN)
+            )
+        )
+        if any(h.get("outcome") == "superseded" for h in r.history)
+    }
+    out = []
+    for a in rows:
+        micro = balances.get(a.id, 0)
+        restore = overview.to_restore(settings, a, micro)
+        out.append(
+            {
+                "id": a.id,
+                "name": a.name,
+                "area": a.area,
+                "mode": a.mode,
+                "stage": a.stage,
+                "supply": a.supply,
+                "balance": str(settings.money.round(parts[2].from_micro(micro))),
+                "to_restore": None if restore is None or restore <= 0 else str(restore),
+                "reconnect_owed": a.id in owed,
+            }
+        )
+    return out

@@ -28,7 +28,11 @@ EXTRA = {
 }
 
 
-def _world(engine, cls="residential"):
+# without estimates (the default policy bills an open gap's estimate: test_an_estimated_bill_…)
+NO_ESTIMATES = {**EXTRA, "vee": {"estimate_charging": "none"}}
+
+
+def _world(engine, cls="residential", extra=EXTRA):
     seed_meters(engine, ["m1"])
     put_tariff(engine, "res", {"kind": "flat", "price": "0.5"})
     open_account(engine, "pp", ["P-m1"], mode="postpaid", at=local(2026, 1, 31))
@@ -36,7 +40,7 @@ def _world(engine, cls="residential"):
         with writing(engine) as conn:
             conn.exec_driver_sql(f"UPDATE prepay_accounts SET customer_class = '{cls}'")
     clock = ManualClock(local(2026, 2, 1, 1))
-    return jobs.PrepayJobs(engine, jobs.Context.from_extra(EXTRA), clock)
+    return jobs.PrepayJobs(engine, jobs.Context.from_extra(extra), clock)
 
 
 def _frozen(engine, *points):
@@ -66,7 +70,7 @@ def test_the_bill_waits_for_the_month_end_freeze(engine):
 
 
 def test_a_charge_created_after_the_cut_off_goes_on_the_next_bill(engine):
-    j = _world(engine)
+    j = _world(engine, extra=NO_ESTIMATES)
     _frozen(engine, ((2026, 2, 1), "1000"), ((2026, 2, 15), "1040"))
     _run(j, 2026, 3, 3, 23)  # 71 h after the month's end: still waiting for the freeze
     assert _bills(engine) == []
@@ -86,6 +90,33 @@ def test_a_charge_created_after_the_cut_off_goes_on_the_next_bill(engine):
             )
         ).all()
     assert march.lines[-1] == {"rows": 2, "late": 1} and unbilled == []
+
+
+def test_an_estimated_bill_is_trued_up_on_the_next_bill(engine):
+    """The default policy bills an open gap's estimate.  Readings 1000 (1 Feb), 1040 (15 Feb):
+    40 kWh in 14 days.  At the cut-off (4 March 01:00) nothing since 15 Feb: estimated at the same
+    rate to the midnights up to 4 March; February's bill = 40 kWh actual (20.00) + 14 days
+    estimated (40 kWh, 20.00) = 40.00.  The freeze of 1 March (1100) then replaces the estimates:
+    March's bill = February's late 60 kWh (30.00) − February's estimate (20.00) + March's own
+    100 kWh (50.00) = 60.00; the two bills together are 200 kWh × 0.50 = 100.00, nothing twice."""
+    j = _world(engine)
+    _frozen(engine, ((2026, 2, 1), "1000"), ((2026, 2, 15), "1040"))
+    _run(j, 2026, 3, 4, 1)
+    assert _bills(engine) == [("2026-02", "40.00")]
+    with reading(engine) as conn:
+        [feb] = conn.execute(select(prepay_bills).where(prepay_bills.c.period == "2026-02"))
+    assert {"kind": "estimate", "amount": "20.000000"} in feb.lines
+    _frozen(engine, ((2026, 3, 1), "1100"))
+    _run(j, 2026, 3, 5, 9)
+    _frozen(engine, ((2026, 4, 1), "1200"))
+    _run(j, 2026, 4, 1, 1)
+    assert _bills(engine) == [("2026-02", "40.00"), ("2026-03", "60.00")]
+    with reading(engine) as conn:
+        [march] = conn.execute(select(prepay_bills).where(prepay_bills.c.period == "2026-03"))
+    kinds = {line["kind"]: line["amount"] for line in march.lines if "kind" in line}
+    assert kinds["charge"] == "80.000000"  # February's late 60 kWh and March's 100 kWh
+    # February's estimate back (+20.00) net of March's own estimates, debited and credited (0)
+    assert Decimal(kinds["estimate_trueup"]) + Decimal(kinds.get("estimate", 0)) == Decimal(-20)
 
 
 def _overdue_world(engine, cls):
