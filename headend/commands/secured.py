@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, select, update
 
 from headend import audit
-from headend.commands import reply_mac, steps
+from headend.commands import clockset, reply_mac, steps
 from headend.commands.settings import FlowSettings
 from headend.commands.states import State
 from headend.db import writing
@@ -145,6 +145,7 @@ def advance(
     meter_time: MeterTime,
     settings: FlowSettings,
     now: datetime,
+    clock_policy: clockset.ClockSetPolicy | None = None,
 ) -> int:
     """Act on reported step results: next step, restart, or the target's end; returns how many.
 
@@ -170,6 +171,8 @@ def advance(
         )
         session = _session(target.address, auths.get(row.id))
         decision = _decide(row, service, target, meter_time, settings, now, session)
+        if decision.step is not None and decision.step.kind == "write":
+            decision = _clock_policy(decision, target, meter_time(now), clock_policy)
         decided.append((row, target, decision))
     done = 0
     with writing(engine) as conn:
@@ -267,6 +270,19 @@ def _decide(
         reason = row.reason or "awaiting the customer's button"
         return Decision(state=State.ARMED, reason=reason, detail=detail or None, at=row.finished_at)
     return _failed(service, target, row, report, settings)
+
+
+def _clock_policy(
+    decision: Decision,
+    target: steps.Target,
+    local: datetime,
+    policy: clockset.ClockSetPolicy | None,
+) -> Decision:
+    """A clock set sealed inside the freeze window is not sent (the policy, checked again)."""
+    why = clockset.judge(target.meter, local, None, None, policy or clockset.ClockSetPolicy())
+    if why is None:
+        return decision
+    return Decision(state=State.FAILED, reason=f"time-sync policy: {why.rule}: {why.message}")
 
 
 def _clock_checked(

@@ -485,6 +485,7 @@ def test_a_failed_authentication_is_not_retried(ops, tmp_path, key_file):
 
 
 def test_clock_set_goes_through_the_secured_flow(rig):
+    rig.ops.clock.advance(20 * 60)  # 10:20, clear of the freeze window around 10:00
     meter = rig.gateway.meter
     ts = rig.ops.clock.now().timestamp()
     meter.set_time(ts, meter.meter_time(ts) + timedelta(minutes=7))  # the meter runs fast
@@ -502,6 +503,7 @@ def test_clock_set_goes_through_the_secured_flow(rig):
 
 
 def test_a_clock_set_not_read_back_is_not_called_done(rig):
+    rig.ops.clock.advance(20 * 60)
     rig.gateway.read_clock = False
     command_id = rig.command("time_sync", ESAM_METER)
     rig.cycle()
@@ -513,6 +515,7 @@ def test_a_clock_that_does_not_take_the_set_fails_with_its_offset(rig):
     real = rig.gateway.esam._apply
     rig.gateway.esam._apply = lambda meter, di, raw, ts: True  # accepts, but never sets
     try:
+        rig.ops.clock.advance(20 * 60)
         meter = rig.gateway.meter
         ts = rig.ops.clock.now().timestamp()
         meter.set_time(ts, meter.meter_time(ts) + timedelta(minutes=7))
@@ -634,6 +637,7 @@ def test_a_forged_step_result_claiming_executed_fails_with_a_named_reason(rig, r
 
 
 def test_a_clock_set_whose_reply_mac_is_altered_fails(rig):
+    rig.ops.clock.advance(20 * 60)
     meter = rig.gateway.meter
     ts = rig.ops.clock.now().timestamp()
     meter.set_time(ts, meter.meter_time(ts) + timedelta(minutes=7))
@@ -656,6 +660,7 @@ def test_the_reply_mac_is_checked_by_the_encryption_service(ops, key_file):
 
     flag_esam(ops)
     rig = Rig(ops, key_file, service=Watched(key_file))
+    rig.ops.clock.advance(20 * 60)
     trip = rig.command("relay_trip", ESAM_METER)
     rig.cycle()
     assert rig.view(trip)["targets"][0]["state"] == "executed"

@@ -89,7 +89,12 @@ async def test_secured_trip_reclose_and_everything_that_must_not_switch(
         [target] = done["targets"]
         assert target["detail"]["relay"] == "open", target
         assert [s["kind"] for s in done["steps"]] == ["authenticate", "control"], done["steps"]
-        assert e.log() == [("authenticate", True, ""), ("control", True, "")]
+        # the ESAM's data read-back carries the MAC the head-end verified before "executed"
+        assert e.log() == [
+            ("authenticate", True, ""),
+            ("control", True, ""),
+            ("readback", True, ""),
+        ]
         # every step went out signed by the head-end's key (the gateway verified it)
         [control_step] = e.steps_of(trip, "control")
         assert json.loads(control_step)["signature"]["alg"] == "ed25519"
@@ -99,7 +104,11 @@ async def test_secured_trip_reclose_and_everything_that_must_not_switch(
         done = await r.state_of(close, "executed", "failed", "expired")
         assert done["state"] == "executed", done
         assert e.relay() == "closed" and done["targets"][0]["detail"]["relay"] == "closed"
-        assert e.log()[-2:] == [("authenticate", True, ""), ("control", True, "")]
+        assert e.log()[-3:] == [
+            ("authenticate", True, ""),
+            ("control", True, ""),
+            ("readback", True, ""),
+        ]
         # 2b. the meter's clock runs 7 minutes fast: a clock set through the same flow, read back
         r.fleet.control.drift(ESAM, offset_s=420)
         sync = await r.command("time_sync", [ESAM])
@@ -107,10 +116,11 @@ async def test_secured_trip_reclose_and_everything_that_must_not_switch(
         assert done["state"] == "executed", done
         assert [s["kind"] for s in done["steps"]] == ["authenticate", "write"], done["steps"]
         assert abs(done["targets"][0]["detail"]["offset_s"]) <= 10, done
-        assert [(k, ok) for k, ok, _ in e.log()[-3:]] == [
+        assert [(k, ok) for k, ok, _ in e.log()[-4:]] == [
             ("authenticate", True),
             ("write", True),
             ("write", True),
+            ("readback", True),
         ]
         moves = len(r.fleet.meters[ESAM].relay_log)
         seen = len(e.log())
