@@ -163,6 +163,7 @@ def advance(
         ).all()
         addresses = {row.meter: address_of(conn, row.meter) or "" for row in rows}
         auths = {row.id: _authentication(conn, row) for row in rows if row.kind != "authenticate"}
+    policy = clock_policy or clockset.ClockSetPolicy()
     decided = []
     for row in rows:
         action = CommandAction(row.action)
@@ -170,9 +171,7 @@ def advance(
             row.command_id, row.dispatch_id, row.gateway, row.meter, addresses[row.meter], action
         )
         session = _session(target.address, auths.get(row.id))
-        decision = _decide(row, service, target, meter_time, settings, now, session)
-        if decision.step is not None and decision.step.kind == "write":
-            decision = _clock_policy(decision, target, meter_time(now), clock_policy)
+        decision = _decide(row, service, target, meter_time, settings, now, session, policy)
         decided.append((row, target, decision))
     done = 0
     with writing(engine) as conn:
@@ -238,6 +237,7 @@ def _decide(
     settings: FlowSettings,
     now: datetime,
     session: SessionInfo | None = None,
+    clock_policy: clockset.ClockSetPolicy | None = None,
 ) -> Decision:
     reported = row.detail or {}
     ok = reported.get("state") == CommandState.EXECUTED.value
@@ -248,7 +248,8 @@ def _decide(
         # never start or restart a step past the command's validity (a late result)
         return Decision(state=State.EXPIRED, reason="the command expired during the secured flow")
     if ok and row.kind == "authenticate":
-        return _second_step(service, target, row, report, meter_time, settings, now)
+        policy = clock_policy or clockset.ClockSetPolicy()
+        return _second_step(service, target, row, report, meter_time, settings, now, policy)
     if ok or armed:  # the meter accepted the sealed frames: its ESAM must prove it
         step = parse_step(row.params)
         assert isinstance(step, ControlStep | WriteStep)
@@ -270,19 +271,6 @@ def _decide(
         reason = row.reason or "awaiting the customer's button"
         return Decision(state=State.ARMED, reason=reason, detail=detail or None, at=row.finished_at)
     return _failed(service, target, row, report, settings)
-
-
-def _clock_policy(
-    decision: Decision,
-    target: steps.Target,
-    local: datetime,
-    policy: clockset.ClockSetPolicy | None,
-) -> Decision:
-    """A clock set sealed inside the freeze window is not sent (the policy, checked again)."""
-    why = clockset.judge(target.meter, local, None, None, policy or clockset.ClockSetPolicy())
-    if why is None:
-        return decision
-    return Decision(state=State.FAILED, reason=f"time-sync policy: {why.rule}: {why.message}")
 
 
 def _clock_checked(
@@ -322,6 +310,7 @@ def _second_step(
     meter_time: MeterTime,
     settings: FlowSettings,
     now: datetime,
+    clock_policy: clockset.ClockSetPolicy,
 ) -> Decision:
     if report is None or report.random2 is None or report.esam_serial is None:
         return Decision(state=State.FAILED, reason="authentication result without random number 2")
@@ -333,6 +322,12 @@ def _second_step(
     info = reply_mac.session_info(target.address, step, report)
     assert info is not None
     local = meter_time(now)
+    if target.action is CommandAction.TIME_SYNC:  # the policy again, before anything is sealed
+        why = clockset.judge(target.meter, local, None, None, clock_policy)
+        if why is not None:
+            return Decision(
+                state=State.FAILED, reason=f"time-sync policy: {why.rule}: {why.message}"
+            )
     try:
         if service is None:
             raise EncryptionError("no encryption service is configured ([esam])")

@@ -144,6 +144,9 @@ def test_once_a_day_including_a_set_still_under_way(rig):
 
 
 def test_the_freeze_window_is_checked_again_when_the_writes_are_sealed(rig):
+    sealed: list[int] = []
+    real = rig.dispatcher.encryption.seal_write
+    rig.dispatcher.encryption.seal_write = lambda *a: sealed.append(a[2]) or real(*a)
     rig.ops.clock.advance(49 * 60 + 50)  # 10:49:50: clear when created
     command_id = rig.command("time_sync", ESAM_METER)
     rig.dispatcher.run_once()  # the authentication goes out
@@ -153,3 +156,4 @@ def test_the_freeze_window_is_checked_again_when_the_writes_are_sealed(rig):
     assert target["state"] == "failed"
     assert target["reason"].startswith("time-sync policy: freeze_window")
     assert not any(e.kind == "write" for e in rig.gateway.esam.log)  # nothing written
+    assert sealed == []  # nor sealed: the encryption machine was not asked
