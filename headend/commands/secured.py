@@ -181,10 +181,13 @@ def advance(
                 CommandState.EXECUTED.value: State.EXECUTED,
                 CommandState.ARMED.value: State.ARMED,  # ended later by the gateway's word
             }.get(reported, State.FAILED)
+            why = row.reason
+            if decision.alert is not None:  # the gateway's word without the ESAM's proof
+                final, why = State.FAILED, decision.reason
             won = conn.execute(
                 update(esam_steps)
                 .where(esam_steps.c.id == row.id, esam_steps.c.state == steps.REPORTED)
-                .values(state=final.value)
+                .values(state=final.value, reason=why)
             )
             if not won.rowcount:
                 continue
@@ -193,7 +196,7 @@ def advance(
                 "system",
                 "command.esam_result",
                 row.command_id,
-                {"step": row.id, "meter": row.meter, "state": final.value, "reason": row.reason},
+                {"step": row.id, "meter": row.meter, "state": final.value, "reason": why},
                 at=now,
             )
             if decision.alert is not None:

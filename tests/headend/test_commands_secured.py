@@ -590,7 +590,11 @@ def test_a_reply_mac_altered_on_the_bus_is_never_marked_executed(rig):
     target = view["targets"][0]
     assert target["state"] == "failed" and view["state"] == "failed"
     assert target["reason"].startswith("reply_mac_invalid: the meter's reply MAC does not verify")
-    assert [s["kind"] for s in view["steps"]] == ["authenticate", "control"]  # no retry
+    assert [(s["kind"], s["state"]) for s in view["steps"]] == [
+        ("authenticate", "executed"),
+        ("control", "failed"),  # no retry; the step is not "executed" on the gateway's word
+    ]
+    assert view["steps"][1]["reason"] == target["reason"]
     # the meter did switch (only its reply was altered): the operator sees its relay, not "done"
     assert target["detail"]["relay"] == "open"
     (alert,) = _alerts(rig.ops, command_id)
