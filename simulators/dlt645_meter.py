@@ -37,6 +37,7 @@ from protocols.dlt645 import (
     Function,
     InvalidateAuthentication,
     ReadAddress,
+    ReadBack,
     ReadData,
     ReadFollowUp,
     RemoteControl,
@@ -197,7 +198,7 @@ class Dlt645Listener:
             if request.baud == self.baud:
                 return BaudAck(meter.address, request.baud, v)
             return self._abnormal(meter, Function.CHANGE_BAUD, _BAUD)
-        if isinstance(request, Authenticate | InvalidateAuthentication):  # no ESAM in this meter
+        if isinstance(request, Authenticate | InvalidateAuthentication | ReadBack):  # no ESAM
             word = security_word(("other_error",))
             return AbnormalReply(meter.address, Function.SECURITY, word, ("other_error",), v)
         function = _SECURED.get(type(request)) or getattr(

@@ -12,6 +12,10 @@ firmware in docs/dlt645.md §Security shows it:
 - in a session, 1CH level 98 and 14H levels 98/99 must carry a valid MAC (and ciphertext) for the
   session's next sequence number: a forged MAC, a replayed frame or another session's frame fails;
   every third MAC failure closes the session;
+- the plaintext of the last sealed frame it opened (a 1CH block's N1 N2 + valid-until, a
+  protected write's value) is kept in its control-command file (08, as the meter firmware in
+  docs/dlt645.md decrypts 1CH through that file); a data read-back (078001FF) in the session
+  returns the requested bytes with a MAC over them and the session's count of accepted frames;
 - expired or invalidated (070002FF) sessions refuse secured frames;
 - failed authentications and MAC failures count per meter-local day; at ``max_failures`` the ESAM
   locks (authentication refused) until the date changes;
@@ -30,6 +34,7 @@ from typing import Any
 
 from protocols.dlt645 import (
     DI_INVALIDATE,
+    DI_READBACK,
     LEVEL_MAC,
     AbnormalReply,
     Authenticate,
@@ -38,6 +43,8 @@ from protocols.dlt645 import (
     ControlAction,
     Function,
     InvalidateAuthentication,
+    ReadBack,
+    ReadBackData,
     RemoteControl,
     Reply,
     Request,
@@ -60,6 +67,7 @@ from protocols.esam import (
     authentication_ciphertext,
     control_header,
     meter_keys,
+    reply_header,
     write_header,
 )
 from simulators.errors import SimConfigError
@@ -76,6 +84,7 @@ _ACTIONS = {
 }
 _UNAUTHORISED = error_byte(("password_error_or_unauthorised",))
 _OTHER = error_byte(("other_error",))
+COMMAND_FILE = 0x0008  # the ESAM file a sealed frame's plaintext is decrypted into
 V7 = Version.V2007
 
 
@@ -131,6 +140,7 @@ class SoftwareEsam:
     log: list[EsamEvent] = field(default_factory=list)
     _open: _Open | None = field(default=None, init=False, repr=False)
     _failures: tuple[date, int] | None = field(default=None, init=False, repr=False)
+    _files: dict[int, bytes] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.keys = meter_keys(self.master_key, factor_of(self.address))
@@ -172,6 +182,8 @@ class SoftwareEsam:
             return self._control(meter, request, ts)
         if isinstance(request, SecuredWrite):
             return self._write(meter, request, ts)
+        if isinstance(request, ReadBack):
+            return self._read_back(meter, request, ts)
         if isinstance(request, RemoteControl | WriteData) and not self.factory_mode:
             kind = "plaintext_control" if isinstance(request, RemoteControl) else "plaintext_write"
             self._note(ts, kind, False, "plaintext refused outside factory mode")
@@ -242,6 +254,7 @@ class SoftwareEsam:
         except LabCryptoError:
             return self._mac_failed(meter, ts, "control", Function.REMOTE_CONTROL)
         state.seq += 1
+        self._files[COMMAND_FILE] = plain
         try:
             action = ControlAction(plain[0])
             until = datetime.strptime(plain[2:8].hex(), "%y%m%d%H%M%S")
@@ -274,11 +287,29 @@ class SoftwareEsam:
         except LabCryptoError:
             return self._mac_failed(meter, ts, "write", Function.WRITE)
         state.seq += 1
+        self._files[COMMAND_FILE] = value
         if not self._apply(meter, request.di, value, ts):
             self._note(ts, "write", False, "identifier not writable", di=f"{request.di:08X}")
             return AbnormalReply(meter.address, Function.WRITE, _UNAUTHORISED, (), V7)
         self._note(ts, "write", True, di=f"{request.di:08X}", value=value.hex())
         return WriteAck(meter.address, V7)
+
+    def _read_back(self, meter: Meter, request: ReadBack, ts: float) -> Reply:
+        state = self._session(ts)
+        if state is None:
+            self._note(ts, "readback", False, "no authenticated session")
+            return self._security_error(meter, "authentication_failed")
+        ident = request.identifier
+        file, start, length = (int.from_bytes(ident[n : n + 2], "big") for n in (2, 4, 6))
+        content = self._files.get(file, b"")
+        if start + length > len(content):
+            self._note(ts, "readback", False, "no such data", file=file)
+            return self._security_error(meter, "other_error")
+        data = content[start : start + length]
+        header = reply_header(meter.address, DI_READBACK)
+        mac = state.session.mac_of(state.seq, header, ident + data)
+        self._note(ts, "readback", True, file=file, data=data.hex(), seq=state.seq)
+        return ReadBackData(meter.address, ident, data, mac, V7)
 
     @staticmethod
     def _apply(meter: Meter, di: int, raw: bytes, ts: float) -> bool:

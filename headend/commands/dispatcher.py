@@ -118,6 +118,7 @@ class Dispatcher:
             lambda at: at.astimezone(zone).replace(tzinfo=None),
             self.flow,
             now,
+            self.settings.clock_set,
         )
         with writing(self.engine) as conn:
             held = DISCONNECTS if self._hold_reason(conn, now) else frozenset()

@@ -14,7 +14,8 @@ keep-power) or a clock set does not travel as the plaintext command; its steps a
    the service seals the control (or the clock writes) and a second step is stored with
    ``session_until`` (``at + session``), after which the gateway sends nothing; otherwise the
    flow restarts.
-4. The second step's result ends the target: ``executed`` (relay read back by the gateway) or
+4. The second step's result ends the target: ``executed`` (relay read back by the gateway, and
+   the ESAM's data read-back MAC verified by the encryption service: ``reply_mac``) or
    ``failed``.  A late step, no reply, or an "unauthorised" refusal (the meter's session may have
    ended) restarts from authentication while attempts remain (``max_attempts``); a failed
    authentication never restarts — the meter counts failures and locks for the day.  An
@@ -36,7 +37,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, select, update
 
 from headend import audit
-from headend.commands import steps
+from headend.commands import clockset, reply_mac, steps
 from headend.commands.settings import FlowSettings
 from headend.commands.states import State
 from headend.db import writing
@@ -102,6 +103,7 @@ class Decision:
     reason: str | None = None
     detail: dict[str, Any] | None = None
     at: datetime | None = None  # when the target ended (default: now)
+    alert: dict[str, Any] | None = None  # audited as command.esam_reply_mac (a refused proof)
 
 
 def authenticate(
@@ -143,6 +145,7 @@ def advance(
     meter_time: MeterTime,
     settings: FlowSettings,
     now: datetime,
+    clock_policy: clockset.ClockSetPolicy | None = None,
 ) -> int:
     """Act on reported step results: next step, restart, or the target's end; returns how many.
 
@@ -159,13 +162,17 @@ def advance(
             .limit(100)
         ).all()
         addresses = {row.meter: address_of(conn, row.meter) or "" for row in rows}
+        auths = {row.id: _authentication(conn, row) for row in rows if row.kind != "authenticate"}
+    policy = clock_policy or clockset.ClockSetPolicy()
     decided = []
     for row in rows:
         action = CommandAction(row.action)
         target = steps.Target(
             row.command_id, row.dispatch_id, row.gateway, row.meter, addresses[row.meter], action
         )
-        decided.append((row, target, _decide(row, service, target, meter_time, settings, now)))
+        session = _session(target.address, auths.get(row.id))
+        decision = _decide(row, service, target, meter_time, settings, now, session, policy)
+        decided.append((row, target, decision))
     done = 0
     with writing(engine) as conn:
         for row, target, decision in decided:
@@ -174,10 +181,13 @@ def advance(
                 CommandState.EXECUTED.value: State.EXECUTED,
                 CommandState.ARMED.value: State.ARMED,  # ended later by the gateway's word
             }.get(reported, State.FAILED)
+            why = row.reason
+            if decision.alert is not None:  # the gateway's word without the ESAM's proof
+                final, why = State.FAILED, decision.reason
             won = conn.execute(
                 update(esam_steps)
                 .where(esam_steps.c.id == row.id, esam_steps.c.state == steps.REPORTED)
-                .values(state=final.value)
+                .values(state=final.value, reason=why)
             )
             if not won.rowcount:
                 continue
@@ -186,12 +196,40 @@ def advance(
                 "system",
                 "command.esam_result",
                 row.command_id,
-                {"step": row.id, "meter": row.meter, "state": final.value, "reason": row.reason},
+                {"step": row.id, "meter": row.meter, "state": final.value, "reason": why},
                 at=now,
             )
+            if decision.alert is not None:
+                alert = {"step": row.id, "meter": row.meter, **decision.alert}
+                subject = row.command_id
+                audit.append(conn, "system", "command.esam_reply_mac", subject, alert, at=now)
             apply(conn, target, decision, now)
             done += 1
     return done
+
+
+def _authentication(conn: Connection, row: Any) -> Any:
+    """The authenticate step that opened ``row``'s session (None if it is gone)."""
+    s = esam_steps.c
+    return conn.execute(
+        select(s.params, s.detail).where(
+            s.dispatch_id == row.dispatch_id,
+            s.meter == row.meter,
+            s.session == row.session,
+            s.kind == "authenticate",
+        )
+    ).first()
+
+
+def _session(address: str, auth: Any) -> SessionInfo | None:
+    """The session an authenticate row opened, from its challenge and the meter's answer."""
+    if auth is None:
+        return None
+    step = parse_step(auth.params)
+    report = _report(((auth.detail or {}).get("detail") or {}).get("esam"))
+    if not isinstance(step, AuthenticateStep) or report is None:
+        return None
+    return reply_mac.session_info(address, step, report)
 
 
 def _decide(
@@ -201,23 +239,38 @@ def _decide(
     meter_time: MeterTime,
     settings: FlowSettings,
     now: datetime,
+    session: SessionInfo | None = None,
+    clock_policy: clockset.ClockSetPolicy | None = None,
 ) -> Decision:
     reported = row.detail or {}
     ok = reported.get("state") == CommandState.EXECUTED.value
+    armed = reported.get("state") == CommandState.ARMED.value
     detail = dict(reported.get("detail") or {})
     report = _report(detail.pop("esam", None))
     if not (ok and row.kind != "authenticate") and now >= row.command_until:
         # never start or restart a step past the command's validity (a late result)
         return Decision(state=State.EXPIRED, reason="the command expired during the secured flow")
     if ok and row.kind == "authenticate":
-        return _second_step(service, target, row, report, meter_time, settings, now)
+        policy = clock_policy or clockset.ClockSetPolicy()
+        return _second_step(service, target, row, report, meter_time, settings, now, policy)
+    if ok or armed:  # the meter accepted the sealed frames: its ESAM must prove it
+        step = parse_step(row.params)
+        assert isinstance(step, ControlStep | WriteStep)
+        n1 = int(N1[target.action]) if isinstance(step, ControlStep) else None
+        why = reply_mac.check(service, session, step, report, n1)
+        if why is not None:
+            alert = {"reason": why, **reply_mac.detail_of(report)}
+            return Decision(
+                state=State.FAILED, reason=why, detail=detail or None, at=row.finished_at,
+                alert=alert,
+            )  # fmt: skip
     if ok and row.kind == "write":
         return _clock_checked(
             report, row.finished_at, meter_time(row.finished_at), settings, detail
         )
     if ok:
         return Decision(state=State.EXECUTED, detail=detail or None, at=row.finished_at)
-    if reported.get("state") == CommandState.ARMED.value:  # close allowed: waits for the button
+    if armed:  # close allowed: waits for the button
         reason = row.reason or "awaiting the customer's button"
         return Decision(state=State.ARMED, reason=reason, detail=detail or None, at=row.finished_at)
     return _failed(service, target, row, report, settings)
@@ -260,6 +313,7 @@ def _second_step(
     meter_time: MeterTime,
     settings: FlowSettings,
     now: datetime,
+    clock_policy: clockset.ClockSetPolicy,
 ) -> Decision:
     if report is None or report.random2 is None or report.esam_serial is None:
         return Decision(state=State.FAILED, reason="authentication result without random number 2")
@@ -268,14 +322,15 @@ def _second_step(
         return _restart(service, target, row.attempt, settings, "session too old to seal")
     step = parse_step(row.params)
     assert isinstance(step, AuthenticateStep)
-    challenge = Challenge(
-        target.address,
-        bytes.fromhex(step.factor),
-        bytes.fromhex(step.random1),
-        bytes.fromhex(step.ciphertext1),
-    )
-    info = SessionInfo(challenge, bytes.fromhex(report.random2), bytes.fromhex(report.esam_serial))
+    info = reply_mac.session_info(target.address, step, report)
+    assert info is not None
     local = meter_time(now)
+    if target.action is CommandAction.TIME_SYNC:  # the policy again, before anything is sealed
+        why = clockset.judge(target.meter, local, None, None, clock_policy)
+        if why is not None:
+            return Decision(
+                state=State.FAILED, reason=f"time-sync policy: {why.rule}: {why.message}"
+            )
     try:
         if service is None:
             raise EncryptionError("no encryption service is configured ([esam])")
@@ -307,11 +362,21 @@ def _sealed_params(
             )
             for seq, (di, value) in enumerate(((DATE_DI, date_value), (TIME_DI, time_value)))
         )
-        return step_params(WriteStep(session=session, session_until=session_until, writes=writes))
+        readback = reply_mac.identifier(len(time_value))  # the last write's plaintext
+        return step_params(
+            WriteStep(
+                session=session, session_until=session_until, writes=writes, readback=readback
+            )
+        )
     until = local.replace(microsecond=0) + timedelta(minutes=settings.control_minutes)
     sealed = service.seal_control(info, 0, int(N1[target.action]), until)
     return step_params(
-        ControlStep(session=session, session_until=session_until, sealed=sealed.hex().upper())
+        ControlStep(
+            session=session,
+            session_until=session_until,
+            sealed=sealed.hex().upper(),
+            readback=reply_mac.identifier(reply_mac.CONTROL_PLAINTEXT),
+        )
     )
 
 

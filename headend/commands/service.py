@@ -18,13 +18,14 @@ from sqlalchemy import Connection, select, update
 
 from headend import audit
 from headend.auth.roles import Role, User
-from headend.commands import directory, params
+from headend.commands import clockset, directory, params
 from headend.commands.settings import CommandSettings
 from headend.commands.states import CANCELLABLE, State
 from headend.db.errors import InvalidRequest, NotFound
 from headend.db.ops_tables import command_dispatches, command_targets, commands, users
 from headend.guards import DISCONNECTS, GuardSettings, MeterFacts, evaluate
 from headend.guards import store as guard_store
+from protocols.model import meter_zone
 from protocols.uplink import CommandAction
 
 # What operators may ask for through the API (archive pushes belong to the archive service).
@@ -171,6 +172,12 @@ def create(
             Refusal("scope", f"{user.name} may not command meters of areas {outside}", "forbidden"),
             detail,
         )
+    if action is CommandAction.TIME_SYNC:  # ESAM meters: the head-end seals the clock set
+        clock = clockset.refusal(
+            conn, (t.meter for t in targets), now, meter_zone(), settings.clock_set
+        )
+        if clock is not None:
+            return _refuse(conn, user, now, Refusal(clock.rule, clock.message), detail)
     state = guard_store.load_state(conn, now.astimezone(guards.zone).date())
     counts = guard_store.recent_counts(conn, now)
     earlier = 0

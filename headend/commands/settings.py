@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from headend.commands.clockset import ClockSetPolicy
 from headend.db.errors import ConfigError
 from headend.guards.settings import GuardSettings
 
@@ -25,6 +26,7 @@ class CommandSettings(BaseModel):
     # would otherwise wait up to dispatch_interval); bounded by the steps' validity
     step_poll_interval: float = Field(default=0.1, gt=0, le=60)
     claim_timeout: int = Field(default=60, ge=5, le=3600)  # re-claim a dispatch stuck "sending"
+    clock_set: ClockSetPolicy = ClockSetPolicy()  # secured clock sets of ESAM meters
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,13 @@ class EncryptionService(Protocol):
     def verify_reply_mac(
         self, session: SessionInfo, seq: int, header: bytes, data: bytes, mac: bytes
     ) -> bool:
-        """Whether ``mac`` authenticates ``data`` a meter sent back in this session."""
+        """Whether ``mac`` authenticates ``data`` a meter sent back in this session.
+
+        Used for the ESAM data read-back (03H 078001FF) that ends every control or write step:
+        ``header`` = address ‖ 83H ‖ DI, ``data`` = identifier ‖ data read back, ``seq`` = the
+        sealed frames of the step (laboratory scheme; a real machine may ignore it).  False for
+        a wrong MAC; ``EncryptionError`` only when the service cannot answer.
+        """
         ...
 
 

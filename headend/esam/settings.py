@@ -6,7 +6,8 @@
     service = "software"                       # "software" (laboratory) or "hsm"
     key_file = "/var/lib/taiqu-headend/esam-lab.key"   # software: 16-byte master key, 0600
     production = true                          # refuse laboratory services (the default)
-    hsm_adapter = "vendor_module:make_service" # hsm: factory(settings dict) -> EncryptionService
+    hsm_adapter = "headend.esam.network:make_service"  # hsm: factory(options) -> service
+    hsm = { url = "https://hsm.example:8443", token_file = "/etc/taiqu/hsm.token" }
     session_seconds = 300                      # the meters' authentication validity
     max_attempts = 3                           # authentications per command before it fails
 
@@ -77,7 +78,7 @@ def make_service(settings: EsamSettings) -> EncryptionService:
     module, _, factory = settings.hsm_adapter.partition(":")
     try:
         service: EncryptionService = getattr(importlib.import_module(module), factory)(settings.hsm)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, EncryptionError) as exc:
         raise EsamConfigError(f"esam.hsm_adapter {settings.hsm_adapter!r}: {exc}") from None
     if settings.production and not service.production_ready:
         raise EsamConfigError(f"esam: {service.name!r} is not production-ready")

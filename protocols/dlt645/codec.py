@@ -57,6 +57,8 @@ from protocols.dlt645.messages import (
     OtherReply,
     OtherRequest,
     ReadAddress,
+    ReadBack,
+    ReadBackData,
     ReadData,
     ReadFollowUp,
     ReadReply,
@@ -212,6 +214,7 @@ def encode_request(
             | SetAuthenticationValidity()
             | SecuredControl()
             | SecuredWrite()
+            | ReadBack()
         ):
             if version is not V7:
                 raise Dlt645EncodeError("secured frames exist in DL/T 645-2007 only")
@@ -306,7 +309,7 @@ def encode_reply(reply: Reply, version: Version = V7) -> Frame:
                 raise Dlt645EncodeError(f"error {error} does not fit {size} byte(s)")
             reply_bit |= ABNORMAL_BIT
             data = error.to_bytes(size, "little")
-        case Authenticated(address) | SecurityReply(address):
+        case Authenticated(address) | SecurityReply(address) | ReadBackData(address):
             function, data = Function.SECURITY, encode_security_reply(reply)
         case AddressReply(address, _):
             function, data = Function.READ_ADDRESS, address_to_wire(address)

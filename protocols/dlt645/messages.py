@@ -208,6 +208,21 @@ class SecuredWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadBack:
+    """ESAM data read-back (03H, DI 078001FF, 数据回抄) inside an authenticated session.
+
+    ``identifier`` (8 bytes, service's order): directory (2), file (2), start (2), length (2),
+    e.g. ``DF01 0008 0000 0008`` (``readback_identifier``); it travels reversed.  The meter
+    answers ``ReadBackData``: the data and the ESAM's MAC over it.
+    """
+
+    address: str
+    identifier: bytes
+    operator: str = DEFAULT_OPERATOR
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OtherRequest:
     """A request Taiqu has no type for (clear meter, change password, security …)."""
 
@@ -233,6 +248,7 @@ Request = (
     | SetAuthenticationValidity
     | SecuredControl
     | SecuredWrite
+    | ReadBack
     | OtherRequest
 )
 
@@ -340,6 +356,21 @@ class SecurityReply:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadBackData:
+    """ESAM data read back (83H, DI 078001FF): the identifier echoed, the data, the MAC.
+
+    All three in the service's order (each travels reversed); the head-end's encryption service
+    checks ``mac`` against the session (``EncryptionService.verify_reply_mac``).
+    """
+
+    address: str
+    identifier: bytes
+    data: bytes
+    mac: bytes
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OtherReply:
     """A reply Taiqu has no type for."""
 
@@ -361,5 +392,6 @@ Reply = (
     | ControlAck
     | Authenticated
     | SecurityReply
+    | ReadBackData
     | OtherReply
 )

@@ -11,6 +11,11 @@ the master opens with an identity authentication::
     1CH  98 P0P1P2 | C0..C3 | sealed (16-byte ciphertext of N1 N2 + valid-until, 4-byte MAC)
     14H  DI | 99 P0P1P2 | C0..C3 | value | MAC (4)        first-class parameter: plaintext + MAC
     14H  DI | 98 P0P1P2 | C0..C3 | ciphertext | MAC (4)   second-class parameter (e.g. clock)
+    03H  DI 078001FF | C0..C3 | read-back identifier (8)  (data read-back, 数据回抄)    L = 16
+    83H  DI 078001FF | identifier (8) | data (n) | MAC (4)                        L = 16 + n
+
+The 83H authentication reply and the 9CH/94H acknowledgements carry no MAC; the data read-back
+is the reply a meter authenticates (its MAC is checked by the encryption service).
 
 Values from the encryption service are written most significant first (as the service returns
 them); on the wire each field travels least significant byte first, like every multi-byte field
@@ -32,6 +37,8 @@ from protocols.dlt645.messages import (
     Authenticate,
     Authenticated,
     InvalidateAuthentication,
+    ReadBack,
+    ReadBackData,
     SecuredControl,
     SecuredWrite,
     SecurityReply,
@@ -47,11 +54,14 @@ SecuredRequest = (
     | SetAuthenticationValidity
     | SecuredControl
     | SecuredWrite
+    | ReadBack
 )
 
 DI_AUTHENTICATE = 0x070000FF
 DI_AUTH_VALIDITY = 0x070001FF  # set the session's validity (minutes, BCD) + MAC
 DI_INVALIDATE = 0x070002FF
+DI_READBACK = 0x078001FF  # data read-back (数据回抄): ESAM file data + MAC
+READBACK_ID = 8  # directory (2), file (2), start (2), length (2)
 LEVEL_SEALED = 0x98  # ciphertext + MAC (remote control, second-class parameters)
 LEVEL_MAC = 0x99  # plaintext + MAC (first-class parameters)
 AUTH_FIELD = 8  # ciphertext 1, random number 1, diversification factor
@@ -104,6 +114,14 @@ def check_length(value: bytes, size: int, what: str) -> bytes:
     return bytes(value)
 
 
+def readback_identifier(file: int, start: int, length: int, directory: int = 0xDF01) -> bytes:
+    """The 8-byte read-back identifier (service's order): directory, file, start, length."""
+    fields = (directory, file, start, length)
+    if not all(isinstance(v, int) and 0 <= v <= 0xFFFF for v in fields) or not 0 < length <= 200:
+        raise Dlt645EncodeError(f"read-back identifier {fields!r} out of range")
+    return b"".join(v.to_bytes(2, "big") for v in fields)
+
+
 def factor_of(meter_number: str) -> bytes:
     """The diversification factor of a meter: ``0000`` + its 12-digit number, as 8 bytes."""
     if len(meter_number) != 12 or not meter_number.isdigit():
@@ -148,6 +166,9 @@ def encode_secured(request: SecuredRequest) -> tuple[Function, bytes]:
             return Function.SECURITY, _di(DI_AUTHENTICATE) + operator + body
         case InvalidateAuthentication():
             return Function.SECURITY, _di(DI_INVALIDATE) + operator
+        case ReadBack(_, identifier):
+            body = check_length(identifier, READBACK_ID, "read-back identifier")[::-1]
+            return Function.SECURITY, _di(DI_READBACK) + operator + body
         case SetAuthenticationValidity(_, minutes, mac):
             if not isinstance(minutes, int) or not 1 <= minutes <= 9999:
                 raise Dlt645EncodeError(f"validity {minutes!r} is not 1-9999 minutes")
@@ -184,6 +205,8 @@ def decode_secured_request(frame: Frame, function: Function) -> SecuredRequest |
             return Authenticate(address, c1, r1, f, operator)
         if di == DI_INVALIDATE and len(data) == 8:
             return InvalidateAuthentication(address, operator)
+        if di == DI_READBACK and len(data) == 16:
+            return ReadBack(address, data[8:16][::-1], operator)
         if di == DI_AUTH_VALIDITY and len(data) == 14:
             minutes = int(data[8:10][::-1].hex())  # ValueError (not BCD): an OtherRequest
             return SetAuthenticationValidity(address, minutes, data[10:14][::-1], operator)
@@ -202,8 +225,14 @@ def decode_secured_request(frame: Frame, function: Function) -> SecuredRequest |
     return None
 
 
-def encode_security_reply(reply: Authenticated | SecurityReply) -> bytes:
+def encode_security_reply(reply: Authenticated | SecurityReply | ReadBackData) -> bytes:
     """Data field of a normal 83H reply."""
+    if isinstance(reply, ReadBackData):
+        identifier = check_length(reply.identifier, READBACK_ID, "read-back identifier")
+        if not reply.data:
+            raise Dlt645EncodeError("a read-back reply carries data")
+        mac = check_length(reply.mac, MAC, "MAC")
+        return _di(DI_READBACK) + identifier[::-1] + reply.data[::-1] + mac[::-1]
     if isinstance(reply, Authenticated):
         r2 = check_length(reply.random2, RANDOM2, "random number 2")
         serial = check_length(reply.esam_serial, ESAM_SERIAL, "ESAM serial")
@@ -213,7 +242,7 @@ def encode_security_reply(reply: Authenticated | SecurityReply) -> bytes:
 
 def decode_security_reply(
     frame: Frame, version: Version = Version.V2007
-) -> Authenticated | SecurityReply:
+) -> Authenticated | SecurityReply | ReadBackData:
     """The typed normal 83H reply; ``Dlt645ValueError`` if it has no identifier."""
     data = frame.data
     if len(data) < 4:
@@ -225,6 +254,11 @@ def decode_security_reply(
                 f"authentication reply of {len(data)} bytes (16 expected)", frame
             )
         return Authenticated(frame.address, data[4:8][::-1], data[8:16][::-1], version)
+    if di == DI_READBACK:
+        if len(data) <= 4 + READBACK_ID + MAC:
+            raise Dlt645ValueError(f"read-back reply of {len(data)} bytes has no data", frame)
+        identifier, body, mac = data[4:12], data[12:-MAC], data[-MAC:]
+        return ReadBackData(frame.address, identifier[::-1], body[::-1], mac[::-1], version)
     return SecurityReply(frame.address, di, data[4:], version)
 
 

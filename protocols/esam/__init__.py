@@ -8,6 +8,7 @@ from protocols.esam.lab import (
     authentication_ciphertext,
     control_header,
     meter_keys,
+    reply_header,
     write_header,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "authentication_ciphertext",
     "control_header",
     "meter_keys",
+    "reply_header",
     "write_header",
 ]

@@ -17,6 +17,8 @@ number 1 and factor; 4-byte random number 2; 20-byte sealed control; 4-byte MACs
 - **Seal** (1CH, level-98 writes): ``C = SM4-CBC_Ks(IV 0, ISO/IEC 9797-1 padding 2)(plaintext)``,
   ``MAC = CBC-MAC_Kms(n ‖ header ‖ C)[:4]``; the sealed block is ``C ‖ MAC`` (20 bytes for 1CH).
 - **MAC only** (level-99 writes, replies): ``MAC = CBC-MAC_Kms(n ‖ header ‖ value)[:4]``.
+  A reply's MAC (the 078001FF data read-back) carries ``n`` = the sealed frames the ESAM has
+  accepted in the session so far, so it also proves how many of the master's frames it opened.
 
 ``header`` binds a frame to its meter and function: the 6 address bytes (nameplate order), the
 control code and, for writes, the identifier (4 bytes, most significant first).
@@ -107,6 +109,11 @@ def authentication_ciphertext(keys: MeterKeys, random1: bytes) -> bytes:
 def control_header(address: str, control: int = 0x1C) -> bytes:
     """The header a 1CH MAC covers: the meter's address and the control code."""
     return bytes.fromhex(address) + bytes((control,))
+
+
+def reply_header(address: str, di: int, control: int = 0x83) -> bytes:
+    """The header a reply's MAC covers: address, the reply's control code and identifier."""
+    return bytes.fromhex(address) + bytes((control,)) + di.to_bytes(4, "big")
 
 
 def write_header(address: str, di: int) -> bytes:

@@ -14,6 +14,11 @@ step; the gateway answers each with ordinary ``CommandResult`` messages whose ``
 holds a ``StepReport``.  A gateway without this extension refuses the unknown parameter shape;
 a head-end without it ignores the unknown command ids.  The schema version is the ``esam`` field.
 
+A control or write step may name an ESAM data read-back (``readback``, 03H 078001FF): the
+gateway sends it right after the sealed frames and reports the data and the ESAM's MAC
+(``StepReport.readback``); the head-end's encryption service verifies that MAC before it calls
+the step executed (the 83H/9CH/94H replies themselves carry no MAC, docs/dlt645.md §Security).
+
 ``step_requests`` turns a step into the DL/T 645 requests to send, and ``step_report`` the
 meter's replies into the result, so a gateway's executor stays a loop around its bus.
 """
@@ -30,6 +35,8 @@ from protocols.dlt645 import (
     Authenticate,
     Authenticated,
     ControlAck,
+    ReadBack,
+    ReadBackData,
     Reply,
     Request,
     SecuredControl,
@@ -69,6 +76,7 @@ class ControlStep(_Step):
     step: Literal["control"] = "control"
     session_until: AwareDatetime
     sealed: Hex40
+    readback: Hex16 | None = None  # ESAM data read-back identifier, sent after the control
 
 
 class SealedWrite(BaseModel):
@@ -87,6 +95,7 @@ class WriteStep(_Step):
     step: Literal["write"] = "write"
     session_until: AwareDatetime
     writes: tuple[SealedWrite, ...] = Field(min_length=1, max_length=4)
+    readback: Hex16 | None = None  # ESAM data read-back identifier, sent after the writes
 
 
 Step = Annotated[AuthenticateStep | ControlStep | WriteStep, Field(discriminator="step")]
@@ -96,6 +105,16 @@ class _StepParams(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     esam: Step
+
+
+class ReadBackReport(BaseModel):
+    """The ESAM data read back after a step's sealed frames, with the ESAM's MAC over it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    identifier: Hex16
+    data: Annotated[str, Field(min_length=2, max_length=400, pattern=r"^([0-9A-F]{2})+$")]
+    mac: Hex8
 
 
 class StepReport(BaseModel):
@@ -112,6 +131,7 @@ class StepReport(BaseModel):
     reasons: tuple[str, ...] = ()  # the meter's error bits (security error word or error byte)
     done: int = Field(default=0, ge=0)  # writes the meter accepted
     meter_time: datetime | None = None  # after a clock set: the clock read back (naive local)
+    readback: ReadBackReport | None = None  # the step's ESAM data read-back (data + MAC)
 
 
 def parse_step(params: dict[str, Any]) -> AuthenticateStep | ControlStep | WriteStep | None:
@@ -129,8 +149,18 @@ def step_params(step: AuthenticateStep | ControlStep | WriteStep) -> dict[str, A
     return {"esam": step.model_dump(mode="json")}
 
 
+def _sealed_requests(step: ControlStep | WriteStep, address: str) -> list[Request]:
+    h = bytes.fromhex
+    if isinstance(step, ControlStep):
+        return [SecuredControl(address, h(step.sealed), operator=step.operator)]
+    return [
+        SecuredWrite(address, int(w.di, 16), h(w.payload), f"{w.level}000000", step.operator)
+        for w in step.writes
+    ]
+
+
 def step_requests(step: AuthenticateStep | ControlStep | WriteStep, address: str) -> list[Request]:
-    """The DL/T 645 requests of ``step``, in order (stop at the first refusal)."""
+    """The DL/T 645 requests of ``step``, in order (stop at the first refusal or silence)."""
     h = bytes.fromhex
     if isinstance(step, AuthenticateStep):
         return [
@@ -138,12 +168,10 @@ def step_requests(step: AuthenticateStep | ControlStep | WriteStep, address: str
                 address, h(step.ciphertext1), h(step.random1), h(step.factor), step.operator
             )
         ]
-    if isinstance(step, ControlStep):
-        return [SecuredControl(address, h(step.sealed), operator=step.operator)]
-    return [
-        SecuredWrite(address, int(w.di, 16), h(w.payload), f"{w.level}000000", step.operator)
-        for w in step.writes
-    ]
+    requests = _sealed_requests(step, address)
+    if step.readback is not None:
+        requests.append(ReadBack(address, h(step.readback), step.operator))
+    return requests
 
 
 def step_report(
@@ -154,10 +182,20 @@ def step_report(
     ``executed`` means every request was accepted; for a control the gateway then reads the
     relay back and may still report ``failed``.
     """
-    base = {"step": step.step, "session": step.session}
-    expected = len(step_requests(step, "000000000000"))
+    base: dict[str, Any] = {"step": step.step, "session": step.session}
+    expected = 1 if isinstance(step, AuthenticateStep) else len(_sealed_requests(step, "0" * 12))
     done = 0
     for reply in replies:
+        if done == expected and not isinstance(step, AuthenticateStep):
+            # the read-back after every sealed frame was accepted: its data and MAC, if any
+            # (a refused or missing read-back leaves ``readback`` empty; the head-end judges)
+            if isinstance(reply, ReadBackData):
+                base["readback"] = ReadBackReport(
+                    identifier=reply.identifier.hex().upper(),
+                    data=reply.data.hex().upper(),
+                    mac=reply.mac.hex().upper(),
+                )
+            break
         if reply is None:
             report = StepReport(**base, outcome="no_reply", done=done)
             return CommandState.FAILED, "the meter did not answer", report

@@ -8,6 +8,7 @@ laboratory key file with the head-end's software encryption service.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -27,6 +28,7 @@ from protocols.dlt645 import (
     NEED_DATA,
     AbnormalReply,
     Master,
+    ReadBack,
     ReadData,
     ReadReply,
     Reply,
@@ -59,6 +61,14 @@ ESAM_METER, PLAIN_METER = meter_id("A2", 1), meter_id("A2", 2)
 ADDRESS = "000000000002"
 
 
+def on_the_bus_flip_last_data_byte(frame: bytes) -> bytes:
+    """A man in the middle: change the frame's last data byte (the MAC's) and fix the checksum."""
+    start = frame.index(0x68)
+    body = bytearray(frame[start:-2])
+    body[-1] ^= 0x5A
+    return frame[:start] + bytes(body) + bytes((sum(body) & 0xFF, 0x16))
+
+
 @dataclass
 class Gateway:
     """A thin gateway executor in front of one simulated ESAM meter."""
@@ -68,6 +78,7 @@ class Gateway:
     tamper: bool = False  # an attacker on the path flips a bit of every sealed block
     late_by: float = 0.0  # a second step reaches the gateway this many seconds late
     silent: bool = False  # the meter does not answer (off the bus)
+    tamper_reply: bool = False  # a man in the middle on the bus alters the read-back's MAC
     read_clock: bool = True  # read the clock back after a clock set
     armed: dict[str, str] = field(default_factory=dict)  # meter → step id awaiting the button
 
@@ -100,7 +111,10 @@ class Gateway:
         if not answers:
             self.master.abandon()
             return None
-        self.master.receive_data(answers[0].data)
+        wire = answers[0].data
+        if self.tamper_reply and isinstance(request, ReadBack):
+            wire = on_the_bus_flip_last_data_byte(wire)
+        self.master.receive_data(wire)
         reply = self.master.next_event()
         return None if reply is NEED_DATA else reply
 
@@ -235,7 +249,8 @@ def test_secured_trip_end_to_end_with_steps_audit_and_view(rig):
             ).scalars()
         )
     assert actions.count("command.esam_step") == 2 and actions.count("command.esam_result") == 2
-    assert [e.kind for e in rig.gateway.esam.log if e.accepted] == ["authenticate", "control"]
+    accepted = [e.kind for e in rig.gateway.esam.log if e.accepted]
+    assert accepted == ["authenticate", "control", "readback"]  # the reply MAC proof
     # the console's command page lists the steps (re-sent live with the per-meter table)
     from tests.web.support import sign_in
 
@@ -470,6 +485,7 @@ def test_a_failed_authentication_is_not_retried(ops, tmp_path, key_file):
 
 
 def test_clock_set_goes_through_the_secured_flow(rig):
+    rig.ops.clock.advance(20 * 60)  # 10:20, clear of the freeze window around 10:00
     meter = rig.gateway.meter
     ts = rig.ops.clock.now().timestamp()
     meter.set_time(ts, meter.meter_time(ts) + timedelta(minutes=7))  # the meter runs fast
@@ -487,6 +503,7 @@ def test_clock_set_goes_through_the_secured_flow(rig):
 
 
 def test_a_clock_set_not_read_back_is_not_called_done(rig):
+    rig.ops.clock.advance(20 * 60)
     rig.gateway.read_clock = False
     command_id = rig.command("time_sync", ESAM_METER)
     rig.cycle()
@@ -498,6 +515,7 @@ def test_a_clock_that_does_not_take_the_set_fails_with_its_offset(rig):
     real = rig.gateway.esam._apply
     rig.gateway.esam._apply = lambda meter, di, raw, ts: True  # accepts, but never sets
     try:
+        rig.ops.clock.advance(20 * 60)
         meter = rig.gateway.meter
         ts = rig.ops.clock.now().timestamp()
         meter.set_time(ts, meter.meter_time(ts) + timedelta(minutes=7))
@@ -552,3 +570,106 @@ def test_the_dispatcher_polls_fast_only_while_a_step_is_in_flight(rig):
     rig.cycle(rounds=3, pause=61)
     rig.cycle(rounds=1)
     assert rig.dispatcher.next_wait() == idle
+
+
+def _alerts(ops, command_id: str) -> list[dict]:
+    with writing(ops.engine) as conn:
+        rows = conn.execute(
+            select(audit_log.c.detail).where(
+                audit_log.c.subject == command_id, audit_log.c.action == "command.esam_reply_mac"
+            )
+        ).scalars()
+        return [json.loads(text) for text in rows]  # canonical JSON text (hash-chained)
+
+
+def test_a_reply_mac_altered_on_the_bus_is_never_marked_executed(rig):
+    command_id = rig.command("relay_trip", ESAM_METER)
+    rig.gateway.tamper_reply = True
+    rig.cycle()
+    view = rig.view(command_id)
+    target = view["targets"][0]
+    assert target["state"] == "failed" and view["state"] == "failed"
+    assert target["reason"].startswith("reply_mac_invalid: the meter's reply MAC does not verify")
+    assert [(s["kind"], s["state"]) for s in view["steps"]] == [
+        ("authenticate", "executed"),
+        ("control", "failed"),  # no retry; the step is not "executed" on the gateway's word
+    ]
+    assert view["steps"][1]["reason"] == target["reason"]
+    # the meter did switch (only its reply was altered): the operator sees its relay, not "done"
+    assert target["detail"]["relay"] == "open"
+    (alert,) = _alerts(rig.ops, command_id)
+    assert alert["meter"] == ESAM_METER and alert["reason"] == target["reason"]
+    assert len(alert["readback"]["mac"]) == 8
+
+
+@pytest.mark.parametrize(
+    "readback",
+    [
+        None,  # the proof is simply left out
+        {"identifier": "DF01000800000008", "data": "1A00000000000000", "mac": "00000000"},
+    ],
+)
+def test_a_forged_step_result_claiming_executed_fails_with_a_named_reason(rig, readback):
+    command_id = rig.command("relay_trip", ESAM_METER)
+    rig.cycle(rounds=1, pause=0)  # the authentication is executed; its result is stored
+    rig.dispatcher.run_once()  # the control step is sealed and published
+    ((topic, payload),) = rig.published
+    rig.published = []
+    _, _, command = decode_message(topic, payload)
+    step = parse_step(command.params)
+    assert isinstance(step, ControlStep) and step.readback == "DF01000800000008"
+    report = {"step": "control", "session": step.session, "done": 1}
+    if readback is not None:
+        report["readback"] = readback
+    forged = CommandResult(
+        id=command.id,
+        gateway="gw2",
+        state=CommandState.EXECUTED,
+        at=rig.ops.clock.now(),
+        meter=ESAM_METER,
+        detail={"esam": report, "relay": "open"},
+    )
+    with writing(rig.ops.engine) as conn:
+        assert on_result(conn, "gw2", forged)
+    rig.cycle(rounds=2)
+    target = rig.view(command_id)["targets"][0]
+    assert target["state"] == "failed"
+    expected = "reply_mac_missing" if readback is None else "reply_mac_invalid"
+    assert target["reason"].startswith(expected)
+    assert rig.gateway.meter.relay(rig.ops.clock.now().timestamp()) is Relay.CLOSED
+    assert len(_alerts(rig.ops, command_id)) == 1
+
+
+def test_a_clock_set_whose_reply_mac_is_altered_fails(rig):
+    rig.ops.clock.advance(20 * 60)
+    meter = rig.gateway.meter
+    ts = rig.ops.clock.now().timestamp()
+    meter.set_time(ts, meter.meter_time(ts) + timedelta(minutes=7))
+    rig.gateway.tamper_reply = True
+    command_id = rig.command("time_sync", ESAM_METER)
+    rig.cycle()
+    target = rig.view(command_id)["targets"][0]
+    assert target["state"] == "failed" and target["reason"].startswith("reply_mac_invalid")
+    assert _alerts(rig.ops, command_id)
+
+
+def test_the_reply_mac_is_checked_by_the_encryption_service(ops, key_file):
+    """The normal flow's proof goes through ``verify_reply_mac`` with the step's frame count."""
+    seen: list[int] = []
+
+    class Watched(SoftwareEncryptionService):
+        def verify_reply_mac(self, session, seq, header, data, mac):
+            seen.append(seq)
+            return super().verify_reply_mac(session, seq, header, data, mac)
+
+    flag_esam(ops)
+    rig = Rig(ops, key_file, service=Watched(key_file))
+    rig.ops.clock.advance(20 * 60)
+    trip = rig.command("relay_trip", ESAM_METER)
+    rig.cycle()
+    assert rig.view(trip)["targets"][0]["state"] == "executed"
+    clock = rig.command("time_sync", ESAM_METER)
+    rig.cycle()
+    assert rig.view(clock)["targets"][0]["state"] == "executed"
+    assert seen == [1, 2]  # one sealed control; two sealed writes (date, time)
+    assert _alerts(ops, trip) == [] and _alerts(ops, clock) == []

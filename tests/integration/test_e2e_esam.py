@@ -19,12 +19,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from headend.commands.signing import Ed25519Signer, sign_command
 from headend.esam import EncryptionUnavailable
 from headend.security.keys import KeyStore
-from protocols.uplink import Command, CommandAction, encode
+from protocols.uplink import (
+    Command,
+    CommandAction,
+    CommandResult,
+    CommandState,
+    decode,
+    encode,
+)
+from protocols.uplink.topics import Topics
 from tests.integration.test_e2e_flows import TUESDAY, wait_for
 
 pytestmark = pytest.mark.integration
@@ -89,7 +99,12 @@ async def test_secured_trip_reclose_and_everything_that_must_not_switch(
         [target] = done["targets"]
         assert target["detail"]["relay"] == "open", target
         assert [s["kind"] for s in done["steps"]] == ["authenticate", "control"], done["steps"]
-        assert e.log() == [("authenticate", True, ""), ("control", True, "")]
+        # the ESAM's data read-back carries the MAC the head-end verified before "executed"
+        assert e.log() == [
+            ("authenticate", True, ""),
+            ("control", True, ""),
+            ("readback", True, ""),
+        ]
         # every step went out signed by the head-end's key (the gateway verified it)
         [control_step] = e.steps_of(trip, "control")
         assert json.loads(control_step)["signature"]["alg"] == "ed25519"
@@ -99,7 +114,11 @@ async def test_secured_trip_reclose_and_everything_that_must_not_switch(
         done = await r.state_of(close, "executed", "failed", "expired")
         assert done["state"] == "executed", done
         assert e.relay() == "closed" and done["targets"][0]["detail"]["relay"] == "closed"
-        assert e.log()[-2:] == [("authenticate", True, ""), ("control", True, "")]
+        assert e.log()[-3:] == [
+            ("authenticate", True, ""),
+            ("control", True, ""),
+            ("readback", True, ""),
+        ]
         # 2b. the meter's clock runs 7 minutes fast: a clock set through the same flow, read back
         r.fleet.control.drift(ESAM, offset_s=420)
         sync = await r.command("time_sync", [ESAM])
@@ -107,10 +126,11 @@ async def test_secured_trip_reclose_and_everything_that_must_not_switch(
         assert done["state"] == "executed", done
         assert [s["kind"] for s in done["steps"]] == ["authenticate", "write"], done["steps"]
         assert abs(done["targets"][0]["detail"]["offset_s"]) <= 10, done
-        assert [(k, ok) for k, ok, _ in e.log()[-3:]] == [
+        assert [(k, ok) for k, ok, _ in e.log()[-4:]] == [
             ("authenticate", True),
             ("write", True),
             ("write", True),
+            ("readback", True),
         ]
         moves = len(r.fleet.meters[ESAM].relay_log)
         seen = len(e.log())
@@ -236,3 +256,73 @@ async def test_secured_trip_reclose_and_everything_that_must_not_switch(
         assert [(x["state"], x["reason"]) for x in controls] == [
             ("failed", "the session's validity window had passed")
         ] * 2
+
+
+class StolenGateway:
+    """Holds the gateway's broker identity (not its bus): reads the gateway's commands and, for
+    every secured step, at once publishes an ``executed`` result in the gateway's name — a
+    made-up random number 2 for the authentication, a made-up read-back for the control."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.forged: list[str] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="stolen-gateway")
+        self.client.username_pw_set(GW, broker.passwords[GW])
+        self.client.on_message = self._forge
+        self.client.connect(broker.server.host, broker.server.port)
+        self.client.loop_start()
+        self.client.subscribe(Topics(GW).cmd, qos=1)  # the ACL lets a gateway read its down/
+
+    def _forge(self, client: Any, userdata: Any, message: Any) -> None:
+        command = decode(bytes(message.payload), Command)
+        step = (command.params or {}).get("esam")
+        if not step:
+            return
+        report: dict[str, Any] = {"step": step["step"], "session": step["session"]}
+        if step["step"] == "authenticate":
+            report.update(random2="0BADC0DE", esam_serial="ED00" + ESAM)
+        else:
+            identifier = step.get("readback") or "DF01000800000008"
+            report.update(done=1, readback={"identifier": identifier, "data": "1A00" + "00" * 6,
+                                            "mac": "12345678"})  # fmt: skip
+        forged = CommandResult(
+            id=command.id,
+            gateway=GW,
+            state=CommandState.EXECUTED,
+            at=command.issued,
+            meter=ESAM,
+            detail={"esam": report, "relay": "open"},
+        )
+        client.publish(Topics(GW).result, encode(forged), qos=1)
+        self.forged.append(command.id)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+async def test_a_stolen_gateway_identity_cannot_get_a_trip_marked_executed(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The meter is off the bus (the real gateway's answers come only after its timeouts); an
+    attacker with the gateway's broker identity answers every step at once, claiming the trip.
+    Without the ESAM's reply MAC the head-end has no proof: the target fails, nothing executed."""
+    async with running(broker, tmp_path) as e:
+        r = e.rig
+        r.fleet.control.set_faults(ESAM, silent=True)
+        thief = StolenGateway(broker)
+        try:
+            trip = await r.command("relay_trip", [ESAM])
+            done = await r.state_of(trip, "executed", "failed", "expired")
+        finally:
+            thief.close()
+        assert done["state"] == "failed", done
+        [target] = done["targets"]
+        assert target["reason"].startswith("reply_mac_invalid"), target
+        assert [(s["kind"], s["state"]) for s in done["steps"]] == [
+            ("authenticate", "executed"),  # the forged random number 2 was believed ...
+            ("control", "failed"),  # ... but no ESAM proved the control
+        ]
+        assert len(thief.forged) == 2 and e.relay() == "closed"
+        audit = await r.api.get("/api/v1/audit", params={"action": "command.esam_reply_mac"})
+        assert audit.status_code == 200, audit.text
+        assert [a["subject"] for a in audit.json()] == [trip], audit.json()

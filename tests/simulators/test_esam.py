@@ -17,6 +17,7 @@ import pytest
 from headend.esam import SessionInfo
 from headend.esam.software import SoftwareEncryptionService, create_key_file, read_key_file
 from protocols.dlt645 import (
+    DI_READBACK,
     NEED_DATA,
     AbnormalReply,
     Authenticate,
@@ -26,6 +27,8 @@ from protocols.dlt645 import (
     Function,
     InvalidateAuthentication,
     Master,
+    ReadBack,
+    ReadBackData,
     ReadData,
     ReadReply,
     RemoteControl,
@@ -36,7 +39,9 @@ from protocols.dlt645 import (
     Version,
     WriteAck,
     encode_value,
+    readback_identifier,
 )
+from protocols.esam import reply_header
 from simulators.dlt645_meter import Dlt645Listener
 from simulators.esam import SoftwareEsam
 from simulators.meter import Meter, MeterSpec, Relay
@@ -279,3 +284,46 @@ def test_the_validity_window_is_set_with_a_mac_and_restarts_the_session(rig):
     assert refused(
         rig.ask(rig.control(session, 2, ControlAction.CLOSE_DIRECT)), Function.REMOTE_CONTROL
     )
+
+
+def _readback_mac_ok(rig: Rig, session: SessionInfo, seq: int, reply: ReadBackData) -> bool:
+    header = reply_header(ADDRESS, DI_READBACK)
+    data = reply.identifier + reply.data
+    return rig.service.verify_reply_mac(session, seq, header, data, reply.mac)
+
+
+def test_the_esam_reads_back_the_control_it_opened_with_a_mac_the_service_verifies(key_file):
+    rig = Rig(key_file)
+    session = rig.authenticate()
+    assert isinstance(rig.ask(rig.control(session, 0, ControlAction.TRIP)), ControlAck)
+    reply = rig.ask(ReadBack(ADDRESS, readback_identifier(8, 0, 8)))
+    assert isinstance(reply, ReadBackData)
+    assert reply.data[:2] == bytes((int(ControlAction.TRIP), 0))  # N1 N2 + valid-until
+    assert reply.data[2:] == bytes.fromhex(rig.until().strftime("%y%m%d%H%M%S"))
+    assert _readback_mac_ok(rig, session, 1, reply)  # one sealed frame accepted
+    assert not _readback_mac_ok(rig, session, 0, reply)  # "nothing accepted" does not verify
+    assert not _readback_mac_ok(rig, session, 1, replace(reply, mac=b"\x00" * 4))
+    assert not _readback_mac_ok(rig, session, 1, replace(reply, data=b"\x1b" + reply.data[1:]))
+    assert [e.kind for e in rig.esam.log if e.accepted][-1] == "readback"
+
+
+def test_a_read_back_needs_a_session_and_existing_data(key_file):
+    rig = Rig(key_file)
+    refused = rig.ask(ReadBack(ADDRESS, readback_identifier(8, 0, 8)))
+    assert isinstance(refused, AbnormalReply) and refused.reasons == ("authentication_failed",)
+    rig.authenticate()
+    nothing = rig.ask(ReadBack(ADDRESS, readback_identifier(0x1A, 0, 0x5A)))
+    assert isinstance(nothing, AbnormalReply) and nothing.reasons == ("other_error",)
+
+
+def test_an_old_sessions_read_back_does_not_verify_in_a_new_one(key_file):
+    rig = Rig(key_file)
+    first = rig.authenticate()
+    rig.ask(rig.control(first, 0, ControlAction.TRIP))
+    old = rig.ask(ReadBack(ADDRESS, readback_identifier(8, 0, 8)))
+    second = rig.authenticate()  # the control file still holds the trip; no new frame opened
+    assert isinstance(old, ReadBackData)
+    assert not _readback_mac_ok(rig, second, 1, old)  # a replayed proof fails
+    fresh = rig.ask(ReadBack(ADDRESS, readback_identifier(8, 0, 8)))
+    assert isinstance(fresh, ReadBackData) and not _readback_mac_ok(rig, second, 1, fresh)
+    assert _readback_mac_ok(rig, second, 0, fresh)  # the ESAM says: nothing opened this session

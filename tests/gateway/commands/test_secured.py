@@ -12,7 +12,8 @@ import pytest
 
 from headend.esam import SessionInfo
 from headend.esam.software import SoftwareEncryptionService, create_key_file, read_key_file
-from protocols.dlt645 import ControlAction, SecuredControl
+from protocols.dlt645 import DI_READBACK, ControlAction, SecuredControl
+from protocols.esam import reply_header
 from protocols.uplink.messages import CommandAction, CommandState
 from protocols.uplink.secured import AuthenticateStep, ControlStep, step_params
 from simulators.esam import SoftwareEsam
@@ -70,7 +71,9 @@ def bench(tmp_path) -> EsamBench:
 
 async def test_an_esam_meter_trips_through_authentication_and_a_sealed_control(bench) -> None:
     session, auth = await bench.authenticate(CommandAction.RELAY_TRIP)
-    assert auth.detail["esam"]["step"] == "authenticate" and len(auth.detail["esam"]["random2"]) == 8
+    assert (
+        auth.detail["esam"]["step"] == "authenticate" and len(auth.detail["esam"]["random2"]) == 8
+    )
     step = bench.control_step(session, ControlAction.TRIP)
     cmd = command(CommandAction.RELAY_TRIP, params=step_params(step), now=bench.clock.now())
     assert await bench.executor.handle(cmd) is CommandState.EXECUTED
@@ -113,3 +116,20 @@ async def test_a_malformed_step_is_refused_before_the_bus(bench) -> None:
     cmd = command(CommandAction.RELAY_TRIP, params={"esam": {"step": "control"}})
     assert await bench.executor.handle(cmd) is CommandState.REFUSED
     assert bench.sent == []
+
+
+async def test_the_gateway_reads_the_esam_back_after_the_control_and_reports_its_mac(bench) -> None:
+    session, _ = await bench.authenticate(CommandAction.RELAY_TRIP)
+    step = bench.control_step(session, ControlAction.TRIP)
+    step = step.model_copy(update={"readback": "DF01000800000008"})
+    cmd = command(CommandAction.RELAY_TRIP, params=step_params(step), now=bench.clock.now())
+    assert await bench.executor.handle(cmd) is CommandState.EXECUTED
+    sent = [type(r).__name__ for r in bench.sent]
+    assert sent.index("SecuredControl") < sent.index("ReadBack")  # right after the control
+    readback = bench.result(cmd.id).detail["esam"]["readback"]
+    assert readback["identifier"] == "DF01000800000008" and readback["data"].startswith("1A00")
+    header = reply_header(METER, DI_READBACK)
+    data = bytes.fromhex(readback["identifier"] + readback["data"])
+    mac = bytes.fromhex(readback["mac"])
+    assert bench.service.verify_reply_mac(session, 1, header, data, mac)  # the head-end's check
+    assert bench.relay(METER) is Relay.OPEN

@@ -17,11 +17,14 @@ from protocols.dlt645 import (
     Authenticate,
     Authenticated,
     Dlt645EncodeError,
+    Dlt645ValueError,
     Frame,
     Function,
     InvalidateAuthentication,
     Master,
     OtherRequest,
+    ReadBack,
+    ReadBackData,
     RemoteControl,
     SecuredControl,
     SecuredWrite,
@@ -35,6 +38,7 @@ from protocols.dlt645 import (
     encode_reply,
     encode_request,
     factor_of,
+    readback_identifier,
     security_reasons,
     security_word,
 )
@@ -79,6 +83,38 @@ WRITE_99 = (
     "68 12 90 78 56 34 12 68 14 15 3B 34 33 37 CC 33 33 33 33 33 33 33 33 33 43 34 59"
     " F1 ED 31 FD FB 16"
 )
+
+
+# LYTest.WPF FK_Encryption_RecoverKey.cs: the 078001FF read-back identifier is directory (2) +
+# file (2) + start (2) + length (2), e.g. DF01001A0000005A (the chip issue file); firmware
+# FAR_DEAL_CTRL_0X33 (table entry 078001FF, length 16; Far_Deal_078001FF): the reply is the
+# identifier as sent, the data reversed, then the 4-byte MAC reversed.  Data 01020304, MAC CAFEBABE.
+READBACK = "68 12 90 78 56 34 12 68 03 10 32 34 B3 3A 33 33 33 33 8D 33 33 33 4D 33 34 12 A4 16"
+READBACK_REPLY = (
+    "68 12 90 78 56 34 12 68 83 14 32 34 B3 3A 8D 33 33 33 4D 33 34 12 37 36 35 34"
+    " F1 ED 31 FD 3E 16"
+)
+
+
+def test_data_read_back_golden():
+    identifier = readback_identifier(0x001A, 0, 0x5A)
+    assert identifier == hx("DF01001A0000005A")
+    request = ReadBack(METER, identifier)
+    assert encode_frame(encode_request(request), preamble=0) == hx(READBACK)
+    assert decode_request(decode_frame(hx(READBACK))) == request
+    reply = decode_reply(decode_frame(hx(READBACK_REPLY)))
+    assert reply == ReadBackData(METER, identifier, hx("01020304"), hx("CAFEBABE"), Version.V2007)
+    assert encode_frame(encode_reply(reply), preamble=0) == hx(READBACK_REPLY)
+
+
+def test_data_read_back_errors():
+    with pytest.raises(Dlt645EncodeError):
+        readback_identifier(8, 0, 0)  # nothing to read
+    with pytest.raises(Dlt645EncodeError):
+        encode_request(ReadBack(METER, b"short"))
+    short = Frame(METER, 0x83, hx("FF018007") + bytes(8) + hx("CAFEBABE"))  # a MAC, no data
+    with pytest.raises(Dlt645ValueError):
+        decode_reply(short)
 
 
 def test_authentication_request_golden():

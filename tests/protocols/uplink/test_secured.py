@@ -13,6 +13,8 @@ from protocols.dlt645 import (
     Authenticated,
     ControlAck,
     Function,
+    ReadBack,
+    ReadBackData,
     SecuredControl,
     SecuredWrite,
     WriteAck,
@@ -137,3 +139,23 @@ def test_a_clock_read_back_travels_in_the_report():
     read = with_clock(report, date(2026, 3, 10), time(10, 0, 5))
     back = StepReport.model_validate(read.model_dump(mode="json"))
     assert back.meter_time == datetime(2026, 3, 10, 10, 0, 5) and back.done == 2
+
+
+def test_a_read_back_follows_the_sealed_frames_and_travels_in_the_report():
+    step = CONTROL.model_copy(update={"readback": "DF01000800000008"})
+    requests = step_requests(step, ADDRESS)
+    assert isinstance(requests[0], SecuredControl) and isinstance(requests[1], ReadBack)
+    assert requests[1].identifier == bytes.fromhex("DF01000800000008")
+    ack = ControlAck(ADDRESS)
+    data = ReadBackData(ADDRESS, requests[1].identifier, bytes(8), bytes.fromhex("CAFEBABE"))
+    state, _, report = step_report(step, [ack, data])
+    assert state is CommandState.EXECUTED and report.done == 1
+    assert report.readback is not None and report.readback.mac == "CAFEBABE"
+    # a refused or silent read-back does not undo an accepted control: the head-end judges
+    refused = AbnormalReply(ADDRESS, Function.SECURITY, 1, ("other_error",))
+    for last in (refused, None):
+        state, _, report = step_report(step, [ack, last])
+        assert state is CommandState.EXECUTED and report.readback is None
+    # a control the meter refused never reaches the read-back
+    state, _, report = step_report(step, [refused])
+    assert state is CommandState.FAILED and report.readback is None
