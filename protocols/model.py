@@ -26,6 +26,8 @@ class ReadingKind(StrEnum):
     INTERVAL = "interval"  # the regular schedule (e.g. every 15 minutes)
     DAILY_FROZEN = "daily_frozen"  # the meter's own 00:00 snapshot (日冻结), with its freeze time
     ON_DEMAND = "on_demand"  # asked for by the head-end
+    LOAD_PROFILE = "load_profile"  # a load record the meter stored (DL/T 645 DI3 = 06), at its time
+    SETTLEMENT = "settlement"  # a previous settlement period's registers (月结算), at its instant
 
 
 class EventType(StrEnum):
