@@ -18,7 +18,8 @@ with no load profile (DL/T 645-1997, Modbus) costs no bus time and is reported `
 settlement periods it has not stored yet (kind ``settlement``, ``ft`` = the settlement instant:
 ``settlement_day`` at ``settlement_hour`` of each month, meter-local; the factory default of
 DL/T 645-2007 parameter 04000B01 is day 1, 00 h).  Within ``SETTLE_GUARD`` after a settlement
-instant the newest period is left for the next run, so a meter whose clock lags has settled.
+instant nothing is read (a meter whose clock lags has not settled yet: its "last period" would
+be stamped a month wrong).
 A block the meter refuses falls back to its members (older meters).
 
 Both stamp readings with the meter's own times, so reading one twice stores it once at the
@@ -241,7 +242,13 @@ class HistoryReader:
     async def settlements(
         self, periods: int, priority: Priority = Priority.SCHEDULED
     ) -> HistoryReport:
-        """The last ``periods`` settlement periods not stored yet, of every meter."""
+        """The last ``periods`` settlement periods not stored yet, of every meter (none within
+        ``SETTLE_GUARD`` after a settlement instant: which period a meter calls the last one
+        is uncertain then)."""
+        s, local = self.settings, self._local()
+        if local - settlement_instant(local, 1, s.settlement_day, s.settlement_hour) < SETTLE_GUARD:
+            log.info("settlement values: within %s of the settlement instant; later", SETTLE_GUARD)
+            return HistoryReport("settlement", self.poller.clock.now())
         return await self._each_bus(
             "settlement", lambda mp, report: self._settle_meter(mp, periods, priority, report)
         )
@@ -262,7 +269,7 @@ class HistoryReader:
             if not items:
                 break  # the meter keeps no older period (1997: two)
             instant = settlement_instant(local, n, s.settlement_day, s.settlement_hour)
-            if local - instant < SETTLE_GUARD or instant.isoformat() in done:
+            if instant.isoformat() in done:
                 continue
             got = await self._read(mp, items, priority)
             if got.ok and not got.values:  # a refused block: its members (older meters)
