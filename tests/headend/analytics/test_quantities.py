@@ -97,7 +97,7 @@ def seed(engine) -> None:
         )  # fmt: skip
 
 
-def test_collection_per_quantity_through_the_api(ops) -> None:  # noqa: F811
+def test_collection_per_quantity_through_the_api(ops) -> None:
     seed(ops.engine)
     path = "/api/v1/analytics/areas/A2/collection/quantities"
     r = ops.client.get(path, params={"day": DAY.isoformat()}, headers=ops.as_("vic"))
