@@ -3,7 +3,9 @@
 A visit that read a meter's energy but not its voltage is not a collected voltage.  For a window
 ``[t0, t1)`` and the meters of an area in force then, each (meter, quantity) is::
 
-    collected    a reading of it arrived with a time in the window (any kind)
+    collected    a reading of it arrived with a time in the window (a scheduled or on-demand
+                 read, or a daily freeze: load records and settlement values have their own
+                 books in the gateway's health, and bring quantities not asked of every meter)
     unavailable  the gateway reported that the meter does not give it (``quantity_unavailable``,
                  not followed by ``quantity_available`` before ``t1``): reason ``refused``,
                  ``unsupported`` or ``undecodable``
@@ -32,6 +34,8 @@ from headend.db.tables import events, meters, readings
 from protocols.model import EventType
 
 PLACES = Decimal("0.0001")
+KINDS = ("interval", "on_demand", "daily_frozen")
+LOAD_PROFILE_FLAG = "load_profile"  # headend.ingest.rows: load records stored as interval
 COLLECTED, UNAVAILABLE, MISSING = "collected", "unavailable", "missing"
 
 
@@ -134,7 +138,13 @@ def collection_facts(conn: Connection, area: str, t0: datetime, t1: datetime) ->
     for chunk in chunks(sorted(peers)):
         got = conn.execute(
             select(readings.c.meter, readings.c.quantity)
-            .where(readings.c.meter.in_(chunk), readings.c.time >= t0, readings.c.time < t1)
+            .where(
+                readings.c.meter.in_(chunk),
+                readings.c.time >= t0,
+                readings.c.time < t1,
+                readings.c.kind.in_(KINDS),
+                readings.c.flags.not_like(f"%{LOAD_PROFILE_FLAG}%"),
+            )
             .distinct()
         )
         for meter, quantity in got:

@@ -42,7 +42,12 @@ def test_a_quantity_counts_only_for_the_meters_that_gave_it() -> None:
     assert by[("m3", E)] == ("missing", "")  # m3 gave nothing: every quantity its peers gave
     assert ("q1", VA) not in by  # a Modbus model is not asked what DL/T 645 meters give
     rate = {r.quantity: r for r in rates}
-    assert (rate[VB].due, rate[VB].collected, rate[VB].unavailable, rate[VB].missing) == (3, 1, 1, 1)
+    assert (rate[VB].due, rate[VB].collected, rate[VB].unavailable, rate[VB].missing) == (
+        3,
+        1,
+        1,
+        1,
+    )
     assert str(rate[VB].success_rate) == "0.3333" and str(rate[E].success_rate) == "0.7500"
 
 
@@ -79,6 +84,13 @@ def seed(engine) -> None:
             [{"meter": m, "quantity": q, "time": t, "kind": "interval", "value": "1",
               "gateway": "gw2", "gateway_time": t} for m, q, t in rows],
         )  # fmt: skip
+        conn.execute(  # a load record of m03 brings voltage.b: not a scheduled read of it
+            insert(readings).values(
+                meter=meter_id("A2", 3), quantity=VB, time=noon + timedelta(minutes=15),
+                kind="interval", value="1", gateway="gw2", gateway_time=noon,
+                flags="load_profile",
+            )
+        )  # fmt: skip
         conn.execute(
             insert(events),
             [
@@ -110,7 +122,8 @@ def test_collection_per_quantity_through_the_api(ops) -> None:
     states = {(m["meter"], m["quantity"]): m for m in body["meters"]}
     assert states[(meter_id("A2", 1), VB)]["state"] == "unavailable"
     assert states[(meter_id("A2", 1), VB)]["reason"] == "refused"
-    assert states[(meter_id("A2", 3), VB)]["state"] == "missing"  # yesterday's does not count
+    # neither yesterday's reading nor a load record counts
+    assert states[(meter_id("A2", 3), VB)]["state"] == "missing"
     assert states[(meter_id("A2", 4), VB)]["state"] == "collected"
     text = ops.client.get(
         path, params={"day": DAY.isoformat(), "format": "csv"}, headers=ops.as_("vic")
@@ -119,9 +132,12 @@ def test_collection_per_quantity_through_the_api(ops) -> None:
         VB
     ] == "0.4000"
     # another area's operator may not look; an unknown area is a clear 4xx
-    assert ops.client.get(
-        "/api/v1/analytics/areas/A1/collection/quantities", headers=ops.as_("ola")
-    ).status_code == 403
+    assert (
+        ops.client.get(
+            "/api/v1/analytics/areas/A1/collection/quantities", headers=ops.as_("ola")
+        ).status_code
+        == 403
+    )
     unknown = ops.client.get(
         "/api/v1/analytics/areas/ZZ/collection/quantities", headers=ops.as_("vic")
     )
