@@ -158,10 +158,16 @@ async def run_day(gw: Gateway, clock: ManualClock, relay_meter: str) -> CommandS
         if local.hour == 0:
             target += timedelta(seconds=60)  # the midnight guard of gateway.polling.schedule
         clock.advance((target - clock.now()).total_seconds())
+        t = time.monotonic()
         await gw.energy_job()
+        t1 = time.monotonic()
         await gw.instant_job()
+        t2 = time.monotonic()
         await gw.events_job()
+        t3 = time.monotonic()
         await gw.load_profile_job()
+        t4 = time.monotonic()
+        print("SLOT", local, round(t1 - t, 2), round(t2 - t1, 2), round(t3 - t2, 2), round(t4 - t3, 2), flush=True)
         if local.hour == 0:
             clock.advance(240)  # 00:05
             assert gw.frozen_jobs is not None
