@@ -153,4 +153,6 @@ class Event:
         """A stable identity so the same meter record is reported exactly once."""
         start = self.start.isoformat() if self.start else ""
         seq = self.details.get("record_no", "")
+        if self.type in (EventType.QUANTITY_UNAVAILABLE, EventType.QUANTITY_AVAILABLE):
+            seq = self.details.get("identifier", "")  # one sweep finds several at one time
         return f"{self.meter}|{self.type.value}|{start}|{seq}"
