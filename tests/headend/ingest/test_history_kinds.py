@@ -26,7 +26,9 @@ def _store(engine: Engine, records: list[ReadingRecord]) -> None:
 
 
 def test_load_records_are_interval_readings_at_the_records_own_times(engine: Engine) -> None:
-    times = [datetime(2026, 11, 24, 4, 15, tzinfo=UTC) + timedelta(minutes=15 * i) for i in range(3)]
+    times = [
+        datetime(2026, 11, 24, 4, 15, tzinfo=UTC) + timedelta(minutes=15 * i) for i in range(3)
+    ]
     records = [
         ReadingRecord(
             meter="202611240001", kind=ReadingKind.LOAD_PROFILE, gateway_time=READ_AT,
