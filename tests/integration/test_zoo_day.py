@@ -85,8 +85,8 @@ def gateway_toml(rows: list[dict[str, Any]], url: str, data: Path, broker: Any) 
                      "backfill_days": 1, "load_profile_minutes": 240,
                      "load_profile_backfill_hours": 4, "settlement_periods": 2},
         # the simulator does not pace the wire: a short gap between frames keeps the day short
-        "buses": [{"name": "zoo", "port": url, "baud": 2400, "parity": "E", "retries": 0,
-                   "response_timeout_ms": 400, "gap_ms": 1}],
+        "buses": [{"name": "zoo", "port": url, "baud": 2400, "parity": "E", "retries": 1,
+                   "response_timeout_ms": 600, "gap_ms": 1}],
         "meters": meters_,
     }  # fmt: skip
 
