@@ -26,6 +26,8 @@ class ReadingKind(StrEnum):
     INTERVAL = "interval"  # the regular schedule (e.g. every 15 minutes)
     DAILY_FROZEN = "daily_frozen"  # the meter's own 00:00 snapshot (日冻结), with its freeze time
     ON_DEMAND = "on_demand"  # asked for by the head-end
+    LOAD_PROFILE = "load_profile"  # a load record the meter stored (DL/T 645 DI3 = 06), at its time
+    SETTLEMENT = "settlement"  # a previous settlement period's registers (月结算), at its instant
 
 
 class EventType(StrEnum):
@@ -151,4 +153,6 @@ class Event:
         """A stable identity so the same meter record is reported exactly once."""
         start = self.start.isoformat() if self.start else ""
         seq = self.details.get("record_no", "")
+        if self.type in (EventType.QUANTITY_UNAVAILABLE, EventType.QUANTITY_AVAILABLE):
+            seq = self.details.get("identifier", "")  # one sweep finds several at one time
         return f"{self.meter}|{self.type.value}|{start}|{seq}"

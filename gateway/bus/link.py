@@ -227,8 +227,10 @@ class SerialLink:
                 fd = None  # rfc2217:// reads through its own thread: wait with the timeout
             if fd is None:  # the port reads with a short timeout (set at open): poll it
                 end = time.monotonic() + max(0.0, timeout)
-                while True:
-                    got: bytes = port.read(4096)
+                while True:  # what is there at once; else wait for a byte (a full-size read
+                    got: bytes = port.read(port.in_waiting or 1)  # waits out its timeout)
+                    if got and (more := port.in_waiting):
+                        got += port.read(more)
                     if got or time.monotonic() >= end:
                         return got
             ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
@@ -263,7 +265,14 @@ class SerialLink:
 
         port = self._serial()
         try:
-            port.reset_input_buffer()
+            if self.settings.url.startswith("rfc2217://"):
+                # pyserial's purge over RFC 2217 waits for the server's acknowledgement in 50 ms
+                # sleeps: more than a whole transaction at 9600 baud.  Stale bytes are in the
+                # client's own buffer already: drop those (no round trip)
+                while waiting := port.in_waiting:
+                    port.read(waiting)
+            else:
+                port.reset_input_buffer()
         except (serial.SerialException, OSError, *_TTY_ERRORS) as exc:
             raise LinkError(f"{self.name}: flush failed: {exc}") from exc
 

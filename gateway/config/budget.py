@@ -1,11 +1,14 @@
 """Warnings about a configuration that works but will not serve well: bus time and line settings.
 
 ``bus_utilisation`` predicts, per bus, the share of every hour its scheduled groups keep the line
-busy: for each group (energy, events, instantaneous, daily frozen) meters × transactions per
-visit × the time of a typical transaction (request and a 48-byte reply on the wire at the
+busy: for each group (energy, events, instantaneous, export, daily frozen) meters × transactions
+per visit × the time of a typical transaction (request and a 48-byte reply on the wire at the
 meter's line, a typical response delay of ``TYPICAL_DELAY`` s, the inter-frame gap) × visits per
-hour.  Above ``WARN_UTILISATION`` on-demand reads and commands wait and a slow meter pushes the
-sweep past its slot: ``check-config`` and the daemon say so at start.  Warnings never stop the
+hour.  Load profile reads (``history_seconds``) cost their real reply length: the records due per
+run (run minutes / record interval) per category, a frame's worth per read; settlement values
+one read per meter and day (the newest period; older ones only once).  Above
+``WARN_UTILISATION`` on-demand reads and commands wait and a slow meter pushes the sweep past
+its slot: ``check-config`` and the daemon say so at start.  Warnings never stop the
 daemon (``checks`` holds the errors).
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gateway.bus.timing import TYPICAL_REPLY, TYPICAL_REQUEST, LineTiming
-from gateway.config.models import BusConfig, GatewayConfig, MeterConfig
+from gateway.config.models import BusConfig, GatewayConfig, MeterConfig, ScheduleConfig
 from gateway.events import SWEEP_IDENTIFIERS
 
 WARN_UTILISATION = 0.70
@@ -65,13 +68,45 @@ def items_per_visit(meter: MeterConfig, group: str, frozen_export: bool = False)
 
 def transaction_seconds(bus: BusConfig, meter: MeterConfig) -> float:
     """A typical transaction with ``meter`` at its own line (or the bus's)."""
+    timing = _timing(bus, meter)
+    return (
+        timing.theoretical(TYPICAL_REQUEST, TYPICAL_REPLY, TYPICAL_DELAY) + timing.inter_frame_gap()
+    )
+
+
+def history_seconds(bus: BusConfig, meter: MeterConfig, s: ScheduleConfig) -> float:
+    """Bus seconds per hour of ``meter``'s load profile and settlement reads."""
+    from protocols.dlt645.load_profile import CATEGORIES
+
+    if meter.protocol == "dlt645-2007":
+        settle_items = 2 if s.frozen_export else 1
+    elif meter.protocol == "dlt645-1997":
+        settle_items = 1
+    else:
+        return 0.0  # Modbus and DL/T 698.45 meters: neither is read (gateway.polling.history)
+    t = transaction_seconds(bus, meter)
+    busy = settle_items * t / 24 if s.settlement_periods else 0.0
+    if not s.load_profile_minutes or meter.protocol != "dlt645-2007":
+        return busy
+    timing = _timing(bus, meter)
+    due = max(1, s.load_profile_minutes // s.load_profile_interval_min)
+    for category in s.load_profile_categories:
+        record = 5 + sum(layout.length for _, layout in CATEGORIES[category][1])
+        per_read = max(1, 196 // record)
+        reads, rest = divmod(due, per_read)
+        for records in [per_read] * reads + ([rest] if rest else []):
+            reply = TYPICAL_REPLY - 20 + records * record
+            seconds = timing.theoretical(TYPICAL_REQUEST + 6, reply, TYPICAL_DELAY)
+            busy += (seconds + timing.inter_frame_gap()) * 60 / s.load_profile_minutes
+    return busy
+
+
+def _timing(bus: BusConfig, meter: MeterConfig) -> LineTiming:
     line = meter.line_settings
     timing = bus.timing
     if line is not None:
         timing = LineTiming(line.baud, line.bits_per_char, timing.response_timeout, timing.gap)
-    return (
-        timing.theoretical(TYPICAL_REQUEST, TYPICAL_REPLY, TYPICAL_DELAY) + timing.inter_frame_gap()
-    )
+    return timing
 
 
 def bus_utilisation(
@@ -98,6 +133,7 @@ def bus_utilisation(
                 items_per_visit(m, g, s.frozen_export) * t * visits
                 for g, visits in per_hour.items()
             )
+            busy += history_seconds(bus, m, s)
         out[bus.name] = busy / 3600
     return out
 
@@ -113,8 +149,8 @@ def budget_warnings(
             out.append(
                 f"{where or 'gateway.toml'}: buses[{i}] ({bus.name}): the schedule keeps the bus "
                 f"busy {share:.0%} of the time (warning above {WARN_UTILISATION:.0%}): on-demand "
-                "reads and commands will wait; lengthen events_minutes or instant_minutes, raise "
-                "the baud rate, or split the bus"
+                "reads and commands will wait; lengthen events_minutes, instant_minutes or "
+                "load_profile_minutes, raise the baud rate, or split the bus"
             )
     return out
 

@@ -48,8 +48,28 @@ class ScheduleConfig(_Model):
     frozen_export: bool = False  # the daily frozen run reads the reverse energy freeze too
     daily_frozen_at: time = time(0, 5)
     backfill_days: int = Field(default=7, ge=0, le=MAX_BACKFILL_DAYS)
+    # load profile records (DL/T 645-2007 DI3 = 06; gateway.polling.history): every this many
+    # minutes the records stored since the last read, of these categories (1 V/I/f, 2 power,
+    # 3 power factor, 4 energy totals, 5 reactive quadrants, 6 demand); 0 = off
+    load_profile_minutes: int = Field(default=0, ge=0, le=1440)
+    load_profile_categories: tuple[int, ...] = (4,)
+    load_profile_interval_min: int = Field(default=15, ge=1, le=60)  # the meters' record step
+    load_profile_backfill_hours: int = Field(default=24, ge=1, le=240)
+    # previous settlement periods (月结算), read once a day at settlement_at; 0 = off
+    settlement_periods: int = Field(default=0, ge=0, le=12)
+    settlement_at: time = time(1, 0)
+    settlement_day: int = Field(default=1, ge=1, le=28)  # the meters' settlement day (04000B01)
+    settlement_hour: int = Field(default=0, ge=0, le=23)
 
-    @field_validator("daily_frozen_at", mode="before")
+    @field_validator("load_profile_categories")
+    @classmethod
+    def _categories(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        wrong = [c for c in value if not 1 <= c <= 6]
+        if wrong or not value or len(set(value)) != len(value):
+            raise ValueError(f"{list(value)}: list load profile categories 1–6, each once")
+        return value
+
+    @field_validator("daily_frozen_at", "settlement_at", mode="before")
     @classmethod
     def _hhmm(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -59,7 +79,10 @@ class ScheduleConfig(_Model):
             return time(int(match[1]), int(match[2]))
         return value
 
-    @field_validator("energy_minutes", "events_minutes", "instant_minutes", "export_minutes")
+    @field_validator(
+        "energy_minutes", "events_minutes", "instant_minutes", "export_minutes",
+        "load_profile_minutes",
+    )  # fmt: skip
     @classmethod
     def _divides_the_day(cls, value: int) -> int:
         if value and 1440 % value:

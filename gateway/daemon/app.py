@@ -13,8 +13,9 @@
       │                                               Ed25519 check ([signatures]), per-meter
       │                                               passwords ([commands] meter_secrets_file)
       ├── GatewayMetrics (+ /metrics on loopback)     the books behind the status message
-      ├── schedules: energy / events / instant slots, daily frozen at 00:05 (+ once at start,
-      │              a retry of failed meters an hour later), status every health.status_seconds
+      ├── schedules: energy / events / instant / export slots, load profile slots, daily frozen
+      │              at 00:05 (+ once at start, a retry of failed meters an hour later),
+      │              settlement values daily (+ once at start), status every status_seconds
       └── sd_notify READY=1, watchdog fed while every bus task beats, STOPPING=1
 
 After each events sweep: relay states go to the executor (armed close-allowed commands finish),
@@ -56,6 +57,7 @@ from gateway.events import EventDetector
 from gateway.polling import Group, Poller, SweepReport
 from gateway.polling.drivers import make_driver
 from gateway.polling.frozen import FrozenJobs, FrozenReader
+from gateway.polling.history import HistoryReader, HistoryReport, HistorySettings
 from gateway.polling.schedule import run_daily, run_every
 from gateway.signature import TrustedKey, load_trust
 from gateway.store.group import GroupCommit
@@ -101,6 +103,7 @@ class Gateway:
         self.poller: Poller | None = None
         self.frozen: FrozenReader | None = None
         self.frozen_jobs: FrozenJobs | None = None
+        self.history: HistoryReader | None = None
         self.health: Health | None = None
         self.ops: DaemonOps | None = None
         self.executor: CommandExecutor | None = None
@@ -163,7 +166,10 @@ class Gateway:
     async def start(self) -> None:
         """Open everything and start the schedules."""
         self._loop = asyncio.get_running_loop()
-        self._locks = {name: asyncio.Lock() for name in ("energy", "events", "instant", "export")}
+        self._locks = {
+            name: asyncio.Lock()
+            for name in ("energy", "events", "instant", "export", "load_profile", "settlement")
+        }
         self.meter_secrets = self._check_command_files()
         trust = self.cfg.signatures.trust_file
         self.archive_keys = load_trust(trust) if trust is not None else {}
@@ -190,6 +196,18 @@ class Gateway:
         self.frozen = FrozenReader(self.poller, self.store)
         self.frozen_jobs = FrozenJobs(
             self.frozen, self.cfg.schedule.backfill_days, self.clock, self.metrics.collection
+        )
+        s = self.cfg.schedule
+        self.history = HistoryReader(
+            self.poller,
+            self.cfg.zone,
+            HistorySettings(
+                s.load_profile_interval_min,
+                s.load_profile_categories,
+                s.load_profile_backfill_hours,
+                s.settlement_day,
+                s.settlement_hour,
+            ),
         )
         self.health = Health(self.poller, self.metrics, self.clocktrust.synced)
         self.poller.set_meters(self._initial_archive())
@@ -235,6 +253,13 @@ class Gateway:
             spawn(run_every(clock, "instant", s.instant_minutes, zone, self.instant_job), "instant")
         if s.export_minutes:
             spawn(run_every(clock, "export", s.export_minutes, zone, self.export_job), "export")
+        if s.load_profile_minutes:
+            every = s.load_profile_minutes
+            spawn(run_every(clock, "load_profile", every, zone, self.load_profile_job), "profile")
+        if s.settlement_periods:
+            at = s.settlement_at
+            spawn(run_daily(clock, "settlement", at, zone, self.settlement_job), "settlement")
+            spawn(self.settlement_job(), "settlement-catch-up")
         assert self.frozen_jobs is not None
         spawn(run_daily(clock, "frozen", s.daily_frozen_at, zone, self.frozen_jobs.daily), "frozen")
         spawn(self.frozen_jobs.catch_up(), "frozen-catch-up")
@@ -335,6 +360,32 @@ class Gateway:
         async with self._locks["instant"]:
             report = await self.poller.sweep(Group.INSTANT, Priority.SCHEDULED)
             self._books("instant", report)
+        return report
+
+    def _history_books(self, report: HistoryReport) -> None:
+        assert self.health is not None
+        self.health.history[report.group] = report.summary()
+        collected = len(report.collected)
+        self.metrics.collection(report.group, "first_sweep", report.due, collected, report.at)
+        log.info("%s: %d records stored; %d of %d meters collected, %d refused, %d unsupported",
+                 report.group, sum(report.stored.values()), collected, report.due,
+                 len(report.refused), len(report.unsupported))  # fmt: skip
+
+    async def load_profile_job(self, slot: Any = None) -> HistoryReport:
+        """The load records stored since the last run (``gateway.polling.history``)."""
+        assert self.history is not None
+        async with self._locks["load_profile"]:
+            report = await self.history.load_profile(Priority.SCHEDULED)
+            self._history_books(report)
+        return report
+
+    async def settlement_job(self, slot: Any = None) -> HistoryReport:
+        """The settlement periods not stored yet (daily, and once at start)."""
+        assert self.history is not None
+        async with self._locks["settlement"]:
+            periods = self.cfg.schedule.settlement_periods
+            report = await self.history.settlements(periods, Priority.BACKFILL)
+            self._history_books(report)
         return report
 
     async def search_job(self, slot: Any = None) -> list[SearchRun]:

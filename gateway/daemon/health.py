@@ -28,6 +28,7 @@ class Health:
     started: float = field(default_factory=time.monotonic)
     last_sweeps: dict[str, dict[str, Any]] = field(default_factory=dict)
     frozen: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, dict[str, Any]] = field(default_factory=dict)  # load_profile, settlement
     archive_version: int = 0
 
     def sweep_done(self, report: SweepReport) -> None:
@@ -48,6 +49,7 @@ class Health:
             **self.poller.health(),
             "sweeps": dict(self.last_sweeps),
             "frozen": dict(self.frozen),
+            "history": dict(self.history),
             "archive_version": self.archive_version,
             "uptime_s": round(time.monotonic() - self.started),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),

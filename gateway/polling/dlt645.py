@@ -14,6 +14,11 @@ Which identifiers each group reads (2007 / 1997)::
     frozen   0506000n freeze time of the n-th last freeze, 0506010n forward active energy,
              with ``[schedule] frozen_export`` also 0506020n reverse active energy
              (2007 only: 1997 meters keep no daily freezes readable this way)
+    settle   0001FF0n forward active total + tariffs of the n-th previous settlement period
+             (n 1–12; with ``frozen_export`` also 0002FF0n); a meter without blocks: the
+             members 000100 0n …                              / 941F, 981F (n 1–2) → 9410 …
+    profile  060k0001 + NN + mm hh DD MM YY: up to NN load records of category k from a time
+             (``ProfileItem``; long replies come in follow-up frames)  / none (1997)
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from protocols.dlt645 import (
 from protocols.dlt645.data_ids import row_values
 from protocols.dlt645.errors import Dlt645Error, Dlt645ValueError
 from protocols.dlt645.frame import encode_frame
+from protocols.dlt645.load_profile import CATEGORIES, ProfileRecord, profile_request
 from protocols.model import MeterTime
 from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
@@ -157,21 +163,25 @@ class Dlt645Driver:
         index = _QUANTITY_DI[self.version]
         return list(dict.fromkeys(index[q] for q in quantities if q in index))
 
-    def exchange(self, item: int) -> Dlt645Exchange:
+    def exchange(self, item: int | ProfileItem) -> Dlt645Exchange:
+        if isinstance(item, ProfileItem):
+            return self._profile_exchange(item)
         master = Master(self.version, self.zone)
         request = master.send(ReadData(self.meter.address, item, self.version))
         row = find_data_id(item, self.version)
         length = row.length + (BLOCK_ALLOWANCE if row.is_block else 0) if row else 200
         return Dlt645Exchange(request, FRAME_OVERHEAD + length, master)
 
-    def decode(self, item: int, outcome: Any) -> dict[str, Any]:
+    def decode(self, item: int | ProfileItem, outcome: Any) -> dict[str, Any]:
         if isinstance(outcome, Undecodable):
             raise ReplyUndecodable(f"{outcome.reason}; reply {outcome.raw}")
         if isinstance(outcome, AbnormalReply):
             reasons = ", ".join(outcome.reasons) or f"error 0x{outcome.error:02X}"
-            raise MeterRefused(f"{self.meter.id}: {self.version.di_hex(item)} refused ({reasons})")
+            raise MeterRefused(f"{self.meter.id}: {self.key(item)} refused ({reasons})")
         if not isinstance(outcome, ReadReply):
             raise MeterRefused(f"{self.meter.id}: unexpected reply {type(outcome).__name__}")
+        if isinstance(item, ProfileItem):
+            return profile_rows(outcome.values)
         return flatten(outcome.values)
 
     def poll_result(
@@ -215,10 +225,12 @@ class Dlt645Driver:
                     out.setdefault(counter, {})[n] = record
         return out
 
-    def key(self, item: int) -> str:
-        return self.version.di_hex(item)
+    def key(self, item: int | ProfileItem) -> str:
+        return self.version.di_hex(item.di if isinstance(item, ProfileItem) else item)
 
-    def quantities(self, item: int) -> tuple[str, ...]:
+    def quantities(self, item: int | ProfileItem) -> tuple[str, ...]:
+        if isinstance(item, ProfileItem):
+            return ()  # the same registers as the current values: nothing of those is lost
         row = find_data_id(item, self.version)
         if row is None:
             return ()
@@ -226,17 +238,23 @@ class Dlt645Driver:
             return tuple(m.key for m in row.members)
         return (row.key,)
 
-    def tracked(self, item: int) -> bool:
+    def tracked(self, item: int | ProfileItem) -> bool:
+        if isinstance(item, ProfileItem):
+            return False  # "no records from that time" is an answer too
         row = find_data_id(item, self.version)
         return row is not None and row.period == "current"
 
-    def fallback(self, item: int) -> Sequence[int]:
-        """The single identifiers of a block's members (current values only)."""
+    def fallback(self, item: int | ProfileItem) -> Sequence[int]:
+        """The single identifiers of a block's members (current values and settlement periods)."""
+        if isinstance(item, ProfileItem):
+            return ()
         row = find_data_id(item, self.version)
-        if row is None or not row.members or row.period != "current":
+        if row is None or not row.members or row.period not in ("current", "settlement"):
             return ()
         index = _QUANTITY_DI[self.version]
         singles = [index[m.key] for m in row.members if m.key in index]
+        if row.period == "settlement":  # the same period of each member
+            singles = [self._period(di, row.index) for di in singles]
         return [di for di in dict.fromkeys(singles) if di != item]
 
     def continuation(self, outcome: Any) -> Callable[[], Dlt645Exchange] | None:
@@ -245,8 +263,10 @@ class Dlt645Driver:
         nxt = Master(self.version, self.zone).follow_up(outcome)
         return lambda: request_exchange(nxt, self.version, self.zone)
 
-    def join(self, item: int, outcomes: Sequence[Any]) -> Any:
+    def join(self, item: int | ProfileItem, outcomes: Sequence[Any]) -> Any:
         """The value of a reply in several frames (12H follow-ups), decoded from the joined data."""
+        if isinstance(item, ProfileItem):
+            item = item.di
         parts = [o for o in outcomes if isinstance(o, ReadReply)]
         if len(parts) != len(outcomes) or not parts:
             return next((o for o in outcomes if not isinstance(o, ReadReply)), outcomes[-1])
@@ -269,3 +289,51 @@ class Dlt645Driver:
         if self.frozen_export:
             return FREEZE_TIME | n, (FROZEN_FORWARD | n, FROZEN_REVERSE | n)
         return FREEZE_TIME | n, (FROZEN_FORWARD | n,)
+
+    # -- settlement periods and load records (``gateway.polling.history``) ---------------------
+
+    def _period(self, current: int, n: int) -> int:
+        """The identifier of the n-th previous settlement period of a current energy value."""
+        return current | n if self.version is _V7 else current | n * SETTLEMENT_STEP_1997
+
+    def settlement_items(self, n: int) -> Sequence[int]:
+        if not 1 <= n <= SETTLEMENT_PERIODS[self.version]:
+            return ()
+        blocks = (0x0001FF00, 0x0002FF00) if self.version is _V7 else (0x901F, 0x902F)
+        return [self._period(di, n) for di in blocks[: 2 if self.frozen_export else 1]]
+
+    def profile_item(self, category: int, start: datetime, count: int) -> ProfileItem | None:
+        if self.version is not _V7 or category not in CATEGORIES:
+            return None  # DL/T 645-1997 defines no load profile identifiers
+        request = profile_request(self.meter.address, category, count, start)
+        return ProfileItem(request.di, request.params, count, category)
+
+    def _profile_exchange(self, item: ProfileItem) -> Dlt645Exchange:
+        master = Master(self.version, self.zone)
+        frame = master.send(ReadData(self.meter.address, item.di, self.version, item.params))
+        return Dlt645Exchange(frame, FRAME_OVERHEAD + 201, master)  # one frame at most
+
+
+SETTLEMENT_PERIODS = {_V7: 12, _V9: 2}  # 2007: DI0 01–0C; 1997: 94xx, 98xx
+SETTLEMENT_STEP_1997 = 0x0400  # 90xx current, 94xx last period, 98xx the one before
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileItem:
+    """A load profile read: identifier, request data (NN + start), and what it asks for."""
+
+    di: int
+    params: bytes
+    count: int
+    category: int
+
+
+def profile_rows(values: Any) -> dict[str, Any]:
+    """A load profile reply as ``load_profile.rows``: ``record.time`` + the record's values."""
+    rows = []
+    for value in dict(values).values():
+        if isinstance(value, tuple):
+            for record in value:
+                if isinstance(record, ProfileRecord) and record.time is not None:
+                    rows.append({"record.time": record.time, **record.values})
+    return {"load_profile.rows": rows}

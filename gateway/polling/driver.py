@@ -106,6 +106,17 @@ class Driver(Protocol):
         newest first), or None when the protocol reads them one by one (``frozen_items``)."""
         ...
 
+    def settlement_items(self, n: int) -> Sequence[Any]:
+        """The items reading the n-th previous settlement period's energy registers (empty:
+        the meter keeps no such period this driver reads)."""
+        ...
+
+    def profile_item(self, category: int, start: datetime, count: int) -> Any | None:
+        """The item reading up to ``count`` load records of ``category`` from ``start`` (naive,
+        meter-local); its values: ``load_profile.rows``, each a dict with ``record.time``
+        (``MeterTime``) and the record's values.  None: the meter keeps no load profile."""
+        ...
+
     def key(self, item: Any) -> str:
         """A stable name of ``item`` (the identifier in hex, the register block)."""
         ...

@@ -106,6 +106,12 @@ class ModbusDriver:
     def frozen_items(self, n: int) -> tuple[Any, Sequence[Any]]:
         raise NotImplementedError("Modbus meters keep no daily freezes")
 
+    def settlement_items(self, n: int) -> Sequence[Any]:
+        return ()  # the register maps carry no settlement periods
+
+    def profile_item(self, category: int, start: datetime, count: int) -> None:
+        return None  # nor load records
+
     def key(self, item: BlockRead) -> str:
         return f"fc{item.function}:{item.address}+{item.count}"
 

@@ -4,7 +4,9 @@
 schedule runs at :00, :15, :30, :45 local time); ``next_daily`` the next occurrence of a local
 time of day.  ``run_every`` sleeps on the injected clock (so an accelerated clock runs a day of
 schedules in minutes), runs the job, and skips slots a slow job overran (logged), never running
-one slot twice.
+one slot twice.  A slot at local midnight starts ``MIDNIGHT_GUARD_S`` late: meters write
+their daily freeze at 00:00 and many stay silent meanwhile (tens of seconds), which would
+otherwise count as unreachable.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from zoneinfo import ZoneInfo
 from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
+MIDNIGHT_GUARD_S = 60.0
 
 
 def next_slot(now: datetime, minutes: int, zone: str) -> datetime:
@@ -61,8 +64,18 @@ async def run_at(clock: Clock, name: str, next_fn: NextFn, job: Job) -> None:
 
 
 async def run_every(clock: Clock, name: str, minutes: int, zone: str, job: Job) -> None:
-    """Run ``job`` at every ``minutes``-aligned slot."""
-    await run_at(clock, name, lambda now: next_slot(now, minutes, zone), job)
+    """Run ``job`` at every ``minutes``-aligned slot (the midnight slot ``MIDNIGHT_GUARD_S``
+    late)."""
+    tz = ZoneInfo(zone)
+
+    async def guarded(slot: datetime) -> object:
+        if slot.astimezone(tz).time() == time(0, 0):
+            wait = (slot + timedelta(seconds=MIDNIGHT_GUARD_S) - clock.now()).total_seconds()
+            if wait > 0:
+                await clock.sleep(wait)
+        return await job(slot)
+
+    await run_at(clock, name, lambda now: next_slot(now, minutes, zone), guarded)
 
 
 async def run_daily(clock: Clock, name: str, at: time, zone: str, job: Job) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from gateway.store import budget as budget_mod
 from gateway.store import local
 from gateway.store.schema import ROW_OVERHEAD
-from protocols.model import Event, EventType
+from protocols.model import Event, EventType, ReadingKind
 from protocols.uplink import EventRecord, GapRecord, ReadingRecord, events_to_records
 
 AnyRecord = ReadingRecord | EventRecord | GapRecord
@@ -38,7 +38,9 @@ def encode(record: AnyRecord | Encoded, now: datetime) -> Encoded:
     if isinstance(record, Encoded):
         return record
     body = record.model_dump_json(by_alias=True, exclude_none=True).encode()
-    frozen = record.freeze_time if isinstance(record, ReadingRecord) else None
+    frozen = None  # the daily freeze index: load records and settlements are not in it
+    if isinstance(record, ReadingRecord) and record.kind is ReadingKind.DAILY_FROZEN:
+        frozen = record.freeze_time
     meter = record.meter if isinstance(record, ReadingRecord | EventRecord) else ""
     return Encoded(_columns(record, now), body, frozen, meter)
 
@@ -79,7 +81,9 @@ def append(
         (last, total, unacked, freed.dropped, freed.pruned),
     )
     if any(
-        (r.frozen if isinstance(r, Encoded) else isinstance(r, ReadingRecord) and r.freeze_time)
+        r.frozen
+        if isinstance(r, Encoded)
+        else isinstance(r, ReadingRecord) and r.kind is ReadingKind.DAILY_FROZEN and r.freeze_time
         for r in records
     ):
         local.forget_old_frozen(conn, now)

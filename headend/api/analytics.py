@@ -13,6 +13,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -25,7 +26,9 @@ from sqlalchemy import insert, select
 from headend import csvcells
 from headend.analytics import AnalyticsInputError, repo, store
 from headend.analytics import job as daily_job
+from headend.analytics.model import boundary
 from headend.analytics.passrate import pass_rates
+from headend.analytics.quantities import collection_facts, quantity_collection
 from headend.analytics.service import recompute
 from headend.analytics.settings import AnalyticsSettings, analytics_settings
 from headend.analytics.suspects import OUTCOMES
@@ -349,6 +352,31 @@ def collection(
         if key is not None and not keys:
             require_area(user, None)
     return _out(store.rate_rows(conn, scope, keys, first, last), fmt, f"collection-{scope}")
+
+
+@router.get("/areas/{area}/collection/quantities")
+def collection_quantities(
+    area: str,
+    conn: ReadConn,
+    user: Viewer,
+    config: Config,
+    day: Day | None = None,
+    fmt: Format = "json",
+) -> Any:
+    """Collection success per quantity and per meter on ``day`` (local; default yesterday): a
+    quantity is collected only when a reading of it arrived; the ones the gateway reported the
+    meter does not give are ``unavailable`` with the reason (``headend.analytics.quantities``).
+    CSV: the per-quantity rows."""
+    require_area(user, area)
+    day = day or now().astimezone(config.tz).date() - timedelta(days=1)
+    t0, t1 = boundary(day, config.tz), boundary(day + timedelta(days=1), config.tz)
+    if area not in repo.area_ids(conn, t0, t1):
+        raise AnalyticsInputError(f"area {area!r} does not exist on {day}")
+    states, rates = quantity_collection(collection_facts(conn, area, t0, t1))
+    rows = [{**asdict(r), "success_rate": r.success_rate} for r in rates]
+    if fmt == "csv":
+        return _csv(rows, f"collection-quantities-{area}-{day}")
+    return {"area": area, "day": day, "quantities": rows, "meters": [asdict(s) for s in states]}
 
 
 @router.get("/areas/{area}/quality")

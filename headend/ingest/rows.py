@@ -50,20 +50,31 @@ def sweep_rows(
     return len(out) - before
 
 
+AT_OWN_TIME = (ReadingKind.DAILY_FROZEN, ReadingKind.LOAD_PROFILE, ReadingKind.SETTLEMENT)
+LOAD_PROFILE_FLAG = "load_profile"
+
+
 def record_rows(gateway: str, record: ReadingRecord, stamp: Stamp, out: list[Row]) -> int:
-    """Append the rows of one typed reading record to ``out``; how many."""
-    frozen = record.kind is ReadingKind.DAILY_FROZEN and record.freeze_time is not None
+    """Append the rows of one typed reading record to ``out``; how many.
+
+    Daily frozen, load profile and settlement values are stored at their own time (``ft``);
+    load records become ``interval`` readings flagged ``load_profile`` (the meter's own
+    15-minute registers, used wherever interval readings are)."""
     gt, mt, ft = record.gateway_time, record.meter_time, record.freeze_time
     t = stamp(gt)
-    time = stamp(ft) if frozen and ft is not None else t
+    time = stamp(ft) if record.kind in AT_OWN_TIME and ft is not None else t
+    kind, flags = record.kind.value, set(record.flags)
+    if record.kind is ReadingKind.LOAD_PROFILE:
+        kind = ReadingKind.INTERVAL.value
+        flags.add(LOAD_PROFILE_FLAG)
     common = (
-        record.kind.value,
+        kind,
         gateway,
         t,
         stamp(mt) if mt is not None else None,
         mt.isoformat() if mt is not None else None,
         stamp(ft) if ft is not None else None,
-        ",".join(sorted(record.flags)),
+        ",".join(sorted(flags)),
         record.command,
     )
     for name, raw in record.values.items():

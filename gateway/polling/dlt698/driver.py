@@ -304,6 +304,12 @@ class Dlt698Driver:
         return out
 
     # -- capabilities ----------------------------------------------------------------------------
+    def settlement_items(self, n: int) -> Sequence[Item]:
+        return ()  # settlement (monthly frozen, 5006) not read yet on DL/T 698.45 meters
+
+    def profile_item(self, category: int, start: datetime, count: int) -> None:
+        return None  # nor load curves (minute frozen, 5002)
+
     def key(self, item: Item) -> str:
         return item.key
 

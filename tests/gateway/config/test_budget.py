@@ -80,3 +80,42 @@ def test_check_config_prints_the_warnings_and_the_predicted_bus_use(tmp_path: Pa
     done = CliRunner().invoke(app, ["check-config", "--config", str(path)])
     assert done.exit_code == 0, done.output
     assert "warning:" in done.output and "predicted bus use bus1" in done.output
+
+
+def test_load_profile_and_settlement_reads_count_in_the_bus_budget() -> None:
+    doc = fleet(100, events=15)
+    base = bus_utilisation(parse_config(doc, Path("gw.toml")))["bus1"]
+    doc["schedule"] |= {"settlement_periods": 3}
+    settle = bus_utilisation(parse_config(doc, Path("gw.toml")))["bus1"]
+    doc["schedule"] |= {"load_profile_minutes": 15, "load_profile_categories": [1, 2, 3, 4, 5, 6]}
+    profile = bus_utilisation(parse_config(doc, Path("gw.toml")))["bus1"]
+    assert base < settle < base * 1.02  # one read per meter and day
+    assert profile > base + 0.15  # six categories every 15 minutes: long replies, a lot of bus
+    warnings = config_warnings(parse_config(doc, Path("gw.toml")), where="gw.toml")
+    assert base < 0.7 < profile and "load_profile_minutes" in warnings[0]
+    # hourly reads of energy records cost about the same bus time as reads every 15 minutes
+    # (the same records, fewer requests): the budget counts records, not only requests
+    doc["schedule"] |= {"load_profile_categories": [4]}
+    quarter = bus_utilisation(parse_config(doc, Path("gw.toml")))["bus1"]
+    doc["schedule"] |= {"load_profile_minutes": 60}
+    hourly = bus_utilisation(parse_config(doc, Path("gw.toml")))["bus1"]
+    assert base < hourly < quarter
+
+
+def test_a_1997_meter_costs_settlement_reads_but_no_load_profile_reads() -> None:
+    doc = fleet(50, events=15)
+    for m in doc["meters"]:
+        m["protocol"] = "dlt645-1997"
+    base = bus_utilisation(parse_config(doc, Path("gw.toml")))["bus1"]
+    doc["schedule"] |= {"load_profile_minutes": 15}
+    assert bus_utilisation(parse_config(doc, Path("gw.toml")))["bus1"] == base
+    doc["schedule"] |= {"settlement_periods": 2}
+    assert bus_utilisation(parse_config(doc, Path("gw.toml")))["bus1"] > base
+
+
+def test_history_schedule_keys_are_checked() -> None:
+    for bad in ({"load_profile_categories": [0]}, {"load_profile_categories": [4, 4]},
+                {"load_profile_minutes": 7}, {"settlement_periods": 13},
+                {"settlement_day": 29}, {"settlement_at": "25:00"}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            parse_config(fleet(1) | {"schedule": bad}, Path("gw.toml"))

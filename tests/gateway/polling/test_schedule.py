@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.polling.schedule import next_daily, next_slot, run_every
+from gateway.polling.schedule import MIDNIGHT_GUARD_S, next_daily, next_slot, run_every
 from taiqu.clock import ManualClock
 
 ZONE = "Asia/Shanghai"
@@ -59,3 +59,19 @@ async def test_run_every_runs_each_slot_once_and_survives_a_failing_job():
         await asyncio.sleep(0)
     task.cancel()
     assert [s.minute for s in slots] == [5, 10, 15, 20]
+
+
+async def test_the_midnight_slot_starts_after_the_meters_freeze_guard():
+    # 23:50 in Shanghai: the 00:00 slot runs a minute late (meters busy freezing), the others not
+    clock = ManualClock(datetime(2026, 1, 1, 15, 50, tzinfo=UTC))
+    ran: list[tuple[datetime, datetime]] = []
+
+    async def job(slot: datetime) -> None:
+        ran.append((slot, clock.now()))
+
+    task = asyncio.ensure_future(run_every(clock, "t", 5, ZONE, job))
+    while len(ran) < 4:
+        await asyncio.sleep(0)
+    task.cancel()
+    late = {slot.astimezone(UTC).strftime("%H:%M"): (at - slot).total_seconds() for slot, at in ran}
+    assert late == {"15:55": 0.0, "16:00": MIDNIGHT_GUARD_S, "16:05": 0.0, "16:10": 0.0}
