@@ -33,8 +33,14 @@ types: venv
 unit: venv
 	$(BIN)/pytest -q -m "not integration"
 
+# Tests run on every core (pytest-xdist), a test file per worker: each worker starts its own private
+# PostgreSQL and brokers on free ports.  TEST_JOBS=0 runs them in this one process.  Tests that time
+# a simulated bus in wall-clock milliseconds (marker ``realtime``) run alone afterwards.
+TEST_JOBS ?= auto
+
 test: venv services lint types
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n $(TEST_JOBS) --dist loadfile -m "not realtime" --durations=15
+	$(BIN)/pytest -q -m realtime --durations=5
 
 demo: venv
 	$(BIN)/taiqu demo

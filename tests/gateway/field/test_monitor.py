@@ -25,6 +25,8 @@ from simulators.fleet import Fleet
 
 from .conftest import running_fleet
 
+pytestmark = pytest.mark.realtime  # wall-clock windows on a paced simulated bus: run alone
+
 runner = CliRunner()
 A, OLD = "202611240001", "199700000002"
 

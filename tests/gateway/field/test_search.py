@@ -23,6 +23,8 @@ from protocols.dlt645 import Version
 
 from .conftest import running_fleet
 
+pytestmark = pytest.mark.realtime  # wall-clock windows on a paced simulated bus: run alone
+
 runner = CliRunner()
 FAST = 0.04  # response window on an unpaced simulated bus (replies come at once)
 
