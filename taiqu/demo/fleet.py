@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,8 +20,6 @@ from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from zoneinfo import ZoneInfo
-
-from taiqu.demo.supervise import Supervisor
 
 ZONE = "Asia/Shanghai"
 START_AT = clock_time(7, 40)  # local: before the disconnect window opens at 08:00
@@ -212,24 +208,6 @@ def fleet_toml(
     return "\n".join(lines) + "\n"
 
 
-def start_broker(sup: Supervisor, port: int) -> str:
-    """mosquitto with persistence when installed, else the embedded amqtt broker."""
-    binary = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
-    if binary:
-        conf = sup.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {sup.workdir}/\nmax_queued_messages 100000\n"
-        )
-        proc = sup.start("broker", [binary, "-c", str(conf)])
-        kind = "mosquitto"
-    else:
-        proc = sup.start("broker", [sys.executable, "-m", "taiqu.broker", "--port", str(port)])
-        kind = "embedded amqtt broker"
-    wait_port(port, proc, 15, kind)
-    return kind
-
-
 def headend_toml(
     db: Path,
     mqtt_port: int,
@@ -239,6 +217,7 @@ def headend_toml(
     anchor: datetime,
     keys_dir: Path,
     esam_key: Path | None = None,
+    broker_dir: Path | None = None,
 ) -> str:
     """The head-end's configuration: SQLite, the demo broker, the API port, the fleet's clock.
 
@@ -248,8 +227,12 @@ def headend_toml(
     at small balances with half an hour's grace and reconnects directly (no button to press in
     a demo); the guard rails are the product's defaults.  With ``esam_key``, ESAM meters'
     commands are sealed by the laboratory encryption service (``production = false``: NOT for
-    production).
+    production).  The head-end's broker identity (``taiqu-headend``, its password in
+    ``mqtt-password`` next to this file) and the enrolment paths live in the work directory;
+    with ``broker_dir`` (mosquitto) it connects over TLS trusting the broker's CA there.
     """
+    work = db.parent
+    tls = f'ca_file = "{broker_dir / "ca.crt"}"\n' if broker_dir is not None else ""
     esam = ""
     if esam_key is not None:
         esam = (
@@ -261,10 +244,13 @@ def headend_toml(
         f"clock = {{ start = {start.isoformat()}, factor = {factor:g}, "
         f"anchor = {anchor.isoformat()} }}\n\n"
         f'[database]\nurl = "sqlite:///{db}"\nsqlite_synchronous = "NORMAL"\n\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nclient_id = "taiqu-headend-demo"\n\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nclient_id = "taiqu-headend"\n'
+        f'username = "taiqu-headend"\npassword_file = "{work / "mqtt-password"}"\n{tls}\n'
         "[ingest]\noutbox_interval = 0.2\n\n"
         f'[api]\nhost = "127.0.0.1"\nport = {api_port}\n\n'
-        f'[security]\nkeys_dir = "{keys_dir}"\nsign_commands = true\n\n'
+        f'[security]\nkeys_dir = "{keys_dir}"\nsign_commands = true\n'
+        f'broker_dir = "{work / "broker"}"\nca_dir = "{work / "ca"}"\n'
+        f'bundle_dir = "{work / "enrol"}"\nbroker_host = "127.0.0.1"\nbroker_port = {mqtt_port}\n\n'
         f'[guards]\ntimezone = "{ZONE}"\n\n'
         f"[commands]\ndispatch_interval = {min(60.0, factor):g}\n\n"
         f'[analytics]\nzone = "{ZONE}"\nlookback_days = {BACKFILL_DAYS}\n\n'
