@@ -24,7 +24,9 @@ from zoneinfo import ZoneInfo
 ZONE = "Asia/Shanghai"
 START_AT = clock_time(7, 40)  # local: before the disconnect window opens at 08:00
 BACKFILL_DAYS = 7  # the gateways' default back-fill window (simulators' gateway.toml)
-BYPASS_DAYS_AGO = 3  # area2's bypass started this long before the clock's start
+BYPASS_DAYS_AGO = 30  # area2's bypasses started this long before the clock's start
+BYPASS_METERS = 3  # area2's first customers, each bypassing half its energy
+BYPASS_FRACTION = 0.5  # the share of the energy the bypassed meters still register
 COVER_DAYS_AGO = 2  # area3's meter cover was opened (once) this long before the start
 ESAM_METERS = 2  # area1's first customers are cost-control meters with an ESAM
 
@@ -92,8 +94,9 @@ def fleet_toml(
     customers are cost-control meters with an ESAM: they refuse plaintext control, so the story
     account's disconnect (area1's first customer, see ``taiqu.demo.prepay``) runs the secured flow.
 
-    area2: one customer (``…0001``) bypasses three quarters of its energy since three days before
-    the start (in the back-filled history); area3: the meter cover of ``…0500`` was opened two
+    area2: the first ``BYPASS_METERS`` customers (``…0001``…) register only half their energy,
+    since a month before the start (before the back-filled history: a long-standing theft with
+    no change point in the data); area3: the meter cover of ``…0500`` was opened two
     days before the start and again 90 s after it, both before the gateway's first sweep.
     The Modbus meters (no daily freezes) are new commercial customers, energised at the start:
     before it no energy flows to them, so the back-filled days balance without them.
@@ -148,16 +151,18 @@ def fleet_toml(
         ]
         dlt = max(1, meters - 2)
         first = 1
-        if a == 2:  # one customer bypasses three quarters of its energy
-            first = 2
+        if a == 2:  # long-standing thieves: half their energy bypasses the meter
+            first = min(BYPASS_METERS, dlt) + 1
             lines += [
                 "",
                 "[[meters]]",
                 f'bus = "{area}-rs485-1"',
                 f'address = "{base}0001"',
+                f"count = {first - 1}",
                 'profile = "residential"',
                 f"seed = {a * 1000}",
-                f'scenarios = [{{ kind = "bypass", at = {bypass_at}, fraction = 0.25 }}]',
+                f'scenarios = [{{ kind = "bypass", at = {bypass_at}, '
+                f"fraction = {BYPASS_FRACTION} }}]",
             ]
         if a == 1 and esam_key is not None:
             first = min(ESAM_METERS, dlt) + 1

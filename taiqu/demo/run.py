@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 import tomllib
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from taiqu.demo.fleet import (
     wait_port,
 )
 from taiqu.demo.history import History
-from taiqu.demo.prepay import Sink, Story, open_accounts
+from taiqu.demo.prepay import TARIFFS, Sink, Story, open_accounts
 from taiqu.demo.security import (
     enrol,
     install_bundle,
@@ -190,8 +191,10 @@ def demo(
         )
         with console.status("opening prepaid accounts …"):
             accounts = open_accounts(api, fleet_list, start, sink)
+        on = Counter(accounts.tariffs.values())
+        kinds = ", ".join(f"{tariff} ({TARIFFS[tariff]['kind']}) {n}" for tariff, n in on.items())
         console.print(
-            f"[green]✓[/] {len(accounts.areas)} prepaid accounts (flat and time-of-use tariffs); "
+            f"[green]✓[/] {len(accounts.areas)} prepaid accounts on {kinds}; "
             f"reminders to a local sink ({workdir / 'notifications.jsonl'}); "
             f"{accounts.story} runs out of credit within minutes"
         )
