@@ -6,7 +6,6 @@ import contextlib
 import secrets
 import shutil
 import signal
-import subprocess
 import time
 import tomllib
 from collections import Counter
@@ -83,12 +82,6 @@ def demo(
     started: list[str] = []
     try:
         esam_key = workdir / "esam-lab.key"  # laboratory key: head-end and ESAM meters share it
-        done = subprocess.run(
-            taiqu("headend", "esam-lab-key", str(esam_key)), capture_output=True, cwd=workdir
-        )
-        if done.returncode != 0:
-            why = done.stderr.decode(errors="replace").strip()[-300:]
-            raise DemoError(f"taiqu headend esam-lab-key failed: {why}")
         fleet = workdir / "fleet.toml"
         fleet.write_text(fleet_toml(areas, meters, start, factor, now, esam_key))
         gateways = {a["name"]: a["gateway_id"] for a in tomllib.loads(fleet.read_text())["areas"]}
@@ -120,14 +113,22 @@ def demo(
             run_headend(step, cfg, workdir, env, logins[DEMO_USER].encode())
 
         def identities() -> None:
-            # valid from the back-filled week: archive versions from then are signed too
-            run_headend(["keys-init", "--valid-from", since.isoformat()], cfg, workdir, env)
-            password = workdir / "mqtt-password"
-            enrol(cfg, gateways.values(), tls=tls, password_file=password, cwd=workdir, env=env)
+            enrol(
+                cfg,
+                gateways.values(),
+                # valid from the back-filled week: archive versions from then are signed too
+                valid_from=since.isoformat(),
+                tls=tls,
+                password_file=workdir / "mqtt-password",
+                cwd=workdir,
+                env=env,
+            )
 
         # the head-end's database and the enrolment run while the simulators start
-        with ThreadPoolExecutor(2) as pool:
+        with ThreadPoolExecutor(3) as pool:
+            lab_key = pool.submit(run_headend, ["esam-lab-key", str(esam_key)], None, workdir, {})
             setup = [pool.submit(database), pool.submit(identities)]
+            lab_key.result()  # the simulated ESAM meters read it at start
             with console.status("starting the simulated fleet …"):
                 serve = taiqu("sim", "serve", "--config", str(fleet))
                 serve += ["--control", f"127.0.0.1:{control_port}"]

@@ -107,11 +107,11 @@ def _taiqu(*args: str) -> list[str]:
 
 
 def run_headend(
-    step: list[str], config: Path, cwd: Path, env: dict[str, str], stdin: bytes = b""
+    step: list[str], config: Path | None, cwd: Path, env: dict[str, str], stdin: bytes = b""
 ) -> str:
-    """``taiqu headend STEP --config CONFIG``; its output (``DemoError`` naming the step)."""
+    """``taiqu headend STEP [--config CONFIG]``; its output (``DemoError`` naming the step)."""
     done = subprocess.run(
-        _taiqu("headend", *step, "--config", str(config)),
+        _taiqu("headend", *step, *(["--config", str(config)] if config else [])),
         input=stdin,
         capture_output=True,
         cwd=cwd,
@@ -127,25 +127,28 @@ def enrol(
     config: Path,
     gateways: Iterable[str],
     *,
+    valid_from: str,
     tls: bool,
     password_file: Path,
     cwd: Path,
     env: dict[str, str],
 ) -> None:
-    """The operator's enrolment (after ``keys-init``): the local CA and the broker certificate
-    (``tls``), the head-end's identity (password to ``password_file``), then one identity and
-    bundle per gateway.  The gateways are enrolled side by side: the password file is locked
-    by each writer and the shipped ACL already holds the gateway patterns."""
+    """What an operator runs before the first gateway connects: the head-end's signing key
+    (``keys-init --valid-from``), the local CA and the broker's certificate (``tls``), the
+    head-end's broker identity (password to ``password_file``), then one identity and bundle per
+    gateway (the bundle carries the CA and the trust file, so it comes last).  Independent steps
+    run side by side: the password file is locked by each writer and the shipped ACL already
+    holds the gateway patterns and the head-end's block."""
+    first = [
+        ["keys-init", "--valid-from", valid_from],
+        ["enrol-headend", HEADEND_IDENTITY, "--password-file", str(password_file)],
+    ]
     if tls:
-        run_headend(["init-ca", "127.0.0.1", "localhost"], config, cwd, env)
-    step = ["enrol-headend", HEADEND_IDENTITY, "--password-file", str(password_file)]
-    run_headend(step, config, cwd, env)
+        first.append(["init-ca", "127.0.0.1", "localhost"])
     with ThreadPoolExecutor(4) as pool:
-        done = [
-            pool.submit(run_headend, ["enrol-gateway", gw], config, cwd, env) for gw in gateways
-        ]
-        for future in done:
-            future.result()
+        for stage in (first, [["enrol-gateway", gw] for gw in gateways]):
+            for future in [pool.submit(run_headend, step, config, cwd, env) for step in stage]:
+                future.result()
 
 
 def _value(value: Any) -> str:
