@@ -27,6 +27,9 @@ BACKFILL_DAYS = 7  # the gateways' default back-fill window (simulators' gateway
 BYPASS_DAYS_AGO = 30  # area2's bypasses started this long before the clock's start
 BYPASS_METERS = 3  # area2's first customers, each bypassing half its energy
 BYPASS_FRACTION = 0.5  # the share of the energy the bypassed meters still register
+# area2 has at least this many DL/T 645 customers: a theft older than the history is found only
+# against similar homes, and the peer comparison wants eight or more besides the one compared
+BYPASS_AREA_CUSTOMERS = 12
 COVER_DAYS_AGO = 2  # area3's meter cover was opened (once) this long before the start
 ESAM_METERS = 2  # area1's first customers are cost-control meters with an ESAM
 
@@ -94,10 +97,11 @@ def fleet_toml(
     customers are cost-control meters with an ESAM: they refuse plaintext control, so the story
     account's disconnect (area1's first customer, see ``taiqu.demo.prepay``) runs the secured flow.
 
-    area2: the first ``BYPASS_METERS`` customers (``…0001``…) register only half their energy,
-    since a month before the start (before the back-filled history: a long-standing theft with
-    no change point in the data); area3: the meter cover of ``…0500`` was opened two
-    days before the start and again 90 s after it, both before the gateway's first sweep.
+    area2 (at least ``BYPASS_AREA_CUSTOMERS`` DL/T 645 customers): the first ``BYPASS_METERS``
+    (``…0001``…) register only half their energy, since a month before the start (before the
+    back-filled history: a long-standing theft with no change point in the data); area3: the
+    meter cover of ``…0500`` was opened two days before the start and again 90 s after it, both
+    before the gateway's first sweep.
     The Modbus meters (no daily freezes) are new commercial customers, energised at the start:
     before it no energy flows to them, so the back-filled days balance without them.
     """
@@ -150,6 +154,8 @@ def fleet_toml(
             f"seed = {a * 100}",
         ]
         dlt = max(1, meters - 2)
+        if a == 2:
+            dlt = max(dlt, BYPASS_AREA_CUSTOMERS)
         first = 1
         if a == 2:  # long-standing thieves: half their energy bypasses the meter
             first = min(BYPASS_METERS, dlt) + 1
