@@ -107,27 +107,31 @@ def demo(
         since = history_start(start)
         prepare_broker_dir(broker_dir)
 
-        def database() -> None:
-            run_headend(["migrate"], cfg, workdir, env)
-            step = ["create-user", DEMO_USER, "--role", "admin", "--password-stdin"]
-            run_headend(step, cfg, workdir, env, logins[DEMO_USER].encode())
+        # the head-end's database and the enrolment run while the simulators start; a gateway
+        # is enrolled into a migrated database (enrolment may register its keys there)
+        with ThreadPoolExecutor(4) as pool:
+            migrated = pool.submit(run_headend, ["migrate"], cfg, workdir, env)
 
-        def identities() -> None:
-            enrol(
-                cfg,
-                gateways.values(),
-                # valid from the back-filled week: archive versions from then are signed too
-                valid_from=since.isoformat(),
-                tls=tls,
-                password_file=workdir / "mqtt-password",
-                cwd=workdir,
-                env=env,
-            )
+            def admin() -> None:
+                migrated.result()
+                step = ["create-user", DEMO_USER, "--role", "admin", "--password-stdin"]
+                run_headend(step, cfg, workdir, env, logins[DEMO_USER].encode())
 
-        # the head-end's database and the enrolment run while the simulators start
-        with ThreadPoolExecutor(3) as pool:
+            def identities() -> None:
+                enrol(
+                    cfg,
+                    gateways.values(),
+                    # valid from the back-filled week: archive versions from then are signed too
+                    valid_from=since.isoformat(),
+                    tls=tls,
+                    password_file=workdir / "mqtt-password",
+                    cwd=workdir,
+                    env=env,
+                    before_gateways=migrated.result,
+                )
+
             lab_key = pool.submit(run_headend, ["esam-lab-key", str(esam_key)], None, workdir, {})
-            setup = [pool.submit(database), pool.submit(identities)]
+            admin_done, enrolled = pool.submit(admin), pool.submit(identities)
             lab_key.result()  # the simulated ESAM meters read it at start
             with console.status("starting the simulated fleet …"):
                 serve = taiqu("sim", "serve", "--config", str(fleet))
@@ -149,8 +153,7 @@ def demo(
             started.append(f"{areas} areas simulated; control on 127.0.0.1:{control_port}")
             console.print(f"[green]✓[/] {started[-1]}")
             with console.status("setting up the head-end and enrolling the gateways …"):
-                for future in setup:
-                    future.result()
+                migrated.result(), admin_done.result(), enrolled.result()
         if gateway_ids(configs) != gateways:
             raise DemoError(f"the simulators wrote configs for {gateway_ids(configs)}")
         for cfg_path in configs:

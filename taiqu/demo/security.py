@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -132,13 +132,15 @@ def enrol(
     password_file: Path,
     cwd: Path,
     env: dict[str, str],
+    before_gateways: Callable[[], object] = lambda: None,
 ) -> None:
     """What an operator runs before the first gateway connects: the head-end's signing key
     (``keys-init --valid-from``), the local CA and the broker's certificate (``tls``), the
     head-end's broker identity (password to ``password_file``), then one identity and bundle per
     gateway (the bundle carries the CA and the trust file, so it comes last).  Independent steps
     run side by side: the password file is locked by each writer and the shipped ACL already
-    holds the gateway patterns and the head-end's block."""
+    holds the gateway patterns and the head-end's block.  ``before_gateways`` waits for what the
+    gateways' enrolment needs besides (the migrated database it registers their keys in)."""
     first = [
         ["keys-init", "--valid-from", valid_from],
         ["enrol-headend", HEADEND_IDENTITY, "--password-file", str(password_file)],
@@ -146,7 +148,9 @@ def enrol(
     if tls:
         first.append(["init-ca", "127.0.0.1", "localhost"])
     with ThreadPoolExecutor(4) as pool:
-        for stage in (first, [["enrol-gateway", gw] for gw in gateways]):
+        for n, stage in enumerate((first, [["enrol-gateway", gw] for gw in gateways])):
+            if n:
+                before_gateways()
             for future in [pool.submit(run_headend, step, config, cwd, env) for step in stage]:
                 future.result()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,11 +157,35 @@ def stop(demo: Demo) -> None:
     assert "stopped cleanly." in demo.text()
 
 
-class Mqtt:
-    """An MQTT v5 client on the demo broker's TLS listener; records PUBACK and SUBACK reasons."""
+def uplink_sealer(bundle: Path) -> Callable[[str, bytes], bytes] | None:
+    """How the gateway of an enrolment bundle signs its uplink (issue 19), when the bundle's
+    snippet names a signing key (``[signatures] signing_key_file``); None without one."""
+    snippet = tomllib.loads((bundle / "gateway-security.toml").read_text())
+    key_file = snippet.get("signatures", {}).get("signing_key_file")
+    if key_file is None:
+        return None
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    def __init__(self, port: int, ca: Path, user: str | None, password: str | None) -> None:
+    key = load_pem_private_key((bundle / Path(key_file).name).read_bytes(), None)
+    envelope = importlib.import_module("protocols.uplink.envelope")
+    return envelope.Sealer(key).seal  # type: ignore[no-any-return]
+
+
+class Mqtt:
+    """An MQTT v5 client on the demo broker's TLS listener; records PUBACK and SUBACK reasons.
+
+    ``seal``: what the gateway does to a payload before publishing it (its uplink signature)."""
+
+    def __init__(
+        self,
+        port: int,
+        ca: Path,
+        user: str | None,
+        password: str | None,
+        seal: Callable[[str, bytes], bytes] | None = None,
+    ) -> None:
         self.port = port
+        self.seal = seal
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=user or "", protocol=mqtt.MQTTv5
         )
@@ -219,6 +245,8 @@ class Mqtt:
 
     def publish(self, topic: str, payload: bytes) -> int:
         """Publish at QoS 1; the PUBACK's reason code (0 accepted, 135 not authorised)."""
+        if self.seal is not None:
+            payload = self.seal(topic, payload)
         info = self.client.publish(topic, payload, qos=1)
         self._wait(lambda: info.mid in self.pubacks, f"PUBACK on {topic}")
         return self.pubacks[info.mid]

@@ -43,7 +43,15 @@ from typer.testing import CliRunner
 from headend.security import cli
 from protocols.model import ReadingKind
 from protocols.uplink import Batch, ReadingRecord, Status, Topics, encode
-from tests.integration.demo_support import Demo, Mqtt, pid_of, sim_now, start, stop
+from tests.integration.demo_support import (
+    Demo,
+    Mqtt,
+    pid_of,
+    sim_now,
+    start,
+    stop,
+    uplink_sealer,
+)
 
 pytestmark = pytest.mark.integration
 COVER_METER = "202603000500"  # area3: cover opened two days before the start and 90 s in
@@ -268,7 +276,7 @@ def lab(demo: Demo) -> Iterator[Mqtt]:
     port = _broker_port(workdir)
 
     def connected() -> Mqtt | None:
-        client = Mqtt(port, bundle / "ca.crt", LAB, password)
+        client = Mqtt(port, bundle / "ca.crt", LAB, password, uplink_sealer(bundle))
         if client.connect():
             return client
         client.close()
