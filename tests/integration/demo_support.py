@@ -84,6 +84,7 @@ class Demo:
     lines: list[str]
     deadline: float
     began: float
+    reader: threading.Thread
     base: str = ""
     logins: dict[str, str] = field(default_factory=dict)
 
@@ -127,11 +128,12 @@ def start(workdir: Path) -> Demo:
     lines: list[str] = []
     assert proc.stdout is not None
     out = proc.stdout
-    threading.Thread(
+    reader = threading.Thread(
         target=lambda: lines.extend(line.decode(errors="replace") for line in out), daemon=True
-    ).start()
+    )
+    reader.start()
     began = time.monotonic()
-    demo = Demo(proc, workdir, lines, began + RUN_FOR, began)
+    demo = Demo(proc, workdir, lines, began + RUN_FOR, began, reader)
     while len(demo.logins) < 3:
         text = demo.text()
         if m := re.search(r"console: (http://127\.0\.0\.1:\d+)/", text):
@@ -139,6 +141,9 @@ def start(workdir: Path) -> Demo:
         demo.logins = dict(re.findall(r"login\s+(\w+)\s+/\s+(\S+)", text))
         if proc.poll() is not None or time.monotonic() > demo.deadline:
             proc.kill()
+            proc.wait(20)
+            reader.join(5)
+            out.close()
             raise AssertionError(f"no console URL and logins printed:\n{text}")
         time.sleep(0.2)
     return demo
@@ -153,7 +158,9 @@ def stop(demo: Demo) -> None:
         if demo.proc.poll() is None:
             demo.proc.kill()
             demo.proc.wait(20)
-    time.sleep(0.2)  # the reader thread takes the last line
+    demo.reader.join(5)  # it takes the last lines
+    if demo.proc.stdout is not None:
+        demo.proc.stdout.close()
     assert "stopped cleanly." in demo.text()
 
 
