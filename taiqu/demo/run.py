@@ -196,9 +196,13 @@ def demo(
         with console.status("opening prepaid accounts …"):
             accounts = open_accounts(api, fleet_list, start, sink)
         on = Counter(accounts.tariffs.values())
-        kinds = ", ".join(f"{tariff} ({TARIFFS[tariff]['kind']}) {n}" for tariff, n in on.items())
+        first = {t: min(a for a, at in accounts.tariffs.items() if at == t) for t in on}
+        kinds = ", ".join(
+            f"{n} on {tariff} ({TARIFFS[tariff]['kind']}, e.g. {first[tariff]})"
+            for tariff, n in on.items()
+        )
         console.print(
-            f"[green]✓[/] {len(accounts.areas)} prepaid accounts on {kinds}; "
+            f"[green]✓[/] {len(accounts.areas)} prepaid accounts: {kinds}; "
             f"reminders to a local sink ({workdir / 'notifications.jsonl'}); "
             f"{accounts.story} runs out of credit within minutes"
         )
