@@ -152,6 +152,7 @@ def test_demo_shows_every_capability_within_minutes(demo: Demo) -> None:
     assert sent, "no notification is shown as sent"
 
     # a third of the accounts pay time-of-use prices plus a surcharge by their yearly total
+    assert re.search(r"\d+ on res-tou-tiered \(tou_tiered, e\.g\. acct-\d+\)", demo.text())
     kinds = {t["id"]: t["definition"]["kind"] for t in demo.get("/api/v1/prepay/tariffs", token)}
     assert kinds == {"res-flat": "flat", "res-tou": "tou", "res-tou-tiered": "tou_tiered"}
     tiered = {a: on for a, on in _points(workdir).items() if kinds[on] == "tou_tiered"}
