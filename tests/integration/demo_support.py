@@ -6,7 +6,9 @@ import importlib
 import json
 import os
 import re
+import secrets
 import signal
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -19,12 +21,17 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from protocols.model import ReadingKind
+from protocols.uplink import Batch, ReadingRecord
+
+ENERGY = "energy.active.import.total"
 RUN_FOR = 240  # the cap; the tests stop the demo as soon as everything was seen
 
 
@@ -269,3 +276,52 @@ class Mqtt:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def points(workdir: Path) -> dict[str, str]:
+    """Account → tariff of its metering point, from the head-end's database (read only)."""
+    with sqlite3.connect(f"file:{workdir / 'headend.db'}?mode=ro", uri=True) as db:
+        return dict(db.execute("SELECT account, tariff FROM prepay_account_points").fetchall())
+
+
+def charge_lines(workdir: Path, accounts: set[str]) -> list[dict[str, Any]]:
+    """The priced lines of the accounts' active charges with energy (read only)."""
+    with sqlite3.connect(f"file:{workdir / 'headend.db'}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT account, energy, lines FROM prepay_charges WHERE state = 'active'"
+        ).fetchall()
+    return [
+        line
+        for account, energy, lines in rows
+        if account in accounts and Decimal(energy) > 0
+        for line in json.loads(lines)
+    ]
+
+
+def broker_port(workdir: Path) -> int:
+    port = re.search(
+        r"^listener (\d+) 127\.0\.0\.1$", (workdir / "mosquitto.conf").read_text(), re.M
+    )
+    assert port, "the demo's broker has no loopback listener"
+    return int(port.group(1))
+
+
+def batch(gateway: str, readings: list[tuple[datetime, str, str]]) -> Batch:
+    """An up/data batch of interval energy readings (time, meter, register value)."""
+    records = [
+        ReadingRecord(
+            meter=meter,
+            kind=ReadingKind.INTERVAL,
+            gateway_time=at,
+            meter_time=at,
+            values={ENERGY: value},
+        )
+        for at, meter, value in readings
+    ]
+    return Batch(
+        gateway=gateway,
+        epoch=secrets.token_hex(8),
+        seq=0,
+        sent=datetime.now(UTC),
+        records=tuple(records),
+    )

@@ -26,9 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import signal
-import sqlite3
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -41,12 +39,15 @@ import pytest
 from typer.testing import CliRunner
 
 from headend.security import cli
-from protocols.model import ReadingKind
-from protocols.uplink import Batch, ReadingRecord, Status, Topics, encode
+from protocols.uplink import Status, Topics, encode
 from tests.integration.demo_support import (
     Demo,
     Mqtt,
+    batch,
+    broker_port,
+    charge_lines,
     pid_of,
+    points,
     sim_now,
     start,
     stop,
@@ -60,7 +61,6 @@ STORY_METER = "202601000001"  # area1: the story account's meter, a cost-control
 ROOT = Path(__file__).resolve().parents[2]
 LAB = "gw-lab"  # a gateway the tests enrol, as an operator would, into the running demo
 LAB_METER = "209900000001"
-ENERGY = "energy.active.import.total"
 
 
 @pytest.fixture(scope="module")
@@ -68,26 +68,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     running = start(tmp_path_factory.mktemp("demo") / "demo")
     yield running
     stop(running)
-
-
-def _points(workdir: Path) -> dict[str, str]:
-    """Account → tariff of its metering point, from the head-end's database (read only)."""
-    with sqlite3.connect(f"file:{workdir / 'headend.db'}?mode=ro", uri=True) as db:
-        return dict(db.execute("SELECT account, tariff FROM prepay_account_points").fetchall())
-
-
-def _charge_lines(workdir: Path, accounts: set[str]) -> list[dict[str, Any]]:
-    """The priced lines of the accounts' active charges with energy (read only)."""
-    with sqlite3.connect(f"file:{workdir / 'headend.db'}?mode=ro", uri=True) as db:
-        rows = db.execute(
-            "SELECT account, energy, lines FROM prepay_charges WHERE state = 'active'"
-        ).fetchall()
-    return [
-        line
-        for account, energy, lines in rows
-        if account in accounts and Decimal(energy) > 0
-        for line in json.loads(lines)
-    ]
 
 
 def test_demo_shows_every_capability_within_minutes(demo: Demo) -> None:
@@ -155,11 +135,11 @@ def test_demo_shows_every_capability_within_minutes(demo: Demo) -> None:
     assert re.search(r"\d+ on res-tou-tiered \(tou_tiered, e\.g\. acct-\d+\)", demo.text())
     kinds = {t["id"]: t["definition"]["kind"] for t in demo.get("/api/v1/prepay/tariffs", token)}
     assert kinds == {"res-flat": "flat", "res-tou": "tou", "res-tou-tiered": "tou_tiered"}
-    tiered = {a: on for a, on in _points(workdir).items() if kinds[on] == "tou_tiered"}
+    tiered = {a: on for a, on in points(workdir).items() if kinds[on] == "tou_tiered"}
     by_id = {a["id"]: a for a in accounts}
     assert {by_id[a]["area"] for a in tiered} == set(areas), tiered
     assert all(Decimal(by_id[a]["balance"]) > 0 for a in tiered), accounts
-    lines_of = demo.until("a TOU-with-tiers charge", lambda: _charge_lines(workdir, set(tiered)))
+    lines_of = demo.until("a TOU-with-tiers charge", lambda: charge_lines(workdir, set(tiered)))
     assert {line["tariff"] for line in lines_of} == {"res-tou-tiered"}
     slots = {line["slot"]: Decimal(line["price"]) for line in lines_of}
     assert slots["surcharge1"] == 0 and slots.keys() & {"sharp", "peak", "flat", "valley"}
@@ -275,7 +255,7 @@ def lab(demo: Demo) -> Iterator[Mqtt]:
     os.kill(pid_of("-c", str(workdir / "mosquitto.conf")), signal.SIGHUP)
     _lab_archive(demo, sim_now(workdir) - timedelta(hours=12))
     password = (bundle / "broker-password").read_text().strip()
-    port = _broker_port(workdir)
+    port = broker_port(workdir)
 
     def connected() -> Mqtt | None:
         client = Mqtt(port, bundle / "ca.crt", LAB, password, uplink_sealer(bundle))
@@ -287,14 +267,6 @@ def lab(demo: Demo) -> Iterator[Mqtt]:
     client = demo.until("gw-lab's credentials at the broker", connected, 0.2)
     yield client
     client.close()
-
-
-def _broker_port(workdir: Path) -> int:
-    port = re.search(
-        r"^listener (\d+) 127\.0\.0\.1$", (workdir / "mosquitto.conf").read_text(), re.M
-    )
-    assert port, "the demo's broker has no loopback listener"
-    return int(port.group(1))
 
 
 def _changed(shipped: list[str], ours: list[str]) -> tuple[set[str], set[str]]:
@@ -314,7 +286,7 @@ def test_demo_broker_is_the_shipped_one_with_enrolled_identities(demo: Demo, lab
     ), added
     assert "allow_anonymous false" in shipped and "use_username_as_clientid true" in shipped
     assert (workdir / "broker" / "acl").read_text() == (ROOT / "deploy/mosquitto/acl").read_text()
-    ca, port = workdir / "broker" / "ca.crt", _broker_port(workdir)
+    ca, port = workdir / "broker" / "ca.crt", broker_port(workdir)
 
     anonymous = Mqtt(port, ca, None, None)
     assert not anonymous.connect(), "an anonymous client was let in"
@@ -327,7 +299,7 @@ def test_demo_broker_is_the_shipped_one_with_enrolled_identities(demo: Demo, lab
     now = sim_now(workdir)
     at = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     victim = "202602000004"
-    forged = _batch("gw-0002", [(at, victim, "77777.00")])
+    forged = batch("gw-0002", [(at, victim, "77777.00")])
     assert lab.publish(Topics("gw-0002").data, encode(forged)) == 135  # not authorised
     # its own retained archive push arrives, gw-0001's (retained too) never does
     assert lab.subscribe(Topics("gw-0001").down) in {1, 135}
@@ -344,27 +316,6 @@ def test_demo_broker_is_the_shipped_one_with_enrolled_identities(demo: Demo, lab
     items = demo.get(f"/api/v1/meters/{victim}/readings?{query}", token)["items"]
     assert all(item["value"] != "77777.00" for item in items), items
     assert not [t for t in lab.received if not t.startswith(f"taiqu/v1/{LAB}/")], lab.received
-
-
-def _batch(gateway: str, readings: list[tuple[datetime, str, str]]) -> Batch:
-    """An up/data batch of interval energy readings (time, meter, register value)."""
-    records = [
-        ReadingRecord(
-            meter=meter,
-            kind=ReadingKind.INTERVAL,
-            gateway_time=at,
-            meter_time=at,
-            values={ENERGY: value},
-        )
-        for at, meter, value in readings
-    ]
-    return Batch(
-        gateway=gateway,
-        epoch=secrets.token_hex(8),
-        seq=0,
-        sent=datetime.now(UTC),
-        records=tuple(records),
-    )
 
 
 def test_a_corrupted_reading_over_mqtt_is_held_and_never_charged(demo: Demo, lab: Mqtt) -> None:
@@ -402,8 +353,8 @@ def test_a_corrupted_reading_over_mqtt_is_held_and_never_charged(demo: Demo, lab
         },
     )
     values = ["100.00", "101.00", "9101.00", "102.00", "103.00"]
-    batch = _batch(LAB, [(t0 + timedelta(hours=n), LAB_METER, v) for n, v in enumerate(values)])
-    assert lab.publish(Topics(LAB).data, encode(batch)) == 0
+    spiked = batch(LAB, [(t0 + timedelta(hours=n), LAB_METER, v) for n, v in enumerate(values)])
+    assert lab.publish(Topics(LAB).data, encode(spiked)) == 0
 
     def charged() -> dict[str, Any] | None:
         got: dict[str, Any] = demo.get(f"/api/v1/prepay/accounts/{account}", admin)
