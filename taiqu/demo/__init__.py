@@ -3,10 +3,10 @@
 A simulated fleet (several transformer areas, DL/T 645 and Modbus meters, an area total meter
 each, long-standing bypasses and a cover-open scenario) on an accelerated clock, one gateway per
 area, an MQTT broker (mosquitto as deployed when installed, otherwise an embedded Python broker)
-and the head-end on SQLite.  Every part runs as its own process through the ``taiqu`` command, exactly as deployed,
-supervised like systemd units (``supervise``: a process that fails is restarted and logged);
-the demo writes their configuration files and talks to them only through the ``taiqu`` CLI and
-HTTP (it imports none of gateway/headend/simulators):
+and the head-end on SQLite.  Every part runs as its own process through the ``taiqu`` command,
+exactly as deployed, supervised like systemd units (``supervise``: a process that fails is
+restarted and logged); the demo writes their configuration files and talks to them only through
+the ``taiqu`` CLI and HTTP (it imports none of gateway/headend/simulators):
 
 1. the head-end's configuration and, side by side while the simulators start (``taiqu sim
 serve``, which writes each area's gateway.toml), ``migrate`` and ``create-user`` for the admin,
