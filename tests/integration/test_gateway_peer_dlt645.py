@@ -46,7 +46,6 @@ async def test_the_gateway_reads_the_peer_meter_by_single_identifiers(peer_serve
     assert values["energy.active.import.total"] == Decimal("1234.56")
     assert "voltage.a" in values
     assert EventType.METER_UNREACHABLE not in store.kinds()
-    refused = {
-        e.details["identifier"] for e in store.events if e.type is EventType.QUANTITY_UNAVAILABLE
-    }
+    refused = {e.details["identifier"] for e in store.events
+               if e.type is EventType.QUANTITY_UNAVAILABLE}
     assert "0001FF00" in refused  # the peer has no blocks: the gateway said so and went single

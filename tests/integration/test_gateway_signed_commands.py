@@ -130,9 +130,7 @@ async def rig(mosquitto: Any, tmp: Path, *, secrets: bool = True) -> AsyncIterat
         path = tmp / "gateway.toml"
         cfg = parse_config(doc, path)
         resolve_secrets(cfg, path)  # what `taiqu gateway run` checks before starting
-        trusted = make_clock_trust(
-            cfg.clock_trust_source, cfg.clock_trust.headend_tolerance_s, clock
-        )
+        trusted = make_clock_trust(cfg.clock_trust_source, cfg.clock_trust.headend_tolerance_s, clock)
         trusted.sources = (fixed(False),)  # no NTP: only a head-end time can vouch for the clock
         gateway = Gateway(cfg, config_path=path, clock=clock, clock_trust=trusted)
         await gateway.start()

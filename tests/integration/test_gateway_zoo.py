@@ -40,13 +40,8 @@ START = datetime(2026, 3, 17, 10, 0, 30, tzinfo=ZONE)  # a Tuesday morning, mete
 def gateway_toml(rows: list[dict[str, Any]], url: str, data: Path) -> dict[str, Any]:
     meters = []
     for r in rows:
-        meter = {
-            "bus": "zoo",
-            "protocol": r["protocol"],
-            "address": r["address"],
-            "id": r["id"],
-            "line": r["line"],
-        }
+        meter = {"bus": "zoo", "protocol": r["protocol"], "address": r["address"],
+                 "id": r["id"], "line": r["line"]}
         if r["protocol"] == "modbus":
             meter["model"] = r["model"]
         meters.append(meter)
