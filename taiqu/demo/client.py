@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -134,39 +133,6 @@ def import_archive(
             )
             created += len(report["created"])
     return created
-
-
-def trust_signed_commands(config: Path, trust_file: Path) -> None:
-    """Make a simulator-written gateway.toml require commands signed by the keys in ``trust_file``.
-
-    Replaces its ``[signatures]`` table (the simulators write ``required = false``, with a comment
-    above it) by one naming the trust file, and checks the result parses as intended.
-    """
-    lines = config.read_text().splitlines()
-    kept: list[str] = []
-    skipping = False
-    for line in lines:
-        header = line.strip().startswith("[")
-        if line.strip() == "[signatures]":
-            while kept and kept[-1].lstrip().startswith("#"):
-                kept.pop()  # the comment that explained the opt-out
-            skipping = True
-            continue
-        if skipping and not header:
-            continue
-        skipping = False
-        kept.append(line)
-    kept += [
-        "",
-        "# Commands from the demo head-end are signed (taiqu headend keys-export).",
-        "[signatures]",
-        f"trust_file = {json.dumps(str(trust_file))}",
-        "required = true",
-    ]
-    config.write_text("\n".join(kept) + "\n")
-    got = tomllib.loads(config.read_text()).get("signatures")
-    if got != {"trust_file": str(trust_file), "required": True}:
-        raise DemoError(f"{config}: could not install the trust file ([signatures] is {got})")
 
 
 def gateway_ids(configs: list[Path]) -> dict[str, str]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,12 +21,15 @@ from datetime import time as clock_time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from taiqu.demo.supervise import Supervisor
-
 ZONE = "Asia/Shanghai"
 START_AT = clock_time(7, 40)  # local: before the disconnect window opens at 08:00
 BACKFILL_DAYS = 7  # the gateways' default back-fill window (simulators' gateway.toml)
-BYPASS_DAYS_AGO = 3  # area2's bypass started this long before the clock's start
+BYPASS_DAYS_AGO = 30  # area2's bypasses started this long before the clock's start
+BYPASS_METERS = 3  # area2's first customers, each bypassing half its energy
+BYPASS_FRACTION = 0.5  # the share of the energy the bypassed meters still register
+# area2 has at least this many DL/T 645 customers: a theft older than the history is found only
+# against similar homes, and the peer comparison wants eight or more besides the one compared
+BYPASS_AREA_CUSTOMERS = 12
 COVER_DAYS_AGO = 2  # area3's meter cover was opened (once) this long before the start
 ESAM_METERS = 2  # area1's first customers are cost-control meters with an ESAM
 
@@ -96,9 +97,11 @@ def fleet_toml(
     customers are cost-control meters with an ESAM: they refuse plaintext control, so the story
     account's disconnect (area1's first customer, see ``taiqu.demo.prepay``) runs the secured flow.
 
-    area2: one customer (``…0001``) bypasses three quarters of its energy since three days before
-    the start (in the back-filled history); area3: the meter cover of ``…0500`` was opened two
-    days before the start and again 90 s after it, both before the gateway's first sweep.
+    area2 (at least ``BYPASS_AREA_CUSTOMERS`` DL/T 645 customers): the first ``BYPASS_METERS``
+    (``…0001``…) register only half their energy, since a month before the start (before the
+    back-filled history: a long-standing theft with no change point in the data); area3: the
+    meter cover of ``…0500`` was opened two days before the start and again 90 s after it, both
+    before the gateway's first sweep.
     The Modbus meters (no daily freezes) are new commercial customers, energised at the start:
     before it no energy flows to them, so the back-filled days balance without them.
     """
@@ -151,17 +154,21 @@ def fleet_toml(
             f"seed = {a * 100}",
         ]
         dlt = max(1, meters - 2)
+        if a == 2:
+            dlt = max(dlt, BYPASS_AREA_CUSTOMERS)
         first = 1
-        if a == 2:  # one customer bypasses three quarters of its energy
-            first = 2
+        if a == 2:  # long-standing thieves: half their energy bypasses the meter
+            first = min(BYPASS_METERS, dlt) + 1
             lines += [
                 "",
                 "[[meters]]",
                 f'bus = "{area}-rs485-1"',
                 f'address = "{base}0001"',
+                f"count = {first - 1}",
                 'profile = "residential"',
                 f"seed = {a * 1000}",
-                f'scenarios = [{{ kind = "bypass", at = {bypass_at}, fraction = 0.25 }}]',
+                f'scenarios = [{{ kind = "bypass", at = {bypass_at}, '
+                f"fraction = {BYPASS_FRACTION} }}]",
             ]
         if a == 1 and esam_key is not None:
             first = min(ESAM_METERS, dlt) + 1
@@ -212,24 +219,6 @@ def fleet_toml(
     return "\n".join(lines) + "\n"
 
 
-def start_broker(sup: Supervisor, port: int) -> str:
-    """mosquitto with persistence when installed, else the embedded amqtt broker."""
-    binary = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
-    if binary:
-        conf = sup.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {sup.workdir}/\nmax_queued_messages 100000\n"
-        )
-        proc = sup.start("broker", [binary, "-c", str(conf)])
-        kind = "mosquitto"
-    else:
-        proc = sup.start("broker", [sys.executable, "-m", "taiqu.broker", "--port", str(port)])
-        kind = "embedded amqtt broker"
-    wait_port(port, proc, 15, kind)
-    return kind
-
-
 def headend_toml(
     db: Path,
     mqtt_port: int,
@@ -239,6 +228,7 @@ def headend_toml(
     anchor: datetime,
     keys_dir: Path,
     esam_key: Path | None = None,
+    broker_dir: Path | None = None,
 ) -> str:
     """The head-end's configuration: SQLite, the demo broker, the API port, the fleet's clock.
 
@@ -248,8 +238,12 @@ def headend_toml(
     at small balances with half an hour's grace and reconnects directly (no button to press in
     a demo); the guard rails are the product's defaults.  With ``esam_key``, ESAM meters'
     commands are sealed by the laboratory encryption service (``production = false``: NOT for
-    production).
+    production).  The head-end's broker identity (``taiqu-headend``, its password in
+    ``mqtt-password`` next to this file) and the enrolment paths live in the work directory;
+    with ``broker_dir`` (mosquitto) it connects over TLS trusting the broker's CA there.
     """
+    work = db.parent
+    tls = f'ca_file = "{broker_dir / "ca.crt"}"\n' if broker_dir is not None else ""
     esam = ""
     if esam_key is not None:
         esam = (
@@ -261,10 +255,13 @@ def headend_toml(
         f"clock = {{ start = {start.isoformat()}, factor = {factor:g}, "
         f"anchor = {anchor.isoformat()} }}\n\n"
         f'[database]\nurl = "sqlite:///{db}"\nsqlite_synchronous = "NORMAL"\n\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nclient_id = "taiqu-headend-demo"\n\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nclient_id = "taiqu-headend"\n'
+        f'username = "taiqu-headend"\npassword_file = "{work / "mqtt-password"}"\n{tls}\n'
         "[ingest]\noutbox_interval = 0.2\n\n"
         f'[api]\nhost = "127.0.0.1"\nport = {api_port}\n\n'
-        f'[security]\nkeys_dir = "{keys_dir}"\nsign_commands = true\n\n'
+        f'[security]\nkeys_dir = "{keys_dir}"\nsign_commands = true\n'
+        f'broker_dir = "{work / "broker"}"\nca_dir = "{work / "ca"}"\n'
+        f'bundle_dir = "{work / "enrol"}"\nbroker_host = "127.0.0.1"\nbroker_port = {mqtt_port}\n\n'
         f'[guards]\ntimezone = "{ZONE}"\n\n'
         f"[commands]\ndispatch_interval = {min(60.0, factor):g}\n\n"
         f'[analytics]\nzone = "{ZONE}"\nlookback_days = {BACKFILL_DAYS}\n\n'

@@ -1,10 +1,18 @@
 """The demo's prepayment: tariffs, accounts on a share of the customers, a local reminder sink,
 and one account whose credit runs out in the first minutes.
 
-* Tariffs ``res-flat`` (flat) and ``res-tou`` (time of use: sharp/peak/flat/valley) in force from
-  the clock's start.  (The head-end's TOU-with-tiers kind is wired in when it lands.)
-* Every other DL/T 645 customer meter of every area gets a prepaid account, flat and TOU in turn,
-  opened with a counter payment of ``OPENING``; the reminders go to the demo's sink.
+* Tariffs in force from the clock's start: ``res-flat`` (flat), ``res-tou`` (time of use:
+  sharp/peak/flat/valley) and ``res-tou-tiered`` (``tou_tiered``: time-of-use base prices plus a
+  surcharge by the household's yearly total, 居民分时 + 阶梯).  The last is modelled on Zhejiang's
+  residential tariff as published by its price bureau (浙价资〔2012〕185号, from memory, not
+  checked against the notice's text: demo figures, not a price list): peak 08:00–22:00 at 0.568,
+  valley 22:00–08:00 at 0.288 yuan/kWh; +0.05 above 2,760 kWh a year, +0.30 above 4,800.  The
+  simulated meters keep four registers on their own table (sharp/peak/flat by day, valley
+  23:00–08:00), and charging uses the registers: the three day registers carry the peak price
+  (a register without a price would be charged at zero by the head-end's TOU pricing).
+* Every other DL/T 645 customer meter of every area gets a prepaid account, on flat, TOU and
+  TOU-with-tiers in turn (so every area has each), opened with a counter payment of ``OPENING``;
+  the reminders go to the demo's sink.
 * The **story account** (area1's first customer) opens with only ``STORY_OPENING``: the newcomer
   sees the balance notice, the final notice, the disconnect (planned after the grace hour, in the
   guard rails' window), then the demo pays ``STORY_TOPUP`` at the counter and supply is
@@ -44,6 +52,29 @@ TOU = {
         {"start": "19:00", "end": "22:00", "slot": 2},
         {"start": "22:00", "end": "00:00", "slot": 4},
     ],
+}
+
+
+TOU_TIERED = {
+    "kind": "tou_tiered",
+    # two periods, but the meters keep four registers: the day's three are priced as peak
+    "prices": {"1": "0.568", "2": "0.568", "3": "0.568", "4": "0.288"},
+    "periods": [
+        {"start": "00:00", "end": "08:00", "slot": 4},
+        {"start": "08:00", "end": "22:00", "slot": 2},
+        {"start": "22:00", "end": "00:00", "slot": 4},
+    ],
+    "period": "yearly",
+    "steps": [
+        {"upto": "2760", "price": "0"},
+        {"upto": "4800", "price": "0.05"},
+        {"upto": None, "price": "0.30"},
+    ],
+}
+TARIFFS: dict[str, dict[str, Any]] = {
+    "res-flat": FLAT,
+    "res-tou": TOU,
+    "res-tou-tiered": TOU_TIERED,
 }
 
 
@@ -101,7 +132,7 @@ class Accounts:
 def open_accounts(api: Api, meters: list[dict[str, Any]], start: datetime, sink: Sink) -> Accounts:
     """Tariffs and prepaid accounts on every other DL/T 645 customer (module docstring)."""
     at = start.isoformat()
-    for tariff, definition in (("res-flat", FLAT), ("res-tou", TOU)):
+    for tariff, definition in TARIFFS.items():
         api.call(
             "POST",
             f"/api/v1/prepay/tariffs/{tariff}",
@@ -117,7 +148,7 @@ def open_accounts(api: Api, meters: list[dict[str, Any]], start: datetime, sink:
     for area in sorted(by_area):
         for i, m in enumerate(sorted(by_area[area], key=lambda m: m["id"])[::2]):
             account = f"acct-{m['id']}"
-            tariff = "res-flat" if i % 2 == 0 else "res-tou"
+            tariff = list(TARIFFS)[i % len(TARIFFS)]
             api.call(
                 "POST",
                 "/api/v1/prepay/accounts",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import shutil
 import signal
-import subprocess
 import time
+import tomllib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +22,6 @@ from taiqu.demo.client import (
     fleet_meters,
     gateway_ids,
     import_archive,
-    trust_signed_commands,
 )
 from taiqu.demo.fleet import (
     BACKFILL_DAYS,
@@ -30,12 +30,19 @@ from taiqu.demo.fleet import (
     free_port,
     headend_toml,
     history_start,
-    start_broker,
     taiqu,
     wait_port,
 )
 from taiqu.demo.history import History
-from taiqu.demo.prepay import Sink, Story, open_accounts
+from taiqu.demo.prepay import TARIFFS, Sink, Story, open_accounts
+from taiqu.demo.security import (
+    enrol,
+    install_bundle,
+    mosquitto_binary,
+    prepare_broker_dir,
+    run_headend,
+    start_broker,
+)
 from taiqu.demo.supervise import Supervisor
 
 app = typer.Typer(add_completion=False, help="Run the embedded demo (see docs and README).")
@@ -74,72 +81,93 @@ def demo(
     sink = Sink(workdir / "notifications.jsonl")
     started: list[str] = []
     try:
-        with console.status("starting the broker …"):
-            kind = start_broker(sup, mqtt_port)
-        started.append(f"MQTT broker ({kind}) on 127.0.0.1:{mqtt_port}")
-        console.print(f"[green]✓[/] {started[-1]}")
-
         esam_key = workdir / "esam-lab.key"  # laboratory key: head-end and ESAM meters share it
-        done = subprocess.run(
-            taiqu("headend", "esam-lab-key", str(esam_key)), capture_output=True, cwd=workdir
-        )
-        if done.returncode != 0:
-            why = done.stderr.decode(errors="replace").strip()[-300:]
-            raise DemoError(f"taiqu headend esam-lab-key failed: {why}")
         fleet = workdir / "fleet.toml"
         fleet.write_text(fleet_toml(areas, meters, start, factor, now, esam_key))
-        with console.status("starting the simulated fleet …"):
-            serve = taiqu("sim", "serve", "--config", str(fleet))
-            serve += ["--control", f"127.0.0.1:{control_port}"]
-            configs_out = ["--write-gateway-config", str(workdir / "gateway-{area}.toml")]
-            configs_out += ["--broker", f"127.0.0.1:{mqtt_port}"]
-            # a restart must not overwrite the gateway configs (they trust the head-end's key)
-            sim = sup.start("simulators", serve + configs_out, restart_args=serve)
-            wait_port(control_port, sim, 30, "the simulators")
-            deadline = time.monotonic() + 20
-            while len(list(workdir.glob("gateway-*.toml"))) < areas and time.monotonic() < deadline:
-                time.sleep(0.1)
-        configs = sorted(workdir.glob("gateway-*.toml"))
-        if len(configs) < areas:
-            raise DemoError(f"the simulators wrote {len(configs)} of {areas} gateway configs")
-        started.append(f"{areas} areas simulated; control on 127.0.0.1:{control_port}")
-        console.print(f"[green]✓[/] {started[-1]}")
-
+        gateways = {a["name"]: a["gateway_id"] for a in tomllib.loads(fleet.read_text())["areas"]}
         logins = {DEMO_USER: secrets.token_urlsafe(9)}
         logins |= {name: secrets.token_urlsafe(9) for name in STAFF}
-        with console.status("starting the head-end …"):
-            cfg = workdir / "headend.toml"
-            cfg.write_text(
-                headend_toml(
-                    workdir / "headend.db",
-                    mqtt_port,
-                    api_port,
-                    start,
-                    factor,
-                    now,
-                    workdir / "keys",
-                    esam_key,
-                )
+        tls = mosquitto_binary() is not None  # else the anonymous amqtt fallback
+        broker_dir = workdir / "broker"
+        cfg = workdir / "headend.toml"
+        cfg.write_text(
+            headend_toml(
+                workdir / "headend.db",
+                mqtt_port,
+                api_port,
+                start,
+                factor,
+                now,
+                workdir / "keys",
+                esam_key,
+                broker_dir if tls else None,
             )
-            env = {"TAIQU_HEADEND_SECRET": secrets.token_hex(32)}
-            trust = workdir / "headend-keys.json"
-            for step in (
-                ["migrate"],
-                ["create-user", DEMO_USER, "--role", "admin", "--password-stdin"],
-                # valid from the back-filled week: archive versions from then are signed too
-                ["keys-init", "--valid-from", history_start(start).isoformat()],
-                ["keys-export", str(trust)],
-            ):
-                done = subprocess.run(
-                    taiqu("headend", *step, "--config", str(cfg)),
-                    input=logins[DEMO_USER].encode(),
+        )
+        env = {"TAIQU_HEADEND_SECRET": secrets.token_hex(32)}
+        since = history_start(start)
+        prepare_broker_dir(broker_dir)
+
+        # the head-end's database and the enrolment run while the simulators start; a gateway
+        # is enrolled into a migrated database (enrolment may register its keys there)
+        with ThreadPoolExecutor(4) as pool:
+            migrated = pool.submit(run_headend, ["migrate"], cfg, workdir, env)
+
+            def admin() -> None:
+                migrated.result()
+                step = ["create-user", DEMO_USER, "--role", "admin", "--password-stdin"]
+                run_headend(step, cfg, workdir, env, logins[DEMO_USER].encode())
+
+            def identities() -> None:
+                enrol(
+                    cfg,
+                    gateways.values(),
+                    # valid from the back-filled week: archive versions from then are signed too
+                    valid_from=since.isoformat(),
+                    tls=tls,
+                    password_file=workdir / "mqtt-password",
                     cwd=workdir,
-                    capture_output=True,
-                    env={**os.environ, **env},
+                    env=env,
+                    before_gateways=migrated.result,
                 )
-                if done.returncode != 0:
-                    why = done.stderr.decode(errors="replace").strip()[-300:]
-                    raise DemoError(f"taiqu headend {step[0]} failed: {why}")
+
+            lab_key = pool.submit(run_headend, ["esam-lab-key", str(esam_key)], None, workdir, {})
+            admin_done, enrolled = pool.submit(admin), pool.submit(identities)
+            lab_key.result()  # the simulated ESAM meters read it at start
+            with console.status("starting the simulated fleet …"):
+                serve = taiqu("sim", "serve", "--config", str(fleet))
+                serve += ["--control", f"127.0.0.1:{control_port}"]
+                configs_out = ["--write-gateway-config", str(workdir / "gateway-{area}.toml")]
+                configs_out += ["--broker", f"127.0.0.1:{mqtt_port}"]
+                # a restart must not overwrite the gateway configs (they hold the bundles)
+                sim = sup.start("simulators", serve + configs_out, restart_args=serve)
+                wait_port(control_port, sim, 30, "the simulators")
+                deadline = time.monotonic() + 20
+                while (
+                    len(list(workdir.glob("gateway-*.toml"))) < areas
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.1)
+            configs = sorted(workdir.glob("gateway-*.toml"))
+            if len(configs) < areas:
+                raise DemoError(f"the simulators wrote {len(configs)} of {areas} gateway configs")
+            started.append(f"{areas} areas simulated; control on 127.0.0.1:{control_port}")
+            console.print(f"[green]✓[/] {started[-1]}")
+            with console.status("setting up the head-end and enrolling the gateways …"):
+                migrated.result(), admin_done.result(), enrolled.result()
+        if gateway_ids(configs) != gateways:
+            raise DemoError(f"the simulators wrote configs for {gateway_ids(configs)}")
+        for cfg_path in configs:
+            gateway = gateways[cfg_path.stem.removeprefix("gateway-")]
+            install_bundle(cfg_path, workdir / "enrol" / gateway, broker=tls)
+        console.print(
+            f"[green]✓[/] {len(gateways)} gateways enrolled (taiqu headend enrol-gateway): each "
+            f"its own broker identity and bundle in {workdir / 'enrol'}; the head-end its own"
+        )
+        with console.status("starting the broker …"):
+            kind = start_broker(sup, mqtt_port, broker_dir if tls else None)
+        started.append(f"MQTT broker ({kind}) on 127.0.0.1:{mqtt_port}")
+        console.print(f"[green]✓[/] {started[-1]}")
+        with console.status("starting the head-end …"):
             headend = sup.start("headend", taiqu("headend", "serve", "--config", str(cfg)), env)
             wait_port(api_port, headend, 60, "the head-end")
         url = f"http://127.0.0.1:{api_port}/"
@@ -149,10 +177,8 @@ def demo(
         with console.status("importing the fleet's archive into the head-end …"):
             api = Api(url.rstrip("/"))
             api.login(DEMO_USER, logins[DEMO_USER])
-            gateways = gateway_ids(configs)
             # in force from the start of the back-filled history, so its days count
             fleet_list = fleet_meters(control_port)
-            since = history_start(start)
             count = import_archive(api, fleet_list, gateways, since, start)
             for name, role in STAFF.items():
                 api.call(
@@ -169,8 +195,14 @@ def demo(
         )
         with console.status("opening prepaid accounts …"):
             accounts = open_accounts(api, fleet_list, start, sink)
+        on = Counter(accounts.tariffs.values())
+        first = {t: min(a for a, at in accounts.tariffs.items() if at == t) for t in on}
+        kinds = ", ".join(
+            f"{n} on {tariff} ({TARIFFS[tariff]['kind']}, e.g. {first[tariff]})"
+            for tariff, n in on.items()
+        )
         console.print(
-            f"[green]✓[/] {len(accounts.areas)} prepaid accounts (flat and time-of-use tariffs); "
+            f"[green]✓[/] {len(accounts.areas)} prepaid accounts: {kinds}; "
             f"reminders to a local sink ({workdir / 'notifications.jsonl'}); "
             f"{accounts.story} runs out of credit within minutes"
         )
@@ -187,7 +219,6 @@ def demo(
 
         with console.status("starting the gateways …"):
             for cfg_path in configs:
-                trust_signed_commands(cfg_path, trust)
                 sup.start(cfg_path.stem, taiqu("gateway", "run", "--config", str(cfg_path)))
         started.append(f"{len(configs)} gateways ({', '.join(sorted(gateways.values()))})")
         console.print(f"[green]✓[/] {started[-1]}; first readings within a minute")
