@@ -143,11 +143,16 @@ def _tou(tariff_id: str, definition: TouTariff, piece: Piece, zone: Any) -> list
         regs = dict(piece.registers)
         if definition.flat_from_total:  # 平 = 总 − 尖 − 峰 − 谷
             regs[3] = piece.energy - sum((v for k, v in regs.items() if k != 3), Decimal(0))
-        return [
-            Line(tariff_id, SLOTS[k], e, definition.prices.get(k, Decimal(0)))
-            for k, e in sorted(regs.items())
-            if e
-        ]
+        # The meter's own TOU registers, when the tariff prices every register that counted
+        # energy; a register the tariff has no price for (a two-period tariff on a four-register
+        # meter) means the meter's schedule is not the tariff's: price the total by the tariff's
+        # periods instead, never a register's energy at 0.
+        if all(k in definition.prices for k, e in regs.items() if e):
+            return [
+                Line(tariff_id, SLOTS[k], e, definition.prices[k])
+                for k, e in sorted(regs.items())
+                if e
+            ]
     lines: dict[int, Decimal] = {}
     for sub in cut(piece, tou_boundaries(definition, piece.start, piece.end, zone)):
         local = sub.start.astimezone(zone)

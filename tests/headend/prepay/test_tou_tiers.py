@@ -76,6 +76,30 @@ def test_flat_is_the_total_minus_the_other_registers_where_configured():
     assert total([as_read]) == Decimal("55.5")
 
 
+def test_registers_the_tariff_has_no_price_for_are_priced_by_its_periods_not_at_zero():
+    # A two-period tariff (peak 08-22 at 0.568, valley 22-08 at 0.288) on a four-register meter:
+    # 100 kWh over one day, registers sharp 10, peak 30, flat 30, valley 30.  Pricing the
+    # registers gave sharp and flat energy away (30 × 0.568 + 30 × 0.288 = 25.68 for 100 kWh).
+    # By the tariff's periods instead: 100 × 14/24 at 0.568 + 100 × 10/24 at 0.288
+    # = 33.1333 + 12.0000 = 45.13 to the fen, all 100 kWh priced.
+    two = {
+        "kind": "tou",
+        "prices": {"2": "0.568", "4": "0.288"},
+        "periods": [
+            {"start": "08:00", "end": "22:00", "slot": 2},
+            {"start": "22:00", "end": "08:00", "slot": 4},
+        ],
+    }
+    readings = [
+        sample(local(2026, 3, 1), "1000", "100", "300", "300", "300"),
+        sample(local(2026, 3, 2), "1100", "110", "330", "330", "330"),
+    ]
+    [lines] = priced(two, readings)
+    assert sum(ln.energy for ln in lines) == Decimal(100)
+    assert {ln.slot for ln in lines} == {"peak", "valley"}
+    assert total([lines]).quantize(Decimal("0.01")) == Decimal("45.13")
+
+
 def test_a_holiday_is_priced_with_the_holiday_periods():
     # 12 kWh between 08:00 and 20:00: on National Day all valley (3.6), the next day peak (9.6).
     holiday = {
