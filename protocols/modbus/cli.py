@@ -139,7 +139,8 @@ def decode_command(
     ] = None,
 ) -> None:
     """Decode one RTU frame; with --model and --address, its registers as quantities (JSON)."""
-    from protocols.modbus.pdu import ExceptionResponse, ReadRegisters, decode_frame
+    from protocols.modbus.messages import ExceptionResponse, ReadRegisters
+    from protocols.modbus.rtu import decode_frame
 
     try:
         frame = bytes.fromhex(frame_hex.replace(":", " "))
@@ -176,7 +177,7 @@ def encode_read_command(
 ) -> None:
     """Print the request frames (hex, one a line) of the planned reads."""
     for block in registers.plan_reads(model, quantity or None):
-        from protocols.modbus.pdu import encode_request
+        from protocols.modbus.rtu import encode_request
 
         frame = encode_request(block.request(_int(unit)))
         print(
