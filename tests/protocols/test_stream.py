@@ -11,7 +11,7 @@ from protocols.dlt645.stream import StreamDecoder as Dlt645Stream
 from protocols.dlt698 import Frame, ServerAddress, encode_frame
 from protocols.dlt698.stream import StreamDecoder as Dlt698Stream
 
-# A DL/T 645 read of 00010000 from 123456789012, with FE wake-up bytes (DLT645.md example).
+# A DL/T 645 read request with FE wake-up bytes (the mixed-bus frame of dlt698/test_frame.py).
 DLT645 = bytes.fromhex("FEFEFEFE68129078563412681104333334336816")
 DLT698 = encode_frame(Frame(0x43, ServerAddress("000000000001"), bytes.fromhex("0501254001020000")))
 
