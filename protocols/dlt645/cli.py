@@ -6,13 +6,13 @@ Invalid input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import json
-import string
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
+from protocols.cli import FieldTool
 from protocols.dlt645.codec import encode_request
 from protocols.dlt645.control import Version
 from protocols.dlt645.data_ids import find_data_id, parse_di
@@ -41,26 +41,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="DL/T 645 fie
 encode_app = typer.Typer(no_args_is_help=True, help="Print the hex of a request frame.")
 app.add_typer(encode_app, name="encode")
 
-_SEPARATORS = str.maketrans("", "", " \t\n\r:,-_")
+_TOOL = FieldTool("dlt645", "DL/T 645")
+_fail = _TOOL.fail
+_hex = _TOOL.hex
+_time = _TOOL.meter_time
 VERSIONS = {"2007": Version.V2007, "1997": Version.V1997, "auto": None}
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"taiqu dlt645: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _hex(parts: list[str]) -> bytes:
-    text = "".join(parts).translate(_SEPARATORS)
-    text = text.replace("0x", "").replace("0X", "")
-    if not text:
-        _fail("no hex given")
-    bad = next((c for c in text if c not in string.hexdigits), None)
-    if bad is not None:
-        _fail(f"{bad!r} is not a hex digit")
-    if len(text) % 2:
-        _fail(f"odd number of hex digits ({len(text)})")
-    return bytes.fromhex(text)
 
 
 def _version(name: str) -> Version | None:
@@ -88,23 +73,9 @@ def decode(
         return
     if not hex_:
         _fail("no hex given")
-    raw = _hex(hex_)
-    stream = StreamDecoder()
-    stream.feed(raw)
-    stream.feed_eof()
-    found = 0
-    for frame in stream:
-        found += 1
-        out = describe_frame(frame, chosen, zone)
-        typer.echo(json.dumps(out, ensure_ascii=False, indent=2 if pretty else None))
-    if not found:
-        _fail(f"no DL/T 645 frame in {len(raw)} bytes")
-    if stream.dropped_bytes or stream.bad_checksums:
-        typer.echo(
-            f"taiqu dlt645: skipped {stream.dropped_bytes} bytes of noise, "
-            f"{stream.bad_checksums} bad checksums",
-            err=True,
-        )
+    _TOOL.print_frames(
+        _hex(hex_), StreamDecoder(), lambda f: describe_frame(f, chosen, zone), pretty
+    )
 
 
 def _decode_capture(path: Path, version: Version | None, zone: str, pretty: bool) -> None:
@@ -137,7 +108,7 @@ def _decode_capture(path: Path, version: Version | None, zone: str, pretty: bool
     if not found:
         _fail(f"no DL/T 645 frame in {path}")
     if noise:
-        typer.echo(f"taiqu dlt645: {noise} bytes of noise or other protocols skipped", err=True)
+        _TOOL.note(f"{noise} bytes of noise or other protocols skipped")
 
 
 def _emit(request: Request, version: str, preamble: int) -> None:
@@ -162,18 +133,6 @@ def _di(text: str, version: str) -> int:
         return parse_di(text, _version(version) or Version.V2007)
     except ValueError as exc:
         _fail(str(exc))
-
-
-def _time(text: str | None, what: str) -> datetime:
-    if text is None:
-        return datetime.now().replace(microsecond=0)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"{what} {text!r} is not an ISO time such as 2024-05-01T12:00:00")
-    if when.tzinfo is not None:
-        _fail(f"{what} must be meter-local time without an offset")
-    return when
 
 
 AddressOpt = typer.Option(..., "--address", "-a", help="Meter address, nameplate order.")

@@ -5,13 +5,9 @@ Invalid input exits with status 2 and one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-import json
-import string
-from datetime import datetime
-from typing import NoReturn
-
 import typer
 
+from protocols.cli import FieldTool
 from protocols.dlt698.apdu import (
     ActionRequestNormal,
     ConnectMechanism,
@@ -44,7 +40,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="DL/T 698.45 
 encode_app = typer.Typer(no_args_is_help=True, help="Print the hex of a request frame.")
 app.add_typer(encode_app, name="encode")
 
-_SEPARATORS = str.maketrans("", "", " \t\n\r:,-_")
+_TOOL = FieldTool("dlt698", "DL/T 698.45")
+_fail = _TOOL.fail
+_hex = _TOOL.hex
+_time = _TOOL.meter_time
 _ACTIONS = {
     "trip": (TRIP, trip_parameter()),
     "close": (CLOSE, close_parameter(direct=True)),
@@ -54,47 +53,13 @@ _ACTIONS = {
 }
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"taiqu dlt698: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _hex(parts: list[str]) -> bytes:
-    text = "".join(parts).translate(_SEPARATORS).replace("0x", "").replace("0X", "")
-    if not text:
-        _fail("no hex given")
-    bad = next((c for c in text if c not in string.hexdigits), None)
-    if bad is not None:
-        _fail(f"{bad!r} is not a hex digit")
-    if len(text) % 2:
-        _fail(f"odd number of hex digits ({len(text)})")
-    return bytes.fromhex(text)
-
-
 @app.command()
 def decode(
     hex_: list[str] = typer.Argument(..., metavar="HEX...", help="Captured bytes (spaces ok)."),
     pretty: bool = typer.Option(False, help="Indent the JSON."),
 ) -> None:
     """Print every frame found in a capture as JSON (one object per line)."""
-    raw = _hex(hex_)
-    stream = StreamDecoder()
-    stream.feed(raw)
-    stream.feed_eof()
-    found = 0
-    for frame in stream:
-        found += 1
-        typer.echo(
-            json.dumps(describe_frame(frame), ensure_ascii=False, indent=2 if pretty else None)
-        )
-    if not found:
-        _fail(f"no DL/T 698.45 frame in {len(raw)} bytes")
-    if stream.dropped_bytes or stream.bad_checksums:
-        typer.echo(
-            f"taiqu dlt698: skipped {stream.dropped_bytes} bytes of noise, "
-            f"{stream.bad_checksums} bad checksums",
-            err=True,
-        )
+    _TOOL.print_frames(_hex(hex_), StreamDecoder(), describe_frame, pretty)
 
 
 AddressOpt = typer.Option(..., "--address", "-a", help="Meter address (AA… = wildcard).")
@@ -119,18 +84,6 @@ def _oad(text: str) -> OAD:
         return OAD.parse(text)
     except ValueError as exc:
         _fail(str(exc))
-
-
-def _time(text: str | None, what: str) -> datetime:
-    if text is None:
-        return datetime.now().replace(microsecond=0)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"{what} {text!r} is not an ISO time such as 2026-12-06T00:00:00")
-    if when.tzinfo is not None:
-        _fail(f"{what} must be meter-local time without an offset")
-    return when
 
 
 @encode_app.command("get")

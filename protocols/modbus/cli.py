@@ -6,13 +6,13 @@ Invalid input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
+from protocols.cli import FieldTool
 from protocols.errors import ProtocolError
 from protocols.modbus import registers
 
@@ -29,9 +29,8 @@ app.add_typer(encode_app, name="encode")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(message: str) -> NoReturn:
-    print(f"taiqu modbus: {message}", file=sys.stderr)
-    raise typer.Exit(2)
+_TOOL = FieldTool("modbus", "Modbus RTU")
+_fail = _TOOL.fail
 
 
 def _guard(func: F) -> F:
