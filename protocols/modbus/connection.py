@@ -23,6 +23,7 @@ from protocols.modbus.rtu import (
     ALL_RESPONSES,
     READ_REQUESTS,
     RESPONSES,
+    Candidates,
     RtuStream,
     encode_request,
     encode_response,
@@ -31,18 +32,11 @@ from protocols.modbus.rtu import (
 )
 
 
-class ModbusMaster:
-    """The polling side: ``send(ReadRegisters)`` gives bytes; responses come out as events.
+class _Role:
+    """What both roles do with the bus bytes; ``foreign`` frames are the other direction's."""
 
-    With ``strict`` (the default) only the answer to the request in flight is returned; other
-    well-formed responses (a late reply to an abandoned request) are counted in ``stray_frames``.
-    """
-
-    def __init__(self, *, strict: bool = True) -> None:
-        self._stream = RtuStream(RESPONSES, READ_REQUESTS)  # our own echo is foreign
-        self.strict = strict
-        self.pending: ReadRegisters | None = None
-        self.stray_frames = 0
+    def __init__(self, primary: Candidates, foreign: Candidates) -> None:
+        self._stream = RtuStream(primary, foreign)
 
     @property
     def dropped_bytes(self) -> int:
@@ -51,8 +45,30 @@ class ModbusMaster:
 
     @property
     def foreign_frames(self) -> int:
-        """Well-formed request frames seen (the adapter's echo of ours, another master)."""
+        """Well-formed frames of the other direction seen (a master's echo, other meters)."""
         return self._stream.foreign_frames
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes from the bus, in chunks of any size."""
+        self._stream.feed(data)
+
+    def discard_buffer(self) -> int:
+        """Drop buffered bytes after a line silence or a timeout; returns how many."""
+        return self._stream.discard()
+
+
+class ModbusMaster(_Role):
+    """The polling side: ``send(ReadRegisters)`` gives bytes; responses come out as events.
+
+    With ``strict`` (the default) only the answer to the request in flight is returned; other
+    well-formed responses (a late reply to an abandoned request) are counted in ``stray_frames``.
+    """
+
+    def __init__(self, *, strict: bool = True) -> None:
+        super().__init__(RESPONSES, READ_REQUESTS)  # our own echo is foreign
+        self.strict = strict
+        self.pending: ReadRegisters | None = None
+        self.stray_frames = 0
 
     def send(self, request: ReadRegisters) -> bytes:
         """The frame for ``request``, which becomes the request in flight."""
@@ -60,10 +76,6 @@ class ModbusMaster:
             raise ModbusUsageError(f"a master sends ReadRegisters, not {type(request).__name__}")
         self.pending = request
         return encode_request(request)
-
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed bytes from the bus, in chunks of any size."""
-        self._stream.feed(data)
 
     def next_event(self) -> MasterEvent | NeedData:
         """The next response, or ``NEED_DATA``."""
@@ -80,12 +92,8 @@ class ModbusMaster:
             return event
         return NEED_DATA
 
-    def discard_buffer(self) -> int:
-        """Drop buffered bytes after a line silence or a timeout; returns how many."""
-        return self._stream.discard()
 
-
-class ModbusSlave:
+class ModbusSlave(_Role):
     """The meter side: requests come out as events; ``send(response)`` gives bytes.
 
     Requests for every unit are returned (one slave object may serve several simulated meters);
@@ -93,28 +101,14 @@ class ModbusSlave:
     """
 
     def __init__(self) -> None:
-        self._stream = RtuStream(ALL_REQUESTS, ALL_RESPONSES)  # other meters are foreign
+        super().__init__(ALL_REQUESTS, ALL_RESPONSES)  # other meters are foreign
         self.ignored_frames = 0
-
-    @property
-    def dropped_bytes(self) -> int:
-        """Bytes skipped as noise (or DL/T 645 traffic) so far."""
-        return self._stream.dropped_bytes
-
-    @property
-    def foreign_frames(self) -> int:
-        """Well-formed response frames from other meters seen so far."""
-        return self._stream.foreign_frames
 
     def send(self, response: RegistersResponse | ExceptionResponse) -> bytes:
         """The frame for ``response``."""
         if not isinstance(response, RegistersResponse | ExceptionResponse):
             raise ModbusUsageError(f"a slave sends responses, not {type(response).__name__}")
         return encode_response(response)
-
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed bytes from the bus, in chunks of any size."""
-        self._stream.feed(data)
 
     def next_event(self) -> SlaveEvent | NeedData:
         """The next request addressed to a unit 1…247, or ``NEED_DATA``."""
@@ -124,10 +118,6 @@ class ModbusSlave:
                 continue
             return request_event(frame)
         return NEED_DATA
-
-    def discard_buffer(self) -> int:
-        """Drop buffered bytes after a line silence; returns how many."""
-        return self._stream.discard()
 
 
 __all__ = ["ModbusMaster", "ModbusSlave"]
