@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from protocols.dlt698.axdr import Data
-from protocols.dlt698.descriptors import CSD, OAD, OMD, RSD, TI, DateTime, DateTimeS
+from protocols.dlt698.datetimes import TI, DateTime, DateTimeS
+from protocols.dlt698.descriptors import CSD, OAD, OMD
+from protocols.dlt698.selection import RSD
 
 
 class Tag(IntEnum):

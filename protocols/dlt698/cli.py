@@ -20,8 +20,9 @@ from protocols.dlt698.apdu import (
     SetRequestNormal,
 )
 from protocols.dlt698.axdr import NULL, Data
+from protocols.dlt698.datetimes import DateTimeS
 from protocols.dlt698.describe import describe_frame
-from protocols.dlt698.descriptors import OAD, DataType, DateTimeS, Selector1, Selector9
+from protocols.dlt698.descriptors import OAD, DataType
 from protocols.dlt698.encoder import encode_apdu
 from protocols.dlt698.frame import Frame, control_byte, encode_frame, server_address
 from protocols.dlt698.objects import (
@@ -32,6 +33,7 @@ from protocols.dlt698.objects import (
     KEEP_POWER_RELEASE,
     TRIP,
 )
+from protocols.dlt698.selection import Selector1, Selector9
 from protocols.dlt698.stream import StreamDecoder
 from protocols.dlt698.values import close_parameter, trip_parameter
 from protocols.errors import ProtocolError

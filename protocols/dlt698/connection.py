@@ -29,7 +29,7 @@ from typing import Literal
 from protocols.dlt698 import apdu as A
 from protocols.dlt698.axdr import Data
 from protocols.dlt698.decoder import decode_apdu
-from protocols.dlt698.descriptors import CSD, OAD, OMD, RSD
+from protocols.dlt698.descriptors import CSD, OAD, OMD
 from protocols.dlt698.encoder import encode_apdu
 from protocols.dlt698.errors import (
     Dlt698EncodeError,
@@ -50,6 +50,7 @@ from protocols.dlt698.frame import (
     server_address,
 )
 from protocols.dlt698.security import SecurityService, ServerSecurity
+from protocols.dlt698.selection import RSD
 from protocols.dlt698.stream import StreamDecoder
 
 

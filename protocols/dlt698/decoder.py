@@ -13,7 +13,7 @@ from typing import Any
 
 from protocols.dlt698 import apdu as A
 from protocols.dlt698.axdr import dec_data, dec_rcsd, dec_rsd
-from protocols.dlt698.descriptors import DateTime
+from protocols.dlt698.datetimes import DateTime
 from protocols.dlt698.errors import Dlt698Error
 from protocols.dlt698.scalars import dec_dts, dec_len, dec_oad, dec_octets, dec_omd, dec_ti, take
 
