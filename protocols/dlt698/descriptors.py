@@ -12,21 +12,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from protocols.dlt698.datetimes import TI, Date, DateTime, DateTimeS, Time, TIUnit
+from protocols.dlt698 import datetimes, selection
+from protocols.dlt698.datetimes import *  # noqa: F403  (re-exported: TI, Date, DateTime, …)
 from protocols.dlt698.errors import Dlt698EncodeError, check_range
-from protocols.dlt698.selection import (
-    ALL_METERS,
-    MS,
-    NO_METER,
-    RSD,
-    Selector1,
-    Selector2,
-    Selector3,
-    Selector4,
-    Selector6,
-    Selector9,
-    Selector10,
-)
+from protocols.dlt698.selection import *  # noqa: F403  (re-exported: MS, RSD, Selector1, …)
 
 if TYPE_CHECKING:
     from protocols.dlt698.axdr import Data
@@ -280,34 +269,19 @@ class COMDCB:
 
 
 __all__ = [
-    "ALL_METERS",
     "COMDCB",
     "CSD",
-    "MS",
-    "NO_METER",
     "OAD",
     "OMD",
     "ROAD",
-    "RSD",
     "SID",
     "SIDMAC",
-    "TI",
     "BitString",
     "Dar",
     "DataType",
-    "Date",
-    "DateTime",
-    "DateTimeS",
     "Region",
     "ScalerUnit",
-    "Selector1",
-    "Selector2",
-    "Selector3",
-    "Selector4",
-    "Selector6",
-    "Selector9",
-    "Selector10",
-    "TIUnit",
-    "Time",
     "dar_name",
 ]
+__all__ += datetimes.__all__
+__all__ += selection.__all__
