@@ -28,6 +28,15 @@ class FieldTool:
     name: str
     protocol: str
 
+    def apps(self) -> tuple[typer.Typer, typer.Typer]:
+        """The tool's command group and its ``encode`` group (request frames to hex)."""
+        app = typer.Typer(
+            add_completion=False, no_args_is_help=True, help=f"{self.protocol} field tool."
+        )
+        encode_app = typer.Typer(no_args_is_help=True, help="Print the hex of a request frame.")
+        app.add_typer(encode_app, name="encode")
+        return app, encode_app
+
     def fail(self, message: str) -> NoReturn:
         """One line on stderr, exit status 2."""
         typer.echo(f"taiqu {self.name}: {message}", err=True)

@@ -38,14 +38,8 @@ from protocols.dlt698.stream import StreamDecoder
 from protocols.dlt698.values import close_parameter, trip_parameter
 from protocols.errors import ProtocolError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="DL/T 698.45 field tool.")
-encode_app = typer.Typer(no_args_is_help=True, help="Print the hex of a request frame.")
-app.add_typer(encode_app, name="encode")
-
 _TOOL = FieldTool("dlt698", "DL/T 698.45")
-_fail = _TOOL.fail
-_hex = _TOOL.hex
-_time = _TOOL.meter_time
+app, encode_app = _TOOL.apps()
 _ACTIONS = {
     "trip": (TRIP, trip_parameter()),
     "close": (CLOSE, close_parameter(direct=True)),
@@ -61,7 +55,7 @@ def decode(
     pretty: bool = typer.Option(False, help="Indent the JSON."),
 ) -> None:
     """Print every frame found in a capture as JSON (one object per line)."""
-    _TOOL.print_frames(_hex(hex_), StreamDecoder(), describe_frame, pretty)
+    _TOOL.print_frames(_TOOL.hex(hex_), StreamDecoder(), describe_frame, pretty)
 
 
 AddressOpt = typer.Option(..., "--address", "-a", help="Meter address (AA… = wildcard).")
@@ -77,7 +71,7 @@ def _emit(address: str, request: Request, client: int, preamble: int) -> None:
         )
         wire = encode_frame(frame, preamble)
     except ProtocolError as exc:
-        _fail(str(exc))
+        _TOOL.fail(str(exc))
     typer.echo(wire.hex(" ").upper())
 
 
@@ -85,7 +79,7 @@ def _oad(text: str) -> OAD:
     try:
         return OAD.parse(text)
     except ValueError as exc:
-        _fail(str(exc))
+        _TOOL.fail(str(exc))
 
 
 @encode_app.command("get")
@@ -120,7 +114,9 @@ def encode_record(
     rsd = (
         Selector1(
             FREEZE_TIME,
-            Data(DataType.DATE_TIME_S, DateTimeS.of(_time(freeze_time, "--freeze-time"))),
+            Data(
+                DataType.DATE_TIME_S, DateTimeS.of(_TOOL.meter_time(freeze_time, "--freeze-time"))
+            ),
         )
         if freeze_time
         else Selector9(last)
@@ -138,7 +134,7 @@ def encode_set_clock(
     preamble: int = PreambleOpt,
 ) -> None:
     """SET-Request Normal of 40000200 (date and time)."""
-    value = Data(DataType.DATE_TIME_S, DateTimeS.of(_time(time, "--time")))
+    value = Data(DataType.DATE_TIME_S, DateTimeS.of(_TOOL.meter_time(time, "--time")))
     _emit(address, SetRequestNormal(piid, OAD(0x4000, 2), value), client, preamble)
 
 
@@ -155,7 +151,7 @@ def encode_action(
     """ACTION-Request Normal: relay (8000, first relay output F2050201) and keep-power (8001)."""
     chosen = _ACTIONS.get(action.lower())
     if chosen is None:
-        _fail(f"action {action!r} is not one of {', '.join(_ACTIONS)}")
+        _TOOL.fail(f"action {action!r} is not one of {', '.join(_ACTIONS)}")
     omd, parameter = chosen
     _emit(address, ActionRequestNormal(piid, omd, parameter), client, preamble)
 

@@ -30,7 +30,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 _TOOL = FieldTool("modbus", "Modbus RTU")
-_fail = _TOOL.fail
 
 
 def _guard(func: F) -> F:
@@ -41,7 +40,7 @@ def _guard(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (ProtocolError, ValueError) as exc:
-            _fail(str(exc))
+            _TOOL.fail(str(exc))
 
     return wrapper  # type: ignore[return-value]
 
