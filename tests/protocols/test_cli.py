@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -16,11 +17,14 @@ TOOL = FieldTool("dlt645", "DL/T 645")
 REQUEST = "FE FE FE FE 68 12 90 78 56 34 12 68 11 04 33 33 34 33 68 16"  # shared/DLT645.md
 
 
-def fails_with(capsys: pytest.CaptureFixture[str], call: object, *args: object) -> str:
+def fails_with(
+    capsys: pytest.CaptureFixture[str], call: Callable[..., object], *args: object
+) -> str:
+    """What ``call(*args)`` printed on stderr before exiting with status 2."""
     with pytest.raises(typer.Exit) as exc:
-        call(*args)  # type: ignore[operator]
+        call(*args)
     assert exc.value.exit_code == 2
-    err = capsys.readouterr().err
+    err: str = capsys.readouterr().err
     assert err.startswith("taiqu dlt645: ") and err.count("\n") == 1
     return err
 
@@ -37,11 +41,13 @@ def test_hex_takes_any_separator(parts: list[str], expected: bytes) -> None:
     ("parts", "why"),
     [([" :-"], "no hex given"), (["68 1g"], "'g' is not a hex digit"), (["681"], "odd number")],
 )
-def test_bad_hex_is_one_line_and_status_2(capsys, parts: list[str], why: str) -> None:
+def test_bad_hex_is_one_line_and_status_2(
+    capsys: pytest.CaptureFixture[str], parts: list[str], why: str
+) -> None:
     assert why in fails_with(capsys, TOOL.hex, parts)
 
 
-def test_meter_time_is_local_and_iso(capsys) -> None:
+def test_meter_time_is_local_and_iso(capsys: pytest.CaptureFixture[str]) -> None:
     assert TOOL.meter_time("2026-12-06T08:30:00", "--time") == datetime(2026, 12, 6, 8, 30)
     assert TOOL.meter_time(None, "--time").microsecond == 0
     assert "not an ISO time" in fails_with(capsys, TOOL.meter_time, "6 Dec", "--time")
@@ -50,7 +56,7 @@ def test_meter_time_is_local_and_iso(capsys) -> None:
     )
 
 
-def test_print_frames_prints_json_and_notes_noise(capsys) -> None:
+def test_print_frames_prints_json_and_notes_noise(capsys: pytest.CaptureFixture[str]) -> None:
     raw = bytes.fromhex("00 11") + TOOL.hex([REQUEST])
     TOOL.print_frames(raw, StreamDecoder(), describe_frame, pretty=False)
     out, err = capsys.readouterr()

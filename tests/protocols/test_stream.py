@@ -21,7 +21,9 @@ DLT698 = encode_frame(Frame(0x43, ServerAddress("000000000001"), bytes.fromhex("
     st.randoms(use_true_random=False),
 )
 @settings(deadline=None, max_examples=60)
-def test_each_decoder_takes_its_frames_from_a_mixed_bus(plan, rng: random.Random) -> None:
+def test_each_decoder_takes_its_frames_from_a_mixed_bus(
+    plan: list[str], rng: random.Random
+) -> None:
     parts = {"645": DLT645, "698": DLT698}
     bus = b"".join(parts.get(p) or bytes(rng.randrange(256) for _ in range(5)) for p in plan)
     d645, d698 = Dlt645Stream(), Dlt698Stream()
