@@ -18,12 +18,7 @@ from dataclasses import dataclass, field
 
 from protocols.dlt698 import apdu as A
 from protocols.dlt698.axdr import Data
-from protocols.dlt698.connection.base import (
-    MAX_REASSEMBLED,
-    NEED_DATA,
-    Connection,
-    NeedData,
-)
+from protocols.dlt698.connection.base import MAX_REASSEMBLED, NEED_DATA, Connection, NeedData
 from protocols.dlt698.decoder import decode_apdu
 from protocols.dlt698.descriptors import CSD, OAD, OMD
 from protocols.dlt698.encoder import encode_apdu

@@ -14,9 +14,7 @@ from protocols.dlt698.connection.base import (
 )
 from protocols.dlt698.decoder import decode_apdu
 from protocols.dlt698.encoder import encode_apdu
-from protocols.dlt698.errors import (
-    Dlt698Error,
-)
+from protocols.dlt698.errors import Dlt698Error
 from protocols.dlt698.frame import (
     FUNCTION_DATA,
     FUNCTION_LINK,
