@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from protocols.dlt698 import apdu as A
-from protocols.dlt698.axdr import dec_data, dec_rcsd, dec_rsd
+from protocols.dlt698.axdr import Data, dec_data, dec_rcsd, dec_rsd
 from protocols.dlt698.decoder.parts import (
     Decoded,
     dec_follow,
@@ -84,14 +86,25 @@ def dec_get_response(buf: bytes, pos: int) -> Decoded:
     return m, pos
 
 
-def dec_set_request(buf: bytes, pos: int) -> Decoded:
+def _normal_request(
+    buf: bytes,
+    pos: int,
+    service: str,
+    dec_target: Callable[[bytes, int], tuple[Any, int]],
+    make: Callable[[int, Any, Data, A.TimeTag | None], A.Apdu],
+) -> Decoded:
+    """SET- and ACTION-Request Normal: PIID, target (OAD / OMD), Data, time tag."""
     choice, piid = buf[pos], buf[pos + 1]
     if choice != 1:
-        raise Dlt698Error(f"SET-Request choice {choice} is not supported (1)")
-    oad, pos = dec_oad(buf, pos + 2)
+        raise Dlt698Error(f"{service} choice {choice} is not supported (1)")
+    target, pos = dec_target(buf, pos + 2)
     value, pos = dec_data(buf, pos)
     tag, pos = dec_time_tag(buf, pos)
-    return A.SetRequestNormal(piid, oad, value, tag), pos
+    return make(piid, target, value, tag), pos
+
+
+def dec_set_request(buf: bytes, pos: int) -> Decoded:
+    return _normal_request(buf, pos, "SET-Request", dec_oad, A.SetRequestNormal)
 
 
 def dec_set_response(buf: bytes, pos: int) -> Decoded:
@@ -105,13 +118,7 @@ def dec_set_response(buf: bytes, pos: int) -> Decoded:
 
 
 def dec_action_request(buf: bytes, pos: int) -> Decoded:
-    choice, piid = buf[pos], buf[pos + 1]
-    if choice != 1:
-        raise Dlt698Error(f"ACTION-Request choice {choice} is not supported (1)")
-    omd, pos = dec_omd(buf, pos + 2)
-    parameter, pos = dec_data(buf, pos)
-    tag, pos = dec_time_tag(buf, pos)
-    return A.ActionRequestNormal(piid, omd, parameter, tag), pos
+    return _normal_request(buf, pos, "ACTION-Request", dec_omd, A.ActionRequestNormal)
 
 
 def dec_action_response(buf: bytes, pos: int) -> Decoded:
