@@ -11,11 +11,11 @@ own venv).  Equal work for both libraries:
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
+
+from _peers import worker_report
 
 ADDRESS = "202612060001"
 EXPECTED = 123456
@@ -65,26 +65,13 @@ def _peer() -> tuple[Callable[[], Any], Callable[[], bytes]]:
     return decode, encode
 
 
-def rate(fn: Callable[[], Any], seconds: float) -> float:
-    """Calls per second of ``fn`` over about ``seconds``."""
-    n, batch = 0, 200
-    start = time.perf_counter()
-    while True:
-        for _ in range(batch):
-            fn()
-        n += batch
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return n / elapsed
-
-
 def main() -> None:
     lib, seconds = sys.argv[1], float(sys.argv[2])
     decode, encode = _taiqu() if lib == "taiqu" else _peer()
     assert decode() == EXPECTED, decode()
     wire = encode()
     assert wire.endswith(b"\x16") and wire.lstrip(b"\xfe")[0] == 0x68
-    print(json.dumps({"decode": rate(decode, seconds), "encode": rate(encode, seconds)}))
+    worker_report(lib, decode, encode, seconds)
 
 
 if __name__ == "__main__":

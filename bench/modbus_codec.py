@@ -22,8 +22,10 @@ from pymodbus.framer.rtu import FramerRTU
 from pymodbus.pdu import DecodePDU
 from pymodbus.pdu.register_message import ReadInputRegistersRequest
 
-from protocols.modbus.pdu import NEED_DATA, ModbusMaster, ReadRegisters, RegistersResponse
+from protocols.modbus.connection import ModbusMaster
+from protocols.modbus.messages import NEED_DATA, ReadRegisters, RegistersResponse
 from protocols.modbus.registers import decode_block, encode_values, load_map, plan_reads, read_image
+from protocols.modbus.rtu import encode_response
 
 
 def rate(func: Callable[[], object], seconds: float) -> float:
@@ -46,8 +48,6 @@ def main(seconds: float) -> None:
     response = RegistersResponse(1, 4, words)
     request = block.request(1)
     frame = ModbusMaster().send(request)
-    from protocols.modbus.pdu import encode_response
-
     reply = encode_response(response)
     framer = FramerRTU(DecodePDU(is_server=False))
 

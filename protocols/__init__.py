@@ -4,7 +4,11 @@
   the MQTT payloads and the head-end.
 - ``protocols.model``: the reading model (``Reading``, ``Event``) and meter-time helpers.
 - ``protocols.uplink``: the versioned MQTT contract between gateway and head-end.
-- ``protocols.dlt645`` / ``protocols.modbus``: meter codecs.
+- ``protocols.dlt645`` / ``protocols.dlt698`` / ``protocols.modbus``: meter codecs.
+- ``protocols.stream`` / ``protocols.connection``: the 68H … 16H frame hunt and the bus side of a
+  sans-IO connection, shared by DL/T 645 and DL/T 698.45.
+- ``protocols.archive``: the meter archive CSV columns (field search writes, the head-end reads).
+- ``protocols.cli``: what the field tools (``taiqu dlt645|dlt698|modbus``) share.
 
 Exception tree (every error this package raises on bad input derives from ``ProtocolError``)::
 

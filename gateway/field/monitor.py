@@ -23,7 +23,7 @@ from protocols.dlt645.describe import describe_frame
 from protocols.dlt645.errors import Dlt645Error
 from protocols.dlt645.frame import END, OVERHEAD, PREAMBLE, START, parse_frame
 from protocols.modbus.errors import ModbusError
-from protocols.modbus.pdu import decode_frame as decode_modbus
+from protocols.modbus.rtu import decode_frame as decode_modbus
 
 REQ, REP, NOISE = "req", "rep", "noise"
 MAX_BUFFER = 4096  # a sniffer never holds more than this undecided (noise is let go)

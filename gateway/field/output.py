@@ -8,25 +8,7 @@ import json
 from collections.abc import Sequence
 
 from gateway.field.search import FoundMeter
-
-# The head-end's archive CSV columns (headend/archive/csvio.py COLUMNS; the gateway may not
-# import the head-end, tests/gateway/field checks that the two agree).
-ARCHIVE_COLUMNS = (
-    "id",
-    "point",
-    "area",
-    "bus",
-    "protocol",
-    "address",
-    "model",
-    "multiplier",
-    "role",
-    "customer",
-    "tariff_category",
-    "keep_power",
-    "pv",
-    "esam",
-)
+from protocols.archive import COLUMNS
 
 
 def meter_id(meter: FoundMeter, bus: str) -> str:
@@ -51,10 +33,10 @@ def gateway_toml(meters: Sequence[FoundMeter], bus: str, port: str) -> str:
 
 
 def archive_csv(meters: Sequence[FoundMeter], bus: str, area: str) -> str:
-    """The head-end's archive CSV (``taiqu headend`` meter import) of the meters found."""
+    """The archive CSV (``protocols.archive``; the head-end's meter import) of the meters found."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(ARCHIVE_COLUMNS)
+    writer.writerow(COLUMNS)
     for m in meters:
         row = {
             "id": meter_id(m, bus),
@@ -69,5 +51,5 @@ def archive_csv(meters: Sequence[FoundMeter], bus: str, area: str) -> str:
             "pv": "false",
             "esam": "false",
         }
-        writer.writerow([row.get(c, "") for c in ARCHIVE_COLUMNS])
+        writer.writerow([row.get(c, "") for c in COLUMNS])
     return out.getvalue()

@@ -24,9 +24,10 @@ from protocols.dlt645 import (
     parse_di,
 )
 from protocols.dlt645.errors import Dlt645Error
+from protocols.modbus.connection import ModbusMaster
 from protocols.modbus.errors import ModbusError, ModbusUsageError
-from protocols.modbus.pdu import NEED_DATA as MODBUS_NEED_DATA
-from protocols.modbus.pdu import ExceptionResponse, ModbusMaster, ReadRegisters, RegistersResponse
+from protocols.modbus.messages import NEED_DATA as MODBUS_NEED_DATA
+from protocols.modbus.messages import ExceptionResponse, ReadRegisters, RegistersResponse
 from protocols.modbus.registers import decode_block, load_map, plan_reads
 from protocols.model import DEFAULT_METER_ZONE
 

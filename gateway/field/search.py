@@ -179,7 +179,7 @@ def scan_modbus(
     progress: Progress | None = None,
 ) -> list[int]:
     """Every unit of ``units`` that answers a read of the model's first register."""
-    from protocols.modbus.pdu import ReadRegisters
+    from protocols.modbus.messages import ReadRegisters
 
     first = load_map(model).registers[0]
     found = []

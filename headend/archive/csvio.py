@@ -1,8 +1,8 @@
 """Meters as CSV: export the archive in force, import a file as creations and changes.
 
-Columns (header row required, order free): ``id, point, area, bus, protocol, address, model,
-multiplier, role, customer, tariff_category, keep_power, pv, esam`` (``keep_power``, ``pv``,
-``esam``: true/false/1/0/yes/no; ``pv`` and ``esam`` may be left out: false).
+Columns (header row required, order free): ``protocols.archive.COLUMNS`` (``id, point, area,
+bus, protocol, address, model, multiplier, role, customer, tariff_category, keep_power, pv,
+esam``; the flags ``keep_power``, ``pv``, ``esam``: true/false/1/0/yes/no, left out: false).
 An import is all-or-nothing: every line is validated first and any error rejects the whole file
 with the line numbers; a valid file creates new meters and versions changed ones (unchanged rows
 are left alone), audited one by one.  Text cells that a spreadsheet would run as a formula are
@@ -26,24 +26,8 @@ from headend.archive.effective import in_force
 from headend.archive.models import MeterIn, MeterPatch
 from headend.db.errors import HeadendError, InvalidRequest
 from headend.db.tables import meters
+from protocols.archive import COLUMNS, FLAGS, REQUIRED
 
-COLUMNS = (
-    "id",
-    "point",
-    "area",
-    "bus",
-    "protocol",
-    "address",
-    "model",
-    "multiplier",
-    "role",
-    "customer",
-    "tariff_category",
-    "keep_power",
-    "pv",
-    "esam",
-)
-REQUIRED = ("id", "area", "bus", "address")
 TRUE, FALSE = {"true", "1", "yes", "y"}, {"false", "0", "no", "n", ""}
 MAX_ROWS = 100_000
 
@@ -97,21 +81,12 @@ def _parse(text: str) -> list[tuple[int, MeterIn]]:
         if None in raw:
             errors.append(f"line {line}: more fields than columns")
             continue
-        flag = str(data.get("keep_power", "")).lower()
-        if flag not in TRUE | FALSE:
-            errors.append(f"line {line}: keep_power must be true or false, got {flag!r}")
+        bad = next((f for f in FLAGS if str(data.get(f, "")).lower() not in TRUE | FALSE), None)
+        if bad is not None:
+            value = str(data[bad]).lower()
+            errors.append(f"line {line}: {bad} must be true or false, got {value!r}")
             continue
-        data["keep_power"] = flag in TRUE
-        pv = str(data.get("pv", "")).lower()
-        if pv not in TRUE | FALSE:
-            errors.append(f"line {line}: pv must be true or false, got {pv!r}")
-            continue
-        data["pv"] = pv in TRUE
-        esam = str(data.get("esam", "")).lower()
-        if esam not in TRUE | FALSE:
-            errors.append(f"line {line}: esam must be true or false, got {esam!r}")
-            continue
-        data["esam"] = esam in TRUE
+        data.update({f: str(data.get(f, "")).lower() in TRUE for f in FLAGS})
         for optional in ("point", "model"):
             if not data.get(optional):
                 data.pop(optional, None)

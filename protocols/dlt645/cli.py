@@ -6,13 +6,13 @@ Invalid input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import json
-import string
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
+from protocols.cli import FieldTool
 from protocols.dlt645.codec import encode_request
 from protocols.dlt645.control import Version
 from protocols.dlt645.data_ids import find_data_id, parse_di
@@ -37,35 +37,14 @@ from protocols.dlt645.stream import StreamDecoder
 from protocols.errors import ProtocolError
 from protocols.model import DEFAULT_METER_ZONE
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="DL/T 645 field tool.")
-encode_app = typer.Typer(no_args_is_help=True, help="Print the hex of a request frame.")
-app.add_typer(encode_app, name="encode")
-
-_SEPARATORS = str.maketrans("", "", " \t\n\r:,-_")
+_TOOL = FieldTool("dlt645", "DL/T 645")
+app, encode_app = _TOOL.apps()
 VERSIONS = {"2007": Version.V2007, "1997": Version.V1997, "auto": None}
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"taiqu dlt645: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _hex(parts: list[str]) -> bytes:
-    text = "".join(parts).translate(_SEPARATORS)
-    text = text.replace("0x", "").replace("0X", "")
-    if not text:
-        _fail("no hex given")
-    bad = next((c for c in text if c not in string.hexdigits), None)
-    if bad is not None:
-        _fail(f"{bad!r} is not a hex digit")
-    if len(text) % 2:
-        _fail(f"odd number of hex digits ({len(text)})")
-    return bytes.fromhex(text)
 
 
 def _version(name: str) -> Version | None:
     if name not in VERSIONS:
-        _fail(f"version {name!r} is not one of {', '.join(VERSIONS)}")
+        _TOOL.fail(f"version {name!r} is not one of {', '.join(VERSIONS)}")
     return VERSIONS[name]
 
 
@@ -83,28 +62,14 @@ def decode(
     chosen = _version(version)
     if capture is not None:
         if hex_:
-            _fail("give HEX or --capture, not both")
+            _TOOL.fail("give HEX or --capture, not both")
         _decode_capture(capture, chosen, zone, pretty)
         return
     if not hex_:
-        _fail("no hex given")
-    raw = _hex(hex_)
-    stream = StreamDecoder()
-    stream.feed(raw)
-    stream.feed_eof()
-    found = 0
-    for frame in stream:
-        found += 1
-        out = describe_frame(frame, chosen, zone)
-        typer.echo(json.dumps(out, ensure_ascii=False, indent=2 if pretty else None))
-    if not found:
-        _fail(f"no DL/T 645 frame in {len(raw)} bytes")
-    if stream.dropped_bytes or stream.bad_checksums:
-        typer.echo(
-            f"taiqu dlt645: skipped {stream.dropped_bytes} bytes of noise, "
-            f"{stream.bad_checksums} bad checksums",
-            err=True,
-        )
+        _TOOL.fail("no hex given")
+    _TOOL.print_frames(
+        _TOOL.hex(hex_), StreamDecoder(), lambda f: describe_frame(f, chosen, zone), pretty
+    )
 
 
 def _decode_capture(path: Path, version: Version | None, zone: str, pretty: bool) -> None:
@@ -112,18 +77,18 @@ def _decode_capture(path: Path, version: Version | None, zone: str, pretty: bool
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror or exc}")
+        _TOOL.fail(f"cannot read {path}: {exc.strerror or exc}")
     found = noise = 0
     for n, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue
         if len(parts) != 3 or parts[1] not in ("req", "rep", "noise"):
-            _fail(f"{path}:{n}: not a capture line (TIME req|rep|noise HEX)")
+            _TOOL.fail(f"{path}:{n}: not a capture line (TIME req|rep|noise HEX)")
         try:
             raw = bytes.fromhex(parts[2])
         except ValueError:
-            _fail(f"{path}:{n}: {parts[2][:40]!r} is not hex")
+            _TOOL.fail(f"{path}:{n}: {parts[2][:40]!r} is not hex")
         stream = StreamDecoder()
         stream.feed(raw)
         stream.feed_eof()
@@ -135,9 +100,9 @@ def _decode_capture(path: Path, version: Version | None, zone: str, pretty: bool
             out = {"time": parts[0], "direction": parts[1], **describe_frame(frame, version, zone)}
             typer.echo(json.dumps(out, ensure_ascii=False, indent=2 if pretty else None))
     if not found:
-        _fail(f"no DL/T 645 frame in {path}")
+        _TOOL.fail(f"no DL/T 645 frame in {path}")
     if noise:
-        typer.echo(f"taiqu dlt645: {noise} bytes of noise or other protocols skipped", err=True)
+        _TOOL.note(f"{noise} bytes of noise or other protocols skipped")
 
 
 def _emit(request: Request, version: str, preamble: int) -> None:
@@ -146,7 +111,7 @@ def _emit(request: Request, version: str, preamble: int) -> None:
         frame = encode_request(request, chosen)
         wire = encode_frame(frame, preamble)
     except ProtocolError as exc:
-        _fail(str(exc))
+        _TOOL.fail(str(exc))
     typer.echo(wire.hex(" ").upper())
 
 
@@ -154,26 +119,14 @@ def _addr(text: str) -> str:
     try:
         return normalize_address(text)
     except ProtocolError as exc:
-        _fail(str(exc))
+        _TOOL.fail(str(exc))
 
 
 def _di(text: str, version: str) -> int:
     try:
         return parse_di(text, _version(version) or Version.V2007)
     except ValueError as exc:
-        _fail(str(exc))
-
-
-def _time(text: str | None, what: str) -> datetime:
-    if text is None:
-        return datetime.now().replace(microsecond=0)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"{what} {text!r} is not an ISO time such as 2024-05-01T12:00:00")
-    if when.tzinfo is not None:
-        _fail(f"{what} must be meter-local time without an offset")
-    return when
+        _TOOL.fail(str(exc))
 
 
 AddressOpt = typer.Option(..., "--address", "-a", help="Meter address, nameplate order.")
@@ -225,20 +178,20 @@ def encode_time_sync(
     preamble: int = PreambleOpt,
 ) -> None:
     """Broadcast time sync (08H)."""
-    _emit(BroadcastTimeSync(_time(time, "--time")), version, preamble)
+    _emit(BroadcastTimeSync(_TOOL.meter_time(time, "--time")), version, preamble)
 
 
 def _write_value(di: int, version: Version, text: str) -> Any:
     if text.lower().startswith("raw:"):
-        return _hex([text[4:]])
+        return _TOOL.hex([text[4:]])
     row = find_data_id(di, version)
     if row is None:
-        _fail(f"data identifier {version.di_hex(di)} is not known: give the value as raw:HEX")
+        _TOOL.fail(f"data identifier {version.di_hex(di)} is not known: give the value as raw:HEX")
     if row.members:
-        _fail(f"{row.hex} is a block: give the value as raw:HEX")
+        _TOOL.fail(f"{row.hex} is a block: give the value as raw:HEX")
     fmt = row.layout.fmt
     if fmt.startswith("YY") and fmt != "YYMMDDWW":
-        return _time(text, "--value")
+        return _TOOL.meter_time(text, "--value")
     if fmt in ("YYMMDDWW", "hhmmss"):
         when = datetime.fromisoformat(f"2000-01-01T{text}" if fmt == "hhmmss" else text)
         return when.time() if fmt == "hhmmss" else when.date()
@@ -260,7 +213,7 @@ def encode_write(
     try:
         typed = _write_value(code, _version(version) or Version.V2007, value)
     except ValueError as exc:
-        _fail(str(exc))
+        _TOOL.fail(str(exc))
     _emit(WriteData(_addr(address), code, typed, password, operator), version, preamble)
 
 
@@ -275,7 +228,7 @@ def encode_freeze(
 
     text = when.replace(" ", "")
     if len(text) != 8 or not text.isdigit():
-        _fail(f"--when {when!r} is not 8 digits MMDDhhmm")
+        _TOOL.fail(f"--when {when!r} is not 8 digits MMDDhhmm")
     parts = [None if text[i : i + 2] == "99" else int(text[i : i + 2]) for i in (0, 2, 4, 6)]
     _emit(Freeze(_addr(address), FreezeTime(*parts)), "2007", preamble)
 
@@ -309,6 +262,6 @@ def encode_control(
         chosen = ControlAction[action.upper().replace("-", "_")]
     except KeyError:
         names = ", ".join(a.name.lower() for a in ControlAction)
-        _fail(f"action {action!r} is not one of {names}")
-    until = _time(valid_until, "--valid-until")
+        _TOOL.fail(f"action {action!r} is not one of {names}")
+    until = _TOOL.meter_time(valid_until, "--valid-until")
     _emit(RemoteControl(_addr(address), chosen, password, operator, until), "2007", preamble)

@@ -16,7 +16,7 @@ abnormal reply        C | C0H, one error byte
 ====================  ==============================================================
 
 Password ``LLPPPPPP``: level byte PA, then the 6-digit password least significant byte first [?];
-operator code: 8 hex digits, least significant byte first [?].
+operator code: 8 hex digits, least significant byte first [?] (``fields``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import Any
 
 from protocols.dlt645.control import (
     ABNORMAL_BIT,
-    CODES,
     DIRECTION_BIT,
     FOLLOW_UP_BIT,
     FUNCTIONS,
@@ -37,8 +36,16 @@ from protocols.dlt645.control import (
 )
 from protocols.dlt645.data_ids import encode_value, encode_values, find_data_id, row_values
 from protocols.dlt645.errors import Dlt645EncodeError, Dlt645Error, Dlt645ValueError
+from protocols.dlt645.fields import (
+    STAMP,
+    di_bytes,
+    function_code,
+    operator_bytes,
+    password_bytes,
+    password_text,
+    stamp_bytes,
+)
 from protocols.dlt645.frame import Frame, address_from_wire, address_to_wire
-from protocols.dlt645.layouts import Stamp
 from protocols.dlt645.messages import (
     BAUD_BITS,
     AbnormalReply,
@@ -86,56 +93,8 @@ from protocols.dlt645.security import (
 from protocols.model import DEFAULT_METER_ZONE
 
 V7 = Version.V2007
-_STAMP = Stamp("YYMMDDhhmmss")
 _BAUDS = {z: baud for baud, z in BAUD_BITS.items()}
 _F2007, _F1997 = FUNCTIONS[Version.V2007], FUNCTIONS[Version.V1997]
-
-
-def _code(function: Function, version: Version) -> int:
-    try:
-        return CODES[version][function]
-    except KeyError:
-        raise Dlt645EncodeError(f"DL/T 645-{version.value} has no {function.value}") from None
-
-
-def _di(di: int, version: Version) -> bytes:
-    try:
-        return di.to_bytes(version.di_length, "little")
-    except (OverflowError, AttributeError):
-        raise Dlt645EncodeError(f"data identifier {di!r} does not fit {version.value}") from None
-
-
-def _hex4(text: str, what: str) -> bytes:
-    try:
-        raw = bytes.fromhex(text)
-    except (ValueError, TypeError):
-        raw = b""
-    if len(raw) != 4:
-        raise Dlt645EncodeError(f"{what} {text!r} is not 8 hex digits")
-    return raw
-
-
-def password_bytes(password: str) -> bytes:
-    """``LLPPPPPP`` → PA P0 P1 P2."""
-    raw = _hex4(password, "password")
-    return raw[:1] + raw[:0:-1]
-
-
-def operator_bytes(operator: str) -> bytes:
-    """8 hex digits → C0..C3 (least significant first)."""
-    return _hex4(operator, "operator code")[::-1]
-
-
-def _password_text(raw: bytes) -> str:
-    return (raw[:1] + raw[:0:-1]).hex().upper()
-
-
-def _stamp(when: datetime | None, what: str) -> bytes:
-    if when is None:
-        raise Dlt645EncodeError(f"{what} needs a time")
-    if when.tzinfo is not None:
-        raise Dlt645EncodeError(f"{what} takes naive meter-local time, got {when.isoformat()}")
-    return _STAMP.encode(when)
 
 
 def _freeze_bytes(when: FreezeTime | datetime | None) -> bytes:
@@ -162,7 +121,7 @@ def control_plaintext(request: RemoteControl) -> bytes:
         password_bytes(request.password)
         + operator_bytes(request.operator)
         + bytes((int(ControlAction(request.action)), 0))
-        + _stamp(request.valid_until, "remote control valid-until")
+        + stamp_bytes(request.valid_until, "remote control valid-until")
     )
 
 
@@ -179,10 +138,10 @@ def encode_request(
     data: bytes
     match request:
         case ReadData(address, di, _, params):
-            function, data = Function.READ, _di(di, version) + params
+            function, data = Function.READ, di_bytes(di, version) + params
         case ReadFollowUp(address, di, seq, _):
             function = Function.READ_FOLLOW_UP
-            data = _di(di, version)
+            data = di_bytes(di, version)
             if version is V7:
                 if not 0 <= seq <= 0xFF:
                     raise Dlt645EncodeError(f"follow-up sequence {seq} is not a byte")
@@ -190,10 +149,10 @@ def encode_request(
         case ReadAddress(address, _):
             function, data = Function.READ_ADDRESS, b""
         case BroadcastTimeSync(when, address, _):
-            function, data = Function.BROADCAST_TIME, _stamp(when, "time sync")
+            function, data = Function.BROADCAST_TIME, stamp_bytes(when, "time sync")
         case WriteData(address, di, value, password, operator, _):
             function = Function.WRITE
-            data = _di(di, version) + password_bytes(password)
+            data = di_bytes(di, version) + password_bytes(password)
             if version is V7:
                 data += operator_bytes(operator)
             data += _value_bytes(di, value, version)
@@ -224,7 +183,7 @@ def encode_request(
             return Frame(address, control & ~DIRECTION_BIT, data)
         case _:
             raise Dlt645EncodeError(f"{request!r} is not a DL/T 645 request")
-    return Frame(address, _code(function, version), data)
+    return Frame(address, function_code(function, version), data)
 
 
 def decode_request(frame: Frame, version: Version = V7, zone: str = DEFAULT_METER_ZONE) -> Request:
@@ -256,7 +215,7 @@ def _decode_request(
     if function is Function.READ_ADDRESS and size == 0:
         return ReadAddress(address, version)
     if function is Function.BROADCAST_TIME and size == 6:
-        when = _STAMP.decode(data, zone)
+        when = STAMP.decode(data, zone)
         return None if when is None else BroadcastTimeSync(when.local, address, version)
     if function is Function.WRITE and size >= n + (8 if version is V7 else 4):
         pos = n + 4
@@ -268,7 +227,7 @@ def _decode_request(
         row = find_data_id(di, version)
         if row is not None and row.valid_length(len(raw)):
             value = row.layout.decode(raw, zone)
-        return WriteData(address, di, value, _password_text(data[n : n + 4]), operator, version)
+        return WriteData(address, di, value, password_text(data[n : n + 4]), operator, version)
     if function is Function.WRITE_ADDRESS and size == 6:
         return WriteAddress(address_from_wire(data), address, version)
     if function is Function.FREEZE and size == 4:
@@ -277,11 +236,11 @@ def _decode_request(
     if function is Function.CHANGE_BAUD and size == 1 and data[0] in _BAUDS:
         return ChangeBaud(address, _BAUDS[data[0]], version)
     if function is Function.REMOTE_CONTROL and size == 16:
-        until = _STAMP.decode(data[10:16], zone)
+        until = STAMP.decode(data[10:16], zone)
         return RemoteControl(
             address,
             ControlAction(data[8]),
-            _password_text(data[0:4]),
+            password_text(data[0:4]),
             data[4:8][::-1].hex().upper(),
             until.local if until else None,
             version,
@@ -298,7 +257,7 @@ def encode_reply(reply: Reply, version: Version = V7) -> Frame:
         case ReadReply(address, di, values, follow_up, seq, raw, _):
             function = Function.READ if seq is None else Function.READ_FOLLOW_UP
             value = raw if raw is not None else encode_values(di, dict(values), version)
-            data = _di(di, version) + value
+            data = di_bytes(di, version) + value
             if seq is not None and version is V7:
                 data += bytes((seq,))
             if follow_up:
@@ -329,7 +288,7 @@ def encode_reply(reply: Reply, version: Version = V7) -> Frame:
             return Frame(address, control | DIRECTION_BIT, data)
         case _:
             raise Dlt645EncodeError(f"{reply!r} is not a DL/T 645 reply")
-    return Frame(address, _code(function, version) | reply_bit, data)
+    return Frame(address, function_code(function, version) | reply_bit, data)
 
 
 def join_replies(replies: Sequence[ReadReply], zone: str = DEFAULT_METER_ZONE) -> ReadReply:

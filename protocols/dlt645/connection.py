@@ -15,9 +15,8 @@ timeout the caller calls ``abandon()``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
-from typing import Literal
 
+from protocols.connection import NEED_DATA, BusConnection, NeedData
 from protocols.dlt645.codec import decode_reply, decode_request, encode_reply, encode_request
 from protocols.dlt645.control import Version
 from protocols.dlt645.errors import Dlt645ValueError
@@ -28,15 +27,6 @@ from protocols.dlt645.stream import StreamDecoder
 from protocols.model import DEFAULT_METER_ZONE
 
 
-class NeedData(Enum):
-    """Sentinel type of ``NEED_DATA``."""
-
-    NEED_DATA = "NEED_DATA"
-
-
-NEED_DATA: Literal[NeedData.NEED_DATA] = NeedData.NEED_DATA
-
-
 @dataclass(frozen=True, slots=True)
 class _Expected:
     address: str
@@ -45,28 +35,11 @@ class _Expected:
     version: Version
 
 
-class _Connection:
+class _Connection(BusConnection[StreamDecoder]):
     def __init__(self, version: Version, zone: str, preamble: int) -> None:
+        super().__init__(StreamDecoder(), preamble)
         self.version = version
         self.zone = zone
-        self.preamble = preamble
-        self.stream = StreamDecoder()
-        self.ignored = 0
-        self.echoes = 0
-
-    def receive_data(self, chunk: bytes) -> None:
-        """Feed bytes read from the bus."""
-        self.stream.feed(chunk)
-
-    @property
-    def dropped_bytes(self) -> int:
-        """Line noise skipped so far."""
-        return self.stream.dropped_bytes
-
-    @property
-    def bad_checksums(self) -> int:
-        """Frames dropped for a bad checksum so far."""
-        return self.stream.bad_checksums
 
 
 class Master(_Connection):
@@ -168,3 +141,6 @@ class Slave(_Connection):
     def send(self, reply: Reply) -> bytes:
         """The bytes of ``reply`` (typed; ``AbnormalReply`` included)."""
         return encode_frame(encode_reply(reply, reply.version or self.version), self.preamble)
+
+
+__all__ = ["NEED_DATA", "Master", "NeedData", "Slave"]

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from protocols.dlt645.control import Function, Version
 from protocols.dlt645.errors import Dlt645EncodeError, Dlt645ValueError
+from protocols.dlt645.fields import operator_bytes, password_bytes
 from protocols.dlt645.frame import Frame
 from protocols.dlt645.messages import (
     Authenticate,
@@ -129,21 +130,11 @@ def factor_of(meter_number: str) -> bytes:
     return bytes.fromhex("0000" + meter_number)
 
 
-def _hex4(text: str, what: str) -> bytes:
-    try:
-        raw = bytes.fromhex(text)
-    except (ValueError, TypeError):
-        raw = b""
-    if len(raw) != 4:
-        raise Dlt645EncodeError(f"{what} {text!r} is not 8 hex digits")
-    return raw
-
-
 def _password(password: str, level: int) -> bytes:
-    raw = _hex4(password, "password")
+    raw = password_bytes(password)
     if raw[0] != level:
         raise Dlt645EncodeError(f"password {password!r} is not level {level:02X}")
-    return raw[:1] + raw[:0:-1]
+    return raw
 
 
 def _di(di: int) -> bytes:
@@ -154,7 +145,7 @@ def _di(di: int) -> bytes:
 
 def encode_secured(request: SecuredRequest) -> tuple[Function, bytes]:
     """Function and data field (before +33H) of a secured request (2007 only)."""
-    operator = _hex4(request.operator, "operator code")[::-1]
+    operator = operator_bytes(request.operator)
     match request:
         case Authenticate(_, ciphertext1, random1, factor):
             fields = (
@@ -179,7 +170,7 @@ def encode_secured(request: SecuredRequest) -> tuple[Function, bytes]:
             block = check_length(sealed, SEALED_CONTROL, "sealed control")[::-1]
             return Function.REMOTE_CONTROL, _password(password, LEVEL_SEALED) + operator + block
         case SecuredWrite(_, di, payload, password):
-            level = _hex4(password, "password")[0]
+            level = password_bytes(password)[0]
             if level not in (LEVEL_MAC, LEVEL_SEALED) or len(payload) <= MAC:
                 raise Dlt645EncodeError(
                     f"a secured write needs level 98 or 99 and data + a {MAC}-byte MAC"

@@ -42,24 +42,9 @@ from protocols.dlt698.apdu import (
 )
 from protocols.dlt698.axdr import NULL, Data, decode_data, encode_data
 from protocols.dlt698.connection import NEED_DATA, Client, Incoming, NeedData, Server
+from protocols.dlt698.datetimes import TI, DateTime, DateTimeS
 from protocols.dlt698.decoder import decode_apdu
-from protocols.dlt698.descriptors import (
-    MS,
-    OAD,
-    OMD,
-    ROAD,
-    TI,
-    BitString,
-    Dar,
-    DataType,
-    DateTime,
-    DateTimeS,
-    Selector1,
-    Selector2,
-    Selector9,
-    Selector10,
-    dar_name,
-)
+from protocols.dlt698.descriptors import OAD, OMD, ROAD, BitString, Dar, DataType, dar_name
 from protocols.dlt698.encoder import encode_apdu
 from protocols.dlt698.errors import (
     Dlt698EncodeError,
@@ -81,6 +66,7 @@ from protocols.dlt698.frame import (
 from protocols.dlt698.objects import OBJECTS, ObjectRow, find_object
 from protocols.dlt698.readings import frozen_to_readings, records_to_events, result_to_readings
 from protocols.dlt698.security import LabMac, SecurityService, ServerSecurity
+from protocols.dlt698.selection import MS, Selector1, Selector2, Selector9, Selector10
 from protocols.dlt698.stream import StreamDecoder
 from protocols.dlt698.values import decode_value, encode_value
 

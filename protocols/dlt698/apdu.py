@@ -4,6 +4,7 @@ Requests flow client → server (the gateway to the meter); responses, reports a
 server → client.  ``piid`` is the raw PIID (requests) or PIID-ACD (responses) byte: bit 7
 priority, bit 6 ACD (responses: the meter has a report waiting), bits 0-5 the sequence number.
 A meter's refusal is data, not an exception: ``ResultNormal.dar``, ``SetResponse.dar`` …
+The association services (LINK, CONNECT, RELEASE) are ``association``'s, re-exported here.
 """
 
 from __future__ import annotations
@@ -11,8 +12,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from protocols.dlt698.association import (
+    FUNCTION_CONFORMANCE,
+    PROTOCOL_CONFORMANCE,
+    PUBLIC,
+    ConnectMechanism,
+    ConnectRequest,
+    ConnectResponse,
+    FactoryVersion,
+    LinkRequest,
+    LinkResponse,
+    LinkType,
+    ReleaseNotification,
+    ReleaseRequest,
+    ReleaseResponse,
+)
 from protocols.dlt698.axdr import Data
-from protocols.dlt698.descriptors import CSD, OAD, OMD, RSD, TI, DateTime, DateTimeS
+from protocols.dlt698.datetimes import TI, DateTimeS
+from protocols.dlt698.descriptors import CSD, OAD, OMD
+from protocols.dlt698.selection import RSD
 
 
 class Tag(IntEnum):
@@ -36,14 +54,6 @@ class Tag(IntEnum):
     REPORT_NOTIFICATION = 136
     SECURITY_RESPONSE = 144
     ERROR_RESPONSE = 238
-
-
-class LinkType(IntEnum):
-    """LINK-Request type."""
-
-    LOGIN = 0
-    HEARTBEAT = 1
-    LOGOUT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,124 +87,6 @@ class ResultRecord:
 
 
 FollowReport = tuple[ResultNormal, ...] | tuple[ResultRecord, ...] | None
-
-# ------------------------------------------------------------------ LINK, CONNECT, RELEASE
-
-
-@dataclass(frozen=True, slots=True)
-class LinkRequest:
-    """A meter or terminal logs in, beats or logs out (server → client, C = 81H)."""
-
-    piid: int
-    kind: LinkType
-    heartbeat: int  # seconds
-    time: DateTime
-
-
-@dataclass(frozen=True, slots=True)
-class LinkResponse:
-    """The client's answer to a LINK-Request (result bit 7: clock trusted; 0-2: 0 success)."""
-
-    piid: int
-    result: int
-    request_time: DateTime
-    receive_time: DateTime
-    response_time: DateTime
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectMechanism:
-    """ConnectMechanismInfo: 0 public (no security), 1 password, 2 symmetric, 3 signature."""
-
-    kind: int = 0
-    password: str = ""
-    cipher: bytes = b""
-    signature: bytes = b""
-
-
-PUBLIC = ConnectMechanism()
-PROTOCOL_CONFORMANCE = b"\xff" * 8  # everything, as the public tools propose; the server trims
-FUNCTION_CONFORMANCE = b"\xff" * 16
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectRequest:
-    """Open an application association (the client's negotiation proposal)."""
-
-    piid: int = 0
-    version: int = 0x0010  # what public tools send; the PyPI peer refuses 0x0016 (result 5)
-    protocol_conformance: bytes = PROTOCOL_CONFORMANCE  # bit-string(64)
-    function_conformance: bytes = FUNCTION_CONFORMANCE  # bit-string(128)
-    send_max: int = 1024
-    receive_max: int = 1024
-    window: int = 1
-    apdu_max: int = 1024
-    timeout: int = 7200  # seconds the association lives
-    mechanism: ConnectMechanism = PUBLIC
-    time_tag: TimeTag | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FactoryVersion:
-    """Server vendor: fixed-size visible strings (4, 4, 6, 4, 6, 8 characters)."""
-
-    vendor: str = "TAIQ"
-    software: str = "0001"
-    software_date: str = "261206"
-    hardware: str = "0001"
-    hardware_date: str = "261206"
-    extra: str = "00000000"
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectResponse:
-    """The negotiated association; ``result`` 0 allows it (1 password error, 5 version …)."""
-
-    piid: int
-    factory: FactoryVersion
-    version: int
-    protocol_conformance: bytes
-    function_conformance: bytes
-    send_max: int
-    receive_max: int
-    window: int
-    apdu_max: int
-    timeout: int
-    result: int = 0
-    server_random: bytes | None = None  # SecurityData, present for symmetric/signature
-    server_signature: bytes = b""
-    follow_report: FollowReport = None
-    time_tag: TimeTag | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseRequest:
-    """Close the application association."""
-
-    piid: int = 0
-    time_tag: TimeTag | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseResponse:
-    """Association closed (result 0)."""
-
-    piid: int
-    result: int = 0
-    follow_report: FollowReport = None
-    time_tag: TimeTag | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseNotification:
-    """The server closed the association itself (timeout)."""
-
-    piid: int
-    established: DateTimeS
-    now: DateTimeS
-    follow_report: FollowReport = None
-    time_tag: TimeTag | None = None
-
 
 # ------------------------------------------------------------------ GET
 
@@ -420,3 +312,46 @@ Response = (
     | ErrorResponse
 )
 Apdu = Request | Response
+
+
+__all__ = [
+    "FUNCTION_CONFORMANCE",
+    "PROTOCOL_CONFORMANCE",
+    "PUBLIC",
+    "ActionRequestNormal",
+    "ActionResponseNormal",
+    "Apdu",
+    "ConnectMechanism",
+    "ConnectRequest",
+    "ConnectResponse",
+    "ErrorResponse",
+    "FactoryVersion",
+    "FollowReport",
+    "GetRequestNext",
+    "GetRequestNormal",
+    "GetRequestNormalList",
+    "GetRequestRecord",
+    "GetResponseNext",
+    "GetResponseNormal",
+    "GetResponseNormalList",
+    "GetResponseRecord",
+    "LinkRequest",
+    "LinkResponse",
+    "LinkType",
+    "ReleaseNotification",
+    "ReleaseRequest",
+    "ReleaseResponse",
+    "ReportNotification",
+    "ReportResponse",
+    "Request",
+    "Response",
+    "ResultNormal",
+    "ResultRecord",
+    "SecurityRequest",
+    "SecurityResponse",
+    "SetRequestNormal",
+    "SetResponseNormal",
+    "Tag",
+    "TimeTag",
+    "Verification",
+]

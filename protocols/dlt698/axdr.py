@@ -14,22 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from protocols.dlt698.descriptors import (
-    CSD,
-    MS,
-    OAD,
-    ROAD,
-    RSD,
-    DataType,
-    Region,
-    Selector1,
-    Selector2,
-    Selector3,
-    Selector4,
-    Selector6,
-    Selector9,
-    Selector10,
-)
+from protocols.dlt698.descriptors import CSD, OAD, ROAD, DataType, Region
 from protocols.dlt698.errors import Dlt698EncodeError, Dlt698Error
 from protocols.dlt698.scalars import (
     SCALAR_DEC,
@@ -48,6 +33,17 @@ from protocols.dlt698.scalars import (
     enc_tsa,
     enc_u8,
     enc_u16,
+)
+from protocols.dlt698.selection import (
+    MS,
+    RSD,
+    Selector1,
+    Selector2,
+    Selector3,
+    Selector4,
+    Selector6,
+    Selector9,
+    Selector10,
 )
 
 T = DataType

@@ -5,13 +5,9 @@ Invalid input exits with status 2 and one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-import json
-import string
-from datetime import datetime
-from typing import NoReturn
-
 import typer
 
+from protocols.cli import FieldTool
 from protocols.dlt698.apdu import (
     ActionRequestNormal,
     ConnectMechanism,
@@ -24,8 +20,9 @@ from protocols.dlt698.apdu import (
     SetRequestNormal,
 )
 from protocols.dlt698.axdr import NULL, Data
+from protocols.dlt698.datetimes import DateTimeS
 from protocols.dlt698.describe import describe_frame
-from protocols.dlt698.descriptors import OAD, DataType, DateTimeS, Selector1, Selector9
+from protocols.dlt698.descriptors import OAD, DataType
 from protocols.dlt698.encoder import encode_apdu
 from protocols.dlt698.frame import Frame, control_byte, encode_frame, server_address
 from protocols.dlt698.objects import (
@@ -36,15 +33,13 @@ from protocols.dlt698.objects import (
     KEEP_POWER_RELEASE,
     TRIP,
 )
+from protocols.dlt698.selection import Selector1, Selector9
 from protocols.dlt698.stream import StreamDecoder
 from protocols.dlt698.values import close_parameter, trip_parameter
 from protocols.errors import ProtocolError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="DL/T 698.45 field tool.")
-encode_app = typer.Typer(no_args_is_help=True, help="Print the hex of a request frame.")
-app.add_typer(encode_app, name="encode")
-
-_SEPARATORS = str.maketrans("", "", " \t\n\r:,-_")
+_TOOL = FieldTool("dlt698", "DL/T 698.45")
+app, encode_app = _TOOL.apps()
 _ACTIONS = {
     "trip": (TRIP, trip_parameter()),
     "close": (CLOSE, close_parameter(direct=True)),
@@ -54,47 +49,13 @@ _ACTIONS = {
 }
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"taiqu dlt698: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _hex(parts: list[str]) -> bytes:
-    text = "".join(parts).translate(_SEPARATORS).replace("0x", "").replace("0X", "")
-    if not text:
-        _fail("no hex given")
-    bad = next((c for c in text if c not in string.hexdigits), None)
-    if bad is not None:
-        _fail(f"{bad!r} is not a hex digit")
-    if len(text) % 2:
-        _fail(f"odd number of hex digits ({len(text)})")
-    return bytes.fromhex(text)
-
-
 @app.command()
 def decode(
     hex_: list[str] = typer.Argument(..., metavar="HEX...", help="Captured bytes (spaces ok)."),
     pretty: bool = typer.Option(False, help="Indent the JSON."),
 ) -> None:
     """Print every frame found in a capture as JSON (one object per line)."""
-    raw = _hex(hex_)
-    stream = StreamDecoder()
-    stream.feed(raw)
-    stream.feed_eof()
-    found = 0
-    for frame in stream:
-        found += 1
-        typer.echo(
-            json.dumps(describe_frame(frame), ensure_ascii=False, indent=2 if pretty else None)
-        )
-    if not found:
-        _fail(f"no DL/T 698.45 frame in {len(raw)} bytes")
-    if stream.dropped_bytes or stream.bad_checksums:
-        typer.echo(
-            f"taiqu dlt698: skipped {stream.dropped_bytes} bytes of noise, "
-            f"{stream.bad_checksums} bad checksums",
-            err=True,
-        )
+    _TOOL.print_frames(_TOOL.hex(hex_), StreamDecoder(), describe_frame, pretty)
 
 
 AddressOpt = typer.Option(..., "--address", "-a", help="Meter address (AA… = wildcard).")
@@ -110,7 +71,7 @@ def _emit(address: str, request: Request, client: int, preamble: int) -> None:
         )
         wire = encode_frame(frame, preamble)
     except ProtocolError as exc:
-        _fail(str(exc))
+        _TOOL.fail(str(exc))
     typer.echo(wire.hex(" ").upper())
 
 
@@ -118,19 +79,7 @@ def _oad(text: str) -> OAD:
     try:
         return OAD.parse(text)
     except ValueError as exc:
-        _fail(str(exc))
-
-
-def _time(text: str | None, what: str) -> datetime:
-    if text is None:
-        return datetime.now().replace(microsecond=0)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"{what} {text!r} is not an ISO time such as 2026-12-06T00:00:00")
-    if when.tzinfo is not None:
-        _fail(f"{what} must be meter-local time without an offset")
-    return when
+        _TOOL.fail(str(exc))
 
 
 @encode_app.command("get")
@@ -165,7 +114,9 @@ def encode_record(
     rsd = (
         Selector1(
             FREEZE_TIME,
-            Data(DataType.DATE_TIME_S, DateTimeS.of(_time(freeze_time, "--freeze-time"))),
+            Data(
+                DataType.DATE_TIME_S, DateTimeS.of(_TOOL.meter_time(freeze_time, "--freeze-time"))
+            ),
         )
         if freeze_time
         else Selector9(last)
@@ -183,7 +134,7 @@ def encode_set_clock(
     preamble: int = PreambleOpt,
 ) -> None:
     """SET-Request Normal of 40000200 (date and time)."""
-    value = Data(DataType.DATE_TIME_S, DateTimeS.of(_time(time, "--time")))
+    value = Data(DataType.DATE_TIME_S, DateTimeS.of(_TOOL.meter_time(time, "--time")))
     _emit(address, SetRequestNormal(piid, OAD(0x4000, 2), value), client, preamble)
 
 
@@ -200,7 +151,7 @@ def encode_action(
     """ACTION-Request Normal: relay (8000, first relay output F2050201) and keep-power (8001)."""
     chosen = _ACTIONS.get(action.lower())
     if chosen is None:
-        _fail(f"action {action!r} is not one of {', '.join(_ACTIONS)}")
+        _TOOL.fail(f"action {action!r} is not one of {', '.join(_ACTIONS)}")
     omd, parameter = chosen
     _emit(address, ActionRequestNormal(piid, omd, parameter), client, preamble)
 

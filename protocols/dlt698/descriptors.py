@@ -1,18 +1,21 @@
 """The value types of DL/T 698.45 A-XDR besides plain numbers and strings (clause 7.3.2).
 
-Frozen dataclasses only; their wire forms live in ``axdr``.  Date and time fields keep the raw
-numbers (FFH / FFFFH mean "not given"), so a meter's odd timestamp round-trips unchanged;
-``to_datetime`` gives a ``datetime`` or ``None``.
+Data tags, DAR codes, object descriptors (OAD, OMD, ROAD, CSD) and the small structures.
+Frozen dataclasses only; their wire forms live in ``axdr``.  Time values live in ``datetimes``,
+record selectors and meter sets in ``selection``; both are re-exported here for the modules
+that import them from this one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from protocols.dlt698.errors import Dlt698EncodeError
+from protocols.dlt698 import datetimes, selection
+from protocols.dlt698.datetimes import *  # noqa: F403  (re-exported: TI, Date, DateTime, …)
+from protocols.dlt698.errors import Dlt698EncodeError, check_range
+from protocols.dlt698.selection import *  # noqa: F403  (re-exported: MS, RSD, Selector1, …)
 
 if TYPE_CHECKING:
     from protocols.dlt698.axdr import Data
@@ -114,11 +117,6 @@ def dar_name(code: int) -> str:
         return f"dar_{code}"
 
 
-def _check(value: int, low: int, high: int, what: str) -> None:
-    if not low <= value <= high:
-        raise Dlt698EncodeError(f"{what} {value} is outside {low}..{high}")
-
-
 @dataclass(frozen=True, slots=True)
 class OAD:
     """Object attribute descriptor: OI, attribute 1..31 with feature bits, element index."""
@@ -129,10 +127,10 @@ class OAD:
     feature: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.oi, 0, 0xFFFF, "OI")
-        _check(self.attribute, 0, 31, "attribute")
-        _check(self.index, 0, 255, "element index")
-        _check(self.feature, 0, 7, "attribute feature")
+        check_range(self.oi, 0, 0xFFFF, "OI")
+        check_range(self.attribute, 0, 31, "attribute")
+        check_range(self.index, 0, 255, "element index")
+        check_range(self.feature, 0, 7, "attribute feature")
 
     @property
     def wire(self) -> bytes:
@@ -171,9 +169,9 @@ class OMD:
     mode: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.oi, 0, 0xFFFF, "OI")
-        _check(self.method, 0, 255, "method")
-        _check(self.mode, 0, 255, "operation mode")
+        check_range(self.oi, 0, 0xFFFF, "OI")
+        check_range(self.method, 0, 255, "method")
+        check_range(self.mode, 0, 255, "operation mode")
 
     @property
     def wire(self) -> bytes:
@@ -194,136 +192,6 @@ class ROAD:
 
 CSD = OAD | ROAD
 """Column selection descriptor: CHOICE {OAD [0], ROAD [1]}."""
-
-
-class TIUnit(IntEnum):
-    """Units of a time interval."""
-
-    SECOND = 0
-    MINUTE = 1
-    HOUR = 2
-    DAY = 3
-    MONTH = 4
-    YEAR = 5
-
-
-@dataclass(frozen=True, slots=True)
-class TI:
-    """Time interval: unit and count."""
-
-    unit: int
-    interval: int
-
-    def __post_init__(self) -> None:
-        _check(self.unit, 0, 255, "TI unit")
-        _check(self.interval, 0, 0xFFFF, "TI interval")
-
-
-@dataclass(frozen=True, slots=True)
-class DateTimeS:
-    """date_time_s: year (2 bytes), month, day, hour, minute, second."""
-
-    year: int
-    month: int
-    day: int
-    hour: int = 0
-    minute: int = 0
-    second: int = 0
-
-    def __post_init__(self) -> None:
-        _check(self.year, 0, 0xFFFF, "year")
-        for name in ("month", "day", "hour", "minute", "second"):
-            _check(getattr(self, name), 0, 255, name)
-
-    def to_datetime(self) -> datetime | None:
-        """The naive local time, or ``None`` for an impossible or "not given" field."""
-        try:
-            return datetime(self.year, self.month, self.day, self.hour, self.minute, self.second)
-        except ValueError:
-            return None
-
-    @classmethod
-    def of(cls, when: datetime) -> DateTimeS:
-        """From a naive (meter-local) datetime; microseconds dropped."""
-        return cls(when.year, when.month, when.day, when.hour, when.minute, when.second)
-
-
-@dataclass(frozen=True, slots=True)
-class DateTime:
-    """date_time: year, month, day, day of week, hour, minute, second, milliseconds."""
-
-    year: int
-    month: int
-    day: int
-    weekday: int
-    hour: int
-    minute: int
-    second: int
-    millisecond: int = 0
-
-    def __post_init__(self) -> None:
-        _check(self.year, 0, 0xFFFF, "year")
-        _check(self.millisecond, 0, 0xFFFF, "milliseconds")
-        for name in ("month", "day", "weekday", "hour", "minute", "second"):
-            _check(getattr(self, name), 0, 255, name)
-
-    def to_datetime(self) -> datetime | None:
-        """The naive local time, or ``None``."""
-        try:
-            return datetime(
-                self.year,
-                self.month,
-                self.day,
-                self.hour,
-                self.minute,
-                self.second,
-                min(self.millisecond, 999) * 1000,
-            )
-        except ValueError:
-            return None
-
-    @classmethod
-    def of(cls, when: datetime) -> DateTime:
-        """From a naive datetime (day of week: 0 = Sunday, as the standard counts)."""
-        weekday = (when.weekday() + 1) % 7
-        return cls(
-            when.year,
-            when.month,
-            when.day,
-            weekday,
-            when.hour,
-            when.minute,
-            when.second,
-            when.microsecond // 1000,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Date:
-    """date: year, month, day, day of week."""
-
-    year: int
-    month: int
-    day: int
-    weekday: int = 0xFF
-
-    def __post_init__(self) -> None:
-        _check(self.year, 0, 0xFFFF, "year")
-        for name in ("month", "day", "weekday"):
-            _check(getattr(self, name), 0, 255, name)
-
-
-@dataclass(frozen=True, slots=True)
-class Time:
-    """time: hour, minute, second."""
-
-    hour: int
-    minute: int
-    second: int
-
-    def __post_init__(self) -> None:
-        for name in ("hour", "minute", "second"):
-            _check(getattr(self, name), 0, 255, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,8 +218,8 @@ class ScalerUnit:
     unit: int
 
     def __post_init__(self) -> None:
-        _check(self.scaler, -128, 127, "scaler")
-        _check(self.unit, 0, 255, "unit")
+        check_range(self.scaler, -128, 127, "scaler")
+        check_range(self.unit, 0, 255, "unit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +231,7 @@ class Region:
     end: Data
 
     def __post_init__(self) -> None:
-        _check(self.unit, 0, 255, "region unit")
+        check_range(self.unit, 0, 255, "region unit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +242,7 @@ class SID:
     extra: bytes = b""
 
     def __post_init__(self) -> None:
-        _check(self.ident, 0, 0xFFFFFFFF, "SID")
+        check_range(self.ident, 0, 0xFFFFFFFF, "SID")
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,92 +265,23 @@ class COMDCB:
 
     def __post_init__(self) -> None:
         for name in ("baud", "parity", "data_bits", "stop_bits", "flow"):
-            _check(getattr(self, name), 0, 255, name)
+            check_range(getattr(self, name), 0, 255, name)
 
 
-@dataclass(frozen=True, slots=True)
-class MS:
-    """Meter set: choice 0 none, 1 all, 2 user types, 3 addresses, 4 serials, 5-7 regions."""
-
-    choice: int
-    items: tuple[Any, ...] = ()
-
-    def __post_init__(self) -> None:
-        _check(self.choice, 0, 7, "MS choice")
-
-
-ALL_METERS = MS(1)
-NO_METER = MS(0)
-
-
-@dataclass(frozen=True, slots=True)
-class Selector1:
-    """RSD 1: records whose column ``oad`` equals ``value``."""
-
-    oad: OAD
-    value: Data
-
-
-@dataclass(frozen=True, slots=True)
-class Selector2:
-    """RSD 2: records whose column ``oad`` is in [start, end) stepping ``interval``."""
-
-    oad: OAD
-    start: Data
-    end: Data
-    interval: Data
-
-
-@dataclass(frozen=True, slots=True)
-class Selector3:
-    """RSD 3: several Selector2 ranges."""
-
-    ranges: tuple[Selector2, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Selector4:
-    """RSD 4 (collection start time) / 5 (collection store time) with a meter set."""
-
-    time: DateTimeS
-    meters: MS
-    number: int = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Selector6:
-    """RSD 6/7/8: start and end time, interval and meter set (concentrator task data)."""
-
-    start: DateTimeS
-    end: DateTimeS
-    interval: TI
-    meters: MS
-    number: int = 6
-
-
-@dataclass(frozen=True, slots=True)
-class Selector9:
-    """RSD 9: the ``last``-th most recent record (1 = the last one)."""
-
-    last: int
-
-    def __post_init__(self) -> None:
-        _check(self.last, 0, 255, "Selector9 record number")
-
-
-@dataclass(frozen=True, slots=True)
-class Selector10:
-    """RSD 10: the ``last`` most recent records of a meter set."""
-
-    last: int
-    meters: MS
-
-    def __post_init__(self) -> None:
-        _check(self.last, 0, 255, "Selector10 record count")
-
-
-RSD = None | Selector1 | Selector2 | Selector3 | Selector4 | Selector6 | Selector9 | Selector10
-"""Record selection descriptor (``None`` is selector 0, "no selection").  A TSA is carried as a
-``frame.ServerAddress`` (same address flag, address in nameplate order)."""
-
-"""A TSA is carried as a ``frame.ServerAddress`` (same address flag, nameplate order)."""
+__all__ = [
+    "COMDCB",
+    "CSD",
+    "OAD",
+    "OMD",
+    "ROAD",
+    "SID",
+    "SIDMAC",
+    "BitString",
+    "Dar",
+    "DataType",
+    "Region",
+    "ScalerUnit",
+    "dar_name",
+]
+__all__ += datetimes.__all__
+__all__ += selection.__all__

@@ -14,7 +14,7 @@ from typing import Any
 
 from protocols.dlt698 import apdu as A
 from protocols.dlt698.axdr import enc_rcsd, enc_rsd, encode_data
-from protocols.dlt698.descriptors import DateTime
+from protocols.dlt698.datetimes import DateTime
 from protocols.dlt698.errors import Dlt698EncodeError
 from protocols.dlt698.scalars import enc_dts, enc_len, enc_octets, enc_ti
 

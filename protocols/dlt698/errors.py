@@ -41,3 +41,9 @@ class Dlt698SecurityError(Dlt698Error):
 
 class Dlt698EncodeError(LocalProtocolError):
     """The caller asked for a frame or value DL/T 698.45 cannot express."""
+
+
+def check_range(value: int, low: int, high: int, what: str) -> None:
+    """``Dlt698EncodeError`` unless ``low <= value <= high`` (a field the caller filled)."""
+    if not low <= value <= high:
+        raise Dlt698EncodeError(f"{what} {value} is outside {low}..{high}")

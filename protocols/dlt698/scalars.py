@@ -14,20 +14,16 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from protocols.dlt698.datetimes import TI, Date, DateTime, DateTimeS, Time
 from protocols.dlt698.descriptors import (
     COMDCB,
     OAD,
     OMD,
     SID,
     SIDMAC,
-    TI,
     BitString,
     DataType,
-    Date,
-    DateTime,
-    DateTimeS,
     ScalerUnit,
-    Time,
 )
 from protocols.dlt698.errors import Dlt698EncodeError, Dlt698Error
 from protocols.dlt698.frame import AddressType, ServerAddress

@@ -17,7 +17,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from protocols.dlt698.axdr import Data
-from protocols.dlt698.descriptors import OAD, BitString, DataType, DateTimeS
+from protocols.dlt698.datetimes import DateTimeS
+from protocols.dlt698.descriptors import OAD, BitString, DataType
 from protocols.dlt698.errors import Dlt698EncodeError, Dlt698ValueError
 from protocols.dlt698.objects import (
     RELAY_OUTPUT,

@@ -6,13 +6,13 @@ Invalid input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
+from protocols.cli import FieldTool
 from protocols.errors import ProtocolError
 from protocols.modbus import registers
 
@@ -29,9 +29,7 @@ app.add_typer(encode_app, name="encode")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(message: str) -> NoReturn:
-    print(f"taiqu modbus: {message}", file=sys.stderr)
-    raise typer.Exit(2)
+_TOOL = FieldTool("modbus", "Modbus RTU")
 
 
 def _guard(func: F) -> F:
@@ -42,7 +40,7 @@ def _guard(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (ProtocolError, ValueError) as exc:
-            _fail(str(exc))
+            _TOOL.fail(str(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -139,7 +137,8 @@ def decode_command(
     ] = None,
 ) -> None:
     """Decode one RTU frame; with --model and --address, its registers as quantities (JSON)."""
-    from protocols.modbus.pdu import ExceptionResponse, ReadRegisters, decode_frame
+    from protocols.modbus.messages import ExceptionResponse, ReadRegisters
+    from protocols.modbus.rtu import decode_frame
 
     try:
         frame = bytes.fromhex(frame_hex.replace(":", " "))
@@ -176,7 +175,7 @@ def encode_read_command(
 ) -> None:
     """Print the request frames (hex, one a line) of the planned reads."""
     for block in registers.plan_reads(model, quantity or None):
-        from protocols.modbus.pdu import encode_request
+        from protocols.modbus.rtu import encode_request
 
         frame = encode_request(block.request(_int(unit)))
         print(

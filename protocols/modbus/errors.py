@@ -9,7 +9,7 @@
         └── ModbusUsageError     the caller asked for something Modbus cannot express
             └── MapError         an unknown model or quantity, or a malformed map file
 
-The stream decoders in :mod:`protocols.modbus.pdu` never raise on bus noise: they skip it and
+The stream decoders in :mod:`protocols.modbus.connection` never raise on bus noise: they skip it and
 count it.  ``ModbusError`` comes from the one-shot decoders (``decode_frame``, ``decode_block``).
 """
 

@@ -34,9 +34,9 @@ from protocols.dlt645 import (
 from protocols.dlt645.stream import StreamDecoder
 from protocols.errors import ContractError
 from protocols.modbus.errors import ModbusError
-from protocols.modbus.pdu import crc16
-from protocols.modbus.pdu import decode_frame as modbus_decode_frame
 from protocols.modbus.registers import BlockRead, decode_block, models, plan_reads
+from protocols.modbus.rtu import crc16
+from protocols.modbus.rtu import decode_frame as modbus_decode_frame
 from protocols.uplink import (
     ArchiveMeter,
     ArchivePush,

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from gateway.signature import Refusal, SignatureVerifier, TrustedKey
 from protocols.dlt645 import Dlt645Error, decode_frame
 from protocols.modbus.errors import ModbusError
-from protocols.modbus.pdu import crc16
-from protocols.modbus.pdu import decode_frame as modbus_decode_frame
+from protocols.modbus.rtu import crc16
+from protocols.modbus.rtu import decode_frame as modbus_decode_frame
 from protocols.uplink import Command, decode, encode
 from taiqu.clock import ManualClock
 from tests.security.fuzz_targets import (

@@ -19,7 +19,8 @@ from gateway.polling.dlt645 import Dlt645Driver
 from gateway.polling.driver import Group
 from protocols.dlt645 import Master, ReadData, ReadReply, Slave
 from protocols.dlt645.cli import app as dlt645_app
-from protocols.modbus.pdu import ModbusMaster, ModbusSlave, ReadRegisters, RegistersResponse
+from protocols.modbus.connection import ModbusMaster, ModbusSlave
+from protocols.modbus.messages import ReadRegisters, RegistersResponse
 from simulators.endpoints import TapEndpoint
 from simulators.fleet import Fleet
 

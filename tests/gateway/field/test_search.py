@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 from gateway.bus.link import Line
 from gateway.config import MeterConfig
 from gateway.field.cli import app
-from gateway.field.output import ARCHIVE_COLUMNS
+from gateway.field.output import archive_csv
 from gateway.field.port import Port
-from gateway.field.search import SearchStats, hear, narrow, search_dlt645
-from headend.archive.csvio import COLUMNS
+from gateway.field.search import FoundMeter, SearchStats, hear, narrow, search_dlt645
+from headend.archive.csvio import _parse as parse_archive_csv
+from protocols.archive import COLUMNS
 from protocols.dlt645 import Version
 
 from .conftest import running_fleet
@@ -123,8 +124,21 @@ def test_line_noise_is_not_taken_for_a_collision() -> None:
     assert stats.probes == 1 + 10  # root, then the last digit: each meter alone
 
 
-def test_archive_columns_are_the_head_ends() -> None:
-    assert ARCHIVE_COLUMNS == COLUMNS
+def test_the_archive_csv_written_is_what_the_head_end_imports() -> None:
+    found = [
+        FoundMeter("dlt645-2007", "202611240101", "2400-8E1"),
+        FoundMeter("dlt645-1997", "199700000055", "1200-8E1"),
+        FoundMeter("modbus", "7", "9600-8N1", "SDM630"),
+    ]
+    text = archive_csv(found, "line1", "a1")
+    assert text.splitlines()[0] == ",".join(COLUMNS)  # the shared contract, in its order
+    imported = [meter for _, meter in parse_archive_csv(text)]  # raises on any bad row
+    assert [(m.id, m.protocol, m.address, m.model) for m in imported] == [
+        ("202611240101", "dlt645-2007", "202611240101", None),
+        ("199700000055", "dlt645-1997", "199700000055", None),
+        ("line1:7", "modbus", "7", "SDM630"),
+    ]
+    assert all(m.area == "a1" and m.bus == "line1" and not m.keep_power for m in imported)
 
 
 def test_modbus_scan_finds_every_unit_and_nothing_else(tmp_path: Path) -> None:

@@ -140,6 +140,16 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
+def _frames_of(stream: StreamDecoder, capture: bytes, cuts: list[int]) -> list[Frame]:
+    """Every frame ``stream`` yields from ``capture`` fed in pieces cut at ``cuts``, then EOF."""
+    out: list[Frame] = []
+    for chunk in _split(capture, cuts):
+        stream.feed(chunk)
+        out += list(stream)
+    stream.feed_eof()
+    return out + list(stream)
+
+
 noise = st.binary(max_size=12).map(lambda b: b.replace(b"\x68", b"\x00"))
 
 
@@ -152,12 +162,7 @@ noise = st.binary(max_size=12).map(lambda b: b.replace(b"\x68", b"\x00"))
 def test_stream_recovers_every_frame_split_anywhere_with_noise(items, head, cuts):
     capture = head + b"".join(noise_ + encode_frame(f, p) for f, p, noise_ in items)
     stream = StreamDecoder()
-    out: list[Frame] = []
-    for chunk in _split(capture, cuts):
-        stream.feed(chunk)
-        out += list(stream)
-    stream.feed_eof()
-    out += list(stream)
+    out = _frames_of(stream, capture, cuts)
     assert out == [f for f, _, _ in items]
     assert stream.frames == len(items)
 
@@ -170,14 +175,7 @@ def test_stream_recovers_every_frame_split_anywhere_with_noise(items, head, cuts
 def test_stream_recovers_frames_after_noise_that_looks_like_a_start(items, cuts):
     # noise may hold 68H (a false start); every real frame must still come out, in order
     capture = b"".join(n + encode_frame(f, 0) for f, n in items)
-    stream = StreamDecoder()
-    out: list[Frame] = []
-    for chunk in _split(capture, cuts):
-        stream.feed(chunk)
-        out += list(stream)
-    stream.feed_eof()
-    out += list(stream)
-    it = iter(out)
+    it = iter(_frames_of(StreamDecoder(), capture, cuts))
     assert all(any(f == g for g in it) for f, _ in items)
 
 

@@ -8,22 +8,22 @@ from hypothesis import strategies as st
 
 from protocols.dlt698 import apdu as A
 from protocols.dlt698.axdr import Data
+from protocols.dlt698.datetimes import TI, Date, DateTime, DateTimeS, Time
 from protocols.dlt698.descriptors import (
     COMDCB,
-    MS,
     OAD,
     OMD,
     ROAD,
     SID,
     SIDMAC,
-    TI,
     BitString,
     DataType,
-    Date,
-    DateTime,
-    DateTimeS,
     Region,
     ScalerUnit,
+)
+from protocols.dlt698.frame import AddressType, ServerAddress
+from protocols.dlt698.selection import (
+    MS,
     Selector1,
     Selector2,
     Selector3,
@@ -31,9 +31,7 @@ from protocols.dlt698.descriptors import (
     Selector6,
     Selector9,
     Selector10,
-    Time,
 )
-from protocols.dlt698.frame import AddressType, ServerAddress
 
 T = DataType
 u8, u16 = st.integers(0, 0xFF), st.integers(0, 0xFFFF)

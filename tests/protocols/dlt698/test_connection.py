@@ -34,7 +34,7 @@ from protocols.dlt698 import (
     encode_apdu,
     encode_frame,
 )
-from protocols.dlt698.descriptors import DateTime, DateTimeS
+from protocols.dlt698.datetimes import DateTime, DateTimeS
 from protocols.dlt698.frame import BROADCAST, Frame, ServerAddress
 
 METER = "000000000001"

@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from protocols.modbus.cli import app
-from protocols.modbus.pdu import RegistersResponse, decode_frame, encode_response
+from protocols.modbus.messages import RegistersResponse
 from protocols.modbus.registers import encode_values, read_image
+from protocols.modbus.rtu import decode_frame, encode_response
 
 runner = CliRunner()
 

@@ -15,12 +15,12 @@ from decimal import Decimal
 import pytest
 from pymodbus.client import ModbusSerialClient
 
-from protocols.modbus.pdu import (
+from protocols.modbus.connection import ModbusSlave
+from protocols.modbus.messages import (
     ILLEGAL_DATA_ADDRESS,
     NEED_DATA,
     ExceptionResponse,
     IllegalRequest,
-    ModbusSlave,
     ReadRegisters,
     RegistersResponse,
 )

@@ -11,11 +11,11 @@ Equal work for every library:
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
+
+from _peers import worker_report
 
 REPLY = bytes.fromhex("FEFEFEFE681290785634126891083333343389674533" + "5416")
 REQUEST = bytes.fromhex("FEFEFEFE68129078563412681104333334336816")
@@ -28,7 +28,7 @@ def _taiqu() -> tuple[Callable[[], Any], Callable[[], bytes]]:
     from protocols.dlt645 import ReadData, decode_frame, decode_reply, encode_frame, encode_request
 
     def decode() -> Any:
-        return decode_reply(decode_frame(REPLY)).values["energy.active.import.total"]
+        return decode_reply(decode_frame(REPLY)).values["energy.active.import.total"]  # type: ignore[union-attr]
 
     request = ReadData(ADDRESS, DI)
 
@@ -44,7 +44,7 @@ def _dlt645() -> tuple[Callable[[], Any], Callable[[], bytes]]:
     from dlt645 import DLT645Protocol, MeterClientService
     from dlt645.model.types.dlt645_type import CtrlCode
 
-    service = MeterClientService(None)  # type: ignore[arg-type]  # no transport: decode only
+    service = MeterClientService(None)  # type: ignore[arg-type,unused-ignore]  # no transport: decode only
     service.address = bytearray(bytes.fromhex(ADDRESS)[::-1])
 
     def decode() -> Any:
@@ -79,22 +79,6 @@ def _python_dlt645() -> tuple[Callable[[], Any], Callable[[], bytes]]:
 LIBS = {"taiqu": _taiqu, "dlt645": _dlt645, "python-dlt645": _python_dlt645}
 
 
-def rate(fn: Callable[[], Any], seconds: float) -> float:
-    """Calls per second: best of three runs of at least ``seconds / 3`` each."""
-    n, best = 200, 0.0
-    for _ in range(3):
-        while True:
-            start = time.perf_counter()
-            for _ in range(n):
-                fn()
-            took = time.perf_counter() - start
-            if took >= seconds / 3:
-                break
-            n *= 2
-        best = max(best, n / took)
-    return best
-
-
 def main() -> None:
     lib, seconds = sys.argv[1], float(sys.argv[2])
     decode, encode = LIBS[lib]()
@@ -103,12 +87,7 @@ def main() -> None:
         raise SystemExit(f"{lib}: decoded {value!r}, expected {EXPECTED}")
     if encode() != REQUEST:
         raise SystemExit(f"{lib}: encoded {encode().hex(' ')}, expected {REQUEST.hex(' ')}")
-    out = {
-        "lib": lib,
-        "decodes_per_s": rate(decode, seconds),
-        "encodes_per_s": rate(encode, seconds),
-    }
-    print(json.dumps(out))
+    worker_report(lib, decode, encode, seconds)
 
 
 if __name__ == "__main__":

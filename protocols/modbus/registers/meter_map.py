@@ -1,41 +1,22 @@
-"""Register maps as data: load them, plan block reads, decode and encode register values.
+"""A meter model's register map: its rows, serial defaults and limits, loaded from TOML data.
 
-A map is one TOML file per meter model in ``protocols/modbus/maps/`` (see ``docs/modbus.md``).
-Each row names a canonical quantity (``protocols.quantities``) and how the meter holds it::
-
-    { quantity = "power.active.total", address = 0x0034, function = 4, type = "float32",
-      word_order = "big", scale = "1", unit = "W", resolution = "0.0001" }
-
-``scale`` × wire value is a value in ``unit`` as the vendor documents it (Chint DTSU666 gives
-``scale = "0.1"``, ``unit = "W"``); the codec then converts ``unit`` to the quantity's canonical
-unit (W → kW).  Float rows are rounded half-even to ``resolution`` (canonical units): a float32
-cannot hold 230.15 exactly, the meter meant 230.15.  Integer rows are exact.  A non-finite float
-(NaN, ±inf: a meter that has not measured yet) is left out of the decoded values.
-
-Words are big-endian on the wire (Modbus); ``word_order`` says whether a 32/64-bit value puts its
-high word first (``big``, "ABCD") or last (``little``, "CDAB").
+See ``protocols.modbus.registers`` for the file format; a bad file is a ``MapError``.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-import struct
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from protocols import quantities
-from protocols.modbus.errors import MapError, ModbusError, ModbusUsageError
-
-if TYPE_CHECKING:
-    from protocols.modbus.pdu import ReadRegisters
-
-MAX_READ_COUNT: Final = 125
+from protocols.modbus.errors import MapError
+from protocols.modbus.messages import MAX_READ_COUNT
 
 # type -> (words, struct format of the big-endian bytes, integer?)
 TYPES: Final[dict[str, tuple[int, str, bool]]] = {
@@ -63,8 +44,6 @@ _UNIT_FACTORS: Final[dict[tuple[str, str], Decimal]] = {
     ("mA", "A"): Decimal("0.001"),
     ("%", ""): Decimal("0.01"),
 }
-# Wide enough for any float64 quantized to any sane resolution.
-_CTX: Final = Context(prec=400, rounding=ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,21 +117,11 @@ class MeterMap:
                 return row
         raise MapError(f"{self.model} has no register for quantity {quantity!r}")
 
-
-@dataclass(frozen=True, slots=True)
-class BlockRead:
-    """One read request of a plan: ``count`` registers from ``address`` with ``function``."""
-
-    function: int
-    address: int
-    count: int
-    quantities: tuple[str, ...]
-
-    def request(self, unit: int) -> ReadRegisters:
-        """The request that performs this read on meter ``unit``."""
-        from protocols.modbus.pdu import ReadRegisters  # keeps pymodbus out of map-only imports
-
-        return ReadRegisters(unit, self.function, self.address, self.count)
+    def select(self, wanted: Iterable[str] | None) -> list[Register]:
+        """The rows of ``wanted`` quantities (each once, in the order asked), all when None."""
+        if wanted is None:
+            return list(self.registers)
+        return [self.register(q) for q in dict.fromkeys(wanted)]
 
 
 def _maps_dir() -> Any:
@@ -274,157 +243,19 @@ def parse_map(data: Mapping[str, Any]) -> MeterMap:
     )
 
 
-def _meter(model: str | MeterMap) -> MeterMap:
+def resolve(model: str | MeterMap) -> MeterMap:
+    """``model`` itself if it is a map, else the shipped map of that name."""
     return model if isinstance(model, MeterMap) else load_map(model)
 
 
-def _select(meter: MeterMap, wanted: Iterable[str] | None) -> list[Register]:
-    if wanted is None:
-        return list(meter.registers)
-    return [meter.register(q) for q in dict.fromkeys(wanted)]
-
-
-def plan_reads(model: str | MeterMap, wanted: Iterable[str] | None = None) -> list[BlockRead]:
-    """The fewest block reads covering ``wanted`` quantities (all when None).
-
-    Rows are coalesced per function in address order while the block stays within the model's
-    ``max_read`` (≤ 125) and the hole to the next row is at most ``max_gap`` registers: a hole
-    costs 2 bytes a register, a second request a whole turnaround.
-    """
-    meter = _meter(model)
-    rows = sorted(_select(meter, wanted), key=lambda r: (r.function, r.address))
-    plan: list[BlockRead] = []
-    block: list[Register] = []
-    for row in rows:
-        if block:
-            first, end = block[0], max(r.end for r in block)
-            if (
-                row.function == first.function
-                and row.address - end <= meter.max_gap
-                and max(end, row.end) - first.address <= meter.max_read
-            ):
-                block.append(row)
-                continue
-            plan.append(_block(block))
-        block = [row]
-    if block:
-        plan.append(_block(block))
-    return plan
-
-
-def _block(rows: Sequence[Register]) -> BlockRead:
-    start = rows[0].address
-    end = max(r.end for r in rows)
-    return BlockRead(rows[0].function, start, end - start, tuple(r.quantity for r in rows))
-
-
-def _words_to_bytes(words: Sequence[int], word_order: str) -> bytes:
-    ordered = words if word_order == "big" else list(reversed(words))
-    return b"".join(w.to_bytes(2, "big") for w in ordered)
-
-
-def _decode_row(row: Register, words: Sequence[int]) -> Decimal | None:
-    _, fmt, integer = TYPES[row.type]
-    (raw,) = struct.unpack(fmt, _words_to_bytes(words, row.word_order))
-    if integer:
-        return _CTX.multiply(Decimal(raw), row.factor)
-    if not math.isfinite(raw):
-        return None
-    value = _CTX.quantize(_CTX.multiply(Decimal(raw), row.factor), row.resolution)
-    return abs(value) if value.is_zero() else value  # no "-0.00"
-
-
-def decode_block(
-    model: str | MeterMap,
-    function: int,
-    address: int,
-    registers: Sequence[int],
-    wanted: Iterable[str] | None = None,
-) -> dict[str, Decimal]:
-    """Quantities held in ``registers`` read with ``function`` from ``address``.
-
-    Every map row lying wholly inside the block is decoded (only ``wanted`` ones if given;
-    a wanted quantity outside the block is a ``ModbusUsageError``).
-    """
-    meter = _meter(model)
-    if any(not 0 <= w <= 0xFFFF for w in registers):
-        raise ModbusError("a register value is outside 0…65535")
-    end = address + len(registers)
-    rows = _select(meter, wanted)
-    out: dict[str, Decimal] = {}
-    for row in rows:
-        inside = row.function == function and address <= row.address and row.end <= end
-        if not inside:
-            if wanted is not None:
-                raise ModbusUsageError(
-                    f"{row.quantity} ({row.function}:{row.address}) is not in the block "
-                    f"{function}:{address}…{end - 1}"
-                )
-            continue
-        value = _decode_row(row, registers[row.address - address : row.end - address])
-        if value is not None:
-            out[row.quantity] = value
-    return out
-
-
-RegisterImage = dict[int, dict[int, int]]  # function -> address -> 16-bit word
-
-
-def _encode_row(row: Register, value: Decimal | int | float | str) -> list[int]:
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation:
-        raise ModbusUsageError(f"{row.quantity}: {value!r} is not a number") from None
-    if not number.is_finite():
-        raise ModbusUsageError(f"{row.quantity}: {value!r} is not a finite number")
-    raw = _CTX.divide(number, row.factor)
-    _words, fmt, integer = TYPES[row.type]
-    try:
-        if integer:
-            packed = struct.pack(fmt, int(raw.to_integral_value(ROUND_HALF_EVEN)))
-        else:
-            packed = struct.pack(fmt, float(raw))
-    except (struct.error, OverflowError):
-        raise ModbusUsageError(f"{row.quantity}: {value} does not fit a {row.type}") from None
-    out = [int.from_bytes(packed[i : i + 2], "big") for i in range(0, len(packed), 2)]
-    return out if row.word_order == "big" else list(reversed(out))
-
-
-def encode_values(
-    model: str | MeterMap, values: Mapping[str, Decimal | int | float | str]
-) -> RegisterImage:
-    """The register image a meter of ``model`` holds for ``values`` (canonical units)."""
-    meter = _meter(model)
-    image: RegisterImage = {}
-    for quantity, value in values.items():
-        row = meter.register(quantity)
-        words = _encode_row(row, value)
-        space = image.setdefault(row.function, {})
-        for offset, word in enumerate(words):
-            space[row.address + offset] = word
-    return image
-
-
-def read_image(image: RegisterImage, function: int, address: int, count: int) -> list[int]:
-    """Registers ``address``…``address+count-1`` of an image; unmapped registers read 0."""
-    space = image.get(function, {})
-    return [space.get(a, 0) for a in range(address, address + count)]
-
-
 __all__ = [
-    "MAX_READ_COUNT",
     "TYPES",
     "WORD_ORDERS",
-    "BlockRead",
     "MeterMap",
     "Register",
-    "RegisterImage",
     "SerialDefaults",
-    "decode_block",
-    "encode_values",
     "load_map",
     "models",
     "parse_map",
-    "plan_reads",
-    "read_image",
+    "resolve",
 ]
