@@ -2,6 +2,10 @@
 
 ``Ingestor.handle`` runs one message through a fixed sequence of steps:
 
+0. **authenticate** — the payload must carry the gateway's signature when the gateway has a
+   registered key (``headend.ingest.keys``; the policy decides for gateways without one); a
+   refused one → ``dead_letters`` with ``signature: <reason>``, before anything is decoded,
+   a stream touched or a command looked up;
 1. **decode and validate** — ``up/data`` with ``protocols.uplink.decode_data`` (sweeps stay
    column arrays, checked a column at a time), other kinds with ``decode_message``; anything
    that fails the contract → ``dead_letters`` (topic, reason, raw bytes);
@@ -37,6 +41,7 @@ from headend.db.bulk import ReadingSink
 from headend.db.dialect import insert_ignore
 from headend.db.tables import dead_letters, events, gaps, gateway_sessions, gateway_state
 from headend.ingest import presence
+from headend.ingest.keys import GatewayKeys
 from headend.ingest.ranges import SeqRanges
 from headend.ingest.registry import MeterRegistry
 from headend.ingest.rows import event_row, gap_rows, record_rows, sweep_rows
@@ -83,7 +88,9 @@ class Ingestor:
         streams: StreamBook | None = None,
         dead_prefix: int = DEAD_PREFIX,
         dead_per_minute: int = DEAD_PER_MINUTE,
+        keys: GatewayKeys | None = None,
     ) -> None:
+        self.keys = keys if keys is not None else GatewayKeys()
         self.streams = streams if streams is not None else StreamBook()
         self.dead_prefix = dead_prefix
         self.dead_per_minute = dead_per_minute
@@ -97,6 +104,7 @@ class Ingestor:
         """Forget cached state written by a transaction that did not commit."""
         self.streams.invalidate()
         self.registry.invalidate()
+        self.keys.invalidate()
 
     def handle(
         self,
@@ -114,8 +122,9 @@ class Ingestor:
         """
         own = sink is None
         sink = sink if sink is not None else ReadingSink(conn)
-        try:  # step 1: decode and validate
-            gateway, message = self._decode(topic, payload)
+        try:  # step 0: authenticate; step 1: decode and validate
+            body = self.keys.authentic(conn, parse_topic(topic)[0], topic, payload)
+            gateway, message = self._decode(topic, body)
         except ContractError as exc:
             return self.dead_letter(conn, topic, payload, str(exc), now)
         # steps 2-4 (bind and route, write, ack) per kind
