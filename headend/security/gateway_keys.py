@@ -21,9 +21,7 @@ from protocols.uplink.envelope import key_id as key_id_of
 from protocols.uplink.topics import GATEWAY_ID
 
 
-def register(
-    conn: Connection, gateway: str, public_key: bytes, now: datetime, by: str = ""
-) -> str:
+def register(conn: Connection, gateway: str, public_key: bytes, now: datetime, by: str = "") -> str:
     """Make ``public_key`` (raw, 32 bytes) ``gateway``'s signing key; older keys are revoked.
 
     Returns the key id.  Registering the key it already has is a no-op.

@@ -44,7 +44,9 @@ def _handle(engine: Engine, ing: Ingestor, topic: str, payload: bytes):
 
 def _dead(engine: Engine) -> list[str]:
     with engine.connect() as conn:
-        return list(conn.execute(select(dead_letters.c.reason).order_by(dead_letters.c.id)).scalars())
+        return list(
+            conn.execute(select(dead_letters.c.reason).order_by(dead_letters.c.id)).scalars()
+        )
 
 
 def _count(engine: Engine, table) -> int:
@@ -127,6 +129,5 @@ def test_policy_for_gateways_without_a_key(engine: Engine, require: bool) -> Non
 
 def test_a_truncated_envelope_is_a_dead_letter(engine: Engine) -> None:
     _key(engine)
-    topic, body = _data(1, _records(1, 1))
-    outcome = _handle(engine, Ingestor(), topic, b"TQS1" + b"\0" * 20)
+    outcome = _handle(engine, Ingestor(), Topics(GW).data, b"TQS1" + b"\0" * 20)
     assert outcome.kind == "dead" and "has no body" in (outcome.reason or "")
