@@ -1,4 +1,4 @@
-"""Signed uplink: ``gateway_keys``, each gateway's Ed25519 public keys (headend.security.gateway_keys).
+"""Signed uplink: ``gateway_keys``, the gateways' Ed25519 public keys (security.gateway_keys).
 
 A database created after the table was declared does not have it either (it is not one of
 ``0001``'s core tables), so it is created here, once.
