@@ -63,3 +63,53 @@ def test_the_owning_gateway_still_writes_its_meter(engine: Engine) -> None:
                                                    [reading(OTHER, 0)])), NOW)
     assert stored(engine, readings, readings.c.meter) == {OTHER}
     assert stored(engine, unregistered, unregistered.c.meter) == set()
+
+
+def test_binding_follows_the_archive_in_force_at_the_readings_time(engine: Engine) -> None:
+    """A meter moved from gw-0001 to gw-0003 at T: gw-0001's readings and events before T are
+    stored, its later ones go to unregistered; gw-0003's the other way round."""
+    from headend.archive.effective import change
+
+    seed(engine)
+    stay = "202600000002"
+    moved_at = reading(OWN, 4).gateway_time  # T: the 5th quarter-hour
+    with writing(engine) as conn:
+        conn.execute(
+            insert(meters).values(
+                id=stay, point=f"P-{stay}", area="A1", bus="bus1", protocol="dlt645-2007",
+                address=stay, valid_from=SINCE,
+            )
+        )  # fmt: skip
+        change(conn, meters, OWN, {"area": "B1", "bus": "bus9"}, moved_at, "test")
+    before, after = reading(OWN, 3), reading(OWN, 5)
+
+    def cover(step: int) -> EventRecord:
+        at = reading(OWN, step).gateway_time
+        return EventRecord(meter=OWN, type=EventType.METER_COVER_OPEN, start=at, detected=at)
+
+    ing = Ingestor()
+    a = batch("gw-0001", "0123456789abcdef", 0,
+              [reading(stay, 5), before, after, reading(stay, 6), cover(3), cover(5)])  # fmt: skip
+    b = batch("gw-0003", "fedcba9876543210", 0, [before, after, cover(3), cover(5)])
+    with writing(engine) as conn:
+        assert ing.handle(conn, *publishable(a), NOW).records == 6
+        assert ing.handle(conn, *publishable(b), NOW).records == 4
+    with engine.connect() as conn:
+        rows = conn.execute(select(readings.c.meter, readings.c.time, readings.c.gateway)).all()
+        got = {(m, t, g) for m, t, g in rows}
+        evs = {(r.gateway, r.time) for r in conn.execute(select(events))}
+        listed = {(r.meter, r.gateway): r.records for r in conn.execute(select(unregistered))}
+    t3, t5 = before.gateway_time, after.gateway_time
+    assert {(m, t, g) for m, t, g in got if m == OWN} == {(OWN, t3, "gw-0001"), (OWN, t5, "gw-0003")}
+    assert {m for m, _, _ in got} == {OWN, stay}
+    assert evs == {("gw-0001", t3), ("gw-0003", t5)}
+    assert listed == {(OWN, "gw-0001"): 2, (OWN, "gw-0003"): 2}
+
+
+def test_ownership_spans_join_a_meters_versions() -> None:
+    from headend.ingest.registry import _merge
+
+    t = [NOW + timedelta(hours=h) for h in range(5)]
+    assert _merge([(t[2], None), (t[0], t[1]), (t[1], t[2])]) == ((t[0], None),)
+    assert _merge([(t[0], t[1]), (t[2], t[3]), (t[3], t[4])]) == ((t[0], t[1]), (t[2], t[4]))
+    assert _merge([(t[0], None), (t[2], t[3])]) == ((t[0], None),)
