@@ -78,16 +78,11 @@ def _merge(spans: list[Span]) -> tuple[Span, ...]:
 
 
 def _ownership(conn: Connection, gateway: str) -> Ownership:
+    m, a = meters.c, areas.c
     query = (
-        select(
-            meters.c.id,
-            meters.c.valid_from,
-            meters.c.valid_to,
-            areas.c.valid_from,
-            areas.c.valid_to,
-        )  # fmt: skip
-        .join(areas, areas.c.id == meters.c.area)
-        .where(areas.c.gateway == gateway)
+        select(m.id, m.valid_from, m.valid_to, a.valid_from, a.valid_to)
+        .join(areas, a.id == m.area)
+        .where(a.gateway == gateway)
     )
     raw: dict[str, list[Span]] = {}
     for meter, m_from, m_to, a_from, a_to in conn.execute(query):
