@@ -21,7 +21,9 @@ OWN, OTHER, UNKNOWN = "202600000001", "202600000009", "202600000042"
 def seed(engine: Engine) -> None:
     with writing(engine) as conn:
         for area, gateway in (("A1", "gw-0001"), ("B1", "gw-0003")):
-            conn.execute(insert(areas).values(id=area, name=area, gateway=gateway, valid_from=SINCE))
+            conn.execute(
+                insert(areas).values(id=area, name=area, gateway=gateway, valid_from=SINCE)
+            )
         for meter, area in ((OWN, "A1"), (OTHER, "B1")):
             conn.execute(
                 insert(meters).values(
@@ -41,8 +43,12 @@ def test_a_gateway_cannot_write_another_gateways_meter(engine: Engine) -> None:
     ing = Ingestor()
     cover = EventRecord(meter=OTHER, type=EventType.METER_COVER_OPEN, start=NOW, detected=NOW)
     own_cover = EventRecord(meter=OWN, type=EventType.METER_COVER_OPEN, start=NOW, detected=NOW)
-    forged = batch("gw-0001", "0123456789abcdef", 0,
-                   [reading(OWN, 0), reading(OTHER, 0), reading(UNKNOWN, 0), cover, own_cover])
+    forged = batch(
+        "gw-0001",
+        "0123456789abcdef",
+        0,
+        [reading(OWN, 0), reading(OTHER, 0), reading(UNKNOWN, 0), cover, own_cover],
+    )
     with writing(engine) as conn:
         outcome = ing.handle(conn, *publishable(forged), NOW)
     assert outcome.kind == "data" and outcome.records == 5  # acknowledged: nothing re-sent
@@ -50,8 +56,7 @@ def test_a_gateway_cannot_write_another_gateways_meter(engine: Engine) -> None:
     assert stored(engine, events, events.c.meter) == {OWN}
     with engine.connect() as conn:
         listed = {
-            (row.meter, row.gateway): row.records
-            for row in conn.execute(select(unregistered))
+            (row.meter, row.gateway): row.records for row in conn.execute(select(unregistered))
         }
     assert listed == {(OTHER, "gw-0001"): 2, (UNKNOWN, "gw-0001"): 1}
 
@@ -59,8 +64,9 @@ def test_a_gateway_cannot_write_another_gateways_meter(engine: Engine) -> None:
 def test_the_owning_gateway_still_writes_its_meter(engine: Engine) -> None:
     seed(engine)
     with writing(engine) as conn:
-        Ingestor().handle(conn, *publishable(batch("gw-0003", "fedcba9876543210", 0,
-                                                   [reading(OTHER, 0)])), NOW)
+        Ingestor().handle(
+            conn, *publishable(batch("gw-0003", "fedcba9876543210", 0, [reading(OTHER, 0)])), NOW
+        )
     assert stored(engine, readings, readings.c.meter) == {OTHER}
     assert stored(engine, unregistered, unregistered.c.meter) == set()
 
@@ -100,7 +106,10 @@ def test_binding_follows_the_archive_in_force_at_the_readings_time(engine: Engin
         evs = {(r.gateway, r.time) for r in conn.execute(select(events))}
         listed = {(r.meter, r.gateway): r.records for r in conn.execute(select(unregistered))}
     t3, t5 = before.gateway_time, after.gateway_time
-    assert {(m, t, g) for m, t, g in got if m == OWN} == {(OWN, t3, "gw-0001"), (OWN, t5, "gw-0003")}
+    assert {(m, t, g) for m, t, g in got if m == OWN} == {
+        (OWN, t3, "gw-0001"),
+        (OWN, t5, "gw-0003"),
+    }
     assert {m for m, _, _ in got} == {OWN, stay}
     assert evs == {("gw-0001", t3), ("gw-0003", t5)}
     assert listed == {(OWN, "gw-0001"): 2, (OWN, "gw-0003"): 2}
