@@ -1,4 +1,4 @@
-"""``taiqu headend enrol-gateway | enrol-headend | revoke-gateway | keys-* | init-ca``.
+"""``taiqu headend enrol-gateway | enrol-headend | revoke-gateway | gateway-keys | keys-* | …``.
 
 Paths default to ``[security]`` of the configuration file (``headend.security.settings``); every
 option overrides its key.  ``register(app)`` mounts the commands on the ``taiqu headend`` app.
@@ -234,6 +234,31 @@ def revoke_gateway(
         typer.echo(f"{gateway_id}: {keys} signing key(s) revoked")
 
 
+def gateway_keys(config: ConfigOpt = None) -> None:
+    """List the gateways' uplink signing keys, and the gateways heard from without one."""
+    from headend.security.gateway_keys import overview
+
+    try:
+        engine = _database(config)
+        try:
+            with engine.connect() as conn:
+                rows = overview(conn)
+        finally:
+            engine.dispose()
+    except (HeadendError, OSError, SQLAlchemyError) as exc:
+        raise _fail("gateway-keys", exc) from None
+    missing = 0
+    for gateway, key_id, registered in rows:
+        if key_id is None:
+            missing += 1
+            typer.echo(
+                f"{gateway}  NO KEY  (accepted only while [ingest] require_signatures = false)"
+            )
+        else:
+            typer.echo(f"{gateway}  {key_id}  registered {registered:%Y-%m-%d %H:%M}Z")
+    typer.echo(f"{len(rows) - missing} gateway(s) with a key, {missing} without")
+
+
 def keys_init(
     config: ConfigOpt = None, keys_dir: DirOpt = None, valid_from: ValidFromOpt = None
 ) -> None:
@@ -336,6 +361,7 @@ def register(target: typer.Typer) -> None:
     target.command("enrol-gateway")(enrol_gateway)
     target.command("enrol-headend")(enrol_headend)
     target.command("revoke-gateway")(revoke_gateway)
+    target.command("gateway-keys")(gateway_keys)
     target.command("keys-init")(keys_init)
     target.command("keys-rotate")(keys_rotate)
     target.command("keys-export")(keys_export)

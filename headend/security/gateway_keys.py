@@ -15,7 +15,7 @@ from datetime import datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, insert, select, update
 
-from headend.db.tables import gateway_keys
+from headend.db.tables import gateway_keys, gateway_state
 from headend.security.errors import EnrolmentError
 from protocols.uplink.envelope import key_id as key_id_of
 from protocols.uplink.topics import GATEWAY_ID
@@ -72,3 +72,15 @@ def keyed_gateways(conn: Connection) -> set[str]:
     """Gateways with a current key."""
     query = select(gateway_keys.c.gateway).where(gateway_keys.c.revoked.is_(None)).distinct()
     return set(conn.execute(query).scalars())
+
+
+def overview(conn: Connection) -> list[tuple[str, str | None, datetime | None]]:
+    """Every gateway the head-end has heard from or holds a key of: (gateway, current key id or
+    None, when that key was registered), by gateway id.  The gateways without a key are the ones
+    ``[ingest] require_signatures = true`` would refuse."""
+    keys = {
+        row.gateway: (row.key_id, row.registered)
+        for row in conn.execute(select(gateway_keys).where(gateway_keys.c.revoked.is_(None)))
+    }
+    seen = set(conn.execute(select(gateway_state.c.gateway)).scalars())
+    return [(gw, *keys.get(gw, (None, None))) for gw in sorted(seen | set(keys))]

@@ -105,3 +105,25 @@ def test_cli_registers_in_the_configured_database_and_never_creates_one(
     assert r.exit_code == 0 and "1 signing key(s) revoked" in r.output
     with sqlite_engine.connect() as conn:
         assert current(conn, "gw-9") == {}
+
+
+def test_gateway_keys_lists_who_would_be_refused(tmp_path: Path, sqlite_engine: Engine) -> None:
+    from sqlalchemy import insert
+
+    from headend.db.tables import gateway_state
+
+    _enrol(tmp_path, sqlite_engine)
+    with sqlite_engine.begin() as conn:  # a gateway heard from, never enrolled with a key
+        conn.execute(
+            insert(gateway_state).values(
+                gateway="gw-old", online=True, since=NOW, last_seen=NOW, health="{}"
+            )
+        )
+    config = tmp_path / "headend.toml"
+    config.write_text(f'[database]\nurl = "{sqlite_engine.url.render_as_string()}"\n')
+    r = CliRunner().invoke(cli.app, ["gateway-keys", "-c", str(config)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].startswith("gw-0007  ") and "registered 2026-11-24 06:00Z" in lines[0]
+    assert lines[1].startswith("gw-old  NO KEY")
+    assert lines[2] == "1 gateway(s) with a key, 1 without"
