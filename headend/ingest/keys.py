@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from headend.security.gateway_keys import current
 from protocols.errors import ContractError
-from protocols.uplink.envelope import check
+from protocols.uplink.envelope import UplinkRefusal, check, unseal
 
 RECHECK_SECONDS = 5.0
 
@@ -47,6 +47,9 @@ class GatewayKeys:
     def authentic(self, conn: Connection, gateway: str, topic: str, payload: bytes) -> bytes:
         """The body of ``payload`` if ``gateway`` may have sent it; ``ContractError`` otherwise."""
         refusal, body = check(topic, payload, self.of(conn, gateway), required=self.require)
+        if refusal is UplinkRefusal.UNKNOWN_KEY and (sealed := unseal(payload)) is not None:
+            # a revoked key's id is in gateway_keys: a re-enrolled gateway, not a forger
+            raise ContractError(f"signature: {refusal.value} (key {sealed.key_id})")
         if refusal is not None:
             raise ContractError(f"signature: {refusal.value}")
         return body

@@ -158,9 +158,10 @@ def test_forged_sequence_claim_is_refused_and_the_real_records_stored(rig) -> No
     # its own key, signed by gw1's real key, and gw2's real envelope spliced onto forged bytes.
     forged = _batch(760, 771, value=0)
     genuine = sealers["gw2"].seal(topic, _batch(1, 1))
+    stranger = Sealer(Ed25519PrivateKey.generate())
     for payload in (
         forged,
-        Sealer(Ed25519PrivateKey.generate()).seal(topic, forged),
+        stranger.seal(topic, forged),
         sealers["gw1"].seal(topic, forged),
         genuine[:76] + forged,
     ):
@@ -171,8 +172,8 @@ def test_forged_sequence_claim_is_refused_and_the_real_records_stored(rig) -> No
         reasons = conn.execute(select(dead_letters.c.reason).order_by(dead_letters.c.id)).scalars()
         assert list(reasons) == [
             "signature: unsigned",
-            "signature: unknown_key",
-            "signature: unknown_key",
+            f"signature: unknown_key (key {stranger.key_id})",
+            f"signature: unknown_key (key {sealers['gw1'].key_id})",
             "signature: bad_signature",
         ]
     gw2.wait(lambda: len(_acks(gw2)) >= 1, what="the Ack of 1-759")

@@ -67,7 +67,7 @@ def test_forged_sequence_claim_is_refused_and_the_real_records_are_stored(engine
         assert _handle(engine, ing, topic, payload).kind == "dead"
     assert _dead(engine) == [
         "signature: unsigned",
-        "signature: unknown_key",
+        f"signature: unknown_key (key {stranger.key_id})",
         "signature: bad_signature",
     ]
     assert _count(engine, streams) == 0 and _count(engine, readings) == 0  # nothing claimed
@@ -110,7 +110,7 @@ def test_re_enrolment_revokes_the_old_key(engine: Engine) -> None:
         assert list(current(conn, GW)) == [new.key_id]
     topic, body = _data(2, _records(2, 2))
     assert _handle(engine, ing, topic, old.seal(topic, body)).kind == "dead"
-    assert _dead(engine) == ["signature: unknown_key"]
+    assert _dead(engine) == [f"signature: unknown_key (key {old.key_id})"]  # a revoked key
     assert _handle(engine, ing, topic, new.seal(topic, body)).kind == "data"
 
 
