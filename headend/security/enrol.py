@@ -206,6 +206,8 @@ def enrol_gateway(
         )
         files.append(bundle / "gateway-key.pem")
         write_private(files[-1], pem)
+    else:  # a re-enrolment without a key leaves no stale one behind
+        (bundle / "gateway-key.pem").unlink(missing_ok=True)
     if ca is not None and ca.exists():
         shutil.copyfile(ca.cert_path, bundle / "ca.crt")
         files.append(bundle / "ca.crt")
