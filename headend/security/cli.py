@@ -1,4 +1,4 @@
-"""``taiqu headend enrol-gateway | enrol-headend | revoke-gateway | gateway-keys | keys-* | …``.
+"""``taiqu headend enrol-gateway | rekey-gateway | gateway-keys | revoke-gateway | keys-* | …``.
 
 Paths default to ``[security]`` of the configuration file (``headend.security.settings``); every
 option overrides its key.  ``register(app)`` mounts the commands on the ``taiqu headend`` app.
@@ -234,6 +234,30 @@ def revoke_gateway(
         typer.echo(f"{gateway_id}: {keys} signing key(s) revoked")
 
 
+def rekey_gateway(
+    gateway_id: Annotated[str, typer.Argument(help="the gateway id")],
+    config: ConfigOpt = None,
+    bundle_dir: DirOpt = None,
+) -> None:
+    """Issue a gateway a new uplink signing key only (its broker password stays); the old key is
+    refused from now on: install the new gateway-key.pem and restart the gateway."""
+    from headend.security.enrol import rekey_gateway as rekey
+
+    sec = _security(config)
+    engine: Engine | None = None
+    try:
+        engine = _database(config)
+        result = rekey(gateway_id, out_dir=bundle_dir or sec.bundle_dir, now=datetime.now(UTC),
+                       engine=engine)  # fmt: skip
+    except (HeadendError, OSError, SQLAlchemyError) as exc:
+        raise _fail("rekey-gateway", exc) from None
+    finally:
+        if engine is not None:
+            engine.dispose()
+    typer.echo(f"{gateway_id}: uplink signing key {result.key_id} registered, the old one revoked")
+    typer.echo(f"  install {result.files[0]} as signatures.signing_key_file (0600), then restart")
+
+
 def gateway_keys(config: ConfigOpt = None) -> None:
     """List the gateways' uplink signing keys, and the gateways heard from without one."""
     from headend.security.gateway_keys import overview
@@ -362,6 +386,7 @@ def register(target: typer.Typer) -> None:
     target.command("enrol-headend")(enrol_headend)
     target.command("revoke-gateway")(revoke_gateway)
     target.command("gateway-keys")(gateway_keys)
+    target.command("rekey-gateway")(rekey_gateway)
     target.command("keys-init")(keys_init)
     target.command("keys-rotate")(keys_rotate)
     target.command("keys-export")(keys_export)

@@ -235,6 +235,36 @@ def enrol_gateway(
     return Enrolment(gateway_id, bundle, files, password, kid, public, bool(public and engine))
 
 
+def rekey_gateway(
+    gateway_id: str, *, out_dir: Path, now: datetime, engine: Engine, registered_by: str = "rekey"
+) -> Enrolment:
+    """Issue ``gateway_id`` a new uplink signing key alone (its broker password stays): register
+    it (revoking the old key at once) and write ``<out>/<gateway id>/gateway-key.pem`` (0600).
+
+    For rolling signing out to gateways enrolled before it, and for replacing a key suspected
+    stolen; the gateway refuses nothing meanwhile, the head-end refuses the old key from now on.
+    """
+    if not GATEWAY_ID.match(gateway_id):
+        raise EnrolmentError(f"{gateway_id!r} is not a gateway id")
+    from headend.db.engine import writing
+    from headend.security.gateway_keys import register
+
+    private = Ed25519PrivateKey.generate()
+    public = raw_public(private.public_key())
+    with writing(engine) as conn:
+        register(conn, gateway_id, public, now, registered_by)
+    bundle = Path(out_dir) / gateway_id
+    bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
+    bundle.chmod(0o700)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    write_private(bundle / "gateway-key.pem", pem)
+    return Enrolment(
+        gateway_id, bundle, [bundle / "gateway-key.pem"], "", uplink_key_id(public), public, True
+    )
+
+
 def headend_names(base: str, count: int | None) -> list[str]:
     """The identities ``enrol-headend`` makes: ``base`` alone, or ``base-1`` … ``base-count``.
 

@@ -127,3 +127,23 @@ def test_gateway_keys_lists_who_would_be_refused(tmp_path: Path, sqlite_engine: 
     assert lines[0].startswith("gw-0007  ") and "registered 2026-11-24 06:00Z" in lines[0]
     assert lines[1].startswith("gw-old  NO KEY")
     assert lines[2] == "1 gateway(s) with a key, 1 without"
+
+
+def test_rekey_replaces_only_the_signing_key(tmp_path: Path, sqlite_engine: Engine) -> None:
+    first = _enrol(tmp_path, sqlite_engine)
+    password = BrokerFiles(tmp_path / "b").passwd.entries()["gw-0007"]
+    config = tmp_path / "headend.toml"
+    config.write_text(f'[database]\nurl = "{sqlite_engine.url.render_as_string()}"\n')
+    r = CliRunner().invoke(
+        cli.app,
+        ["rekey-gateway", "gw-0007", "-c", str(config), "--bundle-dir", str(tmp_path / "n")],
+    )
+    assert r.exit_code == 0, r.output
+    pem = tmp_path / "n" / "gw-0007" / "gateway-key.pem"
+    assert stat.S_IMODE(pem.stat().st_mode) == 0o600
+    private = load_pem_private_key(pem.read_bytes(), None)
+    new_id = key_id(private.public_key())  # type: ignore[arg-type]
+    assert new_id in r.output and new_id != first.key_id
+    with sqlite_engine.connect() as conn:
+        assert list(current(conn, "gw-0007")) == [new_id]  # the old key is refused from now on
+    assert BrokerFiles(tmp_path / "b").passwd.entries()["gw-0007"] == password  # untouched
