@@ -79,6 +79,9 @@ class SignatureConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     trust_file: Path | None = None  # the head-end's public keys (taiqu-trust-v1 JSON)
+    # The gateway's own Ed25519 key (PKCS#8 PEM, mode 0600, from enrol-gateway's bundle): every
+    # up/data, up/status and up/result it publishes is signed with it (protocols.uplink.envelope).
+    signing_key_file: Path | None = None
     # Unset: required when a trust file is configured.  ``true`` without a trust file is an error.
     required: bool | None = None
     max_validity_s: float = Field(default=7 * 86400.0, gt=0, le=90 * 86400.0)

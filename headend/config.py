@@ -133,6 +133,11 @@ class IngestSettings(_Model):
     resend_after: float = Field(default=10.0, gt=0, le=3600)  # seconds before re-asking a hole
     max_resend_ranges: int = Field(default=8, ge=1, le=1000)
     outbox_interval: float = Field(default=0.5, gt=0, le=60)
+    # Signed uplink (headend.ingest.keys): a gateway with a registered key must always sign.
+    # true: a gateway WITHOUT a registered key is refused too (production: every gateway is
+    # enrolled).  false (default, for test benches and upgrades): its messages are accepted
+    # unverified, with a warning at start.
+    require_signatures: bool = False
 
 
 class ApiSettings(_Model):

@@ -1,4 +1,5 @@
-"""Secrets and key files ``gateway.toml`` names: broker credentials, trust file, meter secrets.
+"""Secrets and key files ``gateway.toml`` names: broker credentials, trust file, uplink signing
+key, meter secrets.
 
 Read at start (and checked before anything connects), each failure a ``ConfigError`` naming the
 key and the fix.
@@ -19,6 +20,7 @@ from gateway.uplink.settings import PASSWORD_ENV
 
 if TYPE_CHECKING:
     from gateway.commands.secrets import MeterSecrets
+    from protocols.uplink.envelope import Sealer
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ def resolve_secrets(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> Se
                 [f"{path}: broker.{key}: {file} does not exist: fix the path or remove the key"]
             )
     check_trust(cfg, path)
+    uplink_sealer(cfg, path)
     meter_secrets(cfg, path)
     return Secrets(username=username, password=password)
 
@@ -76,6 +79,33 @@ def check_trust(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> None:
             load_trust(trust_file)
         except TrustFileError as exc:
             raise ConfigError([f"{path}: signatures.trust_file: {exc}"]) from None
+
+
+def uplink_sealer(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> Sealer | None:
+    """The uplink signer from ``[signatures] signing_key_file`` (None when unset; ``ConfigError``
+    when the file is missing, readable by others, or not an Ed25519 private key)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from protocols.uplink.envelope import Sealer
+
+    file = cfg.signatures.signing_key_file
+    if file is None:
+        return None
+    where = f"{path}: signatures.signing_key_file"
+    try:
+        mode = Path(file).stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            why = f"is readable by others (mode {stat.S_IMODE(mode):04o}): chmod 600 {file}"
+            raise ConfigError([f"{where}: {file} {why}"])
+        key = load_pem_private_key(Path(file).read_bytes(), password=None)
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot read {file} ({exc.strerror or exc})"]) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError([f"{where}: {file} is not a PEM private key ({exc})"]) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError([f"{where}: {file} is not an Ed25519 key: install gateway-key.pem"])
+    return Sealer(key)
 
 
 def meter_secrets(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> MeterSecrets:

@@ -45,7 +45,7 @@ from gateway.clock.trust import ClockTrust, make_clock_trust
 from gateway.commands import CommandExecutor, MeterSecrets
 from gateway.config import GatewayConfig, MeterConfig
 from gateway.config.budget import config_warnings
-from gateway.config.secrets import check_trust, meter_secrets
+from gateway.config.secrets import check_trust, meter_secrets, uplink_sealer
 from gateway.daemon.archive import accept_push, initial_archive, store_archive
 from gateway.daemon.build import make_executor, make_uplink
 from gateway.daemon.health import Health
@@ -159,8 +159,10 @@ class Gateway:
             loop.call_soon_threadsafe(self.store.append_events, [event])
 
     def _check_command_files(self) -> MeterSecrets:
-        """The trust file and the meter secrets, before anything is opened (``ConfigError``)."""
+        """The trust file, the uplink signing key and the meter secrets, before anything is
+        opened (``ConfigError``)."""
         check_trust(self.cfg, self.config_path)
+        uplink_sealer(self.cfg, self.config_path)
         return meter_secrets(self.cfg, self.config_path)
 
     async def start(self) -> None:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from gateway.commands import CommandExecutor
 from gateway.config import ConfigError
-from gateway.config.secrets import resolve_secrets
+from gateway.config.secrets import resolve_secrets, uplink_sealer
 from gateway.daemon.health import software_version
 from gateway.signature import TrustFileError, command_check
 from protocols.uplink import Command
@@ -48,6 +48,7 @@ def make_uplink(gw: Gateway) -> Any:
         clock_synced_fn=gw.clocktrust.synced,
         on_command=gw._spawn_command,
         on_archive=gw._on_archive,
+        sealer=uplink_sealer(gw.cfg, gw.config_path),
     )
 
 

@@ -11,7 +11,10 @@ window, decoding) happens in two asyncio tasks:
   ``ArchivePush`` → the callbacks given by the daemon.
 
 Session: client id = gateway id, persistent session (clean_session false), retained last will
-``Status(offline)``, retained birth ``Status(online)`` on every connect, QoS 1 everywhere.
+``Status(offline)``, retained birth ``Status(online)`` on every connect, QoS 1 everywhere.  With a
+``sealer`` (the gateway's key, ``[signatures] signing_key_file``) every payload it publishes —
+batches, statuses, results, the last will — is signed over its exact bytes on their topic
+(``protocols.uplink.envelope``).
 Undecodable payloads are logged and counted, never raised.
 """
 
@@ -46,6 +49,7 @@ from protocols.uplink import (
     decode_message,
     encode,
 )
+from protocols.uplink.envelope import Sealer
 from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -71,8 +75,10 @@ class Uplink:
         on_command: Callback | None = None,
         on_archive: Callback | None = None,
         settings: UplinkSettings | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.topics = Topics(gateway_id)
+        self.sealer = sealer
         self.gateway_id = gateway_id
         self.broker = broker
         self.store = store
@@ -139,7 +145,10 @@ class Uplink:
         await asyncio.wait(self._tasks, timeout=self.settings.stop_timeout)
         if self._connected:
             info = client.publish(
-                self.topics.status, encode(self._status("offline")), qos=1, retain=True
+                self.topics.status,
+                self._payload(self.topics.status, self._status("offline")),
+                qos=1,
+                retain=True,
             )
             deadline = time.monotonic() + self.settings.stop_timeout
             while not info.is_published() and time.monotonic() < deadline and self._connected:
@@ -165,7 +174,7 @@ class Uplink:
                 keyfile=str(self.broker.key_file) if self.broker.key_file else None,
             )
         will = Status(gateway=self.gateway_id, state="offline", epoch=self.store.epoch)
-        client.will_set(self.topics.status, encode(will), qos=1, retain=True)
+        client.will_set(self.topics.status, self._payload(self.topics.status, will), 1, True)
         client.reconnect_delay_set(
             max(1, round(self.settings.reconnect_min)), max(1, round(self.settings.reconnect_max))
         )
@@ -234,10 +243,15 @@ class Uplink:
         self._outstanding.discard(mid)
         self._wake.set()
 
+    def _payload(self, topic: str, message: BaseModel) -> bytes:
+        """The bytes published on ``topic``: the encoded message, signed when there is a key."""
+        body = encode(message)
+        return body if self.sealer is None else self.sealer.seal(topic, body)
+
     def _publish(self, topic: str, message: BaseModel, *, retain: bool = False) -> bool:
         if self._client is None:
             return False
-        payload = encode(message)
+        payload = self._payload(topic, message)
         info = self._client.publish(topic, payload, qos=1, retain=retain)
         if info.rc not in _SENT:
             log.warning("publish on %s refused by the client: %s", topic, info.rc)

@@ -68,6 +68,7 @@ class ArchiveAlert:
     issued: int | None
     reported: int | None
     since: datetime | None
+    count: int | None = None  # how many refused messages (``uplink.forged``, headend.ingest.alerts)
 
 
 def alert(

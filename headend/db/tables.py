@@ -238,6 +238,17 @@ mqtt_outbox = Table(
     Index("ix_mqtt_outbox_pending", "published_at", "id"),
 )
 
+gateway_keys = Table(  # created by migration 0012_gateway_keys (not part of CORE_TABLES)
+    "gateway_keys",
+    metadata,
+    Column("gateway", String(64), primary_key=True),
+    Column("key_id", String(16), primary_key=True),  # protocols.uplink.envelope.key_id
+    Column("public_key", LargeBinary, nullable=False),  # raw Ed25519, 32 bytes
+    Column("registered", UTCDateTime, nullable=False),
+    Column("revoked", UTCDateTime, nullable=True),  # NULL: the gateway signs with it now
+    Column("registered_by", String(100), nullable=False, default=""),
+)
+
 # --- measurements -----------------------------------------------------------------------------
 
 readings = Table(

@@ -1,10 +1,14 @@
-"""Which meters the archive knows, and which gateway each belongs to.
+"""Which meters the archive knows, and which gateway each belongs to when.
 
-A gateway may write only its own meters (those of its areas in the archive in force now): a
-reading or event it sends for a meter of another gateway is not stored but listed in
-``unregistered`` with the gateway that reported it (``owned``).  Readings of a meter the archive
-does not know at all are stored (a meter wired before its archive entry loses nothing) and listed
-there too.
+A gateway may write only its own meters: a reading or event is stored for a meter that was in the
+gateway's archive *at the reading's time* (the archive is effective-dated: the meter's version in
+force then names an area whose version in force then names the gateway; ``Ownership``).  So a
+meter moved from gateway A to B at T keeps A's readings taken before T, and A's readings after T
+— or B's before T — are not stored but listed in ``unregistered`` with the gateway that reported
+them.  The time is the gateway's reading time (``gt``: when it read the meter, which it can only
+do while the meter is on its bus), for an event when the gateway detected it (else its start,
+else its reception).  Readings of a meter the current archive does not know at all are stored (a
+meter wired before its archive entry loses nothing) and listed there too.
 
 The registry caches the archive's current meter ids.  Reading them all costs about 1 s of the
 ingest's CPU per million meters, so the whole set is reloaded only every ``reload`` seconds
@@ -16,7 +20,8 @@ seconds (5: a meter just added is recognised within that).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,11 +34,73 @@ RELOAD_SECONDS = 300.0
 RECHECK_SECONDS = 5.0
 
 
+Span = tuple[datetime, datetime | None]  # [from, to); None: open-ended
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """When each meter belonged to one gateway (its archive's effective-dated history).
+
+    ``current``: meters it owns now (an open span) and ``floor``, the latest start of those open
+    spans, so a sweep of current meters taken at or after ``floor`` is owned without a lookup per
+    row (``covers``).
+    """
+
+    spans: dict[str, tuple[Span, ...]]
+    current: frozenset[str]
+    floor: datetime | None
+
+    def owns(self, meter: str, at: datetime) -> bool:
+        """Whether ``meter`` was this gateway's at ``at``."""
+        for start, end in self.spans.get(meter, ()):
+            if start <= at and (end is None or at < end):
+                return True
+        return False
+
+    def covers(self, meters: Sequence[str], times: Sequence[datetime]) -> bool:
+        """Whether every (meter, time) pair is owned, proven without a lookup per row."""
+        if not times or not self.current.issuperset(meters):
+            return False
+        return self.floor is None or min(times) >= self.floor
+
+
+def _merge(spans: list[Span]) -> tuple[Span, ...]:
+    """Spans sorted and joined where one ends as the next starts (a meter's other changes)."""
+    out: list[Span] = []
+    for start, end in sorted(spans, key=lambda s: s[0]):
+        last_end = out[-1][1] if out else start
+        if out and (last_end is None or last_end >= start):
+            joined = None if last_end is None or end is None else max(end, last_end)
+            out[-1] = (out[-1][0], joined)
+        else:
+            out.append((start, end))
+    return tuple(out)
+
+
+def _ownership(conn: Connection, gateway: str) -> Ownership:
+    m, a = meters.c, areas.c
+    query = (
+        select(m.id, m.valid_from, m.valid_to, a.valid_from, a.valid_to)
+        .join(areas, a.id == m.area)
+        .where(a.gateway == gateway)
+    )
+    raw: dict[str, list[Span]] = {}
+    for meter, m_from, m_to, a_from, a_to in conn.execute(query):
+        start = max(m_from, a_from)
+        ends = [t for t in (m_to, a_to) if t is not None]
+        end = min(ends) if ends else None
+        if end is None or start < end:
+            raw.setdefault(meter, []).append((start, end))
+    spans = {meter: _merge(s) for meter, s in raw.items()}
+    opened = {m: s[-1][0] for m, s in spans.items() if s[-1][1] is None}
+    return Ownership(spans, frozenset(opened), max(opened.values(), default=None))
+
+
 class MeterRegistry:
     """A cached set of the archive's current meter ids (see the module docstring)."""
 
     def __init__(self, reload: float = RELOAD_SECONDS, recheck: float = RECHECK_SECONDS) -> None:
-        self._owned: dict[str, tuple[float, frozenset[str]]] = {}  # gateway → (loaded, meters)
+        self._owned: dict[str, tuple[float, Ownership]] = {}  # gateway → (loaded, ownership)
         self._known: set[str] = set()
         self._absent: set[str] = set()  # looked up since ``_checked`` and not found
         self._loaded = self._checked = float("-inf")
@@ -44,19 +111,18 @@ class MeterRegistry:
         self._loaded = float("-inf")
         self._owned.clear()
 
-    def owned(self, conn: Connection, gateway: str) -> frozenset[str]:
-        """The current meters of ``gateway``'s areas (cached for ``recheck`` seconds)."""
+    def ownership(self, conn: Connection, gateway: str) -> Ownership:
+        """When each meter was ``gateway``'s (cached for ``recheck`` seconds)."""
         cached = self._owned.get(gateway)
         if cached is not None and time.monotonic() - cached[0] <= self._recheck_every:
             return cached[1]
-        query = (
-            select(meters.c.id)
-            .join(areas, (areas.c.id == meters.c.area) & areas.c.valid_to.is_(None))
-            .where(meters.c.valid_to.is_(None), areas.c.gateway == gateway)
-        )
-        ids = frozenset(conn.execute(query).scalars())
-        self._owned[gateway] = (time.monotonic(), ids)
-        return ids
+        owned = _ownership(conn, gateway)
+        self._owned[gateway] = (time.monotonic(), owned)
+        return owned
+
+    def owned(self, conn: Connection, gateway: str) -> frozenset[str]:
+        """The meters ``gateway`` owns now."""
+        return self.ownership(conn, gateway).current
 
     def _reload(self, conn: Connection) -> None:
         self._known = set(

@@ -42,6 +42,7 @@ from headend.db.bulk import ReadingSink
 from headend.db.engine import writing
 from headend.db.errors import HeadendError
 from headend.ingest import outbox
+from headend.ingest.keys import GatewayKeys
 from headend.ingest.lease import IngestLease
 from headend.ingest.store import Ingestor, Outcome
 from headend.ingest.streams import StreamBook
@@ -152,7 +153,13 @@ class IngestService:
             settings.ingest.resend_after,
             settings.ingest.max_resend_ranges,
             StreamBook(engine, patient=bool(settings.mqtt.shared_group)),
+            keys=GatewayKeys(require=settings.ingest.require_signatures),
         )
+        if not settings.ingest.require_signatures:
+            log.warning(
+                "ingest.require_signatures is false: gateways without a registered key are "
+                "accepted unverified (gateways with one must sign)"
+            )
         self.stats = IngestStats()
         self.connected = threading.Event()
         self._queue: queue.Queue[Received] = queue.Queue()

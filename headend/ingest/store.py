@@ -2,12 +2,17 @@
 
 ``Ingestor.handle`` runs one message through a fixed sequence of steps:
 
+0. **authenticate** — the payload must carry the gateway's signature when the gateway has a
+   registered key (``headend.ingest.keys``; the policy decides for gateways without one); a
+   refused one → ``dead_letters`` with ``signature: <reason>``, before anything is decoded,
+   a stream touched or a command looked up;
 1. **decode and validate** — ``up/data`` with ``protocols.uplink.decode_data`` (sweeps stay
    column arrays, checked a column at a time), other kinds with ``decode_message``; anything
    that fails the contract → ``dead_letters`` (topic, reason, raw bytes);
 2. **bind and route** — the gateway's stream is locked and read (``StreamBook.get``), and the
-   seqs it already holds are set aside as duplicates, and readings and events of meters that are
-   not the gateway's own (``MeterRegistry.owned``) are set aside for ``unregistered``;
+   seqs it already holds are set aside as duplicates, and readings and events of meters that were
+   not the gateway's own at their time (``MeterRegistry.ownership``, effective-dated) are set
+   aside for ``unregistered``;
 3. **write** — ``up/data``: the new records' readings go to the transaction's ``ReadingSink``
    (written by one COPY / executemany per group, before commit), events and announced gaps
    (``gaps`` plus a ``gap_announced`` event) are inserted, unregistered meters noted, the
@@ -37,8 +42,9 @@ from headend.db.bulk import ReadingSink
 from headend.db.dialect import insert_ignore
 from headend.db.tables import dead_letters, events, gaps, gateway_sessions, gateway_state
 from headend.ingest import presence
+from headend.ingest.keys import GatewayKeys
 from headend.ingest.ranges import SeqRanges
-from headend.ingest.registry import MeterRegistry
+from headend.ingest.registry import MeterRegistry, Ownership
 from headend.ingest.rows import event_row, gap_rows, record_rows, sweep_rows
 from headend.ingest.streams import StreamBook
 from protocols.errors import ContractError
@@ -83,7 +89,9 @@ class Ingestor:
         streams: StreamBook | None = None,
         dead_prefix: int = DEAD_PREFIX,
         dead_per_minute: int = DEAD_PER_MINUTE,
+        keys: GatewayKeys | None = None,
     ) -> None:
+        self.keys = keys if keys is not None else GatewayKeys()
         self.streams = streams if streams is not None else StreamBook()
         self.dead_prefix = dead_prefix
         self.dead_per_minute = dead_per_minute
@@ -97,6 +105,7 @@ class Ingestor:
         """Forget cached state written by a transaction that did not commit."""
         self.streams.invalidate()
         self.registry.invalidate()
+        self.keys.invalidate()
 
     def handle(
         self,
@@ -114,8 +123,9 @@ class Ingestor:
         """
         own = sink is None
         sink = sink if sink is not None else ReadingSink(conn)
-        try:  # step 1: decode and validate
-            gateway, message = self._decode(topic, payload)
+        try:  # step 0: authenticate; step 1: decode and validate
+            body = self.keys.authentic(conn, parse_topic(topic)[0], topic, payload)
+            gateway, message = self._decode(topic, body)
         except ContractError as exc:
             return self.dead_letter(conn, topic, payload, str(exc), now)
         # steps 2-4 (bind and route, write, ack) per kind
@@ -194,7 +204,7 @@ class Ingestor:
         stream = self.streams.get(conn, gateway, batch.epoch, batch.seq)
         runs = stream.held.missing(batch.seq, batch.last_seq)
         new = SeqRanges(runs)
-        owned = self.registry.owned(conn, gateway)  # a gateway writes only its own meters
+        owned = self.registry.ownership(conn, gateway)  # a gateway writes only its own meters
         bound = _Binding(self.registry, conn, owned)
         # step 3: write the new records
         readings = 0
@@ -202,17 +212,18 @@ class Ingestor:
             first = batch.seq + sweep.index
             whole = new.covers(first, first + len(sweep) - 1)
             keep: range | list[int]
-            if owned.issuperset(sweep.meters):  # the usual case: every meter its own
+            if owned.covers(sweep.meters, sweep.gateway_times):  # the usual case: all its own
                 keep = (
                     range(len(sweep))
                     if whole
                     else [i for i in range(len(sweep)) if first + i in new]
                 )
             else:
+                meters_, times = sweep.meters, sweep.gateway_times
                 keep = [
                     i
                     for i in range(len(sweep))
-                    if (whole or first + i in new) and bound.may_store(sweep.meters[i])
+                    if (whole or first + i in new) and bound.may_store(meters_[i], times[i])
                 ]
             readings += sweep_rows(gateway, sweep, keep, sink.stamp, sink.rows)
         covered = list(runs)
@@ -223,10 +234,11 @@ class Ingestor:
             if seq not in new:
                 continue
             if isinstance(record, ReadingRecord):
-                if record.meter in owned or bound.may_store(record.meter):
+                if bound.may_store(record.meter, record.gateway_time):
                     readings += record_rows(gateway, record, sink.stamp, sink.rows)
             elif isinstance(record, EventRecord):
-                if not record.meter or record.meter in owned or bound.may_store(record.meter):
+                at = record.detected or record.start or now
+                if not record.meter or bound.may_store(record.meter, at):
                     event_rows.append(event_row(gateway, record, now))
             elif isinstance(record, GapRecord):
                 gap, event = gap_rows(gateway, batch.epoch, seq, record, now)
@@ -312,16 +324,17 @@ class Ingestor:
 
 
 class _Binding:
-    """Which meters of a message may be stored: the gateway's own, and ones the archive does
-    not know; another gateway's are refused.  Both kinds not its own are counted in ``listed``."""
+    """Which meters of a message may be stored: the gateway's own at the reading's time, and ones
+    the archive does not know; another gateway's are refused.  Both kinds not its own are counted
+    in ``listed``."""
 
-    def __init__(self, registry: MeterRegistry, conn: Connection, owned: frozenset[str]) -> None:
+    def __init__(self, registry: MeterRegistry, conn: Connection, owned: Ownership) -> None:
         self.registry, self.conn, self.owned = registry, conn, owned
         self.listed: Counter[str] = Counter()
         self._verdict: dict[str, bool] = {}
 
-    def may_store(self, meter: str) -> bool:
-        if meter in self.owned:
+    def may_store(self, meter: str, at: datetime) -> bool:
+        if self.owned.owns(meter, at):
             return True
         self.listed[meter] += 1
         verdict = self._verdict.get(meter)

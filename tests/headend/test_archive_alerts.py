@@ -107,3 +107,32 @@ def test_archive_changes_through_the_api_are_signed_with_the_command_keys(
         ).scalar_one()
     pushed = decode(bytes(body), ArchivePush)
     assert pushed.signature is not None and pushed.signature.key_id == info.key_id
+
+
+def test_signature_refusals_are_a_critical_alert_for_a_day(ops):
+    """Messages on a gateway's topics that failed the signature check (forged on the broker, or a
+    revoked key) make it an ``uplink.forged`` alert, in the API and the console."""
+    from headend.db.tables import dead_letters
+
+    now = ops.clock.now()
+    rows = [
+        ("gw1", "signature: unsigned", now - timedelta(hours=2)),
+        ("gw1", "signature: bad_signature", now - timedelta(minutes=5)),
+        ("gw2", "signature: unknown_key", now - timedelta(hours=30)),  # older than a day
+        ("gw3", "payload is not JSON", now - timedelta(minutes=1)),  # garbage, not a forgery
+    ]
+    with writing(ops.engine) as conn:
+        for gw, reason, at in rows:
+            conn.execute(
+                insert(dead_letters).values(
+                    topic=f"taiqu/v1/{gw}/up/data", gateway=gw, reason=reason, payload=b"x",
+                    received=at,
+                )
+            )  # fmt: skip
+    alerts = ops.client.get("/api/v1/gateways/alerts", headers=ops.as_("vic")).json()
+    assert [(a["gateway"], a["kind"], a["severity"], a["count"]) for a in alerts] == [
+        ("gw1", "uplink.forged", "critical", 2)
+    ]
+    assert "signature check" in alerts[0]["message"]
+    scoped = ops.client.get("/api/v1/gateways/alerts", headers=ops.as_("vera")).json()
+    assert scoped == []  # vera sees area A2 only (gateway gw2)

@@ -2,7 +2,9 @@
 
 The fleet and gateway set-up is the gateway's own integration rig (tests/integration/
 test_gateway_fleet.py); here the real head-end ingest replaces its stand-in subscriber, so the
-gateway's store is emptied by the head-end's own contract acknowledgements.
+gateway's store is emptied by the head-end's own contract acknowledgements.  The gateway is
+enrolled as deployed: its uplink signing key comes from ``enrol_gateway`` (registered with the
+head-end), and the ingest requires signatures, so everything stored was verified.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from headend.db import make_engine
 from headend.db.engine import writing
 from headend.db.migrate import upgrade
 from headend.ingest.service import IngestService
+from headend.security.enrol import enrol_gateway
 
 pytestmark = pytest.mark.integration
 simulators = pytest.importorskip("simulators.fleet")
@@ -77,15 +80,23 @@ async def test_every_simulated_meter_reaches_the_api(
     settings = Settings(
         database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'headend.db'}"),
         mqtt=MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id="headend-e2e"),
-        ingest=IngestSettings(outbox_interval=0.1),
+        ingest=IngestSettings(outbox_interval=0.1, require_signatures=True),
     )
     engine = make_engine(settings.database)
     upgrade(engine)
+    enrolment = enrol_gateway(
+        fleet_rig.GW, broker_dir=tmp_path / "broker", out_dir=tmp_path / "bundles",
+        now=datetime.now(UTC), engine=engine,
+    )  # fmt: skip
     async with simulators.start_fleet(fleet_rig.fleet_config()) as fleet:
         ids = seed_archive(engine, fleet)
         ingest = IngestService(engine, settings)
         ingest.start()
         cfg = fleet_rig.gateway_config(fleet, mosquitto, tmp_path / "gw")
+        key = enrolment.bundle / "gateway-key.pem"
+        cfg = cfg.model_copy(
+            update={"signatures": cfg.signatures.model_copy(update={"signing_key_file": key})}
+        )
         gateway = Gateway(cfg, config_path=tmp_path / "gateway.toml")
         await gateway.start()
         try:
@@ -114,6 +125,7 @@ async def test_every_simulated_meter_reaches_the_api(
                 archived = await api.get("/api/v1/meters", params={"area": "a1"})
                 assert len(archived.json()) == len(ids)
             assert ingest.stats.dead_letters == 0
+            assert ingest.stats.by_kind.get("status", 0) >= 1  # the signed birth was accepted
         finally:
             await gateway.stop()
             ingest.stop()

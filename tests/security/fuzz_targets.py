@@ -348,6 +348,50 @@ def gateway_archive(data: bytes) -> None:
         assert push.signing_bytes() in _signed_archives(), "accepted an archive nobody signed"
 
 
+# -- the head-end's signed uplink (protocols.uplink.envelope.check) ------------------------------
+UP_TOPICS = [t for t in TOPICS if t.startswith("taiqu/v1/") and "/up/" in t]
+GATEWAY_KEY = Ed25519PrivateKey.generate()
+
+
+@cache
+def _sealed() -> dict[tuple[str, bytes], bytes]:
+    from protocols.uplink.envelope import Sealer
+
+    sealer = Sealer(GATEWAY_KEY)
+    return {
+        (f.topic, f.payload): sealer.seal(f.topic, f.payload)
+        for f in mqtt_fixtures("valid")
+        if f.topic in UP_TOPICS and f.topic.startswith("taiqu/v1/gw-0001/")
+    }
+
+
+@cache
+def signed_uplink_seeds() -> list[bytes]:
+    seeds = []
+    for (topic, body), sealed in _sealed().items():
+        index = bytes([UP_TOPICS.index(topic)])
+        seeds += [index + sealed, index + body]
+    return seeds
+
+
+def signed_uplink(data: bytes) -> None:
+    """Topic byte, then an ``up/*`` payload through the ingest's signature check (gw-0001 has a
+    registered key, the others none and signatures are required): only exactly the bytes the
+    gateway signed, on the topic it signed them for, are ever accepted."""
+    from protocols.uplink.envelope import UplinkRefusal, check, key_id
+
+    if not data:
+        return
+    topic = UP_TOPICS[data[0] % len(UP_TOPICS)]
+    public = GATEWAY_KEY.public_key()
+    keys = {key_id(public): public} if topic.startswith("taiqu/v1/gw-0001/") else {}
+    refusal, body = check(topic, data[1:], keys, required=True)
+    assert refusal is None or isinstance(refusal, UplinkRefusal)
+    if refusal is None:
+        assert (topic, body) in _sealed(), "accepted an uplink message the gateway never signed"
+        decode_message(topic, body)
+
+
 def _frame_seeds() -> list[bytes]:
     return [bytes([flags]) + s for s in dlt645_seeds() for flags in (0, 1)]
 
@@ -372,5 +416,6 @@ TARGETS: dict[str, Target] = {
         Target("uplink", uplink, uplink_seeds, (ContractError,)),
         Target("gateway_command", gateway_command, command_seeds, (ContractError,)),
         Target("gateway_archive", gateway_archive, archive_seeds, (ContractError,)),
+        Target("signed_uplink", signed_uplink, signed_uplink_seeds, (ContractError,)),
     )
 }

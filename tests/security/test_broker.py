@@ -9,13 +9,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from typer.testing import CliRunner
 
+from headend.config import DatabaseSettings
+from headend.db import make_engine
+from headend.db.migrate import upgrade
 from headend.security import cli
 from headend.security.enrol import GATEWAY_PATTERNS, BrokerFiles, enrol_headend
 from headend.security.errors import EnrolmentError
+from headend.security.gateway_keys import current
 from headend.security.keys import KeyStore
 from headend.security.passwd import hash_password, verify_password
+from protocols.uplink.envelope import key_id, raw_public
 from tests.security.broker import Client, SecureBroker, can_connect
 from tests.services import mosquitto_binary  # noqa: F401  (fixture)
 
@@ -32,10 +39,16 @@ def broker(mosquitto_binary: str, tmp_path_factory) -> Iterator[SecureBroker]:  
 
 @pytest.fixture(scope="module")
 def creds(broker: SecureBroker, tmp_path_factory) -> dict[str, str]:
-    """Two gateways enrolled through the CLI, one head-end identity; broker reloaded."""
+    """Two gateways enrolled through the CLI (their signing keys registered in the head-end's
+    database named by -c), one head-end identity; broker reloaded."""
     out = tmp_path_factory.mktemp("bundles")
     keys = KeyStore(out / "keys")
     keys.create(datetime.now(UTC))
+    db = DatabaseSettings(url=f"sqlite:///{out / 'headend.db'}")
+    engine = make_engine(db)
+    upgrade(engine)
+    config = out / "headend.toml"
+    config.write_text(f'[database]\nurl = "{db.url}"\n')
     runner = CliRunner()
     passwords: dict[str, str] = {}
     for gw in ("gw-a", "gw-b"):
@@ -44,6 +57,8 @@ def creds(broker: SecureBroker, tmp_path_factory) -> dict[str, str]:
             [
                 "enrol-gateway",
                 gw,
+                "-c",
+                str(config),
                 "--broker-dir",
                 str(broker.broker_dir),
                 "--keys-dir",
@@ -64,10 +79,18 @@ def creds(broker: SecureBroker, tmp_path_factory) -> dict[str, str]:
             "client.key",
             "headend-keys.json",
             "gateway-security.toml",
+            "gateway-key.pem",
         }
         assert (bundle / "broker-password").stat().st_mode & 0o077 == 0
+        assert (bundle / "gateway-key.pem").stat().st_mode & 0o077 == 0
+        key = load_pem_private_key((bundle / "gateway-key.pem").read_bytes(), None)
+        assert isinstance(key, Ed25519PrivateKey)
+        with engine.connect() as conn:  # the head-end verifies with exactly this key
+            assert current(conn, gw) == {key_id(key.public_key()): raw_public(key.public_key())}
+        assert "signing_key_file" in (bundle / "gateway-security.toml").read_text()
         assert (bundle / "client.key").stat().st_mode & 0o077 == 0
         passwords[gw] = (bundle / "broker-password").read_text().strip()
+    engine.dispose()
     passwords["taiqu-headend"] = enrol_headend("taiqu-headend", broker_dir=broker.broker_dir)
     broker.reload(lambda: can_connect(broker, "taiqu-headend", passwords["taiqu-headend"]))
     return passwords
@@ -209,13 +232,16 @@ def test_revoked_gateway_is_refused_after_reload(broker, creds, tmp_path) -> Non
             str(broker.ca.directory),
             "--bundle-dir",
             str(tmp_path),
+            "--no-register-key",
         ],
     )
     assert result.exit_code == 0, result.output
+    assert "NOT registered" in result.output
     password = (tmp_path / "gw-gone" / "broker-password").read_text().strip()
     broker.reload(lambda: can_connect(broker, "gw-gone", password))
     result = runner.invoke(
-        cli.app, ["revoke-gateway", "gw-gone", "--broker-dir", str(broker.broker_dir)]
+        cli.app,
+        ["revoke-gateway", "gw-gone", "--broker-dir", str(broker.broker_dir), "--no-register-key"],
     )
     assert "revoked" in result.output
     broker.reload(lambda: not can_connect(broker, "gw-gone", password))
@@ -247,7 +273,8 @@ def test_enrolment_refuses_bad_ids_and_re_enrolment(tmp_path: Path) -> None:
     acl = (tmp_path / "b" / "acl").read_text().splitlines()
     assert all(acl.count(p) == 1 for p in GATEWAY_PATTERNS)
     snippet = (first.bundle / "gateway-security.toml").read_text()
-    assert "[signatures]" not in snippet and "ca_file" not in snippet  # no keys, no CA yet
+    assert "trust_file" not in snippet and "ca_file" not in snippet  # no keys, no CA yet
+    assert 'signing_key_file = "/etc/taiqu-gateway/security/gateway-key.pem"' in snippet
 
 
 LISTENER_OPTIONS = {

@@ -187,3 +187,39 @@ def test_a_missing_or_broken_secrets_file_is_a_config_error(
     with pytest.raises(ConfigError) as info:
         resolve_secrets(cfg_with(path), "gw.toml")
     assert says in info.value.problems[0]
+
+
+# -- the uplink signing key ----------------------------------------------------------------------
+
+
+def test_the_uplink_signing_key_is_checked_at_start(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
+    from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+    from gateway.config.secrets import uplink_sealer
+    from protocols.uplink.envelope import key_id
+
+    def pem(key: Any) -> bytes:
+        return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+
+    private = Ed25519PrivateKey.generate()
+    good = secrets_file(tmp_path / "k.pem", pem(private).decode())
+    cases = {
+        tmp_path / "none.pem": "cannot read",
+        secrets_file(tmp_path / "open.pem", pem(private).decode(), 0o644): "chmod 600",
+        secrets_file(tmp_path / "junk.pem", "not a key"): "not a PEM private key",
+        secrets_file(tmp_path / "ec.pem", pem(generate_private_key(SECP256R1())).decode()): (
+            "not an Ed25519 key"
+        ),
+    }
+    base = {"required": False}
+    for path, why in cases.items():
+        cfg = parse_config(doc(signatures={**base, "signing_key_file": str(path)}), Path("gw.toml"))
+        with pytest.raises(ConfigError) as info:
+            resolve_secrets(cfg, "gw.toml")
+        [problem] = info.value.problems
+        assert problem.startswith("gw.toml: signatures.signing_key_file: ") and why in problem
+    cfg = parse_config(doc(signatures={**base, "signing_key_file": str(good)}), Path("gw.toml"))
+    sealer = uplink_sealer(cfg, "gw.toml")
+    assert sealer is not None and sealer.key_id == key_id(private.public_key())
+    assert uplink_sealer(parse_config(doc(signatures=base), Path("gw.toml"))) is None
