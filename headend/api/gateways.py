@@ -83,11 +83,12 @@ def archive_alerts(conn: ReadConn, user: Viewer) -> list[dict[str, Any]]:
     """Gateways whose archive is out of sync, worst first: one that reports a version the
     head-end never issued (``archive.forged_version``, critical), one still on an older version
     or silent ten minutes after a push (``archive.behind``, ``archive.unreported``); one whose
-    messages failed their signature check in the last 24 h (``uplink.forged``, critical)."""
-    from headend.ingest.alerts import forged_uplink
+    messages failed their signature check in the last 24 h (``uplink.forged``, critical); one
+    heard from without a registered uplink key (``uplink.unsigned``, warning)."""
+    from headend.ingest.alerts import forged_uplink, unsigned_uplink
 
     visible = _visible(conn, user)
-    found = push.alerts(conn, now()) + forged_uplink(conn, now())
+    found = push.alerts(conn, now()) + forged_uplink(conn, now()) + unsigned_uplink(conn, now())
     found = [a for a in found if visible is None or a.gateway in visible]
     found.sort(key=lambda a: (a.severity != "critical", a.gateway))
     return [dataclasses.asdict(a) for a in found]

@@ -6,6 +6,10 @@ itself — or signed with a key the head-end revoked (a re-enrolled gateway not 
 bundle).  Either way an operator must look, so each such gateway is a critical alert
 (``uplink.forged``) while it has such dead letters in the last ``window`` (24 h), listed with the
 archive alerts (``GET /api/v1/gateways/alerts`` and the console's overview).
+
+A gateway the head-end hears from without a registered uplink key is a warning
+(``uplink.unsigned``): its messages are accepted unverified while ``[ingest] require_signatures``
+is false (and refused once it is true), so a broker attacker could still forge its readings.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, func, select
 
 from headend.archive.push import ArchiveAlert
-from headend.db.tables import dead_letters
+from headend.db.tables import dead_letters, gateway_state
+from headend.security.gateway_keys import keyed_gateways
 
 WINDOW = timedelta(hours=24)
 
@@ -50,4 +55,22 @@ def forged_uplink(
             count,
         )
         for gateway, count, since in conn.execute(query)
+    ]
+
+
+def unsigned_uplink(
+    conn: Connection, now: datetime, gateways: list[str] | None = None
+) -> list[ArchiveAlert]:
+    """One ``uplink.unsigned`` warning per gateway heard from that has no current key."""
+    heard = set(conn.execute(select(gateway_state.c.gateway)).scalars())
+    if gateways is not None:
+        heard &= set(gateways)
+    message = (
+        "gateway {gw} has no uplink signing key registered: its messages are accepted unverified "
+        "while [ingest] require_signatures = false (refused once true); enrol it again or run "
+        "taiqu headend rekey-gateway"
+    )
+    return [
+        ArchiveAlert(gw, "uplink.unsigned", "warning", message.format(gw=gw), None, None, None)
+        for gw in sorted(heard - keyed_gateways(conn))
     ]

@@ -14,6 +14,7 @@ from headend.archive import push
 from headend.commands.signing import NoSigner
 from headend.db import writing
 from headend.db.tables import gateway_state, gateways
+from headend.security import gateway_keys
 from tests.headend.ops_support import (  # noqa: F401
     SINCE,
     TUESDAY_10,
@@ -27,6 +28,7 @@ def _setup(ops, reported: dict[str, int | None]) -> None:
         for gw in ("gw1", "gw2", "gw3"):
             conn.execute(insert(gateways).values(id=gw, name=gw, valid_from=SINCE))
             push.refresh(conn, gw, TUESDAY_10, force=True, signer=NoSigner())  # version 1
+            gateway_keys.register(conn, gw, bytes(32), TUESDAY_10, by="test")  # enrolled
             if reported.get(gw, 0) is not None:
                 conn.execute(
                     insert(gateway_state).values(

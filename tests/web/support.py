@@ -114,13 +114,17 @@ def seed_loss(engine: Engine, today: date) -> list[dict[str, Any]]:
 
 
 def seed_live(engine: Engine, now: datetime) -> None:
-    """Gateway gw2 online and a cover event in A2 (what a running gateway would have sent)."""
+    """Gateway gw2 online (enrolled: its uplink key registered) and a cover event in A2 (what a
+    running gateway would have sent)."""
+    from headend.security import gateway_keys
+
     with writing(engine) as conn:
         conn.execute(
             insert(gateway_state).values(
                 gateway="gw2", online=True, since=now, last_seen=now, health="{}"
             )
         )
+        gateway_keys.register(conn, "gw2", bytes(32), now, by="test")
         conn.execute(
             insert(events).values(
                 key="cover-1", gateway="gw2", meter=meter_id("A2", 2), type="meter_cover_open",

@@ -32,3 +32,30 @@ def test_the_overview_shows_forged_uplink_messages(web: Web) -> None:
     with writing(web.engine) as conn:
         conn.execute(delete(dead_letters))
     assert 'data-kind="uplink.forged"' not in client.get("/").text
+
+
+def test_the_overview_warns_of_a_gateway_heard_from_without_an_uplink_key(web: Web) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from headend.db.tables import gateway_state
+    from headend.security import gateway_keys
+
+    client = sign_in(web.app, "vic")
+    with writing(web.engine) as conn:  # gw2 as re-enrolled and not yet given its new key
+        gateway_keys.revoke(conn, "gw2", web.now)
+        conn.execute(delete(gateway_state))
+    assert 'data-kind="uplink.unsigned"' not in client.get("/").text
+    with writing(web.engine) as conn:  # gw2 publishes; nobody registered a key for it
+        conn.execute(
+            insert(gateway_state).values(
+                gateway="gw2", online=True, since=web.now, last_seen=web.now, health="{}"
+            )
+        )
+    page = client.get("/").text
+    assert 'data-kind="uplink.unsigned"' in page and 'data-gateway="gw2"' in page
+    assert "没有登记上行签名密钥" in page
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    with writing(web.engine) as conn:
+        gateway_keys.register(conn, "gw2", raw, web.now, by="test")
+    assert 'data-kind="uplink.unsigned"' not in client.get("/").text

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from headend.archive import push
 from headend.auth.roles import User
 from headend.db import reading
-from headend.ingest.alerts import forged_uplink
+from headend.ingest.alerts import forged_uplink, unsigned_uplink
 from headend.web.pages.common import ops, page
 from headend.web.render import render
 from headend.web.views import analytics, fleet
@@ -50,7 +50,11 @@ def overview(request: Request) -> Response:
             rates = analytics.latest_collection(conn, ids, today)
             passed = analytics.pass_rate(conn, ids, today - timedelta(days=1))
             served = sorted({r["gateway"] for r in rows if r.get("gateway")})
-            archive_alerts = push.alerts(conn, now, served) + forged_uplink(conn, now, served)
+            archive_alerts = (
+                push.alerts(conn, now, served)
+                + forged_uplink(conn, now, served)
+                + unsigned_uplink(conn, now, served)
+            )
         archive_alerts.sort(key=lambda a: (a.severity != "critical", a.gateway))
         online = sum(1 for r in rows if r["online"])
         gateways = sum(1 for r in rows if r["online"] is not None)
