@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Numeric, String, and_, case, cast, or_, select, type_coerce
 
@@ -164,3 +166,35 @@ def voltages(
             if math.isfinite(value) and value > 0:
                 out[meter][_slot(t, step, slots)] = value
     return dict(out)
+
+
+def supply_days(
+    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime, zone: ZoneInfo
+) -> dict[str, tuple[set[date], dict[date, Decimal]]]:
+    """Per meter, the local days in ``[t0, t1)`` its relay was reported open, and per day the
+    highest live current it measured (the reading-quality checks' supply and load state)."""
+    q = readings.c.quantity
+    out: dict[str, tuple[set[date], dict[date, Decimal]]] = {}
+    for chunk in chunks(sorted(meter_ids)):
+        rows = conn.execute(
+            select(readings.c.meter, q, readings.c.time, readings.c.value).where(
+                readings.c.meter.in_(chunk),
+                readings.c.kind.in_(SPOT),
+                readings.c.time >= t0,
+                readings.c.time < t1,
+                or_(and_(q == RELAY_STATE, readings.c.value == "open"), q == "current.a"),
+            )
+        )
+        for meter, quantity, t, text in rows:
+            opened, peaks = out.setdefault(meter, (set(), {}))
+            day = t.astimezone(zone).date()
+            if quantity == RELAY_STATE:
+                opened.add(day)
+                continue
+            try:
+                amps = abs(Decimal(text))
+            except InvalidOperation:
+                continue
+            if amps.is_finite() and amps > peaks.get(day, Decimal(-1)):
+                peaks[day] = amps
+    return out
