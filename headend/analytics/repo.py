@@ -75,10 +75,12 @@ def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Poin
         mult = Decimal(r.multiplier)
         joined = s is not None and s["end"] == r.valid_from
         if joined and s is not None and s["multiplier"] == mult:
-            s.update(end=r.valid_to, role=r.role, pv=r.pv)
+            s.update(end=r.valid_to, role=r.role, pv=r.pv, category=r.tariff_category,
+                     model=r.model or "")  # fmt: skip
             continue
         new = {"meter": r.id, "start": r.valid_from, "point": r.point, "end": r.valid_to,
-               "role": r.role, "pv": r.pv, "multiplier": mult, "start_read": joined}  # fmt: skip
+               "role": r.role, "pv": r.pv, "multiplier": mult, "start_read": joined,
+               "category": r.tariff_category, "model": r.model or ""}  # fmt: skip
         if joined and s is not None:
             s["end_read"] = True
         stays.append(new)
@@ -93,7 +95,7 @@ def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Poin
     finals = {(r.old_meter, r.at): json.loads(r.old_final) for r in reps}
     starts = {(r.new_meter, r.at): json.loads(r.new_start) for r in reps}
     by_point: dict[str, list[MeterSpan]] = defaultdict(list)
-    roles: dict[str, tuple[datetime, str, bool]] = {}
+    roles: dict[str, tuple[datetime, str, bool, str, str]] = {}
     for s in stays:
         meter = s["meter"]
         start = s["start"] if s["start"] > t0 else None
@@ -115,13 +117,15 @@ def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Poin
             )
         )
         if s["point"] not in roles or roles[s["point"]][0] <= s["start"]:
-            roles[s["point"]] = (s["start"], s["role"], bool(s["pv"]))
+            roles[s["point"]] = (s["start"], s["role"], bool(s["pv"]), s["category"], s["model"])
     return [
         Point(
             p,
             roles[p][1],
             tuple(sorted(spans, key=lambda m: m.start or t0)),
             pv=roles[p][2],
+            category=roles[p][3],
+            model=roles[p][4],
         )
         for p, spans in sorted(by_point.items())
     ]

@@ -35,6 +35,7 @@ from headend.analytics.intervals import (
 )
 from headend.analytics.lineloss import LossResult, area_loss, month_bounds
 from headend.analytics.model import Point, Registers, boundary, days
+from headend.analytics.peers import hourly_shape, peer_evidence
 from headend.analytics.settings import AnalyticsSettings
 from headend.analytics.suspects import (
     IDLE_KWH,
@@ -194,6 +195,16 @@ def _suspects(
     rates = [r.rate for d in window if (r := daily[d]).rate is not None]
     band = daily[window[-1]].band
     excess = bool(rates and band and sum(rates) / len(rates) > band[1])
+    if excess:  # a long-standing theft has no change point: compare with similar customers
+        shapes = {
+            m: shape
+            for m in ids
+            if m in intervals
+            and (shape := hourly_shape(slot_energy(intervals[m].energy, step), zone, step))
+        }
+        groups = {p.meters[-1].meter: (p.category, p.model) for p in customers}
+        for m, found in peer_evidence(facts, shapes, groups).items():
+            extra.setdefault(m, []).extend(found)
     ranked = rank_suspects(
         facts,
         {d: v for d, v in loss.items() if v is not None},
@@ -202,7 +213,6 @@ def _suspects(
         instants=repo.anomalous_instants(conn, ids, t0, t1, LOST_VOLTAGE),
         inspections=repo.latest_inspections(conn, ids),
         extra=extra,
-        excess=excess,
     )
     store.save_suspects(conn, area, window[-1], ranked, now)
     summary.suspects += len(ranked)
@@ -319,14 +329,26 @@ def _quality(
     zone = settings.tz
     as_of = window[-1] + timedelta(days=1)  # the latest freeze date in the window
     supplied = {d: bool(r.supply) for d, r in daily.items()}
+    frozen = {
+        span.meter: {
+            d: v
+            for d, v in regs.get(span.meter, Registers()).frozen.items()
+            if d in supplied or d == as_of
+        }
+        for p in pts
+        for span in p.meters
+    }
+    # the supply and load state of meters whose register stood still (a relay opened for
+    # arrears, an empty home) is read for those meters only
+    still = [m for m, v in frozen.items() if len(set(v.values())) < len(v)]
+    state = series.supply_days(
+        conn, still, boundary(min(supplied, default=as_of), zone), boundary(as_of, zone), zone
+    )
     flags = []
     for p in pts:
         for span in p.meters:
-            values = {
-                d: v
-                for d, v in regs.get(span.meter, Registers()).frozen.items()
-                if d in supplied or d == as_of
-            }
+            values = frozen[span.meter]
+            opened, peaks = state.get(span.meter, (set(), {}))
             flags += [
                 f
                 for f in reading_checks(
@@ -335,6 +357,8 @@ def _quality(
                     max_kwh_per_day=settings.max_kwh_per_day,
                     supplied=supplied,
                     stopped_days=settings.stopped_days,
+                    relay_open=opened,
+                    peak_current=peaks,
                 )
                 if f.day >= window[0]
             ]
