@@ -72,9 +72,14 @@ def _ev(kind: str, scale: float, at: datetime, summary: str, **details: object) 
     return Evidence(kind, weight, at, summary, details)
 
 
-def energy_while_open(m: MeterIntervals, step: timedelta) -> Evidence | None:
-    """Energy or current while the relay reports open (both ends of the step open)."""
-    used = slot_energy(m.energy, step)
+def energy_while_open(
+    m: MeterIntervals, step: timedelta, used: Mapping[datetime, float] | None = None
+) -> Evidence | None:
+    """Energy or current while the relay reports open (both ends of the step open); ``used``:
+    the meter's ``slot_energy`` if already computed."""
+    if not m.relay_open:
+        return None
+    used = slot_energy(m.energy, step) if used is None else used
     hits = sorted(
         t
         for t, is_open in m.relay_open.items()
@@ -96,10 +101,14 @@ def energy_while_open(m: MeterIntervals, step: timedelta) -> Evidence | None:
     )
 
 
-def lost_voltage(m: MeterIntervals, step: timedelta) -> Evidence | None:
+def lost_voltage(
+    m: MeterIntervals, step: timedelta, used: Mapping[datetime, float] | None = None
+) -> Evidence | None:
     """Voltage lost at the same reading as current or energy flows."""
-    used = slot_energy(m.energy, step)
     limit = float(LOST_VOLTAGE)
+    if not any(v < limit for v in m.voltage.values()):
+        return None
+    used = slot_energy(m.energy, step) if used is None else used
     hits = sorted(
         t
         for t, v in m.voltage.items()
@@ -119,30 +128,60 @@ def lost_voltage(m: MeterIntervals, step: timedelta) -> Evidence | None:
     )
 
 
-def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
-    """Live and neutral current differ on a loaded single-phase meter."""
+@dataclass(frozen=True)
+class NeutralCounts:
+    """A meter's paired live/neutral readings: how many were loaded (either ≥ ``MIN_LOADED_A``),
+    how many of those imbalanced, the sums of live and neutral current over the imbalanced ones
+    and the first imbalanced time (the database computes these as aggregates)."""
+
+    loaded: int
+    off: int = 0
+    live_off: float = 0.0
+    neutral_off: float = 0.0
+    first_off: datetime | None = None
+
+
+def neutral_counts(m: MeterIntervals) -> NeutralCounts:
+    """``NeutralCounts`` of a meter's interval readings (live and neutral of the same slot)."""
     loaded = [t for t in m.live if t in m.neutral and max(m.live[t], m.neutral[t]) >= MIN_LOADED_A]
-    if len(loaded) < 4:
-        return None
     off = [
         t
         for t in loaded
         if abs(m.neutral[t] - m.live[t]) > IMBALANCE * max(m.live[t], m.neutral[t]) + 0.3
     ]
-    share = len(off) / len(loaded)
+    return NeutralCounts(
+        len(loaded),
+        len(off),
+        math.fsum(m.live[t] for t in off),
+        math.fsum(m.neutral[t] for t in off),
+        min(off, default=None),
+    )
+
+
+def neutral_evidence(c: NeutralCounts) -> Evidence | None:
+    """``neutral_imbalance`` evidence from a meter's counts (≥ 4 loaded readings, ≥ MIN_SHARE of
+    them imbalanced)."""
+    if c.loaded < 4 or c.first_off is None:
+        return None
+    share = c.off / c.loaded
     if share < MIN_SHARE:
         return None
-    ratio = sum(m.live[t] for t in off) / max(sum(m.neutral[t] for t in off), 1e-9)
+    ratio = c.live_off / max(c.neutral_off, 1e-9)
     return _ev(
         "neutral_imbalance",
         min(1.0, share * 2),
-        min(off),
-        f"live and neutral current differ in {share:.0%} of {len(loaded)} loaded readings "
+        c.first_off,
+        f"live and neutral current differ in {share:.0%} of {c.loaded} loaded readings "
         f"(live/neutral {ratio:.2f})",
         share=f"{share:.2f}",
         live_over_neutral=f"{ratio:.2f}",
-        readings=len(loaded),
+        readings=c.loaded,
     )
+
+
+def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
+    """Live and neutral current differ on a loaded single-phase meter."""
+    return neutral_evidence(neutral_counts(m))
 
 
 # --- the area's loss curve against each customer's load ----------------------------------------

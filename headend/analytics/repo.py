@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Numeric, and_, cast, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from headend.analytics.collection import Due, FrozenFact, SessionFact
 from headend.analytics.model import MeterSpan, Point, Registers, boundary, freeze_day
@@ -268,13 +268,18 @@ def meter_events(
     return out
 
 
+SIGNED = ("current.a", "current.b", "current.c", "power.active.total", "power.active.a",
+          "power.active.b", "power.active.c")  # fmt: skip
+
+
 def anomalous_instants(
-    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime, lost_voltage: Decimal
+    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime
 ) -> list[InstantFact]:
-    """Voltage below ``lost_voltage`` and negative power/current readings in ``[t0, t1)``."""
+    """Negative power and current readings in ``[t0, t1)`` (energy flowing backwards through a
+    meter; a low voltage is judged with the current of the same reading, in ``intervals``)."""
     q = readings.c.quantity
-    low_voltage = and_(q.like("voltage.%"), cast(readings.c.value, Numeric) < lost_voltage)
-    negative = and_(or_(q.like("current.%"), q.like("power.active.%")), readings.c.value.like("-%"))
+    # quantities named, not matched: each is a range of the primary key (meter, quantity, time)
+    negative = and_(q.in_(SIGNED), readings.c.value.like("-%"))
     out = []
     for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
@@ -284,7 +289,7 @@ def anomalous_instants(
                 readings.c.kind.in_(SPOT),
                 readings.c.time >= t0,
                 readings.c.time < t1,
-                or_(low_voltage, negative),
+                negative,
             )
             .order_by(readings.c.time)
             .limit(10_000)

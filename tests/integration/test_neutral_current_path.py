@@ -20,7 +20,7 @@ from gateway.config import parse_config as gateway_config
 from gateway.daemon.app import Gateway
 from gateway.polling import Group
 from headend.analytics import series
-from headend.analytics.intervals import neutral_imbalance
+from headend.analytics.intervals import neutral_evidence
 from headend.config import DatabaseSettings, IngestSettings, MqttSettings, Settings
 from headend.db import make_engine, reading
 from headend.db.migrate import upgrade
@@ -105,14 +105,12 @@ async def test_neutral_bypass_found_from_the_meters_neutral_current(mosquitto, t
         # the customer meters were asked for 02800001, the three-phase area total was not
         assert fleet.meters[THIEF].reads["02800001"]
         assert "02800001" not in fleet.meters[TOTAL].reads
-    with reading(engine) as conn:
-        found, _ = series.interval_facts(
-            conn, [THIEF, HONEST], now - timedelta(minutes=5), datetime.now(UTC),
-            timedelta(seconds=1),
-        )  # fmt: skip
+    with reading(engine) as conn:  # as the suspects read them: live/neutral pairs aggregated
+        counts = series.neutral_counts(
+            conn, [THIEF, HONEST], now - timedelta(minutes=5), datetime.now(UTC)
+        )
     engine.dispose()
-    evidence = neutral_imbalance(found[THIEF])
+    evidence = neutral_evidence(counts[THIEF])
     assert evidence is not None and evidence.kind == "neutral_imbalance"
     assert abs(float(evidence.details["live_over_neutral"]) - 0.4) < 0.05
-    assert neutral_imbalance(found[HONEST]) is None
-    assert len(found[HONEST].neutral) >= SWEEPS
+    assert counts[HONEST].loaded >= SWEEPS and neutral_evidence(counts[HONEST]) is None
