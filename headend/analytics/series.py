@@ -102,38 +102,47 @@ def interval_facts(
     raw: dict[tuple[str, str], dict[datetime, Any]] = defaultdict(dict)
     slots: dict[Any, datetime] = {}
 
-    def read(ids: Collection[str], since: datetime, *where: Any) -> None:
-        # one quantity per query: each is a range of the primary key (meter, quantity, time)
+    def read(ids: Collection[str], since: datetime, quantity: str, *where: Any) -> None:
+        # one quantity per query: each is a range of the primary key (meter, quantity, time),
+        # so rows come meter by meter (hundreds of thousands: the loop is kept lean)
+        isfinite = math.isfinite
         for chunk in chunks(sorted(ids)):
             rows = conn.execute(
-                select(readings.c.meter, q, RAW_TIME, v).where(
+                select(readings.c.meter, RAW_TIME, v).where(
                     readings.c.meter.in_(chunk),
                     readings.c.kind.in_(SPOT),
+                    q == quantity,
                     readings.c.time >= since,
                     readings.c.time < t1,
                     *where,
                 )
-            ).all()
-            for meter, quantity, t, text in rows:
+            )
+            last, into = None, raw[("", quantity)]
+            for meter, t, text in rows:
+                if meter != last:
+                    last, into = meter, raw[(meter, quantity)]
+                slot = slots.get(t)
+                if slot is None:
+                    slot = _slot(t, step, slots)
                 if quantity == RELAY_STATE:
-                    value: Any = text == "open"
-                else:
-                    try:
-                        value = float(text)
-                    except ValueError:
-                        continue
-                    if not math.isfinite(value):
-                        continue
-                raw[(meter, quantity)][_slot(t, step, slots)] = value
+                    into[slot] = text == "open"
+                    continue
+                try:
+                    value = float(text)
+                except ValueError:
+                    continue
+                if isfinite(value):
+                    into[slot] = value
+        raw.pop(("", quantity), None)
 
-    read(meter_ids, t0, q == ENERGY_TOTAL)
+    read(meter_ids, t0, ENERGY_TOTAL)
     read(meter_ids if exporting is None else set(meter_ids) & set(exporting), t0,
-         q == ENERGY_EXPORT_TOTAL)  # fmt: skip
+         ENERGY_EXPORT_TOTAL)  # fmt: skip
     # CASE: only voltages are cast (PostgreSQL does not promise to test q first)
-    read(meter_ids, t0, q == "voltage.a", case((q == "voltage.a", cast(v, Numeric))) < LOST_VOLTAGE)
+    read(meter_ids, t0, "voltage.a", case((q == "voltage.a", cast(v, Numeric))) < LOST_VOLTAGE)
     lost = {m for m, quantity in raw if quantity == "voltage.a"}
-    read(opened | lost, t0, q == "current.a")
-    read(opened, r0, q == RELAY_STATE)
+    read(opened | lost, t0, "current.a")
+    read(opened, r0, RELAY_STATE)
     meters_seen = sorted({m for m, _ in raw})
 
     def of(m: str, q: str) -> dict[datetime, Any]:
@@ -162,8 +171,7 @@ def neutral_counts(
     a, n = readings.alias("a"), readings.alias("n")
     live, neutral = cast(a.c.value, Float), cast(n.c.value, Float)
     big = case((live > neutral, live), else_=neutral)
-    loaded = big >= MIN_LOADED_A
-    off = and_(loaded, func.abs(neutral - live) > IMBALANCE * big + 0.3)
+    off = func.abs(neutral - live) > IMBALANCE * big + 0.3
     joined = a.join(
         n,
         and_(
@@ -179,7 +187,7 @@ def neutral_counts(
         rows = conn.execute(
             select(
                 a.c.meter,
-                func.sum(case((loaded, 1), else_=0)),
+                func.count(),
                 func.sum(case((off, 1), else_=0)),
                 func.sum(case((off, live), else_=0.0)),
                 func.sum(case((off, neutral), else_=0.0)),
@@ -192,6 +200,7 @@ def neutral_counts(
                 a.c.quantity == "current.a",
                 a.c.time >= t0,
                 a.c.time < t1,
+                or_(live >= MIN_LOADED_A, neutral >= MIN_LOADED_A),  # loaded
             )
             .group_by(a.c.meter)
         )
