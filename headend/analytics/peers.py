@@ -16,7 +16,8 @@ the peers do not move the reference)::
                same group, m itself left out; group = (tariff category, model), falling back to
                the tariff category, then the whole area, while it has < MIN_PEERS members
     level      ℓ = ln E;  z_level = (ℓ_m − med_P ℓ) / (1.4826 · MAD_P ℓ);  ratio = E_m / e^{med_P ℓ}
-    rhythm     ŝ(h) = med_P s_p(h) (renormalised);  r_m = corr(s_m, ŝ)
+    rhythm     ŝ(h) = median over the group of s_p(h) (renormalised);  r_m = corr(s_m, ŝ)
+               (ŝ and the median and MAD of d once per group, m included)
     shape      d = 1 − r;  z_shape = (d_m − med_P d) / (1.4826 · MAD_P d)
 
 Evidence, only while the area's loss is above its band (excess loss to explain):
@@ -133,6 +134,22 @@ def compare(
     def members(key: tuple[str, str], depth: int) -> list[str]:
         return [p for p in eligible if groups.get(p, ("", ""))[:depth] == key[:depth]]
 
+    references: dict[tuple[str, ...], tuple[list[float], float, float] | None] = {}
+
+    def reference(group: tuple[str, ...], peers: list[str]) -> tuple[list[float], float, float]:
+        """The group's median shape and the median and MAD of its members' distance to it,
+        once per group (the meter itself included: one member moves a median by one rank)."""
+        if group not in references:
+            shaped = [shapes[p] for p in peers if p in shapes]
+            ref = [statistics.median(s[h] for s in shaped) for h in range(24)]
+            total = math.fsum(ref)
+            ref = [v / total for v in ref]
+            d_med, d_mad = _robust([1 - _corr(s, ref) for s in shaped], MIN_MAD_SHAPE)
+            references[group] = (ref, d_med, d_mad)
+        cached = references[group]
+        assert cached is not None
+        return cached
+
     out = []
     for m in meters:
         mine = level.get(m.meter)
@@ -141,7 +158,7 @@ def compare(
         key = groups.get(m.meter, ("", ""))
         found = next(
             (
-                (label, peers)
+                (label, depth, peers)
                 for depth, label in ((2, f"{key[0]}/{key[1]}"), (1, key[0]), (0, "area"))
                 if len(peers := [p for p in members(key, depth) if p != m.meter]) >= MIN_PEERS
             ),
@@ -149,18 +166,14 @@ def compare(
         )
         if found is None:
             continue
-        label, peers = found
+        label, depth, peers = found
         med, mad = _robust([math.log(level[p]) for p in peers], MIN_MAD_LEVEL)
         z_level = (math.log(mine) - med) / mad
         rhythm = z_shape = None
         swing = 0.0
-        shaped = [shapes[p] for p in peers if p in shapes]
-        if m.meter in shapes and len(shaped) >= MIN_PEERS:
-            ref = [statistics.median(s[h] for s in shaped) for h in range(24)]
-            total = math.fsum(ref)
-            ref = [v / total for v in ref]
+        if m.meter in shapes and sum(p in shapes for p in peers) >= MIN_PEERS:
+            ref, d_med, d_mad = reference(key[:depth], members(key, depth))
             rhythm = _corr(shapes[m.meter], ref)
-            d_med, d_mad = _robust([1 - _corr(s, ref) for s in shaped], MIN_MAD_SHAPE)
             z_shape = (1 - rhythm - d_med) / d_mad
             swing = 24 * max(shapes[m.meter])
         out.append(
