@@ -9,8 +9,9 @@
    than the data), 7 days of 15-minute interval readings.  Precision at 10 and mean average
    precision of the ranked list per area, how many context customers (PV, vacant, seasonal,
    disconnected) reach the top 10, and whether every theft ranks above the first honest one.
-3. Peers: the suspects population of 2. with 2 circuit bypasses per area and, in area A2, 8 more
-   customers bypassing 50 % since before the data (the demo's area2); this tree against the
+3. Peers: the suspects population of 2. (with ``BENCH_PEERS_CIRCUIT=0.01`` also 2 circuit
+   bypasses per area) and, in area A2, 8 more customers bypassing 50 % since before the data
+   (the demo's area2); this tree against the
    ranking before the comparison with similar customers (``PEERS_BASE``), with and without the
    area meter's interval readings (an area meter read only for its daily freeze leaves no loss
    curve to fit).
@@ -205,9 +206,10 @@ def _peers(seed: int, area_intervals: bool) -> None:
     from simulators.grid.model import DEFAULT_MIX
     from tests.headend.analytics.grid_db import store_archive, store_readings
 
-    # the default mix plus 2 circuit bypasses per area (the evening circuit fed from before the
-    # meter: its registered profile loses the evening peak)
-    mix = {**DEFAULT_MIX, "circuit_bypass": 0.01}
+    # the population (the default mix); with BENCH_PEERS_CIRCUIT=0.01 also 2 circuit
+    # bypasses per area (the evening circuit fed from before the meter: the registered profile
+    # loses its evening peak)
+    mix = {**DEFAULT_MIX, "circuit_bypass": float(os.environ.get("BENCH_PEERS_CIRCUIT", "0"))}
     cfg = GridConfig(areas=4, customers=200, days=7, seed=seed, theft_area=1, mix=mix)
     run = simulate(cfg)
     last = cfg.start + timedelta(days=cfg.days - 1)
@@ -229,7 +231,8 @@ def _peers(seed: int, area_intervals: bool) -> None:
         new = _results(db, last, last)
     thefts = {a: sum(t.theft for t in run.customers(a)) for a in ("A1", "A2", "A3", "A4")}
     print(
-        f"Peers (seed {seed}): 4 areas × 200 customers, thefts per area {thefts} (A2: 8 more "
+        f"Peers (seed {seed}, circuit bypass share {mix['circuit_bypass']}): 4 areas × 200 "
+        f"customers, thefts per area {thefts} (A2: 8 more "
         f"bypassing 50 % since before the data); area meter interval readings: "
         f"{'yes' if area_intervals else 'no (daily freezes only)'}"
     )
