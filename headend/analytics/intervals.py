@@ -225,14 +225,18 @@ def loss_followers(
     ``area`` and ``customers``: energy per step (import; ``exports`` the customers' export per
     step; ``pv``: customers with PV).  Steps where the area meter or any customer has no value
     are left out."""
-    slots = sorted(t for t in area if all(t in c for c in customers.values()))
+    common = set(area)
+    for c in customers.values():
+        common &= c.keys()
+    slots = sorted(common)
     if len(slots) < MIN_SLOTS or not customers:
         return []
     exports = exports or {}
     loads = {m: [c[t] for t in slots] for m, c in customers.items()}
     out_of = {m: [e.get(t, 0.0) for t in slots] for m, e in exports.items()}
-    total = [math.fsum(v[i] for v in loads.values()) for i in range(len(slots))]
-    back = [math.fsum(v[i] for v in out_of.values()) for i in range(len(slots))]
+    total = [math.fsum(column) for column in zip(*loads.values(), strict=True)]
+    back = [math.fsum(column) for column in zip(*out_of.values(), strict=True)]
+    back = back or [0.0] * len(slots)
     loss = [area[t] + back[i] - total[i] for i, t in enumerate(slots)]
     net = [s - b for s, b in zip(total, back, strict=True)]
     basis: list[list[float]] = []
@@ -252,6 +256,7 @@ def loss_followers(
         norm = math.sqrt(_dot(q, q))
         if norm > 1e-6:
             cand[m] = (q, norm)
+    projected = {m: q for m, (q, _) in cand.items()}  # each load with the technical loss removed
     picks: list[tuple[str, float]] = []
     chosen: list[list[float]] = []
     for _ in range(MAX_PICKS):
@@ -274,7 +279,7 @@ def loss_followers(
         picks.append((best, best_corr))
     if not picks:
         return []
-    columns = [_orthogonalise(loads[m], basis) for m, _ in picks]
+    columns = [projected[m] for m, _ in picks]
     coefficients = _least_squares(columns, loss, basis)
     out = []
     span_days = max((slots[-1] - slots[0]).total_seconds() / 86400, 1e-6)
