@@ -7,7 +7,13 @@ and run in a subprocess on an identical database.  Rounds alternate old and new;
 each is reported.  Also times the new code with export (reverse) registers frozen too, as
 gateways that read two-way energy store them.
 
+With ``--intervals [seed] [rounds]``: the suspects' workload instead — ``simulators.grid``,
+4 areas × 200 customers, 7 days of daily freezes and 15-minute interval readings (3.25 million
+rows), one database; the recompute of the last day by this tree and by ``BENCH_BASE`` in
+alternating subprocesses (recompute results are upserts: every run writes the same rows).
+
 Usage: python bench/analytics_recompute.py [areas] [meters_per_area] [days] [rounds]
+       python bench/analytics_recompute.py --intervals [seed] [rounds]
 """
 
 from __future__ import annotations
@@ -92,7 +98,75 @@ def _run(pythonpath: Path, args: list[str], export: bool) -> tuple[float, float]
     return float(got["recompute_s"]), float(got["cpu_s"])
 
 
+def measure_db(path: str, last: str) -> dict[str, float]:
+    """Time one recompute of ``last`` on an existing database with whatever ``headend`` is
+    importable."""
+    from headend.analytics.service import recompute
+    from headend.analytics.settings import AnalyticsSettings
+    from headend.config import DatabaseSettings
+    from headend.db import make_engine
+
+    engine = make_engine(DatabaseSettings(url=f"sqlite:///{path}"))
+    day = date.fromisoformat(last)
+    t0, c0 = time.perf_counter(), time.process_time()
+    recompute(engine, AnalyticsSettings(), day, day, datetime(2026, 3, 20, tzinfo=UTC))
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
+    engine.dispose()
+    return {"recompute_s": took, "cpu_s": cpu}
+
+
+def intervals(seed: int, rounds: int) -> None:
+    """Before/after of the recompute with interval readings (see the module docstring)."""
+    sys.path.insert(0, str(ROOT))
+    from headend.config import DatabaseSettings
+    from headend.db import make_engine
+    from headend.db.migrate import upgrade
+    from simulators.grid import GridConfig, simulate
+    from tests.headend.analytics.grid_db import store_archive, store_readings
+
+    cfg = GridConfig(areas=4, customers=200, days=7, seed=seed)
+    last = (cfg.start + timedelta(days=cfg.days - 1)).isoformat()
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        db = tmp / "i.db"
+        engine = make_engine(DatabaseSettings(url=f"sqlite:///{db}", sqlite_synchronous="NORMAL"))
+        upgrade(engine)
+        run = simulate(cfg)
+        store_archive(engine, run)
+        rows = store_readings(engine, run, interval_every=1)
+        engine.dispose()
+        old = tmp / "old"
+        old.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", BASE, "headend", "protocols", "taiqu"],
+            cwd=ROOT, capture_output=True, check=True,
+        )  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+        before, after = [], []
+        for _ in range(rounds):
+            for tree, out in ((old, before), (ROOT, after)):
+                got = subprocess.run(
+                    [sys.executable, __file__, "--measure-db", str(db), last],
+                    env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                out.append(json.loads(got.stdout.strip().splitlines()[-1])["cpu_s"])
+    b, a = statistics.median(before), statistics.median(after)
+    print(f"4 areas × 200 customers, 7 days of 15-minute readings ({rows} rows), seed {seed}: "
+          f"recompute of one day, CPU s, {rounds} alternating rounds")  # fmt: skip
+    print(f"baseline (code at {BASE})  {' '.join(f'{x:.2f}' for x in before)}  median {b:.2f}")
+    print(f"this tree               {' '.join(f'{x:.2f}' for x in after)}  median {a:.2f}"
+          f"  = {a / b:.2f} ×")  # fmt: skip
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--measure-db"]:
+        print(json.dumps(measure_db(argv[1], argv[2])))
+        return
+    if argv[:1] == ["--intervals"]:
+        seed, rounds = (int(a) for a in [*argv[1:], "3", "3"][:2])
+        intervals(seed, rounds)
+        return
     if argv[:1] == ["--measure"]:
         a, m, d, export = (int(x) for x in argv[1:5])
         print(json.dumps(measure(a, m, d, bool(export))))

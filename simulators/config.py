@@ -55,7 +55,8 @@ address = "202611240100"
 esam = true                         # a cost-control meter: plaintext control refused
 ```
 Scenario kinds: ``meter_cover_open`` / ``terminal_cover_open`` (``until`` or ``duration_s``),
-``reverse``, ``stopped``, ``bypass`` (``fraction`` registered), ``power_down`` (``until``),
+``reverse``, ``stopped``, ``bypass`` (``fraction`` registered), ``neutral_bypass`` (``fraction``
+registered, the neutral current stays the whole load's), ``power_down`` (``until``),
 ``replace`` (``new_address``, ``start_reading``).  Times are ``at`` (with a UTC offset) or
 ``after_s`` seconds after the fleet starts.
 """
@@ -103,6 +104,7 @@ class ScenarioModel(_Strict):
         "reverse",
         "stopped",
         "bypass",
+        "neutral_bypass",
         "power_down",
         "replace",
     ]

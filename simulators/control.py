@@ -162,7 +162,7 @@ class FleetControl:
         m = self._meter(meter)
         ts = self._ts(at)
         if kind == "normal":
-            m.schedule(ts, reversed=False, factor=1.0)
+            m.schedule(ts, reversed=False, factor=1.0, neutral_bypass=False)
             return {"meter": meter, "kind": kind}
         try:
             model = ScenarioModel(kind=kind, after_s=ts - self.fleet.started_at, **params)

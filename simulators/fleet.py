@@ -228,14 +228,16 @@ class Fleet:
             meter.schedule(at, factor=0.0)
         elif kind == "bypass":
             meter.schedule(at, factor=scenario.fraction)
+        elif kind == "neutral_bypass":
+            meter.schedule(at, factor=scenario.fraction, neutral_bypass=True)
         elif kind == "power_down":
             meter.set_power(at, False)
             if until is not None:
                 meter.set_power(until, True)
         elif kind == "replace":
             return self._replace(meter, at, scenario.new_address or "", scenario.start_reading)
-        if until is not None and kind in ("reverse", "stopped", "bypass"):
-            meter.schedule(until, reversed=False, factor=1.0)
+        if until is not None and kind in ("reverse", "stopped", "bypass", "neutral_bypass"):
+            meter.schedule(until, reversed=False, factor=1.0, neutral_bypass=False)
         return None
 
     def _replace(self, old: Meter, at: float, address: str, start_reading: float) -> Meter:

@@ -8,6 +8,8 @@ A ``Timeline`` carries every dated change; energy is integrated lazily from the 
     registered export  =         ∫ load · supplied · factor ·  reversed
 
 ``factor`` is 1 normally, 0 for a stopped meter, and the registered fraction during a bypass.
+A neutral bypass (``neutral_bypass``: the live terminal jumpered, the load's return still through
+the meter's neutral) registers ``factor`` too, but the neutral current is the whole load's.
 Relay states: ``closed``; ``open`` (tripped); ``armed`` (open, "close allowed": waits for the
 customer's button press).  Keep-power holds the relay closed and refuses trips.
 
@@ -140,7 +142,12 @@ class Meter:
         self.origin = self.integral.midnight(origin_day)
         self.source: EnergySource = source or self.integral  # what flows through the meter
         self.timeline = Timeline(
-            installed=False, powered=True, relay=Relay.CLOSED, factor=1.0, reversed=False
+            installed=False,
+            powered=True,
+            relay=Relay.CLOSED,
+            factor=1.0,
+            reversed=False,
+            neutral_bypass=False,
         )
         self.timeline.set(max(spec.installed_at, self.origin), installed=True)
         if spec.removed_at < float("inf"):
@@ -242,6 +249,16 @@ class Meter:
         if voltage == 0:
             return 0.0
         return self.power_kw(ts) * 1000.0 / (voltage * self.spec.profile.power_factor)
+
+    def neutral_current(self, ts: float) -> float:
+        """Neutral current of a single-phase meter: the live current's size, or the whole load's
+        under a neutral bypass (the jumper carries part of the live side only)."""
+        voltage = self.voltage(ts)
+        if voltage == 0:
+            return 0.0
+        if not self.state(ts)["neutral_bypass"]:
+            return abs(self.current(ts))
+        return self.true_power_kw(ts) * 1000.0 / (voltage * self.spec.profile.power_factor)
 
     def frequency(self, ts: float) -> float:
         """Grid frequency (50 Hz ± 0.05)."""

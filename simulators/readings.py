@@ -48,7 +48,7 @@ def instant_values(meter: Meter, ts: float, phases: int = 1) -> Values:
         "power.apparent.total": abs(power) / abs(pf) if pf else 0.0,
         "power_factor.total": pf,
         "frequency": meter.frequency(ts) if voltage else 0.0,
-        "current.n": abs(current) if phases == 1 else 0.0,
+        "current.n": meter.neutral_current(ts) if phases == 1 else 0.0,
     }
     phase_names = "abc"[:phases] if phases > 1 else "a"
     for p in "abc":

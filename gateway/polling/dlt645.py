@@ -10,7 +10,9 @@ Which identifiers each group reads (2007 / 1997)::
              and 7, the meter's date and time; counters that went up (or open records) make
              the poller read the records ``gateway.events.records_to_read`` names  / none
     instant  0201FF00 voltages, 0202FF00 currents, 0203FF00 active power, 0206FF00 power
-             factor, 02800002 frequency                                      / B61F B62F B63F
+             factor, 02800002 frequency; customer meters add 02800001 neutral current
+             (a single-phase bypass shows as live ≠ neutral; a meter without it refuses or
+             stays silent once, and ``capability`` skips it for a day)   / B61F B62F B63F
     frozen   0506000n freeze time of the n-th last freeze, 0506010n forward active energy,
              with ``[schedule] frozen_export`` also 0506020n reverse active energy
              (2007 only: 1997 meters keep no daily freezes readable this way)
@@ -67,6 +69,8 @@ PLANS: dict[Version, dict[Group, tuple[int, ...]]] = {
     },
 }
 AREA_TOTAL_ENERGY = {_V7: (0x0002FF00,), _V9: (0x902F,)}
+# DL/T 645-2007 Appendix A, variable data: 02 80 00 01 neutral current (零线电流), XXX.XXX A
+CUSTOMER_INSTANT = {_V7: (0x02800001,), _V9: ()}
 COUNTERS = {
     Counter.METER_COVER: "events.meter_cover.count",
     Counter.TERMINAL_COVER: "events.terminal_cover.count",
@@ -157,6 +161,8 @@ class Dlt645Driver:
         items = PLANS[self.version][group]
         if group is Group.ENERGY and self.meter.role == "area_total":
             items = items + AREA_TOTAL_ENERGY[self.version]
+        if group is Group.INSTANT and self.meter.role == "customer":
+            items = items + CUSTOMER_INSTANT[self.version]
         return items
 
     def items_for(self, quantities: Iterable[str]) -> Sequence[int]:

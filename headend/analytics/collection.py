@@ -11,7 +11,12 @@ no history at all).
 
 Reading checks on a meter's frozen registers (one meter id: a replacement starts a new series,
 so it never looks backwards): ``backwards``, ``jump`` (more than the meter can register in the
-elapsed time), ``stopped`` (unchanged for ``stopped_days`` while its area was supplied).
+elapsed time), ``stopped`` (unchanged for ``stopped_days`` while its area was supplied and the
+meter itself was: a day its relay was reported open is a supply state — an arrears
+disconnection — and a day whose current readings all stayed below ``LOADED_A`` is a home without
+load — vacant — so neither counts; a stopped meter is one whose register stands still while it
+measures current, or, without current readings, whose register stands still: then the flag says
+``load: unknown``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from zoneinfo import ZoneInfo
 from headend.analytics.model import boundary
 
 DEFAULT_CUTOFF = timedelta(hours=24)
+LOADED_A = Decimal("0.2")  # a current at or above this is load the register must follow
 BACKFILLED = "backfilled"
 PLACES = Decimal("0.0001")
 
@@ -156,11 +162,19 @@ def reading_checks(
     max_kwh_per_day: Decimal,
     supplied: Mapping[date, bool] | None = None,
     stopped_days: int = 3,
+    relay_open: Iterable[date] = (),
+    peak_current: Mapping[date, Decimal] | None = None,
 ) -> list[QualityFlag]:
-    """Backwards, impossible-jump and stopped checks over a meter's frozen registers."""
+    """Backwards, impossible-jump and stopped checks over a meter's frozen registers.
+
+    ``relay_open``: days the meter reported its relay open; ``peak_current``: per day the highest
+    current it measured (days without current readings absent)."""
     out: list[QualityFlag] = []
     days = sorted(values)
+    off = set(relay_open)
+    peaks = peak_current or {}
     still = 0
+    loads: list[Decimal] = []
     for prev, day in pairwise(days):
         delta = values[day] - values[prev]
         elapsed = (day - prev).days
@@ -179,12 +193,22 @@ def reading_checks(
                     {"delta": str(delta), "limit": str(max_kwh_per_day * elapsed)},
                 )
             )
-        if delta == 0 and (supplied is None or supplied.get(prev, False)):
+        no_load = peaks.get(prev, LOADED_A) < LOADED_A  # current read, and all below
+        if (
+            delta == 0
+            and (supplied is None or supplied.get(prev, False))
+            and prev not in off
+            and not no_load
+        ):
             still += elapsed
+            if prev in peaks:
+                loads.append(peaks[prev])
             if still == stopped_days or (still > stopped_days and still - elapsed < stopped_days):
-                out.append(QualityFlag(meter, day, "stopped", {"days": str(still)}))
+                load = f"up to {max(loads)} A" if loads else "unknown"
+                out.append(QualityFlag(meter, day, "stopped", {"days": str(still), "load": load}))
         else:
             still = 0
+            loads = []
     return out
 
 

@@ -47,7 +47,8 @@ MIN_SLOTS = 48
 class MeterIntervals:
     """One meter's interval readings, times aligned to the step (floats).  A reader may leave out
     what cannot be evidence (voltages above ``LOST_VOLTAGE``, relay states of a meter never
-    reported open)."""
+    reported open); ``series.interval_facts`` leaves the live/neutral pairs to a database
+    aggregate (``NeutralCounts``) and reads live currents only where a rule needs them."""
 
     meter: str
     energy: Mapping[datetime, float] = field(default_factory=dict)  # import register
@@ -72,9 +73,14 @@ def _ev(kind: str, scale: float, at: datetime, summary: str, **details: object) 
     return Evidence(kind, weight, at, summary, details)
 
 
-def energy_while_open(m: MeterIntervals, step: timedelta) -> Evidence | None:
-    """Energy or current while the relay reports open (both ends of the step open)."""
-    used = slot_energy(m.energy, step)
+def energy_while_open(
+    m: MeterIntervals, step: timedelta, used: Mapping[datetime, float] | None = None
+) -> Evidence | None:
+    """Energy or current while the relay reports open (both ends of the step open); ``used``:
+    the meter's ``slot_energy`` if already computed."""
+    if not m.relay_open:
+        return None
+    used = slot_energy(m.energy, step) if used is None else used
     hits = sorted(
         t
         for t, is_open in m.relay_open.items()
@@ -96,10 +102,14 @@ def energy_while_open(m: MeterIntervals, step: timedelta) -> Evidence | None:
     )
 
 
-def lost_voltage(m: MeterIntervals, step: timedelta) -> Evidence | None:
+def lost_voltage(
+    m: MeterIntervals, step: timedelta, used: Mapping[datetime, float] | None = None
+) -> Evidence | None:
     """Voltage lost at the same reading as current or energy flows."""
-    used = slot_energy(m.energy, step)
     limit = float(LOST_VOLTAGE)
+    if not any(v < limit for v in m.voltage.values()):
+        return None
+    used = slot_energy(m.energy, step) if used is None else used
     hits = sorted(
         t
         for t, v in m.voltage.items()
@@ -119,30 +129,60 @@ def lost_voltage(m: MeterIntervals, step: timedelta) -> Evidence | None:
     )
 
 
-def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
-    """Live and neutral current differ on a loaded single-phase meter."""
+@dataclass(frozen=True)
+class NeutralCounts:
+    """A meter's paired live/neutral readings: how many were loaded (either ≥ ``MIN_LOADED_A``),
+    how many of those imbalanced, the sums of live and neutral current over the imbalanced ones
+    and the first imbalanced time (the database computes these as aggregates)."""
+
+    loaded: int
+    off: int = 0
+    live_off: float = 0.0
+    neutral_off: float = 0.0
+    first_off: datetime | None = None
+
+
+def neutral_counts(m: MeterIntervals) -> NeutralCounts:
+    """``NeutralCounts`` of a meter's interval readings (live and neutral of the same slot)."""
     loaded = [t for t in m.live if t in m.neutral and max(m.live[t], m.neutral[t]) >= MIN_LOADED_A]
-    if len(loaded) < 4:
-        return None
     off = [
         t
         for t in loaded
         if abs(m.neutral[t] - m.live[t]) > IMBALANCE * max(m.live[t], m.neutral[t]) + 0.3
     ]
-    share = len(off) / len(loaded)
+    return NeutralCounts(
+        len(loaded),
+        len(off),
+        math.fsum(m.live[t] for t in off),
+        math.fsum(m.neutral[t] for t in off),
+        min(off, default=None),
+    )
+
+
+def neutral_evidence(c: NeutralCounts) -> Evidence | None:
+    """``neutral_imbalance`` evidence from a meter's counts (≥ 4 loaded readings, ≥ MIN_SHARE of
+    them imbalanced)."""
+    if c.loaded < 4 or c.first_off is None:
+        return None
+    share = c.off / c.loaded
     if share < MIN_SHARE:
         return None
-    ratio = sum(m.live[t] for t in off) / max(sum(m.neutral[t] for t in off), 1e-9)
+    ratio = c.live_off / max(c.neutral_off, 1e-9)
     return _ev(
         "neutral_imbalance",
         min(1.0, share * 2),
-        min(off),
-        f"live and neutral current differ in {share:.0%} of {len(loaded)} loaded readings "
+        c.first_off,
+        f"live and neutral current differ in {share:.0%} of {c.loaded} loaded readings "
         f"(live/neutral {ratio:.2f})",
         share=f"{share:.2f}",
         live_over_neutral=f"{ratio:.2f}",
-        readings=len(loaded),
+        readings=c.loaded,
     )
+
+
+def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
+    """Live and neutral current differ on a loaded single-phase meter."""
+    return neutral_evidence(neutral_counts(m))
 
 
 # --- the area's loss curve against each customer's load ----------------------------------------
@@ -186,14 +226,18 @@ def loss_followers(
     ``area`` and ``customers``: energy per step (import; ``exports`` the customers' export per
     step; ``pv``: customers with PV).  Steps where the area meter or any customer has no value
     are left out."""
-    slots = sorted(t for t in area if all(t in c for c in customers.values()))
+    common = set(area)
+    for c in customers.values():
+        common &= c.keys()
+    slots = sorted(common)
     if len(slots) < MIN_SLOTS or not customers:
         return []
     exports = exports or {}
     loads = {m: [c[t] for t in slots] for m, c in customers.items()}
     out_of = {m: [e.get(t, 0.0) for t in slots] for m, e in exports.items()}
-    total = [math.fsum(v[i] for v in loads.values()) for i in range(len(slots))]
-    back = [math.fsum(v[i] for v in out_of.values()) for i in range(len(slots))]
+    total = [math.fsum(column) for column in zip(*loads.values(), strict=True)]
+    back = [math.fsum(column) for column in zip(*out_of.values(), strict=True)]
+    back = back or [0.0] * len(slots)
     loss = [area[t] + back[i] - total[i] for i, t in enumerate(slots)]
     net = [s - b for s, b in zip(total, back, strict=True)]
     basis: list[list[float]] = []
@@ -213,6 +257,7 @@ def loss_followers(
         norm = math.sqrt(_dot(q, q))
         if norm > 1e-6:
             cand[m] = (q, norm)
+    projected = {m: q for m, (q, _) in cand.items()}  # each load with the technical loss removed
     picks: list[tuple[str, float]] = []
     chosen: list[list[float]] = []
     for _ in range(MAX_PICKS):
@@ -235,7 +280,7 @@ def loss_followers(
         picks.append((best, best_corr))
     if not picks:
         return []
-    columns = [_orthogonalise(loads[m], basis) for m, _ in picks]
+    columns = [projected[m] for m, _ in picks]
     coefficients = _least_squares(columns, loss, basis)
     out = []
     span_days = max((slots[-1] - slots[0]).total_seconds() / 86400, 1e-6)

@@ -74,6 +74,8 @@ class Point:
     role: str  # customer | area_total | generation (behind a customer's meter: not in line loss)
     meters: tuple[MeterSpan, ...]
     pv: bool = False  # generates (rooftop PV): its export register must be read
+    category: str = ""  # tariff category (similar customers for the peer comparison)
+    model: str = ""  # meter model (its rating: similar customers)
 
 
 def local_date_at(instant: datetime, zone: ZoneInfo) -> date | None:

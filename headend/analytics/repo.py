@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Numeric, and_, cast, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from headend.analytics.collection import Due, FrozenFact, SessionFact
 from headend.analytics.model import MeterSpan, Point, Registers, boundary, freeze_day
@@ -75,10 +75,12 @@ def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Poin
         mult = Decimal(r.multiplier)
         joined = s is not None and s["end"] == r.valid_from
         if joined and s is not None and s["multiplier"] == mult:
-            s.update(end=r.valid_to, role=r.role, pv=r.pv)
+            s.update(end=r.valid_to, role=r.role, pv=r.pv, category=r.tariff_category,
+                     model=r.model or "")  # fmt: skip
             continue
         new = {"meter": r.id, "start": r.valid_from, "point": r.point, "end": r.valid_to,
-               "role": r.role, "pv": r.pv, "multiplier": mult, "start_read": joined}  # fmt: skip
+               "role": r.role, "pv": r.pv, "multiplier": mult, "start_read": joined,
+               "category": r.tariff_category, "model": r.model or ""}  # fmt: skip
         if joined and s is not None:
             s["end_read"] = True
         stays.append(new)
@@ -93,7 +95,7 @@ def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Poin
     finals = {(r.old_meter, r.at): json.loads(r.old_final) for r in reps}
     starts = {(r.new_meter, r.at): json.loads(r.new_start) for r in reps}
     by_point: dict[str, list[MeterSpan]] = defaultdict(list)
-    roles: dict[str, tuple[datetime, str, bool]] = {}
+    roles: dict[str, tuple[datetime, str, bool, str, str]] = {}
     for s in stays:
         meter = s["meter"]
         start = s["start"] if s["start"] > t0 else None
@@ -115,13 +117,15 @@ def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Poin
             )
         )
         if s["point"] not in roles or roles[s["point"]][0] <= s["start"]:
-            roles[s["point"]] = (s["start"], s["role"], bool(s["pv"]))
+            roles[s["point"]] = (s["start"], s["role"], bool(s["pv"]), s["category"], s["model"])
     return [
         Point(
             p,
             roles[p][1],
             tuple(sorted(spans, key=lambda m: m.start or t0)),
             pv=roles[p][2],
+            category=roles[p][3],
+            model=roles[p][4],
         )
         for p, spans in sorted(by_point.items())
     ]
@@ -264,13 +268,18 @@ def meter_events(
     return out
 
 
+SIGNED = ("current.a", "current.b", "current.c", "power.active.total", "power.active.a",
+          "power.active.b", "power.active.c")  # fmt: skip
+
+
 def anomalous_instants(
-    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime, lost_voltage: Decimal
+    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime
 ) -> list[InstantFact]:
-    """Voltage below ``lost_voltage`` and negative power/current readings in ``[t0, t1)``."""
+    """Negative power and current readings in ``[t0, t1)`` (energy flowing backwards through a
+    meter; a low voltage is judged with the current of the same reading, in ``intervals``)."""
     q = readings.c.quantity
-    low_voltage = and_(q.like("voltage.%"), cast(readings.c.value, Numeric) < lost_voltage)
-    negative = and_(or_(q.like("current.%"), q.like("power.active.%")), readings.c.value.like("-%"))
+    # quantities named, not matched: each is a range of the primary key (meter, quantity, time)
+    negative = and_(q.in_(SIGNED), readings.c.value.like("-%"))
     out = []
     for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
@@ -280,7 +289,7 @@ def anomalous_instants(
                 readings.c.kind.in_(SPOT),
                 readings.c.time >= t0,
                 readings.c.time < t1,
-                or_(low_voltage, negative),
+                negative,
             )
             .order_by(readings.c.time)
             .limit(10_000)

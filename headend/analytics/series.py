@@ -9,12 +9,26 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Numeric, String, and_, case, cast, or_, select, type_coerce
+from sqlalchemy import (
+    Connection,
+    Float,
+    Numeric,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 
-from headend.analytics.intervals import MeterIntervals
+from headend.analytics.intervals import IMBALANCE, MIN_LOADED_A, MeterIntervals, NeutralCounts
 from headend.analytics.repo import SPOT, chunks
 from headend.analytics.suspects import LOST_VOLTAGE
 from headend.db.tables import readings
@@ -45,6 +59,26 @@ def _slot(raw: Any, step: timedelta, cache: dict[Any, datetime]) -> datetime:
     return slot
 
 
+def _meters_with(conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime,
+                 condition: Any) -> set[str]:  # fmt: skip
+    out: set[str] = set()
+    for chunk in chunks(sorted(meter_ids)):
+        out |= set(
+            conn.execute(
+                select(readings.c.meter)
+                .where(
+                    readings.c.meter.in_(chunk),
+                    readings.c.kind.in_(SPOT),
+                    readings.c.time >= t0,
+                    readings.c.time < t1,
+                    condition,
+                )
+                .distinct()
+            ).scalars()
+        )
+    return out
+
+
 def interval_facts(
     conn: Connection,
     meter_ids: Sequence[str],
@@ -55,67 +89,60 @@ def interval_facts(
     relay_from: datetime | None = None,
 ) -> tuple[dict[str, MeterIntervals], dict[str, dict[datetime, float]]]:
     """Interval readings of the meters in ``[t0, t1)`` aligned to ``step``: import register,
-    live and neutral current, voltage, relay state (from ``relay_from``, default ``t0``: the
-    supply state of a longer window); and the export registers apart.
+    voltage, live current, relay state (from ``relay_from``, default ``t0``: the supply state of
+    a longer window); and the export registers apart.
 
-    Only what the evidence can use is read: voltages below ``LOST_VOLTAGE``, the relay states
-    of meters reported open at least once, export registers of ``exporting`` (default: all)."""
+    Only what the evidence can use is read, row by row: voltages below ``LOST_VOLTAGE``, relay
+    states and live currents of meters reported open at least once, live currents of meters with
+    such a voltage, export registers of ``exporting`` (default: all).  The live/neutral
+    comparison of every meter is an aggregate in the database (``neutral_counts``)."""
     q, v = readings.c.quantity, readings.c.value
     r0 = t0 if relay_from is None else min(relay_from, t0)
-    opened = set()
-    for chunk in chunks(sorted(meter_ids)):
-        opened |= set(
-            conn.execute(
-                select(readings.c.meter)
-                .where(
-                    readings.c.meter.in_(chunk),
-                    readings.c.kind.in_(SPOT),
-                    q == RELAY_STATE,
-                    v == "open",
-                    readings.c.time >= r0,
-                    readings.c.time < t1,
-                )
-                .distinct()
-            ).scalars()
-        )
+    opened = _meters_with(conn, meter_ids, r0, t1, and_(q == RELAY_STATE, v == "open"))
     raw: dict[tuple[str, str], dict[datetime, Any]] = defaultdict(dict)
     slots: dict[Any, datetime] = {}
-    for chunk in chunks(sorted(meter_ids)):
-        export = (
-            q == ENERGY_EXPORT_TOTAL
-            if exporting is None
-            else and_(q == ENERGY_EXPORT_TOTAL, readings.c.meter.in_(sorted(exporting)))
-        )
-        measured = or_(
-            q.in_((ENERGY_TOTAL, "current.a", "current.n")),
-            export,
-            # CASE: only voltages are cast (PostgreSQL does not promise to test q first)
-            case((q == "voltage.a", cast(v, Numeric)), else_=None) < LOST_VOLTAGE,
-        )
-        wanted = or_(
-            and_(readings.c.time >= t0, measured),
-            and_(q == RELAY_STATE, readings.c.meter.in_(sorted(opened & set(chunk)) or [""])),
-        )
-        rows = conn.execute(
-            select(readings.c.meter, q, RAW_TIME, v).where(
-                readings.c.meter.in_(chunk),
-                readings.c.kind.in_(SPOT),
-                readings.c.time >= r0,
-                readings.c.time < t1,
-                wanted,
+
+    def read(ids: Collection[str], since: datetime, quantity: str, *where: Any) -> None:
+        # one quantity per query: each is a range of the primary key (meter, quantity, time),
+        # so rows come meter by meter (hundreds of thousands: the loop is kept lean)
+        isfinite = math.isfinite
+        for chunk in chunks(sorted(ids)):
+            rows = conn.execute(
+                select(readings.c.meter, RAW_TIME, v).where(
+                    readings.c.meter.in_(chunk),
+                    readings.c.kind.in_(SPOT),
+                    q == quantity,
+                    readings.c.time >= since,
+                    readings.c.time < t1,
+                    *where,
+                )
             )
-        ).all()
-        for meter, quantity, t, text in rows:
-            if quantity == RELAY_STATE:
-                value: Any = text == "open"
-            else:
+            last, into = None, raw[("", quantity)]
+            for meter, t, text in rows:
+                if meter != last:
+                    last, into = meter, raw[(meter, quantity)]
+                slot = slots.get(t)
+                if slot is None:
+                    slot = _slot(t, step, slots)
+                if quantity == RELAY_STATE:
+                    into[slot] = text == "open"
+                    continue
                 try:
                     value = float(text)
                 except ValueError:
                     continue
-                if not math.isfinite(value):
-                    continue
-            raw[(meter, quantity)][_slot(t, step, slots)] = value
+                if isfinite(value):
+                    into[slot] = value
+        raw.pop(("", quantity), None)
+
+    read(meter_ids, t0, ENERGY_TOTAL)
+    read(meter_ids if exporting is None else set(meter_ids) & set(exporting), t0,
+         ENERGY_EXPORT_TOTAL)  # fmt: skip
+    # CASE: only voltages are cast (PostgreSQL does not promise to test q first)
+    read(meter_ids, t0, "voltage.a", case((q == "voltage.a", cast(v, Numeric))) < LOST_VOLTAGE)
+    lost = {m for m, quantity in raw if quantity == "voltage.a"}
+    read(opened | lost, t0, "current.a")
+    read(opened, r0, RELAY_STATE)
     meters_seen = sorted({m for m, _ in raw})
 
     def of(m: str, q: str) -> dict[datetime, Any]:
@@ -127,12 +154,65 @@ def interval_facts(
             of(m, ENERGY_TOTAL),
             of(m, "voltage.a"),
             of(m, "current.a"),
-            of(m, "current.n"),
+            {},
             of(m, RELAY_STATE),
         )
         for m in meters_seen
     }
     return out, {m: of(m, ENERGY_EXPORT_TOTAL) for m in meters_seen if of(m, ENERGY_EXPORT_TOTAL)}
+
+
+def neutral_counts(
+    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime
+) -> dict[str, NeutralCounts]:
+    """``NeutralCounts`` of the meters in ``[t0, t1)`` as one aggregate query per chunk: each
+    live reading (``current.a``) joined with the neutral one (``current.n``) of the same sweep
+    (one sweep stamps a meter's values with one time)."""
+    a, n = readings.alias("a"), readings.alias("n")
+    live, neutral = cast(a.c.value, Float), cast(n.c.value, Float)
+    big = case((live > neutral, live), else_=neutral)
+    off = func.abs(neutral - live) > IMBALANCE * big + 0.3
+    joined = a.join(
+        n,
+        and_(
+            n.c.meter == a.c.meter,
+            n.c.quantity == "current.n",
+            n.c.time == a.c.time,
+            n.c.kind == a.c.kind,
+        ),
+    )
+    out: dict[str, NeutralCounts] = {}
+    cache: dict[Any, datetime] = {}
+    for chunk in chunks(sorted(meter_ids)):
+        rows = conn.execute(
+            select(
+                a.c.meter,
+                func.count(),
+                func.sum(case((off, 1), else_=0)),
+                func.sum(case((off, live), else_=0.0)),
+                func.sum(case((off, neutral), else_=0.0)),
+                func.min(case((off, type_coerce(a.c.time, String)), else_=None)),
+            )
+            .select_from(joined)
+            .where(
+                a.c.meter.in_(chunk),
+                a.c.kind.in_(SPOT),
+                a.c.quantity == "current.a",
+                a.c.time >= t0,
+                a.c.time < t1,
+                or_(live >= MIN_LOADED_A, neutral >= MIN_LOADED_A),  # loaded
+            )
+            .group_by(a.c.meter)
+        )
+        for meter, n_loaded, n_off, live_off, neutral_off, first in rows:
+            out[meter] = NeutralCounts(
+                int(n_loaded or 0),
+                int(n_off or 0),
+                float(live_off or 0.0),
+                float(neutral_off or 0.0),
+                None if first is None else _slot(first, timedelta(seconds=1), cache),
+            )
+    return out
 
 
 def voltages(
@@ -164,3 +244,35 @@ def voltages(
             if math.isfinite(value) and value > 0:
                 out[meter][_slot(t, step, slots)] = value
     return dict(out)
+
+
+def supply_days(
+    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime, zone: ZoneInfo
+) -> dict[str, tuple[set[date], dict[date, Decimal]]]:
+    """Per meter, the local days in ``[t0, t1)`` its relay was reported open, and per day the
+    highest live current it measured (the reading-quality checks' supply and load state)."""
+    q = readings.c.quantity
+    out: dict[str, tuple[set[date], dict[date, Decimal]]] = {}
+    for chunk in chunks(sorted(meter_ids)):
+        rows = conn.execute(
+            select(readings.c.meter, q, readings.c.time, readings.c.value).where(
+                readings.c.meter.in_(chunk),
+                readings.c.kind.in_(SPOT),
+                readings.c.time >= t0,
+                readings.c.time < t1,
+                or_(and_(q == RELAY_STATE, readings.c.value == "open"), q == "current.a"),
+            )
+        )
+        for meter, quantity, t, text in rows:
+            opened, peaks = out.setdefault(meter, (set(), {}))
+            day = t.astimezone(zone).date()
+            if quantity == RELAY_STATE:
+                opened.add(day)
+                continue
+            try:
+                amps = abs(Decimal(text))
+            except InvalidOperation:
+                continue
+            if amps.is_finite() and amps > peaks.get(day, Decimal(-1)):
+                peaks[day] = amps
+    return out

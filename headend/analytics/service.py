@@ -26,19 +26,21 @@ from headend.analytics.collection import (
 )
 from headend.analytics.intervals import (
     MeterIntervals,
+    NeutralCounts,
     energy_while_open,
     loss_evidence,
     loss_followers,
     lost_voltage,
-    neutral_imbalance,
+    neutral_counts,
+    neutral_evidence,
     slot_energy,
 )
 from headend.analytics.lineloss import LossResult, area_loss, month_bounds
 from headend.analytics.model import Point, Registers, boundary, days
+from headend.analytics.peers import hourly_shape, peer_evidence
 from headend.analytics.settings import AnalyticsSettings
 from headend.analytics.suspects import (
     IDLE_KWH,
-    LOST_VOLTAGE,
     Evidence,
     MeterDays,
     rank_suspects,
@@ -167,7 +169,11 @@ def _suspects(
         conn, ids + totals, p0, t1 + step, step, exporting, relay_from=t0
     )
     pv = frozenset(p.meters[-1].meter for p in customers if p.pv)
-    extra = interval_evidence(intervals, exports, ids, totals, step, t1, pv)
+    neutral = series.neutral_counts(conn, ids, p0, t1 + step)
+    loads = {m: slot_energy(intervals[m].energy, step) for m in ids if m in intervals}
+    extra = interval_evidence(
+        intervals, exports, ids, totals, step, t1, pv, neutral=neutral, loads=loads
+    )
     history_days = sorted(d for d in daily if d < window[0])
     by_point = {d: {e.point: e for e in daily[d].points} for d in (*history_days, *window)}
     exported = repo.daily_deltas_of(conn, ids, ENERGY_EXPORT_TOTAL, window[0], window[-1], zone)
@@ -194,15 +200,19 @@ def _suspects(
     rates = [r.rate for d in window if (r := daily[d]).rate is not None]
     band = daily[window[-1]].band
     excess = bool(rates and band and sum(rates) / len(rates) > band[1])
+    if excess:  # a long-standing theft has no change point: compare with similar customers
+        shapes = {m: shape for m, v in loads.items() if (shape := hourly_shape(v, zone, step))}
+        groups = {p.meters[-1].meter: (p.category, p.model) for p in customers}
+        for m, found in peer_evidence(facts, shapes, groups).items():
+            extra.setdefault(m, []).extend(found)
     ranked = rank_suspects(
         facts,
         {d: v for d, v in loss.items() if v is not None},
         {d: v for d, v in supply.items() if v is not None},
         events=repo.meter_events(conn, ids, t0, t1),
-        instants=repo.anomalous_instants(conn, ids, t0, t1, LOST_VOLTAGE),
+        instants=repo.anomalous_instants(conn, ids, t0, t1),
         inspections=repo.latest_inspections(conn, ids),
         extra=extra,
-        excess=excess,
     )
     store.save_suspects(conn, area, window[-1], ranked, now)
     summary.suspects += len(ranked)
@@ -251,14 +261,28 @@ def interval_evidence(
     step: timedelta,
     at: datetime,
     pv: frozenset[str] = frozenset(),
+    *,
+    neutral: Mapping[str, NeutralCounts] | None = None,
+    loads: Mapping[str, Mapping[datetime, float]] | None = None,
 ) -> dict[str, list[Evidence]]:
-    """Evidence from interval readings per customer meter (headend.analytics.intervals)."""
+    """Evidence from interval readings per customer meter (headend.analytics.intervals).
+
+    ``neutral``: live/neutral counts per meter (default: from ``intervals``); ``loads``: the
+    customers' ``slot_energy`` if already computed."""
+    if loads is None:
+        loads = {m: slot_energy(intervals[m].energy, step) for m in customers if m in intervals}
     out: dict[str, list[Evidence]] = {}
     for m in customers:
         iv = intervals.get(m)
-        if iv is None:
-            continue
-        for e in (energy_while_open(iv, step), lost_voltage(iv, step), neutral_imbalance(iv)):
+        if neutral is not None:
+            counts = neutral.get(m)
+        else:
+            counts = neutral_counts(iv) if iv is not None else None
+        found = [neutral_evidence(counts) if counts is not None else None]
+        if iv is not None:
+            used = loads.get(m, {})
+            found += [energy_while_open(iv, step, used), lost_voltage(iv, step, used)]
+        for e in found:
             if e is not None:
                 out.setdefault(m, []).append(e)
     if len(totals) == 1 and totals[0] in intervals:
@@ -266,7 +290,6 @@ def interval_evidence(
         if totals[0] in exports:  # energy sent back upstream is not supply
             back_up = slot_energy(exports[totals[0]], step)
             area = {t: v - back_up.get(t, 0.0) for t, v in area.items()}
-        loads = {m: slot_energy(intervals[m].energy, step) for m in customers if m in intervals}
         # a meter silent for most of the window is left out of the fit (its use then shows as
         # loss, as it does in the daily balance) rather than voiding every interval
         present = {m: v for m, v in loads.items() if len(v) >= PRESENT_SHARE * len(area)}
@@ -319,14 +342,26 @@ def _quality(
     zone = settings.tz
     as_of = window[-1] + timedelta(days=1)  # the latest freeze date in the window
     supplied = {d: bool(r.supply) for d, r in daily.items()}
+    frozen = {
+        span.meter: {
+            d: v
+            for d, v in regs.get(span.meter, Registers()).frozen.items()
+            if d in supplied or d == as_of
+        }
+        for p in pts
+        for span in p.meters
+    }
+    # the supply and load state of meters whose register stood still (a relay opened for
+    # arrears, an empty home) is read for those meters only
+    still = [m for m, v in frozen.items() if len(set(v.values())) < len(v)]
+    state = series.supply_days(
+        conn, still, boundary(min(supplied, default=as_of), zone), boundary(as_of, zone), zone
+    )
     flags = []
     for p in pts:
         for span in p.meters:
-            values = {
-                d: v
-                for d, v in regs.get(span.meter, Registers()).frozen.items()
-                if d in supplied or d == as_of
-            }
+            values = frozen[span.meter]
+            opened, peaks = state.get(span.meter, (set(), {}))
             flags += [
                 f
                 for f in reading_checks(
@@ -335,6 +370,8 @@ def _quality(
                     max_kwh_per_day=settings.max_kwh_per_day,
                     supplied=supplied,
                     stopped_days=settings.stopped_days,
+                    relay_open=opened,
+                    peak_current=peaks,
                 )
                 if f.day >= window[0]
             ]

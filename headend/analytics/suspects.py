@@ -9,8 +9,9 @@ Evidence (weights in ``WEIGHTS``; a meter's score is the sum of its evidence):
   consumption, on days its relay was *not* open (an arrears disconnection or an open relay is a
   supply state, not a stopped meter); damped to ``VACANCY_DAMPING`` when the meter's own history
   shows an earlier such gap that ended (a seasonal home: holiday flat, migrant worker).
-- ``low_vs_peers``: daily consumption far below the area's other lived-in homes, counted only
-  while the area's loss is above its band (a long-standing theft has no change point).
+- ``low_vs_peers`` / ``shape_unlike_peers`` (``headend.analytics.peers``): consumption and load
+  shape against similar customers, while the area's loss is above its band (a long-standing
+  theft has no change point); passed in as ``extra`` evidence.
 - ``consumption_drop``: the area's loss rises at a change point and this meter's consumption
   falls at the same point; weighted by how much of the extra loss the drop explains.
 - ``day_night``: the share of night (valley tariff) energy changes sharply: consumption that
@@ -40,7 +41,8 @@ WEIGHTS = {
     "consumption_drop": Decimal(60),
     "day_night": Decimal(15),
     "reading_anomaly": Decimal(20),
-    "low_vs_peers": Decimal(15),
+    "low_vs_peers": Decimal(30),
+    "shape_unlike_peers": Decimal(25),
     "energy_while_open": Decimal(90),
     "lost_voltage": Decimal(50),
     "neutral_imbalance": Decimal(70),
@@ -48,7 +50,6 @@ WEIGHTS = {
 }
 VACANCY_DAMPING = Decimal("0.25")
 IDLE_KWH = Decimal("0.6")  # a day below this is "no energy" (standby of an empty home)
-PEER_RATIO = Decimal("0.35")  # below this share of the peers' median is "far below"
 OUTCOMES = (
     "theft_confirmed",
     "tamper_confirmed",
@@ -261,34 +262,6 @@ def _stopped(m: MeterDays, supply: Mapping[date, Decimal]) -> Evidence | None:
     )
 
 
-def _peers(m: MeterDays, median: Decimal | None) -> Evidence | None:
-    used = [v for v in m.energy.values()]
-    mine = _mean(used)
-    if median is None or mine is None or median <= 0 or _idle(mine) or m.pv:
-        return None
-    if m.relay_open or mine >= median * PEER_RATIO:
-        return None
-    return Evidence(
-        "low_vs_peers",
-        WEIGHTS["low_vs_peers"],
-        None,
-        f"{mine:.2f} kWh/day against {median:.2f} kWh/day of the area's lived-in homes "
-        f"({mine / median:.0%})",
-        {"kwh_day": str(mine.quantize(PLACES)), "peers_median": str(median.quantize(PLACES))},
-    )
-
-
-def peer_median(meters: Sequence[MeterDays]) -> Decimal | None:
-    """Median daily energy of the lived-in, supplied, non-PV homes."""
-    means = sorted(
-        v
-        for m in meters
-        if not m.pv and not m.relay_open and (v := _mean(m.energy.values())) is not None
-        if not _idle(v)
-    )
-    return means[len(means) // 2] if means else None
-
-
 def _reverse(m: MeterDays, instants: Sequence[InstantFact]) -> Evidence | None:
     if m.pv:
         return None
@@ -372,16 +345,13 @@ def rank_suspects(
     instants: Sequence[InstantFact] = (),
     inspections: Mapping[str, Inspection] | None = None,
     extra: Mapping[str, Sequence[Evidence]] | None = None,
-    excess: bool = False,
 ) -> list[Suspect]:
     """Rank the area's customer meters by the weight of their evidence (highest first).
 
-    ``extra``: evidence found elsewhere (interval readings) per meter; ``excess``: the area's
-    loss is above its band over the window (peer comparison counts only then)."""
+    ``extra``: evidence found elsewhere (interval readings, peers) per meter."""
     inspections = inspections or {}
     cp = loss_change_point(loss, supply)
     complete = bool(loss)
-    median = peer_median(meters) if excess else None
     by_meter: dict[str, list[InstantFact]] = {}
     for i in instants:
         by_meter.setdefault(i.meter, []).append(i)
@@ -395,7 +365,6 @@ def rank_suspects(
                 _stopped(m, supply),
                 _reverse(m, mine),
                 _day_night(m, cp.day if cp else None),
-                _peers(m, median),
             )
             if e is not None
         ]

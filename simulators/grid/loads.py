@@ -25,9 +25,21 @@ def _shape(hour: float) -> float:
 
 def household(rng: random.Random, steps: int, step_minutes: int) -> list[float]:
     """A lived-in home's load (kW) at each step."""
+    return household_parts(rng, steps, step_minutes)[0]
+
+
+def _evening(hour: float) -> bool:
+    return 17.0 <= hour < 23.0
+
+
+def household_parts(
+    rng: random.Random, steps: int, step_minutes: int
+) -> tuple[list[float], list[float]]:
+    """A lived-in home's load (kW) at each step, and the part of it on the evening circuit (the
+    kitchen and heating circuit: the evening peak and the appliances switched on 17:00–23:00)."""
     size = math.exp(rng.gauss(0.0, 0.45))
     base = rng.uniform(0.06, 0.2) * size
-    out = []
+    out, circuit = [], []
     busy = 0
     busy_kw = 0.0
     per_hour = 60 / step_minutes
@@ -36,12 +48,17 @@ def household(rng: random.Random, steps: int, step_minutes: int) -> list[float]:
         if busy == 0 and rng.random() < 0.10 * _shape(hour) / per_hour * 4:
             busy = rng.randint(1, 4)
             busy_kw = rng.uniform(0.6, 2.2) * size
-        load = base + 0.35 * size * _shape(hour) * rng.uniform(0.7, 1.3)
+        u = rng.uniform(0.7, 1.3)
+        load = base + 0.35 * size * _shape(hour) * u
+        peak = 0.35 * size * 1.4 * math.exp(-(((hour - 19.5) / 1.8) ** 2)) * u
+        evening = peak if _evening(hour) else 0.0
         if busy:
             load += busy_kw
+            evening += busy_kw if _evening(hour) else 0.0
             busy -= 1
         out.append(load)
-    return out
+        circuit.append(evening)
+    return out, circuit
 
 
 def vacant(rng: random.Random, steps: int) -> list[float]:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from simulators.errors import SimConfigError
 
 # What a customer is.  Thefts register less than the customer uses; the rest do not steal.
-THEFTS = ("bypass", "cover_open", "neutral_bypass", "relay_bypass")
+THEFTS = ("bypass", "cover_open", "neutral_bypass", "relay_bypass", "circuit_bypass")
 KINDS = ("healthy", "pv", "vacant", "seasonal", "disconnected", *THEFTS)
 DEFAULT_MIX: Mapping[str, float] = {
     "pv": 0.10,
@@ -49,6 +49,11 @@ class GridConfig:
     transformer_ohm: float = 0.01
     meter_watts: float = 1.5
     pv_area: int | None = None  # an area whose customers are mostly PV (None: none)
+    # an area (index) with ``theft_area_meters`` more customers bypassing ``theft_area_fraction``
+    # of their use since before the data (the demo's area2); None: none
+    theft_area: int | None = None
+    theft_area_meters: int = 8
+    theft_area_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.areas < 1 or self.customers < 2 or self.days < 1:
@@ -58,6 +63,14 @@ class GridConfig:
         unknown = set(self.mix) - set(KINDS)
         if unknown:
             raise SimConfigError(f"unknown customer kinds {sorted(unknown)}")
+        if self.theft_area is not None and not (
+            0 <= self.theft_area < self.areas
+            and 0 <= self.theft_area_meters <= self.customers
+            and 0 < self.theft_area_fraction < 1
+        ):
+            raise SimConfigError(
+                "theft_area: an area index, at most every customer, 0 < fraction < 1"
+            )
         if sum(self.mix.values()) > 1 or not 0 <= self.mis_mapped < 0.5:
             raise SimConfigError("shares must add up to at most 1 (mis_mapped below 0.5)")
 

@@ -10,12 +10,15 @@ by every area, moves slowly.  Single-phase equivalent at 230 V nominal, unity po
 Theft: ``bypass`` taps the supply before the meter (both wires), ``cover_open`` slows the meter
 inside after opening its cover, ``neutral_bypass`` jumpers the live terminal (the meter's neutral
 still carries the whole current), ``relay_bypass`` bridges a relay opened for arrears (registered,
-but energy flows while the relay reports open).
+but energy flows while the relay reports open), ``circuit_bypass`` feeds one circuit of the home
+(the evening kitchen and heating circuit) from before the meter: the registered profile loses its
+evening peak (its ``fraction`` is the share of the home's energy that circuit took).
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 from simulators.grid import loads
@@ -30,14 +33,18 @@ FRACTIONS = {
 }
 
 
-def _kinds(cfg: GridConfig, rng: random.Random, pv_area: bool) -> list[str]:
+AREA_THEFT = "area_bypass"  # marks the theft area's extra bypasses (a bypass of a set fraction)
+
+
+def _kinds(cfg: GridConfig, rng: random.Random, pv_area: bool, theft_area: bool) -> list[str]:
     n = cfg.customers
     if pv_area:
         counts = {"pv": round(0.5 * n)}
     else:
         counts = {k: round(share * n) for k, share in cfg.mix.items()}
-    kinds = [k for k, c in counts.items() for _ in range(c)][:n]
-    kinds += ["healthy"] * (n - len(kinds))
+    kinds = [AREA_THEFT] * (cfg.theft_area_meters if theft_area else 0)
+    kinds += [k for k, c in counts.items() for _ in range(c)]
+    kinds = kinds[:n] + ["healthy"] * (n - len(kinds[:n]))
     rng.shuffle(kinds)
     return kinds
 
@@ -48,16 +55,19 @@ def _truths(cfg: GridConfig, rng: random.Random) -> list[MeterTruth]:
     for a in range(cfg.areas):
         area = f"A{a + 1}"
         out.append(MeterTruth(f"{area}-T", area, area, "healthy", role="area_total"))
-        for kind in _kinds(cfg, rng, a == cfg.pv_area):
+        for kind in _kinds(cfg, rng, a == cfg.pv_area, a == cfg.theft_area):
             serial += 1
             lo, hi = FRACTIONS.get(kind, (0.0, 0.0))
+            fraction = round(rng.uniform(lo, hi), 3) if hi else 0.0
+            if kind == AREA_THEFT:
+                kind, fraction = "bypass", cfg.theft_area_fraction
             out.append(
                 MeterTruth(
                     f"M{serial:05d}",
                     area,
                     area,
                     kind,
-                    fraction=round(rng.uniform(lo, hi), 3) if hi else 0.0,
+                    fraction=fraction,
                     pv_kw=round(rng.uniform(2.0, 5.0), 1) if kind == "pv" else 0.0,
                 )
             )
@@ -72,8 +82,17 @@ def _truths(cfg: GridConfig, rng: random.Random) -> list[MeterTruth]:
     return out
 
 
-def _load(t: MeterTruth, cfg: GridConfig, rng: random.Random, cover: list[float]) -> list[float]:
+def _load(
+    t: MeterTruth,
+    cfg: GridConfig,
+    rng: random.Random,
+    cover: list[float],
+    hidden: dict[str, list[float]],
+) -> list[float]:
     steps = cfg.days * cfg.steps_per_day
+    if t.kind == "circuit_bypass":
+        use, hidden[t.meter] = loads.household_parts(rng, steps, cfg.step_minutes)
+        return use
     if t.kind in ("vacant", "disconnected"):
         return loads.vacant(rng, steps) if t.kind == "vacant" else [0.0] * steps
     if t.kind == "seasonal":
@@ -107,11 +126,16 @@ def simulate(cfg: GridConfig) -> GridRun:
         )
     areas = sorted({t.area for t in truths})
     covers = {a: loads.clouds(rng, cfg.days) for a in areas}
+    hidden: dict[str, list[float]] = {}  # a circuit fed from before the meter (kW per step)
     for t in truths:
         if t.role == "customer":
-            net[t.meter] = _load(t, cfg, rng, covers[t.area])
+            net[t.meter] = _load(t, cfg, rng, covers[t.area], hidden)
             if t.kind == "cover_open":
                 series[t.meter].cover_open_at.append(rng.randrange(steps))
+    for n, t in enumerate(truths):
+        if t.meter in hidden:
+            share = sum(hidden[t.meter]) / max(sum(net[t.meter]), 1e-9)
+            truths[n] = replace(t, fraction=round(share, 3))
     # the network: branches of customers in order, each with its service cable
     layout: dict[str, list[list[tuple[MeterTruth, float]]]] = {}
     for a in areas:
@@ -139,6 +163,7 @@ def simulate(cfg: GridConfig) -> GridRun:
                 a,
                 layout[a],
                 net,
+                hidden,
                 series,
                 truths,
                 taps[a] + walks[a] + mv,
@@ -170,6 +195,7 @@ def _step(
     area: str,
     branches: list[list[tuple[MeterTruth, float]]],
     net: dict[str, list[float]],
+    hidden: dict[str, list[float]],
     series: dict[str, MeterSeries],
     truths: list[MeterTruth],
     offset: float,
@@ -212,8 +238,10 @@ def _step(
             kw = net[t.meter][i]
             true_a = abs(kw) * 1000.0 / NOMINAL_V
             seen = 1.0 - t.fraction if kw > 0 else 1.0
+            if t.meter in hidden:
+                seen = 1.0 - hidden[t.meter][i] / kw if kw > 0 else 1.0
             if t.kind in THEFTS and kw > 0:
-                stolen[area] += kw * t.fraction * dt
+                stolen[area] += kw * (1.0 - seen) * dt
             _register(s, kw * seen, dt)
             s.voltage.append(round(v_tx - drop + rng.gauss(0.0, noise), 1))
             live = true_a * seen

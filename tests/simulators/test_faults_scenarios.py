@@ -233,6 +233,30 @@ def test_reverse_stopped_and_bypass_distort_registered_not_true_energy():
     assert byp["registered_import_kwh"] == pytest.approx(0.2 * byp["true_kwh"])
 
 
+def test_neutral_bypass_registers_a_fraction_and_keeps_the_whole_neutral_current():
+    """The live terminal jumpered: live current and registers follow ``fraction`` of the load,
+    the neutral current (02800001) stays the whole load's; ``normal`` undoes it."""
+    from simulators.readings import instant_values
+
+    rows = [
+        {"bus": "bus1", "address": A1, "profile": "flat", "mean_kw": 2.0,
+         "scenarios": [{"kind": "neutral_bypass", "at": at(0), "fraction": 0.3}]},
+        {"bus": "bus1", "address": A2, "profile": "flat", "mean_kw": 2.0},
+    ]  # fmt: skip
+    f, clock = fleet(rows)
+    clock.advance(6 * 3600)
+    ts = clock.now().timestamp()
+    thief, honest = (instant_values(f.meters[a], ts) for a in (A1, A2))
+    assert thief["current.a"] == pytest.approx(0.3 * thief["current.n"], rel=1e-6)
+    assert thief["current.n"] > 5 and honest["current.n"] == pytest.approx(honest["current.a"])
+    truth = f.control.truth_meter(A1, at(0))
+    assert truth["registered_import_kwh"] == pytest.approx(0.3 * truth["true_kwh"])
+    f.control.scenario(A1, "normal")
+    clock.advance(60)
+    after = instant_values(f.meters[A1], clock.now().timestamp())
+    assert after["current.n"] == pytest.approx(after["current.a"])
+
+
 async def test_meter_replacement_keeps_final_and_start_readings():
     rows = [
         {

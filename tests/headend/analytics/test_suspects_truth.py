@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from headend.analytics import store
+from headend.analytics.intervals import MeterIntervals
 from headend.analytics.service import recompute
 from headend.analytics.settings import AnalyticsSettings
 from headend.db import reading
@@ -255,3 +256,30 @@ def test_a_disconnection_older_than_the_interval_profile_is_still_a_supply_state
     with reading(sqlite_engine) as conn:
         _, found = store.suspect_rows(conn, "A", last)
     assert found == [], [r["evidence"] for r in found]
+
+
+def test_neutral_counts_in_the_database_match_the_readings(engine):
+    """The live/neutral aggregate of SQLite and PostgreSQL gives the counts of the pure rule."""
+    from headend.analytics import series
+    from headend.analytics.intervals import NeutralCounts, neutral_counts
+
+    mix = {"neutral_bypass": 0.2, "disconnected": 0.1}
+    run = simulate(GridConfig(areas=1, customers=20, days=1, step_minutes=60, mix=mix, seed=9))
+    store_archive(engine, run)
+    store_readings(engine, run, interval_every=1, quantities=("current.a", "current.n"))
+    ids = [t.meter for t in run.customers()]
+    step = timedelta(minutes=60)
+    with reading(engine) as conn:
+        got = series.neutral_counts(conn, ids, run.times[0], run.times[-1] + step)
+    for t in run.customers():
+        s = run.series[t.meter]
+        times = run.times[1:]
+        pure = neutral_counts(MeterIntervals(t.meter, live=dict(zip(times, s.current_live, strict=True)),
+                              neutral=dict(zip(times, s.current_neutral, strict=True))))  # fmt: skip
+        mine = got.get(t.meter, NeutralCounts(0))  # no loaded reading: not listed
+        assert (mine.loaded, mine.off, mine.first_off) == (pure.loaded, pure.off, pure.first_off)
+        assert (
+            abs(mine.live_off - pure.live_off) < 1e-6
+            and abs(mine.neutral_off - pure.neutral_off) < 1e-6
+        )
+        assert (mine.off > 0) == (t.kind == "neutral_bypass"), t
