@@ -372,13 +372,6 @@ def test_a_corrupted_reading_over_mqtt_is_held_and_never_charged(demo: Demo, lab
     assert demo.get(f"/api/v1/prepay/accounts/{account}/actions", admin) == [], "an action for it"
 
 
-@pytest.mark.xfail(
-    reason="issue 22: ranking a theft older than the history needs the peer comparison "
-    "(headend/analytics/peers.py, analytics branch: it ranks these three first); on main "
-    "low_vs_peers wants < 35 % of the median and they register about half; remove this mark "
-    "when the peer comparison is merged (strict: an unexpected pass fails)",
-    strict=True,
-)
 def test_area2_long_standing_bypasses_rank_above_every_healthy_meter(demo: Demo) -> None:
     # computed with area3's (the first test waited for those): no waiting here
     ranked = demo.get("/api/v1/analytics/areas/area2/suspects", demo.token())["suspects"]
