@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 from gateway.clock.sync import TimeSyncPolicy
-from gateway.commands import dlt698
 from gateway.commands.clock import MeterClocks
 from gateway.commands.secrets import MeterCredentials
 from gateway.commands.secured import run_step
@@ -20,6 +19,7 @@ from gateway.commands.types import (
     CONTROL,
     DEFAULT_RECONNECT_WINDOW_S,
     DI_STATUS_WORD3,
+    PROTOCOL_698,
     RECONNECTS,
     RELAY_ACTIONS,
     SW3_ALARM,
@@ -35,6 +35,7 @@ from gateway.commands.types import (
     SignatureCheck,
     Transact,
     accept_unsigned,
+    password_of,
 )
 from protocols.dlt645 import (
     AbnormalReply,
@@ -110,7 +111,7 @@ class CommandExecutor:
             zone,
             baud_of,
             time_sync_policy or TimeSyncPolicy(),
-            password=lambda meter: dlt698.password_of(self.credentials(meter).password),
+            password=lambda meter: password_of(self.credentials(meter).password),
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -277,11 +278,13 @@ class CommandExecutor:
 
     async def _control(self, command: Command, meter: MeterLike) -> Outcome:
         action = CONTROL[command.action]
-        if meter.protocol not in ("dlt645-2007", dlt698.PROTOCOL):
+        if meter.protocol not in ("dlt645-2007", PROTOCOL_698):
             return Outcome(CommandState.REFUSED, "unsupported_protocol")
         if command.action in RELAY_ACTIONS:
             self.supersede(meter.id, command.id)
-        if meter.protocol == dlt698.PROTOCOL:
+        if meter.protocol == PROTOCOL_698:
+            from gateway.commands import dlt698  # the 698 codec only once a 698 meter is asked
+
             return await dlt698.control(self, command, meter)
         valid_until = MeterTime.from_utc(command.valid_until, self.zone).local
         secret = self.credentials(meter.id)
@@ -321,7 +324,9 @@ class CommandExecutor:
 
     async def read_status3(self, meter: MeterLike) -> int:
         """Status word 3 of ``meter`` (the read-back of every control command)."""
-        if meter.protocol == dlt698.PROTOCOL:
+        if meter.protocol == PROTOCOL_698:
+            from gateway.commands import dlt698
+
             return await dlt698.status_word3(self.transact, meter)
         reply = await self.transact(meter.id, ReadData(meter.address, DI_STATUS_WORD3))
         if isinstance(reply, AbnormalReply):
