@@ -7,12 +7,11 @@ import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.clock.sync import TimeSyncPolicy
 from gateway.commands.clock import MeterClocks
 from gateway.commands.secrets import MeterCredentials
-from gateway.commands.secured import run_step
 from gateway.commands.types import (
     ARMED_KEY,
     CLOCK_ACTIONS,
@@ -47,10 +46,21 @@ from protocols.dlt645.messages import DEFAULT_OPERATOR, DEFAULT_PASSWORD
 from protocols.errors import ContractError
 from protocols.model import MeterTime
 from protocols.uplink.messages import Command, CommandAction, CommandResult, CommandState
-from protocols.uplink.secured import parse_step
 from taiqu.clock import Clock
 
+if TYPE_CHECKING:
+    from gateway.commands.secured import Step
+
 log = logging.getLogger(__name__)
+
+
+def _secured_step(command: Command) -> Step | None:
+    """The ESAM step in ``command.params``, None without one (its models load on first use)."""
+    if "esam" not in command.params:
+        return None
+    from protocols.uplink.secured import parse_step
+
+    return parse_step(dict(command.params))
 
 
 class CommandExecutor:
@@ -163,7 +173,7 @@ class CommandExecutor:
             self._emit(command.id, CommandState.REFUSED, reason=targets)
             return CommandState.REFUSED
         try:
-            step = parse_step(dict(command.params))
+            step = _secured_step(command)
         except ContractError as exc:
             self._emit(command.id, CommandState.REFUSED, reason=str(exc))
             return CommandState.REFUSED
@@ -235,7 +245,7 @@ class CommandExecutor:
 
     # -- per-meter execution ----------------------------------------------------------------
     async def _per_meter(
-        self, command: Command, targets: Sequence[MeterLike], step: Any = None
+        self, command: Command, targets: Sequence[MeterLike], step: Step | None = None
     ) -> list[Outcome]:
         delays = self._spread(command, targets)
         order = sorted(range(len(targets)), key=lambda i: delays[i])
@@ -260,10 +270,12 @@ class CommandExecutor:
             return [0.0] * len(targets)
         return [self.rng.uniform(0, self.reconnect_window_s) for _ in targets]
 
-    async def _one(self, command: Command, meter: MeterLike, step: Any = None) -> Outcome:
+    async def _one(self, command: Command, meter: MeterLike, step: Step | None = None) -> Outcome:
         handler = self.handlers.get(command.action)
         try:
             if step is not None:
+                from gateway.commands.secured import run_step
+
                 return await run_step(self, command, meter, step)
             if handler is not None:
                 detail = await handler(command, meter.id)
