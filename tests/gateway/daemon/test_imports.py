@@ -98,7 +98,7 @@ def start(tmp: Path, meters: list[dict[str, Any]], **sections: Any) -> dict[str,
         timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(out.stdout.splitlines()[-1])
 
 
 def test_a_dlt645_gateway_without_keys_imports_none_of_the_optional_parts(tmp_path):
