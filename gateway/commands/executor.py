@@ -63,6 +63,15 @@ def _secured_step(command: Command) -> Step | None:
     return parse_step(dict(command.params))
 
 
+async def run_step(
+    executor: CommandExecutor, command: Command, meter: MeterLike, step: Step
+) -> Outcome:
+    """``gateway.commands.secured.run_step``, imported with the first secured command."""
+    from gateway.commands import secured
+
+    return await secured.run_step(executor, command, meter, step)
+
+
 class CommandExecutor:
     """Runs head-end commands through their lifecycle (see module docstring)."""
 
@@ -274,8 +283,6 @@ class CommandExecutor:
         handler = self.handlers.get(command.action)
         try:
             if step is not None:
-                from gateway.commands.secured import run_step
-
                 return await run_step(self, command, meter, step)
             if handler is not None:
                 detail = await handler(command, meter.id)
