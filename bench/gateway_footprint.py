@@ -2,15 +2,23 @@
 
 Three processes besides this one: a private mosquitto, the simulated fleet (this script with
 ``--serve-fleet``, so the simulators' CPU is not the gateway's) and the gateway itself, started as
-the service starts it (``taiqu gateway run --config …``).  This process plays the head-end: it
-acknowledges every batch, so the store drains as in the field.
+the service starts it (``taiqu gateway run --config …``, plus ``-X importtime`` so the modules it
+loads are known).  This process plays the head-end: it acknowledges every batch, so the store
+drains as in the field.
 
 Measured from ``/proc/<pid>`` of the gateway every ``--sample-s`` seconds: CPU (user + system) as a
-share of one core, and RSS.  The baseline is the RSS of a process that only imports what the
-gateway imports.  Growth is reported from minute 10 to the end (the goal is ≤ 2 MB from minute 10
-to 60) and, for shortened runs, as a least-squares slope per minute from minute 2 onwards.
+share of one core, and RSS (at the end also its anonymous and file-backed parts).  The import
+baseline is the RSS of a process that imports exactly the modules the gateway imported during the
+run, so the daemon's own share is RSS − baseline.  Growth is reported from minute 10 to the end
+(the goal is ≤ 2 MB from minute 10 to 60) and, for shortened runs, as a least-squares slope per
+minute from minute 2 onwards.
 
-Run: ``.venv/bin/python bench/gateway_footprint.py [--minutes 60] [--buses 8] [--meters 32]``.
+``--tree DIR`` measures the gateway code of another checkout (e.g. a worktree of a base commit;
+the fleet and head-end stay this checkout's), and ``--against DIR`` runs this checkout and DIR
+side by side, same load and duration, and prints both with ratios.
+
+Run: ``.venv/bin/python bench/gateway_footprint.py [--minutes 60] [--buses 8] [--meters 32]
+[--against ../base-worktree]``.
 """
 
 from __future__ import annotations
@@ -31,11 +39,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-IMPORTS = (
-    "import gateway.cli, gateway.daemon.app, gateway.uplink, gateway.store, "
-    "gateway.polling.dlt645, gateway.polling.modbus, gateway.daemon.metrics, gateway.commands, "
-    "gateway.daemon.notify, serial"
-)
+BASELINE = """
+import importlib, os, sys
+names = open(sys.argv[1]).read().split()
+failed = 0
+for name in names:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        failed += 1
+print(failed, len(names))
+print(open(f"/proc/{os.getpid()}/status").read())
+"""
 
 
 def cpu_name() -> str:
@@ -61,13 +76,49 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
 
 
-def baseline_rss_kb() -> int:
-    code = f"{IMPORTS}\nimport os\nprint(open(f'/proc/{{os.getpid()}}/status').read())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+def imported_modules(stderr: Path) -> list[str]:
+    """The modules a process run with ``-X importtime`` imported, in the order they finished."""
+    names = []
+    for line in stderr.read_text(errors="replace").splitlines():
+        if line.startswith("import time:") and "|" in line and "self [us]" not in line:
+            names.append(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+def baseline_rss_kb(tree: Path, modules: list[str], work: Path) -> int:
+    """RSS of a fresh interpreter that imports ``modules`` from ``tree`` (and nothing else)."""
+    names = work / "modules.txt"
+    names.write_text("\n".join(modules))
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, "-c", BASELINE, str(names)], capture_output=True, text=True, cwd=tree,
+        env=env,
+    )  # fmt: skip
+    failed, total = out.stdout.split("\n", 1)[0].split()
+    if int(failed):
+        print(f"import baseline: {failed} of {total} names are absent here (optional imports "
+              "the gateway tried too, e.g. Windows modules)")  # fmt: skip
     for line in out.stdout.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"baseline failed: {out.stderr[-500:]}")
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """RssAnon and RssFile (status) and Pss (smaps_rollup) of ``pid``."""
+    out: dict[str, int] = {}
+    for name in ("status", "smaps_rollup"):
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("RssAnon", "RssFile", "Pss"):
+                out[key] = int(rest.split()[0])
+    return out
+
+
+def revision(tree: Path) -> str:
+    out = subprocess.run(["git", "-C", str(tree), "describe", "--always", "--dirty"],
+                         capture_output=True, text=True)  # fmt: skip
+    return out.stdout.strip() or str(tree)
 
 
 # -- the fleet process ---------------------------------------------------------------------------
@@ -161,7 +212,8 @@ def gateway_toml(work: Path, fleet: dict[str, Any], broker_port: int, args: Any)
         "[clock_trust]",
         'source = "trusted"',
         "[signatures]",
-        "required = false",  # a bench with simulated meters: no head-end keys, no commands
+        # no commands are sent; --trust: the head-end's key configured, as in the field
+        f'trust_file = "{trust_file(work)}"' if args.trust else "required = false",
     ]
     for name, url in fleet["endpoints"].items():
         lines += ["[[buses]]", f'name = "{name}"', f'port = "{url}"', f"baud = {args.baud}"]
@@ -177,6 +229,20 @@ def gateway_toml(work: Path, fleet: dict[str, Any], broker_port: int, args: Any)
     return path
 
 
+def trust_file(work: Path) -> Path:
+    """A taiqu-trust-v1 file with one fresh head-end key."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    key = {"key_id": "he-bench", "public_key": base64.b64encode(raw).decode(), "not_after": None}
+    path = work / "trust.json"
+    path.write_text(json.dumps({"format": "taiqu-trust-v1", "keys": [key]}))
+    return path
+
+
 def slope_per_minute(points: list[tuple[float, float]]) -> float:
     """Least-squares slope (y per minute) of (seconds, y) points."""
     n = len(points)
@@ -189,12 +255,12 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float:
     return sxy / sxx * 60 if sxx else 0.0
 
 
-def run(args: Any) -> None:
+def run(args: Any) -> dict[str, Any]:
     from tests.services import Mosquitto
 
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores, shared with other work)")
-    base = baseline_rss_kb()
-    print(f"import baseline RSS: {base / 1024:.1f} MB (a process importing the gateway's modules)")
+    tree = args.tree.resolve()
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores, shared with other work); gateway code: "
+          f"{tree} at {revision(tree)}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="taiqu-footprint-") as tmp:
         work = Path(tmp)
         broker = Mosquitto("/usr/sbin/mosquitto", work / "mq")
@@ -207,6 +273,7 @@ def run(args: Any) -> None:
         )
         gw: subprocess.Popen[bytes] | None = None
         headend: HeadEnd | None = None
+        stderr = work / "gateway.stderr"
         try:
             ready = spec.with_suffix(".ready")
             deadline = time.monotonic() + 120
@@ -219,9 +286,10 @@ def run(args: Any) -> None:
             headend = HeadEnd(broker.port)
             taiqu = str(Path(sys.executable).with_name("taiqu"))
             gw = subprocess.Popen(
-                [taiqu, "gateway", "run", "--config", str(toml), "--log-level", "WARNING"],
-                cwd=work,
-            )
+                [sys.executable, "-X", "importtime", taiqu, "gateway", "run", "--config",
+                 str(toml), "--log-level", "WARNING"],
+                cwd=work, env={**os.environ, "PYTHONPATH": str(tree)}, stderr=stderr.open("wb"),
+            )  # fmt: skip
             t0 = time.monotonic()
             samples: list[tuple[float, float, int]] = []  # (s since start, cpu s, rss kB)
             print(f"polling {args.buses} buses × {args.meters} meters at {args.baud} baud, energy "
@@ -231,7 +299,9 @@ def run(args: Any) -> None:
             next_print = 60.0
             while (elapsed := time.monotonic() - t0) < args.minutes * 60:
                 if gw.poll() is not None:
-                    raise RuntimeError(f"the gateway exited with {gw.returncode}")
+                    tail = stderr.read_text(errors="replace").splitlines()
+                    logs = [line for line in tail if not line.startswith("import time:")]
+                    raise RuntimeError(f"the gateway exited with {gw.returncode}: {logs[-5:]}")
                 samples.append((elapsed, cpu_s(gw.pid), rss_kb(gw.pid)))
                 if elapsed >= next_print:
                     prev = min(samples, key=lambda s: abs(s[0] - (elapsed - 60)))
@@ -240,7 +310,15 @@ def run(args: Any) -> None:
                           f"{headend.records:10d}", flush=True)  # fmt: skip
                     next_print += 60
                 time.sleep(args.sample_s)
-            report(samples, base, args, headend.records)
+            memory = memory_kb(gw.pid)
+            modules = imported_modules(stderr)
+            base = baseline_rss_kb(tree, modules, work)
+            result = report(samples, base, args, headend.records)
+            result.update(memory, modules=len(modules), revision=revision(tree))
+            anon, file = memory["RssAnon"] / 1024, memory["RssFile"] / 1024
+            print(f"RSS at the end: {anon:.1f} MB anonymous + {file:.1f} MB file-backed; "
+                  f"{len(modules)} modules imported")  # fmt: skip
+            return result
         finally:
             if gw is not None and gw.poll() is None:
                 gw.send_signal(signal.SIGTERM)
@@ -252,12 +330,14 @@ def run(args: Any) -> None:
             broker.stop()
 
 
-def report(samples: list[tuple[float, float, int]], base: int, args: Any, records: int) -> None:
+def report(
+    samples: list[tuple[float, float, int]], base: int, args: Any, records: int
+) -> dict[str, Any]:
     from_s = 120.0
     steady = [s for s in samples if s[0] >= from_s]
     if len(steady) < 2:
         print("run too short for steady-state numbers (need > 2 minutes)")
-        return
+        return {}
     (t_a, c_a, _), (t_b, c_b, _) = steady[0], steady[-1]
     cpu = (c_b - c_a) / (t_b - t_a) * 100
     peak = max(s[2] for s in samples)
@@ -270,12 +350,62 @@ def report(samples: list[tuple[float, float, int]], base: int, args: Any, record
     print(f"RSS growth from minute 2: {slope * 1000:.1f} kB/min (least squares), i.e. "
           f"{slope * 50:.2f} MB over 50 minutes")  # fmt: skip
     at10 = [s for s in samples if s[0] >= 600]
+    growth = (end - at10[0][2]) if at10 else 0
     if at10 and samples[-1][0] >= 3600 - args.sample_s:
-        print(f"RSS growth minute 10 → 60: {(end - at10[0][2]) / 1024:.2f} MB (goal ≤ 2 MB)")
+        print(f"RSS growth minute 10 → 60: {growth / 1024:.2f} MB (goal ≤ 2 MB)")
     elif at10:
-        print(f"RSS growth minute 10 → {t_b / 60:.0f}: {(end - at10[0][2]) / 1024:.2f} MB "
-              "(shortened run)")  # fmt: skip
+        print(f"RSS growth minute 10 → {t_b / 60:.0f}: {growth / 1024:.2f} MB (shortened run)")
     print(f"records acknowledged by the head-end: {records}")
+    return {"cpu_pct": cpu, "VmRSS": end, "peak": peak, "baseline": base, "own": end - base,
+            "growth_from_10": growth, "records": records}  # fmt: skip
+
+
+ROWS = (  # (label, key, kB → MB)
+    ("CPU, minute 2 to the end (% of one core)", "cpu_pct", False),
+    ("RSS at the end (MB)", "VmRSS", True),
+    ("RSS peak (MB)", "peak", True),
+    ("anonymous RSS at the end (MB)", "RssAnon", True),
+    ("file-backed RSS at the end (MB)", "RssFile", True),
+    ("import baseline (MB)", "baseline", True),
+    ("the daemon's own share, RSS − baseline (MB)", "own", True),
+    ("RSS growth from minute 10 (MB)", "growth_from_10", True),
+    ("modules imported", "modules", False),
+    ("records acknowledged", "records", False),
+)
+
+
+def against(args: Any) -> None:
+    """This checkout and ``args.against`` side by side; a table of both with ratios."""
+    out = Path(tempfile.mkdtemp(prefix="taiqu-footprint-vs-"))
+    flags = ["--minutes", str(args.minutes), "--buses", str(args.buses), "--meters",
+             str(args.meters), "--baud", str(args.baud), "--energy-minutes",
+             str(args.energy_minutes), "--events-minutes", str(args.events_minutes),
+             "--sample-s", str(args.sample_s), *(["--trust"] if args.trust else [])]  # fmt: skip
+    runs = {"base": args.against.resolve(), "new": args.tree.resolve()}
+    procs = {}
+    for label, tree in runs.items():
+        log = (out / f"{label}.log").open("w")
+        cmd = [sys.executable, __file__, *flags, "--tree", str(tree), "--json",
+               str(out / f"{label}.json")]  # fmt: skip
+        procs[label] = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    print(f"running base ({runs['base']}) and new ({runs['new']}) side by side for "
+          f"{args.minutes} min{' with a trust file' if args.trust else ''}; logs in {out}",
+          flush=True)  # fmt: skip
+    for proc in procs.values():
+        proc.wait()
+    for label in runs:
+        print(f"\n--- {label} ---\n{(out / f'{label}.log').read_text()}")
+    res = {label: json.loads((out / f"{label}.json").read_text()) for label in runs}
+    head = f"| measure | base {res['base']['revision']} | new {res['new']['revision']} |"
+    print(f"\n{head} new / base |\n|---|---:|---:|---:|")
+    for name, key, mb in ROWS:
+        b, n = res["base"].get(key), res["new"].get(key)
+        if b is None or n is None:
+            continue
+        cells = [f"{v / 1024:.1f}" if mb else f"{v:,.1f}" if key == "cpu_pct" else f"{v:,}"
+                 for v in (b, n)]  # fmt: skip
+        ratio = f"{n / b:.2f}" if b and key not in ("growth_from_10", "modules", "records") else ""
+        print(f"| {name} | {cells[0]} | {cells[1]} | {ratio} |")
 
 
 def main() -> None:
@@ -287,12 +417,20 @@ def main() -> None:
     parser.add_argument("--energy-minutes", type=int, default=1)
     parser.add_argument("--events-minutes", type=int, default=1)
     parser.add_argument("--sample-s", type=float, default=10.0)
+    parser.add_argument("--trust", action="store_true", help="configure a head-end key")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the gateway code to measure")
+    parser.add_argument("--against", type=Path, help="a base checkout to run side by side")
+    parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--serve-fleet", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fleet:
         asyncio.run(serve_fleet(args.serve_fleet))
+    elif args.against:
+        against(args)
     else:
-        run(args)
+        result = run(args)
+        if args.json:
+            args.json.write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

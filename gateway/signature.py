@@ -39,15 +39,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.errors import GatewayError
 from protocols.uplink.messages import Command
 from taiqu.clock import Clock
+
+if TYPE_CHECKING:  # ``cryptography`` is imported with the first trusted key (``parse_trust``)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ def parse_trust(doc: Any, where: str = "trust file") -> dict[str, TrustedKey]:
     """Trusted keys by key id from a parsed trust document."""
     if not isinstance(doc, dict) or doc.get("format") != TRUST_FORMAT:
         raise TrustFileError(f"{where}: not a {TRUST_FORMAT} document (re-export it)")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     keys: dict[str, TrustedKey] = {}
     for i, row in enumerate(doc.get("keys") or []):
         try:
@@ -197,6 +200,8 @@ class SignatureVerifier:
         now = self.clock.now()
         if key.not_after is not None and now >= key.not_after:
             return Refusal.KEY_RETIRED
+        from cryptography.exceptions import InvalidSignature  # loaded with the key already
+
         try:
             value = base64.b64decode(signature.value, validate=True)
             key.public_key.verify(value, command.signing_bytes())

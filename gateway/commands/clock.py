@@ -22,10 +22,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.clock.sync import TimeSyncPolicy, broadcast_time, plan_bus_time_sync
-from gateway.commands import dlt698
 from gateway.commands.types import (
     DI_DATE,
     DI_TIME,
+    PROTOCOL_698,
     TIME_SYNC_KEY,
     CommandStore,
     MeterFailure,
@@ -109,7 +109,7 @@ class MeterClocks:
         results: dict[str, Outcome] = {}
         eligible: list[MeterLike] = []
         for meter in meters:
-            if meter.protocol == dlt698.PROTOCOL:  # addressed SET 4000, not a broadcast
+            if meter.protocol == PROTOCOL_698:  # addressed SET 4000, not a broadcast
                 results[meter.id] = await self._set_698(meter)
                 continue
             if not meter.protocol.startswith("dlt645"):
@@ -143,6 +143,8 @@ class MeterClocks:
         return results
 
     async def _set_698(self, meter: MeterLike) -> Outcome:
+        from gateway.commands import dlt698  # the 698 codec only once a 698 meter is synced
+
         try:
             return await dlt698.set_clock(
                 self.transact,

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from gateway.clock.sync import SkipReason, TimeSyncPolicy, in_freeze_window
-from gateway.commands.types import Dlt698Request, MeterFailure, MeterLike, Outcome, Transact
+from gateway.commands.types import (
+    PROTOCOL_698,
+    Dlt698Request,
+    MeterFailure,
+    MeterLike,
+    Outcome,
+    Transact,
+    password_of,
+)
 from protocols.dlt698 import apdu as A
 from protocols.dlt698.axdr import NULL, Data
 from protocols.dlt698.descriptors import OMD, TI, DataType, DateTimeS, dar_name
@@ -39,7 +47,7 @@ from protocols.uplink.messages import Command, CommandAction, CommandState
 if TYPE_CHECKING:
     from gateway.commands.executor import CommandExecutor
 
-PROTOCOL = "dlt698"
+PROTOCOL = PROTOCOL_698
 MIN_TAG_MINUTES = 1
 
 
@@ -51,11 +59,6 @@ def _control(action: CommandAction) -> tuple[OMD, Data] | None:
         CommandAction.KEEP_POWER_ON: (KEEP_POWER, NULL),
         CommandAction.KEEP_POWER_OFF: (KEEP_POWER_RELEASE, NULL),
     }.get(action)
-
-
-def password_of(secret_password: str) -> str:
-    """The 698 password of a DL/T 645 credential ``PPxxxxxx`` (level, then six digits)."""
-    return secret_password[2:] if len(secret_password) == 8 else secret_password
 
 
 def time_tag(now_local: datetime, until_local: datetime) -> A.TimeTag:

@@ -7,19 +7,18 @@ import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.clock.sync import TimeSyncPolicy
-from gateway.commands import dlt698
 from gateway.commands.clock import MeterClocks
 from gateway.commands.secrets import MeterCredentials
-from gateway.commands.secured import run_step
 from gateway.commands.types import (
     ARMED_KEY,
     CLOCK_ACTIONS,
     CONTROL,
     DEFAULT_RECONNECT_WINDOW_S,
     DI_STATUS_WORD3,
+    PROTOCOL_698,
     RECONNECTS,
     RELAY_ACTIONS,
     SW3_ALARM,
@@ -35,6 +34,7 @@ from gateway.commands.types import (
     SignatureCheck,
     Transact,
     accept_unsigned,
+    password_of,
 )
 from protocols.dlt645 import (
     AbnormalReply,
@@ -46,10 +46,30 @@ from protocols.dlt645.messages import DEFAULT_OPERATOR, DEFAULT_PASSWORD
 from protocols.errors import ContractError
 from protocols.model import MeterTime
 from protocols.uplink.messages import Command, CommandAction, CommandResult, CommandState
-from protocols.uplink.secured import parse_step
 from taiqu.clock import Clock
 
+if TYPE_CHECKING:
+    from gateway.commands.secured import Step
+
 log = logging.getLogger(__name__)
+
+
+def _secured_step(command: Command) -> Step | None:
+    """The ESAM step in ``command.params``, None without one (its models load on first use)."""
+    if "esam" not in command.params:
+        return None
+    from protocols.uplink.secured import parse_step
+
+    return parse_step(dict(command.params))
+
+
+async def run_step(
+    executor: CommandExecutor, command: Command, meter: MeterLike, step: Step
+) -> Outcome:
+    """``gateway.commands.secured.run_step``, imported with the first secured command."""
+    from gateway.commands import secured
+
+    return await secured.run_step(executor, command, meter, step)
 
 
 class CommandExecutor:
@@ -110,7 +130,7 @@ class CommandExecutor:
             zone,
             baud_of,
             time_sync_policy or TimeSyncPolicy(),
-            password=lambda meter: dlt698.password_of(self.credentials(meter).password),
+            password=lambda meter: password_of(self.credentials(meter).password),
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -162,7 +182,7 @@ class CommandExecutor:
             self._emit(command.id, CommandState.REFUSED, reason=targets)
             return CommandState.REFUSED
         try:
-            step = parse_step(dict(command.params))
+            step = _secured_step(command)
         except ContractError as exc:
             self._emit(command.id, CommandState.REFUSED, reason=str(exc))
             return CommandState.REFUSED
@@ -234,7 +254,7 @@ class CommandExecutor:
 
     # -- per-meter execution ----------------------------------------------------------------
     async def _per_meter(
-        self, command: Command, targets: Sequence[MeterLike], step: Any = None
+        self, command: Command, targets: Sequence[MeterLike], step: Step | None = None
     ) -> list[Outcome]:
         delays = self._spread(command, targets)
         order = sorted(range(len(targets)), key=lambda i: delays[i])
@@ -259,7 +279,7 @@ class CommandExecutor:
             return [0.0] * len(targets)
         return [self.rng.uniform(0, self.reconnect_window_s) for _ in targets]
 
-    async def _one(self, command: Command, meter: MeterLike, step: Any = None) -> Outcome:
+    async def _one(self, command: Command, meter: MeterLike, step: Step | None = None) -> Outcome:
         handler = self.handlers.get(command.action)
         try:
             if step is not None:
@@ -277,11 +297,13 @@ class CommandExecutor:
 
     async def _control(self, command: Command, meter: MeterLike) -> Outcome:
         action = CONTROL[command.action]
-        if meter.protocol not in ("dlt645-2007", dlt698.PROTOCOL):
+        if meter.protocol not in ("dlt645-2007", PROTOCOL_698):
             return Outcome(CommandState.REFUSED, "unsupported_protocol")
         if command.action in RELAY_ACTIONS:
             self.supersede(meter.id, command.id)
-        if meter.protocol == dlt698.PROTOCOL:
+        if meter.protocol == PROTOCOL_698:
+            from gateway.commands import dlt698  # the 698 codec only once a 698 meter is asked
+
             return await dlt698.control(self, command, meter)
         valid_until = MeterTime.from_utc(command.valid_until, self.zone).local
         secret = self.credentials(meter.id)
@@ -321,7 +343,9 @@ class CommandExecutor:
 
     async def read_status3(self, meter: MeterLike) -> int:
         """Status word 3 of ``meter`` (the read-back of every control command)."""
-        if meter.protocol == dlt698.PROTOCOL:
+        if meter.protocol == PROTOCOL_698:
+            from gateway.commands import dlt698
+
             return await dlt698.status_word3(self.transact, meter)
         reply = await self.transact(meter.id, ReadData(meter.address, DI_STATUS_WORD3))
         if isinstance(reply, AbnormalReply):

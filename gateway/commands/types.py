@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from protocols.dlt645 import ControlAction, Reply, Request
-from protocols.dlt698 import apdu as A698
-from protocols.dlt698.apdu import Response as Response698
 from protocols.uplink.messages import Command, CommandAction, CommandResult, CommandState
+
+if TYPE_CHECKING:  # the 698 codec is imported only when a 698 meter is commanded
+    from protocols.dlt698 import apdu as A698
+    from protocols.dlt698.apdu import Response as Response698
+
+PROTOCOL_698 = "dlt698"  # MeterConfig.protocol of a DL/T 698.45 meter (``gateway.commands.dlt698``)
 
 DI_STATUS_WORD3 = 0x04000503
 DI_DATE = 0x04000101
@@ -83,6 +87,11 @@ class CommandStore(Protocol):
     def set_state(self, key: str, value: Any) -> None: ...
 
 
+def password_of(secret_password: str) -> str:
+    """The 698 password of a DL/T 645 credential ``PPxxxxxx`` (level, then six digits)."""
+    return secret_password[2:] if len(secret_password) == 8 else secret_password
+
+
 @dataclass(frozen=True)
 class Dlt698Request:
     """One 698 request for ``transact``: the APDU built from a PIID; with ``password`` the
@@ -92,7 +101,9 @@ class Dlt698Request:
     password: str | None = None
 
 
-Transact = Callable[[str, Request | Dlt698Request], Awaitable[Reply | Response698 | None]]
+Transact: TypeAlias = (
+    "Callable[[str, Request | Dlt698Request], Awaitable[Reply | Response698 | None]]"
+)
 """Run one DL/T 645 (or, to a 698 meter, DL/T 698.45) request on the bus of meter ``id``
 (command priority); ``None`` for a broadcast; raises (timeout, link down) when the meter gives
 no usable reply."""

@@ -159,12 +159,13 @@ def line_warnings(
     cfg: GatewayConfig, meters: Iterable[MeterConfig] | None = None, *, where: str = ""
 ) -> list[str]:
     """Modbus meters read at a line other than their model's factory settings."""
+    modbus = [(i, m) for i, m in enumerate(cfg.meters if meters is None else meters) if m.is_modbus]
+    if not modbus:
+        return []  # the Modbus register maps are not imported for a gateway without Modbus meters
     from protocols.modbus.registers import load_map
 
     out = []
-    for i, m in enumerate(cfg.meters if meters is None else meters):
-        if not m.is_modbus:
-            continue
+    for i, m in modbus:
         try:
             factory = load_map(m.model).serial
         except Exception:

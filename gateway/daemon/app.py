@@ -37,7 +37,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.bus.link import LinkFactory, open_serial
 from gateway.bus.worker import BusWorker, Priority
@@ -52,7 +52,6 @@ from gateway.daemon.health import Health
 from gateway.daemon.metrics import GatewayMetrics
 from gateway.daemon.notify import Notifier, Watchdog, from_environment
 from gateway.daemon.ops import DaemonOps
-from gateway.daemon.search import SearchRun, search_all
 from gateway.events import EventDetector
 from gateway.polling import Group, Poller, SweepReport
 from gateway.polling.drivers import make_driver
@@ -64,6 +63,9 @@ from gateway.store.group import GroupCommit
 from protocols.model import Event, EventType
 from protocols.uplink import ArchivePush, Command
 from taiqu.clock import Clock, make_clock
+
+if TYPE_CHECKING:
+    from gateway.daemon.search import SearchRun
 
 log = logging.getLogger("gateway")
 STORE_FILE = "gateway.db"
@@ -391,7 +393,10 @@ class Gateway:
         return report
 
     async def search_job(self, slot: Any = None) -> list[SearchRun]:
-        """The nightly search for unknown meters on every bus (``gateway.daemon.search``)."""
+        """The nightly search for unknown meters on every bus (``gateway.daemon.search``, opt-in:
+        imported when it first runs)."""
+        from gateway.daemon.search import search_all
+
         assert self.poller is not None
         meters = [mp.meter for mp in self.poller.meters.values()]
         return await search_all(self.workers, meters, self.cfg.search, self.clock, self.store)

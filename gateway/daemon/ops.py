@@ -20,25 +20,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from gateway.bus.link import Line
 from gateway.bus.worker import Priority
 from gateway.clock.sync import TimeSyncPolicy, broadcast_time, plan_bus_time_sync
 from gateway.commands import TIME_SYNC_KEY, MeterFailure
-from gateway.commands.types import Dlt698Request
+from gateway.commands.types import PROTOCOL_698, Dlt698Request
 from gateway.config import GatewayConfig
 from gateway.polling import MeterUnavailable, Poller, SweepReport
 from gateway.polling.dlt645 import Dlt645Exchange, request_exchange
-from gateway.polling.dlt698 import Dlt698Driver
-from gateway.polling.dlt698.exchange import BROADCAST_FRAME_BYTES, BroadcastExchange
-from gateway.polling.dlt698.exchange import broadcast_time as broadcast_time_698
 from gateway.polling.frozen import FrozenReader
 from protocols.dlt645 import BroadcastTimeSync, Reply, Request, Version
-from protocols.dlt698.apdu import Response as Response698
 from protocols.uplink import Command
 from taiqu.clock import Clock
+
+if TYPE_CHECKING:  # the 698 driver and codec are imported when a 698 meter is on a bus
+    from gateway.polling.dlt698.exchange import BroadcastExchange
+    from protocols.dlt698.apdu import Response as Response698
 
 log = logging.getLogger("gateway.commands")
 
@@ -79,7 +79,9 @@ class DaemonOps:
         mp = self.poller.meters.get(meter_id)
         if mp is None:
             raise MeterFailure("unknown_meter")
-        if isinstance(request, Dlt698Request) or isinstance(mp.driver, Dlt698Driver):
+        if isinstance(request, Dlt698Request) or mp.meter.protocol == PROTOCOL_698:
+            from gateway.polling.dlt698 import Dlt698Driver
+
             driver = mp.driver
             if not isinstance(request, Dlt698Request) or not isinstance(driver, Dlt698Driver):
                 raise MeterFailure("unsupported_protocol")
@@ -211,6 +213,9 @@ class DaemonOps:
         def exchange() -> Dlt645Exchange | BroadcastExchange:
             now_local = self.clock.now().astimezone(self.tz)
             if family == "dlt698":
+                from gateway.polling.dlt698.exchange import BROADCAST_FRAME_BYTES
+                from gateway.polling.dlt698.exchange import broadcast_time as broadcast_time_698
+
                 on_wire = broadcast_time(
                     now_local, line.baud, line.bits_per_char, BROADCAST_FRAME_BYTES
                 )

@@ -31,13 +31,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING, Any, Protocol
 
 from protocols.errors import ContractError
 from protocols.uplink.messages import ArchivePush, Signature
+
+if TYPE_CHECKING:  # ``cryptography`` is imported with the first trusted key (``parse_trusted``)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 TRUST_FORMAT = "taiqu-trust-v1"
 
@@ -76,6 +76,8 @@ def parse_trusted(doc: Any) -> dict[str, TrustedKey]:
     """Trusted keys by id from a parsed ``taiqu-trust-v1`` document (``ContractError`` if bad)."""
     if not isinstance(doc, dict) or doc.get("format") != TRUST_FORMAT:
         raise ContractError(f"not a {TRUST_FORMAT} document")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     keys: dict[str, TrustedKey] = {}
     for i, row in enumerate(doc.get("keys") or []):
         try:
@@ -100,6 +102,8 @@ def verify_signature(
         return ArchiveRefusal.UNKNOWN_KEY
     if key.not_after is not None and signed_at >= key.not_after:
         return ArchiveRefusal.KEY_RETIRED
+    from cryptography.exceptions import InvalidSignature  # loaded with the key already
+
     try:
         key.public_key.verify(base64.b64decode(signature.value, validate=True), data)
     except (binascii.Error, ValueError, InvalidSignature):
