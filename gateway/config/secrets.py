@@ -84,14 +84,14 @@ def check_trust(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> None:
 def uplink_sealer(cfg: GatewayConfig, path: str | Path = "gateway.toml") -> Sealer | None:
     """The uplink signer from ``[signatures] signing_key_file`` (None when unset; ``ConfigError``
     when the file is missing, readable by others, or not an Ed25519 private key)."""
+    file = cfg.signatures.signing_key_file
+    if file is None:
+        return None  # before the imports: a gateway that does not sign never loads cryptography
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     from protocols.uplink.envelope import Sealer
 
-    file = cfg.signatures.signing_key_file
-    if file is None:
-        return None
     where = f"{path}: signatures.signing_key_file"
     try:
         mode = Path(file).stat().st_mode

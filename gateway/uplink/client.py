@@ -26,7 +26,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -49,8 +49,10 @@ from protocols.uplink import (
     decode_message,
     encode,
 )
-from protocols.uplink.envelope import Sealer
 from taiqu.clock import Clock
+
+if TYPE_CHECKING:  # cryptography is imported only by a gateway that signs
+    from protocols.uplink.envelope import Sealer
 
 log = logging.getLogger(__name__)
 
