@@ -42,7 +42,10 @@ test: venv services lint types
 	$(BIN)/pytest -q -n $(TEST_JOBS) --dist loadfile -m "not realtime" --durations=15
 	$(BIN)/pytest -q -m realtime --durations=5
 
+# The demo runs mosquitto with the shipped config and ACL (installed here when run as root; without
+# it the demo falls back to an embedded anonymous broker and says so).
 demo: venv
+	@scripts/install-services.sh mosquitto
 	$(BIN)/taiqu demo
 
 bench: venv services

@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # Install (never start) the system programs the test-suite runs privately on loopback ports:
 # mosquitto, PostgreSQL, Chromium with its driver and a CJK font.  Tests start their own instances.
+# Arguments name a subset (`install-services.sh mosquitto`: what `make demo` needs to run the broker
+# as deployed); none means everything the tests use.
 set -euo pipefail
+want=" ${*:-mosquitto postgresql chromium} "
 need=()
-command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-command -v chromium >/dev/null || need+=(chromium)
-command -v chromedriver >/dev/null || need+=(chromium-driver)
-# a CJK font, or headless Chromium draws the console's Chinese as empty boxes in screenshots
-[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need+=(fonts-wqy-zenhei)
+if [[ $want == *" mosquitto "* ]]; then
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+fi
+if [[ $want == *" postgresql "* ]]; then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+fi
+if [[ $want == *" chromium "* ]]; then
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v chromedriver >/dev/null || need+=(chromium-driver)
+  # a CJK font, or headless Chromium draws the console's Chinese as empty boxes in screenshots
+  [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need+=(fonts-wqy-zenhei)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "missing ${need[*]}: run 'sudo apt-get install ${need[*]}' (tests needing them are skipped)" >&2
