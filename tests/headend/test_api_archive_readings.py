@@ -62,12 +62,14 @@ def ok(r, code: int = 200):
     )
 
 
-def seed(c: TestClient, meters: int = 3) -> list[str]:
+def seed(c: TestClient, meters: int = 3, since: datetime = T0) -> list[str]:
+    """Gateway gw-0001, area A1 and ``meters`` meters in the archive from ``since`` (readings are
+    stored only for a meter in the gateway's archive at the reading's time)."""
     ok(
         c.post(
             f"{V1}/gateways",
             json={"id": "gw-0001", "name": "north"},
-            params={"valid_from": T0.isoformat()},
+            params={"valid_from": since.isoformat()},
         ),
         201,
     )
@@ -75,7 +77,7 @@ def seed(c: TestClient, meters: int = 3) -> list[str]:
         c.post(
             f"{V1}/areas",
             json={"id": "A1", "name": "Area 1", "gateway": "gw-0001"},
-            params={"valid_from": T0.isoformat()},
+            params={"valid_from": since.isoformat()},
         ),
         201,
     )
@@ -90,7 +92,7 @@ def seed(c: TestClient, meters: int = 3) -> list[str]:
             "role": "area_total" if n == 0 else "customer",
             "customer": f"C{n}",
         }
-        ok(c.post(f"{V1}/meters", json=body, params={"valid_from": T0.isoformat()}), 201)
+        ok(c.post(f"{V1}/meters", json=body, params={"valid_from": since.isoformat()}), 201)
     return ids
 
 
@@ -335,7 +337,8 @@ def test_readings_invalid_requests_are_4xx(client: TestClient) -> None:
 
 
 def test_latest_of_an_area(client: TestClient) -> None:
-    ids = seed(client, meters=6)
+    since = T0 - timedelta(days=365)  # in the archive before the oldest reading (180 days)
+    ids = seed(client, meters=6, since=since)
     ingest(
         client, batch("gw-0001", "ab" * 8, 0, [reading(m, s) for s in range(3) for m in ids[:2]])
     )
@@ -363,9 +366,9 @@ def test_latest_of_an_area(client: TestClient) -> None:
     ]
     assert as_of["missing"] == [ids[3], ids[5]]
     before = client.get(
-        f"{V1}/areas/A1/latest", params={"at": (T0 - timedelta(days=1)).isoformat()}
+        f"{V1}/areas/A1/latest", params={"at": (since - timedelta(days=1)).isoformat()}
     )
-    assert before.status_code == 404  # the area is in force from T0 on
+    assert before.status_code == 404  # the area is in force from ``since`` on
     assert client.get(f"{V1}/areas/A1/latest", params={"quantity": "bogus"}).status_code == 400
     assert client.get(f"{V1}/areas/ZZ/latest").status_code == 404
 
@@ -406,11 +409,13 @@ def test_events_filters_and_pages(client: TestClient) -> None:
 
 def test_area_scoped_viewer_sees_only_its_area_and_cannot_write(client: TestClient) -> None:
     ids = seed(client, meters=2)
-    ok(client.post(f"{V1}/areas", json={"id": "A2", "gateway": "gw-0001"}), 201)
+    since = {"valid_from": T0.isoformat()}  # in the archive when its cover event happens
+    ok(client.post(f"{V1}/areas", json={"id": "A2", "gateway": "gw-0001"}, params=since), 201)
     ok(
         client.post(
             f"{V1}/meters",
             json={"id": "202655555555", "area": "A2", "bus": "b", "address": "202655555555"},
+            params=since,
         ),
         201,
     )

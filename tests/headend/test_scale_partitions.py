@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
@@ -27,6 +28,7 @@ from headend.db.scale import (
     reading_daily,
 )
 from headend.db.tables import readings
+from headend.ingest.keys import GatewayKeys
 from headend.ingest.store import Ingestor
 from headend.ingest.streams import held_runs
 from protocols.model import ReadingKind
@@ -65,10 +67,20 @@ def rec(meter: str, at: datetime, total: str, quantity: str = "energy.active.imp
     )
 
 
-def ingest(engine: Engine, seq: int, records: list[ReadingRecord], gw: str = "gw-1") -> int:
+class NoKeyRegistry(GatewayKeys):
+    """The head-end before migration 0012 had no gateway key registry: nothing to look up."""
+
+    def of(self, conn: Any, gateway: str) -> dict[str, Any]:
+        return {}
+
+
+def ingest(
+    engine: Engine, seq: int, records: list[ReadingRecord], gw: str = "gw-1", *, old: bool = False
+) -> int:
     b = batch(gw, "e1e1e1e1", seq, list(records))
     with writing(engine) as conn:
-        out = Ingestor().handle(conn, Topics(gw).data, encode(b), NOW)
+        ingestor = Ingestor(keys=NoKeyRegistry()) if old else Ingestor()
+        out = ingestor.handle(conn, Topics(gw).data, encode(b), NOW)
     return out.readings
 
 
@@ -114,7 +126,8 @@ def test_migration_moves_existing_rows_into_partitions(pg_template: str) -> None
     try:
         upgrade(engine, [m for m in discover() if m.version < 5])
         t1, t2 = datetime(2025, 1, 31, 23, 45, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC)
-        ingest(engine, 1, [rec("202600000001", t1, "1.00"), rec("202600000001", t2, "1.25")])
+        rows = [rec("202600000001", t1, "1.00"), rec("202600000001", t2, "1.25")]
+        ingest(engine, 1, rows, old=True)  # stored by a head-end of schema version 4
         with reading(engine) as conn:
             before = sorted(tuple(r) for r in conn.execute(select(readings)).all())
             assert not is_partitioned(conn)
