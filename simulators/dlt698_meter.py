@@ -10,9 +10,10 @@ yields each request with its target address; this module answers as a meter's fi
 - GET Normal/NormalList: values from ``protocols.dlt698.objects`` built from the meter's state
   (energy, voltage, current, power, power factor, frequency, clock, address, status words, event
   counts; attribute 3, Scaler_Unit, of the numeric ones); anything else gets DAR 6 (absent);
-- GET Record: the daily freeze 5004 (Selector1 on the freeze time 2021, Selector2 ranges,
-  Selector9/10 last records) and the 3011/301B/301C event records (Selector9/10); with
-  ``block_rows`` set, a longer answer is split into GET-Next blocks the client asks for in turn;
+- GET Record (``simulators.dlt698_records``): the daily freeze 5004 (Selector1 on the freeze
+  time 2021, Selector2 ranges, Selector9/10 last records) and the 3011/301B/301C event records
+  (Selector9/10); with ``block_rows`` set, a longer answer is split into GET-Next blocks the
+  client asks for in turn;
 - SET 4000 (clock) and ACTION 8000 129/130 (trip/close), 8001 127/128 (keep power), 4000 127
   (time): only inside a password association or as a secured request (DAR 15 otherwise), and
   not after the request's time tag has expired (DAR 32); a trip under keep-power gets DAR 255;
@@ -24,48 +25,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from protocols.dlt698 import apdu as A
-from protocols.dlt698.axdr import NULL, Data
+from protocols.dlt698.axdr import Data
 from protocols.dlt698.connection import NEED_DATA, Incoming, Server
 from protocols.dlt698.descriptors import (
     OAD,
     DataType,
     DateTimeS,
     ScalerUnit,
-    Selector1,
-    Selector2,
-    Selector9,
-    Selector10,
 )
 from protocols.dlt698.frame import AddressType
 from protocols.dlt698.objects import (
-    DAILY_COLUMNS,
-    EVENT_COLUMNS,
     EVENT_COUNT_ATTRIBUTE,
     find_object,
 )
 from protocols.dlt698.security import ServerSecurity
 from protocols.dlt698.values import encode_value, status_words
+from simulators import dlt698_records
 from simulators.bus import Answer
+from simulators.dlt698_records import COVERS, DAR_ABSENT
 from simulators.line import LineSettings
-from simulators.meter import FROZEN_DAYS, Control, Cover, Meter, Outcome
+from simulators.meter import Control, Meter, Outcome
 from simulators.readings import all_values
 
 T = DataType
-DAR_ABSENT, DAR_UNAUTHORISED, DAR_OTHER, DAR_NOT_FRAGMENTING = 6, 15, 255, 11
+DAR_UNAUTHORISED, DAR_OTHER, DAR_NOT_FRAGMENTING = 15, 255, 11
 DAR_TIME_TAG = 32  # "时间标签无效": the request arrived after its time tag allowed
 _TI_SECONDS = {0: 1, 1: 60, 2: 3600, 3: 86400}
-_COVERS = {0x301B: Cover.METER, 0x301C: Cover.TERMINAL}
 _ACTIONS = {
     (0x8000, 129): Control.TRIP,
     (0x8000, 130): Control.CLOSE,
     (0x8001, 127): Control.KEEP_POWER,
     (0x8001, 128): Control.KEEP_POWER_RELEASE,
 }
-Record = tuple[float, float | None]  # start, end of one event
 
 
 class Dlt698Listener:
@@ -263,8 +258,10 @@ class Dlt698Listener:
 
     def read(self, meter: Meter, oad: OAD, ts: float) -> Data | None:
         """The Data of attribute ``oad`` (None: the meter has no such object)."""
-        if oad.oi in (0x3011, *_COVERS) and oad.attribute == EVENT_COUNT_ATTRIBUTE:
-            return Data(T.LONG_UNSIGNED, min(len(self._events(meter, oad.oi, ts)), 0xFFFF))
+        if oad.oi in (0x3011, *COVERS) and oad.attribute == EVENT_COUNT_ATTRIBUTE:
+            return Data(
+                T.LONG_UNSIGNED, min(len(dlt698_records.event_records(meter, oad.oi, ts)), 0xFFFF)
+            )
         row = find_object(oad.oi)
         if row is not None and oad.attribute == 3 and row.unit_code is not None:
             return Data(T.SCALER_UNIT, ScalerUnit(row.scaler, row.unit_code))
@@ -289,76 +286,10 @@ class Dlt698Listener:
         except (KeyError, IndexError):
             return None
 
-    # -- records -------------------------------------------------------------------------------
+    # -- records (simulators.dlt698_records) --------------------------------------------------
     def records(self, meter: Meter, request: A.GetRequestRecord, ts: float) -> A.ResultRecord:
         """The rows ``request`` selects of a daily freeze or an event record."""
-        oad = request.oad
-        if oad == OAD(0x5004, 2):
-            columns = request.columns or DAILY_COLUMNS
-            rows = self._frozen_rows(meter, ts)
-        elif oad.oi in (0x3011, *_COVERS) and oad.attribute == 2:
-            columns = request.columns or (*EVENT_COLUMNS, OAD(0x0010, 2, 0, 1))
-            rows = self._event_rows(meter, oad.oi, ts)
-        else:
-            return A.ResultRecord(oad, request.columns, None, DAR_ABSENT)
-        chosen = _select(rows, request.rsd)
-        if chosen is None:
-            return A.ResultRecord(oad, columns, None, 7)  # selector this meter does not do
-        table = tuple(tuple(row.get(c, NULL) for c in columns) for row in chosen)
-        return A.ResultRecord(oad, columns, table)
-
-    def _frozen_rows(self, meter: Meter, ts: float) -> list[dict[Any, Data]]:
-        rows = []
-        for n in range(1, FROZEN_DAYS + 1):
-            frozen = meter.frozen(n, ts)
-            if frozen is None:
-                break
-            values: dict[str, Any] = {}
-            for prefix, vec in (
-                ("energy.active.import", frozen.import_kwh),
-                ("energy.active.export", frozen.export_kwh),
-            ):
-                values[f"{prefix}.total"] = sum(vec)
-                for i in range(4):
-                    values[f"{prefix}.t{i + 1}"] = vec[i]
-            rows.append(
-                {
-                    OAD(0x2021, 2): Data(T.DATE_TIME_S, DateTimeS.of(frozen.local_time)),
-                    OAD(0x0010, 2): encode_value(OAD(0x0010, 2), values),
-                    OAD(0x0020, 2): encode_value(OAD(0x0020, 2), values),
-                }
-            )
-        return rows  # most recent first
-
-    def _events(self, meter: Meter, oi: int, ts: float) -> list[Record]:
-        cover = _COVERS.get(oi)
-        if cover is None:
-            return meter.power_downs(ts)
-        return [(r.start, r.end) for r in meter.cover_records(cover, ts)]
-
-    def _event_rows(self, meter: Meter, oi: int, ts: float) -> list[dict[Any, Data]]:
-        events = self._events(meter, oi, ts)
-        rows = []
-        for i, (start, end) in enumerate(events):
-            imp, _ = meter.registered(start)
-            before = {"energy.active.import.total": sum(imp)}
-            before |= {f"energy.active.import.t{n + 1}": imp[n] for n in range(4)}
-            rows.append(
-                {
-                    OAD(0x2022, 2): Data(T.DOUBLE_LONG_UNSIGNED, len(events) - 1 - i),
-                    OAD(0x201E, 2): self._stamp(meter, start),
-                    OAD(0x2020, 2): self._stamp(meter, end),
-                    OAD(0x0010, 2, 0, 1): encode_value(OAD(0x0010, 2), before),
-                }
-            )
-        return rows
-
-    @staticmethod
-    def _stamp(meter: Meter, instant: float | None) -> Data:
-        if instant is None:
-            return NULL
-        local = meter.meter_time(instant).replace(microsecond=0)
-        return Data(T.DATE_TIME_S, DateTimeS.of(local))
+        return dlt698_records.records(meter, request, ts)
 
 
 def _expired(tag: A.TimeTag | None, meter: Meter, ts: float) -> bool:
@@ -380,31 +311,3 @@ def _close_allowed(parameter: Data) -> bool:
         return bool(unit[1].type is T.ENUM and unit[1].value == 0)
     except (TypeError, IndexError, AttributeError):
         return False
-
-
-def _when(data: Data) -> datetime | None:
-    return data.value.to_datetime() if data.type is T.DATE_TIME_S else None
-
-
-def _select(rows: list[dict[Any, Data]], rsd: Any) -> list[dict[Any, Data]] | None:
-    """The rows (most recent first) an RSD selects; None for a selector not supported."""
-    if rsd is None:
-        return rows
-    if isinstance(rsd, Selector9):
-        return rows[rsd.last - 1 : rsd.last] if rsd.last >= 1 else []
-    if isinstance(rsd, Selector10):
-        return rows[: rsd.last]
-    if isinstance(rsd, Selector1):
-        return [r for r in rows if r.get(rsd.oad) == rsd.value]
-    if isinstance(rsd, Selector2):
-        start, end = _when(rsd.start), _when(rsd.end)
-        if start is None or end is None:
-            return None
-        out = []
-        for row in rows:
-            cell = row.get(rsd.oad)
-            stamp = _when(cell) if cell is not None else None
-            if stamp is not None and start <= stamp < end:
-                out.append(row)
-        return out[::-1]  # oldest first, as a range is read
-    return None

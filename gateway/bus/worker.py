@@ -17,11 +17,7 @@ at most ``beat_interval`` seconds) and while its link is down, so the systemd wa
 (``gateway.daemon.notify``) sees a hung bus thread but not a cut cable.  Line quality is summed from
 each exchange's codec after it finishes (``noise_bytes``, ``checksum_errors``).
 
-Exceptions::
-
-    LinkError (gateway.errors) the port failed or cannot be opened
-    TransactionError           a meter did not answer (``TransactionTimeout``) or answered garbage
-    └── TransactionTimeout
+Exchanges, priorities and the transaction errors are ``gateway.bus.exchange`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -34,57 +30,34 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from enum import IntEnum
-from typing import Any, Protocol
+from typing import Any
 
+from gateway.bus.exchange import (
+    MAX_WRITES,
+    Conversation,
+    Exchange,
+    ExchangeFactory,
+    Priority,
+    TransactionError,
+    TransactionTimeout,
+)
 from gateway.bus.link import Line, Link, LinkError
 from gateway.bus.timing import LineTiming
 from gateway.bus.trace import FrameTrace
 
+__all__ = [  # the exchange vocabulary is re-exported: callers import it from here
+    "MAX_WRITES",
+    "BusStats",
+    "BusWorker",
+    "Conversation",
+    "Exchange",
+    "ExchangeFactory",
+    "Priority",
+    "TransactionError",
+    "TransactionTimeout",
+]
+
 log = logging.getLogger(__name__)
-
-
-class Priority(IntEnum):
-    """Lower runs first."""
-
-    COMMAND = 0  # relay, time sync: the head-end is waiting
-    ON_DEMAND = 1  # a read the head-end asked for
-    ENERGY = 2  # the energy sweep: tight, so the area's readings are aligned
-    SCHEDULED = 3  # event / instantaneous sweeps, daily frozen reads
-    BACKFILL = 4  # daily frozen back-fill: whenever the bus is idle
-
-
-class TransactionError(Exception):
-    """A meter did not give a usable reply (after retries)."""
-
-
-class TransactionTimeout(TransactionError):
-    """No complete reply within the response window (after retries)."""
-
-
-class Exchange(Protocol):
-    """One request and the parsing of its reply (sans-IO; a fresh one per attempt)."""
-
-    request: bytes
-    reply_len: int  # longest expected reply, for the timeout
-    expects_reply: bool
-
-    def feed(self, data: bytes) -> Any | None:
-        """Take received bytes; return the outcome once complete, else ``None``."""
-        ...
-
-
-class Conversation(Exchange, Protocol):
-    """An exchange that writes more than once before its outcome (DL/T 698.45 fragment
-    confirmations, a CONNECT before the request): after each ``feed`` that returns ``None``
-    the worker writes ``data_to_send()`` if it is not empty, and the reply window starts
-    again from that write."""
-
-    def data_to_send(self) -> bytes: ...
-
-
-ExchangeFactory = Callable[[], Exchange]
-MAX_WRITES = 64  # writes of one conversation at most (a device that never ends its fragments)
 
 
 @dataclass

@@ -45,7 +45,7 @@ from protocols.model import MeterTime
 from protocols.uplink.messages import Command, CommandAction, CommandState
 
 if TYPE_CHECKING:
-    from gateway.commands.executor import CommandExecutor
+    from gateway.commands.relay import RelayControl
 
 PROTOCOL = PROTOCOL_698
 MIN_TAG_MINUTES = 1
@@ -67,7 +67,7 @@ def time_tag(now_local: datetime, until_local: datetime) -> A.TimeTag:
     return A.TimeTag(DateTimeS.of(now_local.replace(microsecond=0)), TI(1, min(minutes, 0xFFFF)))
 
 
-async def control(executor: CommandExecutor, command: Command, meter: MeterLike) -> Outcome:
+async def control(executor: RelayControl, command: Command, meter: MeterLike) -> Outcome:
     """Carry out a relay / keep-power command on a 698 meter and read the relay back."""
     found = _control(command.action)
     if found is None:

@@ -20,77 +20,29 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from pydantic import TypeAdapter
 
 from gateway.errors import StoreClosedError, StoreError
 from gateway.store import budget as budget_mod
 from gateway.store import local, outbox
 from gateway.store.outbox import AnyRecord, Encoded
+from gateway.store.records import AckOutcome, StoredRecord, StoreStats
 from gateway.store.schema import connect, initialise
 from protocols.model import Event, Reading
 from protocols.uplink import (
     Ack,
-    EventRecord,
-    GapRecord,
-    ReadingRecord,
     events_to_records,
     readings_to_records,
 )
-from protocols.uplink.messages import Record
 from taiqu.clock import Clock
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_BYTES = 512 * 1024 * 1024
-_RECORD: TypeAdapter[Record] = TypeAdapter(Record)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """One outbox row: its seq, record type (``rd``/``ev``/``gap``) and contract JSON body."""
-
-    seq: int
-    type: str
-    body: bytes
-    acked: bool = False
-
-    def record(self) -> ReadingRecord | EventRecord | GapRecord:
-        """The body parsed back into its contract record."""
-        return _RECORD.validate_json(self.body)
-
-
-@dataclass(frozen=True, slots=True)
-class AckOutcome:
-    """What an ``Ack`` did: rows newly marked, and whether it was for another epoch."""
-
-    newly_acked: int
-    stale_epoch: bool = False
-    beyond_last: bool = False  # it covered seqs this store never assigned (clamped)
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStats:
-    """Counters for health reports and benchmarks."""
-
-    epoch: str
-    last_seq: int
-    acked_upto: int
-    first_unacked: int | None
-    oldest_unacked_at: datetime | None
-    records: int
-    unacked: int
-    bytes: int
-    unacked_bytes: int
-    budget_bytes: int
-    dropped_records: int
-    pruned_records: int
-    file_bytes: int
 
 
 class Store:

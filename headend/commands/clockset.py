@@ -18,7 +18,7 @@ target fails with the rule's name and nothing is written.  The last known drift 
 latest reading that carried its clock (``meter_time − gateway_time``), when no older than
 ``drift_max_age_h``; without one the step rule cannot be judged and the meter's time is taken as
 the head-end's.
-The result is verified by reading the clock back (``secured._clock_checked``).
+The result is verified by reading the clock back (``decisions._clock_checked``).
 
 ``[commands.clock_set]`` of headend.toml::
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.store import StoredRecord
 from gateway.uplink import Window
-from gateway.uplink.client import _run
+from gateway.uplink.drain import _run
 
 
 def test_window_bounds_what_is_in_flight() -> None:
