@@ -107,6 +107,8 @@ def test_another_day_and_a_bad_day(web: Web) -> None:
     assert 'id="coll-next"' in html and 'id="coll-prev"' in html
     bad = client.get("/areas/A2?day=yesterday")
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
+    for far in ("0001-01-01", "9999-12-31"):  # before: 0001-01-01 overflowed into a 500
+        assert client.get(f"/areas/A2?day={far}").status_code == 400
 
 
 def test_scoped_users_see_only_their_areas_collection(web: Web) -> None:

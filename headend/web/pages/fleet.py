@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from headend.api.bounds import FIRST_DAY, LAST_DAY
 from headend.archive import push
 from headend.auth.roles import User
 from headend.db import InvalidRequest, reading
@@ -41,13 +42,16 @@ def _analytics_today(request: Request) -> Any:
 
 
 def _day(value: str | None, default: date) -> date:
-    """``?day=`` as a date (400 page when it is not YYYY-MM-DD)."""
+    """``?day=`` as a date within the API's bounds (400 page otherwise)."""
     if not value:
         return default
     try:
-        return date.fromisoformat(value)
+        chosen = date.fromisoformat(value)
     except ValueError:
         raise InvalidRequest(f"day must be a date (YYYY-MM-DD), not {value[:40]!r}") from None
+    if not FIRST_DAY <= chosen <= LAST_DAY:
+        raise InvalidRequest(f"day must be within {FIRST_DAY} … {LAST_DAY}")
+    return chosen
 
 
 @router.get("/")
