@@ -7,6 +7,7 @@ names none, a split, a tariff whose first version starts later, and a link that 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -113,3 +114,24 @@ def test_another_areas_user_sees_no_tariff(web: Web) -> None:
     add_user(web.engine, "bea", "viewer", ["B1"])
     page = sign_in(web.app, "bea").get("/accounts/ACC-T")
     assert page.status_code == 403 and "RES-TT" not in page.text
+
+
+def test_the_demos_tariffs_show_with_their_kinds(web: Web) -> None:
+    from taiqu.demo.prepay import TARIFFS  # what a newcomer sees after `make demo`
+
+    now, old = web.now, web.now - timedelta(days=1)
+    with writing(web.engine) as conn:
+        store.create_account(conn, "ACC-D", mode="prepaid", area="A2", actor="t", now=now)
+        for i, (tariff, definition) in enumerate(TARIFFS.items()):
+            store.put_tariff(conn, tariff, definition, old, actor="t", now=now)
+            conn.execute(
+                prepay_account_points.insert().values(
+                    account="ACC-D", point=f"P-A2-m0{i}", valid_from=old, tariff=tariff
+                )
+            )
+    _speaks(web, "vera", "en")
+    html = sign_in(web.app, "vera").get("/accounts/ACC-D").text
+    kinds = dict(re.findall(r'data-tariff="([^"]+)" data-kind="(\w+)"', html))
+    assert kinds == {t: d["kind"] for t, d in TARIFFS.items()}
+    assert "tou_tiered" in kinds.values()
+    assert "up to" in _row(html, f"P-A2-m0{list(TARIFFS).index('res-tou-tiered')}")
