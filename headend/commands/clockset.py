@@ -12,7 +12,8 @@ only relays them, so the head-end holds them to the same rules, per meter::
     time + last known drift) within ``margin`` of
     a whole hour (midnight included)              → refused freeze_window    (retry_at given)
 
-checked when the command is created (refused with the rule, audited, nothing stored); the freeze
+checked when the command is created (refused with the rule, audited, nothing stored; the meters
+are held until the creating transaction ends, so two creations cannot both pass); the freeze
 window is checked again when the writes are sealed (a command may wait for approval): then the
 target fails with the rule's name and nothing is written.  The last known drift is the meter's
 latest reading that carried its clock (``meter_time − gateway_time``), when no older than
@@ -165,13 +166,32 @@ def last_set(conn: Connection, meter: str, now: datetime, zone: ZoneInfo) -> dat
     return max(times).astimezone(zone).replace(tzinfo=None) if times else None
 
 
+def hold(conn: Connection, esam: list[str]) -> None:
+    """Lock the archive rows of the (sorted) ``esam`` meters until the transaction ends.
+
+    Two clock sets of one meter created at the same instant would otherwise both read "none
+    today" before either commits (PostgreSQL, READ COMMITTED); the second now waits here for the
+    first and then reads its command.  Rows are taken in id order, so creators never deadlock
+    among themselves.  SQLite compiles ``FOR UPDATE`` away: ``BEGIN IMMEDIATE`` has serialised
+    the writers already.
+    """
+    m = meters.c
+    for start in range(0, len(esam), 500):
+        chunk = esam[start : start + 500]
+        query = select(m.id).where(m.id.in_(chunk)).order_by(m.id, m.valid_from)
+        conn.execute(query.with_for_update()).all()
+
+
 def refusal(
     conn: Connection, targets: Iterable[str], now: datetime, zone: ZoneInfo, policy: ClockSetPolicy
 ) -> ClockRefusal | None:
-    """The first rule a clock set of the ESAM meters among ``targets`` breaks (creation)."""
+    """The first rule a clock set of the ESAM meters among ``targets`` breaks (creation, inside
+    the creating transaction: the meters are held until it ends, see ``hold``)."""
     now_local = now.astimezone(zone).replace(tzinfo=None)
     max_age = timedelta(hours=policy.drift_max_age_h)
-    for meter in _esam_meters(conn, sorted(set(targets))):
+    esam = _esam_meters(conn, sorted(set(targets)))
+    hold(conn, esam)
+    for meter in esam:
         drift = last_drift(conn, meter, now, max_age)
         found = judge(meter, now_local, drift, last_set(conn, meter, now, zone), policy)
         if found is not None:

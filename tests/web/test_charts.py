@@ -156,7 +156,10 @@ return out;
 
 def axes(driver: Any, chart: str) -> dict[str, Any]:
     """The drawn tick labels of ``chart`` per axis, with the axis size and the width they need."""
-    return wait(driver, lambda d: d.execute_script(AXES, chart), what=f"{chart} drawn")
+    drawn: dict[str, Any] = wait(
+        driver, lambda d: d.execute_script(AXES, chart), what=f"{chart} drawn"
+    )
+    return drawn
 
 
 def test_line_loss_labels_fit_days_do_not_repeat_and_follow_the_chinese_ui(console: str) -> None:

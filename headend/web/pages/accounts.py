@@ -1,6 +1,6 @@
 """The accounts list and the account page: balance and what restores supply, a reconnect owed
 after a payment during an in-flight disconnect, late fees, payment reversals (冲正), estimates,
-bills, actions, ledger."""
+bills, actions, ledger, each linked point's tariff."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from headend.auth.roles import User
 from headend.db import reading
 from headend.web.pages.common import ops, page
 from headend.web.render import render
-from headend.web.views import prepay
+from headend.web.views import prepay, tariffs
 
 router = APIRouter()
 
@@ -36,14 +36,17 @@ def accounts_page(request: Request, stage: str | None = None) -> Response:
 
 @router.get("/accounts/{account_id}")
 def account_page(request: Request, account_id: str) -> Response:
-    """Everything about one account a billing clerk needs (the user's areas only)."""
+    """Everything about one account a billing clerk needs (the user's areas only), with each
+    linked point's tariff now."""
 
     def build(user: User) -> Response:
         settings = context(request).settings
+        now = ops(request).clock.now()
         with reading(ops(request).engine) as conn:
-            detail = prepay.account_detail(
-                conn, user, account_id, settings, ops(request).clock.now()
-            )
-        return render(request, "account.html", user, currency=settings.currency, **detail)
+            detail = prepay.account_detail(conn, user, account_id, settings, now)
+            priced = tariffs.point_tariffs(conn, detail["points"], now)
+        return render(
+            request, "account.html", user, currency=settings.currency, tariffs=priced, **detail
+        )
 
     return page(request, build)

@@ -1,17 +1,20 @@
-"""The fleet overview and the area page (meters, line-loss chart, ranked suspects)."""
+"""The fleet overview and the area page (meters, line-loss chart, ranked suspects, collection
+per quantity)."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from headend.api.bounds import FIRST_DAY, LAST_DAY
 from headend.archive import push
 from headend.auth.roles import User
-from headend.db import reading
+from headend.db import InvalidRequest, reading
 from headend.ingest.alerts import forged_uplink, unsigned_uplink
 from headend.web.pages.common import ops, page
 from headend.web.render import render
@@ -22,16 +25,33 @@ router = APIRouter()
 LOSS_DAYS = 30
 
 
-def _analytics_today(request: Request) -> Any:
-    """Today's date in the analytics zone (days of line loss are its dates)."""
-    clock_now = ops(request).clock.now()
+def _analytics_zone(request: Request) -> ZoneInfo:
+    """The analytics zone (days of line loss and collection are its dates)."""
     try:
         from headend.api.analytics import settings_of_app
 
-        zone = settings_of_app(request.app).tz
+        zone: ZoneInfo = settings_of_app(request.app).tz
     except ImportError:
         zone = ops(request).guards.zone
-    return clock_now.astimezone(zone).date()
+    return zone
+
+
+def _analytics_today(request: Request) -> Any:
+    """Today's date in the analytics zone."""
+    return ops(request).clock.now().astimezone(_analytics_zone(request)).date()
+
+
+def _day(value: str | None, default: date) -> date:
+    """``?day=`` as a date within the API's bounds (400 page otherwise)."""
+    if not value:
+        return default
+    try:
+        chosen = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"day must be a date (YYYY-MM-DD), not {value[:40]!r}") from None
+    if not FIRST_DAY <= chosen <= LAST_DAY:
+        raise InvalidRequest(f"day must be within {FIRST_DAY} … {LAST_DAY}")
+    return chosen
 
 
 @router.get("/")
@@ -77,16 +97,21 @@ def overview(request: Request) -> Response:
 
 
 @router.get("/areas/{area_id}")
-def area_page(request: Request, area_id: str) -> Response:
-    """An area: meters with last reading and relay state, line loss over time, suspects."""
+def area_page(request: Request, area_id: str, day: str | None = None) -> Response:
+    """An area: meters with last reading and relay state, line loss over time, suspects, and
+    collection per quantity on ``day`` (default yesterday) with the pairs not collected."""
 
     def build(user: User) -> Response:
         today = _analytics_today(request)
         first = today - timedelta(days=LOSS_DAYS)
+        chosen = _day(day, today - timedelta(days=1))
         with reading(ops(request).engine) as conn:
             detail = fleet.area_detail(conn, user, area_id, ops(request).clock.now())
             series = analytics.loss_series(conn, area_id, first, today)
             suspects = analytics.suspects(conn, area_id)
+            quantities = analytics.quantity_collection(
+                conn, area_id, chosen, _analytics_zone(request)
+            )
         chart = None
         if series is not None:
             chart = json.dumps(
@@ -104,6 +129,10 @@ def area_page(request: Request, area_id: str) -> Response:
             series=series,
             chart=chart,
             suspects=suspects,
+            quantities=quantities,
+            coll_day=chosen,
+            coll_prev=chosen - timedelta(days=1),
+            coll_next=chosen + timedelta(days=1) if chosen < today else None,
             actions=AREA_ACTIONS,
             first=first,
             last=today,

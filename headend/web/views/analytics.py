@@ -6,11 +6,16 @@ honest "not available yet" block instead of failing.  Scope checks are the calle
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
+
+NOT_COLLECTED_SHOWN = 500  # rows of the drill-down table; the rest are counted
 
 
 def _store() -> Any:
@@ -76,3 +81,47 @@ def suspects(conn: Connection, area: str) -> tuple[str | None, list[dict[str, An
         return None
     day, rows = store.suspect_rows(conn, area, None)
     return day, rows
+
+
+def quantity_collection(
+    conn: Connection, area: str, day: date, zone: ZoneInfo
+) -> dict[str, Any] | None:
+    """Collection success per quantity of ``area`` on the local ``day`` (``headend.analytics.
+    quantities``: collected only when a reading arrived): per quantity the due, collected,
+    unavailable (with the count per reason) and missing meters and the rate; the (meter,
+    quantity) pairs not collected, unavailable first (None: analytics not installed)."""
+    try:
+        from headend.analytics.model import boundary
+        from headend.analytics.quantities import (
+            COLLECTED,
+            UNAVAILABLE,
+            collection_facts,
+        )
+        from headend.analytics.quantities import (
+            quantity_collection as judge,
+        )
+    except ImportError:
+        return None
+    t0, t1 = boundary(day, zone), boundary(day + timedelta(days=1), zone)
+    states, rates = judge(collection_facts(conn, area, t0, t1))
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for s in states:
+        if s.state == UNAVAILABLE:
+            reasons[s.quantity][s.reason or "?"] += 1
+    lost = sorted(
+        (s for s in states if s.state != COLLECTED),
+        key=lambda s: (s.state != UNAVAILABLE, s.meter, s.quantity),
+    )
+    return {
+        "day": day,
+        "quantities": [
+            {
+                **asdict(r),
+                "success_rate": r.success_rate,
+                "reasons": sorted(reasons[r.quantity].items()),
+            }
+            for r in rates
+        ],
+        "not_collected": [asdict(s) for s in lost[:NOT_COLLECTED_SHOWN]],
+        "more": max(0, len(lost) - NOT_COLLECTED_SHOWN),
+    }
