@@ -167,12 +167,12 @@ def _suspects(
     exporting = {p.meters[-1].meter for p in customers if p.pv} | set(totals)
     got = aggregates.window(conn, ids + totals, days(p0, window[-1] + timedelta(days=1)), zone,
                             step, now, stored=settings.interval_aggregates)  # fmt: skip
-    relay, live = series.sparse_facts(
+    relays, lives = series.sparse_facts(
         conn, ids + totals, set(got.low_voltage), boundary(p0, zone), t1 + step, step, t0
     )
     intervals = {
-        m: MeterIntervals(m, voltage=got.low_voltage.get(m, {}), live=live.get(m, {}),
-                          relay_open=relay.get(m, {}))
+        m: MeterIntervals(m, voltage=got.low_voltage.get(m, {}), live=lives.get(m, {}),
+                          relay_open=relays.get(m, {}))
         for m in ids + totals
     }  # fmt: skip
     pv = frozenset(p.meters[-1].meter for p in customers if p.pv)

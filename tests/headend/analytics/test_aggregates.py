@@ -76,7 +76,9 @@ def _window(engine: Engine, meters: list[str], ds: list[date], stored: bool) -> 
 
 
 @pytest.mark.parametrize(("seed", "pv_area"), [(3, None), (8, 1)])
-def test_results_identical_with_and_without_aggregates(engine, seed, pv_area):
+def test_results_identical_with_and_without_aggregates(
+    engine: Engine, seed: int, pv_area: int | None
+) -> None:
     run, last = _world(engine, seed, pv_area)
     areas = sorted({t.mapped_area for t in run.meters.values()})
     meters = sorted(run.meters)
@@ -97,7 +99,7 @@ def test_results_identical_with_and_without_aggregates(engine, seed, pv_area):
     assert _window(engine, meters, ds, stored=True) == raw
 
 
-def test_a_late_reading_invalidates_its_day(engine):
+def test_a_late_reading_invalidates_its_day(engine: Engine) -> None:
     run, last = _world(engine, 5)
     meter = sorted(m for m, t in run.meters.items() if t.role == "customer")[3]
     late_day = last - timedelta(days=1)
@@ -135,7 +137,7 @@ def test_a_late_reading_invalidates_its_day(engine):
     assert all(now_rows[d] == first[d] for d in others)  # the other days were read back
 
 
-def test_a_day_not_over_is_computed_but_not_stored(sqlite_engine):
+def test_a_day_not_over_is_computed_but_not_stored(sqlite_engine: Engine) -> None:
     run, last = _world(sqlite_engine, 4)
     meters = sorted(run.meters)
     ds = days(last - timedelta(days=2), last + timedelta(days=1))
@@ -158,7 +160,9 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
     low=st.dictionaries(st.integers(0, 23), finite, max_size=4),
     counts=st.tuples(st.integers(0, 96), st.integers(0, 96), finite, finite),
 )
-def test_encode_decode_round_trip(energy, low, counts):
+def test_encode_decode_round_trip(
+    energy: list[float | None], low: dict[int, float], counts: tuple[int, int, float, float]
+) -> None:
     zone = SETTINGS.tz
     day = date(2026, 3, 4)
     grid = aggregates.slots(day, zone, STEP)
@@ -166,7 +170,8 @@ def test_encode_decode_round_trip(energy, low, counts):
     first_off = grid[3] if counts[1] else None
     f = aggregates.MeterDay(
         "m", day, 7, {t: v for t, v in zip(grid, energy, strict=True) if v is not None}, {},
-        {grid[i]: v for i, v in low.items()}, NeutralCounts(*counts, first_off),
+        {grid[i]: v for i, v in low.items()},
+        NeutralCounts(counts[0], counts[1], counts[2], counts[3], first_off),
     )  # fmt: skip
     back = aggregates.decode("m", day, 7, aggregates.encode(f, zone, STEP), grid)
     assert back == f
