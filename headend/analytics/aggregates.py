@@ -59,6 +59,7 @@ class MeterDay:
     export: Mapping[datetime, float] = field(default_factory=dict)  # export per slot
     low_voltage: Mapping[datetime, float] = field(default_factory=dict)
     neutral: NeutralCounts = field(default_factory=lambda: NeutralCounts(0))
+    export_read: bool = True  # False: export not read (the meter was not exporting then)
 
 
 @dataclass(frozen=True)
@@ -173,12 +174,13 @@ def _by_day(
 def compute(
     conn: Connection, meter_ids: Sequence[str], days: Sequence[date], zone: ZoneInfo,
     step: timedelta, counted: Mapping[tuple[str, date], int] | None = None,
+    exporting: Collection[str] | None = None,
 ) -> list[MeterDay]:  # fmt: skip
     """Every (meter, day)'s ``MeterDay`` from the raw readings (``counted``: the row counts taken
     before, stored with the facts).  A slot's readings lie within half a step of it, so the
     read is ``[first − 2·step, end + 2·step)`` and only slots of the days (and the register one
     step before the first) are kept: a day comes out the same whichever days are computed
-    with it."""
+    with it.  Export registers are read for ``exporting`` only (default: every meter)."""
     if not meter_ids or not days:
         return []
     spans = [(d, *_span(d, zone)) for d in sorted(days)]
@@ -190,7 +192,8 @@ def compute(
                 for m, s in series.items()}  # fmt: skip
 
     energy = kept(_series(conn, meter_ids, read_lo, read_hi, step, ENERGY_TOTAL))
-    export = kept(_series(conn, meter_ids, read_lo, read_hi, step, ENERGY_EXPORT_TOTAL))
+    sends = meter_ids if exporting is None else [m for m in meter_ids if m in exporting]
+    export = kept(_series(conn, sends, read_lo, read_hi, step, ENERGY_EXPORT_TOTAL))
     # CASE: only voltages are cast (PostgreSQL does not promise to test the quantity first)
     q = readings.c.quantity
     low = case((q == "voltage.a", cast(readings.c.value, Numeric))) < LOST_VOLTAGE
@@ -208,6 +211,7 @@ def compute(
                     m, d, -1 if counted is None else counted.get((m, d), 0),
                     e_days.get(m, {}).get(d, {}), x_days.get(m, {}).get(d, {}),
                     v_days.get(m, {}).get(d, {}), neutral[d].get(m, NeutralCounts(0)),
+                    exporting is None or m in exporting,
                 )
             )  # fmt: skip
     return out
@@ -235,7 +239,7 @@ def encode(f: MeterDay, zone: ZoneInfo, step: timedelta) -> str:
     c = f.neutral
     body = {
         "e": dense(f.energy),
-        "x": dense(f.export),
+        "x": dense(f.export) if f.export_read else False,
         "v": dense(f.low_voltage),
         "n": [c.loaded, c.off, c.live_off, c.neutral_off,
               None if c.first_off is None else c.first_off.isoformat()],
@@ -254,9 +258,10 @@ def decode(meter: str, day: date, readings_: int, text: str, grid: Sequence[date
 
     loaded, off, live_off, neutral_off, first_off = body["n"]
     return MeterDay(
-        meter, day, readings_, sparse(body["e"]), sparse(body["x"]), sparse(body["v"]),
+        meter, day, readings_, sparse(body["e"]), sparse(body["x"] or None), sparse(body["v"]),
         NeutralCounts(loaded, off, live_off, neutral_off,
                       None if first_off is None else datetime.fromisoformat(first_off)),
+        body["x"] is not False,
     )  # fmt: skip
 
 
@@ -308,20 +313,28 @@ def save(conn: Connection, facts: Sequence[MeterDay], zone: ZoneInfo, step: time
 def window(
     conn: Connection, meter_ids: Sequence[str], days: Sequence[date], zone: ZoneInfo,
     step: timedelta, now: datetime, *, stored: bool = True,
+    exporting: Collection[str] | None = None,
 ) -> Window:  # fmt: skip
     """The facts of ``days`` for the meters: stored days still current, the others computed
-    from the raw readings (and stored once the day is over, if ``stored``)."""
+    from the raw readings (and stored once the day is over, if ``stored``).  Export registers
+    are read for ``exporting`` (default: every meter); a stored day without them is computed
+    again for a meter that exports now."""
     if not stored:
-        return combine(compute(conn, meter_ids, days, zone, step))
+        return combine(compute(conn, meter_ids, days, zone, step, exporting=exporting))
     counted = counts(conn, meter_ids, days, zone, step)  # before reading: see the docstring
     have = load(conn, meter_ids, days, zone, step)
-    facts = [f for k, f in have.items() if f.readings == counted.get(k, 0)]
+    facts = [
+        f
+        for k, f in have.items()
+        if f.readings == counted.get(k, 0)
+        and (f.export_read or (exporting is not None and f.meter not in exporting))
+    ]
     current = {(f.meter, f.day) for f in facts}
     for d in days:
         missing = [m for m in meter_ids if (m, d) not in current]
         if not missing:
             continue
-        fresh = compute(conn, missing, [d], zone, step, counted)
+        fresh = compute(conn, missing, [d], zone, step, counted, exporting)
         facts += fresh
         if _span(d, zone)[1] + 2 * step <= now:
             save(conn, fresh, zone, step, now)

@@ -166,7 +166,8 @@ def _suspects(
     ids = [p.meters[-1].meter for p in customers]
     exporting = {p.meters[-1].meter for p in customers if p.pv} | set(totals)
     got = aggregates.window(conn, ids + totals, days(p0, window[-1] + timedelta(days=1)), zone,
-                            step, now, stored=settings.interval_aggregates)  # fmt: skip
+                            step, now, stored=settings.interval_aggregates,
+                            exporting=exporting)  # fmt: skip
     relays, lives = series.sparse_facts(
         conn, ids + totals, set(got.low_voltage), boundary(p0, zone), t1 + step, step, t0
     )

@@ -176,3 +176,23 @@ def test_encode_decode_round_trip(
     back = aggregates.decode("m", day, 7, aggregates.encode(f, zone, STEP), grid)
     assert back == f
     assert all(math.copysign(1, back.energy[t]) == math.copysign(1, v) for t, v in f.energy.items())
+
+
+def test_a_meter_flagged_pv_later_gets_its_export_read(sqlite_engine: Engine) -> None:
+    """Days stored while a meter was not exporting hold no export: once the archive flags it
+    PV, its days are computed again with the export registers."""
+    run, last = _world(sqlite_engine, 8, pv_area=1)
+    meters = sorted(run.meters)
+    pv = next(m for m, t in run.meters.items() if t.pv_kw > 0)
+    ds = days(last - timedelta(days=2), last + timedelta(days=1))
+
+    def window(exporting: set[str], stored: bool = True) -> aggregates.Window:
+        with writing(sqlite_engine) as conn:
+            return aggregates.window(conn, meters, ds, SETTINGS.tz, STEP, NOW, stored=stored,
+                                     exporting=exporting)  # fmt: skip
+
+    assert window(set()).exports == {}
+    again = window({pv})
+    assert again.exports[pv] and again == window({pv}, stored=False)
+    assert window({pv}) == again  # now stored with the export
+    assert again.loads == window(set(), stored=False).loads
