@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Numeric, case, cast, func, select
+from sqlalchemy import Connection, Numeric, case, cast, delete, func, select
 
 from headend.analytics.intervals import NeutralCounts, slot_energy
 from headend.analytics.model import boundary
@@ -44,6 +44,7 @@ from headend.db.dialect import upsert
 from headend.db.tables import readings
 from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
+KEEP_DAYS = 31  # stored days older than a window's first by this many are deleted
 # every quantity a day's facts are computed from (the count that tells a stored day is current)
 SOURCES = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL, "voltage.a", "current.a", "current.n")
 
@@ -338,4 +339,13 @@ def window(
         facts += fresh
         if _span(d, zone)[1] + 2 * step <= now:
             save(conn, fresh, zone, step, now)
+    _prune(conn, meter_ids, days[0] - timedelta(days=KEEP_DAYS))
     return combine(facts)
+
+
+def _prune(conn: Connection, meter_ids: Sequence[str], before: date) -> None:
+    """Forget the meters' days before ``before`` (a cache: a recompute of older days computes
+    and stores them again)."""
+    t = analytics_interval_days
+    for chunk in chunks(sorted(meter_ids)):
+        conn.execute(delete(t).where(t.c.meter.in_(chunk), t.c.day < before.isoformat()))

@@ -196,3 +196,24 @@ def test_a_meter_flagged_pv_later_gets_its_export_read(sqlite_engine: Engine) ->
     assert again.exports[pv] and again == window({pv}, stored=False)
     assert window({pv}) == again  # now stored with the export
     assert again.loads == window(set(), stored=False).loads
+
+
+def test_days_long_before_the_window_are_forgotten(sqlite_engine: Engine) -> None:
+    run, last = _world(sqlite_engine, 4)
+    meters = sorted(run.meters)
+    ds = days(last - timedelta(days=2), last + timedelta(days=1))
+    old = ds[0] - timedelta(days=aggregates.KEEP_DAYS + 1)
+    kept = ds[0] - timedelta(days=aggregates.KEEP_DAYS)
+    with writing(sqlite_engine) as conn:
+        aggregates.save(conn, [aggregates.MeterDay(meters[0], d) for d in (old, kept)],
+                        SETTINGS.tz, STEP, NOW)  # fmt: skip
+    _window(sqlite_engine, meters, ds, stored=True)
+    with reading(sqlite_engine) as conn:
+        stored = set(
+            conn.execute(
+                select(analytics_interval_days.c.day).where(
+                    analytics_interval_days.c.meter == meters[0]
+                )
+            ).scalars()
+        )
+    assert stored == {kept.isoformat(), *(d.isoformat() for d in ds)}
