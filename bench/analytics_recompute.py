@@ -9,8 +9,10 @@ gateways that read two-way energy store them.
 
 With ``--intervals [seed] [rounds]``: the suspects' workload instead — ``simulators.grid``,
 4 areas × 200 customers, 7 days of daily freezes and 15-minute interval readings (3.25 million
-rows), one database; the recompute of the last day by this tree and by ``BENCH_BASE`` in
-alternating subprocesses (recompute results are upserts: every run writes the same rows).
+rows), one database; the recompute of the last day by ``BENCH_BASE`` (default: the code before
+the daily interval aggregates) and by this tree without them, with 6 of 7 days stored (the daily
+job's case) and with all stored, in alternating subprocesses (recompute results are upserts:
+every run writes the same rows).
 
 Usage: python bench/analytics_recompute.py [areas] [meters_per_area] [days] [rounds]
        python bench/analytics_recompute.py --intervals [seed] [rounds]
@@ -31,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = os.environ.get("BENCH_BASE", "5160880")
+INTERVALS_BASE = "7c0464d"  # --intervals: the code before the daily interval aggregates
 SINCE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -98,18 +101,34 @@ def _run(pythonpath: Path, args: list[str], export: bool) -> tuple[float, float]
     return float(got["recompute_s"]), float(got["cpu_s"])
 
 
-def measure_db(path: str, last: str) -> dict[str, float]:
+MODES = ("default", "raw", "steady", "stored")
+
+
+def measure_db(path: str, last: str, mode: str = "default") -> dict[str, float]:
     """Time one recompute of ``last`` on an existing database with whatever ``headend`` is
-    importable."""
+    importable.  ``mode`` (this tree only): ``raw`` without the daily interval aggregates,
+    ``steady`` with every day's aggregate stored but the last day's (the daily job's case: the
+    new day is computed from its readings and stored), ``stored`` with all of them (a re-run)."""
     from headend.analytics.service import recompute
     from headend.analytics.settings import AnalyticsSettings
     from headend.config import DatabaseSettings
     from headend.db import make_engine
 
     engine = make_engine(DatabaseSettings(url=f"sqlite:///{path}"))
+    settings = AnalyticsSettings() if mode == "default" else AnalyticsSettings(
+        interval_aggregates=mode != "raw"
+    )  # fmt: skip
+    if mode == "steady":
+        from sqlalchemy import delete
+
+        from headend.db import writing
+        from headend.db.analytics_tables import analytics_interval_days as t
+
+        with writing(engine) as conn:
+            conn.execute(delete(t).where(t.c.day == last))
     day = date.fromisoformat(last)
     t0, c0 = time.perf_counter(), time.process_time()
-    recompute(engine, AnalyticsSettings(), day, day, datetime(2026, 3, 20, tzinfo=UTC))
+    recompute(engine, settings, day, day, datetime(2026, 3, 20, tzinfo=UTC))
     took, cpu = time.perf_counter() - t0, time.process_time() - c0
     engine.dispose()
     return {"recompute_s": took, "cpu_s": cpu}
@@ -124,6 +143,7 @@ def intervals(seed: int, rounds: int) -> None:
     from simulators.grid import GridConfig, simulate
     from tests.headend.analytics.grid_db import store_archive, store_readings
 
+    base = os.environ.get("BENCH_BASE", INTERVALS_BASE)
     cfg = GridConfig(areas=4, customers=200, days=7, seed=seed)
     last = (cfg.start + timedelta(days=cfg.days - 1)).isoformat()
     with tempfile.TemporaryDirectory() as tmp_:
@@ -138,30 +158,43 @@ def intervals(seed: int, rounds: int) -> None:
         old = tmp / "old"
         old.mkdir()
         archive = subprocess.run(
-            ["git", "archive", BASE, "headend", "protocols", "taiqu"],
+            ["git", "archive", base, "headend", "protocols", "taiqu"],
             cwd=ROOT, capture_output=True, check=True,
         )  # fmt: skip
         subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
-        before, after = [], []
+
+        def one(tree: Path, mode: str) -> float:
+            got = subprocess.run(
+                [sys.executable, __file__, "--measure-db", str(db), last, mode],
+                env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            return float(json.loads(got.stdout.strip().splitlines()[-1])["cpu_s"])
+
+        fill = one(ROOT, "stored")  # the first run computes and stores every day
+        times: dict[str, list[float]] = {m: [] for m in MODES}
         for _ in range(rounds):
-            for tree, out in ((old, before), (ROOT, after)):
-                got = subprocess.run(
-                    [sys.executable, __file__, "--measure-db", str(db), last],
-                    env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
-                    capture_output=True, text=True, check=True,
-                )  # fmt: skip
-                out.append(json.loads(got.stdout.strip().splitlines()[-1])["cpu_s"])
-    b, a = statistics.median(before), statistics.median(after)
+            for mode in MODES:
+                times[mode].append(one(old if mode == "default" else ROOT, mode))
+    b = statistics.median(times["default"])
     print(f"4 areas × 200 customers, 7 days of 15-minute readings ({rows} rows), seed {seed}: "
           f"recompute of one day, CPU s, {rounds} alternating rounds")  # fmt: skip
-    print(f"baseline (code at {BASE})  {' '.join(f'{x:.2f}' for x in before)}  median {b:.2f}")
-    print(f"this tree               {' '.join(f'{x:.2f}' for x in after)}  median {a:.2f}"
-          f"  = {a / b:.2f} ×")  # fmt: skip
+    labels = {
+        "default": f"baseline (code at {base})",
+        "raw": "this tree, aggregates off",
+        "steady": "this tree, 6 days stored, last computed",
+        "stored": "this tree, all 7 days stored",
+    }
+    for mode in MODES:
+        m = statistics.median(times[mode])
+        print(f"{labels[mode]:<42} {' '.join(f'{x:.2f}' for x in times[mode])}  median {m:.2f}"
+              f"  = {m / b:.2f} ×")  # fmt: skip
+    print(f"{'this tree, first run (computes all 7 days)':<42} {fill:.2f}")
 
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--measure-db"]:
-        print(json.dumps(measure_db(argv[1], argv[2])))
+        print(json.dumps(measure_db(argv[1], argv[2], *argv[3:4])))
         return
     if argv[:1] == ["--intervals"]:
         seed, rounds = (int(a) for a in [*argv[1:], "3", "3"][:2])

@@ -47,8 +47,10 @@ MIN_SLOTS = 48
 class MeterIntervals:
     """One meter's interval readings, times aligned to the step (floats).  A reader may leave out
     what cannot be evidence (voltages above ``LOST_VOLTAGE``, relay states of a meter never
-    reported open); ``series.interval_facts`` leaves the live/neutral pairs to a database
-    aggregate (``NeutralCounts``) and reads live currents only where a rule needs them."""
+    reported open).  The recompute leaves the register empty and passes each meter's slot
+    energies (``used``) and live/neutral counts (``NeutralCounts``) from the per-day aggregates
+    (``headend.analytics.aggregates``); ``series.sparse_facts`` reads relay states and live
+    currents only where a rule needs them."""
 
     meter: str
     energy: Mapping[datetime, float] = field(default_factory=dict)  # import register

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, String, and_, func, or_, select, type_coerce
 
 from headend.analytics.collection import Due, FrozenFact, SessionFact
 from headend.analytics.model import MeterSpan, Point, Registers, boundary, freeze_day
@@ -135,6 +135,19 @@ def _opt(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
+def _utc(raw: Any, cache: dict[Any, datetime]) -> datetime:
+    """A ``UTCDateTime`` fetched as stored (naive-UTC text on SQLite, aware on PostgreSQL), as
+    the column type would return it; converted once per distinct value."""
+    t = cache.get(raw)
+    if t is None:
+        if isinstance(raw, datetime):
+            t = raw.astimezone(UTC) if raw.tzinfo else raw.replace(tzinfo=UTC)
+        else:
+            t = datetime.fromisoformat(str(raw)).replace(tzinfo=UTC)
+        cache[raw] = t
+    return t
+
+
 def frozen_facts(
     conn: Connection,
     meter_ids: Iterable[str],
@@ -150,13 +163,17 @@ def frozen_facts(
         return out
     lo = boundary(first, zone) - timedelta(hours=12)
     hi = boundary(last, zone) + timedelta(hours=12)
+    # times as stored (text on SQLite), each distinct one converted once: freeze times repeat
+    # every day for every meter, gateway times nearly so
+    instants: dict[Any, datetime] = {}
+    freeze_days: dict[Any, date] = {}
     for chunk in chunks(ids):
         rows = conn.execute(
             select(
                 readings.c.meter,
-                readings.c.time,
+                type_coerce(readings.c.time, String).label("time"),
                 readings.c.value,
-                readings.c.gateway_time,
+                type_coerce(readings.c.gateway_time, String).label("gateway_time"),
                 readings.c.flags,
             ).where(
                 readings.c.meter.in_(chunk),
@@ -170,9 +187,14 @@ def frozen_facts(
             value = _dec(r.value)
             if value is None:
                 continue
-            day = freeze_day(r.time, zone)
+            day = freeze_days.get(r.time)
+            if day is None:
+                day = freeze_days[r.time] = freeze_day(_utc(r.time, instants), zone)
+            if day in out[r.meter]:
+                continue
             flags = frozenset(f for f in r.flags.split(",") if f)
-            out[r.meter].setdefault(day, FrozenFact(r.meter, day, value, r.gateway_time, flags))
+            at = _utc(r.gateway_time, instants)
+            out[r.meter][day] = FrozenFact(r.meter, day, value, at, flags)
     return out
 
 

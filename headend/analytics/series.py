@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     Connection,
     Float,
-    Numeric,
     String,
     and_,
     case,
@@ -28,11 +27,10 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from headend.analytics.intervals import IMBALANCE, MIN_LOADED_A, MeterIntervals, NeutralCounts
+from headend.analytics.intervals import IMBALANCE, MIN_LOADED_A, NeutralCounts
 from headend.analytics.repo import SPOT, chunks
-from headend.analytics.suspects import LOST_VOLTAGE
 from headend.db.tables import readings
-from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL, RELAY_STATE
+from protocols.quantities import RELAY_STATE
 
 
 def _align(t: datetime, step: timedelta) -> datetime:
@@ -48,7 +46,7 @@ def _align(t: datetime, step: timedelta) -> datetime:
 RAW_TIME = type_coerce(readings.c.time, String).label("time")
 
 
-def _slot(raw: Any, step: timedelta, cache: dict[Any, datetime]) -> datetime:
+def slot_of(raw: Any, step: timedelta, cache: dict[Any, datetime]) -> datetime:
     slot = cache.get(raw)
     if slot is None:
         if isinstance(raw, datetime):
@@ -79,33 +77,27 @@ def _meters_with(conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: d
     return out
 
 
-def interval_facts(
+def sparse_facts(
     conn: Connection,
     meter_ids: Sequence[str],
+    lost: Collection[str],
     t0: datetime,
     t1: datetime,
     step: timedelta,
-    exporting: Collection[str] | None = None,
     relay_from: datetime | None = None,
-) -> tuple[dict[str, MeterIntervals], dict[str, dict[datetime, float]]]:
-    """Interval readings of the meters in ``[t0, t1)`` aligned to ``step``: import register,
-    voltage, live current, relay state (from ``relay_from``, default ``t0``: the supply state of
-    a longer window); and the export registers apart.
-
-    Only what the evidence can use is read, row by row: voltages below ``LOST_VOLTAGE``, relay
-    states and live currents of meters reported open at least once, live currents of meters with
-    such a voltage, export registers of ``exporting`` (default: all).  The live/neutral
-    comparison of every meter is an aggregate in the database (``neutral_counts``)."""
+) -> tuple[dict[str, dict[datetime, bool]], dict[str, dict[datetime, float]]]:
+    """The interval readings the evidence needs row by row, in ``[t0, t1)`` aligned to ``step``:
+    relay states (from ``relay_from``, default ``t0``: the supply state of a longer window) of
+    the meters reported open at least once, and live currents of those and of ``lost`` (meters
+    with a voltage below ``LOST_VOLTAGE``).  Registers, low voltages and the live/neutral
+    comparison come per day (``headend.analytics.aggregates``)."""
     q, v = readings.c.quantity, readings.c.value
     r0 = t0 if relay_from is None else min(relay_from, t0)
     opened = _meters_with(conn, meter_ids, r0, t1, and_(q == RELAY_STATE, v == "open"))
-    raw: dict[tuple[str, str], dict[datetime, Any]] = defaultdict(dict)
+    relay: dict[str, dict[datetime, bool]] = defaultdict(dict)
+    live: dict[str, dict[datetime, float]] = defaultdict(dict)
     slots: dict[Any, datetime] = {}
-
-    def read(ids: Collection[str], since: datetime, quantity: str, *where: Any) -> None:
-        # one quantity per query: each is a range of the primary key (meter, quantity, time),
-        # so rows come meter by meter (hundreds of thousands: the loop is kept lean)
-        isfinite = math.isfinite
+    for quantity, ids, since in ((RELAY_STATE, opened, r0), ("current.a", opened | set(lost), t0)):
         for chunk in chunks(sorted(ids)):
             rows = conn.execute(
                 select(readings.c.meter, RAW_TIME, v).where(
@@ -114,52 +106,20 @@ def interval_facts(
                     q == quantity,
                     readings.c.time >= since,
                     readings.c.time < t1,
-                    *where,
                 )
             )
-            last, into = None, raw[("", quantity)]
             for meter, t, text in rows:
-                if meter != last:
-                    last, into = meter, raw[(meter, quantity)]
-                slot = slots.get(t)
-                if slot is None:
-                    slot = _slot(t, step, slots)
+                slot = slot_of(t, step, slots)
                 if quantity == RELAY_STATE:
-                    into[slot] = text == "open"
+                    relay[meter][slot] = text == "open"
                     continue
                 try:
                     value = float(text)
                 except ValueError:
                     continue
-                if isfinite(value):
-                    into[slot] = value
-        raw.pop(("", quantity), None)
-
-    read(meter_ids, t0, ENERGY_TOTAL)
-    read(meter_ids if exporting is None else set(meter_ids) & set(exporting), t0,
-         ENERGY_EXPORT_TOTAL)  # fmt: skip
-    # CASE: only voltages are cast (PostgreSQL does not promise to test q first)
-    read(meter_ids, t0, "voltage.a", case((q == "voltage.a", cast(v, Numeric))) < LOST_VOLTAGE)
-    lost = {m for m, quantity in raw if quantity == "voltage.a"}
-    read(opened | lost, t0, "current.a")
-    read(opened, r0, RELAY_STATE)
-    meters_seen = sorted({m for m, _ in raw})
-
-    def of(m: str, q: str) -> dict[datetime, Any]:
-        return raw.get((m, q), {})
-
-    out = {
-        m: MeterIntervals(
-            m,
-            of(m, ENERGY_TOTAL),
-            of(m, "voltage.a"),
-            of(m, "current.a"),
-            {},
-            of(m, RELAY_STATE),
-        )
-        for m in meters_seen
-    }
-    return out, {m: of(m, ENERGY_EXPORT_TOTAL) for m in meters_seen if of(m, ENERGY_EXPORT_TOTAL)}
+                if math.isfinite(value):
+                    live[meter][slot] = value
+    return dict(relay), dict(live)
 
 
 def neutral_counts(
@@ -210,7 +170,7 @@ def neutral_counts(
                 int(n_off or 0),
                 float(live_off or 0.0),
                 float(neutral_off or 0.0),
-                None if first is None else _slot(first, timedelta(seconds=1), cache),
+                None if first is None else slot_of(first, timedelta(seconds=1), cache),
             )
     return out
 
@@ -242,7 +202,7 @@ def voltages(
             except ValueError:
                 continue
             if math.isfinite(value) and value > 0:
-                out[meter][_slot(t, step, slots)] = value
+                out[meter][slot_of(t, step, slots)] = value
     return dict(out)
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine
 
-from headend.analytics import AnalyticsInputError, repo, series, store
+from headend.analytics import AnalyticsInputError, aggregates, repo, series, store
 from headend.analytics.collection import (
     Due,
     collection_rates,
@@ -160,20 +160,29 @@ def _suspects(
     supply = {d: r.supply for d in window if (r := daily[d]).supply is not None}
     step = timedelta(minutes=settings.interval_minutes)
     t0, t1 = boundary(window[0], zone), boundary(window[-1] + timedelta(days=1), zone)
-    p0 = max(t0, t1 - timedelta(days=settings.profile_days))
+    p0 = max(window[0], window[-1] - timedelta(days=settings.profile_days - 1))
     customers = [p for p in pts if p.role == "customer"]
     totals = [p.meters[-1].meter for p in pts if p.role == "area_total"]
     ids = [p.meters[-1].meter for p in customers]
     exporting = {p.meters[-1].meter for p in customers if p.pv} | set(totals)
-    intervals, exports = series.interval_facts(
-        conn, ids + totals, p0, t1 + step, step, exporting, relay_from=t0
+    got = aggregates.window(conn, ids + totals, days(p0, window[-1] + timedelta(days=1)), zone,
+                            step, now, stored=settings.interval_aggregates,
+                            exporting=exporting)  # fmt: skip
+    relays, lives = series.sparse_facts(
+        conn, ids + totals, set(got.low_voltage), boundary(p0, zone), t1 + step, step, t0
     )
+    intervals = {
+        m: MeterIntervals(m, voltage=got.low_voltage.get(m, {}), live=lives.get(m, {}),
+                          relay_open=relays.get(m, {}))
+        for m in ids + totals
+    }  # fmt: skip
     pv = frozenset(p.meters[-1].meter for p in customers if p.pv)
-    neutral = series.neutral_counts(conn, ids, p0, t1 + step)
-    loads = {m: slot_energy(intervals[m].energy, step) for m in ids if m in intervals}
+    loads = {m: got.loads.get(m, {}) for m in ids}
     extra = interval_evidence(
-        intervals, exports, ids, totals, step, t1, pv, neutral=neutral, loads=loads
-    )
+        intervals, {}, ids, totals, step, t1, pv, neutral=got.neutral, loads=loads,
+        area_load=got.loads.get(totals[0], {}) if len(totals) == 1 else None,
+        export_loads={m: v for m, v in got.exports.items() if m in exporting},
+    )  # fmt: skip
     history_days = sorted(d for d in daily if d < window[0])
     by_point = {d: {e.point: e for e in daily[d].points} for d in (*history_days, *window)}
     exported = repo.daily_deltas_of(conn, ids, ENERGY_EXPORT_TOTAL, window[0], window[-1], zone)
@@ -264,13 +273,20 @@ def interval_evidence(
     *,
     neutral: Mapping[str, NeutralCounts] | None = None,
     loads: Mapping[str, Mapping[datetime, float]] | None = None,
+    area_load: Mapping[datetime, float] | None = None,
+    export_loads: Mapping[str, Mapping[datetime, float]] | None = None,
 ) -> dict[str, list[Evidence]]:
     """Evidence from interval readings per customer meter (headend.analytics.intervals).
 
-    ``neutral``: live/neutral counts per meter (default: from ``intervals``); ``loads``: the
-    customers' ``slot_energy`` if already computed."""
+    ``neutral``: live/neutral counts per meter (default: from ``intervals``); ``loads``, the
+    area meter's ``area_load`` and ``export_loads``: ``slot_energy`` of the customers' and the
+    area meter's import and of ``exports`` if already computed."""
     if loads is None:
         loads = {m: slot_energy(intervals[m].energy, step) for m in customers if m in intervals}
+    if export_loads is None:
+        export_loads = {m: slot_energy(r, step) for m, r in exports.items()}
+    if area_load is None and len(totals) == 1 and totals[0] in intervals:
+        area_load = slot_energy(intervals[totals[0]].energy, step)
     out: dict[str, list[Evidence]] = {}
     for m in customers:
         iv = intervals.get(m)
@@ -285,16 +301,16 @@ def interval_evidence(
         for e in found:
             if e is not None:
                 out.setdefault(m, []).append(e)
-    if len(totals) == 1 and totals[0] in intervals:
-        area = slot_energy(intervals[totals[0]].energy, step)
-        if totals[0] in exports:  # energy sent back upstream is not supply
-            back_up = slot_energy(exports[totals[0]], step)
+    if len(totals) == 1 and area_load is not None:
+        area = dict(area_load)
+        if totals[0] in export_loads:  # energy sent back upstream is not supply
+            back_up = export_loads[totals[0]]
             area = {t: v - back_up.get(t, 0.0) for t, v in area.items()}
         # a meter silent for most of the window is left out of the fit (its use then shows as
         # loss, as it does in the daily balance) rather than voiding every interval
         present = {m: v for m, v in loads.items() if len(v) >= PRESENT_SHARE * len(area)}
         if area and len(present) >= PRESENT_SHARE * len(customers):
-            back = {m: slot_energy(exports[m], step) for m in present if m in exports}
+            back = {m: export_loads[m] for m in present if m in export_loads}
             for fit in loss_followers(area, present, back, pv):
                 out.setdefault(fit.meter, []).append(loss_evidence(fit, at))
     return out

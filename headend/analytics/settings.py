@@ -42,6 +42,9 @@ class AnalyticsSettings(BaseModel):
     profile_days: int = Field(default=7, ge=1, le=31)  # interval data the suspects read
     vacancy_history_days: int = Field(default=400, ge=0, le=800)  # own history for seasonality
     interval_minutes: int = Field(default=15, ge=1, le=240)  # the gateways' interval step
+    # per-meter daily aggregates of complete days (analytics_interval_days) instead of re-reading
+    # their raw interval readings on every recompute; off: always from the raw readings
+    interval_aggregates: bool = True
     job: bool = True
     run_at: time = time(1, 30)  # local time in ``zone`` (after the gateways' 00:05 freeze read)
     lookback_days: int = Field(default=3, ge=0, le=62)  # recompute for late back-fill

@@ -121,3 +121,17 @@ ANALYTICS_TABLES = [
     analytics_targets,
     analytics_runs,
 ]
+
+# per meter and local day, the interval facts the suspects read (headend.analytics.aggregates;
+# migration 0017): valid while the day's raw interval readings still number ``readings``
+analytics_interval_days = Table(
+    "analytics_interval_days",
+    metadata,
+    Column("meter", String(32), primary_key=True),
+    Column("day", Day, primary_key=True),
+    Column("zone", String(64), nullable=False),  # the day's zone and the interval step:
+    Column("step_s", Integer, nullable=False),  # facts of another basis are recomputed
+    Column("readings", Integer, nullable=False),  # raw rows counted before the facts were read
+    Column("facts", Text, nullable=False),  # JSON, see aggregates.encode
+    Column("computed_at", UTCDateTime, nullable=False),
+)
