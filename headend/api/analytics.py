@@ -8,10 +8,7 @@ app's clock, only when the app runs its background workers (``serve``).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import date, timedelta
@@ -19,11 +16,9 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from headend import csvcells
 from headend.analytics import AnalyticsInputError, repo, store
 from headend.analytics import job as daily_job
 from headend.analytics.model import boundary
@@ -31,22 +26,22 @@ from headend.analytics.passrate import pass_rates
 from headend.analytics.quantities import collection_facts, quantity_collection
 from headend.analytics.service import recompute
 from headend.analytics.settings import AnalyticsSettings, analytics_settings
-from headend.analytics.suspects import OUTCOMES
 from headend.analytics.trend import trend
 from headend.api import membership as membership_api
-from headend.api.bounds import Day, Instant, attachment
+from headend.api import suspects as suspects_api
+from headend.api.bounds import Day
+from headend.api.csvrows import csv_response
 from headend.api.deps import (
     ReadConn,
     Viewer,
     WriteConn,
-    aware,
     get_engine,
     now,
     require_area,
     require_role,
     user_areas,
 )
-from headend.db.analytics_tables import analytics_inspections, analytics_targets
+from headend.db.analytics_tables import analytics_targets
 from headend.db.dialect import upsert
 from headend.db.tables import areas
 
@@ -72,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(prefix="/analytics", tags=["analytics"], lifespan=lifespan)
 router.include_router(membership_api.router)
+router.include_router(suspects_api.router)
 
 
 def settings_of_app(app: Any) -> AnalyticsSettings:
@@ -109,26 +105,8 @@ def _scoped(user: Any, area: str | None) -> list[str] | None:
     return None if scope is None else sorted(scope)
 
 
-def _csv(rows: Sequence[dict[str, Any]], name: str) -> Response:
-    buf = io.StringIO()
-    columns: list[str] = []
-    for r in rows:
-        columns += [k for k in r if k not in columns]
-    writer = csv.DictWriter(buf, columns, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow(
-            {
-                k: csvcells.escape(json.dumps(v, default=str) if isinstance(v, list | dict) else v)
-                for k, v in r.items()
-            }
-        )
-    headers = {"Content-Disposition": attachment(f"{name}.csv")}
-    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
-
-
 def _out(rows: list[dict[str, Any]], fmt: str, name: str) -> Any:
-    return _csv(rows, name) if fmt == "csv" else rows
+    return csv_response(rows, name) if fmt == "csv" else rows
 
 
 # --- line loss ---------------------------------------------------------------------------------
@@ -248,78 +226,6 @@ def pass_rate(
     return _out([p.as_dict() for p in pass_rates(rows)], fmt, f"passrate-{period}")
 
 
-# --- suspects and inspections ------------------------------------------------------------------
-
-
-@router.get("/areas/{area}/suspects")
-def suspects(
-    area: str, conn: ReadConn, user: Viewer, day: Day | None = None, fmt: Format = "json"
-) -> Any:
-    """The area's ranked suspects with evidence and each meter's latest inspection."""
-    require_area(user, area)
-    as_of, rows = store.suspect_rows(conn, area, day)
-    checked = repo.latest_inspections(conn, [r["meter"] for r in rows])
-    for r in rows:
-        i = checked.get(r["meter"])
-        r["inspection"] = None if i is None else {"at": i.at, "outcome": i.outcome, "note": i.note}
-    if fmt == "csv":
-        flat = [
-            {
-                **{k: r[k] for k in ("area", "day", "rank", "meter", "point", "score")},
-                "evidence": "; ".join(e["summary"] for e in r["evidence"]),
-                "inspection": (r["inspection"] or {}).get("outcome", ""),
-            }
-            for r in rows
-        ]
-        return _csv(flat, f"suspects-{area}")
-    return {"area": area, "day": as_of, "suspects": rows}
-
-
-class InspectionIn(BaseModel):
-    """An on-site inspection of a suspect meter."""
-
-    model_config = ConfigDict(extra="forbid")
-    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
-    note: str = Field(default="", max_length=2000)
-    at: Instant | None = None
-
-
-@router.post("/meters/{meter}/inspections", status_code=201)
-def inspect(meter: str, body: InspectionIn, conn: WriteConn, user: Operator) -> dict[str, Any]:
-    """Record an inspection outcome; it stays with the meter."""
-    found = repo.meter_area(conn, meter)
-    if found is None:
-        raise AnalyticsInputError(f"meter {meter!r} does not exist")
-    area, point = found
-    require_area(user, area)
-    at = aware(body.at, "at") or now()
-    values = {
-        "meter": meter,
-        "point": point,
-        "area": area,
-        "at": at,
-        "outcome": body.outcome,
-        "note": body.note,
-        "inspected_by": user.name,
-        "recorded_at": now(),
-    }
-    row_id = conn.execute(
-        insert(analytics_inspections).values(**values).returning(analytics_inspections.c.id)
-    ).scalar_one()
-    return {"id": row_id, **values}
-
-
-@router.get("/meters/{meter}/inspections")
-def inspections(meter: str, conn: ReadConn, user: Viewer) -> list[dict[str, Any]]:
-    found = repo.meter_area(conn, meter)
-    if found is None:
-        raise AnalyticsInputError(f"meter {meter!r} does not exist")
-    require_area(user, found[0])
-    t = analytics_inspections
-    rows = conn.execute(select(t).where(t.c.meter == meter).order_by(t.c.at, t.c.id))
-    return [dict(r._mapping) for r in rows]
-
-
 # --- collection and quality --------------------------------------------------------------------
 
 
@@ -375,7 +281,7 @@ def collection_quantities(
     states, rates = quantity_collection(collection_facts(conn, area, t0, t1))
     rows = [{**asdict(r), "success_rate": r.success_rate} for r in rates]
     if fmt == "csv":
-        return _csv(rows, f"collection-quantities-{area}-{day}")
+        return csv_response(rows, f"collection-quantities-{area}-{day}")
     return {"area": area, "day": day, "quantities": rows, "meters": [asdict(s) for s in states]}
 
 
@@ -387,7 +293,7 @@ def quality(
     require_area(user, area)
     as_of, rows = store.quality_rows(conn, area, day)
     if fmt == "csv":
-        return _csv(rows, f"quality-{area}")
+        return csv_response(rows, f"quality-{area}")
     return {"area": area, "day": as_of, "findings": rows}
 
 
