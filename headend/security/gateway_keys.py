@@ -4,7 +4,9 @@
 into the gateway's bundle and registers the public key here (``register``).  Registering a new
 key for a gateway revokes its older ones at once: after a re-enrolment (``--replace``) messages
 signed with the old key are refused (``unknown_key``), so a stolen gateway key dies with the
-re-enrolment.  The ingest reads the current keys (``current``) to verify every ``up/*`` message
+re-enrolment.  A gateway whose keys were all revoked (``revoke-gateway``) is refused whatever
+``[ingest] require_signatures`` says: a revoked gateway never falls back to unverified.  The
+ingest reads the current keys (``current``) to verify every ``up/*`` message
 (``headend.ingest.keys``); revoked rows stay for audit.
 """
 
@@ -66,6 +68,19 @@ def current(conn: Connection, gateway: str) -> dict[str, bytes]:
         )
     )
     return {row.key_id: bytes(row.public_key) for row in rows}
+
+
+def ever_keyed(conn: Connection, gateway: str) -> bool:
+    """Whether ``gateway`` has ever had a key (current or revoked)."""
+    query = select(gateway_keys.c.key_id).where(gateway_keys.c.gateway == gateway).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def revoked_gateways(conn: Connection) -> set[str]:
+    """Gateways that had keys and have none current (``revoke-gateway``): all refused."""
+    return set(conn.execute(select(gateway_keys.c.gateway).distinct()).scalars()) - keyed_gateways(
+        conn
+    )
 
 
 def keyed_gateways(conn: Connection) -> set[str]:

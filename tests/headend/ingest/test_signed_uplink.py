@@ -13,7 +13,7 @@ from headend.db.tables import dead_letters, readings, streams
 from headend.ingest.keys import GatewayKeys
 from headend.ingest.store import Ingestor
 from headend.ingest.streams import held_runs
-from headend.security.gateway_keys import current, register
+from headend.security.gateway_keys import current, register, revoke
 from protocols.uplink import CommandResult, CommandState, Status, Topics, encode
 from protocols.uplink.envelope import HEADER, Sealer, raw_public
 from tests.headend.gen import batch, reading
@@ -131,3 +131,24 @@ def test_a_truncated_envelope_is_a_dead_letter(engine: Engine) -> None:
     _key(engine)
     outcome = _handle(engine, Ingestor(), Topics(GW).data, b"TQS1" + b"\0" * 20)
     assert outcome.kind == "dead" and "has no body" in (outcome.reason or "")
+
+
+def test_a_revoked_gateway_never_falls_back_to_unverified(engine: Engine) -> None:
+    """``revoke-gateway`` revokes every key: before, the gateway then had "no key" and, with
+    ``require_signatures = false``, anything on its topics was stored unverified — forged unsigned
+    batches and the stolen key's own signatures alike."""
+    old = _key(engine)
+    ing = Ingestor(keys=GatewayKeys(require=False, recheck=0))
+    topic, body = _data(1, _records(1, 3))
+    assert _handle(engine, ing, topic, old.seal(topic, body)).kind == "data"
+    with writing(engine) as conn:
+        assert revoke(conn, GW, NOW) == 1
+    topic, body = _data(4, _records(4, 6))
+    kinds = [_handle(engine, ing, topic, p).kind for p in (body, old.seal(topic, body))]
+    assert kinds == ["dead", "dead"]
+    assert _dead(engine) == ["signature: revoked"] * 2
+    with engine.connect() as conn:
+        assert held_runs(conn, GW, EPOCH) == [(1, 3)]
+    new = _key(engine)  # enrolled again: its new key is accepted, the old one still refused
+    assert _handle(engine, ing, topic, old.seal(topic, body)).kind == "dead"
+    assert _handle(engine, ing, topic, new.seal(topic, body)).kind == "data"
