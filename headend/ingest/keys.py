@@ -4,8 +4,9 @@
 ``recheck`` seconds (5: a key just registered, or revoked by a re-enrolment, is in force within
 that), so verifying costs one Ed25519 check per message and a query per gateway every few
 seconds.  A gateway whose keys were all revoked is refused (``revoked``) whatever the policy for
-gateways never given one.  ``authentic`` returns the body to decode, or raises ``ContractError("signature: …")``
-— the message then goes to the dead letters, before it touches a stream or a command.
+gateways never given one.  ``authentic`` returns the body to decode, or raises
+``ContractError("signature: …")`` — the message then goes to the dead letters, before it
+touches a stream or a command.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -152,3 +153,24 @@ def test_a_revoked_gateway_never_falls_back_to_unverified(engine: Engine) -> Non
     new = _key(engine)  # enrolled again: its new key is accepted, the old one still refused
     assert _handle(engine, ing, topic, old.seal(topic, body)).kind == "dead"
     assert _handle(engine, ing, topic, new.seal(topic, body)).kind == "data"
+
+
+def test_a_signed_bomb_or_nesting_is_a_typed_bounded_dead_letter(engine: Engine) -> None:
+    """The body is inflated and parsed only after the signature verifies; a genuine signature
+    over a zlib bomb or ``[[[[…`` (a compromised gateway) is a typed, bounded dead letter, not an
+    exception that rolls back the whole group (before, the nesting raised RecursionError)."""
+    sealer = _key(engine)
+    ing = Ingestor(keys=GatewayKeys(recheck=0), dead_prefix=1024)
+    topic = Topics(GW).data
+    bomb = zlib.compress(b'{"v":1,"x":"' + b"0" * (40 * 1024 * 1024) + b'"}', 9)
+    nested = b'{"v":1,"gw":"' + GW.encode() + b'","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for body in (bomb, nested):
+        outcome = _handle(engine, ing, topic, sealer.seal(topic, body))
+        assert outcome.kind == "dead"
+    reasons = _dead(engine)
+    assert "inflates beyond" in reasons[0] and "nests JSON too deeply" in reasons[1]
+    assert "first 1024 kept" in reasons[1]
+    with engine.connect() as conn:
+        kept = conn.execute(select(func.max(func.length(dead_letters.c.payload)))).scalar_one()
+    assert kept == 1024
+    assert _count(engine, streams) == 0
