@@ -7,8 +7,9 @@ meter moved from gateway A to B at T keeps A's readings taken before T, and A's 
 — or B's before T — are not stored but listed in ``unregistered`` with the gateway that reported
 them.  The time is the gateway's reading time (``gt``: when it read the meter, which it can only
 do while the meter is on its bus), for an event when the gateway detected it (else its start,
-else its reception).  Readings of a meter the current archive does not know at all are stored (a
-meter wired before its archive entry loses nothing) and listed there too.
+else its reception).  Readings of a meter the archive has never known are stored (a meter wired
+before its archive entry loses nothing) and listed there too; a meter the archive knows only in
+past versions (retired, or ended before the reading) is not: it was some gateway's or nobody's.
 
 The registry caches the archive's current meter ids.  Reading them all costs about 1 s of the
 ingest's CPU per million meters, so the whole set is reloaded only every ``reload`` seconds
@@ -153,6 +154,12 @@ class MeterRegistry:
             self._absent |= check - found
             missing -= found
         return missing
+
+    @staticmethod
+    def ever_archived(conn: Connection, meter: str) -> bool:
+        """Whether the archive holds any version of ``meter`` (current, past or retired)."""
+        query = select(meters.c.id).where(meters.c.id == meter).limit(1)
+        return conn.execute(query).first() is not None
 
     def note(self, conn: Connection, gateway: str, counts: dict[str, int], now: datetime) -> None:
         """Record reading records of unregistered meters (``counts``: meter → records).

@@ -325,8 +325,8 @@ class Ingestor:
 
 class _Binding:
     """Which meters of a message may be stored: the gateway's own at the reading's time, and ones
-    the archive does not know; another gateway's are refused.  Both kinds not its own are counted
-    in ``listed``."""
+    the archive has never known; another gateway's (and retired ones) are refused.  All not its
+    own are counted in ``listed``."""
 
     def __init__(self, registry: MeterRegistry, conn: Connection, owned: Ownership) -> None:
         self.registry, self.conn, self.owned = registry, conn, owned
@@ -338,6 +338,8 @@ class _Binding:
             return True
         self.listed[meter] += 1
         verdict = self._verdict.get(meter)
-        if verdict is None:  # unknown to the archive: stored; another gateway's: refused
-            verdict = self._verdict[meter] = bool(self.registry.unknown(self.conn, [meter]))
+        if verdict is None:  # never in the archive: stored; another gateway's or retired: refused
+            verdict = self._verdict[meter] = bool(
+                self.registry.unknown(self.conn, [meter])
+            ) and not self.registry.ever_archived(self.conn, meter)
         return verdict
