@@ -26,7 +26,8 @@ from protocols.uplink.topics import GATEWAY_ID
 def register(conn: Connection, gateway: str, public_key: bytes, now: datetime, by: str = "") -> str:
     """Make ``public_key`` (raw, 32 bytes) ``gateway``'s signing key; older keys are revoked.
 
-    Returns the key id.  Registering the key it already has is a no-op.
+    Returns the key id.  Registering the key it already has is a no-op; a key registered for
+    another gateway, or revoked, is refused (``EnrolmentError``).
     """
     if not GATEWAY_ID.match(gateway):
         raise EnrolmentError(f"{gateway!r} is not a gateway id")
@@ -37,6 +38,13 @@ def register(conn: Connection, gateway: str, public_key: bytes, now: datetime, b
     kid = key_id_of(public_key)
     if kid in current(conn, gateway):
         return kid
+    for holder, revoked in conn.execute(
+        select(gateway_keys.c.gateway, gateway_keys.c.revoked).where(gateway_keys.c.key_id == kid)
+    ):
+        if holder != gateway:  # one key, two gateways: either could sign as the other
+            raise EnrolmentError(f"key {kid} is registered for gateway {holder}, not {gateway}")
+        if revoked is not None:
+            raise EnrolmentError(f"key {kid} of {gateway} was revoked: it is never reinstated")
     conn.execute(
         update(gateway_keys)
         .where(gateway_keys.c.gateway == gateway, gateway_keys.c.revoked.is_(None))

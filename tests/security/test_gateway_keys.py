@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
@@ -70,6 +71,22 @@ def test_registering_a_bad_key_or_id_is_refused(sqlite_engine: Engine) -> None:
             register(conn, "gw-1", b"\x01" * 31, NOW)
         with pytest.raises(EnrolmentError, match="gateway id"):
             register(conn, "gw/1", b"\x01" * 32, NOW)
+
+
+def test_one_key_never_signs_for_two_gateways_nor_comes_back_revoked(
+    sqlite_engine: Engine,
+) -> None:
+    """Found by review: ``register`` took gw-1's public key for gw-2 too (then whoever holds it
+    signs as both), and re-registering a revoked key failed with the database's IntegrityError."""
+    first, second = (raw_public(Ed25519PrivateKey.generate().public_key()) for _ in range(2))
+    with sqlite_engine.begin() as conn:
+        kid = register(conn, "gw-1", first, NOW)
+        with pytest.raises(EnrolmentError, match="registered for gateway gw-1"):
+            register(conn, "gw-2", first, NOW)
+        register(conn, "gw-1", second, NOW)  # revokes the first
+        with pytest.raises(EnrolmentError, match=f"key {kid} of gw-1 was revoked"):
+            register(conn, "gw-1", first, NOW)
+        assert list(current(conn, "gw-2")) == []
 
 
 def test_without_a_signing_key_the_bundle_has_none(tmp_path: Path) -> None:
