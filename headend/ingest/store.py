@@ -310,9 +310,17 @@ class Ingestor:
         )
         if retained and not changed:
             return Outcome("status", gateway)  # the broker re-delivered what we already have
+        sent = presence.sent_of(row.health) if row is not None else None
+        if _stale(status, sent):
+            log.warning("status of %s sent %s, not after %s: ignored (replayed?)",
+                        gateway, status.time, sent)  # fmt: skip
+            return Outcome("ignored", gateway, reason="stale status")
         values: dict[str, Any] = {"online": online, "last_seen": now}
         health = status.health or (presence.split_health(row.health)[0] if row else {})
-        values["health"] = presence.health_with_status(health, now)
+        latest = sent  # the watermark only rises (an unsynced clock's step back does not lower it)
+        if online and status.time is not None:
+            latest = status.time if sent is None else max(sent, status.time)
+        values["health"] = presence.health_with_status(health, now, latest)
         for name in ("software", "config_hash", "archive_version", "epoch", "clock_synced"):
             if getattr(status, name) is not None:
                 values[name] = getattr(status, name)
@@ -337,6 +345,15 @@ class Ingestor:
                 )
             )
         return Outcome("status", gateway)
+
+
+def _stale(status: Status, sent: datetime | None) -> bool:
+    """Whether ``status`` is an online status not later than the last one applied (``sent``):
+    the broker replaying a genuine one (after the will, to make a dead gateway look alive).  An
+    unsynced gateway's clock may step back, so its statuses are taken as they come."""
+    if status.state != "online" or status.time is None or sent is None:
+        return False
+    return status.time <= sent and status.clock_synced is not False
 
 
 class _Binding:

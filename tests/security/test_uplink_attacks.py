@@ -147,11 +147,12 @@ def _state(engine) -> tuple:
     return row.online, row.epoch, row.last_seen, row.since, sessions
 
 
-def _online(gw2: Client, sealer: Sealer, ingest: IngestService, n: int = 1) -> None:
+def _online(gw2: Client, sealer: Sealer, ingest: IngestService, n: int = 1) -> bytes:
     topic = Topics("gw2").status
     status = encode(Status(gateway="gw2", state="online", time=TUESDAY_10, epoch=EPOCH))
     gw2.publish(topic, sealer.seal(topic, status), True)
     _seen(ingest, "status", n)
+    return sealer.seal(topic, status)
 
 
 def test_a_revoked_gateway_is_refused_not_accepted_unverified(rig) -> None:
@@ -225,8 +226,10 @@ def test_a_forged_status_moves_nothing(rig) -> None:
 
 
 def test_the_last_will_is_signed_and_a_forged_one_refused(rig, broker: SecureBroker) -> None:
+    """And after the will, the broker replaying the gateway's genuine online status (to make a
+    dead gateway look alive, with a fresh ``last_seen``) is ignored: before, it was applied."""
     engine, clock, ingest, sealers, gw2, passwords = rig
-    _online(gw2, sealers["gw2"], ingest)
+    genuine_online = _online(gw2, sealers["gw2"], ingest)
     gw2.close()
     topic = Topics("gw2").status
     offline = encode(Status(gateway="gw2", state="offline", epoch=EPOCH))
@@ -247,6 +250,13 @@ def test_the_last_will_is_signed_and_a_forged_one_refused(rig, broker: SecureBro
     state = _state(engine)
     assert state[0] is False and state[1] == EPOCH
     assert _reasons(engine) == ["signature: unsigned"]
+    clock.advance(60)
+    replayer = Client(broker, "gw2", passwords["gw2"])  # stands in for the broker
+    replayer.connect()
+    replayer.publish(topic, genuine_online)
+    _seen(ingest, "ignored", 1)
+    replayer.close()
+    assert _state(engine) == state
 
 
 def test_replaying_genuine_old_batches_is_harmless(rig) -> None:
