@@ -21,6 +21,7 @@ from protocols.errors import ContractError
 from protocols.uplink.envelope import UplinkRefusal, check, unseal
 
 RECHECK_SECONDS = 5.0
+MAX_CACHED = 10_000  # gateways whose keys are cached before expired entries are dropped
 
 
 class GatewayKeys:
@@ -48,6 +49,12 @@ class GatewayKeys:
             for kid, raw in current(conn, gateway).items()
         }
         revoked = not keys and ever_keyed(conn, gateway)
+        if len(self._keys) >= MAX_CACHED:  # invented gateway ids (a broker attacker): forget
+            self._keys = {  # the expired entries, so the cache cannot grow without bound
+                gw: entry
+                for gw, entry in self._keys.items()
+                if time.monotonic() - entry[0] <= self._recheck
+            }
         self._keys[gateway] = (time.monotonic(), keys, revoked)
         return keys, revoked
 

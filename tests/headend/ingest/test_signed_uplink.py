@@ -174,3 +174,17 @@ def test_a_signed_bomb_or_nesting_is_a_typed_bounded_dead_letter(engine: Engine)
         kept = conn.execute(select(func.max(func.length(dead_letters.c.payload)))).scalar_one()
     assert kept == 1024
     assert _count(engine, streams) == 0
+
+
+def test_invented_gateways_do_not_grow_the_key_cache_without_bound(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker attacker can publish under any number of invented gateway ids; each is looked
+    up once and refused, and expired cache entries are dropped past ``MAX_CACHED``."""
+    monkeypatch.setattr("headend.ingest.keys.MAX_CACHED", 50)
+    keys = GatewayKeys(require=True, recheck=0)
+    ing = Ingestor(keys=keys)
+    for i in range(200):
+        topic = f"taiqu/v1/fake-{i}/up/data"
+        assert _handle(engine, ing, topic, b"{}").kind == "dead"
+    assert len(keys._keys) <= 51
