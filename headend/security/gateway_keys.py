@@ -98,7 +98,7 @@ def keyed_gateways(conn: Connection) -> set[str]:
 
 
 def overview(conn: Connection) -> list[tuple[str, str | None, datetime | None]]:
-    """Every gateway the head-end has heard from or holds a key of: (gateway, current key id or
+    """Every gateway the head-end has heard from or held a key of: (gateway, current key id or
     None, when that key was registered), by gateway id.  The gateways without a key are the ones
     ``[ingest] require_signatures = true`` would refuse."""
     keys = {
@@ -106,4 +106,5 @@ def overview(conn: Connection) -> list[tuple[str, str | None, datetime | None]]:
         for row in conn.execute(select(gateway_keys).where(gateway_keys.c.revoked.is_(None)))
     }
     seen = set(conn.execute(select(gateway_state.c.gateway)).scalars())
+    seen |= set(conn.execute(select(gateway_keys.c.gateway).distinct()).scalars())  # revoked too
     return [(gw, *keys.get(gw, (None, None))) for gw in sorted(seen | set(keys))]

@@ -144,6 +144,14 @@ def test_gateway_keys_lists_who_would_be_refused(tmp_path: Path, sqlite_engine: 
     assert lines[0].startswith("gw-0007  ") and "registered 2026-11-24 06:00Z" in lines[0]
     assert lines[1].startswith("gw-old  NO KEY")
     assert lines[2] == "1 gateway(s) with a key, 1 without"
+    # revoked (revoke-gateway): refused whatever require_signatures says, and listed so
+    r = CliRunner().invoke(
+        cli.app,
+        ["revoke-gateway", "gw-0007", "-c", str(config), "--broker-dir", str(tmp_path / "b")],
+    )
+    assert r.exit_code == 0 and "1 signing key(s) revoked" in r.output, r.output
+    r = CliRunner().invoke(cli.app, ["gateway-keys", "-c", str(config)])
+    assert r.output.splitlines()[0] == "gw-0007  REVOKED  (everything on its topics is refused)"
 
 
 def test_rekey_replaces_only_the_signing_key(tmp_path: Path, sqlite_engine: Engine) -> None:
