@@ -152,3 +152,20 @@ def test_a_retired_meter_is_not_anyones_to_write(engine: Engine) -> None:
     assert rows == {(OTHER, "gw-0003"), (UNKNOWN, "gw-0001")}
     assert stored(engine, events, events.c.meter) == set()
     assert listed == {(OTHER, "gw-0001"): 3, (UNKNOWN, "gw-0001"): 1}
+
+
+def test_history_before_a_meters_first_version_is_its_first_gateways(engine: Engine) -> None:
+    """A meter added to the archive today with its history backfilled (read before its entry, or
+    delivered late): its first gateway's readings from before are stored, another's are not.
+    Before, both were refused once the entry existed (tests/headend/test_api_archive_readings.py
+    failed on the merged branch)."""
+    seed(engine)
+    early = reading(OWN, -(31 * 96))  # a month before SINCE
+    ing = Ingestor()
+    with writing(engine) as conn:
+        ing.handle(conn, *publishable(batch("gw-0001", "0123456789abcdef", 0, [early])), NOW)
+        ing.handle(conn, *publishable(batch("gw-0003", "fedcba9876543210", 0, [early])), NOW)
+    with engine.connect() as conn:
+        rows = {(r.meter, r.gateway) for r in conn.execute(select(readings))}
+        listed = {(r.meter, r.gateway) for r in conn.execute(select(unregistered))}
+    assert rows == {(OWN, "gw-0001")} and listed == {(OWN, "gw-0003")}
