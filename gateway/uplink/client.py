@@ -311,6 +311,10 @@ class Uplink(Drain):
                 self.counters["bad_payloads"] += 1
                 log.warning("undecodable message on %s: %s", topic, exc)
                 continue
+            except Exception:  # a decoder bug must never end the inbox (nothing read after it)
+                self.counters["bad_payloads"] += 1
+                log.exception("decoding a message on %s failed", topic)
+                continue
             try:
                 await self._handle(kind, message)
             except Exception:

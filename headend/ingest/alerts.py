@@ -10,6 +10,8 @@ archive alerts (``GET /api/v1/gateways/alerts`` and the console's overview).
 A gateway the head-end hears from without a registered uplink key is a warning
 (``uplink.unsigned``): its messages are accepted unverified while ``[ingest] require_signatures``
 is false (and refused once it is true), so a broker attacker could still forge its readings.
+A gateway whose keys were all revoked (``revoke-gateway``) is not one of them: everything on its
+topics is refused (``signature: revoked``), so anything still arriving is ``uplink.forged``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy import Connection, func, select
 
 from headend.archive.push import ArchiveAlert
 from headend.db.tables import dead_letters, gateway_state
-from headend.security.gateway_keys import keyed_gateways
+from headend.security.gateway_keys import keyed_gateways, revoked_gateways
 
 WINDOW = timedelta(hours=24)
 
@@ -72,5 +74,5 @@ def unsigned_uplink(
     )
     return [
         ArchiveAlert(gw, "uplink.unsigned", "warning", message.format(gw=gw), None, None, None)
-        for gw in sorted(heard - keyed_gateways(conn))
+        for gw in sorted(heard - keyed_gateways(conn) - revoked_gateways(conn))
     ]

@@ -7,8 +7,11 @@ meter moved from gateway A to B at T keeps A's readings taken before T, and A's 
 — or B's before T — are not stored but listed in ``unregistered`` with the gateway that reported
 them.  The time is the gateway's reading time (``gt``: when it read the meter, which it can only
 do while the meter is on its bus), for an event when the gateway detected it (else its start,
-else its reception).  Readings of a meter the current archive does not know at all are stored (a
-meter wired before its archive entry loses nothing) and listed there too.
+else its reception).  Before a meter's first archive version it is the gateway's of that first
+version (it was wired, read and its history backfilled before its archive entry: nobody else
+had it then).  Readings of a meter the archive has never known are stored (a meter wired
+before its archive entry loses nothing) and listed there too; a meter the archive knows only in
+past versions (retired, or ended before the reading) is not: it was some gateway's or nobody's.
 
 The registry caches the archive's current meter ids.  Reading them all costs about 1 s of the
 ingest's CPU per million meters, so the whole set is reloaded only every ``reload`` seconds
@@ -22,15 +25,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, func, select, text
 
 from headend.db.bulk import driver_errors, sqlite_time
 from headend.db.tables import areas, meters
 
 RELOAD_SECONDS = 300.0
+BEFORE_ARCHIVE = datetime.min.replace(tzinfo=UTC)  # a first version's span reaches back to here
 RECHECK_SECONDS = 5.0
 
 
@@ -79,19 +83,28 @@ def _merge(spans: list[Span]) -> tuple[Span, ...]:
 
 def _ownership(conn: Connection, gateway: str) -> Ownership:
     m, a = meters.c, areas.c
+    first = (
+        select(m.id.label("id"), func.min(m.valid_from).label("first")).group_by(m.id).subquery()
+    )
     query = (
-        select(m.id, m.valid_from, m.valid_to, a.valid_from, a.valid_to)
+        select(m.id, m.valid_from, m.valid_to, a.valid_from, a.valid_to, first.c.first)
         .join(areas, a.id == m.area)
+        .join(first, first.c.id == m.id)
         .where(a.gateway == gateway)
     )
     raw: dict[str, list[Span]] = {}
-    for meter, m_from, m_to, a_from, a_to in conn.execute(query):
+    firsts: dict[str, datetime] = {}
+    for meter, m_from, m_to, a_from, a_to, m_first in conn.execute(query):
         start = max(m_from, a_from)
         ends = [t for t in (m_to, a_to) if t is not None]
         end = min(ends) if ends else None
         if end is None or start < end:
             raw.setdefault(meter, []).append((start, end))
+            firsts[meter] = m_first
     spans = {meter: _merge(s) for meter, s in raw.items()}
+    for meter, own in spans.items():  # its first gateway also owns it before its first version
+        if own[0][0] <= firsts[meter]:
+            spans[meter] = ((BEFORE_ARCHIVE, own[0][1]), *own[1:])
     opened = {m: s[-1][0] for m, s in spans.items() if s[-1][1] is None}
     return Ownership(spans, frozenset(opened), max(opened.values(), default=None))
 
@@ -153,6 +166,12 @@ class MeterRegistry:
             self._absent |= check - found
             missing -= found
         return missing
+
+    @staticmethod
+    def ever_archived(conn: Connection, meter: str) -> bool:
+        """Whether the archive holds any version of ``meter`` (current, past or retired)."""
+        query = select(meters.c.id).where(meters.c.id == meter).limit(1)
+        return conn.execute(query).first() is not None
 
     def note(self, conn: Connection, gateway: str, counts: dict[str, int], now: datetime) -> None:
         """Record reading records of unregistered meters (``counts``: meter → records).

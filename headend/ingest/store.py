@@ -64,6 +64,7 @@ from protocols.uplink.topics import parse_topic
 log = logging.getLogger(__name__)
 DEAD_PREFIX = 64 * 1024  # bytes of a dead letter kept (length and hash say what the rest was)
 DEAD_PER_MINUTE = 60  # dead letters kept per gateway and minute
+DEAD_TOTAL_PER_MINUTE = 600  # … and in all (a broker attacker can invent any number of gateways)
 
 
 @dataclass
@@ -90,11 +91,13 @@ class Ingestor:
         dead_prefix: int = DEAD_PREFIX,
         dead_per_minute: int = DEAD_PER_MINUTE,
         keys: GatewayKeys | None = None,
+        dead_total_per_minute: int = DEAD_TOTAL_PER_MINUTE,
     ) -> None:
         self.keys = keys if keys is not None else GatewayKeys()
         self.streams = streams if streams is not None else StreamBook()
         self.dead_prefix = dead_prefix
         self.dead_per_minute = dead_per_minute
+        self.dead_total_per_minute = dead_total_per_minute
         self._dead: dict[str | None, list[float]] = {}  # gateway → [window start, kept, dropped]
         self.registry = MeterRegistry()
         self.resend_after = resend_after
@@ -163,22 +166,35 @@ class Ingestor:
         self, conn: Connection, topic: str, payload: bytes, reason: str, now: datetime
     ) -> Outcome:
         """Keep a message that cannot be used: the reason, its length and SHA-256, and at most
-        ``dead_prefix`` of its bytes; at most ``dead_per_minute`` a minute per gateway (the rest
-        are counted and logged, so a flood of garbage cannot fill the database)."""
+        ``dead_prefix`` of its bytes; at most ``dead_per_minute`` a minute per gateway and
+        ``dead_total_per_minute`` in all (the rest are counted and logged, so a flood of garbage,
+        even on topics of invented gateways, cannot fill the database or this process)."""
         try:
             gateway: str | None = parse_topic(topic)[0]
         except ContractError:
             gateway = None
-        window = self._dead.setdefault(gateway, [time.monotonic(), 0, 0])
-        if time.monotonic() - window[0] >= 60:
+        now_m = time.monotonic()
+        total = self._dead.setdefault("*", [now_m, 0, 0])  # "*" is never a gateway id
+        if now_m - total[0] >= 60:  # a new minute: forget every window that has ended
+            for key, old in list(self._dead.items()):
+                if now_m - old[0] >= 60:
+                    if old[2]:
+                        log.warning("dead letters of %s: %d more not kept in the last minute",
+                                    key, int(old[2]))  # fmt: skip
+                    del self._dead[key]
+            total = self._dead.setdefault("*", [now_m, 0, 0])
+        window = self._dead.setdefault(gateway, [now_m, 0, 0])
+        if now_m - window[0] >= 60:
             if window[2]:
                 log.warning("dead letters of %s: %d more not kept in the last minute",
                             gateway, int(window[2]))  # fmt: skip
-            window[:] = [time.monotonic(), 0, 0]
-        if window[1] >= self.dead_per_minute:
+            window[:] = [now_m, 0, 0]
+        if window[1] >= self.dead_per_minute or total[1] >= self.dead_total_per_minute:
             window[2] += 1
+            total[2] += 1
             return Outcome("dead", gateway, reason=reason)
         window[1] += 1
+        total[1] += 1
         raw = bytes(payload[: self.dead_prefix])
         if len(payload) > len(raw):
             digest = hashlib.sha256(payload).hexdigest()
@@ -294,9 +310,17 @@ class Ingestor:
         )
         if retained and not changed:
             return Outcome("status", gateway)  # the broker re-delivered what we already have
+        sent = presence.sent_of(row.health) if row is not None else None
+        if _stale(status, sent):
+            log.warning("status of %s sent %s, not after %s: ignored (replayed?)",
+                        gateway, status.time, sent)  # fmt: skip
+            return Outcome("ignored", gateway, reason="stale status")
         values: dict[str, Any] = {"online": online, "last_seen": now}
         health = status.health or (presence.split_health(row.health)[0] if row else {})
-        values["health"] = presence.health_with_status(health, now)
+        latest = sent  # the watermark only rises (an unsynced clock's step back does not lower it)
+        if online and status.time is not None:
+            latest = status.time if sent is None else max(sent, status.time)
+        values["health"] = presence.health_with_status(health, now, latest)
         for name in ("software", "config_hash", "archive_version", "epoch", "clock_synced"):
             if getattr(status, name) is not None:
                 values[name] = getattr(status, name)
@@ -323,10 +347,19 @@ class Ingestor:
         return Outcome("status", gateway)
 
 
+def _stale(status: Status, sent: datetime | None) -> bool:
+    """Whether ``status`` is an online status not later than the last one applied (``sent``):
+    the broker replaying a genuine one (after the will, to make a dead gateway look alive).  An
+    unsynced gateway's clock may step back, so its statuses are taken as they come."""
+    if status.state != "online" or status.time is None or sent is None:
+        return False
+    return status.time <= sent and status.clock_synced is not False
+
+
 class _Binding:
     """Which meters of a message may be stored: the gateway's own at the reading's time, and ones
-    the archive does not know; another gateway's are refused.  Both kinds not its own are counted
-    in ``listed``."""
+    the archive has never known; another gateway's (and retired ones) are refused.  All not its
+    own are counted in ``listed``."""
 
     def __init__(self, registry: MeterRegistry, conn: Connection, owned: Ownership) -> None:
         self.registry, self.conn, self.owned = registry, conn, owned
@@ -338,6 +371,8 @@ class _Binding:
             return True
         self.listed[meter] += 1
         verdict = self._verdict.get(meter)
-        if verdict is None:  # unknown to the archive: stored; another gateway's: refused
-            verdict = self._verdict[meter] = bool(self.registry.unknown(self.conn, [meter]))
+        if verdict is None:  # never in the archive: stored; another gateway's or retired: refused
+            verdict = self._verdict[meter] = bool(
+                self.registry.unknown(self.conn, [meter])
+            ) and not self.registry.ever_archived(self.conn, meter)
         return verdict

@@ -260,20 +260,24 @@ def rekey_gateway(
 
 def gateway_keys(config: ConfigOpt = None) -> None:
     """List the gateways' uplink signing keys, and the gateways heard from without one."""
-    from headend.security.gateway_keys import overview
+    from headend.security.gateway_keys import overview, revoked_gateways
 
     try:
         engine = _database(config)
         try:
             with engine.connect() as conn:
                 rows = overview(conn)
+                revoked = revoked_gateways(conn)
         finally:
             engine.dispose()
     except (HeadendError, OSError, SQLAlchemyError) as exc:
         raise _fail("gateway-keys", exc) from None
     missing = 0
     for gateway, key_id, registered in rows:
-        if key_id is None:
+        if key_id is None and gateway in revoked:
+            missing += 1
+            typer.echo(f"{gateway}  REVOKED  (everything on its topics is refused)")
+        elif key_id is None:
             missing += 1
             typer.echo(
                 f"{gateway}  NO KEY  (accepted only while [ingest] require_signatures = false)"

@@ -133,6 +133,8 @@ def load(payload: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ContractError(f"payload is not JSON ({exc})") from None
+    except RecursionError:  # "[[[[…" a million deep: typed like any malformed payload
+        raise ContractError("payload nests JSON too deeply") from None
     if not isinstance(data, dict):
         raise ContractError("payload must be a JSON object")
     if data.get("v") != 1:

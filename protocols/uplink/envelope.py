@@ -44,6 +44,7 @@ class UplinkRefusal(StrEnum):
     UNKNOWN_KEY = "unknown_key"  # signed with a key not registered (or no longer) for it
     BAD_SIGNATURE = "bad_signature"  # the signature does not verify (forged, tampered with)
     NO_REGISTERED_KEY = "no_registered_key"  # the gateway has no key and the policy needs one
+    REVOKED = "revoked"  # every key the gateway had is revoked (revoke-gateway): refused always
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:
@@ -103,13 +104,16 @@ def check(
     keys: Mapping[str, Ed25519PublicKey],
     *,
     required: bool,
+    revoked: bool = False,
 ) -> tuple[UplinkRefusal | None, bytes]:
     """(refusal, body) for ``payload`` received on ``topic`` from a gateway whose registered keys
     are ``keys`` (id → key; empty: none registered).
 
     A gateway with a registered key must sign every message with one of them.  For a gateway
     without one, ``required`` refuses everything (``no_registered_key``); otherwise the body is
-    used unverified (signed or not: there is nothing to check it against).
+    used unverified (signed or not: there is nothing to check it against) — unless ``revoked``:
+    it had keys and all were revoked, so nothing it sends is accepted (never a downgrade to
+    unverified).
     A payload over ``MAX_PAYLOAD`` plus the header is refused (``ContractError``) before any
     signature is computed over it.
     """
@@ -117,6 +121,8 @@ def check(
         raise ContractError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD} bytes")
     sealed = unseal(payload)
     if not keys:
+        if revoked:
+            return UplinkRefusal.REVOKED, b""
         if required:
             return UplinkRefusal.NO_REGISTERED_KEY, b""
         return None, payload if sealed is None else sealed.body

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert
 
 from headend.archive import push
@@ -15,6 +16,7 @@ from headend.commands.signing import NoSigner
 from headend.db import writing
 from headend.db.tables import gateway_state, gateways
 from headend.security import gateway_keys
+from protocols.uplink.envelope import raw_public
 from tests.headend.ops_support import (  # noqa: F401
     SINCE,
     TUESDAY_10,
@@ -28,7 +30,8 @@ def _setup(ops, reported: dict[str, int | None]) -> None:
         for gw in ("gw1", "gw2", "gw3"):
             conn.execute(insert(gateways).values(id=gw, name=gw, valid_from=SINCE))
             push.refresh(conn, gw, TUESDAY_10, force=True, signer=NoSigner())  # version 1
-            gateway_keys.register(conn, gw, bytes(32), TUESDAY_10, by="test")  # enrolled
+            key = raw_public(Ed25519PrivateKey.generate().public_key())  # one per gateway
+            gateway_keys.register(conn, gw, key, TUESDAY_10, by="test")  # enrolled
             if reported.get(gw, 0) is not None:
                 conn.execute(
                     insert(gateway_state).values(

@@ -105,3 +105,36 @@ def test_the_api_shows_the_last_message_and_the_last_status(client: TestClient) 
     assert datetime.fromisoformat(gw["last_seen"]) == later
     assert datetime.fromisoformat(gw["last_status"]) == NOW
     assert gw["health"] == {"meters": 2}
+
+
+def test_an_online_status_not_after_the_last_one_is_a_replay_and_ignored(engine: Engine) -> None:
+    """Review of issue 19: after the will, the broker replayed the gateway's genuine online
+    status and the dead gateway looked online with a fresh ``last_seen``."""
+    ing = Ingestor()
+    t1, t2 = NOW, NOW + timedelta(minutes=15)
+
+    def online(sent: datetime, synced: bool | None = True) -> tuple[str, bytes]:
+        return Topics(GW).status, encode(
+            Status(gateway=GW, state="online", time=sent, epoch=EPOCH, clock_synced=synced,
+                   health={"at": sent.isoformat()})
+        )  # fmt: skip
+
+    will = Topics(GW).status, encode(Status(gateway=GW, state="offline", epoch=EPOCH))
+    assert handle(engine, ing, *online(t1), t1) == "status"
+    assert handle(engine, ing, *online(t2), t2) == "status"
+    assert handle(engine, ing, *will, t2 + timedelta(minutes=1)) == "status"
+    before = state(engine)
+    later = t2 + timedelta(minutes=5)
+    for replay in (online(t2), online(t1)):  # the latest, and an older one
+        assert handle(engine, ing, *replay, later) == "ignored"
+    assert state(engine) == before and before.online is False
+    health, _ = presence.split_health(before.health)
+    assert health == {"at": t2.isoformat()}  # the mark is the ingest's, not shown as health
+    # an unsynced gateway's clock may step back: its statuses are taken as they come
+    assert handle(engine, ing, *online(t1, synced=False), later) == "status"
+    assert state(engine).online is True
+    assert handle(engine, ing, *online(t2), later) == "ignored"  # the mark did not go back
+    # and a genuine later status after a reconnection applies
+    assert handle(engine, ing, *will, later) == "status"
+    assert handle(engine, ing, *online(t2 + timedelta(minutes=30)), later) == "status"
+    assert state(engine).online is True

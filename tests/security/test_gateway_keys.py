@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
@@ -72,6 +73,22 @@ def test_registering_a_bad_key_or_id_is_refused(sqlite_engine: Engine) -> None:
             register(conn, "gw/1", b"\x01" * 32, NOW)
 
 
+def test_one_key_never_signs_for_two_gateways_nor_comes_back_revoked(
+    sqlite_engine: Engine,
+) -> None:
+    """Found by review: ``register`` took gw-1's public key for gw-2 too (then whoever holds it
+    signs as both), and re-registering a revoked key failed with the database's IntegrityError."""
+    first, second = (raw_public(Ed25519PrivateKey.generate().public_key()) for _ in range(2))
+    with sqlite_engine.begin() as conn:
+        kid = register(conn, "gw-1", first, NOW)
+        with pytest.raises(EnrolmentError, match="registered for gateway gw-1"):
+            register(conn, "gw-2", first, NOW)
+        register(conn, "gw-1", second, NOW)  # revokes the first
+        with pytest.raises(EnrolmentError, match=f"key {kid} of gw-1 was revoked"):
+            register(conn, "gw-1", first, NOW)
+        assert list(current(conn, "gw-2")) == []
+
+
 def test_without_a_signing_key_the_bundle_has_none(tmp_path: Path) -> None:
     result = _enrol(tmp_path, None, signing_key=False)
     assert not (result.bundle / "gateway-key.pem").exists() and result.key_id == ""
@@ -127,6 +144,14 @@ def test_gateway_keys_lists_who_would_be_refused(tmp_path: Path, sqlite_engine: 
     assert lines[0].startswith("gw-0007  ") and "registered 2026-11-24 06:00Z" in lines[0]
     assert lines[1].startswith("gw-old  NO KEY")
     assert lines[2] == "1 gateway(s) with a key, 1 without"
+    # revoked (revoke-gateway): refused whatever require_signatures says, and listed so
+    r = CliRunner().invoke(
+        cli.app,
+        ["revoke-gateway", "gw-0007", "-c", str(config), "--broker-dir", str(tmp_path / "b")],
+    )
+    assert r.exit_code == 0 and "1 signing key(s) revoked" in r.output, r.output
+    r = CliRunner().invoke(cli.app, ["gateway-keys", "-c", str(config)])
+    assert r.output.splitlines()[0] == "gw-0007  REVOKED  (everything on its topics is refused)"
 
 
 def test_rekey_replaces_only_the_signing_key(tmp_path: Path, sqlite_engine: Engine) -> None:

@@ -38,12 +38,14 @@ def test_the_overview_warns_of_a_gateway_heard_from_without_an_uplink_key(web: W
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+    from headend.db.tables import gateway_keys as gateway_keys_table
     from headend.db.tables import gateway_state
     from headend.security import gateway_keys
 
     client = sign_in(web.app, "vic")
-    with writing(web.engine) as conn:  # gw2 as re-enrolled and not yet given its new key
-        gateway_keys.revoke(conn, "gw2", web.now)
+    with writing(web.engine) as conn:  # gw2 as never enrolled with a key (a revoked gateway is
+        # refused outright, not warned about: tests/security/test_gateway_keys.py)
+        conn.execute(delete(gateway_keys_table).where(gateway_keys_table.c.gateway == "gw2"))
         conn.execute(delete(gateway_state))
     assert 'data-kind="uplink.unsigned"' not in client.get("/").text
     with writing(web.engine) as conn:  # gw2 publishes; nobody registered a key for it

@@ -146,6 +146,26 @@ async def test_commands_reach_the_daemon_and_garbage_is_counted(
     await until(lambda: real_store.stats().unacked == 0)
 
 
+async def test_a_deeply_nested_payload_does_not_stop_the_inbox(
+    uplink: Uplink, real_store: Store, headend: FakeHeadEnd
+) -> None:
+    """Found by review: ``[[[[…`` a million deep (a broker attacker's publish on ``down/``) made
+    ``json.loads`` raise RecursionError, which ended the inbox task silently: no Ack, command or
+    archive push was read again until a restart, and the unacknowledged store only grew."""
+    nested = b'{"v":1,"x":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    headend.publish(Topics(GW).ack, nested)
+    headend.publish(Topics(GW).cmd, nested)
+    cmd = Command(
+        id="c-2", gateway=GW, action="relay_trip", issued=START, valid_until=START + timedelta(hours=1),
+        nonce="0123456789abcdef", meters=("202611200001",),
+    )  # fmt: skip
+    headend.publish(Topics(GW).cmd, encode(cmd))
+    await until(lambda: uplink.commands == [cmd], what="command delivered")  # type: ignore[attr-defined]
+    assert uplink.counters["bad_payloads"] == 2
+    append_sweeps(real_store, 1)  # and Acks are still applied
+    await until(lambda: real_store.stats().unacked == 0)
+
+
 async def test_clean_stop_leaves_a_retained_offline_status(
     mosquitto, real_store: Store, headend: FakeHeadEnd
 ) -> None:

@@ -122,3 +122,50 @@ def test_ownership_spans_join_a_meters_versions() -> None:
     assert _merge([(t[2], None), (t[0], t[1]), (t[1], t[2])]) == ((t[0], None),)
     assert _merge([(t[0], t[1]), (t[2], t[3]), (t[3], t[4])]) == ((t[0], t[1]), (t[2], t[4]))
     assert _merge([(t[0], None), (t[2], t[3])]) == ((t[0], None),)
+
+
+def test_a_retired_meter_is_not_anyones_to_write(engine: Engine) -> None:
+    """Found by review: a meter retired from the archive counted as "unknown to the archive", so
+    any gateway's readings and events for it were stored — at times it was another gateway's
+    too, filling that gateway's holes (first writer wins).  Only a meter the archive has never
+    known is stored for whoever reports it; a retired one only for its gateway at the time."""
+    from headend.archive.effective import retire
+
+    seed(engine)
+    retired_at = reading(OTHER, 4).gateway_time
+    with writing(engine) as conn:
+        retire(conn, meters, OTHER, retired_at)
+    theirs, late = reading(OTHER, 3), reading(OTHER, 6)  # gw-0003's before, nobody's after
+    cover = EventRecord(
+        meter=OTHER, type=EventType.METER_COVER_OPEN, start=theirs.gateway_time,
+        detected=theirs.gateway_time,
+    )  # fmt: skip
+    ing = Ingestor()
+    forged = batch("gw-0001", "0123456789abcdef", 0, [theirs, late, cover, reading(UNKNOWN, 0)])
+    own = batch("gw-0003", "fedcba9876543210", 0, [theirs])
+    with writing(engine) as conn:
+        assert ing.handle(conn, *publishable(forged), NOW).records == 4
+        assert ing.handle(conn, *publishable(own), NOW).records == 1
+    with engine.connect() as conn:
+        rows = {(r.meter, r.gateway) for r in conn.execute(select(readings))}
+        listed = {(r.meter, r.gateway): r.records for r in conn.execute(select(unregistered))}
+    assert rows == {(OTHER, "gw-0003"), (UNKNOWN, "gw-0001")}
+    assert stored(engine, events, events.c.meter) == set()
+    assert listed == {(OTHER, "gw-0001"): 3, (UNKNOWN, "gw-0001"): 1}
+
+
+def test_history_before_a_meters_first_version_is_its_first_gateways(engine: Engine) -> None:
+    """A meter added to the archive today with its history backfilled (read before its entry, or
+    delivered late): its first gateway's readings from before are stored, another's are not.
+    Before, both were refused once the entry existed (tests/headend/test_api_archive_readings.py
+    failed on the merged branch)."""
+    seed(engine)
+    early = reading(OWN, -(31 * 96))  # a month before SINCE
+    ing = Ingestor()
+    with writing(engine) as conn:
+        ing.handle(conn, *publishable(batch("gw-0001", "0123456789abcdef", 0, [early])), NOW)
+        ing.handle(conn, *publishable(batch("gw-0003", "fedcba9876543210", 0, [early])), NOW)
+    with engine.connect() as conn:
+        rows = {(r.meter, r.gateway) for r in conn.execute(select(readings))}
+        listed = {(r.meter, r.gateway) for r in conn.execute(select(unregistered))}
+    assert rows == {(OWN, "gw-0001")} and listed == {(OWN, "gw-0003")}

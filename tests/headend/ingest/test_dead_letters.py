@@ -43,3 +43,17 @@ def test_a_flood_of_garbage_from_one_gateway_is_capped_per_minute(engine: Engine
             ).all()
         )
     assert per_gateway == {"gw-0001": 5, "gw-0002": 1}
+
+
+def test_garbage_on_invented_gateways_is_capped_in_all(engine: Engine) -> None:
+    """Found by review: the cap was per gateway id taken from the topic, and a broker attacker
+    can publish on ``taiqu/v1/<any id>/up/…``: 60 a minute for each of a million invented
+    gateways filled the database (and this process's table of windows)."""
+    ing = Ingestor(dead_per_minute=5, dead_total_per_minute=12)
+    with writing(engine) as conn:
+        outcomes = [
+            ing.handle(conn, f"taiqu/v1/fake-{i}/up/data", b"garbage", NOW) for i in range(100)
+        ]
+    assert {o.kind for o in outcomes} == {"dead"}
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(dead_letters)).scalar_one() == 12

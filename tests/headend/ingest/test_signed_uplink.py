@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +14,7 @@ from headend.db.tables import dead_letters, readings, streams
 from headend.ingest.keys import GatewayKeys
 from headend.ingest.store import Ingestor
 from headend.ingest.streams import held_runs
-from headend.security.gateway_keys import current, register
+from headend.security.gateway_keys import current, register, revoke
 from protocols.uplink import CommandResult, CommandState, Status, Topics, encode
 from protocols.uplink.envelope import HEADER, Sealer, raw_public
 from tests.headend.gen import batch, reading
@@ -131,3 +132,59 @@ def test_a_truncated_envelope_is_a_dead_letter(engine: Engine) -> None:
     _key(engine)
     outcome = _handle(engine, Ingestor(), Topics(GW).data, b"TQS1" + b"\0" * 20)
     assert outcome.kind == "dead" and "has no body" in (outcome.reason or "")
+
+
+def test_a_revoked_gateway_never_falls_back_to_unverified(engine: Engine) -> None:
+    """``revoke-gateway`` revokes every key: before, the gateway then had "no key" and, with
+    ``require_signatures = false``, anything on its topics was stored unverified — forged unsigned
+    batches and the stolen key's own signatures alike."""
+    old = _key(engine)
+    ing = Ingestor(keys=GatewayKeys(require=False, recheck=0))
+    topic, body = _data(1, _records(1, 3))
+    assert _handle(engine, ing, topic, old.seal(topic, body)).kind == "data"
+    with writing(engine) as conn:
+        assert revoke(conn, GW, NOW) == 1
+    topic, body = _data(4, _records(4, 6))
+    kinds = [_handle(engine, ing, topic, p).kind for p in (body, old.seal(topic, body))]
+    assert kinds == ["dead", "dead"]
+    assert _dead(engine) == ["signature: revoked"] * 2
+    with engine.connect() as conn:
+        assert held_runs(conn, GW, EPOCH) == [(1, 3)]
+    new = _key(engine)  # enrolled again: its new key is accepted, the old one still refused
+    assert _handle(engine, ing, topic, old.seal(topic, body)).kind == "dead"
+    assert _handle(engine, ing, topic, new.seal(topic, body)).kind == "data"
+
+
+def test_a_signed_bomb_or_nesting_is_a_typed_bounded_dead_letter(engine: Engine) -> None:
+    """The body is inflated and parsed only after the signature verifies; a genuine signature
+    over a zlib bomb or ``[[[[…`` (a compromised gateway) is a typed, bounded dead letter, not an
+    exception that rolls back the whole group (before, the nesting raised RecursionError)."""
+    sealer = _key(engine)
+    ing = Ingestor(keys=GatewayKeys(recheck=0), dead_prefix=1024)
+    topic = Topics(GW).data
+    bomb = zlib.compress(b'{"v":1,"x":"' + b"0" * (40 * 1024 * 1024) + b'"}', 9)
+    nested = b'{"v":1,"gw":"' + GW.encode() + b'","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for body in (bomb, nested):
+        outcome = _handle(engine, ing, topic, sealer.seal(topic, body))
+        assert outcome.kind == "dead"
+    reasons = _dead(engine)
+    assert "inflates beyond" in reasons[0] and "nests JSON too deeply" in reasons[1]
+    assert "first 1024 kept" in reasons[1]
+    with engine.connect() as conn:
+        kept = conn.execute(select(func.max(func.length(dead_letters.c.payload)))).scalar_one()
+    assert kept == 1024
+    assert _count(engine, streams) == 0
+
+
+def test_invented_gateways_do_not_grow_the_key_cache_without_bound(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker attacker can publish under any number of invented gateway ids; each is looked
+    up once and refused, and expired cache entries are dropped past ``MAX_CACHED``."""
+    monkeypatch.setattr("headend.ingest.keys.MAX_CACHED", 50)
+    keys = GatewayKeys(require=True, recheck=0)
+    ing = Ingestor(keys=keys)
+    for i in range(200):
+        topic = f"taiqu/v1/fake-{i}/up/data"
+        assert _handle(engine, ing, topic, b"{}").kind == "dead"
+    assert len(keys._keys) <= 51
