@@ -70,8 +70,8 @@ def rec(meter: str, at: datetime, total: str, quantity: str = "energy.active.imp
 class NoKeyRegistry(GatewayKeys):
     """The head-end before migration 0012 had no gateway key registry: nothing to look up."""
 
-    def of(self, conn: Any, gateway: str) -> dict[str, Any]:
-        return {}
+    def _lookup(self, conn: Any, gateway: str) -> tuple[dict[str, Any], bool]:
+        return {}, False  # no current keys, none revoked
 
 
 def ingest(
