@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import Connection, Numeric, case, cast, delete, func, select
 
 from headend.analytics.intervals import NeutralCounts, slot_energy
@@ -256,7 +257,10 @@ def encode(f: MeterDay, zone: ZoneInfo, step: timedelta) -> str:
 
 def decode(meter: str, day: date, readings_: int, text: str, grid: Sequence[datetime]) -> MeterDay:
     """``encode`` read back (``grid``: the day's slots, ``slots``)."""
-    body = json.loads(text)
+    try:  # orjson: the same floats (correctly rounded), 4 × faster than json
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN/Infinity, which json writes and orjson refuses
+        body = json.loads(text)
 
     def sparse(values: list[float | None] | None) -> dict[datetime, float]:
         if not values:

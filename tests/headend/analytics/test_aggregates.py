@@ -249,3 +249,13 @@ def test_a_day_stored_without_its_relay_state_is_computed_again(sqlite_engine: E
     with reading(sqlite_engine) as conn:
         stamps = set(conn.execute(select(t.c.computed_at)).scalars())
     assert stamps == {later}  # every day computed and stored again, now with its flag
+
+
+def test_decode_reads_what_json_writes_beyond_orjson() -> None:
+    """Stored text is written by ``json`` (NaN as ``NaN``); reading back with orjson falls back
+    to ``json`` for what orjson refuses."""
+    grid = aggregates.slots(date(2026, 3, 4), SETTINGS.tz, STEP)
+    text = json.dumps({"e": [math.nan, 1.5], "x": False, "v": None, "n": [0, 0, 0.0, 0.0, None],
+                       "o": True})  # fmt: skip
+    back = aggregates.decode("m", date(2026, 3, 4), 7, text, grid)
+    assert math.isnan(back.energy[grid[0]]) and back.energy[grid[1]] == 1.5 and back.opened
