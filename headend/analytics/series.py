@@ -229,9 +229,10 @@ def supply_days(
     highest live current it measured (the reading-quality checks' supply and load state)."""
     q = readings.c.quantity
     out: dict[str, tuple[set[date], dict[date, Decimal]]] = {}
+    local: dict[Any, date] = {}  # raw time → local day, each distinct time converted once
     for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
-            select(readings.c.meter, q, readings.c.time, readings.c.value).where(
+            select(readings.c.meter, q, RAW_TIME, readings.c.value).where(
                 readings.c.meter.in_(chunk),
                 readings.c.kind.in_(SPOT),
                 readings.c.time >= t0,
@@ -241,7 +242,13 @@ def supply_days(
         )
         for meter, quantity, t, text in rows:
             opened, peaks = out.setdefault(meter, (set(), {}))
-            day = t.astimezone(zone).date()
+            day = local.get(t)
+            if day is None:
+                if isinstance(t, datetime):  # PostgreSQL: timestamptz
+                    day = local[t] = t.astimezone(zone).date()
+                else:  # SQLite: naive UTC text
+                    at = datetime.fromisoformat(str(t)).replace(tzinfo=UTC)
+                    day = local[t] = at.astimezone(zone).date()
             if quantity == RELAY_STATE:
                 opened.add(day)
                 continue
