@@ -8,10 +8,11 @@ recompute reads 7 small rows per meter instead.
 ``MeterDay`` holds, for the slots ``(boundary(d), boundary(d+1)]`` aligned to the step (the
 slot at midnight closes the day before): the import and export energy of each slot (register
 differences one step apart, as ``intervals.slot_energy``), voltages below ``LOST_VOLTAGE``, and
-the day's live/neutral ``NeutralCounts`` (raw times in ``[boundary(d), boundary(d+1))``).  Both
-ways of getting a window's facts go through ``MeterDay`` and ``combine``: computed from the raw
-readings (``compute``) or read back (``load``), so results are the same with and without the
-table (floats are stored as JSON, which round-trips them exactly).
+the day's live/neutral ``NeutralCounts`` and whether the relay was reported open (raw times in
+``[boundary(d), boundary(d+1))``).  Both ways of getting a window's facts go through
+``MeterDay`` and ``combine``: computed from the raw readings (``compute``) or read back
+(``load``), so results are the same with and without the table (floats are stored as JSON,
+which round-trips them exactly).
 
 Validity: readings are insert-only, so a day's raw row count (every quantity the facts use, in
 ``[boundary(d) − 2·step, boundary(d+1) + 2·step)``, all a slot's readings can be) is taken
@@ -32,21 +33,22 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import Connection, Numeric, case, cast, delete, func, select
 
 from headend.analytics.intervals import NeutralCounts, slot_energy
 from headend.analytics.model import boundary
 from headend.analytics.repo import SPOT, chunks
-from headend.analytics.series import RAW_TIME, neutral_counts, slot_of
+from headend.analytics.series import RAW_TIME, neutral_counts, relay_opened, slot_of
 from headend.analytics.suspects import LOST_VOLTAGE
 from headend.db.analytics_tables import analytics_interval_days
 from headend.db.dialect import upsert
 from headend.db.tables import readings
-from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL, RELAY_STATE
 
 KEEP_DAYS = 31  # stored days older than a window's first by this many are deleted
 # every quantity a day's facts are computed from (the count that tells a stored day is current)
-SOURCES = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL, "voltage.a", "current.a", "current.n")
+SOURCES = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL, "voltage.a", "current.a", "current.n", RELAY_STATE)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class MeterDay:
     low_voltage: Mapping[datetime, float] = field(default_factory=dict)
     neutral: NeutralCounts = field(default_factory=lambda: NeutralCounts(0))
     export_read: bool = True  # False: export not read (the meter was not exporting then)
+    opened: bool | None = False  # relay reported open in the day's raw times (None: not known)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Window:
     exports: dict[str, dict[datetime, float]]
     low_voltage: dict[str, dict[datetime, float]]
     neutral: dict[str, NeutralCounts]
+    opened: frozenset[str] = frozenset()  # meters whose relay was reported open on some day
 
 
 def combine(facts: Iterable[MeterDay]) -> Window:
@@ -91,7 +95,8 @@ def combine(facts: Iterable[MeterDay]) -> Window:
             n.loaded + c.loaded, n.off + c.off, n.live_off + c.live_off,
             n.neutral_off + c.neutral_off, first,
         )  # fmt: skip
-    return Window(loads, exports, low, {m: c for m, c in neutral.items() if c.loaded})
+    opened = frozenset(f.meter for f in facts if f.opened)
+    return Window(loads, exports, low, {m: c for m, c in neutral.items() if c.loaded}, opened)
 
 
 def _span(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -200,6 +205,7 @@ def compute(
     low = case((q == "voltage.a", cast(readings.c.value, Numeric))) < LOST_VOLTAGE
     volts = _series(conn, meter_ids, read_lo, read_hi, step, "voltage.a", low)
     neutral = {d: neutral_counts(conn, meter_ids, t0, t1) for d, t0, t1 in spans}
+    opened = {d: relay_opened(conn, meter_ids, t0, t1) for d, t0, t1 in spans}
     e_days = {m: _by_day(slot_energy(r, step), spans) for m, r in energy.items()}
     x_days = {m: _by_day(slot_energy(r, step), spans) for m, r in export.items()}
     v_days = {m: _by_day({t: v for t, v in s.items() if v < float(LOST_VOLTAGE)}, spans)
@@ -212,7 +218,7 @@ def compute(
                     m, d, -1 if counted is None else counted.get((m, d), 0),
                     e_days.get(m, {}).get(d, {}), x_days.get(m, {}).get(d, {}),
                     v_days.get(m, {}).get(d, {}), neutral[d].get(m, NeutralCounts(0)),
-                    exporting is None or m in exporting,
+                    exporting is None or m in exporting, m in opened[d],
                 )
             )  # fmt: skip
     return out
@@ -244,13 +250,17 @@ def encode(f: MeterDay, zone: ZoneInfo, step: timedelta) -> str:
         "v": dense(f.low_voltage),
         "n": [c.loaded, c.off, c.live_off, c.neutral_off,
               None if c.first_off is None else c.first_off.isoformat()],
+        "o": f.opened,
     }  # fmt: skip
     return json.dumps(body, separators=(",", ":"))
 
 
 def decode(meter: str, day: date, readings_: int, text: str, grid: Sequence[datetime]) -> MeterDay:
     """``encode`` read back (``grid``: the day's slots, ``slots``)."""
-    body = json.loads(text)
+    try:  # orjson: the same floats (correctly rounded), 4 × faster than json
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN/Infinity, which json writes and orjson refuses
+        body = json.loads(text)
 
     def sparse(values: list[float | None] | None) -> dict[datetime, float]:
         if not values:
@@ -262,7 +272,7 @@ def decode(meter: str, day: date, readings_: int, text: str, grid: Sequence[date
         meter, day, readings_, sparse(body["e"]), sparse(body["x"] or None), sparse(body["v"]),
         NeutralCounts(loaded, off, live_off, neutral_off,
                       None if first_off is None else datetime.fromisoformat(first_off)),
-        body["x"] is not False,
+        body["x"] is not False, body.get("o"),  # stored before relay days: None, computed again
     )  # fmt: skip
 
 
@@ -328,6 +338,7 @@ def window(
         f
         for k, f in have.items()
         if f.readings == counted.get(k, 0)
+        and f.opened is not None
         and (f.export_read or (exporting is not None and f.meter not in exporting))
     ]
     current = {(f.meter, f.day) for f in facts}

@@ -77,6 +77,14 @@ def _meters_with(conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: d
     return out
 
 
+def relay_opened(
+    conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime
+) -> set[str]:
+    """The meters whose relay was reported open in ``[t0, t1)``."""
+    q, v = readings.c.quantity, readings.c.value
+    return _meters_with(conn, meter_ids, t0, t1, and_(q == RELAY_STATE, v == "open"))
+
+
 def sparse_facts(
     conn: Connection,
     meter_ids: Sequence[str],
@@ -85,15 +93,23 @@ def sparse_facts(
     t1: datetime,
     step: timedelta,
     relay_from: datetime | None = None,
+    opened_in: tuple[Collection[str], datetime, datetime] | None = None,
 ) -> tuple[dict[str, dict[datetime, bool]], dict[str, dict[datetime, float]]]:
     """The interval readings the evidence needs row by row, in ``[t0, t1)`` aligned to ``step``:
     relay states (from ``relay_from``, default ``t0``: the supply state of a longer window) of
     the meters reported open at least once, and live currents of those and of ``lost`` (meters
     with a voltage below ``LOST_VOLTAGE``).  Registers, low voltages and the live/neutral
-    comparison come per day (``headend.analytics.aggregates``)."""
+    comparison come per day (``headend.analytics.aggregates``); ``opened_in``: the meters
+    reported open in ``[k0, k1)``, known from there too."""
     q, v = readings.c.quantity, readings.c.value
     r0 = t0 if relay_from is None else min(relay_from, t0)
-    opened = _meters_with(conn, meter_ids, r0, t1, and_(q == RELAY_STATE, v == "open"))
+    if opened_in is None:
+        opened = relay_opened(conn, meter_ids, r0, t1)
+    else:  # known for [k0, k1) (the stored days): only the rest is scanned
+        opened, k0, k1 = set(opened_in[0]), opened_in[1], opened_in[2]
+        for a, b in ((r0, min(k0, t1)), (max(k1, r0), t1)):
+            if a < b:
+                opened |= relay_opened(conn, [m for m in meter_ids if m not in opened], a, b)
     relay: dict[str, dict[datetime, bool]] = defaultdict(dict)
     live: dict[str, dict[datetime, float]] = defaultdict(dict)
     slots: dict[Any, datetime] = {}
@@ -213,9 +229,10 @@ def supply_days(
     highest live current it measured (the reading-quality checks' supply and load state)."""
     q = readings.c.quantity
     out: dict[str, tuple[set[date], dict[date, Decimal]]] = {}
+    local: dict[Any, date] = {}  # raw time → local day, each distinct time converted once
     for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
-            select(readings.c.meter, q, readings.c.time, readings.c.value).where(
+            select(readings.c.meter, q, RAW_TIME, readings.c.value).where(
                 readings.c.meter.in_(chunk),
                 readings.c.kind.in_(SPOT),
                 readings.c.time >= t0,
@@ -225,7 +242,13 @@ def supply_days(
         )
         for meter, quantity, t, text in rows:
             opened, peaks = out.setdefault(meter, (set(), {}))
-            day = t.astimezone(zone).date()
+            day = local.get(t)
+            if day is None:
+                if isinstance(t, datetime):  # PostgreSQL: timestamptz
+                    day = local[t] = t.astimezone(zone).date()
+                else:  # SQLite: naive UTC text
+                    at = datetime.fromisoformat(str(t)).replace(tzinfo=UTC)
+                    day = local[t] = at.astimezone(zone).date()
             if quantity == RELAY_STATE:
                 opened.add(day)
                 continue

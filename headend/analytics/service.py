@@ -16,14 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine
 
-from headend.analytics import AnalyticsInputError, aggregates, repo, series, store
-from headend.analytics.collection import (
-    Due,
-    collection_rates,
-    failing_meters,
-    online_rate,
-    reading_checks,
-)
+from headend.analytics import AnalyticsInputError, aggregates, collection, repo, series, store
 from headend.analytics.intervals import (
     MeterIntervals,
     NeutralCounts,
@@ -39,12 +32,7 @@ from headend.analytics.lineloss import LossResult, area_loss, month_bounds
 from headend.analytics.model import Point, Registers, boundary, days
 from headend.analytics.peers import hourly_shape, peer_evidence
 from headend.analytics.settings import AnalyticsSettings
-from headend.analytics.suspects import (
-    IDLE_KWH,
-    Evidence,
-    MeterDays,
-    rank_suspects,
-)
+from headend.analytics.suspects import IDLE_KWH, Evidence, MeterDays, rank_suspects
 from headend.analytics.trend import flag_sudden_changes
 from headend.db.engine import reading, writing
 from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
@@ -169,8 +157,9 @@ def _suspects(
                             step, now, stored=settings.interval_aggregates,
                             exporting=exporting)  # fmt: skip
     relays, lives = series.sparse_facts(
-        conn, ids + totals, set(got.low_voltage), boundary(p0, zone), t1 + step, step, t0
-    )
+        conn, ids + totals, set(got.low_voltage), boundary(p0, zone), t1 + step, step, t0,
+        (got.opened, boundary(p0, zone), t1),  # the window's days: relay opened, per day
+    )  # fmt: skip
     intervals = {
         m: MeterIntervals(m, voltage=got.low_voltage.get(m, {}), live=lives.get(m, {}),
                           relay_open=relays.get(m, {}))
@@ -335,10 +324,10 @@ def _collection(
         frozen = {m: f[d] for m, f in facts.items() if d in f}
         online = {}
         for gw in {x.gateway for x in due if x.gateway}:
-            online[gw] = online_rate(
+            online[gw] = collection.online_rate(
                 repo.sessions(conn, gw, at + timedelta(days=1)), at, at + timedelta(days=1)
             )
-        rates = collection_rates(
+        rates = collection.collection_rates(
             d, due, frozen, zone, online=online, cutoff=settings.collection_cutoff
         )
         store.save_rates(conn, rates, now)
@@ -380,7 +369,7 @@ def _quality(
             opened, peaks = state.get(span.meter, (set(), {}))
             flags += [
                 f
-                for f in reading_checks(
+                for f in collection.reading_checks(
                     span.meter,
                     values,
                     max_kwh_per_day=settings.max_kwh_per_day,
@@ -399,8 +388,8 @@ def _quality(
         for s in p.meters
         if s.start is not None
     }
-    failing = failing_meters(
-        {m: Due(m, area, x.gateway, x.role) for m, x in due.items()},
+    failing = collection.failing_meters(
+        {m: collection.Due(m, area, x.gateway, x.role) for m, x in due.items()},
         obtained,
         as_of,
         window=settings.failing_window,

@@ -3,7 +3,9 @@ makes its day be computed again (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -86,6 +88,7 @@ def test_results_identical_with_and_without_aggregates(
     raw = _window(engine, meters, ds, stored=False)
     assert any(raw.low_voltage.values()) and any(n.off for n in raw.neutral.values())
     assert raw.exports  # PV customers and area meters' export
+    assert raw.opened  # relays opened (disconnected for arrears, energy while open)
     recompute(engine, SETTINGS.model_copy(update={"interval_aggregates": False}), last, last, NOW)
     without = _suspects(engine, areas, last)
     assert any(without)
@@ -175,6 +178,8 @@ def test_encode_decode_round_trip(
     )  # fmt: skip
     back = aggregates.decode("m", day, 7, aggregates.encode(f, zone, STEP), grid)
     assert back == f
+    opened = replace(f, opened=True)
+    assert aggregates.decode("m", day, 7, aggregates.encode(opened, zone, STEP), grid) == opened
     assert all(math.copysign(1, back.energy[t]) == math.copysign(1, v) for t, v in f.energy.items())
 
 
@@ -217,3 +222,40 @@ def test_days_long_before_the_window_are_forgotten(sqlite_engine: Engine) -> Non
             ).scalars()
         )
     assert stored == {kept.isoformat(), *(d.isoformat() for d in ds)}
+
+
+def test_a_day_stored_without_its_relay_state_is_computed_again(sqlite_engine: Engine) -> None:
+    """Days stored before the relay-open flag was kept ("o" absent) are not trusted."""
+    run, last = _world(sqlite_engine, 3)
+    meters = sorted(run.meters)
+    ds = days(last - timedelta(days=2), last + timedelta(days=1))
+    raw = _window(sqlite_engine, meters, ds, stored=False)
+    assert raw.opened
+    _window(sqlite_engine, meters, ds, stored=True)  # stores every day
+    t = analytics_interval_days
+    with writing(sqlite_engine) as conn:
+        for meter, day, text in conn.execute(select(t.c.meter, t.c.day, t.c.facts)).all():
+            body = json.loads(text)
+            del body["o"]
+            conn.execute(update(t).where(t.c.meter == meter, t.c.day == day)
+                         .values(facts=json.dumps(body)))  # fmt: skip
+    with writing(sqlite_engine) as conn:
+        have = aggregates.load(conn, meters, ds, SETTINGS.tz, STEP)
+    assert have and all(f.opened is None for f in have.values())
+    later = NOW + timedelta(hours=1)
+    with writing(sqlite_engine) as conn:
+        again = aggregates.window(conn, meters, ds, SETTINGS.tz, STEP, later)
+    assert again == raw
+    with reading(sqlite_engine) as conn:
+        stamps = set(conn.execute(select(t.c.computed_at)).scalars())
+    assert stamps == {later}  # every day computed and stored again, now with its flag
+
+
+def test_decode_reads_what_json_writes_beyond_orjson() -> None:
+    """Stored text is written by ``json`` (NaN as ``NaN``); reading back with orjson falls back
+    to ``json`` for what orjson refuses."""
+    grid = aggregates.slots(date(2026, 3, 4), SETTINGS.tz, STEP)
+    text = json.dumps({"e": [math.nan, 1.5], "x": False, "v": None, "n": [0, 0, 0.0, 0.0, None],
+                       "o": True})  # fmt: skip
+    back = aggregates.decode("m", date(2026, 3, 4), 7, text, grid)
+    assert math.isnan(back.energy[grid[0]]) and back.energy[grid[1]] == 1.5 and back.opened
