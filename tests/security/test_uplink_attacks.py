@@ -36,7 +36,8 @@ from tests.headend.ops_support import TUESDAY_10, meter_id, seed_archive
 from tests.security.broker import Client, SecureBroker, can_connect
 from tests.services import mosquitto_binary  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.integration
+# its broker is reloaded with new identities and waited for in wall-clock time: run alone
+pytestmark = [pytest.mark.integration, pytest.mark.realtime]
 HEADEND = "taiqu-headend"
 EPOCH = "5eed0002cafe0002"
 METER = meter_id("A2", 1)
