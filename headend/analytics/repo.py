@@ -20,10 +20,10 @@ from headend.analytics.collection import Due, FrozenFact, SessionFact
 from headend.analytics.model import MeterSpan, Point, Registers, boundary, freeze_day
 from headend.analytics.suspects import EventFact, Inspection, InstantFact
 from headend.db.analytics_tables import analytics_inspections, analytics_targets
+from headend.db.subsets import FROZEN_ROWS, NEGATIVE_ROWS
 from headend.db.tables import areas, events, gateway_sessions, meter_replacements, meters, readings
 from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
-FROZEN = "daily_frozen"
 SPOT = ("interval", "on_demand")
 COVER_EVENTS = ("meter_cover_open", "terminal_cover_open", "reading_anomaly")
 
@@ -178,7 +178,7 @@ def frozen_facts(
             ).where(
                 readings.c.meter.in_(chunk),
                 readings.c.quantity == quantity,
-                readings.c.kind == FROZEN,
+                FROZEN_ROWS,  # the partial index of frozen rows (headend.db.subsets)
                 readings.c.time >= lo,
                 readings.c.time < hi,
             )
@@ -290,18 +290,12 @@ def meter_events(
     return out
 
 
-SIGNED = ("current.a", "current.b", "current.c", "power.active.total", "power.active.a",
-          "power.active.b", "power.active.c")  # fmt: skip
-
-
 def anomalous_instants(
     conn: Connection, meter_ids: Sequence[str], t0: datetime, t1: datetime
 ) -> list[InstantFact]:
     """Negative power and current readings in ``[t0, t1)`` (energy flowing backwards through a
     meter; a low voltage is judged with the current of the same reading, in ``intervals``)."""
     q = readings.c.quantity
-    # quantities named, not matched: each is a range of the primary key (meter, quantity, time)
-    negative = and_(q.in_(SIGNED), readings.c.value.like("-%"))
     out = []
     for chunk in chunks(sorted(meter_ids)):
         rows = conn.execute(
@@ -311,7 +305,7 @@ def anomalous_instants(
                 readings.c.kind.in_(SPOT),
                 readings.c.time >= t0,
                 readings.c.time < t1,
-                negative,
+                NEGATIVE_ROWS,  # the partial index of negative values (headend.db.subsets)
             )
             .order_by(readings.c.time)
             .limit(10_000)

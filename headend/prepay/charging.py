@@ -29,6 +29,7 @@ from sqlalchemy import Connection, func, select, update
 from headend.db.dialect import insert_ignore
 from headend.db.prepay_tables import prepay_accounts, prepay_charges
 from headend.db.readings import multipliers
+from headend.db.subsets import FROZEN_ROWS
 from headend.db.tables import meter_replacements, meters, readings
 from headend.prepay import store
 from headend.prepay.charges import (
@@ -90,7 +91,7 @@ def load_samples(
         readings.c.time >= since,
     )
     if frozen_only:
-        query = query.where(readings.c.kind == "daily_frozen")
+        query = query.where(FROZEN_ROWS)  # its partial index (headend.db.subsets)
     rows = conn.execute(query).all()
     by: dict[tuple[str, datetime], dict[str, tuple[int, Decimal]]] = defaultdict(dict)
     for r in rows:
