@@ -9,10 +9,11 @@ gateways that read two-way energy store them.
 
 With ``--intervals [seed] [rounds]``: the suspects' workload instead — ``simulators.grid``,
 4 areas × 200 customers, 7 days of daily freezes and 15-minute interval readings (3.25 million
-rows), one database; the recompute of the last day by ``BENCH_BASE`` (default: the code before
-the daily interval aggregates) and by this tree without them, with 6 of 7 days stored (the daily
-job's case) and with all stored, in alternating subprocesses (recompute results are upserts:
-every run writes the same rows).
+rows), one database; the recompute of the last day by the issue's code (``BENCH_BASE``, as
+above: the issue's "1.58 s" was that code's), by the code before the daily interval aggregates
+(``BENCH_INTERVALS_BASE``, default ``7c0464d``) and by this tree without them, with 6 of 7 days
+stored (the daily job's case) and with all stored, in alternating subprocesses (recompute
+results are upserts: every run writes the same rows).
 
 Usage: python bench/analytics_recompute.py [areas] [meters_per_area] [days] [rounds]
        python bench/analytics_recompute.py --intervals [seed] [rounds]
@@ -101,7 +102,7 @@ def _run(pythonpath: Path, args: list[str], export: bool) -> tuple[float, float]
     return float(got["recompute_s"]), float(got["cpu_s"])
 
 
-MODES = ("default", "raw", "steady", "stored")
+MODES = ("issue", "default", "raw", "steady", "stored")
 
 
 def measure_db(path: str, last: str, mode: str = "default") -> dict[str, float]:
@@ -143,7 +144,7 @@ def intervals(seed: int, rounds: int) -> None:
     from simulators.grid import GridConfig, simulate
     from tests.headend.analytics.grid_db import store_archive, store_readings
 
-    base = os.environ.get("BENCH_BASE", INTERVALS_BASE)
+    base = os.environ.get("BENCH_INTERVALS_BASE", INTERVALS_BASE)
     cfg = GridConfig(areas=4, customers=200, days=7, seed=seed)
     last = (cfg.start + timedelta(days=cfg.days - 1)).isoformat()
     with tempfile.TemporaryDirectory() as tmp_:
@@ -155,13 +156,15 @@ def intervals(seed: int, rounds: int) -> None:
         store_archive(engine, run)
         rows = store_readings(engine, run, interval_every=1)
         engine.dispose()
-        old = tmp / "old"
-        old.mkdir()
-        archive = subprocess.run(
-            ["git", "archive", base, "headend", "protocols", "taiqu"],
-            cwd=ROOT, capture_output=True, check=True,
-        )  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+        trees = {}
+        for name, rev in (("old", base), ("issue", BASE)):
+            trees[name] = tmp / name
+            trees[name].mkdir()
+            archive = subprocess.run(
+                ["git", "archive", rev, "headend", "protocols", "taiqu"],
+                cwd=ROOT, capture_output=True, check=True,
+            )  # fmt: skip
+            subprocess.run(["tar", "-x", "-C", str(trees[name])], input=archive.stdout, check=True)
 
         def one(tree: Path, mode: str) -> float:
             got = subprocess.run(
@@ -175,11 +178,13 @@ def intervals(seed: int, rounds: int) -> None:
         times: dict[str, list[float]] = {m: [] for m in MODES}
         for _ in range(rounds):
             for mode in MODES:
-                times[mode].append(one(old if mode == "default" else ROOT, mode))
-    b = statistics.median(times["default"])
+                tree = {"issue": trees["issue"], "default": trees["old"]}.get(mode, ROOT)
+                times[mode].append(one(tree, "default" if mode == "issue" else mode))
+    b, i = statistics.median(times["default"]), statistics.median(times["issue"])
     print(f"4 areas × 200 customers, 7 days of 15-minute readings ({rows} rows), seed {seed}: "
           f"recompute of one day, CPU s, {rounds} alternating rounds")  # fmt: skip
     labels = {
+        "issue": f"the issue's code ({BASE})",
         "default": f"baseline (code at {base})",
         "raw": "this tree, aggregates off",
         "steady": "this tree, 6 days stored, last computed",
@@ -188,7 +193,7 @@ def intervals(seed: int, rounds: int) -> None:
     for mode in MODES:
         m = statistics.median(times[mode])
         print(f"{labels[mode]:<42} {' '.join(f'{x:.2f}' for x in times[mode])}  median {m:.2f}"
-              f"  = {m / b:.2f} ×")  # fmt: skip
+              f"  = {m / b:.2f} × baseline, {m / i:.2f} × the issue's")  # fmt: skip
     print(f"{'this tree, first run (computes all 7 days)':<42} {fill:.2f}")
 
 
