@@ -14,11 +14,16 @@ the day's live/neutral ``NeutralCounts`` and whether the relay was reported open
 (``load``), so results are the same with and without the table (floats are stored as JSON,
 which round-trips them exactly).
 
-Validity: readings are insert-only, so a day's raw row count (every quantity the facts use, in
-``[boundary(d) − 2·step, boundary(d+1) + 2·step)``, all a slot's readings can be) is taken
-*before* its facts are read and stored with them; a stored day whose count differs now (a late
-reading, a back-fill, a pruned day) is computed again.  Only days whose last slot is
-``2·step`` in the past are stored (``settings.interval_aggregates`` turns the table off).
+Validity: readings are insert-only and written in one place (``headend.db.bulk.write_readings``),
+which records the span of reading times each write covered (``reading_spans``).  Before a
+window's stored days are read, ``invalidate`` consumes the spans written since the last time:
+every stored day a span reaches (a day's facts depend on readings in ``[boundary(d) − 2·step,
+boundary(d+1) + 2·step)``) is deleted, for every meter, and so computed again from the raw
+readings.  A span committed while a recompute runs is not consumed by it, so a reading that the
+recompute did not see invalidates its day at the next one.  Only days whose last slot is
+``2·step`` in the past are stored (``settings.interval_aggregates`` turns the table off).  The
+table is a cache: deleting rows of it is always safe; readings written around the ingest (SQL
+by hand) are not seen until their day's rows are deleted.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Connection, Numeric, case, cast, delete, func, select
+from sqlalchemy import Connection, Numeric, case, cast, delete, or_, select
+from sqlalchemy import text as sql
 
 from headend.analytics.intervals import NeutralCounts, slot_energy
 from headend.analytics.model import boundary
@@ -43,12 +49,11 @@ from headend.analytics.series import RAW_TIME, neutral_counts, relay_opened, slo
 from headend.analytics.suspects import LOST_VOLTAGE
 from headend.db.analytics_tables import analytics_interval_days
 from headend.db.dialect import upsert
-from headend.db.tables import readings
-from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL, RELAY_STATE
+from headend.db.tables import reading_spans, readings
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
 KEEP_DAYS = 31  # stored days older than a window's first by this many are deleted
-# every quantity a day's facts are computed from (the count that tells a stored day is current)
-SOURCES = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL, "voltage.a", "current.a", "current.n", RELAY_STATE)
+LOCK_KEY = 0x7461697175_0019  # advisory lock of the stored days ("taiqu", migration 0019)
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class MeterDay:
 
     meter: str
     day: date
-    readings: int = 0  # raw rows of the day when computed (-1: not counted)
+    readings: int = 0  # stored as 0 (before migration 0019: the day's raw row count)
     energy: Mapping[datetime, float] = field(default_factory=dict)  # import per slot
     export: Mapping[datetime, float] = field(default_factory=dict)  # export per slot
     low_voltage: Mapping[datetime, float] = field(default_factory=dict)
@@ -103,29 +108,36 @@ def _span(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return boundary(day, zone), boundary(day + timedelta(days=1), zone)
 
 
-def counts(
-    conn: Connection, meter_ids: Sequence[str], days: Sequence[date], zone: ZoneInfo,
-    step: timedelta,
-) -> dict[tuple[str, date], int]:  # fmt: skip
-    """Raw rows per meter and day that the day's facts can depend on (daily frozen registers
-    too: counting them costs less than reading ``kind`` to leave them out)."""
-    out: dict[tuple[str, date], int] = {}
-    for d in days:
-        t0, t1 = _span(d, zone)
-        for chunk in chunks(sorted(meter_ids)):
-            rows = conn.execute(
-                select(readings.c.meter, func.count())
-                .where(
-                    readings.c.meter.in_(chunk),
-                    readings.c.quantity.in_(SOURCES),  # every kind: a covering-index range
-                    readings.c.time >= t0 - 2 * step,
-                    readings.c.time < t1 + 2 * step,
-                )
-                .group_by(readings.c.meter)
-            )
-            for meter, n in rows:
-                out[(meter, d)] = int(n)
-    return out
+def invalidate(conn: Connection, zone: ZoneInfo, step: timedelta) -> int:
+    """Consume the reading spans written since the last call: delete the stored days they reach
+    (every meter; stored days of another zone or step too, all of them: one configuration's
+    cache).  How many spans were consumed.
+
+    On PostgreSQL the caller's transaction first takes ``LOCK_KEY`` (until it ends): two
+    recomputes at once would otherwise race, one consuming a span whose reading the other did
+    not see before storing its day.  SQLite's write transactions are serial already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sql("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+    s = reading_spans
+    spans = conn.execute(select(s.c.id, s.c.t_min, s.c.t_max)).all()
+    if not spans:
+        return 0
+    reach: set[date] = set()
+    for _, lo, hi in spans:
+        first = (lo - 2 * step).astimezone(zone).date()
+        last = (hi + 2 * step).astimezone(zone).date()
+        reach.update(first + timedelta(days=k) for k in range((last - first).days + 1))
+    t = analytics_interval_days
+    keys = sorted(d.isoformat() for d in reach)
+    for i in range(0, len(keys), 500):
+        conn.execute(delete(t).where(t.c.day.in_(keys[i : i + 500])))
+    conn.execute(
+        delete(t).where(or_(t.c.zone != zone.key, t.c.step_s != int(step.total_seconds())))
+    )
+    ids = [r.id for r in spans]
+    for i in range(0, len(ids), 500):
+        conn.execute(delete(s).where(s.c.id.in_(ids[i : i + 500])))
+    return len(ids)
 
 
 def _series(
@@ -179,14 +191,13 @@ def _by_day(
 
 def compute(
     conn: Connection, meter_ids: Sequence[str], days: Sequence[date], zone: ZoneInfo,
-    step: timedelta, counted: Mapping[tuple[str, date], int] | None = None,
-    exporting: Collection[str] | None = None,
+    step: timedelta, exporting: Collection[str] | None = None,
 ) -> list[MeterDay]:  # fmt: skip
-    """Every (meter, day)'s ``MeterDay`` from the raw readings (``counted``: the row counts taken
-    before, stored with the facts).  A slot's readings lie within half a step of it, so the
-    read is ``[first − 2·step, end + 2·step)`` and only slots of the days (and the register one
-    step before the first) are kept: a day comes out the same whichever days are computed
-    with it.  Export registers are read for ``exporting`` only (default: every meter)."""
+    """Every (meter, day)'s ``MeterDay`` from the raw readings.  A slot's readings lie within half
+    a step of it, so the read is ``[first − 2·step, end + 2·step)`` and only slots of the days
+    (and the register one step before the first) are kept: a day comes out the same whichever
+    days are computed with it.  Export registers are read for ``exporting`` only (default:
+    every meter)."""
     if not meter_ids or not days:
         return []
     spans = [(d, *_span(d, zone)) for d in sorted(days)]
@@ -215,8 +226,7 @@ def compute(
         for d, _, _ in spans:
             out.append(
                 MeterDay(
-                    m, d, -1 if counted is None else counted.get((m, d), 0),
-                    e_days.get(m, {}).get(d, {}), x_days.get(m, {}).get(d, {}),
+                    m, d, 0, e_days.get(m, {}).get(d, {}), x_days.get(m, {}).get(d, {}),
                     v_days.get(m, {}).get(d, {}), neutral[d].get(m, NeutralCounts(0)),
                     exporting is None or m in exporting, m in opened[d],
                 )
@@ -306,13 +316,12 @@ def load(
 
 def save(conn: Connection, facts: Sequence[MeterDay], zone: ZoneInfo, step: timedelta,
          now: datetime) -> None:  # fmt: skip
-    """Upsert days' facts (counted ones only)."""
+    """Upsert days' facts."""
     rows = [
         {"meter": f.meter, "day": f.day.isoformat(), "zone": zone.key,
          "step_s": int(step.total_seconds()), "readings": f.readings,
          "facts": encode(f, zone, step), "computed_at": now}
         for f in facts
-        if f.readings >= 0
     ]  # fmt: skip
     t = analytics_interval_days
     keys = ["meter", "day"]
@@ -332,13 +341,12 @@ def window(
     again for a meter that exports now."""
     if not stored:
         return combine(compute(conn, meter_ids, days, zone, step, exporting=exporting))
-    counted = counts(conn, meter_ids, days, zone, step)  # before reading: see the docstring
+    invalidate(conn, zone, step)  # before reading: see the module docstring
     have = load(conn, meter_ids, days, zone, step)
     facts = [
         f
-        for k, f in have.items()
-        if f.readings == counted.get(k, 0)
-        and f.opened is not None
+        for f in have.values()
+        if f.opened is not None
         and (f.export_read or (exporting is not None and f.meter not in exporting))
     ]
     current = {(f.meter, f.day) for f in facts}
@@ -346,7 +354,7 @@ def window(
         missing = [m for m in meter_ids if (m, d) not in current]
         if not missing:
             continue
-        fresh = compute(conn, missing, [d], zone, step, counted, exporting)
+        fresh = compute(conn, missing, [d], zone, step, exporting)
         facts += fresh
         if _span(d, zone)[1] + 2 * step <= now:
             save(conn, fresh, zone, step, now)

@@ -131,7 +131,8 @@ analytics_interval_days = Table(
     Column("day", Day, primary_key=True),
     Column("zone", String(64), nullable=False),  # the day's zone and the interval step:
     Column("step_s", Integer, nullable=False),  # facts of another basis are recomputed
-    Column("readings", Integer, nullable=False),  # raw rows counted before the facts were read
+    Column("readings", Integer, nullable=False),  # raw rows counted (before 0019; now 0)
     Column("facts", Text, nullable=False),  # JSON, see aggregates.encode
     Column("computed_at", UTCDateTime, nullable=False),
+    Index("ix_analytics_interval_days_day", "day"),  # invalidation by day (migration 0019)
 )

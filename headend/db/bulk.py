@@ -11,7 +11,9 @@ order, built straight from the columns a message was decoded into) and writes th
 - SQLite: one ``INSERT OR IGNORE`` executemany, times already in the stored form (UTC text as
   SQLAlchemy's SQLite DATETIME writes it; ``stamp`` converts each distinct instant once).
 
-Both leave exactly the rows the Core insert would, which the tests compare.
+Both leave exactly the rows the Core insert would, which the tests compare.  Each write also
+records the span of reading times it covered (``reading_spans``: one small row per transaction,
+whatever its size), which tells derived per-day facts that their day may have changed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -47,6 +50,8 @@ _PG_TYPES = [
 ]
 _NAMES = ", ".join(f'"{c}"' for c in READING_COLUMNS)
 _SAVEPOINT = "taiqu_readings"
+_TIME = itemgetter(READING_COLUMNS.index("time"))
+_SPAN = "INSERT INTO reading_spans (t_min, t_max) VALUES (%s, %s)"
 
 Row = tuple[Any, ...]
 
@@ -85,12 +90,18 @@ class ReadingSink:
 
 
 def write_readings(conn: Connection, rows: Sequence[Row]) -> None:
-    """Insert ``rows`` (``READING_COLUMNS`` order, times as ``ReadingSink.stamp`` makes them)."""
+    """Insert ``rows`` (``READING_COLUMNS`` order, times as ``ReadingSink.stamp`` makes them) and
+    the span of their times (``reading_spans``)."""
+    if not rows:
+        return
     raw: Any = conn.connection.driver_connection
+    times = [*map(_TIME, rows)]
+    span = (min(times), max(times))
     with driver_errors("INSERT INTO readings"):
         if conn.dialect.name == "sqlite":
             marks = ", ".join("?" for _ in READING_COLUMNS)
             _executemany(raw, f"INSERT OR IGNORE INTO readings ({_NAMES}) VALUES ({marks})", rows)
+            raw.execute(_SPAN.replace("%s", "?"), span)
             return
         with raw.cursor() as cursor:
             cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
@@ -101,6 +112,7 @@ def write_readings(conn: Connection, rows: Sequence[Row]) -> None:
                 _insert_ignoring_stored(cursor, rows)
             else:
                 cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            cursor.execute(_SPAN, span)
 
 
 @contextmanager

@@ -268,6 +268,18 @@ readings = Table(
     Column("command", String(64), nullable=True),
 )
 
+# What each write of readings covered (created by migration 0019, not part of CORE_TABLES): the
+# earliest and latest reading time of one ``bulk.write_readings``.  Derived facts of a period
+# (``analytics_interval_days``) are invalidated by the spans written since, which their consumer
+# then deletes (headend.analytics.aggregates.invalidate).
+reading_spans = Table(
+    "reading_spans",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("t_min", UTCDateTime, nullable=False),
+    Column("t_max", UTCDateTime, nullable=False),
+)
+
 events = Table(
     "events",
     metadata,

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, insert, select, text
 
 from headend.config import DatabaseSettings
 from headend.db import make_engine
@@ -28,7 +27,6 @@ from headend.db.scale import (
     reading_daily,
 )
 from headend.db.tables import readings
-from headend.ingest.keys import GatewayKeys
 from headend.ingest.store import Ingestor
 from headend.ingest.streams import held_runs
 from protocols.model import ReadingKind
@@ -67,21 +65,24 @@ def rec(meter: str, at: datetime, total: str, quantity: str = "energy.active.imp
     )
 
 
-class NoKeyRegistry(GatewayKeys):
-    """The head-end before migration 0012 had no gateway key registry: nothing to look up."""
-
-    def _lookup(self, conn: Any, gateway: str) -> tuple[dict[str, Any], bool]:
-        return {}, False  # no current keys, none revoked
-
-
-def ingest(
-    engine: Engine, seq: int, records: list[ReadingRecord], gw: str = "gw-1", *, old: bool = False
-) -> int:
+def ingest(engine: Engine, seq: int, records: list[ReadingRecord], gw: str = "gw-1") -> int:
     b = batch(gw, "e1e1e1e1", seq, list(records))
     with writing(engine) as conn:
-        ingestor = Ingestor(keys=NoKeyRegistry()) if old else Ingestor()
-        out = ingestor.handle(conn, Topics(gw).data, encode(b), NOW)
+        out = Ingestor().handle(conn, Topics(gw).data, encode(b), NOW)
     return out.readings
+
+
+def stored_by_an_old_headend(engine: Engine, records: list[ReadingRecord]) -> None:
+    """The rows a head-end of an older schema stored (today's ingest needs today's tables)."""
+    rows = [
+        {"meter": r.meter, "quantity": q, "time": r.gateway_time, "kind": r.kind.value,
+         "value": v, "gateway": "gw-1", "gateway_time": r.gateway_time,
+         "meter_time": r.meter_time, "flags": ""}
+        for r in records
+        for q, v in r.values.items()
+    ]  # fmt: skip
+    with writing(engine) as conn:
+        conn.execute(insert(readings), rows)
 
 
 def where(engine: Engine) -> dict[str, str]:
@@ -127,7 +128,7 @@ def test_migration_moves_existing_rows_into_partitions(pg_template: str) -> None
         upgrade(engine, [m for m in discover() if m.version < 5])
         t1, t2 = datetime(2025, 1, 31, 23, 45, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC)
         rows = [rec("202600000001", t1, "1.00"), rec("202600000001", t2, "1.25")]
-        ingest(engine, 1, rows, old=True)  # stored by a head-end of schema version 4
+        stored_by_an_old_headend(engine, rows)  # schema version 4
         with reading(engine) as conn:
             before = sorted(tuple(r) for r in conn.execute(select(readings)).all())
             assert not is_partitioned(conn)
