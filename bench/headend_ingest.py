@@ -116,18 +116,22 @@ def raw_rate(broker: Any, data_file: Path, total_msgs: int, readings: int) -> fl
 
 
 def register(engine: Any, meters: list[str]) -> None:
-    """Put the bench's meters in the archive (readings of unknown meters take a slower path)."""
+    """Put the bench's meters in the archive, each in the area of the gateway that publishes it
+    (a reading is stored only for a meter of the publishing gateway's archive at its time)."""
     from datetime import UTC, datetime
 
     from headend.db.engine import writing
+    from headend.db.tables import areas as areas_table
     from headend.db.tables import meters as meters_table
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    gateways = sorted({int(m[:2]) for m in meters})  # bench_meters: prefix f"{g:02d}26"
+    area_rows = [{"id": f"A{g}", "gateway": f"gw-{g:04d}", "valid_from": t0} for g in gateways]
     rows = [
         {
             "id": m,
             "point": m,
-            "area": "A1",
+            "area": f"A{int(m[:2])}",
             "bus": "b",
             "protocol": "dlt645-2007",
             "address": m,
@@ -136,6 +140,7 @@ def register(engine: Any, meters: list[str]) -> None:
         for m in meters
     ]
     with writing(engine) as conn:
+        conn.execute(areas_table.insert(), area_rows)
         conn.execute(meters_table.insert(), rows)
 
 
