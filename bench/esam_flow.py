@@ -63,7 +63,7 @@ def main() -> int:
     )
     from protocols.uplink import Command, CommandAction, CommandResult, CommandState, decode_message
     from protocols.uplink.secured import parse_step, step_report, step_requests
-    from simulators.dlt645_meter import Dlt645Listener
+    from simulators.dlt645.meter import Dlt645Listener
     from simulators.esam import SoftwareEsam
     from simulators.meter import Meter, MeterSpec
     from taiqu.clock import ManualClock

@@ -8,6 +8,8 @@
 - ``protocols.stream`` / ``protocols.connection``: the 68H … 16H frame hunt and the bus side of a
   sans-IO connection, shared by DL/T 645 and DL/T 698.45.
 - ``protocols.archive``: the meter archive CSV columns (field search writes, the head-end reads).
+- ``protocols.freeze_window``: when a meter's clock may be stepped (clear of its freezes on the
+  hour), shared by the gateway's time sync and the head-end's clock sets.
 - ``protocols.cli``: what the field tools (``taiqu dlt645|dlt698|modbus``) share.
 
 Exception tree (every error this package raises on bad input derives from ``ProtocolError``)::

@@ -6,9 +6,10 @@
 - ``simulators.meter``: the protocol-independent meter state and its ground truth.
 - ``simulators.personalities``: meter personalities as data (one TOML file each): how a real
   meter departs from the complete one; ``simulators.firmware`` (relay timing, clock rules, busy
-  window) and ``simulators.dlt645_reads`` (blocks, phases, unsupported, filler, follow-up frames)
+  window) and ``simulators.dlt645.reads`` (blocks, phases, unsupported, filler, follow-up frames)
   apply them; ``simulators.history``: settlement periods and load profile records.
-- ``simulators.dlt645_meter`` / ``simulators.modbus_meter``: the codecs' slave roles bound to it.
+- ``simulators.dlt645``, ``simulators.dlt698``, ``simulators.modbus``: the codecs' slave roles
+  bound to it (``meter`` in each).
 - ``simulators.bus``: a multi-drop half-duplex bus paced at the baud rate, with faults;
   ``simulators.line``: per-meter line settings and what a receiver at other settings hears.
 - ``simulators.endpoints``: TCP (``socket://``) and pseudo-terminal endpoints;

@@ -25,7 +25,6 @@ firmware in docs/dlt645.md §Security shows it:
 from __future__ import annotations
 
 import secrets
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -63,10 +62,12 @@ from protocols.dlt645 import (
 from protocols.dlt645.security import DI_AUTH_VALIDITY, first_class
 from protocols.esam import (
     LabCryptoError,
+    LabKeyError,
     Session,
     authentication_ciphertext,
     control_header,
     meter_keys,
+    parse_master_key,
     reply_header,
     write_header,
 )
@@ -93,18 +94,13 @@ def read_master_key(path: Path) -> bytes:
     ``taiqu headend esam-lab-key`` writes it); ``SimConfigError`` names what is wrong."""
     try:
         mode = path.stat().st_mode
-        text = path.read_text().strip()
+        text = path.read_text()
     except OSError as exc:
         raise SimConfigError(f"esam.key_file {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SimConfigError(f"esam.key_file {path} must be 0600 (chmod 600 {path})")
     try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) != 16:
-        raise SimConfigError(f"esam.key_file {path} must hold 32 hex digits")
-    return key
+        return parse_master_key(text, mode, str(path))
+    except LabKeyError as exc:
+        raise SimConfigError(f"esam.key_file {path} {exc}") from None
 
 
 @dataclass(frozen=True)

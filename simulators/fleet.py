@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from simulators.bus import Bus, Listener
 from simulators.config import BusModel, FleetConfig, MeterModel, ScenarioModel
-from simulators.dlt645_meter import Dlt645Listener, protocol_version
-from simulators.dlt698_meter import Dlt698Listener
+from simulators.dlt645.meter import Dlt645Listener, protocol_version
+from simulators.dlt698.meter import Dlt698Listener
 from simulators.endpoints import Gate, PtyEndpoint, TapEndpoint, TcpEndpoint
 from simulators.energy import ZERO4, Vec4, add4, scale4
 from simulators.errors import ControlError
@@ -33,7 +33,7 @@ from simulators.esam import SoftwareEsam, read_master_key
 from simulators.faults import Faults
 from simulators.line import LineSettings
 from simulators.meter import Cover, Meter, MeterSpec, Prepay
-from simulators.modbus_meter import ModbusListener
+from simulators.modbus.meter import ModbusListener
 from simulators.profiles import DEFAULT_TOU, LoadProfile, TouTable
 from taiqu.clock import Clock, make_clock
 

@@ -1,6 +1,6 @@
 """Ground truth of what each meter lets a master read, per identifier and per quantity.
 
-``readable(fleet, meter_id)`` asks the meter's own firmware path (``dlt645_reads.probe``, the
+``readable(fleet, meter_id)`` asks the meter's own firmware path (``dlt645.reads.probe``, the
 code that answers the wire, without counting a read) for every identifier of the table it could
 be asked: current values, the last settlement period, the last daily freeze, the last event
 record and the latest load record.  Outcomes: ``readable``, ``partial`` (fewer phases),
@@ -25,8 +25,8 @@ from protocols.dlt645.data_ids import specialize
 from protocols.dlt645.layouts import Group, Stamp
 from protocols.dlt645.load_profile import GIVEN_TIME
 from protocols.modbus.registers import load_map, plan_reads
-from simulators.dlt645_meter import Dlt645Listener, protocol_version
-from simulators.dlt645_reads import dropped_member, probe
+from simulators.dlt645.meter import Dlt645Listener, protocol_version
+from simulators.dlt645.reads import dropped_member, probe
 
 if TYPE_CHECKING:
     from simulators.fleet import Fleet

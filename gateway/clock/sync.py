@@ -13,7 +13,8 @@ Rules, checked in this order for one meter (``drift`` = meter clock − gateway 
     otherwise                         → Broadcast
 
 Both the gateway's time and the meter's own time (gateway + drift) must be clear of the window:
-a meter four minutes slow must not be stepped across its own 00:00 freeze.  A ``Skip`` carries
+a meter four minutes slow must not be stepped across its own 00:00 freeze (the window is
+``protocols.freeze_window``, shared with the head-end's clock sets).  A ``Skip`` carries
 ``retry_at``, the earliest local time at which the answer may change.
 
 DL/T 645 time sync (08H) is a broadcast to 99…99: every meter on the bus gets it.
@@ -29,9 +30,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 
+from protocols.freeze_window import FREEZE_MARGIN, freeze_retry_at, leave_window
+
 MAX_BROADCAST_DRIFT_S = 300.0
 DEFAULT_MIN_DRIFT_S = 5.0
-FREEZE_MARGIN = timedelta(minutes=10)
 SYNC_FRAME_BYTES = 4 + 12 + 6  # preamble + header/trailer + 6 data bytes of a 08H frame
 
 
@@ -86,24 +88,6 @@ class TimeSyncPolicy:
             raise ValueError("the freeze margin must be under 30 minutes")
 
 
-def in_freeze_window(local: datetime, margin: timedelta = FREEZE_MARGIN) -> bool:
-    """Whether ``local`` is within ``margin`` of a whole hour (either side)."""
-    into_hour = timedelta(
-        minutes=local.minute, seconds=local.second, microseconds=local.microsecond
-    )
-    return into_hour < margin or timedelta(hours=1) - into_hour < margin
-
-
-def leave_window(local: datetime, margin: timedelta = FREEZE_MARGIN) -> datetime:
-    """The first time at or after ``local`` that is clear of the freeze window."""
-    if not in_freeze_window(local, margin):
-        return local
-    hour = local.replace(minute=0, second=0, microsecond=0)
-    if local - hour >= margin:  # in the last minutes before the next hour
-        hour += timedelta(hours=1)
-    return hour + margin
-
-
 def plan_time_sync(
     meter_drift_seconds: float,
     now_local: datetime,
@@ -129,11 +113,9 @@ def _bus_rules(
     if last_sync_local is not None and last_sync_local.date() >= now_local.date():
         tomorrow = datetime.combine(now_local.date() + timedelta(days=1), time(), now_local.tzinfo)
         return Skip(SkipReason.ALREADY_TODAY, leave_window(tomorrow, policy.margin))
-    meter_local = now_local + timedelta(seconds=drift_s)
-    if in_freeze_window(now_local, policy.margin) or in_freeze_window(meter_local, policy.margin):
-        clear_gateway = leave_window(now_local, policy.margin)
-        clear_meter = leave_window(meter_local, policy.margin) - timedelta(seconds=drift_s)
-        return Skip(SkipReason.FREEZE_WINDOW, max(clear_gateway, clear_meter))
+    retry = freeze_retry_at(now_local, timedelta(seconds=drift_s), policy.margin)
+    if retry is not None:
+        return Skip(SkipReason.FREEZE_WINDOW, retry)
     return Broadcast(drift_s)
 
 

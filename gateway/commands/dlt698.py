@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from gateway.clock.sync import SkipReason, TimeSyncPolicy, in_freeze_window
+from gateway.clock.sync import SkipReason, TimeSyncPolicy
 from gateway.commands.types import (
     PROTOCOL_698,
     Dlt698Request,
@@ -41,6 +41,7 @@ from protocols.dlt698.objects import (
     TRIP,
 )
 from protocols.dlt698.values import close_parameter, decode_value, trip_parameter
+from protocols.freeze_window import in_freeze_window
 from protocols.model import MeterTime
 from protocols.uplink.messages import Command, CommandAction, CommandState
 

@@ -28,12 +28,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from decimal import Decimal
 from typing import Any
 
 from gateway.config import MeterConfig
 from gateway.events import SWEEP_IDENTIFIERS, Counter, PollResult, record_identifiers
-from gateway.polling.driver import Group, MeterRefused, ReplyUndecodable, Undecodable
+from gateway.polling.driver import (
+    Group,
+    MeterRefused,
+    ReplyUndecodable,
+    Undecodable,
+    poll_result_of,
+)
 from protocols.dlt645 import (
     DATA_IDS,
     NEED_DATA,
@@ -51,7 +56,6 @@ from protocols.dlt645.errors import Dlt645Error, Dlt645ValueError
 from protocols.dlt645.frame import encode_frame
 from protocols.dlt645.load_profile import CATEGORIES, ProfileRecord, profile_request
 from protocols.model import MeterTime
-from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
 _V7, _V9 = Version.V2007, Version.V1997
 PLANS: dict[Version, dict[Group, tuple[int, ...]]] = {
@@ -76,7 +80,6 @@ COUNTERS = {
     Counter.TERMINAL_COVER: "events.terminal_cover.count",
     Counter.POWER_DOWN: "events.power_down.count",
 }
-ENERGY_CHECKED = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL)
 FREEZE_TIME = 0x05060000
 FROZEN_FORWARD = 0x05060100
 FROZEN_REVERSE = 0x05060200
@@ -194,26 +197,17 @@ class Dlt645Driver:
         self, values: dict[str, Any], gateway_time: datetime, clock_synced: bool
     ) -> PollResult | None:
         counts = {c: values[k] for c, k in COUNTERS.items() if isinstance(values.get(k), int)}
-        words = {
-            n: values[f"status.word{n}"]
-            for n in range(1, 8)
-            if isinstance(values.get(f"status.word{n}"), int)
-        }
-        energy = {k: v for k, v in values.items() if k in ENERGY_CHECKED and isinstance(v, Decimal)}
         meter_time = None
         day, clock = values.get("meter.date"), values.get("meter.time")
         if isinstance(day, date) and isinstance(clock, time):
             meter_time = MeterTime(datetime.combine(day, clock), self.zone)
-        if not (counts or words or energy or meter_time):
-            return None
-        return PollResult(
+        return poll_result_of(
+            values,
             gateway_time,
-            meter_time=meter_time,
+            clock_synced,
             counts=counts,
-            status_words=words,
-            energy=energy,
+            meter_time=meter_time,
             identity=self.meter.address,
-            gateway_clock_synced=clock_synced,
         )
 
     def record_items(self, plan: dict[Counter, list[int]]) -> Sequence[int]:

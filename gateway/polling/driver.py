@@ -21,7 +21,10 @@ from typing import Any, Protocol
 from gateway.bus.worker import Exchange
 from gateway.config.models import MeterConfig
 from gateway.events import Counter, PollResult
-from protocols.model import Event, Reading, Value
+from protocols.model import Event, MeterTime, Reading, Value
+from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
+
+ENERGY_CHECKED = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL)  # registers checked for going backwards
 
 
 class Group(StrEnum):
@@ -168,3 +171,34 @@ def to_value(raw: Any) -> Value | None:
     if isinstance(raw, float):
         return Decimal(repr(raw))
     return None
+
+
+def poll_result_of(
+    values: dict[str, Any],
+    gateway_time: datetime,
+    clock_synced: bool,
+    *,
+    counts: dict[Counter, int] | None = None,
+    meter_time: MeterTime | None = None,
+    identity: str | None = None,
+) -> PollResult | None:
+    """A visit's ``PollResult`` from its values (status words 1-7, the checked energy totals) and
+    what the driver read in its own way; None when it carries nothing event detection uses."""
+    counts = counts or {}
+    words = {
+        n: values[f"status.word{n}"]
+        for n in range(1, 8)
+        if isinstance(values.get(f"status.word{n}"), int)
+    }
+    energy = {k: v for k, v in values.items() if k in ENERGY_CHECKED and isinstance(v, Decimal)}
+    if not (counts or words or energy or meter_time):
+        return None
+    return PollResult(
+        gateway_time,
+        meter_time=meter_time,
+        counts=counts,
+        status_words=words,
+        energy=energy,
+        identity=identity,
+        gateway_clock_synced=clock_synced,
+    )

@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from gateway.config import MeterConfig
 from gateway.events import Counter, PollResult
-from gateway.polling.driver import Group, MeterRefused
+from gateway.polling.driver import Group, MeterRefused, poll_result_of
 from protocols.modbus.pdu import NEED_DATA, ExceptionResponse, ModbusMaster, RegistersResponse
 from protocols.modbus.registers import BlockRead, decode_block, load_map, models, plan_reads
-from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
-ENERGY_CHECKED = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL)
 _GROUP_PREFIXES: dict[Group, tuple[str, ...]] = {
     Group.ENERGY: ("energy.active.import.", "energy.active.export.total"),
     Group.INSTANT: ("voltage.", "current.", "power.", "power_factor.", "frequency"),
@@ -93,10 +90,7 @@ class ModbusDriver:
     def poll_result(
         self, values: dict[str, Any], gateway_time: datetime, clock_synced: bool
     ) -> PollResult | None:
-        energy = {k: v for k, v in values.items() if k in ENERGY_CHECKED and isinstance(v, Decimal)}
-        if not energy:
-            return None
-        return PollResult(gateway_time, energy=energy, gateway_clock_synced=clock_synced)
+        return poll_result_of(values, gateway_time, clock_synced)
 
     def records(
         self, plan: dict[Counter, list[int]], by_item: dict[Any, dict[str, Any]]

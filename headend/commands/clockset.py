@@ -10,7 +10,8 @@ only relays them, so the head-end holds them to the same rules, per meter::
     day, or one still under way                   → refused already_today    (once a day)
     head-end time or the meter's own time (head-end
     time + last known drift) within ``margin`` of
-    a whole hour (midnight included)              → refused freeze_window    (retry_at given)
+    a whole hour (midnight included)              → refused freeze_window    (retry_at given;
+                                                     the window is ``protocols.freeze_window``)
 
 checked when the command is created (refused with the rule, audited, nothing stored; the meters
 are held until the creating transaction ends, so two creations cannot both pass); the freeze
@@ -43,6 +44,7 @@ from headend.archive.effective import in_force
 from headend.commands.states import FINAL, State
 from headend.db.ops_tables import command_targets, commands
 from headend.db.tables import meters, readings
+from protocols.freeze_window import freeze_retry_at, leave_window
 from protocols.uplink import CommandAction
 
 
@@ -70,22 +72,6 @@ class ClockRefusal:
     retry_at: datetime | None = None  # meter-zone local time
 
 
-def in_freeze_window(local: datetime, margin: timedelta) -> bool:
-    """Whether ``local`` is within ``margin`` of a whole hour (either side)."""
-    into = timedelta(minutes=local.minute, seconds=local.second, microseconds=local.microsecond)
-    return into < margin or timedelta(hours=1) - into < margin
-
-
-def leave_window(local: datetime, margin: timedelta) -> datetime:
-    """The first time at or after ``local`` clear of the freeze window."""
-    if not in_freeze_window(local, margin):
-        return local
-    hour = local.replace(minute=0, second=0, microsecond=0)
-    if local - hour >= margin:  # in the last minutes before the next hour
-        hour += timedelta(hours=1)
-    return hour + margin
-
-
 def judge(
     meter: str,
     now_local: datetime,
@@ -111,14 +97,8 @@ def judge(
             f"meter {meter}: its clock was set (or a set is under way) today; once a day",
             leave_window(tomorrow, policy.margin),
         )
-    drift = timedelta(seconds=drift_s or 0.0)
-    if in_freeze_window(now_local, policy.margin) or in_freeze_window(
-        now_local + drift, policy.margin
-    ):
-        retry = max(
-            leave_window(now_local, policy.margin),
-            leave_window(now_local + drift, policy.margin) - drift,
-        )
+    retry = freeze_retry_at(now_local, timedelta(seconds=drift_s or 0.0), policy.margin)
+    if retry is not None:
         return ClockRefusal(
             "freeze_window",
             f"meter {meter}: within {policy.margin_minutes} min of a whole hour (meters freeze on"

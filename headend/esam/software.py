@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,11 +24,13 @@ from headend.esam.service import (
 from protocols.dlt645 import LEVEL_MAC, LEVEL_SEALED, Dlt645EncodeError, factor_of
 from protocols.esam import (
     LabCryptoError,
+    LabKeyError,
     MeterKeys,
     Session,
     authentication_ciphertext,
     control_header,
     meter_keys,
+    parse_master_key,
     write_header,
 )
 
@@ -48,18 +49,13 @@ def read_key_file(path: Path) -> bytes:
     """The master key in ``path``; ``EncryptionUnavailable`` if missing, loose or malformed."""
     try:
         mode = path.stat().st_mode
-        text = path.read_text().strip()
+        text = path.read_text()
     except OSError as exc:
         raise EncryptionUnavailable(f"esam key file {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise EncryptionUnavailable(f"esam key file {path} must be 0600 (chmod 600 {path})")
     try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) != 16:
-        raise EncryptionUnavailable(f"esam key file {path} must hold 32 hex digits")
-    return key
+        return parse_master_key(text, mode, str(path))
+    except LabKeyError as exc:
+        raise EncryptionUnavailable(f"esam key file {path} {exc}") from None
 
 
 @dataclass

@@ -39,7 +39,7 @@ from headend.db.prepay_tables import prepay_accounts, prepay_charges, prepay_led
 from headend.prepay import store
 from headend.prepay.charges import Interval, Usage, YearStart, price_interval
 from headend.prepay.charging import _plan_for, _usage_start, load_replacements
-from headend.prepay.money import from_micro, to_micro
+from headend.prepay.money import amount_row, from_micro, to_micro
 from headend.prepay.pricing import Piece
 from headend.prepay.tariffs import TariffBook
 from headend.vee import estimate
@@ -347,9 +347,4 @@ def listing(
     if state is not None:
         query = query.where(e.state == state)
     rows = conn.execute(query.order_by(e.start.desc()).limit(limit)).all()
-    out = []
-    for r in rows:
-        item = dict(r._mapping)
-        item["amount"] = str(from_micro(item.pop("amount_micro")))
-        out.append(item)
-    return out
+    return [amount_row(r._mapping) for r in rows]

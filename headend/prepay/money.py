@@ -19,7 +19,9 @@ Three precisions, each with one rule:
 from __future__ import annotations
 
 import decimal
+from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -117,3 +119,10 @@ def to_micro(amount: Decimal) -> int:
 def from_micro(micro: int) -> Decimal:
     """Ledger micro-units back to an exact ``Decimal``."""
     return Decimal(micro).scaleb(-LEDGER_PLACES).quantize(MICRO)
+
+
+def amount_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A row as a dict whose ``amount_micro`` becomes ``amount`` (money as a decimal string)."""
+    item = dict(row)
+    item["amount"] = str(from_micro(item.pop("amount_micro")))
+    return item

@@ -24,7 +24,14 @@ from headend import audit
 from headend.db.errors import Conflict, InvalidRequest, NotFound
 from headend.db.prepay_tables import prepay_payments
 from headend.prepay.errors import PaymentConflict
-from headend.prepay.money import MoneySettings, check_balance, from_micro, payment, to_micro
+from headend.prepay.money import (
+    MoneySettings,
+    amount_row,
+    check_balance,
+    from_micro,
+    payment,
+    to_micro,
+)
 from headend.prepay.store import account, balance_micro, post
 
 
@@ -98,9 +105,7 @@ def top_up(
 
 
 def _payment(row: Any) -> dict[str, Any]:
-    item = dict(row._mapping)
-    item["amount"] = str(from_micro(item.pop("amount_micro")))
-    return item
+    return amount_row(row._mapping)
 
 
 def reverse_payment(
@@ -141,6 +146,4 @@ def reverse_payment(
         {"reference": reference, "amount": str(from_micro(row.amount_micro)), "reason": reason},
         at=now,
     )
-    out = dict(conn.execute(select(prepay_payments).where(p.reference == reference)).one()._mapping)
-    out["amount"] = str(from_micro(out.pop("amount_micro")))
-    return out
+    return _payment(conn.execute(select(prepay_payments).where(p.reference == reference)).one())

@@ -33,7 +33,14 @@ from headend.prepay.accounts import (  # re-exported: callers use store.*
     points,
     unlink_point,
 )
-from headend.prepay.money import MoneySettings, check_balance, from_micro, payment, to_micro
+from headend.prepay.money import (
+    MoneySettings,
+    amount_row,
+    check_balance,
+    from_micro,
+    payment,
+    to_micro,
+)
 from headend.prepay.tariffs import TariffBook, TariffVersion, parse_definition
 
 LEDGER_KINDS = (
@@ -198,12 +205,7 @@ def ledger(
     if kinds:
         query = query.where(prepay_ledger.c.kind.in_(list(kinds)))
     rows = conn.execute(query.order_by(prepay_ledger.c.id).limit(limit)).all()
-    out = []
-    for r in rows:
-        item = dict(r._mapping)
-        item["amount"] = str(from_micro(item.pop("amount_micro")))
-        out.append(item)
-    return out
+    return [amount_row(r._mapping) for r in rows]
 
 
 def adjust(

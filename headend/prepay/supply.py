@@ -16,10 +16,11 @@ anything reports closed, and keeps its stored state when no meter has reported a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Table, func, select, update
 
 from headend import audit
 from headend.db.ops_tables import command_targets, commands
@@ -64,41 +65,33 @@ def reported(conn: Connection, meter_ids: list[str]) -> dict[str, tuple[datetime
         if relay is None and r.state == "executed":
             relay = RELAY_ACTIONS[r.action]
         offer(r.meter, r.at, relay)
-    newest = (
-        select(readings.c.meter, func.max(readings.c.time).label("time"))
-        .where(readings.c.meter.in_(meter_ids), readings.c.quantity == RELAY_STATE)
-        .group_by(readings.c.meter)
-        .subquery()
-    )
-    for v in conn.execute(
-        select(readings.c.meter, readings.c.time, readings.c.value).join(
-            newest,
-            (readings.c.meter == newest.c.meter)
-            & (readings.c.time == newest.c.time)
-            & (readings.c.quantity == RELAY_STATE),
-        )
-    ):
+    for v in _newest(conn, readings, readings.c.quantity == RELAY_STATE, "value", meter_ids):
         offer(v.meter, v.time, v.value)
-    last = (
-        select(events.c.meter, func.max(events.c.time).label("time"))
-        .where(events.c.meter.in_(meter_ids), events.c.type == EVENT)
-        .group_by(events.c.meter)
-        .subquery()
-    )
-    for e in conn.execute(
-        select(events.c.meter, events.c.time, events.c.details).join(
-            last,
-            (events.c.meter == last.c.meter)
-            & (events.c.time == last.c.time)
-            & (events.c.type == EVENT),
-        )
-    ):
+    for e in _newest(conn, events, events.c.type == EVENT, "details", meter_ids):
         try:
             details = json.loads(e.details) if isinstance(e.details, str) else e.details
         except ValueError:
             continue
         offer(e.meter, e.time, (details or {}).get("to"))
     return found
+
+
+def _newest(
+    conn: Connection, table: Table, kind: ColumnElement[bool], value: str, meter_ids: list[str]
+) -> Sequence[Row[Any, Any, Any]]:
+    """(meter, time, ``value``) of each meter's newest row of ``table`` (readings or events) of
+    one ``kind``."""
+    newest = (
+        select(table.c.meter, func.max(table.c.time).label("time"))
+        .where(table.c.meter.in_(meter_ids), kind)
+        .group_by(table.c.meter)
+        .subquery()
+    )
+    return conn.execute(
+        select(table.c.meter, table.c.time, table.c[value]).join(
+            newest, (table.c.meter == newest.c.meter) & (table.c.time == newest.c.time) & kind
+        )
+    ).all()
 
 
 def of_meters(states: dict[str, tuple[datetime, str]]) -> str | None:

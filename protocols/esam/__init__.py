@@ -3,22 +3,26 @@ simulator's software ESAM (NOT the utility's algorithm; see ``lab``)."""
 
 from protocols.esam.lab import (
     LabCryptoError,
+    LabKeyError,
     MeterKeys,
     Session,
     authentication_ciphertext,
     control_header,
     meter_keys,
+    parse_master_key,
     reply_header,
     write_header,
 )
 
 __all__ = [
     "LabCryptoError",
+    "LabKeyError",
     "MeterKeys",
     "Session",
     "authentication_ciphertext",
     "control_header",
     "meter_keys",
+    "parse_master_key",
     "reply_header",
     "write_header",
 ]

@@ -22,11 +22,16 @@ number 1 and factor; 4-byte random number 2; 20-byte sealed control; 4-byte MACs
 
 ``header`` binds a frame to its meter and function: the 6 address bytes (nameplate order), the
 control code and, for writes, the identifier (4 bytes, most significant first).
+
+The master key ``K`` is kept in a key file of 32 hex digits that only its owner may read (0600);
+the head-end's software service and the simulator's ESAM read the same file
+(``parse_master_key`` checks what they read).
 """
 
 from __future__ import annotations
 
 import hmac
+import stat
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -38,6 +43,24 @@ _ZERO_IV = bytes(BLOCK)
 
 class LabCryptoError(ValueError):
     """A MAC or ciphertext does not verify (or an input has the wrong size)."""
+
+
+class LabKeyError(ValueError):
+    """A master key file that others may read or that does not hold 32 hex digits."""
+
+
+def parse_master_key(text: str, mode: int, path: str) -> bytes:
+    """The master key in key file ``path`` from its text and mode bits; ``LabKeyError`` says
+    which rule fails ("must be 0600 (chmod 600 <path>)", "must hold 32 hex digits")."""
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise LabKeyError(f"must be 0600 (chmod 600 {path})")
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) != BLOCK:
+        raise LabKeyError("must hold 32 hex digits")
+    return key
 
 
 def _ecb(key: bytes, block: bytes) -> bytes:

@@ -47,7 +47,7 @@ from protocols.uplink.secured import (
     step_requests,
     with_clock,
 )
-from simulators.dlt645_meter import Dlt645Listener
+from simulators.dlt645.meter import Dlt645Listener
 from simulators.esam import SoftwareEsam
 from simulators.meter import Meter, MeterSpec, Relay
 from tests.headend.ops_support import (  # noqa: F401

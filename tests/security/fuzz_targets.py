@@ -105,7 +105,7 @@ def repair_dlt645(raw: bytes) -> bytes:
 @cache
 def dlt645_seeds() -> list[bytes]:
     """Golden frames, requests for every identifier and a simulated meter's replies."""
-    from simulators.dlt645_meter import Dlt645Listener
+    from simulators.dlt645.meter import Dlt645Listener
     from simulators.meter import Meter, MeterSpec
 
     seeds = [_hex(h) for h in GOLDEN_DLT645]

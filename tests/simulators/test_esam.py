@@ -42,7 +42,7 @@ from protocols.dlt645 import (
     readback_identifier,
 )
 from protocols.esam import reply_header
-from simulators.dlt645_meter import Dlt645Listener
+from simulators.dlt645.meter import Dlt645Listener
 from simulators.esam import SoftwareEsam
 from simulators.meter import Meter, MeterSpec, Relay
 

@@ -29,7 +29,7 @@ from protocols.dlt645 import (
     SecuredControl,
 )
 from simulators.config import load_config, parse_config
-from simulators.dlt645_meter import Dlt645Listener
+from simulators.dlt645.meter import Dlt645Listener
 from simulators.errors import ControlError, SimConfigError
 from simulators.fleet import Fleet
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from gateway.config import MeterConfig
@@ -13,7 +12,6 @@ from gateway.events import Counter, PollResult
 from gateway.polling.dlt698.exchange import Dlt698Exchange
 from gateway.polling.dlt698.items import (
     ALL_METERS,
-    ENERGY_CHECKED,
     EVENT_OI,
     EVENT_SWEEP,
     FRAME_OVERHEAD,
@@ -25,7 +23,13 @@ from gateway.polling.dlt698.items import (
     Item,
     object_keys,
 )
-from gateway.polling.driver import Group, MeterRefused, ReplyUndecodable, Undecodable
+from gateway.polling.driver import (
+    Group,
+    MeterRefused,
+    ReplyUndecodable,
+    Undecodable,
+    poll_result_of,
+)
 from protocols.dlt698 import apdu as A
 from protocols.dlt698.axdr import Data
 from protocols.dlt698.connection import Client
@@ -269,24 +273,15 @@ class Dlt698Driver:
             for c, oi in EVENT_OI.items()
             if isinstance(values.get(EVENT_COUNT_KEYS[oi]), int)
         }
-        words = {
-            n: values[f"status.word{n}"]
-            for n in range(1, 8)
-            if isinstance(values.get(f"status.word{n}"), int)
-        }
-        energy = {k: v for k, v in values.items() if k in ENERGY_CHECKED and isinstance(v, Decimal)}
         clock = values.get("meter.clock")
         meter_time = MeterTime(clock, self.zone) if isinstance(clock, datetime) else None
-        if not (counts or words or energy or meter_time):
-            return None
-        return PollResult(
+        return poll_result_of(
+            values,
             gateway_time,
-            meter_time=meter_time,
+            clock_synced,
             counts=counts,
-            status_words=words,
-            energy=energy,
+            meter_time=meter_time,
             identity=self.meter.address,
-            gateway_clock_synced=clock_synced,
         )
 
     def records(

@@ -15,13 +15,11 @@ from protocols.dlt698.objects import (
     find_object,
 )
 from protocols.model import MeterTime
-from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
 DAR_UNAUTHORISED = 15
 EVENT_OI = {Counter.POWER_DOWN: 0x3011, Counter.METER_COVER: 0x301B, Counter.TERMINAL_COVER: 0x301C}
 INSTANT = tuple(OAD(oi, 2) for oi in (0x2000, 0x2001, 0x2004, 0x200A, 0x200F))
 EVENT_SWEEP = (*(OAD(oi, EVENT_COUNT_ATTRIBUTE) for oi in EVENT_OI.values()), STATUS_WORDS, CLOCK)
-ENERGY_CHECKED = (ENERGY_TOTAL, ENERGY_EXPORT_TOTAL)
 ALL_METERS = MS(1)
 FRAME_OVERHEAD = 4 + 16 + 8  # preamble, header with a 6-byte address, FCS + end, PIID + tags
 RESULT_ALLOWANCE = 40  # one attribute's result: OAD, choice, array of five double-longs

@@ -23,7 +23,7 @@ from headend.db.prepay_tables import (
     prepay_bills,
 )
 from headend.prepay import bills
-from headend.prepay.money import from_micro
+from headend.prepay.money import amount_row
 
 router = APIRouter()
 
@@ -42,8 +42,7 @@ def get_bills(request: Request, account_id: Id, user: Viewer) -> list[dict[str, 
         unpaid = {o.bill: o.unpaid for o in bills.overdue(conn, account_id, ops.clock.now())}
     out = []
     for r in rows:
-        item = dict(r._mapping)
-        item["amount"] = str(from_micro(item.pop("amount_micro")))
+        item = amount_row(r._mapping)
         item["overdue_unpaid"] = str(unpaid[r.id]) if r.id in unpaid else None
         out.append(item)
     return out

@@ -123,8 +123,7 @@ def account_detail(
     unpaid = {o.bill: o.unpaid for o in bills.overdue(conn, account_id, now)}
     bill_rows = []
     for r in conn.execute(select(b).where(b.c.account == account_id).order_by(b.c.period.desc())):
-        item = dict(r._mapping)
-        item["amount"] = str(tables[2].from_micro(item.pop("amount_micro")))
+        item = tables[2].amount_row(r._mapping)
         item["overdue_unpaid"] = unpaid.get(r.id)
         bill_rows.append(item)
     a = tables[0].prepay_actions

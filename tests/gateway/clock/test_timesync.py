@@ -6,8 +6,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from gateway.clock.sync import (
     Broadcast,
@@ -16,11 +14,10 @@ from gateway.clock.sync import (
     SkipReason,
     TimeSyncPolicy,
     broadcast_time,
-    in_freeze_window,
-    leave_window,
     plan_bus_time_sync,
     plan_time_sync,
 )
+from protocols.freeze_window import in_freeze_window
 from simulators.meter import Meter, MeterSpec
 from taiqu.clock import AcceleratedClock, ManualClock
 
@@ -30,32 +27,6 @@ DAY = datetime(2026, 3, 1, tzinfo=ZONE)
 
 def at(h: int, m: int, s: int = 0, day: int = 0) -> datetime:
     return DAY + timedelta(days=day, hours=h, minutes=m, seconds=s)
-
-
-@pytest.mark.parametrize(
-    ("local", "forbidden"),
-    [
-        (at(0, 0), True),
-        (at(0, 9, 59), True),
-        (at(0, 10), False),
-        (at(13, 30), False),
-        (at(13, 50), False),
-        (at(13, 50, 1), True),
-        (at(23, 59, 59), True),
-    ],
-)
-def test_the_freeze_window_is_ten_minutes_either_side_of_every_whole_hour(local, forbidden):
-    assert in_freeze_window(local) is forbidden
-
-
-@given(st.integers(0, 2 * 86400 - 1))
-def test_leaving_the_window_gives_the_first_clear_time(offset):
-    local = DAY + timedelta(seconds=offset)
-    clear = leave_window(local)
-    assert not in_freeze_window(clear)
-    assert clear >= local and clear - local <= timedelta(minutes=20)
-    if clear > local:  # nothing clear in between
-        assert in_freeze_window(clear - timedelta(seconds=1))
 
 
 def test_small_drift_is_broadcast_away_from_the_hour():

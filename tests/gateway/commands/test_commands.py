@@ -18,7 +18,7 @@ from protocols.uplink.messages import (
     CommandResult,
     CommandState,
 )
-from simulators.dlt645_meter import Dlt645Listener
+from simulators.dlt645.meter import Dlt645Listener
 from simulators.meter import Control, Meter, MeterSpec, Relay
 from taiqu.clock import ManualClock
 

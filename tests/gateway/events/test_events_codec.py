@@ -17,7 +17,7 @@ from gateway.events import (
 )
 from protocols.dlt645 import NEED_DATA, Master, ReadData, ReadReply, Version
 from protocols.model import EventType, MeterTime
-from simulators.dlt645_meter import Dlt645Listener
+from simulators.dlt645.meter import Dlt645Listener
 from simulators.meter import Cover, Meter, MeterSpec
 
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -1,6 +1,6 @@
 """DL/T 698.45 polling: the gateway driver against the simulator's 698 meters in memory.
 
-The meters are ``simulators.dlt698_meter`` (the codec's server role bound to meter state) behind
+The meters are ``simulators.dlt698.meter`` (the codec's server role bound to meter state) behind
 an in-memory link; the bus worker, poller, capability machinery and frozen reader are the real
 ones.
 """
@@ -26,7 +26,7 @@ from protocols.dlt698.axdr import NULL, Data
 from protocols.dlt698.descriptors import OAD, DataType
 from protocols.model import EventType, Flag, ReadingKind
 from simulators.config import parse_config
-from simulators.dlt698_meter import Dlt698Listener
+from simulators.dlt698.meter import Dlt698Listener
 from simulators.fleet import Fleet
 from simulators.meter import Meter, total
 from taiqu.clock import ManualClock

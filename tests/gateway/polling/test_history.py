@@ -25,7 +25,7 @@ from protocols.dlt645.data_ids import find_data_id
 from protocols.dlt645.messages import ReadData, ReadFollowUp
 from protocols.model import ReadingKind
 from simulators.config import parse_config
-from simulators.dlt645_reads import fit
+from simulators.dlt645.reads import fit
 from simulators.fleet import Fleet
 from simulators.history import load_records, settlement_values
 from taiqu.clock import ManualClock

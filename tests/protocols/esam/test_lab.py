@@ -7,10 +7,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from protocols.esam import (
     LabCryptoError,
+    LabKeyError,
     Session,
     authentication_ciphertext,
     control_header,
     meter_keys,
+    parse_master_key,
     write_header,
 )
 
@@ -67,3 +69,20 @@ def test_write_mac_binds_the_identifier():
 def test_wrong_sizes_are_typed_errors(bad):
     with pytest.raises(LabCryptoError):
         meter_keys(bad, F1)
+
+
+@pytest.mark.parametrize("mode", [0o100600, 0o100400, 0o600])
+def test_an_owner_only_key_file_of_32_hex_digits_is_the_master_key(mode):
+    assert parse_master_key(MASTER.hex().upper() + "\n", mode, "k") == MASTER
+
+
+@pytest.mark.parametrize("mode", [0o100640, 0o100604, 0o100660, 0o100610])
+def test_a_key_file_others_may_touch_is_refused_with_the_fix(mode):
+    with pytest.raises(LabKeyError, match=r"^must be 0600 \(chmod 600 /etc/k\)$"):
+        parse_master_key(MASTER.hex(), mode, "/etc/k")
+
+
+@pytest.mark.parametrize("text", ["", "not hex", MASTER.hex()[:-2], MASTER.hex() + "00"])
+def test_a_key_file_without_16_bytes_of_hex_is_refused(text):
+    with pytest.raises(LabKeyError, match=r"^must hold 32 hex digits$"):
+        parse_master_key(text, 0o100600, "k")

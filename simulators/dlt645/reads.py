@@ -42,7 +42,7 @@ from simulators.meter import Meter
 from simulators.personalities import Personality
 
 if TYPE_CHECKING:
-    from simulators.dlt645_meter import Dlt645Listener
+    from simulators.dlt645.meter import Dlt645Listener
 
 OUTCOMES = ("readable", "partial", "filled", "refused", "silent")
 _NO_DATA = {Version.V2007: "no_requested_data", Version.V1997: "data_identifier_error"}

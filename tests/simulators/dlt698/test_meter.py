@@ -57,12 +57,12 @@ from protocols.dlt698.frame import BROADCAST
 from protocols.dlt698.values import close_parameter, trip_parameter
 from protocols.model import EventType
 from simulators.config import parse_config
-from simulators.dlt698_meter import Dlt698Listener
+from simulators.dlt698.meter import Dlt698Listener
 from simulators.fleet import Fleet, start_fleet
 from simulators.meter import Relay, total
 from taiqu.clock import ManualClock
 
-from .conftest import BusHarness, open_port
+from ..conftest import BusHarness, open_port
 
 T = DataType
 START = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)

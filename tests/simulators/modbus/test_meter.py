@@ -57,7 +57,7 @@ async def test_pymodbus_client_reads_each_model(model):
 async def test_modbus_and_dlt645_meters_share_one_bus():
     from protocols.dlt645 import ReadData, ReadReply
 
-    from .conftest import serial_transact
+    from ..conftest import serial_transact
 
     config = parse_config(
         {

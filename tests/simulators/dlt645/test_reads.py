@@ -25,8 +25,8 @@ from simulators.history import settlement_instant
 from simulators.meter import total
 from simulators.truth import readable
 
-from .conftest import BusHarness
-from .zoo import START, A, ask, zoo
+from ..conftest import BusHarness
+from ..zoo import START, A, ask, zoo
 
 ENERGY, ENERGY_BLOCK = 0x00010000, 0x0001FF00
 VOLTAGE_A, VOLTAGE_B, VOLTAGE_BLOCK = 0x02010100, 0x02010200, 0x0201FF00

@@ -58,8 +58,8 @@ from protocols.dlt645.control import CODES
 from protocols.dlt645.layouts import EventRecord, Group, Record
 from protocols.model import MeterTime
 from simulators.bus import Answer
-from simulators.dlt645_reads import answer_follow_up, answer_read
-from simulators.dlt645_reads import fit as _fit
+from simulators.dlt645.reads import answer_follow_up, answer_read
+from simulators.dlt645.reads import fit as _fit
 from simulators.esam import SoftwareEsam
 from simulators.history import NoData, settlement_values
 from simulators.line import LineSettings

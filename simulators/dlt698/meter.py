@@ -10,7 +10,7 @@ yields each request with its target address; this module answers as a meter's fi
 - GET Normal/NormalList: values from ``protocols.dlt698.objects`` built from the meter's state
   (energy, voltage, current, power, power factor, frequency, clock, address, status words, event
   counts; attribute 3, Scaler_Unit, of the numeric ones); anything else gets DAR 6 (absent);
-- GET Record (``simulators.dlt698_records``): the daily freeze 5004 (Selector1 on the freeze
+- GET Record (``simulators.dlt698.records``): the daily freeze 5004 (Selector1 on the freeze
   time 2021, Selector2 ranges, Selector9/10 last records) and the 3011/301B/301C event records
   (Selector9/10); with ``block_rows`` set, a longer answer is split into GET-Next blocks the
   client asks for in turn;
@@ -44,9 +44,9 @@ from protocols.dlt698.objects import (
 )
 from protocols.dlt698.security import ServerSecurity
 from protocols.dlt698.values import encode_value, status_words
-from simulators import dlt698_records
 from simulators.bus import Answer
-from simulators.dlt698_records import COVERS, DAR_ABSENT
+from simulators.dlt698 import records
+from simulators.dlt698.records import COVERS, DAR_ABSENT
 from simulators.line import LineSettings
 from simulators.meter import Control, Meter, Outcome
 from simulators.readings import all_values
@@ -259,9 +259,7 @@ class Dlt698Listener:
     def read(self, meter: Meter, oad: OAD, ts: float) -> Data | None:
         """The Data of attribute ``oad`` (None: the meter has no such object)."""
         if oad.oi in (0x3011, *COVERS) and oad.attribute == EVENT_COUNT_ATTRIBUTE:
-            return Data(
-                T.LONG_UNSIGNED, min(len(dlt698_records.event_records(meter, oad.oi, ts)), 0xFFFF)
-            )
+            return Data(T.LONG_UNSIGNED, min(len(records.event_records(meter, oad.oi, ts)), 0xFFFF))
         row = find_object(oad.oi)
         if row is not None and oad.attribute == 3 and row.unit_code is not None:
             return Data(T.SCALER_UNIT, ScalerUnit(row.scaler, row.unit_code))
@@ -286,10 +284,10 @@ class Dlt698Listener:
         except (KeyError, IndexError):
             return None
 
-    # -- records (simulators.dlt698_records) --------------------------------------------------
+    # -- records (simulators.dlt698.records) --------------------------------------------------
     def records(self, meter: Meter, request: A.GetRequestRecord, ts: float) -> A.ResultRecord:
         """The rows ``request`` selects of a daily freeze or an event record."""
-        return dlt698_records.records(meter, request, ts)
+        return records.records(meter, request, ts)
 
 
 def _expired(tag: A.TimeTag | None, meter: Meter, ts: float) -> bool:
