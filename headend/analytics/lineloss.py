@@ -100,6 +100,8 @@ class LossResult:
         """Inside the band (合格); None when there is no rate or no band."""
         if self.rate is None or self.band is None:
             return None
+        if self.loss is not None and self.loss < 0:
+            return False  # 负损 however small (a rate of −0.0000 after rounding)
         return self.band[0] <= self.rate <= self.band[1]
 
 
@@ -162,7 +164,10 @@ def _direction(
     t0, t1 = boundary(start, zone), boundary(end, zone)
     total = Decimal(0)
     method = Method.DAILY_FROZEN
+    generates = export and any(s.pv for s in spans)
     for span in spans:
+        if generates and span.pv is False and span.meter not in registers:
+            continue  # an import-only meter replaced by a PV meter: it exported nothing
         regs = registers.get(span.meter, Registers())
         whole = (span.start is None or span.start <= t0) and (span.end is None or span.end >= t1)
         if whole:  # the usual case: both daily freezes of the meter itself
@@ -341,6 +346,8 @@ def area_loss(
             flags += band_flags(rate, band)
         elif loss < 0:
             flags.append(Flag.NEGATIVE_LOSS)
+        if loss < 0 and Flag.NEGATIVE_LOSS not in flags:  # a rate rounded to −0.0000: still 负损
+            flags = [f for f in flags if f != Flag.LOW_LOSS] + [Flag.NEGATIVE_LOSS]
     coverage = Decimal(len(valid)) / Decimal(len(counted)) if counted else Decimal(0)
     return LossResult(
         area=area,

@@ -65,7 +65,8 @@ def verdict(row: Mapping[str, Any]) -> str:
     band = (row.get("detail") or {}).get("band")
     low = Decimal(band[0]) if band else Decimal(0)
     high = Decimal(band[1]) if band else Decimal(row["target"]) if row.get("target") else None
-    if rate < 0:
+    loss = row.get("loss")
+    if rate < 0 or (loss is not None and Decimal(loss) < 0):  # a rate rounded to −0.0000
         return "negative"
     if high is not None and rate > high:
         return "high"
