@@ -37,6 +37,11 @@ class PassRate:
         return (Decimal(self.passed) / self.areas).quantize(PLACES) if self.areas else None
 
     @property
+    def computable_rate(self) -> Decimal | None:
+        """可算率: areas with a computable loss rate / areas."""
+        return (Decimal(self.assessed) / self.areas).quantize(PLACES) if self.areas else None
+
+    @property
     def assessed_rate(self) -> Decimal | None:
         return (Decimal(self.passed) / self.assessed).quantize(PLACES) if self.assessed else None
 
@@ -49,6 +54,7 @@ class PassRate:
             "passed": self.passed,
             "pass_rate": None if self.rate is None else str(self.rate),
             "assessed_pass_rate": None if self.assessed_rate is None else str(self.assessed_rate),
+            "computable_rate": None if self.computable_rate is None else str(self.computable_rate),
             "negative": self.negative,
             "high": self.high,
             "low": self.low,

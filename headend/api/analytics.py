@@ -127,10 +127,22 @@ def line_loss(
     """Stored line-loss results (supply, sales, loss, rate, coverage, method, flags)."""
     first, last = _range(first, last, config)
     rows = store.loss_rows(conn, _scoped(user, area), period, first, last)
-    if not detail or fmt == "csv":
-        for r in rows:
+    names = _names(conn, {r["area"] for r in rows})
+    for r in rows:
+        r["name"] = names.get(r["area"], "")  # 台区名称: what the office calls the area
+        if not detail or fmt == "csv":
             r.pop("detail")
     return _out(rows, fmt, f"lineloss-{period}")
+
+
+def _names(conn: Any, ids: set[str]) -> dict[str, str]:
+    """Each area's name (its latest archive version's)."""
+    rows = conn.execute(
+        select(areas.c.id, areas.c.name)
+        .where(areas.c.id.in_(sorted(ids)))
+        .order_by(areas.c.valid_from)
+    )
+    return {r.id: r.name for r in rows}
 
 
 @router.get("/areas/{area}/trend")
@@ -223,7 +235,14 @@ def pass_rate(
     if period == "month":
         first = first.replace(day=1)
     rows = store.loss_rows(conn, _scoped(user, None), period, first, last)
-    return _out([p.as_dict() for p in pass_rates(rows)], fmt, f"passrate-{period}")
+    names = _names(conn, {r["area"] for r in rows})
+    out = []
+    for p in pass_rates(rows):
+        row = p.as_dict()
+        for key in ("failing", "unassessed"):  # the names next to the ids, in the same order
+            row[f"{key}_names"] = [names.get(a, "") for a in row[key]]
+        out.append(row)
+    return _out(out, fmt, f"passrate-{period}")
 
 
 # --- collection and quality --------------------------------------------------------------------

@@ -48,3 +48,61 @@ def test_band_low_and_high_set_per_area(api):  # noqa: F811
     assert "low_loss" in first["flags"]  # 4.76 % is below the band's 5 %
     day = get(api, "/passrate", **RANGE).json()[0]
     assert (day["passed"], day["low"], day["failing"]) == (0, 1, ["A2"])
+
+
+BAD = [
+    ("/passrate", {"from": "2026-13-01"}),
+    ("/passrate", {"from": "2026-03-05", "to": "2026-03-01"}),
+    ("/passrate", {"period": "week"}),
+    ("/passrate", {"from": "0001-01-01"}),
+    ("/passrate", {"from": "2000-01-01", "to": "2026-03-01"}),
+    ("/passrate", {"format": "xlsx"}),
+    ("/lineloss", {"from": "2026-02-30"}),
+    ("/lineloss", {"to": "9999-12-31"}),
+    ("/areas/A2/trend", {"window": "0"}),
+    ("/areas/A2/trend", {"from": "x"}),
+    ("/areas/nope/collection/quantities", {"day": "2026-03-02"}),
+    ("/areas/A2/collection/quantities", {"day": "2026-03-32"}),
+    ("/collection", {"scope": "meter"}),
+    ("/membership", {"areas": ["A1", "nope"]}),
+    ("/membership", {"from": "2026-01-01", "to": "2026-03-01"}),
+    ("/membership", {"from": "2026-03-05", "to": "2026-03-01"}),
+]
+
+
+def test_bad_dates_and_areas_are_4xx_never_5xx(api):  # noqa: F811
+    for path, params in BAD:
+        r = get(api, path, **params)
+        assert 400 <= r.status_code < 500, (path, params, r.status_code, r.text)
+        assert "detail" in r.json()
+
+
+def test_an_unknown_or_unseen_area_is_an_empty_answer_or_403(api):  # noqa: F811
+    assert get(api, "/lineloss", area="nope", **RANGE).json() == []
+    assert get(api, "/passrate", who="vera", **RANGE).json()[0]["areas"] == 1  # A2 only
+    assert get(api, "/areas/A1/trend", who="vera").status_code == 403
+    bad = api.client.put("/api/v1/analytics/areas/A2/target", json={"target": "NaN"},
+                         headers=api.as_("sid"))  # fmt: skip
+    assert bad.status_code == 422
+
+
+def test_csv_names_areas_in_chinese_readably(api):  # noqa: F811
+    """台区名称 next to the ids, UTF-8 in the CSV cells (lists too, not \\uXXXX escapes)."""
+    from sqlalchemy import update
+
+    from headend.db import writing
+    from headend.db.tables import areas
+
+    with writing(api.engine) as conn:
+        conn.execute(update(areas).where(areas.c.id == "A2").values(name="城东1号台区"))
+    r = api.client.put("/api/v1/analytics/areas/A2/target", json={"target": "0.10", "low": "0.05"},
+                       headers=api.as_("sid"))  # fmt: skip
+    assert r.status_code == 200
+    assert api.client.post("/api/v1/analytics/recompute", json=RANGE,
+                           headers=api.as_("olga")).status_code == 200  # fmt: skip
+    text = get(api, "/lineloss", area="A2", **{"format": "csv"}, **RANGE).content.decode("utf-8")
+    assert next(csv.DictReader(io.StringIO(text)))["name"] == "城东1号台区"
+    text = get(api, "/passrate", **{"format": "csv"}, **RANGE).content.decode("utf-8")
+    first = next(csv.DictReader(io.StringIO(text)))
+    assert (first["failing"], first["failing_names"]) == ('["A2"]', '["城东1号台区"]')
+    assert first["computable_rate"] == "0.3333"  # A2 of A1, A2, B1 (no area meter in A1, B1)
