@@ -15,8 +15,10 @@ apart around it, else missing.
 
 A point flagged PV must have its export read (else it is invalid); the area total's export is
 needed when the area has a PV point; a customer without PV whose export register is not read
-counts 0 export.  ``generation`` points (a PV generation meter behind a customer's own meter)
-are neither supply nor sales.  A point with missing or backwards data is *invalid*: it lowers
+counts 0 export, unless its register has been seen rising (a PV home not yet in the archive:
+a missing export freeze would turn its generation into 负损, so the point is invalid).
+``generation`` points (a PV generation meter behind a customer's own meter) are neither supply
+nor sales.  A point with missing or backwards data is *invalid*: it lowers
 coverage and is never counted as zero; loss and rate are given only when every point is valid.
 
 The rate is judged against the area's band ``[low, high]``: above ``high`` is ``high_loss``,
@@ -241,7 +243,7 @@ def point_energy(
     if exports is not None and (need or any(s.meter in exports for s in spans)):
         out = _direction(spans, exports, start, end, zone, max_gap, export=True)
         if isinstance(out, str):
-            if need:
+            if need or _generates(spans, exports):  # an unflagged PV home: 0 would be 负损
                 return PointEnergy(point.point, point.role, used, None, None, "export " + out)
         else:
             export = out[0]
@@ -260,6 +262,17 @@ def point_energy(
         export=export,
         rescaled=len(meters) > len(set(meters)),
     )
+
+
+def _generates(spans: Sequence[MeterSpan], exports: Mapping[str, Registers]) -> bool:
+    """Whether a meter's export register moved in what was read of it (it generates)."""
+    for s in spans:
+        regs = exports.get(s.meter)
+        if regs is not None:
+            values = [*regs.frozen.values(), *(v for _, v in regs.interval)]
+            if values and max(values) > min(values):
+                return True
+    return False
 
 
 def _overlaps(span: MeterSpan, t0: datetime, t1: datetime) -> bool:

@@ -132,3 +132,19 @@ def test_an_unread_export_is_only_forgiven_for_the_import_only_meter_before_pv()
     assert r.supply is None and Flag.NO_SUPPLY in r.flags
     r = area_loss("A", pts, imp, D1, D2, Z, exports={"T": regs("0", "0")})
     assert r.missing == ["c"] and r.loss is None
+
+
+def test_an_unflagged_generator_missing_its_export_freeze_is_invalid_not_zero():
+    """c has PV the archive does not know of; its export register is read and rises.  On a
+    day its export freeze is missing, counting 0 would drop its export from supply: a false
+    负损.  An export register that never moved (no generation) still counts 0."""
+    pts = [Point("T", "area_total", (MeterSpan("T"),)), Point("c", "customer", (MeterSpan("c"),))]
+    imp = {"T": regs("0", "100", "190"), "c": regs("0", "100", "200")}  # c exported ~12 on D2
+    rising = {"T": regs("0", "0", "0"), "c": Registers({D1: D(0), D2: D(10)})}
+    r = area_loss("A", pts, imp, D1, D2, Z, exports=rising)
+    assert (r.supply, r.loss) == (D(110), D(10))  # the export counts when read
+    r = area_loss("A", pts, imp, D2, D2 + timedelta(days=1), Z, exports=rising)
+    assert r.loss is None and r.missing == ["c"] and Flag.NEGATIVE_LOSS not in r.flags
+    still = {"T": regs("0", "0", "0"), "c": Registers({D1: D(3), D2: D(3)})}
+    r = area_loss("A", pts, imp, D2, D2 + timedelta(days=1), Z, exports=still)
+    assert (r.loss, r.missing) == (D(-10), [])  # no generation known: the 负损 is shown
