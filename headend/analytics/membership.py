@@ -38,7 +38,7 @@ MIN_INTERVALS = 24
 # area, and for the archived one unless it has none, and (b) a best correlation significantly
 # above 0 (≥ Z_BEST / √n over n intervals).
 COHERENT = 0.3
-Z_BEST = 2.0
+Z_BEST = 1.5
 # a meter whose voltage barely moves (behind a voltage regulator, at the transformer's terminals
 # with 0.1 V resolution) says nothing about its area: after the fleet's common move is taken
 # out it would only echo that move and correlate with whichever area dominates it
