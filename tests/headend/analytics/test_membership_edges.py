@@ -93,3 +93,14 @@ def test_a_three_meter_area_flags_its_stranger():
     found = {m.meter: m for m in check(volts, areas, STEP) if areas[m.meter] == "X"}
     assert {m for m, r in found.items() if r.flagged} == {"Z-0"}
     assert found["Z-0"].best == "Z"
+
+
+def test_a_meter_is_never_part_of_its_own_reference():
+    """In a 3-meter area the old reference was the median of all three, the meter included, so
+    a meter correlated with itself.  One whose voltage follows nothing at all (noise) must show
+    no correlation with its own area."""
+    volts, areas = fleet({"X": (3, 1.0), "Z": (20, 1.0), "W": (20, 1.0)}, seed=3)
+    rng = random.Random(9)
+    volts["X-0"] = {t: round(230 + rng.gauss(0, 1.0), 1) for t in volts["X-0"]}
+    (x0,) = [m for m in check(volts, areas, STEP) if m.meter == "X-0"]
+    assert x0.own is not None and abs(x0.own) < 0.15, x0.own
