@@ -111,3 +111,32 @@ def test_two_ct_changes_in_one_day(engine):
     row = day_row(engine)
     assert (D(row["supply"]), row["rate"]) == (D(100), "0.0500")
     assert "multiplier_change" in row["flags"] and "interpolated" in row["flags"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a back-dated archive change does not mark its days for recompute; the daily job "
+    "recomputes only lookback_days (fix proposed in the review report)",
+)
+def test_a_back_dated_ct_change_is_recomputed_by_the_daily_job(sqlite_engine):
+    """D1 is computed with CT 40 all day.  Ten days later the office records that the CT was
+    changed to 80 at 00:00 of D2 (same meter, no replacement): D2's stored loss is stale until
+    something recomputes it."""
+    from headend.analytics.job import run_day
+
+    engine = sqlite_engine
+    with writing(engine) as conn:
+        area(conn, meter("T", 1, role="area_total", multiplier=D(40)), meter("c", 2))
+        for i, (t, c) in enumerate((("100", "0"), ("102.5", "95"), ("103.75", "190"))):
+            put(conn, "T", T0 + timedelta(days=i), t)
+            put(conn, "c", T0 + timedelta(days=i), c)
+    settings = AnalyticsSettings()
+    recompute(engine, settings, D1, D2, NOW)
+    with reading(engine) as conn:
+        assert store.loss_rows(conn, ["A"], "day", D2, D2)[0]["supply"] == "50.00"  # 1.25 × 40
+    with writing(engine) as conn:
+        archive.update_meter(conn, "T", MeterPatch(multiplier=D(80)), "t", T1)
+    today = D1 + timedelta(days=12)
+    run_day(engine, settings, today, NOW + timedelta(days=3), "job")
+    with reading(engine) as conn:
+        assert store.loss_rows(conn, ["A"], "day", D2, D2)[0]["supply"] == "100.00"  # × 80
