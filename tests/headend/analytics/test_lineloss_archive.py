@@ -140,3 +140,35 @@ def test_a_back_dated_ct_change_is_recomputed_by_the_daily_job(sqlite_engine):
     run_day(engine, settings, today, NOW + timedelta(days=3), "job")
     with reading(engine) as conn:
         assert store.loss_rows(conn, ["A"], "day", D2, D2)[0]["supply"] == "100.00"  # × 80
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="repo.points treats a meter's move between areas like an installation (needs a "
+    "replacement record); the fix proposed in the review reads the register at the move from "
+    "the meter itself, as for a multiplier change",
+)
+def test_a_meter_moved_between_areas_at_1400_keeps_both_days_computable(sqlite_engine):
+    """The archive moves c from A to B at 14:00 (a membership confirm, a re-feed after grid
+    work).  With interval readings around 14:00, c's energy splits at the move: both areas keep a
+    loss for the day instead of both turning incomplete."""
+    engine = sqlite_engine
+    t14 = T0 + timedelta(hours=14)
+    with writing(engine) as conn:
+        area(conn, meter("T", 1, role="area_total"), meter("c", 2))
+        archive.create_area(conn, AreaIn(id="B", gateway="gw"), "t", SINCE)
+        archive.create_meter(conn, MeterIn(id="TB", area="B", bus="b", address="9" * 12,
+                                           role="area_total"), "t", SINCE)  # fmt: skip
+        archive.update_meter(conn, "c", MeterPatch(area="B"), "t", t14)
+        put(conn, "T", T0, "0")
+        put(conn, "T", T1, "63")  # c's 60 kWh before 14:00 + 5 % loss
+        put(conn, "TB", T0, "0")
+        put(conn, "TB", T1, "42")  # c's 40 kWh after 14:00 + 5 % loss
+        put(conn, "c", T0, "0")
+        put(conn, "c", t14 - timedelta(minutes=15), "59.5", "interval")
+        put(conn, "c", t14 + timedelta(minutes=15), "60.5", "interval")
+        put(conn, "c", T1, "100")
+    recompute(engine, AnalyticsSettings(), D1, D1, NOW)
+    with reading(engine) as conn:
+        rows = {r["area"]: r for r in store.loss_rows(conn, ["A", "B"], "day", D1, D1)}
+    assert (rows["A"]["rate"], rows["B"]["rate"]) == ("0.0476", "0.0476")
