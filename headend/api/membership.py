@@ -102,7 +102,8 @@ def check_membership(
 
 
 class ConfirmIn(BaseModel):
-    """An operator's confirmation: ``meter`` belongs to ``area`` from ``at`` (default: now).
+    """An operator's confirmation: ``meter`` belongs to ``area`` from ``at`` (default: 00:00
+    today in the meters' zone).
 
     ``from``: the area the operator saw the meter in (default: ``evidence.area``, the check's
     row); when the archive has moved the meter since, the confirm is refused (409)."""
@@ -157,8 +158,10 @@ async def confirm(
     """Move the meter to ``area`` in the archive, effective ``at`` (a new version, audited),
     then recompute both areas' days from ``at`` to yesterday (at most ``RECOMPUTE_DAYS``): the
     stored line loss of those days was computed with the old mapping."""
-    at = aware(body.at, "at") or now()
     clock = now()
+    # default: the start of today: the meter did not move today, the archive was wrong, and a move
+    # at 00:00 splits no day (inside a day each area would need the register at the move)
+    at = aware(body.at, "at") or boundary(clock.astimezone(config.tz).date(), config.tz)
     engine = get_engine(request)
     old = await asyncio.to_thread(_move, engine, body, user, at)
     last = clock.astimezone(config.tz).date() - timedelta(days=1)

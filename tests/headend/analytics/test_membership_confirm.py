@@ -10,11 +10,19 @@ from sqlalchemy import select
 from headend.analytics import repo, store
 from headend.analytics.service import recompute
 from headend.analytics.settings import AnalyticsSettings
+from headend.archive.effective import history
 from headend.db import reading
 from headend.db.ops_tables import audit_log
+from headend.db.tables import meters
 from tests.headend.ops_support import SHANGHAI, cheap_hashes_fixture, ops_fixture  # noqa: F401
 
 URL = "/api/v1/analytics/membership/confirm"
+
+
+def archive_history(conn, meter: str):
+    return history(conn, meters, meter)
+
+
 YESTERDAY = date(2026, 3, 9)  # the ops clock is 2026-03-10 10:00 in Shanghai
 
 
@@ -32,8 +40,10 @@ def test_a_stale_suggestion_is_refused_and_the_archive_unchanged(ops):
     assert ops.client.post(URL, json=explicit, headers=ops.as_("sam")).status_code == 409
     with reading(ops.engine) as conn:
         assert repo.meter_area(conn, "A1-m03")[0] == "A2"
-    ops.clock.advance(300)  # the archive takes one change per instant
-    fresh = {"meter": "A1-m03", "area": "B1", "from": "A2"}
+        (moved,) = [v for v in archive_history(conn, "A1-m03") if v.area == "A2"]
+    assert moved.valid_from == datetime(2026, 3, 10, tzinfo=SHANGHAI)  # 00:00 today: no split day
+    # the first move took effect at 00:00 today (the default); this one from now on
+    fresh = {"meter": "A1-m03", "area": "B1", "from": "A2", "at": "2026-03-10T02:00:00Z"}
     assert ops.client.post(URL, json=fresh, headers=ops.as_("sam")).status_code == 200
 
 
