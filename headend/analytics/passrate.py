@@ -2,14 +2,15 @@
 
 An area *passes* a period when its loss rate lies in its band ``[low, high]`` (both stored with
 the result); it *fails* when the rate is outside (below 0 is 负损); it is *not assessed* when no
-rate could be computed (incomplete data, no supply).  The pass rate is passed / areas, an
+rate could be computed (incomplete data, no supply) or none was (an area of the archive without a
+stored result that period).  The pass rate is passed / areas, an
 unassessed area counting as not passed (an area whose loss cannot be computed is not 合格);
 ``assessed_rate`` is passed / assessed for the data-quality-blind view.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -81,11 +82,20 @@ def verdict(row: Mapping[str, Any]) -> str:
     return "pass"
 
 
-def pass_rates(rows: Iterable[Mapping[str, Any]]) -> list[PassRate]:
-    """One ``PassRate`` per (period, start) of ``rows`` (stored line-loss results)."""
+def pass_rates(
+    rows: Iterable[Mapping[str, Any]],
+    expected: Callable[[str, str], Iterable[str]] | None = None,
+) -> list[PassRate]:
+    """One ``PassRate`` per (period, start) of ``rows`` (stored line-loss results).
+
+    ``expected(period, start)``: the areas that existed then; one without a stored result (its
+    recompute failed or never ran: 未计算) is unassessed, not left out of the count."""
     groups: dict[tuple[str, str], dict[str, str]] = {}
     for r in rows:
         groups.setdefault((r["period"], r["start"]), {})[r["area"]] = verdict(r)
+    for (period, start), verdicts in groups.items():
+        for area in expected(period, start) if expected else ():
+            verdicts.setdefault(area, "unassessed")
     out = []
     for (period, start), verdicts in sorted(groups.items()):
         count = {k: sum(1 for v in verdicts.values() if v == k) for k in

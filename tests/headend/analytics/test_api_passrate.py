@@ -106,3 +106,30 @@ def test_csv_names_areas_in_chinese_readably(api):  # noqa: F811
     first = next(csv.DictReader(io.StringIO(text)))
     assert (first["failing"], first["failing_names"]) == ('["A2"]', '["城东1号台区"]')
     assert first["computable_rate"] == "0.3333"  # A2 of A1, A2, B1 (no area meter in A1, B1)
+
+
+def test_an_area_without_a_stored_result_is_unassessed_not_left_out(ops):
+    """Only A2's recompute ran for the day (A1's and B1's failed or never ran): the archive's
+    areas A1 and B1 still count, as 未计算, so the pass rate is 1 of 3, not 1 of 1."""
+    from datetime import UTC, date, datetime
+    from decimal import Decimal as D
+
+    from headend.analytics import store
+    from headend.analytics.lineloss import area_loss
+    from headend.analytics.model import MeterSpan, Point, Registers
+    from headend.db import writing
+    from tests.headend.ops_support import SHANGHAI
+
+    d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
+    pts = [Point("T", "area_total", (MeterSpan("T"),)), Point("c", "customer", (MeterSpan("c"),))]
+    regs = {"T": Registers({d1: D(0), d2: D(100)}), "c": Registers({d1: D(0), d2: D(95)})}
+    r = area_loss("A2", pts, regs, d1, d2, SHANGHAI, band=(D(0), D("0.08")))
+    with writing(ops.engine) as conn:
+        store.save_losses(conn, [("day", r, D("0.08"))], datetime(2026, 3, 9, tzinfo=UTC))
+    (day,) = get(ops, "/passrate", **{"from": "2026-03-01", "to": "2026-03-01"}).json()
+    assert (day["areas"], day["passed"], day["pass_rate"]) == (3, 1, "0.3333")
+    assert day["unassessed"] == ["A1", "B1"] and day["computable_rate"] == "0.3333"
+    (scoped,) = get(
+        ops, "/passrate", who="vera", **{"from": "2026-03-01", "to": "2026-03-01"}
+    ).json()
+    assert (scoped["areas"], scoped["pass_rate"]) == (1, "1.0000")  # vera sees A2 only
