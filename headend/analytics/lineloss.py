@@ -311,7 +311,11 @@ def area_loss(
     if band is None and target is not None:
         band = (Decimal(0), target)
     ordered = sorted(points, key=lambda p: (p.role != SUPPLY_ROLE, p.point))
-    has_pv = any(p.pv for p in ordered)
+    t0, t1 = boundary(start, zone), boundary(end, zone)
+    has_pv = any(  # a PV home in force in the period (a generation meter is behind one)
+        p.pv and p.role != GENERATION_ROLE and any(_overlaps(s, t0, t1) for s in p.meters)
+        for p in ordered
+    )
     energies = tuple(
         e
         for p in ordered

@@ -148,3 +148,18 @@ def test_an_unflagged_generator_missing_its_export_freeze_is_invalid_not_zero():
     still = {"T": regs("0", "0", "0"), "c": Registers({D1: D(3), D2: D(3)})}
     r = area_loss("A", pts, imp, D2, D2 + timedelta(days=1), Z, exports=still)
     assert (r.loss, r.missing) == (D(-10), [])  # no generation known: the 负损 is shown
+
+
+def test_a_pv_customer_gone_before_the_period_does_not_require_the_area_export():
+    """The area's only PV home was removed before D1: from then on the area meter's export (an
+    old area meter without that register) is not needed; the days stay computable."""
+    gone = boundary(D1, Z) - timedelta(days=3)
+    pts = [
+        Point("T", "area_total", (MeterSpan("T"),)),
+        Point("p", "customer", (MeterSpan("p", end=gone, end_value=D(9)),), pv=True),
+        Point("c", "customer", (MeterSpan("c"),)),
+        Point("g", "generation", (MeterSpan("g"),), pv=True),  # not supply, not sales
+    ]
+    imp = {"T": regs("0", "100"), "c": regs("0", "95"), "g": regs("0", "1")}
+    r = area_loss("A", pts, imp, D1, D2, Z, exports={"g": regs("0", "7")})
+    assert (r.supply, r.loss, r.rate) == (D(100), D(5), D("0.0500"))
