@@ -212,9 +212,16 @@ def get_target(area: str, conn: ReadConn, user: Viewer, config: Config) -> dict[
 
 
 @router.put("/areas/{area}/target")
-def set_target(area: str, body: TargetIn, conn: WriteConn, user: Supervisor) -> dict[str, Any]:
+def set_target(
+    area: str, body: TargetIn, conn: WriteConn, user: Supervisor, config: Config
+) -> dict[str, Any]:
     """Set the area's loss band (applies to results computed from now on)."""
     require_area(user, area)
+    if body.low is None and config.default_band_low > body.target:  # an inverted band fails all
+        raise AnalyticsInputError(
+            f"target {body.target} is below the default band low {config.default_band_low}: "
+            "give 'low' too"
+        )
     values = {
         "area": area,
         "target": str(body.target),

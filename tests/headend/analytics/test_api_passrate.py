@@ -133,3 +133,18 @@ def test_an_area_without_a_stored_result_is_unassessed_not_left_out(ops):
         ops, "/passrate", who="vera", **{"from": "2026-03-01", "to": "2026-03-01"}
     ).json()
     assert (scoped["areas"], scoped["pass_rate"]) == (1, "1.0000")  # vera sees A2 only
+
+
+def test_a_target_below_the_configured_low_needs_its_own_low(ops):
+    """With ``default_band_low`` 0.02, a target of 0.01 alone would make the band [0.02, 0.01]:
+    every rate fails.  Refused with 400; with its own low it is accepted."""
+    from decimal import Decimal as D
+
+    from headend.analytics.settings import AnalyticsSettings
+
+    ops.client.app.state.analytics_settings = AnalyticsSettings(default_band_low=D("0.02"))
+    url = "/api/v1/analytics/areas/A2/target"
+    bad = ops.client.put(url, json={"target": "0.01"}, headers=ops.as_("sid"))
+    assert bad.status_code == 400 and "low" in bad.json()["detail"]
+    ok = ops.client.put(url, json={"target": "0.01", "low": "0"}, headers=ops.as_("sid"))
+    assert ok.status_code == 200
