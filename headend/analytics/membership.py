@@ -38,6 +38,8 @@ MIN_INTERVALS = 24
 # area, and for the archived one unless it has none, and (b) a best correlation significantly
 # above 0 (≥ Z_BEST / √n over n intervals).
 COHERENT = 0.3
+SUPPLIED_V = 154.0  # below: no supply or a lost phase (失压, 0.7 × 220 V), not a voltage level
+MAX_STEP_V = 20.0  # a larger step between two intervals is an outage edge or a fault
 Z_BEST = 1.5
 # a meter whose voltage barely moves (behind a voltage regulator, at the transformer's terminals
 # with 0.1 V resolution) says nothing about its area: after the fleet's common move is taken
@@ -96,7 +98,15 @@ class Membership:
 
 
 def _changes(series: Mapping[datetime, float], step: timedelta) -> dict[datetime, float]:
-    return {t: v - p for t, v in series.items() if (p := series.get(t - step)) is not None}
+    """Changes between adjacent intervals, outages and their edges left out: a reading below
+    ``SUPPLIED_V`` (an outage, a lost phase) and a step above ``MAX_STEP_V`` are events, not the
+    transformer's movement, and one shared outage would swamp a week of it."""
+    ok = {t: v for t, v in series.items() if v >= SUPPLIED_V}
+    return {
+        t: v - p
+        for t, v in ok.items()
+        if (p := ok.get(t - step)) is not None and abs(v - p) <= MAX_STEP_V
+    }
 
 
 def _corr(a: Mapping[datetime, float], b: Mapping[datetime, float]) -> tuple[float | None, int]:
