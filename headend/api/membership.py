@@ -55,12 +55,17 @@ def _areas(conn: Any, user: Any, asked: list[str] | None, t0: datetime, t1: date
     return [a for a in known if scope is None or a in scope]
 
 
+def mapped_meters(conn: Any, chosen: list[str], t1: datetime) -> dict[str, str]:
+    """Meter → area of the chosen areas' meters in force at ``t1``."""
+    return {d.meter: a for a in chosen for d in repo.due_meters(conn, a, t1)}
+
+
 def scores(
     conn: Any, config: Any, chosen: list[str], t0: datetime, t1: datetime
 ) -> list[membership.Membership]:
     """Every meter of ``chosen`` (as mapped at ``t1``) scored against every chosen area."""
     step = timedelta(minutes=config.interval_minutes)
-    mapped = {d.meter: a for a in chosen for d in repo.due_meters(conn, a, t1)}
+    mapped = mapped_meters(conn, chosen, t1)
     volts = series.voltages(conn, sorted(mapped), t0, t1 + step, step)
     return membership.check(volts, mapped, step)
 
@@ -90,12 +95,18 @@ def check_membership(
         raise AnalyticsInputError("a membership check compares at least 2 areas")
     found = scores(conn, config, chosen, t0, t1)
     rows = [m.as_dict() for m in found if all_meters or m.flagged]
+    # meters the check could not score at all (no voltages, no adjacent intervals — hourly values
+    # with interval_minutes = 15 —, a flat voltage): named, so silence is not read as "all fine"
+    unscored = sorted(m.meter for m in found if not m.correlations)
+    unscored += sorted(set(mapped_meters(conn, chosen, t1)) - {m.meter for m in found})
     return {
         "areas": chosen,
         "from": t0,
         "to": t1,
         "meters": len(found),
         "flagged": sum(m.flagged for m in found),
+        "unscored": sorted(unscored),
+        "interval_minutes": config.interval_minutes,
         "margin": membership.MARGIN,
         "results": rows,
     }

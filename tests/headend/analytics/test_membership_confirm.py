@@ -71,3 +71,19 @@ def test_a_back_dated_move_recomputes_both_areas_from_then(ops):
     with reading(ops.engine) as conn:
         actions = [r.action for r in conn.execute(select(audit_log.c.action))]
     assert {"archive.meter_update", "analytics.membership_confirm"} <= set(actions)
+
+
+def test_meters_the_check_cannot_score_are_named(ops):
+    """Hourly voltages while ``interval_minutes`` is 15 have no adjacent pairs: nothing can be
+    flagged, and the answer says which meters went unscored instead of an empty, clean list."""
+    from simulators.grid import GridConfig, simulate
+    from tests.headend.analytics.grid_db import store_archive, store_readings
+
+    run = simulate(GridConfig(areas=2, customers=8, days=2, mis_mapped=0.2, seed=3))
+    store_archive(ops.engine, run, prefix="H")
+    store_readings(ops.engine, run, interval_every=4, prefix="H", quantities=("voltage.a",))
+    params = {"areas": ["HA1", "HA2"], "from": "2026-03-01", "to": "2026-03-02"}
+    body = ops.client.get("/api/v1/analytics/membership", params=params,
+                          headers=ops.as_("vic")).json()  # fmt: skip
+    assert body["flagged"] == 0 and body["interval_minutes"] == 15
+    assert body["unscored"] == sorted(run.meters) and len(body["unscored"]) == 18
