@@ -15,8 +15,10 @@ apart around it, else missing.
 
 A point flagged PV must have its export read (else it is invalid); the area total's export is
 needed when the area has a PV point; a customer without PV whose export register is not read
-counts 0 export.  ``generation`` points (a PV generation meter behind a customer's own meter)
-are neither supply nor sales.  A point with missing or backwards data is *invalid*: it lowers
+counts 0 export, unless its register has been seen rising (a PV home not yet in the archive:
+a missing export freeze would turn its generation into 负损, so the point is invalid).
+``generation`` points (a PV generation meter behind a customer's own meter) are neither supply
+nor sales.  A point with missing or backwards data is *invalid*: it lowers
 coverage and is never counted as zero; loss and rate are given only when every point is valid.
 
 The rate is judged against the area's band ``[low, high]``: above ``high`` is ``high_loss``,
@@ -100,6 +102,8 @@ class LossResult:
         """Inside the band (合格); None when there is no rate or no band."""
         if self.rate is None or self.band is None:
             return None
+        if self.loss is not None and self.loss < 0:
+            return False  # 负损 however small (a rate of −0.0000 after rounding)
         return self.band[0] <= self.rate <= self.band[1]
 
 
@@ -162,7 +166,10 @@ def _direction(
     t0, t1 = boundary(start, zone), boundary(end, zone)
     total = Decimal(0)
     method = Method.DAILY_FROZEN
+    generates = export and any(s.pv for s in spans)
     for span in spans:
+        if generates and span.pv is False and span.meter not in registers:
+            continue  # an import-only meter replaced by a PV meter: it exported nothing
         regs = registers.get(span.meter, Registers())
         whole = (span.start is None or span.start <= t0) and (span.end is None or span.end >= t1)
         if whole:  # the usual case: both daily freezes of the meter itself
@@ -236,7 +243,7 @@ def point_energy(
     if exports is not None and (need or any(s.meter in exports for s in spans)):
         out = _direction(spans, exports, start, end, zone, max_gap, export=True)
         if isinstance(out, str):
-            if need:
+            if need or _generates(spans, exports):  # an unflagged PV home: 0 would be 负损
                 return PointEnergy(point.point, point.role, used, None, None, "export " + out)
         else:
             export = out[0]
@@ -255,6 +262,17 @@ def point_energy(
         export=export,
         rescaled=len(meters) > len(set(meters)),
     )
+
+
+def _generates(spans: Sequence[MeterSpan], exports: Mapping[str, Registers]) -> bool:
+    """Whether a meter's export register moved in what was read of it (it generates)."""
+    for s in spans:
+        regs = exports.get(s.meter)
+        if regs is not None:
+            values = [*regs.frozen.values(), *(v for _, v in regs.interval)]
+            if values and max(values) > min(values):
+                return True
+    return False
 
 
 def _overlaps(span: MeterSpan, t0: datetime, t1: datetime) -> bool:
@@ -293,7 +311,11 @@ def area_loss(
     if band is None and target is not None:
         band = (Decimal(0), target)
     ordered = sorted(points, key=lambda p: (p.role != SUPPLY_ROLE, p.point))
-    has_pv = any(p.pv for p in ordered)
+    t0, t1 = boundary(start, zone), boundary(end, zone)
+    has_pv = any(  # a PV home in force in the period (a generation meter is behind one)
+        p.pv and p.role != GENERATION_ROLE and any(_overlaps(s, t0, t1) for s in p.meters)
+        for p in ordered
+    )
     energies = tuple(
         e
         for p in ordered
@@ -341,6 +363,8 @@ def area_loss(
             flags += band_flags(rate, band)
         elif loss < 0:
             flags.append(Flag.NEGATIVE_LOSS)
+        if loss < 0 and Flag.NEGATIVE_LOSS not in flags:  # a rate rounded to −0.0000: still 负损
+            flags = [f for f in flags if f != Flag.LOW_LOSS] + [Flag.NEGATIVE_LOSS]
     coverage = Decimal(len(valid)) / Decimal(len(counted)) if counted else Decimal(0)
     return LossResult(
         area=area,

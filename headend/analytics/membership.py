@@ -22,13 +22,29 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from statistics import median
 from typing import Any
 
 MARGIN = 0.05
 MIN_INTERVALS = 24
+# Evidence, not noise.  Archive areas on one transformer bus (two areas of one transformer, a
+# closed bus-tie in a distribution room) move alike: taking out the fleet's common move leaves
+# their meters only their own service drops, correlations near 0, and a margin of 0.05 is crossed
+# by chance (the old rule flagged 17 % of such meters at 7 days of 15-minute voltages, 42 % at 3
+# days of hourly ones).  So a move needs (a) an area reference that its own members follow
+# (*coherence*: the median of the members' correlations with their own area ≥ 0.3) for the best
+# area, and for the archived one unless it has none, and (b) a best correlation significantly
+# above 0 (≥ Z_BEST / √n over n intervals).
+COHERENT = 0.3
+SUPPLIED_V = 154.0  # below: no supply or a lost phase (失压, 0.7 × 220 V), not a voltage level
+MAX_STEP_V = 20.0  # a larger step between two intervals is an outage edge or a fault
+Z_BEST = 1.5
+# a meter whose voltage barely moves (behind a voltage regulator, at the transformer's terminals
+# with 0.1 V resolution) says nothing about its area: after the fleet's common move is taken
+# out it would only echo that move and correlate with whichever area dominates it
+FLAT_V = 0.05  # standard deviation of the interval-to-interval change, volts
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,7 @@ class Membership:
     correlations: Mapping[str, float]
     intervals: int
     days: float
+    coherence: Mapping[str, float] = field(default_factory=dict)  # per area, see COHERENT
 
     @property
     def own(self) -> float | None:
@@ -54,7 +71,14 @@ class Membership:
         own = self.own
         if self.best is None or self.best == self.area:
             return False
-        return own is None or self.correlations[self.best] - own > margin
+        best = self.correlations[self.best]
+        if best < Z_BEST / math.sqrt(self.intervals):  # follows no area clearly
+            return False
+        if self.coherence.get(self.best, -1.0) < COHERENT:  # its members do not follow it
+            return False
+        if self.coherence.get(self.area, COHERENT) < COHERENT:  # cannot tell (one bus)
+            return False
+        return own is None or best - own > margin
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,12 +92,21 @@ class Membership:
             "correlations": {a: round(c, 4) for a, c in sorted(self.correlations.items())},
             "intervals": self.intervals,
             "days": round(self.days, 2),
+            "area_coherence": {a: round(c, 4) for a, c in sorted(self.coherence.items())},
             "flagged": self.flagged,
         }
 
 
 def _changes(series: Mapping[datetime, float], step: timedelta) -> dict[datetime, float]:
-    return {t: v - p for t, v in series.items() if (p := series.get(t - step)) is not None}
+    """Changes between adjacent intervals, outages and their edges left out: a reading below
+    ``SUPPLIED_V`` (an outage, a lost phase) and a step above ``MAX_STEP_V`` are events, not the
+    transformer's movement, and one shared outage would swamp a week of it."""
+    ok = {t: v for t, v in series.items() if v >= SUPPLIED_V}
+    return {
+        t: v - p
+        for t, v in ok.items()
+        if (p := ok.get(t - step)) is not None and abs(v - p) <= MAX_STEP_V
+    }
 
 
 def _corr(a: Mapping[datetime, float], b: Mapping[datetime, float]) -> tuple[float | None, int]:
@@ -106,7 +139,8 @@ def check(
     step: timedelta,
 ) -> list[Membership]:
     """Every meter of ``areas`` (meter → archived area) with voltages, scored (sorted by meter)."""
-    changes = {m: _changes(v, step) for m, v in voltages.items() if m in areas}
+    every = {m: _changes(v, step) for m, v in voltages.items() if m in areas}
+    changes = {m: c for m, c in every.items() if not _flat(c)}
     common = _median_by_time(changes.values())
     local = {m: {t: d - common[t] for t, d in c.items() if t in common} for m, c in changes.items()}
     members: dict[str, list[str]] = {}
@@ -120,7 +154,7 @@ def check(
                 by_t.setdefault(t, []).append(v)
         ordered[a] = {t: sorted(vs) for t, vs in by_t.items() if len(vs) >= 3}
     refs = {a: {t: median(vs) for t, vs in by_t.items()} for a, by_t in ordered.items()}
-    out = []
+    out = [Membership(m, areas[m], None, {}, 0, 0.0) for m in every if m not in changes]
     for m in sorted(local):
         own = areas[m]
         corrs: dict[str, float] = {}
@@ -134,7 +168,20 @@ def check(
                 used = max(used, n)
         best = max(corrs, key=lambda a: corrs[a]) if corrs else None
         out.append(Membership(m, own, best, corrs, used, used * step.total_seconds() / 86400))
-    return out
+    own_corrs: dict[str, list[float]] = {}
+    for r in out:
+        if r.own is not None:
+            own_corrs.setdefault(r.area, []).append(r.own)
+    coherence = {a: median(cs) for a, cs in own_corrs.items()}
+    return sorted((replace(r, coherence=coherence) for r in out), key=lambda x: x.meter)
+
+
+def _flat(changes: Mapping[datetime, float]) -> bool:
+    n = len(changes)
+    if n < MIN_INTERVALS:
+        return False  # too few to judge; scored (and left unscored) as any other
+    mean = math.fsum(changes.values()) / n
+    return math.fsum((d - mean) ** 2 for d in changes.values()) / n < FLAT_V**2
 
 
 def _without(
@@ -144,7 +191,7 @@ def _without(
     out = {}
     for t, vs in ordered.items():
         x = mine.get(t)
-        if x is None or len(vs) <= 3:
+        if x is None or len(vs) < 3:  # never the meter itself in its own reference
             out[t] = median(vs)
             continue
         i = bisect_left(vs, x)

@@ -64,6 +64,10 @@ class MeterSpan:
     end_read: bool = False
     start_export: Decimal | None = None  # the export register at a replacement (if recorded)
     end_export: Decimal | None = None
+    # this meter (its archive version) generates: its export must be read.  None: the point's
+    # flag decides.  False on an import-only meter replaced by a PV customer's bidirectional one:
+    # it had no export register, so its part of the period exported nothing
+    pv: bool | None = None
 
 
 @dataclass(frozen=True)

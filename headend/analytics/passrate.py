@@ -2,14 +2,15 @@
 
 An area *passes* a period when its loss rate lies in its band ``[low, high]`` (both stored with
 the result); it *fails* when the rate is outside (below 0 is 负损); it is *not assessed* when no
-rate could be computed (incomplete data, no supply).  The pass rate is passed / areas, an
+rate could be computed (incomplete data, no supply) or none was (an area of the archive without a
+stored result that period).  The pass rate is passed / areas, an
 unassessed area counting as not passed (an area whose loss cannot be computed is not 合格);
 ``assessed_rate`` is passed / assessed for the data-quality-blind view.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,11 @@ class PassRate:
         return (Decimal(self.passed) / self.areas).quantize(PLACES) if self.areas else None
 
     @property
+    def computable_rate(self) -> Decimal | None:
+        """可算率: areas with a computable loss rate / areas."""
+        return (Decimal(self.assessed) / self.areas).quantize(PLACES) if self.areas else None
+
+    @property
     def assessed_rate(self) -> Decimal | None:
         return (Decimal(self.passed) / self.assessed).quantize(PLACES) if self.assessed else None
 
@@ -49,6 +55,7 @@ class PassRate:
             "passed": self.passed,
             "pass_rate": None if self.rate is None else str(self.rate),
             "assessed_pass_rate": None if self.assessed_rate is None else str(self.assessed_rate),
+            "computable_rate": None if self.computable_rate is None else str(self.computable_rate),
             "negative": self.negative,
             "high": self.high,
             "low": self.low,
@@ -65,7 +72,8 @@ def verdict(row: Mapping[str, Any]) -> str:
     band = (row.get("detail") or {}).get("band")
     low = Decimal(band[0]) if band else Decimal(0)
     high = Decimal(band[1]) if band else Decimal(row["target"]) if row.get("target") else None
-    if rate < 0:
+    loss = row.get("loss")
+    if rate < 0 or (loss is not None and Decimal(loss) < 0):  # a rate rounded to −0.0000
         return "negative"
     if high is not None and rate > high:
         return "high"
@@ -74,11 +82,20 @@ def verdict(row: Mapping[str, Any]) -> str:
     return "pass"
 
 
-def pass_rates(rows: Iterable[Mapping[str, Any]]) -> list[PassRate]:
-    """One ``PassRate`` per (period, start) of ``rows`` (stored line-loss results)."""
+def pass_rates(
+    rows: Iterable[Mapping[str, Any]],
+    expected: Callable[[str, str], Iterable[str]] | None = None,
+) -> list[PassRate]:
+    """One ``PassRate`` per (period, start) of ``rows`` (stored line-loss results).
+
+    ``expected(period, start)``: the areas that existed then; one without a stored result (its
+    recompute failed or never ran: 未计算) is unassessed, not left out of the count."""
     groups: dict[tuple[str, str], dict[str, str]] = {}
     for r in rows:
         groups.setdefault((r["period"], r["start"]), {})[r["area"]] = verdict(r)
+    for (period, start), verdicts in groups.items():
+        for area in expected(period, start) if expected else ():
+            verdicts.setdefault(area, "unassessed")
     out = []
     for (period, start), verdicts in sorted(groups.items()):
         count = {k: sum(1 for v in verdicts.values() if v == k) for k in

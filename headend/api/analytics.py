@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from headend.analytics import AnalyticsInputError, repo, store
 from headend.analytics import job as daily_job
+from headend.analytics.lineloss import month_bounds
 from headend.analytics.model import boundary
 from headend.analytics.passrate import pass_rates
 from headend.analytics.quantities import collection_facts, quantity_collection
@@ -127,10 +128,30 @@ def line_loss(
     """Stored line-loss results (supply, sales, loss, rate, coverage, method, flags)."""
     first, last = _range(first, last, config)
     rows = store.loss_rows(conn, _scoped(user, area), period, first, last)
-    if not detail or fmt == "csv":
-        for r in rows:
+    names = _names(conn, {r["area"] for r in rows})
+    for r in rows:
+        r["name"] = names.get(r["area"], "")  # 台区名称: what the office calls the area
+        if not detail or fmt == "csv":
             r.pop("detail")
     return _out(rows, fmt, f"lineloss-{period}")
+
+
+def _area_spans(conn: Any, scope: list[str] | None) -> list[tuple[str, Any, Any]]:
+    """(id, valid_from, valid_to) of every area version the user may see."""
+    q = select(areas.c.id, areas.c.valid_from, areas.c.valid_to)
+    if scope is not None:
+        q = q.where(areas.c.id.in_(scope))
+    return [(r.id, r.valid_from, r.valid_to) for r in conn.execute(q)]
+
+
+def _names(conn: Any, ids: set[str]) -> dict[str, str]:
+    """Each area's name (its latest archive version's)."""
+    rows = conn.execute(
+        select(areas.c.id, areas.c.name)
+        .where(areas.c.id.in_(sorted(ids)))
+        .order_by(areas.c.valid_from)
+    )
+    return {r.id: r.name for r in rows}
 
 
 @router.get("/areas/{area}/trend")
@@ -191,9 +212,16 @@ def get_target(area: str, conn: ReadConn, user: Viewer, config: Config) -> dict[
 
 
 @router.put("/areas/{area}/target")
-def set_target(area: str, body: TargetIn, conn: WriteConn, user: Supervisor) -> dict[str, Any]:
+def set_target(
+    area: str, body: TargetIn, conn: WriteConn, user: Supervisor, config: Config
+) -> dict[str, Any]:
     """Set the area's loss band (applies to results computed from now on)."""
     require_area(user, area)
+    if body.low is None and config.default_band_low > body.target:  # an inverted band fails all
+        raise AnalyticsInputError(
+            f"target {body.target} is below the default band low {config.default_band_low}: "
+            "give 'low' too"
+        )
     values = {
         "area": area,
         "target": str(body.target),
@@ -222,8 +250,25 @@ def pass_rate(
     first, last = _range(first, last, config)
     if period == "month":
         first = first.replace(day=1)
-    rows = store.loss_rows(conn, _scoped(user, None), period, first, last)
-    return _out([p.as_dict() for p in pass_rates(rows)], fmt, f"passrate-{period}")
+    scope = _scoped(user, None)
+    rows = store.loss_rows(conn, scope, period, first, last)
+    existed = _area_spans(conn, scope)
+
+    def expected(kind: str, start: str) -> list[str]:
+        day = date.fromisoformat(start)
+        end = month_bounds(day)[1] if kind == "month" else day + timedelta(days=1)
+        t0, t1 = boundary(day, config.tz), boundary(end, config.tz)
+        return [a for a, f, t in existed if f < t1 and (t is None or t > t0)]
+
+    found = pass_rates(rows, expected)
+    names = _names(conn, {a for p in found for a in (*p.failing, *p.unassessed)})
+    out = []
+    for p in found:
+        row = p.as_dict()
+        for key in ("failing", "unassessed"):  # the names next to the ids, in the same order
+            row[f"{key}_names"] = [names.get(a, "") for a in row[key]]
+        out.append(row)
+    return _out(out, fmt, f"passrate-{period}")
 
 
 # --- collection and quality --------------------------------------------------------------------

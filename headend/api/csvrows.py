@@ -25,7 +25,11 @@ def csv_response(rows: Sequence[dict[str, Any]], name: str) -> Response:
     for r in rows:
         writer.writerow(
             {
-                k: csvcells.escape(json.dumps(v, default=str) if isinstance(v, list | dict) else v)
+                k: csvcells.escape(
+                    json.dumps(v, default=str, ensure_ascii=False)
+                    if isinstance(v, list | dict)
+                    else v
+                )
                 for k, v in r.items()
             }
         )
