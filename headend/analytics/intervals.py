@@ -23,11 +23,13 @@ Statistics are in floats: evidence, not billing.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from operator import mul
+
+import numpy
+from numpy.typing import NDArray
 
 from headend.analytics.suspects import LOST_VOLTAGE, PLACES, WEIGHTS, Evidence
 
@@ -189,22 +191,28 @@ def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
 
 # --- the area's loss curve against each customer's load ----------------------------------------
 
-
-def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return float(sum(map(mul, a, b)))
+Vector = NDArray[numpy.float64]
 
 
-def _orthogonalise(v: list[float], basis: Sequence[list[float]]) -> list[float]:
-    out = list(v)
-    for q in basis:
-        c = _dot(out, q)
-        out = [x - c * y for x, y in zip(out, q, strict=True)]
-    return out
+def _orthonormal(columns: Vector, basis: Vector | None = None) -> Vector:
+    """An orthonormal basis of ``columns`` (n × k) orthogonal to ``basis``, by modified
+    Gram–Schmidt in column order; a column whose remainder has norm below 1e-9 adds nothing."""
+    out: list[Vector] = []
+    prior = [] if basis is None else [basis[:, j] for j in range(basis.shape[1])]
+    for j in range(columns.shape[1]):
+        v = columns[:, j].copy()
+        for q in (*prior, *out):
+            v -= (q @ v) * q
+        norm = float(numpy.linalg.norm(v))
+        if norm >= 1e-9:
+            out.append(v / norm)
+    n = columns.shape[0]
+    return numpy.column_stack(out) if out else numpy.zeros((n, 0))
 
 
-def _unit(v: list[float]) -> list[float] | None:
-    n = math.sqrt(_dot(v, v))
-    return None if n < 1e-9 else [x / n for x in v]
+def _remove(v: Vector, basis: Vector) -> Vector:
+    """``v`` (a vector or the columns of a matrix) less its projection on ``basis``."""
+    return v - basis @ (basis.T @ v)
 
 
 @dataclass(frozen=True)
@@ -215,6 +223,74 @@ class LossFit:
     corr: float  # correlation with the remaining loss when chosen
     coefficient: float  # loss per registered kWh (b)
     stolen_kwh_day: float
+    t: float = math.inf  # b over its standard error (residual autocorrelation allowed for)
+
+    @property
+    def share(self) -> float:
+        """The unregistered share of the customer's use, b/(1 + b)."""
+        return self.coefficient / (1 + self.coefficient)
+
+
+def fit_loss_curve(
+    area: Mapping[datetime, float],
+    customers: Mapping[str, Mapping[datetime, float]],
+    exports: Mapping[str, Mapping[datetime, float]] | None = None,
+) -> list[LossFit]:
+    """Every customer the pursuit picks, in the order picked, with its fitted coefficient and
+    t-statistic (``loss_followers`` keeps those that count)."""
+    common = set(area)
+    for c in customers.values():
+        common &= c.keys()
+    slots = sorted(common)
+    if len(slots) < MIN_SLOTS or not customers:
+        return []
+    exports = exports or {}
+    names = list(customers)
+    loads = numpy.array([[customers[m][t] for t in slots] for m in names], dtype=numpy.float64).T
+    back = numpy.zeros(len(slots))
+    for e in exports.values():
+        back += numpy.array([e.get(t, 0.0) for t in slots], dtype=numpy.float64)
+    total = loads.sum(axis=1)
+    loss = numpy.array([area[t] for t in slots], dtype=numpy.float64) + back - total
+    net = total - back
+    # the technical loss: I²R of the net flow, and of import and export apart (PV feeds the
+    # lines in other places than the homes draw)
+    shapes = [numpy.ones(len(slots)), net, net * net]
+    if back.any():
+        shapes += [back, back * back, total * total]
+    basis = _orthonormal(numpy.column_stack(shapes))
+    residual = _remove(loss, basis)
+    projected = _remove(loads, basis)  # each load with the technical loss removed
+    norms = numpy.linalg.norm(projected, axis=0)
+    open_ = norms > 1e-6  # candidates not yet chosen
+    picks: list[tuple[int, float]] = []
+    chosen = numpy.zeros((len(slots), 0))
+    for _ in range(MAX_PICKS):
+        r_norm = float(numpy.linalg.norm(residual))
+        if r_norm < 1e-9 or not open_.any():
+            break
+        score = numpy.where(open_, (residual @ projected) / (norms * r_norm + 1e-300), -numpy.inf)
+        best = int(numpy.argmax(score))  # the first of equals, as in the archive's order
+        if score[best] <= MIN_CORR:
+            break
+        open_[best] = False
+        u = _orthonormal(projected[:, [best]], chosen)
+        if u.shape[1] == 0:
+            continue
+        chosen = numpy.column_stack((chosen, u))
+        residual = _remove(residual, u)
+        picks.append((best, float(score[best])))
+    if not picks:
+        return []
+    columns = projected[:, [j for j, _ in picks]]
+    coefficients, errors = _least_squares(columns, loss, basis)
+    span_days = max((slots[-1] - slots[0]).total_seconds() / 86400, 1e-6)
+    return [
+        LossFit(
+            names[j], corr, b, b * float(loads[:, j].sum()) / span_days, b / se if se else math.inf
+        )
+        for (j, corr), b, se in zip(picks, coefficients, errors, strict=True)
+    ]
 
 
 def loss_followers(
@@ -228,91 +304,29 @@ def loss_followers(
     ``area`` and ``customers``: energy per step (import; ``exports`` the customers' export per
     step; ``pv``: customers with PV).  Steps where the area meter or any customer has no value
     are left out."""
-    common = set(area)
-    for c in customers.values():
-        common &= c.keys()
-    slots = sorted(common)
-    if len(slots) < MIN_SLOTS or not customers:
-        return []
-    exports = exports or {}
-    loads = {m: [c[t] for t in slots] for m, c in customers.items()}
-    out_of = {m: [e.get(t, 0.0) for t in slots] for m, e in exports.items()}
-    total = [math.fsum(column) for column in zip(*loads.values(), strict=True)]
-    back = [math.fsum(column) for column in zip(*out_of.values(), strict=True)]
-    back = back or [0.0] * len(slots)
-    loss = [area[t] + back[i] - total[i] for i, t in enumerate(slots)]
-    net = [s - b for s, b in zip(total, back, strict=True)]
-    basis: list[list[float]] = []
-    # the technical loss: I²R of the net flow, and of import and export apart (PV feeds the
-    # lines in other places than the homes draw)
-    shapes = [[1.0] * len(slots), net, [x * x for x in net]]
-    if any(back):
-        shapes += [back, [x * x for x in back], [x * x for x in total]]
-    for v in shapes:
-        q = _unit(_orthogonalise(v, basis))
-        if q is not None:
-            basis.append(q)
-    residual = _orthogonalise(loss, basis)
-    cand = {}
-    for m, v in loads.items():
-        q = _orthogonalise(v, basis)
-        norm = math.sqrt(_dot(q, q))
-        if norm > 1e-6:
-            cand[m] = (q, norm)
-    projected = {m: q for m, (q, _) in cand.items()}  # each load with the technical loss removed
-    picks: list[tuple[str, float]] = []
-    chosen: list[list[float]] = []
-    for _ in range(MAX_PICKS):
-        r_norm = math.sqrt(_dot(residual, residual))
-        if r_norm < 1e-9:
-            break
-        best, best_corr = None, MIN_CORR
-        for m, (q, norm) in cand.items():
-            corr = _dot(q, residual) / (norm * r_norm)
-            if corr > best_corr:
-                best, best_corr = m, corr
-        if best is None:
-            break
-        q, _ = cand.pop(best)
-        u = _unit(_orthogonalise(q, chosen))
-        if u is None:
-            continue
-        chosen.append(u)
-        residual = _orthogonalise(residual, [u])
-        picks.append((best, best_corr))
-    if not picks:
-        return []
-    columns = [projected[m] for m, _ in picks]
-    coefficients = _least_squares(columns, loss, basis)
-    out = []
-    span_days = max((slots[-1] - slots[0]).total_seconds() / 86400, 1e-6)
-    for (m, corr), b in zip(picks, coefficients, strict=True):
-        if b / (1 + b) < (MIN_UNREGISTERED_PV if m in pv else MIN_UNREGISTERED):
-            continue
-        stolen = b * math.fsum(loads[m]) / span_days
-        out.append(LossFit(m, corr, b, stolen))
-    return out
+    return [
+        f
+        for f in fit_loss_curve(area, customers, exports)
+        if f.share >= (MIN_UNREGISTERED_PV if f.meter in pv else MIN_UNREGISTERED)
+    ]
 
 
-def _least_squares(
-    columns: list[list[float]], y: list[float], basis: Sequence[list[float]]
-) -> list[float]:
-    """Coefficients of ``y`` (orthogonalised) on ``columns`` by the normal equations."""
-    yy = _orthogonalise(y, basis)
-    k = len(columns)
-    a = [[_dot(columns[i], columns[j]) for j in range(k)] for i in range(k)]
-    b = [_dot(columns[i], yy) for i in range(k)]
-    for i in range(k):  # Gauss-Jordan with partial pivoting
-        p = max(range(i, k), key=lambda r: abs(a[r][i]))
-        a[i], a[p], b[i], b[p] = a[p], a[i], b[p], b[i]
-        if abs(a[i][i]) < 1e-12:
-            continue
-        for r in range(k):
-            if r != i and a[r][i]:
-                f = a[r][i] / a[i][i]
-                a[r] = [x - f * y for x, y in zip(a[r], a[i], strict=True)]
-                b[r] -= f * b[i]
-    return [b[i] / a[i][i] if abs(a[i][i]) >= 1e-12 else 0.0 for i in range(k)]
+def _least_squares(columns: Vector, y: Vector, basis: Vector) -> tuple[list[float], list[float]]:
+    """Coefficients of ``y`` (orthogonalised on ``basis``) on ``columns`` by least squares, and
+    their standard errors from the residual, its variance scaled by (1 + ρ)/(1 − ρ) for a lag-1
+    autocorrelation ρ > 0 of the residual (fewer independent slots than slots)."""
+    yy = _remove(y, basis)
+    b, *_ = numpy.linalg.lstsq(columns, yy, rcond=None)
+    e = yy - columns @ b
+    dof = len(y) - basis.shape[1] - columns.shape[1]
+    if dof <= 0:
+        return [float(x) for x in b], [0.0] * len(b)
+    rho = float(e[1:] @ e[:-1] / max(float(e @ e), 1e-300))
+    rho = min(max(rho, 0.0), 0.9)
+    var = float(e @ e) / dof * (1 + rho) / (1 - rho)
+    inverse = numpy.linalg.pinv(columns.T @ columns)
+    se = numpy.sqrt(numpy.maximum(numpy.diag(inverse), 0.0) * var)
+    return [float(x) for x in b], [float(x) for x in se]
 
 
 def loss_evidence(fit: LossFit, at: datetime) -> Evidence:
