@@ -13,7 +13,9 @@ its export, each customer's import and each PV customer's export, from registers
   with 8 more 50 % bypasses in area A2, as in ``bench/analytics_truth.py``).  A whole-home theft
   the fit does not name and an honest customer it names are listed with their statistics.
 
-Usage: python bench/analytics_fit.py cpu [SEED] | sweep suspects|peers SEED...
+With ``--voltages`` the fit is also given the meters' interval voltages (0.1 V).
+
+Usage: python bench/analytics_fit.py cpu [SEED] | sweep suspects|peers SEED... [--voltages]
 """
 
 from __future__ import annotations
@@ -54,6 +56,18 @@ def inputs(run: Any, area: str) -> Inputs:
     pv = frozenset(c.meter for c in members if c.pv_kw > 0)
     exports = {m: _slots(run.series[m].export_kwh, run.times) for m in pv}
     return area_load, loads, exports, pv
+
+
+def voltages(run: Any, area: str) -> Any:
+    """The meters' interval voltages as a gateway stores them (0.1 V, read at each step's end)."""
+    from headend.analytics.intervals import Voltages
+
+    def read(meter: str) -> dict[datetime, float]:
+        v = run.series[meter].voltage
+        return {run.times[i]: round(v[i - 1], 1) for i in range(1, len(run.times))}
+
+    members = {c.meter: read(c.meter) for c in run.customers(area)}
+    return Voltages(read(run.area_total(area)), members)
 
 
 def _simulate(population: str, seed: int) -> Any:
@@ -108,7 +122,7 @@ def cpu(seed: int) -> None:
             print(f"    A{a}: base {x}\n        this {y}")
 
 
-def sweep(population: str, seeds: list[int]) -> None:
+def sweep(population: str, seeds: list[int], with_voltages: bool) -> None:
     from headend.analytics import intervals
     from headend.analytics.intervals import fit_loss_curve
 
@@ -118,8 +132,11 @@ def sweep(population: str, seeds: list[int]) -> None:
         run = _simulate(population, seed)
         for area in ("A1", "A2", "A3", "A4"):
             area_load, loads, exports, pv = inputs(run, area)
-            fits = fit_loss_curve(area_load, loads, exports)
-            named = {f.meter for f in intervals.loss_followers(area_load, loads, exports, pv)}
+            volts = voltages(run, area) if with_voltages else None
+            fits = fit_loss_curve(area_load, loads, exports, volts)
+            named = {
+                f.meter for f in intervals.loss_followers(area_load, loads, exports, pv, volts)
+            }
             by = {f.meter: f for f in fits}
             missed = [c for c in run.customers(area) if c.kind in whole and c.meter not in named]
             honest = [m for m in named if not run.meters[m].theft]
@@ -145,8 +162,8 @@ def sweep(population: str, seeds: list[int]) -> None:
                 kind = run.meters[strongest_honest.meter].kind
                 line += f"\n    most significant honest pick ({kind}): {_stats(strongest_honest)}"
             print(line, flush=True)
-    print(f"{population} seeds {seeds}: whole-home bypasses not named {missed_total}, "
-          f"honest customers named {honest_total}")  # fmt: skip
+    print(f"{population} seeds {seeds}, voltages {with_voltages}: whole-home bypasses not "
+          f"named {missed_total}, honest customers named {honest_total}")  # fmt: skip
 
 
 def _stats(f: Any) -> str:
@@ -157,7 +174,8 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["cpu"]:
         cpu(int(argv[1]) if len(argv) > 1 else 3)
     elif argv[:1] == ["sweep"]:
-        sweep(argv[1], [int(s) for s in argv[2:]])
+        volts = "--voltages" in argv
+        sweep(argv[1], [int(s) for s in argv[2:] if s != "--voltages"], volts)
     else:
         print(__doc__)
 

@@ -23,7 +23,7 @@ Statistics are in floats: evidence, not billing.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -43,6 +43,12 @@ MIN_UNREGISTERED = 0.12  # a fitted share below this is within the technical-los
 # as is the lines' loss, so its fit is less certain and must show a larger share
 MIN_UNREGISTERED_PV = 0.25
 MIN_SLOTS = 48
+# with the meters' voltages the technical loss is known customer by customer (an honest home at
+# the end of a long branch no longer looks like a thief), so a smaller share is significant
+MIN_UNREGISTERED_V = 0.10
+MIN_T = 3.0  # the fitted coefficient over its standard error
+WHITEN = True  # generalised least squares for the registers' rounding noise …
+ROUNDING_DOMINATES = -0.2  # … when the residual's lag-1 correlation is below this
 
 
 @dataclass(frozen=True)
@@ -231,16 +237,55 @@ class LossFit:
         return self.coefficient / (1 + self.coefficient)
 
 
+@dataclass(frozen=True)
+class Voltages:
+    """Interval voltages (V, at the end of each step) of the area meter and of the customers
+    (a customer without a value at a step counts no line drop there)."""
+
+    area: Mapping[datetime, float]
+    customers: Mapping[str, Mapping[datetime, float]]
+
+
+def _voltage_loss(
+    v: Voltages,
+    names: list[str],
+    slots: list[datetime],
+    loads: Vector,
+    exports: Mapping[str, Mapping[datetime, float]],
+) -> Vector:
+    """The line loss the meters' voltages imply, per slot: Σ_j e_j (V_T − V_j)/V_j.
+
+    In a radial network the power lost in the lines is Σ_j I_j (V_T − V_j) (I_j: the current
+    drawn at customer j, V_T: the transformer's voltage at the area meter), and I_j dt = e_j/V_j
+    for the customer's net energy e_j (import − export) of the step."""
+    area_v = numpy.array([v.area[t] for t in slots], dtype=numpy.float64)
+    out = numpy.zeros(len(slots))
+    for j, m in enumerate(names):
+        mine = v.customers.get(m)
+        if not mine:
+            continue
+        volts = numpy.array([mine.get(t, math.nan) for t in slots], dtype=numpy.float64)
+        e = loads[:, j].copy()
+        if m in exports:
+            e -= numpy.array([exports[m].get(t, 0.0) for t in slots], dtype=numpy.float64)
+        seen = numpy.isfinite(volts) & (volts > 0)
+        out[seen] += e[seen] * (area_v[seen] - volts[seen]) / volts[seen]
+    return out
+
+
 def fit_loss_curve(
     area: Mapping[datetime, float],
     customers: Mapping[str, Mapping[datetime, float]],
     exports: Mapping[str, Mapping[datetime, float]] | None = None,
+    voltages: Voltages | None = None,
 ) -> list[LossFit]:
     """Every customer the pursuit picks, in the order picked, with its fitted coefficient and
-    t-statistic (``loss_followers`` keeps those that count)."""
+    t-statistic (``loss_followers`` keeps those that count; arguments as there)."""
     common = set(area)
     for c in customers.values():
         common &= c.keys()
+    if voltages is not None:
+        common &= voltages.area.keys()
     slots = sorted(common)
     if len(slots) < MIN_SLOTS or not customers:
         return []
@@ -258,13 +303,39 @@ def fit_loss_curve(
     shapes = [numpy.ones(len(slots)), net, net * net]
     if back.any():
         shapes += [back, back * back, total * total]
-    basis = _orthonormal(numpy.column_stack(shapes))
+    if voltages is not None:
+        shapes.append(_voltage_loss(voltages, names, slots, loads, exports))
+    fitted = _pursue(loss, loads, numpy.column_stack(shapes))
+    if WHITEN and fitted is not None:
+        whiten = _whitener(fitted[3], slots)
+        if whiten is not None:
+            fitted = _pursue(whiten(loss), whiten(loads), whiten(numpy.column_stack(shapes)))
+    if fitted is None:
+        return []
+    picks, coefficients, errors, _ = fitted
+    span_days = max((slots[-1] - slots[0]).total_seconds() / 86400, 1e-6)
+    return [
+        LossFit(
+            names[j], corr, b, b * float(loads[:, j].sum()) / span_days, b / se if se else math.inf
+        )
+        for (j, corr), b, se in zip(picks, coefficients, errors, strict=True)
+    ]
+
+
+def _pursue(
+    loss: Vector, loads: Vector, shapes: Vector
+) -> tuple[list[tuple[int, float]], list[float], list[float], Vector] | None:
+    """Orthogonal matching pursuit of ``loss`` over the columns of ``loads`` once ``shapes`` (the
+    technical loss) are removed: the picks (column, correlation when picked), their least-squares
+    coefficients and standard errors, and the residual; None when nothing is picked."""
+    n = len(loss)
+    basis = _orthonormal(shapes)
     residual = _remove(loss, basis)
     projected = _remove(loads, basis)  # each load with the technical loss removed
     norms = numpy.linalg.norm(projected, axis=0)
     open_ = norms > 1e-6  # candidates not yet chosen
     picks: list[tuple[int, float]] = []
-    chosen = numpy.zeros((len(slots), 0))
+    chosen = numpy.zeros((n, 0))
     for _ in range(MAX_PICKS):
         r_norm = float(numpy.linalg.norm(residual))
         if r_norm < 1e-9 or not open_.any():
@@ -281,16 +352,40 @@ def fit_loss_curve(
         residual = _remove(residual, u)
         picks.append((best, float(score[best])))
     if not picks:
-        return []
+        return None
     columns = projected[:, [j for j, _ in picks]]
     coefficients, errors = _least_squares(columns, loss, basis)
-    span_days = max((slots[-1] - slots[0]).total_seconds() / 86400, 1e-6)
-    return [
-        LossFit(
-            names[j], corr, b, b * float(loads[:, j].sum()) / span_days, b / se if se else math.inf
-        )
-        for (j, corr), b, se in zip(picks, coefficients, errors, strict=True)
-    ]
+    return picks, coefficients, errors, residual
+
+
+def _whitener(e: Vector, slots: list[datetime]) -> Callable[[Vector], Vector] | None:
+    """A map that whitens the loss curve's noise, estimated from a first fit's residual ``e``.
+
+    Each slot's energy is the difference of two register readings rounded to the register's
+    resolution, so the rounding of all the area's meters adds noise of variance 2q to a slot and
+    −q to its covariance with the next (an MA(1) with correlation −½); the rest (the technical
+    model's error) is taken as white, of variance w.  From the residual's lag-0 and lag-1
+    covariances ``c0``, ``c1``: q = max(−c1, 0), w = c0 − 2q.  Slots not adjacent share no
+    reading.  Generalised least squares: every column is multiplied by L⁻¹, L Lᵀ = Σ."""
+    n = len(e)
+    gaps = numpy.diff(numpy.array([t.timestamp() for t in slots]))
+    adjacent = gaps <= gaps.min() + 1e-6  # one step apart
+    c0 = float(e @ e) / n
+    c1 = float((e[1:] * e[:-1])[adjacent].sum()) / max(int(adjacent.sum()), 1)
+    if c1 > ROUNDING_DOMINATES * c0:  # the model's error, not the rounding, dominates
+        return None
+    q = -c1
+    w = max(c0 - 2 * q, 0.05 * c0)
+    sigma: Vector = numpy.diag(numpy.full(n, w + 2 * q))
+    off = numpy.where(adjacent, -q, 0.0)
+    sigma += numpy.diag(off, 1) + numpy.diag(off, -1)
+    factor = numpy.linalg.cholesky(sigma)
+
+    def whiten(v: Vector) -> Vector:
+        out: Vector = numpy.linalg.solve(factor, v)
+        return out
+
+    return whiten
 
 
 def loss_followers(
@@ -298,16 +393,21 @@ def loss_followers(
     customers: Mapping[str, Mapping[datetime, float]],
     exports: Mapping[str, Mapping[datetime, float]] | None = None,
     pv: frozenset[str] = frozenset(),
+    voltages: Voltages | None = None,
 ) -> list[LossFit]:
     """Customers whose registered load the area's loss curve follows (strongest first).
 
     ``area`` and ``customers``: energy per step (import; ``exports`` the customers' export per
-    step; ``pv``: customers with PV).  Steps where the area meter or any customer has no value
-    are left out."""
+    step; ``pv``: customers with PV; ``voltages``: the meters' interval voltages, which give
+    the technical loss customer by customer).  Steps where the area meter (or its voltage) or
+    any customer has no energy are left out.  A fit counts with a t-statistic of at least
+    ``MIN_T`` and a share of at least ``MIN_UNREGISTERED`` (``MIN_UNREGISTERED_V`` with
+    voltages; ``MIN_UNREGISTERED_PV`` for a PV customer)."""
+    floor = MIN_UNREGISTERED if voltages is None else MIN_UNREGISTERED_V
     return [
         f
-        for f in fit_loss_curve(area, customers, exports)
-        if f.share >= (MIN_UNREGISTERED_PV if f.meter in pv else MIN_UNREGISTERED)
+        for f in fit_loss_curve(area, customers, exports, voltages)
+        if f.t >= MIN_T and f.share >= (MIN_UNREGISTERED_PV if f.meter in pv else floor)
     ]
 
 
