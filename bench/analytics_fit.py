@@ -73,8 +73,8 @@ def voltages(run: Any, area: str) -> Any:
 def _simulate(population: str, seed: int) -> Any:
     from simulators.grid import GridConfig, simulate
 
-    extra = {"theft_area": 1} if population == "peers" else {}
-    return simulate(GridConfig(areas=4, customers=200, days=7, seed=seed, **extra))
+    theft_area = 1 if population == "peers" else None
+    return simulate(GridConfig(areas=4, customers=200, days=7, seed=seed, theft_area=theft_area))
 
 
 def _old_module() -> types.ModuleType:
