@@ -274,6 +274,23 @@ def _voltage_loss(
     return out
 
 
+def voltage_line_loss(
+    v: Voltages,
+    customers: Mapping[str, Mapping[datetime, float]],
+    exports: Mapping[str, Mapping[datetime, float]] | None = None,
+) -> dict[datetime, float]:
+    """The line loss (kWh per step) the meters' voltages imply, at the steps where the area
+    meter has a voltage and every customer an energy (see ``_voltage_loss``)."""
+    common = set(v.area)
+    for c in customers.values():
+        common &= c.keys()
+    slots = sorted(common)
+    names = list(customers)
+    loads = numpy.array([[customers[m][t] for t in slots] for m in names], dtype=numpy.float64).T
+    curve = _voltage_loss(v, names, slots, loads.reshape(len(slots), len(names)), exports or {})
+    return dict(zip(slots, (float(x) for x in curve), strict=True))
+
+
 def fit_loss_curve(
     area: Mapping[datetime, float],
     customers: Mapping[str, Mapping[datetime, float]],
