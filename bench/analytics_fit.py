@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 import types
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,39 +34,12 @@ sys.path.insert(0, str(ROOT))
 BASE = os.environ.get("BENCH_FIT_BASE", "9773bed")  # before numpy
 ROUNDS = int(os.environ.get("BENCH_FIT_ROUNDS", "5"))
 
-Inputs = tuple[
-    dict[datetime, float], dict[str, dict[datetime, float]], dict[str, dict[datetime, float]],
-    frozenset[str],
-]  # fmt: skip
 
-
-def _slots(register: list[float], times: list[datetime]) -> dict[datetime, float]:
-    stored = [round(v, 2) for v in register]
-    return {times[i]: stored[i] - stored[i - 1] for i in range(2, len(times))}
-
-
-def inputs(run: Any, area: str) -> Inputs:
+def inputs(run: Any, area: str) -> Any:
     """What the recompute passes to the fit for ``area`` (all its days)."""
-    t = run.series[run.area_total(area)]
-    imp, exp = _slots(t.import_kwh, run.times), _slots(t.export_kwh, run.times)
-    area_load = {k: v - exp[k] for k, v in imp.items()}
-    members = run.customers(area)
-    loads = {c.meter: _slots(run.series[c.meter].import_kwh, run.times) for c in members}
-    pv = frozenset(c.meter for c in members if c.pv_kw > 0)
-    exports = {m: _slots(run.series[m].export_kwh, run.times) for m in pv}
-    return area_load, loads, exports, pv
+    from tests.headend.analytics.grid_fit import fit_inputs
 
-
-def voltages(run: Any, area: str) -> Any:
-    """The meters' interval voltages as a gateway stores them (0.1 V, read at each step's end)."""
-    from headend.analytics.intervals import Voltages
-
-    def read(meter: str) -> dict[datetime, float]:
-        v = run.series[meter].voltage
-        return {run.times[i]: round(v[i - 1], 1) for i in range(1, len(run.times))}
-
-    members = {c.meter: read(c.meter) for c in run.customers(area)}
-    return Voltages(read(run.area_total(area)), members)
+    return fit_inputs(run, area)
 
 
 def _simulate(population: str, seed: int) -> Any:
@@ -93,7 +65,8 @@ def cpu(seed: int) -> None:
 
     old = _old_module()
     run = _simulate("suspects", seed)
-    areas = [inputs(run, a) for a in ("A1", "A2", "A3", "A4")]
+    areas = [(g.area, g.loads, g.exports, g.pv) for a in ("A1", "A2", "A3", "A4")
+             if (g := inputs(run, a))]  # fmt: skip
     times: dict[str, list[float]] = {"base": [], "this": []}
     names: dict[str, list[list[str]]] = {}
     coefficients: dict[str, list[float]] = {}
@@ -111,12 +84,21 @@ def cpu(seed: int) -> None:
     print(f"  this tree:  {n:.3f}  ({', '.join(f'{x:.3f}' for x in times['this'])})  "
           f"ratio {n / b:.3f}")  # fmt: skip
     same = names["base"] == names["this"]
-    diff = max(
-        (abs(x - y) for x, y in zip(coefficients["base"], coefficients["this"], strict=False)),
-        default=0.0,
-    )
-    print(f"  same customers named in the same order: {same}; largest coefficient difference "
-          f"{diff:.2e}")  # fmt: skip
+    print(f"  same customers named in the same order: {same}")
+    # the same method: this tree's fits under the base's rule (share alone) name the same
+    # customers with the same coefficients
+    from headend.analytics.losscurve import fit_loss_curve
+
+    rule = [
+        [f for f in fit_loss_curve(a[0], a[1], a[2])
+         if f.share >= (old.MIN_UNREGISTERED_PV if f.meter in a[3] else old.MIN_UNREGISTERED)]
+        for a in areas
+    ]  # fmt: skip
+    same_rule = [[f.meter for f in fits] for fits in rule] == names["base"]
+    mine = [f.coefficient for fits in rule for f in fits]
+    diff = max((abs(x - y) for x, y in zip(coefficients["base"], mine, strict=False)), default=0.0)
+    print(f"  under the base's rule (share alone): same customers {same_rule}, largest "
+          f"coefficient difference {diff:.2e}")  # fmt: skip
     if not same:
         for a, (x, y) in enumerate(zip(names["base"], names["this"], strict=True), start=1):
             print(f"    A{a}: base {x}\n        this {y}")
@@ -124,18 +106,19 @@ def cpu(seed: int) -> None:
 
 def sweep(population: str, seeds: list[int], with_voltages: bool) -> None:
     from headend.analytics import intervals
-    from headend.analytics.intervals import fit_loss_curve
+    from headend.analytics.losscurve import fit_loss_curve
 
     whole = ("bypass", "cover_open")  # thefts the loss curve is the only interval signal for
     missed_total = honest_total = 0
     for seed in seeds:
         run = _simulate(population, seed)
         for area in ("A1", "A2", "A3", "A4"):
-            area_load, loads, exports, pv = inputs(run, area)
-            volts = voltages(run, area) if with_voltages else None
-            fits = fit_loss_curve(area_load, loads, exports, volts)
+            got = inputs(run, area)
+            volts = got.voltages if with_voltages else None
+            fits = fit_loss_curve(got.area, got.loads, got.exports, volts)
             named = {
-                f.meter for f in intervals.loss_followers(area_load, loads, exports, pv, volts)
+                f.meter
+                for f in intervals.loss_followers(got.area, got.loads, got.exports, got.pv, volts)
             }
             by = {f.meter: f for f in fits}
             missed = [c for c in run.customers(area) if c.kind in whole and c.meter not in named]

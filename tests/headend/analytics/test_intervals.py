@@ -76,27 +76,6 @@ def test_the_loss_curve_names_the_customer_it_follows_and_its_share():
     assert loss_followers({t: v for t, v in list(area.items())[:20]}, loads) == []  # too short
 
 
-def _fit_inputs(run):
-    """What the recompute hands the fit: slot energies of registers stored at 0.01 kWh (the
-    first slot has no earlier reading), voltages stored at 0.1 V."""
-    from headend.analytics.intervals import Voltages
-
-    def slots(register):
-        stored = [round(v, 2) for v in register]
-        return {run.times[i]: stored[i] - stored[i - 1] for i in range(2, len(run.times))}
-
-    def volts(meter):
-        v = run.series[meter].voltage
-        return {run.times[i]: round(v[i - 1], 1) for i in range(1, len(run.times))}
-
-    total = run.series[run.area_total("A1")]
-    exported = slots(total.export_kwh)
-    area = {t: e - exported[t] for t, e in slots(total.import_kwh).items()}
-    loads = {c.meter: slots(run.series[c.meter].import_kwh) for c in run.customers("A1")}
-    voltages = Voltages(volts(run.area_total("A1")), {m: volts(m) for m in loads})
-    return area, loads, voltages
-
-
 def _long_branches(seed):
     """One area of 80 homes on two long branches (10 mΩ between neighbours: the honest homes at
     the far ends lose several per cent of their load in the lines, in step with it) and one home
@@ -110,36 +89,18 @@ def _long_branches(seed):
     return run, thief
 
 
-def test_the_meters_voltages_give_the_line_loss_of_a_radial_area():
-    """Σ_j e_j (V_T − V_j)/V_j against the simulated I²R of the lines and service cables: a
-    little above it, as the simulator draws each home's current at the nominal 230 V while its
-    meter sees less (I = P/V is the physics; the simulator's is a simplification)."""
-    from headend.analytics.intervals import voltage_line_loss
-    from simulators.grid import GridConfig, simulate
-
-    run = simulate(GridConfig(areas=1, customers=200, days=3, seed=2, mix={}))
-    area, loads, voltages = _fit_inputs(run)
-    curve = voltage_line_loss(voltages, loads)
-    assert len(curve) == len(area)
-    per_day = run.config.steps_per_day
-    meters_own = (len(loads) + 1) * run.config.meter_watts / 1000 * 24
-    for d, day in enumerate(run.days[1:], start=1):  # day 0 lacks its first two slots
-        lines = day.technical - meters_own  # the truth, kWh
-        found = sum(curve[t] for t in run.times[d * per_day + 1 : (d + 1) * per_day + 1])
-        assert lines < found < 1.15 * lines, (day, lines, found)
-
-
 def test_a_fifth_stolen_is_told_from_honest_homes_down_long_branches_by_their_voltages():
     """The loss curve alone names honest homes at the far ends of long branches (their line loss
     follows their load); with the meters' voltages their line loss is known home by home and
     only the bypass is named, with its share."""
     from headend.analytics.intervals import loss_followers
+    from tests.headend.analytics.grid_fit import fit_inputs
 
     for seed in (2, 5):
         run, thief = _long_branches(seed)
-        area, loads, voltages = _fit_inputs(run)
-        alone = {f.meter for f in loss_followers(area, loads)}
+        got = fit_inputs(run, "A1")
+        alone = {f.meter for f in loss_followers(got.area, got.loads)}
         assert alone - {thief}, seed  # honest homes named without the voltages
-        fits = loss_followers(area, loads, voltages=voltages)
+        fits = loss_followers(got.area, got.loads, voltages=got.voltages)
         assert [f.meter for f in fits] == [thief], (seed, fits)
         assert abs(fits[0].share - 0.2) < 0.05 and fits[0].t >= 3.5
