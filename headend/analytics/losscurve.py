@@ -21,6 +21,7 @@ from datetime import datetime
 
 import numpy
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 MIN_CORR = 0.1  # pursuit stops below this correlation
 MAX_PICKS = 30
@@ -128,7 +129,18 @@ def fit_loss_curve(
     voltages: Voltages | None = None,
 ) -> list[LossFit]:
     """Every customer the pursuit picks, in the order picked, with its fitted coefficient and
-    t-statistic (``loss_followers`` keeps those that count; arguments as there)."""
+    t-statistic (``loss_followers`` keeps those that count; arguments as there).  One BLAS
+    thread: the matrices are small, and idle OpenBLAS threads spin on the CPU."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(area, customers, exports, voltages)
+
+
+def _fit(
+    area: Mapping[datetime, float],
+    customers: Mapping[str, Mapping[datetime, float]],
+    exports: Mapping[str, Mapping[datetime, float]] | None,
+    voltages: Voltages | None,
+) -> list[LossFit]:
     common = set(area)
     for c in customers.values():
         common &= c.keys()
