@@ -219,9 +219,10 @@ def loss_evidence(fit: LossFit, at: datetime) -> Evidence:
         "loss_follows_load",
         scale,
         at,
-        f"the area's loss follows this meter's load (r = {fit.corr:.2f}): about "
-        f"{fit.stolen_kwh_day:.1f} kWh/day unregistered ({share:.0%} of its use)",
+        f"the area's loss follows this meter's load (r = {fit.corr:.2f}, t = {fit.t:.1f}): "
+        f"about {fit.stolen_kwh_day:.1f} kWh/day unregistered ({share:.0%} of its use)",
         corr=f"{fit.corr:.3f}",
+        t=f"{fit.t:.1f}",
         unregistered_share=f"{share:.2f}",
         kwh_day=f"{fit.stolen_kwh_day:.2f}",
     )

@@ -93,7 +93,7 @@ def test_a_fifth_stolen_is_told_from_honest_homes_down_long_branches_by_their_vo
     """The loss curve alone names honest homes at the far ends of long branches (their line loss
     follows their load); with the meters' voltages their line loss is known home by home and
     only the bypass is named, with its share."""
-    from headend.analytics.intervals import loss_followers
+    from headend.analytics.intervals import loss_evidence, loss_followers
     from tests.headend.analytics.grid_fit import fit_inputs
 
     for seed in (2, 5):
@@ -104,3 +104,6 @@ def test_a_fifth_stolen_is_told_from_honest_homes_down_long_branches_by_their_vo
         fits = loss_followers(got.area, got.loads, voltages=got.voltages)
         assert [f.meter for f in fits] == [thief], (seed, fits)
         assert abs(fits[0].share - 0.2) < 0.05 and fits[0].t >= 3.5
+        evidence = loss_evidence(fits[0], T0)
+        assert float(evidence.details["t"]) == round(fits[0].t, 1)
+        assert evidence.details["unregistered_share"] == f"{fits[0].share:.2f}"
