@@ -29,6 +29,10 @@ MIN_SLOTS = 48
 WHITEN = True  # generalised least squares for the registers' rounding noise …
 ROUNDING_DOMINATES = -0.2  # … when the residual's lag-1 correlation is below this
 
+# V_j / V_T of a line drop or rise: below 70 % is a lost voltage (as ``LOST_VOLTAGE`` is 70 % of
+# 220 V), above 110 % no LV line's rise
+LINE_DROP = (0.7, 1.1)
+
 Vector = NDArray[numpy.float64]
 
 
@@ -89,7 +93,9 @@ def _voltage_loss(
 
     In a radial network the power lost in the lines is Σ_j I_j (V_T − V_j) (I_j: the current
     drawn at customer j, V_T: the transformer's voltage at the area meter), and I_j dt = e_j/V_j
-    for the customer's net energy e_j (import − export) of the step."""
+    for the customer's net energy e_j (import − export) of the step.  A voltage outside
+    ``LINE_DROP`` × V_T is no line drop (a voltage circuit opened to slow the meter — which
+    ``lost_voltage`` judges — or a meter on another transformer) and counts none."""
     area_v = numpy.array([v.area[t] for t in slots], dtype=numpy.float64)
     out = numpy.zeros(len(slots))
     for j, m in enumerate(names):
@@ -100,7 +106,8 @@ def _voltage_loss(
         e = loads[:, j].copy()
         if m in exports:
             e -= numpy.array([exports[m].get(t, 0.0) for t in slots], dtype=numpy.float64)
-        seen = numpy.isfinite(volts) & (volts > 0)
+        ratio = volts / area_v
+        seen = numpy.isfinite(ratio) & (ratio >= LINE_DROP[0]) & (ratio <= LINE_DROP[1])
         out[seen] += e[seen] * (area_v[seen] - volts[seen]) / volts[seen]
     return out
 

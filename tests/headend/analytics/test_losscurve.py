@@ -58,3 +58,23 @@ def test_whitening_the_register_rounding_sharpens_the_fit():
         losscurve.WHITEN = True
     assert abs(fit.share - f) < 0.03 and abs(plain.share - f) < 0.03
     assert fit.t > 1.3 * plain.t, (fit.t, plain.t)
+
+
+def test_a_lost_voltage_is_no_line_drop():
+    """A meter whose voltage circuit is opened (60 V) would add its whole load to the technical
+    loss and hide its own theft from the fit: such a reading counts no drop."""
+    from dataclasses import replace
+
+    run = simulate(GridConfig(areas=1, customers=20, days=1, seed=2, mix={}))
+    got = fit_inputs(run, "A1")
+    victim = next(iter(got.loads))
+    base = voltage_line_loss(
+        replace(got.voltages, customers={**got.voltages.customers, victim: {}}), got.loads
+    )
+    opened = {t: 60.0 for t in got.voltages.customers[victim]}
+    tampered = voltage_line_loss(
+        replace(got.voltages, customers={**got.voltages.customers, victim: opened}), got.loads
+    )
+    assert tampered == base
+    honest = voltage_line_loss(got.voltages, got.loads)
+    assert sum(honest.values()) > sum(base.values())  # its real drop does count
