@@ -9,9 +9,10 @@ its export, each customer's import and each PV customer's export, from registers
   tree against the code at ``BENCH_FIT_BASE`` (its ``intervals.py`` loaded from git), alternating
   over ``BENCH_FIT_ROUNDS`` rounds in one process; and whether the two name the same customers.
 - ``sweep POPULATION SEEDS...``: per seed and area, every theft and honest customer the fit names
-  and how it would rank (POPULATION ``suspects``: the default mix; ``peers``: the default mix
-  with 8 more 50 % bypasses in area A2, as in ``bench/analytics_truth.py``).  A whole-home theft
-  the fit does not name and an honest customer it names are listed with their statistics.
+  (POPULATION ``suspects``: the default mix; ``peers``: the default mix with 8 more 50 %
+  bypasses in area A2, as in ``bench/analytics_truth.py``).  A whole-home theft the fit does not
+  name and an honest customer it names are listed with their statistics; the totals also under
+  the rule before the t-statistic (the share alone, on the same fits).
 
 With ``--voltages`` the fit is also given the meters' interval voltages (0.1 V).
 
@@ -106,10 +107,11 @@ def cpu(seed: int) -> None:
 
 def sweep(population: str, seeds: list[int], with_voltages: bool) -> None:
     from headend.analytics import intervals
+    from headend.analytics.intervals import MIN_UNREGISTERED, MIN_UNREGISTERED_PV
     from headend.analytics.losscurve import fit_loss_curve
 
     whole = ("bypass", "cover_open")  # thefts the loss curve is the only interval signal for
-    missed_total = honest_total = 0
+    missed_total = honest_total = old_missed = old_honest = 0
     for seed in seeds:
         run = _simulate(population, seed)
         for area in ("A1", "A2", "A3", "A4"):
@@ -123,8 +125,17 @@ def sweep(population: str, seeds: list[int], with_voltages: bool) -> None:
             by = {f.meter: f for f in fits}
             missed = [c for c in run.customers(area) if c.kind in whole and c.meter not in named]
             honest = [m for m in named if not run.meters[m].theft]
-            missed_total += sum(c.kind == "bypass" for c in missed)
+            missed_total += len(missed)
             honest_total += len(honest)
+            # the rule before the t-statistic: the share alone, on the same fits
+            shared = {
+                f.meter for f in fits
+                if f.share >= (MIN_UNREGISTERED_PV if f.meter in got.pv else MIN_UNREGISTERED)
+            }  # fmt: skip
+            old_missed += sum(
+                c.kind in whole and c.meter not in shared for c in run.customers(area)
+            )
+            old_honest += sum(not run.meters[m].theft for m in shared)
             line = f"seed {seed} {area}: named {len(named)}"
             for c in missed:
                 f = by.get(c.meter)
@@ -145,8 +156,9 @@ def sweep(population: str, seeds: list[int], with_voltages: bool) -> None:
                 kind = run.meters[strongest_honest.meter].kind
                 line += f"\n    most significant honest pick ({kind}): {_stats(strongest_honest)}"
             print(line, flush=True)
-    print(f"{population} seeds {seeds}, voltages {with_voltages}: whole-home bypasses not "
-          f"named {missed_total}, honest customers named {honest_total}")  # fmt: skip
+    print(f"{population} seeds {seeds}, voltages {with_voltages}: whole-home thefts (bypass, "
+          f"cover open) not named {missed_total}, honest customers named {honest_total}; with "
+          f"the share ≥ {MIN_UNREGISTERED} rule alone: {old_missed} and {old_honest}")  # fmt: skip
 
 
 def _stats(f: Any) -> str:
