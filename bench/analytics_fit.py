@@ -16,7 +16,9 @@ its export, each customer's import and each PV customer's export, from registers
 
 With ``--voltages`` the fit is also given the meters' interval voltages (0.1 V).
 
-Usage: python bench/analytics_fit.py cpu [SEED] | sweep suspects|peers SEED... [--voltages]
+Without arguments (``make bench``): ``cpu 3``, then ``sweep peers 9`` without and with voltages.
+
+Usage: python bench/analytics_fit.py [cpu [SEED] | sweep suspects|peers SEED... [--voltages]]
 """
 
 from __future__ import annotations
@@ -171,6 +173,10 @@ def main(argv: list[str]) -> None:
     elif argv[:1] == ["sweep"]:
         volts = "--voltages" in argv
         sweep(argv[1], [int(s) for s in argv[2:] if s != "--voltages"], volts)
+    elif not argv:  # make bench: the CPU, and the seed-9 area curve without and with voltages
+        cpu(3)
+        sweep("peers", [9], False)
+        sweep("peers", [9], True)
     else:
         print(__doc__)
 
