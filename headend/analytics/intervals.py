@@ -10,12 +10,8 @@ still found:
 - ``neutral_imbalance``: on a single-phase meter, live and neutral current differ (a jumper on
   the live terminal or load returned elsewhere): the classic bypass signal.
 - ``loss_follows_load``: the area's loss curve (area meter − Σ customers, per interval) follows
-  this customer's own registered load once the technical loss is accounted for.  The loss curve
-  is fitted on ``[1, S, S²]`` (S: Σ customers' registered load; I²R losses grow with its square),
-  then customers are chosen greedily (orthogonal matching pursuit) by the correlation of their
-  load, orthogonalised the same way, with what is left of the loss.  A customer whose meter
-  registers ``1 − f`` of its use adds ``f/(1 − f)`` of its registered load to the loss curve, so
-  the fitted coefficient ``b`` estimates the unregistered share ``f = b/(1 + b)``.
+  this customer's own registered load once the technical loss is accounted for (the fit is in
+  ``headend.analytics.losscurve``; here, which fits count).
 
 Statistics are in floats: evidence, not billing.
 """
@@ -23,24 +19,26 @@ Statistics are in floats: evidence, not billing.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from operator import mul
 
+from headend.analytics.losscurve import LossFit, Voltages, fit_loss_curve
 from headend.analytics.suspects import LOST_VOLTAGE, PLACES, WEIGHTS, Evidence
 
 MIN_LOADED_A = 1.0  # a single-phase imbalance is judged only above this current
 IMBALANCE = 0.2  # |In − IL| above this share of the larger (plus 0.3 A) is imbalanced
 MIN_SHARE = 0.2  # of loaded readings, for the imbalance to count
-MIN_CORR = 0.1  # pursuit stops below this correlation
-MAX_PICKS = 30
 MIN_UNREGISTERED = 0.12  # a fitted share below this is within the technical-loss model's error
 # a PV customer's import is its use less its own generation: its curve is reshaped by the sun,
 # as is the lines' loss, so its fit is less certain and must show a larger share
 MIN_UNREGISTERED_PV = 0.25
-MIN_SLOTS = 48
+# with the meters' voltages the technical loss is known customer by customer (an honest home at
+# the end of a long branch no longer looks like a thief), so a smaller share is significant
+MIN_UNREGISTERED_V = 0.14
+MIN_T = 3.0  # the fitted coefficient over its standard error …
+MIN_T_V = 3.5  # … with voltages (chosen on seeds 3, 5, 8, 9, 11–14; bench/analytics_fit.py)
 
 
 @dataclass(frozen=True)
@@ -190,129 +188,27 @@ def neutral_imbalance(m: MeterIntervals) -> Evidence | None:
 # --- the area's loss curve against each customer's load ----------------------------------------
 
 
-def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return float(sum(map(mul, a, b)))
-
-
-def _orthogonalise(v: list[float], basis: Sequence[list[float]]) -> list[float]:
-    out = list(v)
-    for q in basis:
-        c = _dot(out, q)
-        out = [x - c * y for x, y in zip(out, q, strict=True)]
-    return out
-
-
-def _unit(v: list[float]) -> list[float] | None:
-    n = math.sqrt(_dot(v, v))
-    return None if n < 1e-9 else [x / n for x in v]
-
-
-@dataclass(frozen=True)
-class LossFit:
-    """A customer the area's loss curve follows."""
-
-    meter: str
-    corr: float  # correlation with the remaining loss when chosen
-    coefficient: float  # loss per registered kWh (b)
-    stolen_kwh_day: float
-
-
 def loss_followers(
     area: Mapping[datetime, float],
     customers: Mapping[str, Mapping[datetime, float]],
     exports: Mapping[str, Mapping[datetime, float]] | None = None,
     pv: frozenset[str] = frozenset(),
+    voltages: Voltages | None = None,
 ) -> list[LossFit]:
     """Customers whose registered load the area's loss curve follows (strongest first).
 
     ``area`` and ``customers``: energy per step (import; ``exports`` the customers' export per
-    step; ``pv``: customers with PV).  Steps where the area meter or any customer has no value
-    are left out."""
-    common = set(area)
-    for c in customers.values():
-        common &= c.keys()
-    slots = sorted(common)
-    if len(slots) < MIN_SLOTS or not customers:
-        return []
-    exports = exports or {}
-    loads = {m: [c[t] for t in slots] for m, c in customers.items()}
-    out_of = {m: [e.get(t, 0.0) for t in slots] for m, e in exports.items()}
-    total = [math.fsum(column) for column in zip(*loads.values(), strict=True)]
-    back = [math.fsum(column) for column in zip(*out_of.values(), strict=True)]
-    back = back or [0.0] * len(slots)
-    loss = [area[t] + back[i] - total[i] for i, t in enumerate(slots)]
-    net = [s - b for s, b in zip(total, back, strict=True)]
-    basis: list[list[float]] = []
-    # the technical loss: I²R of the net flow, and of import and export apart (PV feeds the
-    # lines in other places than the homes draw)
-    shapes = [[1.0] * len(slots), net, [x * x for x in net]]
-    if any(back):
-        shapes += [back, [x * x for x in back], [x * x for x in total]]
-    for v in shapes:
-        q = _unit(_orthogonalise(v, basis))
-        if q is not None:
-            basis.append(q)
-    residual = _orthogonalise(loss, basis)
-    cand = {}
-    for m, v in loads.items():
-        q = _orthogonalise(v, basis)
-        norm = math.sqrt(_dot(q, q))
-        if norm > 1e-6:
-            cand[m] = (q, norm)
-    projected = {m: q for m, (q, _) in cand.items()}  # each load with the technical loss removed
-    picks: list[tuple[str, float]] = []
-    chosen: list[list[float]] = []
-    for _ in range(MAX_PICKS):
-        r_norm = math.sqrt(_dot(residual, residual))
-        if r_norm < 1e-9:
-            break
-        best, best_corr = None, MIN_CORR
-        for m, (q, norm) in cand.items():
-            corr = _dot(q, residual) / (norm * r_norm)
-            if corr > best_corr:
-                best, best_corr = m, corr
-        if best is None:
-            break
-        q, _ = cand.pop(best)
-        u = _unit(_orthogonalise(q, chosen))
-        if u is None:
-            continue
-        chosen.append(u)
-        residual = _orthogonalise(residual, [u])
-        picks.append((best, best_corr))
-    if not picks:
-        return []
-    columns = [projected[m] for m, _ in picks]
-    coefficients = _least_squares(columns, loss, basis)
-    out = []
-    span_days = max((slots[-1] - slots[0]).total_seconds() / 86400, 1e-6)
-    for (m, corr), b in zip(picks, coefficients, strict=True):
-        if b / (1 + b) < (MIN_UNREGISTERED_PV if m in pv else MIN_UNREGISTERED):
-            continue
-        stolen = b * math.fsum(loads[m]) / span_days
-        out.append(LossFit(m, corr, b, stolen))
-    return out
-
-
-def _least_squares(
-    columns: list[list[float]], y: list[float], basis: Sequence[list[float]]
-) -> list[float]:
-    """Coefficients of ``y`` (orthogonalised) on ``columns`` by the normal equations."""
-    yy = _orthogonalise(y, basis)
-    k = len(columns)
-    a = [[_dot(columns[i], columns[j]) for j in range(k)] for i in range(k)]
-    b = [_dot(columns[i], yy) for i in range(k)]
-    for i in range(k):  # Gauss-Jordan with partial pivoting
-        p = max(range(i, k), key=lambda r: abs(a[r][i]))
-        a[i], a[p], b[i], b[p] = a[p], a[i], b[p], b[i]
-        if abs(a[i][i]) < 1e-12:
-            continue
-        for r in range(k):
-            if r != i and a[r][i]:
-                f = a[r][i] / a[i][i]
-                a[r] = [x - f * y for x, y in zip(a[r], a[i], strict=True)]
-                b[r] -= f * b[i]
-    return [b[i] / a[i][i] if abs(a[i][i]) >= 1e-12 else 0.0 for i in range(k)]
+    step; ``pv``: customers with PV; ``voltages``: the meters' interval voltages, which give
+    the technical loss customer by customer).  Steps where the area meter (or its voltage) or
+    any customer has no energy are left out.  A fit counts with a t-statistic of at least
+    ``MIN_T`` and a share of at least ``MIN_UNREGISTERED`` (with voltages ``MIN_T_V`` and
+    ``MIN_UNREGISTERED_V``; a PV customer's share at least ``MIN_UNREGISTERED_PV``)."""
+    floor, t_min = (MIN_UNREGISTERED, MIN_T) if voltages is None else (MIN_UNREGISTERED_V, MIN_T_V)
+    return [
+        f
+        for f in fit_loss_curve(area, customers, exports, voltages)
+        if f.t >= t_min and f.share >= (MIN_UNREGISTERED_PV if f.meter in pv else floor)
+    ]
 
 
 def loss_evidence(fit: LossFit, at: datetime) -> Evidence:
@@ -323,9 +219,10 @@ def loss_evidence(fit: LossFit, at: datetime) -> Evidence:
         "loss_follows_load",
         scale,
         at,
-        f"the area's loss follows this meter's load (r = {fit.corr:.2f}): about "
-        f"{fit.stolen_kwh_day:.1f} kWh/day unregistered ({share:.0%} of its use)",
+        f"the area's loss follows this meter's load (r = {fit.corr:.2f}, t = {fit.t:.1f}): "
+        f"about {fit.stolen_kwh_day:.1f} kWh/day unregistered ({share:.0%} of its use)",
         corr=f"{fit.corr:.3f}",
+        t=f"{fit.t:.1f}",
         unregistered_share=f"{share:.2f}",
         kwh_day=f"{fit.stolen_kwh_day:.2f}",
     )

@@ -34,11 +34,12 @@ Statistics are in floats: evidence, not billing.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -70,23 +71,31 @@ class PeerStats:
     swing: float = 0.0  # 24 · max s_m(h): 1 for a flat day
 
 
+@functools.lru_cache(maxsize=16384)
+def _local(t: datetime, zone: ZoneInfo, step: timedelta) -> tuple[date, int]:
+    """Local day and hour of the middle of the step ending at ``t`` (every meter of an area has
+    the same slots: each is converted once)."""
+    middle = (t - step / 2).astimezone(zone)
+    return middle.date(), middle.hour
+
+
 def hourly_shape(
     slots: Mapping[datetime, float], zone: ZoneInfo, step: timedelta
 ) -> tuple[float, ...] | None:
     """Share of energy per local hour of day from interval energies (``slots``: energy of the
     step ending at t), idle days left out; None with less than ``MIN_SHAPE_DAYS`` of data."""
-    local = {t: (t - step / 2).astimezone(zone) for t in slots}  # the step's middle
+    local = {t: _local(t, zone, step) for t in slots}  # the step's middle: (day, hour)
     day_total: dict[object, float] = {}
     for t, e in slots.items():
-        day_total[local[t].date()] = day_total.get(local[t].date(), 0.0) + e
+        day_total[local[t][0]] = day_total.get(local[t][0], 0.0) + e
     idle = float(IDLE_KWH)
-    used = [t for t in slots if day_total[local[t].date()] >= idle]
+    used = [t for t in slots if day_total[local[t][0]] >= idle]
     if len(used) * step < timedelta(days=MIN_SHAPE_DAYS):
         return None
     per_hour = [0.0] * 24
     count = [0] * 24
     for t in used:
-        h = local[t].hour
+        h = local[t][1]
         per_hour[h] += slots[t]
         count[h] += 1
     means = [per_hour[h] / count[h] if count[h] else 0.0 for h in range(24)]
