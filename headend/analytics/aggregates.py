@@ -39,7 +39,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Connection, Numeric, case, cast, delete, or_, select
+from sqlalchemy import Connection, delete, or_, select
 from sqlalchemy import text as sql
 
 from headend.analytics.intervals import NeutralCounts, slot_energy
@@ -69,6 +69,8 @@ class MeterDay:
     neutral: NeutralCounts = field(default_factory=lambda: NeutralCounts(0))
     export_read: bool = True  # False: export not read (the meter was not exporting then)
     opened: bool | None = False  # relay reported open in the day's raw times (None: not known)
+    # every slot's voltage (the loss-curve fit's line drops); None: stored before it was kept
+    voltage: Mapping[datetime, float] | None = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Window:
     low_voltage: dict[str, dict[datetime, float]]
     neutral: dict[str, NeutralCounts]
     opened: frozenset[str] = frozenset()  # meters whose relay was reported open on some day
+    voltages: dict[str, dict[datetime, float]] = field(default_factory=dict)  # every slot's
 
 
 def combine(facts: Iterable[MeterDay]) -> Window:
@@ -87,6 +90,7 @@ def combine(facts: Iterable[MeterDay]) -> Window:
     loads: dict[str, dict[datetime, float]] = {}
     exports: dict[str, dict[datetime, float]] = {}
     low: dict[str, dict[datetime, float]] = {}
+    volts: dict[str, dict[datetime, float]] = {}
     neutral: dict[str, NeutralCounts] = {}
     for f in sorted(facts, key=lambda f: (f.meter, f.day)):
         loads.setdefault(f.meter, {}).update(f.energy)
@@ -94,6 +98,8 @@ def combine(facts: Iterable[MeterDay]) -> Window:
             exports.setdefault(f.meter, {}).update(f.export)
         if f.low_voltage:
             low.setdefault(f.meter, {}).update(f.low_voltage)
+        if f.voltage:
+            volts.setdefault(f.meter, {}).update(f.voltage)
         n, c = neutral.get(f.meter, NeutralCounts(0)), f.neutral
         first = min((t for t in (n.first_off, c.first_off) if t is not None), default=None)
         neutral[f.meter] = NeutralCounts(
@@ -101,7 +107,9 @@ def combine(facts: Iterable[MeterDay]) -> Window:
             n.neutral_off + c.neutral_off, first,
         )  # fmt: skip
     opened = frozenset(f.meter for f in facts if f.opened)
-    return Window(loads, exports, low, {m: c for m, c in neutral.items() if c.loaded}, opened)
+    return Window(
+        loads, exports, low, {m: c for m, c in neutral.items() if c.loaded}, opened, volts
+    )
 
 
 def _span(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -211,24 +219,23 @@ def compute(
     energy = kept(_series(conn, meter_ids, read_lo, read_hi, step, ENERGY_TOTAL))
     sends = meter_ids if exporting is None else [m for m in meter_ids if m in exporting]
     export = kept(_series(conn, sends, read_lo, read_hi, step, ENERGY_EXPORT_TOTAL))
-    # CASE: only voltages are cast (PostgreSQL does not promise to test the quantity first)
-    q = readings.c.quantity
-    low = case((q == "voltage.a", cast(readings.c.value, Numeric))) < LOST_VOLTAGE
-    volts = _series(conn, meter_ids, read_lo, read_hi, step, "voltage.a", low)
+    volts = _series(conn, meter_ids, read_lo, read_hi, step, "voltage.a")
     neutral = {d: neutral_counts(conn, meter_ids, t0, t1) for d, t0, t1 in spans}
     opened = {d: relay_opened(conn, meter_ids, t0, t1) for d, t0, t1 in spans}
     e_days = {m: _by_day(slot_energy(r, step), spans) for m, r in energy.items()}
     x_days = {m: _by_day(slot_energy(r, step), spans) for m, r in export.items()}
-    v_days = {m: _by_day({t: v for t, v in s.items() if v < float(LOST_VOLTAGE)}, spans)
-              for m, s in volts.items()}  # fmt: skip
+    v_days = {m: _by_day(s, spans) for m, s in volts.items()}
+    lost = float(LOST_VOLTAGE)
     out = []
     for m in meter_ids:
         for d, _, _ in spans:
+            va = v_days.get(m, {}).get(d, {})
             out.append(
                 MeterDay(
                     m, d, 0, e_days.get(m, {}).get(d, {}), x_days.get(m, {}).get(d, {}),
-                    v_days.get(m, {}).get(d, {}), neutral[d].get(m, NeutralCounts(0)),
-                    exporting is None or m in exporting, m in opened[d],
+                    {t: v for t, v in va.items() if v < lost},
+                    neutral[d].get(m, NeutralCounts(0)), exporting is None or m in exporting,
+                    m in opened[d], va,
                 )
             )  # fmt: skip
     return out
@@ -261,6 +268,7 @@ def encode(f: MeterDay, zone: ZoneInfo, step: timedelta) -> str:
         "n": [c.loaded, c.off, c.live_off, c.neutral_off,
               None if c.first_off is None else c.first_off.isoformat()],
         "o": f.opened,
+        "va": dense(f.voltage or {}),
     }  # fmt: skip
     return json.dumps(body, separators=(",", ":"))
 
@@ -283,6 +291,7 @@ def decode(meter: str, day: date, readings_: int, text: str, grid: Sequence[date
         NeutralCounts(loaded, off, live_off, neutral_off,
                       None if first_off is None else datetime.fromisoformat(first_off)),
         body["x"] is not False, body.get("o"),  # stored before relay days: None, computed again
+        sparse(body["va"]) if "va" in body else None,  # stored before voltages: computed again
     )  # fmt: skip
 
 
@@ -347,6 +356,7 @@ def window(
         f
         for f in have.values()
         if f.opened is not None
+        and f.voltage is not None
         and (f.export_read or (exporting is not None and f.meter not in exporting))
     ]
     current = {(f.meter, f.day) for f in facts}

@@ -85,6 +85,19 @@ def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Poin
             s["end_read"] = True
         stays.append(new)
         last[r.id] = new
+    # a meter that goes on in another area (moved: a membership confirm, a re-feed): the register
+    # at the move is read from the meter itself, as at a multiplier change
+    edges = {s["start"] for s in stays} | {s["end"] for s in stays if s["end"] is not None}
+    moved = conn.execute(
+        select(meters.c.id, meters.c.valid_from, meters.c.valid_to).where(
+            meters.c.id.in_(sorted({s["meter"] for s in stays})), meters.c.area != area
+        )
+    ).all()
+    came = {(r.id, r.valid_to) for r in moved if r.valid_to in edges}
+    went = {(r.id, r.valid_from) for r in moved if r.valid_from in edges}
+    for s in stays:
+        s["start_read"] = s["start_read"] or (s["meter"], s["start"]) in came
+        s["end_read"] = s.get("end_read", False) or (s["meter"], s["end"]) in went
     reps = conn.execute(
         select(meter_replacements).where(
             meter_replacements.c.point.in_(sorted({s["point"] for s in stays})),
@@ -114,6 +127,7 @@ def points(conn: Connection, area: str, t0: datetime, t1: datetime) -> list[Poin
                 end_read=s.get("end_read", False),
                 start_export=_opt(begun.get(ENERGY_EXPORT_TOTAL)),
                 end_export=_opt(ended.get(ENERGY_EXPORT_TOTAL)),
+                pv=bool(s["pv"]),
             )
         )
         if s["point"] not in roles or roles[s["point"]][0] <= s["start"]:

@@ -29,6 +29,7 @@ from headend.analytics.intervals import (
     slot_energy,
 )
 from headend.analytics.lineloss import LossResult, area_loss, month_bounds
+from headend.analytics.losscurve import Voltages
 from headend.analytics.model import Point, Registers, boundary, days
 from headend.analytics.peers import hourly_shape, peer_evidence
 from headend.analytics.settings import AnalyticsSettings
@@ -96,6 +97,7 @@ def _area(
     pts = repo.points(conn, area, t0, t1)
     ids = sorted({s.meter for p in pts for s in p.meters})
     changes = [s.start for p in pts for s in p.meters if s.start_read and s.start is not None]
+    changes += [s.end for p in pts for s in p.meters if s.end_read and s.end is not None]
     gap = settings.max_gap
     regs = repo.registers(conn, ids, history_first, end, zone, gap, extra=changes)
     needs = {s.meter for p in pts for s in p.meters if p.pv}
@@ -167,10 +169,18 @@ def _suspects(
     }  # fmt: skip
     pv = frozenset(p.meters[-1].meter for p in customers if p.pv)
     loads = {m: got.loads.get(m, {}) for m in ids}
+    area_load = got.loads.get(totals[0], {}) if len(totals) == 1 else None
+    # the line drops from every meter's voltage, if the area meter's voltage covers its load
+    area_v = got.voltages.get(totals[0], {}) if area_load else {}
+    volts = (
+        Voltages(area_v, {m: got.voltages.get(m, {}) for m in ids})
+        if area_load and len(area_v.keys() & area_load.keys()) >= PRESENT_SHARE * len(area_load)
+        else None
+    )
     extra = interval_evidence(
         intervals, {}, ids, totals, step, t1, pv, neutral=got.neutral, loads=loads,
-        area_load=got.loads.get(totals[0], {}) if len(totals) == 1 else None,
-        export_loads={m: v for m, v in got.exports.items() if m in exporting},
+        area_load=area_load, export_loads={m: v for m, v in got.exports.items() if m in exporting},
+        voltages=volts,
     )  # fmt: skip
     history_days = sorted(d for d in daily if d < window[0])
     by_point = {d: {e.point: e for e in daily[d].points} for d in (*history_days, *window)}
@@ -264,12 +274,15 @@ def interval_evidence(
     loads: Mapping[str, Mapping[datetime, float]] | None = None,
     area_load: Mapping[datetime, float] | None = None,
     export_loads: Mapping[str, Mapping[datetime, float]] | None = None,
+    voltages: Voltages | None = None,
 ) -> dict[str, list[Evidence]]:
     """Evidence from interval readings per customer meter (headend.analytics.intervals).
 
     ``neutral``: live/neutral counts per meter (default: from ``intervals``); ``loads``, the
     area meter's ``area_load`` and ``export_loads``: ``slot_energy`` of the customers' and the
-    area meter's import and of ``exports`` if already computed."""
+    area meter's import and of ``exports`` if already computed; ``voltages``: every slot's
+    voltage of the area meter and the customers, for the loss-curve fit's line drops (None:
+    the fit without them)."""
     if loads is None:
         loads = {m: slot_energy(intervals[m].energy, step) for m in customers if m in intervals}
     if export_loads is None:
@@ -300,7 +313,7 @@ def interval_evidence(
         present = {m: v for m, v in loads.items() if len(v) >= PRESENT_SHARE * len(area)}
         if area and len(present) >= PRESENT_SHARE * len(customers):
             back = {m: export_loads[m] for m in present if m in export_loads}
-            for fit in loss_followers(area, present, back, pv):
+            for fit in loss_followers(area, present, back, pv, voltages):
                 out.setdefault(fit.meter, []).append(loss_evidence(fit, at))
     return out
 

@@ -51,11 +51,6 @@ def day_row(engine, day: date = D1) -> dict:
     return row
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="repo.points (not this reviewer's file) does not yet pass each stay's PV flag to "
-    "MeterSpan(pv=...): the old import-only meter's missing export voids the day",
-)
 def test_replacement_of_an_import_only_meter_by_a_pv_meter(engine):
     """A customer gets rooftop PV: its import-only meter o (no export register at all) is
     replaced at 10:00 by the bidirectional meter n flagged PV.  The old meter exported nothing;
@@ -142,12 +137,6 @@ def test_a_back_dated_ct_change_is_recomputed_by_the_daily_job(sqlite_engine):
         assert store.loss_rows(conn, ["A"], "day", D2, D2)[0]["supply"] == "100.00"  # × 80
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="repo.points treats a meter's move between areas like an installation (needs a "
-    "replacement record); the fix proposed in the review reads the register at the move from "
-    "the meter itself, as for a multiplier change",
-)
 def test_a_meter_moved_between_areas_at_1400_keeps_both_days_computable(sqlite_engine):
     """The archive moves c from A to B at 14:00 (a membership confirm, a re-feed after grid
     work).  With interval readings around 14:00, c's energy splits at the move: both areas keep a
