@@ -70,7 +70,9 @@ def pass_rate(conn: Connection, areas: Sequence[str], day: date) -> dict[str, An
         return None
     from headend.analytics.passrate import pass_rates
 
-    found = pass_rates(store.loss_rows(conn, list(areas), "day", day, day))
+    # an area shown without a stored result (its recompute failed or never ran) is 未计算:
+    # counted, not left out (the API's pass rate does the same)
+    found = pass_rates(store.loss_rows(conn, list(areas), "day", day, day), lambda *_: areas)
     return found[0].as_dict() if found else None
 
 

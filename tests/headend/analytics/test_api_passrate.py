@@ -133,6 +133,12 @@ def test_an_area_without_a_stored_result_is_unassessed_not_left_out(ops):
         ops, "/passrate", who="vera", **{"from": "2026-03-01", "to": "2026-03-01"}
     ).json()
     assert (scoped["areas"], scoped["pass_rate"]) == (1, "1.0000")  # vera sees A2 only
+    from headend.db import reading
+    from headend.web.views import analytics as console
+
+    with reading(ops.engine) as conn:  # the console overview's tile counts them too
+        tile = console.pass_rate(conn, ["A1", "A2", "B1"], d1)
+    assert tile is not None and (tile["areas"], tile["passed"]) == (3, 1), tile
 
 
 def test_a_target_below_the_configured_low_needs_its_own_low(ops):
