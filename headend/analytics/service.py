@@ -17,30 +17,19 @@ from decimal import Decimal
 from sqlalchemy import Connection, Engine
 
 from headend.analytics import AnalyticsInputError, aggregates, collection, repo, series, store
-from headend.analytics.intervals import (
-    MeterIntervals,
-    NeutralCounts,
-    energy_while_open,
-    loss_evidence,
-    loss_followers,
-    lost_voltage,
-    neutral_counts,
-    neutral_evidence,
-    slot_energy,
-)
+from headend.analytics.intervals import PRESENT_SHARE, MeterIntervals, interval_evidence
 from headend.analytics.lineloss import LossResult, area_loss, month_bounds
 from headend.analytics.losscurve import Voltages
 from headend.analytics.model import Point, Registers, boundary, days
 from headend.analytics.peers import hourly_shape, peer_evidence
 from headend.analytics.settings import AnalyticsSettings
-from headend.analytics.suspects import IDLE_KWH, Evidence, MeterDays, rank_suspects
+from headend.analytics.suspects import IDLE_KWH, MeterDays, rank_suspects
 from headend.analytics.trend import flag_sudden_changes
 from headend.db.engine import reading, writing
 from protocols.quantities import ENERGY_EXPORT_TOTAL, ENERGY_TOTAL
 
 NIGHT = "energy.active.import.t4"  # valley tariff: night hours in the usual TOU tables
 MAX_DAYS = 370
-PRESENT_SHARE = 0.5  # interval data on at least this share of the area meter's intervals
 
 
 @dataclass
@@ -259,63 +248,6 @@ def _longer_history(
 def _all_open(relay: Mapping[datetime, bool], t0: datetime, t1: datetime) -> bool:
     states = [v for t, v in relay.items() if t0 <= t <= t1]
     return bool(states) and all(states)
-
-
-def interval_evidence(
-    intervals: Mapping[str, MeterIntervals],
-    exports: Mapping[str, Mapping[datetime, float]],
-    customers: Sequence[str],
-    totals: Sequence[str],
-    step: timedelta,
-    at: datetime,
-    pv: frozenset[str] = frozenset(),
-    *,
-    neutral: Mapping[str, NeutralCounts] | None = None,
-    loads: Mapping[str, Mapping[datetime, float]] | None = None,
-    area_load: Mapping[datetime, float] | None = None,
-    export_loads: Mapping[str, Mapping[datetime, float]] | None = None,
-    voltages: Voltages | None = None,
-) -> dict[str, list[Evidence]]:
-    """Evidence from interval readings per customer meter (headend.analytics.intervals).
-
-    ``neutral``: live/neutral counts per meter (default: from ``intervals``); ``loads``, the
-    area meter's ``area_load`` and ``export_loads``: ``slot_energy`` of the customers' and the
-    area meter's import and of ``exports`` if already computed; ``voltages``: every slot's
-    voltage of the area meter and the customers, for the loss-curve fit's line drops (None:
-    the fit without them)."""
-    if loads is None:
-        loads = {m: slot_energy(intervals[m].energy, step) for m in customers if m in intervals}
-    if export_loads is None:
-        export_loads = {m: slot_energy(r, step) for m, r in exports.items()}
-    if area_load is None and len(totals) == 1 and totals[0] in intervals:
-        area_load = slot_energy(intervals[totals[0]].energy, step)
-    out: dict[str, list[Evidence]] = {}
-    for m in customers:
-        iv = intervals.get(m)
-        if neutral is not None:
-            counts = neutral.get(m)
-        else:
-            counts = neutral_counts(iv) if iv is not None else None
-        found = [neutral_evidence(counts) if counts is not None else None]
-        if iv is not None:
-            used = loads.get(m, {})
-            found += [energy_while_open(iv, step, used), lost_voltage(iv, step, used)]
-        for e in found:
-            if e is not None:
-                out.setdefault(m, []).append(e)
-    if len(totals) == 1 and area_load is not None:
-        area = dict(area_load)
-        if totals[0] in export_loads:  # energy sent back upstream is not supply
-            back_up = export_loads[totals[0]]
-            area = {t: v - back_up.get(t, 0.0) for t, v in area.items()}
-        # a meter silent for most of the window is left out of the fit (its use then shows as
-        # loss, as it does in the daily balance) rather than voiding every interval
-        present = {m: v for m, v in loads.items() if len(v) >= PRESENT_SHARE * len(area)}
-        if area and len(present) >= PRESENT_SHARE * len(customers):
-            back = {m: export_loads[m] for m in present if m in export_loads}
-            for fit in loss_followers(area, present, back, pv, voltages):
-                out.setdefault(fit.meter, []).append(loss_evidence(fit, at))
-    return out
 
 
 def _collection(

@@ -105,8 +105,7 @@ def test_a_seasonal_home_is_damped_by_its_own_history():
 
 
 def test_a_silent_meter_does_not_void_the_loss_curve_fit():
-    from headend.analytics.intervals import MeterIntervals
-    from headend.analytics.service import interval_evidence
+    from headend.analytics.intervals import MeterIntervals, interval_evidence
 
     run = simulate(GridConfig(areas=1, customers=40, days=2, step_minutes=30, seed=4,
                               mix={"bypass": 0.1}))  # fmt: skip
