@@ -275,12 +275,146 @@ def membership() -> None:
                       f"correct flagged {false:6.2%} (CPU {cpu:.1f} s)")  # fmt: skip
 
 
+def shapes() -> None:
+    """Household archetypes (``simulators.grid.households``): the suspects population (seeds
+    11 and 12, not used for tuning) and the peers population (theft area A2, with and without the
+    area meter's 15-minute curve), each simulated with every home on the single daily template
+    and with ``DEFAULT_HOUSEHOLDS`` (same kinds, thefts and mapping: only the homes' days differ).
+    Per run: P@10 per area, MAP, context homes in the top 10, whether every theft ranks above the
+    first honest home, and the honest homes in a top 10 or above a listed theft, by archetype,
+    with the evidence that named them."""
+    from simulators.grid import DEFAULT_HOUSEHOLDS
+
+    for population in ("suspects", "peers"):
+        for seed in (11, 12):
+            for households in (None, DEFAULT_HOUSEHOLDS):
+                _shapes(population, seed, households)
+
+
+def _shapes(population: str, seed: int, households: Any) -> None:
+    from sqlalchemy import delete
+
+    from headend.db import writing
+    from headend.db.tables import readings
+    from simulators.grid import GridConfig, simulate
+    from tests.headend.analytics.grid_db import store_archive, store_readings
+
+    cfg = GridConfig(areas=4, customers=200, days=7, seed=seed, households=households,
+                     theft_area=1 if population == "peers" else None)  # fmt: skip
+    t0 = time.process_time()
+    run = simulate(cfg)
+    sim_cpu = time.process_time() - t0
+    last = cfg.start + timedelta(days=cfg.days - 1)
+    label = "single template" if households is None else "DEFAULT_HOUSEHOLDS"
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        db = tmp / "h.db"
+        engine = _engine(db)
+        store_archive(engine, run)
+        store_readings(engine, run, interval_every=1)
+        engine.dispose()
+        variants = [("yes", db)]
+        if population == "peers":
+            bare = tmp / "bare.db"
+            shutil.copy(db, bare)
+            engine = _engine(bare)
+            with writing(engine) as conn:
+                conn.execute(
+                    delete(readings).where(
+                        readings.c.meter.like("%-T"), readings.c.kind == "interval"
+                    )
+                )
+            engine.dispose()
+            variants.append(("no", bare))
+        for curve, path in variants:
+            ranked = _scored(path, last)
+            r = _ranking(run, {a: [m for m, _, _ in rows] for a, rows in ranked.items()})
+            print(f"Shapes: {population} seed {seed}, {label}, area meter curve {curve} "
+                  f"(simulate CPU {sim_cpu:.1f} s): P@10 {r['p10']}  MAP {r['map']:.3f}  "
+                  f"context in top 10: {r['context']}  every theft above the first honest: "
+                  f"{r['ordered']}")  # fmt: skip
+            _honest_report(run, ranked)
+
+
+def _scored(path: Path, last: date) -> dict[str, list[tuple[str, float, list[Any]]]]:
+    """Recompute the last day; per area the ranked (meter, score, evidence)."""
+    from headend.analytics import store
+    from headend.analytics.service import recompute
+    from headend.analytics.settings import AnalyticsSettings
+    from headend.config import DatabaseSettings
+    from headend.db import make_engine, reading
+
+    engine = make_engine(DatabaseSettings(url=f"sqlite:///{path}"))
+    summary = recompute(engine, AnalyticsSettings(), last, last, NOW)
+    out = {}
+    with reading(engine) as conn:
+        for area in summary.areas:
+            _, rows = store.suspect_rows(conn, area, last)
+            out[area] = [(r["meter"], float(r["score"]), r["evidence"]) for r in rows]
+    engine.dispose()
+    return out
+
+
+def _who(t: Any) -> str:
+    """A home as the report names it: its archetype, its kind first when it is not healthy."""
+    if t.kind == "healthy":
+        return str(t.household)
+    return f"{t.kind}/{t.household}" if t.household else str(t.kind)
+
+
+def _honest_report(run: Any, ranked: dict[str, list[tuple[str, float, list[Any]]]]) -> None:
+    """Honest homes in a top 10 or ranked above a listed theft, and thefts below the first
+    honest home, by archetype; each honest one with its evidence (kind weight, and the peer
+    comparison's z and r)."""
+    top: dict[str, int] = {}
+    above: dict[str, int] = {}
+    late: dict[str, int] = {}
+    lines = []
+    for area, rows in sorted(ranked.items()):
+        meters = [m for m, _, _ in rows]
+        thefts = [k for k, m in enumerate(meters) if run.meters[m].theft]
+        missing = sum(t.theft for t in run.customers(area)) - len(thefts)
+        last_theft = thefts[-1] if thefts else -1
+        first_honest = next((k for k, m in enumerate(meters) if not run.meters[m].theft), None)
+        for k, (m, score, evidence) in enumerate(rows):
+            t = run.meters[m]
+            if t.theft:
+                if first_honest is not None and k > first_honest:
+                    late[_who(t)] = late.get(_who(t), 0) + 1
+                continue
+            if k >= 10 and k > last_theft:
+                continue
+            if k < 10:
+                top[_who(t)] = top.get(_who(t), 0) + 1
+            if k < last_theft:
+                above[_who(t)] = above.get(_who(t), 0) + 1
+            what = []
+            for e in evidence:
+                d = e.get("details") or {}
+                z = ", ".join(f"{key} {d[key]}" for key in ("z_level", "z_shape", "rhythm")
+                              if d.get(key) is not None)  # fmt: skip
+                what.append(f"{e['kind']} {e['weight']}" + (f" ({z})" if z else ""))
+            lines.append(f"      {area} #{k + 1} {m} {_who(t)} score {score:.1f}: "
+                         + "; ".join(what))  # fmt: skip
+        for t in run.customers(area):
+            if t.theft and t.meter not in meters:
+                late[_who(t)] = late.get(_who(t), 0) + 1
+        if missing:
+            lines.append(f"      {area}: {missing} thefts not listed")
+    print(f"    honest in a top 10: {dict(sorted(top.items()))}; honest above a listed theft: "
+          f"{dict(sorted(above.items()))}; thefts below the first honest or not listed: "
+          f"{dict(sorted(late.items()))}")  # fmt: skip
+    for line in lines:
+        print(line)
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--results"]:
         path, first, last = Path(argv[1]), date.fromisoformat(argv[2]), date.fromisoformat(argv[3])
         print(json.dumps(_results(path, first, last)))
         return
-    parts = {"pv": pv, "suspects": suspects, "peers": peers, "membership": membership}
+    parts = {"pv": pv, "suspects": suspects, "peers": peers, "membership": membership,
+             "shapes": shapes}  # fmt: skip
     for name in argv or list(parts):
         parts[name]()
 
