@@ -306,6 +306,8 @@ def _shapes(population: str, seed: int, households: Any) -> None:
     sim_cpu = time.process_time() - t0
     last = cfg.start + timedelta(days=cfg.days - 1)
     label = "single template" if households is None else "DEFAULT_HOUSEHOLDS"
+    print(f"Shapes: {population} seed {seed}, {label}", flush=True)
+    _peer_spread(run)
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
         db = tmp / "h.db"
@@ -332,7 +334,7 @@ def _shapes(population: str, seed: int, households: Any) -> None:
             print(f"Shapes: {population} seed {seed}, {label}, area meter curve {curve} "
                   f"(simulate CPU {sim_cpu:.1f} s): P@10 {r['p10']}  MAP {r['map']:.3f}  "
                   f"context in top 10: {r['context']}  every theft above the first honest: "
-                  f"{r['ordered']}")  # fmt: skip
+                  f"{r['ordered']}", flush=True)  # fmt: skip
             _honest_report(run, ranked)
 
 
@@ -406,6 +408,56 @@ def _honest_report(run: Any, ranked: dict[str, list[tuple[str, float, list[Any]]
           f"{dict(sorted(late.items()))}")  # fmt: skip
     for line in lines:
         print(line)
+
+
+def _peer_spread(run: Any) -> None:
+    """The comparison with similar customers (``headend.analytics.peers.compare``) in process on
+    the run's last 7 days, every area as if its loss were above its band: per archetype of honest
+    homes, and for thefts, the median and extreme z_level, z_shape and rhythm, and how many
+    would get ``low_vs_peers`` / ``shape_unlike_peers``."""
+    from decimal import Decimal
+
+    from headend.analytics import peers
+    from headend.analytics.suspects import MeterDays
+
+    cfg = run.config
+    n = cfg.steps_per_day
+    step = timedelta(minutes=cfg.step_minutes)
+    rows: dict[str, list[Any]] = {}
+    for area in sorted({t.mapped_area for t in run.customers()}):
+        facts, shapes = [], {}
+        for t in run.customers(area):
+            reg = run.series[t.meter].import_kwh
+            energy = {cfg.start + timedelta(days=d): Decimal(f"{reg[(d + 1) * n] - reg[d * n]:.2f}")
+                      for d in range(cfg.days)}  # fmt: skip
+            off = frozenset(energy) if t.kind in ("disconnected", "relay_bypass") else frozenset()
+            facts.append(MeterDays(t.meter, t.meter, energy, pv=t.pv_kw > 0, relay_open=off))
+            first = max(0, (cfg.days - 7) * n)
+            slots = {run.times[i + 1]: reg[i + 1] - reg[i] for i in range(first, len(reg) - 1)}
+            shape = peers.hourly_shape(slots, cfg.tz, step)
+            if shape:
+                shapes[t.meter] = shape
+        for s in peers.compare(facts, shapes):
+            t = run.meters[s.meter]
+            key = f"theft:{t.kind}" if t.theft else _who(t)
+            rows.setdefault(key, []).append(s)
+    print(
+        "    peers in process (every area as if above its band): "
+        "group n | z_level med/min | z_shape med/max | rhythm min | low_vs_peers | shape_unlike"
+    )
+    for key, stats in sorted(rows.items()):
+        zl = [s.z_level for s in stats]
+        zs = [s.z_shape for s in stats if s.z_shape is not None]
+        rh = [s.rhythm for s in stats if s.rhythm is not None]
+        low = sum(s.z_level <= -peers.Z_LEVEL and (s.rhythm is None or s.rhythm >= peers.RHYTHM)
+                  and not key.startswith("pv") for s in stats)  # fmt: skip
+        unlike = sum(s.z_shape is not None and s.rhythm is not None and s.z_shape >= peers.Z_SHAPE
+                     and s.rhythm < peers.RHYTHM and s.swing >= peers.MIN_SWING
+                     and not key.startswith("pv") for s in stats)  # fmt: skip
+        print(f"      {key:28} {len(stats):3} | {statistics.median(zl):5.1f} {min(zl):5.1f} | "
+              f"{statistics.median(zs) if zs else float('nan'):5.1f} "
+              f"{max(zs) if zs else float('nan'):5.1f} | "
+              f"{min(rh) if rh else float('nan'):5.2f} | {low:3} | {unlike:3}")  # fmt: skip
 
 
 def main(argv: list[str]) -> None:
