@@ -330,9 +330,12 @@ def _shapes(population: str, seed: int, households: Any) -> None:
             variants.append(("no", bare))
         for curve, path in variants:
             ranked = _scored(path, last)
-            r = _ranking(run, {a: [m for m, _, _ in rows] for a, rows in ranked.items()})
+            lists = {a: [m for m, _, _ in rows] for a, rows in ranked.items()}
+            r = _ranking(run, lists)
+            per_area = [round(_ranking(run, {a: v})["map"], 3) for a, v in sorted(lists.items())]
             print(f"Shapes: {population} seed {seed}, {label}, area meter curve {curve} "
-                  f"(simulate CPU {sim_cpu:.1f} s): P@10 {r['p10']}  MAP {r['map']:.3f}  "
+                  f"(simulate CPU {sim_cpu:.1f} s): P@10 {r['p10']}  MAP {r['map']:.3f} "
+                  f"(per area {per_area})  "
                   f"context in top 10: {r['context']}  every theft above the first honest: "
                   f"{r['ordered']}", flush=True)  # fmt: skip
             _honest_report(run, ranked)
