@@ -442,7 +442,7 @@ def _peer_spread(run: Any) -> None:
                 shapes[t.meter] = shape
         for s in peers.compare(facts, shapes):
             t = run.meters[s.meter]
-            key = f"theft:{t.kind}" if t.theft else _who(t)
+            key = f"theft:{t.kind}/{t.household}" if t.theft else _who(t)
             rows.setdefault(key, []).append(s)
     print(
         "    peers in process (every area as if above its band): "
