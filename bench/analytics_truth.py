@@ -289,6 +289,8 @@ def shapes() -> None:
         for seed in (11, 12):
             for households in (None, DEFAULT_HOUSEHOLDS):
                 _shapes(population, seed, households)
+    for seed in (11, 12):
+        _clusters(seed)
 
 
 def _shapes(population: str, seed: int, households: Any) -> None:
@@ -461,6 +463,105 @@ def _peer_spread(run: Any) -> None:
               f"{statistics.median(zs) if zs else float('nan'):5.1f} "
               f"{max(zs) if zs else float('nan'):5.1f} | "
               f"{min(rh) if rh else float('nan'):5.2f} | {low:3} | {unlike:3}")  # fmt: skip
+
+
+def _clusters(seed: int) -> None:
+    """A prototype of a fix, not the head-end's code: z_shape against the nearest cluster of
+    hourly shapes (k-medoids on correlation distance over the 4 areas' lived-in non-PV homes, k
+    2–7 by silhouette) against today's z_shape (the area's median shape), on the peers population
+    with ``DEFAULT_HOUSEHOLDS`` and 2 circuit bypasses per area: per archetype or theft kind, the
+    median z and how many reach Z_SHAPE."""
+    from collections import Counter
+    from decimal import Decimal
+
+    import numpy as np
+
+    from headend.analytics import peers
+    from headend.analytics.suspects import MeterDays
+    from simulators.grid import DEFAULT_HOUSEHOLDS, GridConfig, simulate
+    from simulators.grid.model import DEFAULT_MIX
+
+    cfg = GridConfig(areas=4, customers=200, days=7, seed=seed, theft_area=1,
+                     households=DEFAULT_HOUSEHOLDS,
+                     mix={**DEFAULT_MIX, "circuit_bypass": 0.01})  # fmt: skip
+    run = simulate(cfg)
+    n, step = cfg.steps_per_day, timedelta(minutes=cfg.step_minutes)
+    facts: dict[str, list[Any]] = {}
+    shapes: dict[str, tuple[float, ...]] = {}
+    for t in run.customers():
+        reg = run.series[t.meter].import_kwh
+        energy = {cfg.start + timedelta(days=d): Decimal(f"{reg[(d + 1) * n] - reg[d * n]:.2f}")
+                  for d in range(cfg.days)}  # fmt: skip
+        off = frozenset(energy) if t.kind in ("disconnected", "relay_bypass") else frozenset()
+        facts.setdefault(t.area, []).append(
+            MeterDays(t.meter, t.meter, energy, pv=t.pv_kw > 0, relay_open=off)
+        )
+        slots = {run.times[i + 1]: reg[i + 1] - reg[i] for i in range(len(reg) - 1)}
+        if not t.pv_kw and not off and (shape := peers.hourly_shape(slots, cfg.tz, step)):
+            shapes[t.meter] = shape
+    today: dict[str, list[float]] = {}
+    for rows in facts.values():
+        mine = {r.meter for r in rows}
+        for s in peers.compare(rows, {m: v for m, v in shapes.items() if m in mine}):
+            if s.z_shape is not None and s.meter in shapes:
+                today.setdefault(_label(run.meters[s.meter]), []).append(s.z_shape)
+    ids = sorted(shapes)
+    x = np.array([shapes[m] for m in ids])
+    z = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+    dist = 1 - z @ z.T / 24
+
+    def kmedoids(k: int) -> tuple[list[int], Any]:
+        medoids = [int(np.argmin(dist.sum(1)))]
+        while len(medoids) < k:  # farthest-first seeding: deterministic
+            medoids.append(int(np.argmax(dist[:, medoids].min(1))))
+        for _ in range(50):
+            labels = np.argmin(dist[:, medoids], 1)
+            new = []
+            for c in range(k):
+                members = np.where(labels == c)[0]
+                sub = dist[np.ix_(members, members)].sum(1)
+                new.append(int(members[np.argmin(sub)]) if len(members) else medoids[c])
+            if new == medoids:
+                break
+            medoids = new
+        return medoids, np.argmin(dist[:, medoids], 1)
+
+    def silhouette(labels: Any) -> float:
+        out = []
+        for i in range(len(ids)):
+            own = labels == labels[i]
+            a = dist[i, own].sum() / max(int(own.sum()) - 1, 1)
+            b = min(dist[i, labels == c].mean() for c in set(labels.tolist()) if c != labels[i])
+            out.append((b - a) / max(a, b))
+        return float(np.mean(out))
+
+    k, medoids, labels = max(((k, *kmedoids(k)) for k in range(2, 8)),
+                             key=lambda r: silhouette(r[2]))  # fmt: skip
+    nearest: dict[str, list[float]] = {}
+    sizes = []
+    for c in range(k):
+        members = np.where(labels == c)[0]
+        d = dist[members, medoids[c]]
+        med = float(np.median(d))
+        mad = max(float(np.median(np.abs(d - med))) * peers.MAD_SCALE, peers.MIN_MAD_SHAPE)
+        kinds = Counter(_label(run.meters[ids[i]]) for i in members).most_common(2)
+        sizes.append(f"{len(members)} {kinds}")
+        for i in members:
+            nearest.setdefault(_label(run.meters[ids[i]]), []).append((dist[i, medoids[c]] - med)
+                                                                      / mad)  # fmt: skip
+    print(f"Shapes: clusters (prototype), peers population seed {seed}, DEFAULT_HOUSEHOLDS and "
+          f"2 circuit bypasses per area: k = {k} by silhouette; clusters {sizes}")  # fmt: skip
+    print(f"    z_shape: label n | today (area median) median, ≥ {peers.Z_SHAPE} | "
+          "nearest cluster median, ≥ Z_SHAPE")  # fmt: skip
+    for key in sorted(nearest):
+        a, b = today.get(key, []), nearest[key]
+        now = statistics.median(a) if a else float("nan")
+        print(f"      {key:28} {len(b):3} | {now:5.1f} {sum(v >= peers.Z_SHAPE for v in a):3} | "
+              f"{statistics.median(b):5.1f} {sum(v >= peers.Z_SHAPE for v in b):3}")  # fmt: skip
+
+
+def _label(t: Any) -> str:
+    return f"theft:{t.kind}" if t.theft else _who(t)
 
 
 def main(argv: list[str]) -> None:
