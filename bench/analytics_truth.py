@@ -285,12 +285,302 @@ def membership() -> None:
                       f"correct flagged {false:6.2%} (CPU {cpu:.1f} s)")  # fmt: skip
 
 
+def shapes() -> None:
+    """Household archetypes (``simulators.grid.households``): the suspects population (seeds
+    11 and 12, not used for tuning) and the peers population (theft area A2, with and without the
+    area meter's 15-minute curve), each simulated with every home on the single daily template
+    and with ``DEFAULT_HOUSEHOLDS`` (same kinds, thefts and mapping: only the homes' days differ).
+    Per run: P@10 per area, MAP, context homes in the top 10, whether every theft ranks above the
+    first honest home, and the honest homes in a top 10 or above a listed theft, by archetype,
+    with the evidence that named them."""
+    from simulators.grid import DEFAULT_HOUSEHOLDS
+
+    for population in ("suspects", "peers"):
+        for seed in (11, 12):
+            for households in (None, DEFAULT_HOUSEHOLDS):
+                _shapes(population, seed, households)
+    for seed in (11, 12):
+        _clusters(seed)
+
+
+def _shapes(population: str, seed: int, households: Any) -> None:
+    from sqlalchemy import delete
+
+    from headend.db import writing
+    from headend.db.tables import readings
+    from simulators.grid import GridConfig, simulate
+    from tests.headend.analytics.grid_db import store_archive, store_readings
+
+    cfg = GridConfig(areas=4, customers=200, days=7, seed=seed, households=households,
+                     theft_area=1 if population == "peers" else None)  # fmt: skip
+    t0 = time.process_time()
+    run = simulate(cfg)
+    sim_cpu = time.process_time() - t0
+    last = cfg.start + timedelta(days=cfg.days - 1)
+    label = "single template" if households is None else "DEFAULT_HOUSEHOLDS"
+    print(f"Shapes: {population} seed {seed}, {label}", flush=True)
+    _peer_spread(run)
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        db = tmp / "h.db"
+        engine = _engine(db)
+        store_archive(engine, run)
+        store_readings(engine, run, interval_every=1)
+        engine.dispose()
+        variants = [("yes", db)]
+        if population == "peers":
+            bare = tmp / "bare.db"
+            shutil.copy(db, bare)
+            engine = _engine(bare)
+            with writing(engine) as conn:
+                conn.execute(
+                    delete(readings).where(
+                        readings.c.meter.like("%-T"), readings.c.kind == "interval"
+                    )
+                )
+            engine.dispose()
+            variants.append(("no", bare))
+        for curve, path in variants:
+            ranked = _scored(path, last)
+            lists = {a: [m for m, _, _ in rows] for a, rows in ranked.items()}
+            r = _ranking(run, lists)
+            per_area = [round(_ranking(run, {a: v})["map"], 3) for a, v in sorted(lists.items())]
+            print(f"Shapes: {population} seed {seed}, {label}, area meter curve {curve} "
+                  f"(simulate CPU {sim_cpu:.1f} s): P@10 {r['p10']}  MAP {r['map']:.3f} "
+                  f"(per area {per_area})  "
+                  f"context in top 10: {r['context']}  every theft above the first honest: "
+                  f"{r['ordered']}", flush=True)  # fmt: skip
+            _honest_report(run, ranked)
+
+
+def _scored(path: Path, last: date) -> dict[str, list[tuple[str, float, list[Any]]]]:
+    """Recompute the last day; per area the ranked (meter, score, evidence)."""
+    from headend.analytics import store
+    from headend.analytics.service import recompute
+    from headend.analytics.settings import AnalyticsSettings
+    from headend.config import DatabaseSettings
+    from headend.db import make_engine, reading
+
+    engine = make_engine(DatabaseSettings(url=f"sqlite:///{path}"))
+    summary = recompute(engine, AnalyticsSettings(), last, last, NOW)
+    out = {}
+    with reading(engine) as conn:
+        for area in summary.areas:
+            _, rows = store.suspect_rows(conn, area, last)
+            out[area] = [(r["meter"], float(r["score"]), r["evidence"]) for r in rows]
+    engine.dispose()
+    return out
+
+
+def _who(t: Any) -> str:
+    """A home as the report names it: its archetype, its kind first when it is not healthy."""
+    if t.kind == "healthy":
+        return str(t.household)
+    return f"{t.kind}/{t.household}" if t.household else str(t.kind)
+
+
+def _honest_report(run: Any, ranked: dict[str, list[tuple[str, float, list[Any]]]]) -> None:
+    """Honest homes in a top 10 or ranked above a listed theft, and thefts below the first
+    honest home, by archetype; each honest one with its evidence (kind weight, and the peer
+    comparison's z and r)."""
+    top: dict[str, int] = {}
+    above: dict[str, int] = {}
+    late: dict[str, int] = {}
+    lines = []
+    for area, rows in sorted(ranked.items()):
+        meters = [m for m, _, _ in rows]
+        thefts = [k for k, m in enumerate(meters) if run.meters[m].theft]
+        missing = sum(t.theft for t in run.customers(area)) - len(thefts)
+        last_theft = thefts[-1] if thefts else -1
+        first_honest = next((k for k, m in enumerate(meters) if not run.meters[m].theft), None)
+        for k, (m, score, evidence) in enumerate(rows):
+            t = run.meters[m]
+            if t.theft:
+                if first_honest is not None and k > first_honest:
+                    late[_who(t)] = late.get(_who(t), 0) + 1
+                continue
+            if k >= 10 and k > last_theft:
+                continue
+            if k < 10:
+                top[_who(t)] = top.get(_who(t), 0) + 1
+            if k < last_theft:
+                above[_who(t)] = above.get(_who(t), 0) + 1
+            what = []
+            for e in evidence:
+                d = e.get("details") or {}
+                z = ", ".join(f"{key} {d[key]}" for key in ("z_level", "z_shape", "rhythm")
+                              if d.get(key) is not None)  # fmt: skip
+                what.append(f"{e['kind']} {e['weight']}" + (f" ({z})" if z else ""))
+            lines.append(f"      {area} #{k + 1} {m} {_who(t)} score {score:.1f}: "
+                         + "; ".join(what))  # fmt: skip
+        for t in run.customers(area):
+            if t.theft and t.meter not in meters:
+                late[_who(t)] = late.get(_who(t), 0) + 1
+        if missing:
+            lines.append(f"      {area}: {missing} thefts not listed")
+    print(f"    honest in a top 10: {dict(sorted(top.items()))}; honest above a listed theft: "
+          f"{dict(sorted(above.items()))}; thefts below the first honest or not listed: "
+          f"{dict(sorted(late.items()))}")  # fmt: skip
+    for line in lines:
+        print(line)
+
+
+def _peer_spread(run: Any) -> None:
+    """The comparison with similar customers (``headend.analytics.peers.compare``) in process on
+    the run's last 7 days, every area as if its loss were above its band: per archetype of honest
+    homes, and for thefts, the median and extreme z_level, z_shape and rhythm, and how many
+    would get ``low_vs_peers`` / ``shape_unlike_peers``."""
+    from decimal import Decimal
+
+    from headend.analytics import peers
+    from headend.analytics.suspects import MeterDays
+
+    cfg = run.config
+    n = cfg.steps_per_day
+    step = timedelta(minutes=cfg.step_minutes)
+    rows: dict[str, list[Any]] = {}
+    for area in sorted({t.mapped_area for t in run.customers()}):
+        facts, shapes = [], {}
+        for t in run.customers(area):
+            reg = run.series[t.meter].import_kwh
+            energy = {cfg.start + timedelta(days=d): Decimal(f"{reg[(d + 1) * n] - reg[d * n]:.2f}")
+                      for d in range(cfg.days)}  # fmt: skip
+            off = frozenset(energy) if t.kind in ("disconnected", "relay_bypass") else frozenset()
+            facts.append(MeterDays(t.meter, t.meter, energy, pv=t.pv_kw > 0, relay_open=off))
+            first = max(0, (cfg.days - 7) * n)
+            slots = {run.times[i + 1]: reg[i + 1] - reg[i] for i in range(first, len(reg) - 1)}
+            shape = peers.hourly_shape(slots, cfg.tz, step)
+            if shape:
+                shapes[t.meter] = shape
+        for s in peers.compare(facts, shapes):
+            t = run.meters[s.meter]
+            key = f"theft:{t.kind}/{t.household}" if t.theft else _who(t)
+            rows.setdefault(key, []).append(s)
+    print(
+        "    peers in process (every area as if above its band): "
+        "group n | z_level med/min | z_shape med/max | rhythm min | low_vs_peers | shape_unlike"
+    )
+    for key, stats in sorted(rows.items()):
+        zl = [s.z_level for s in stats]
+        zs = [s.z_shape for s in stats if s.z_shape is not None]
+        rh = [s.rhythm for s in stats if s.rhythm is not None]
+        low = sum(s.z_level <= -peers.Z_LEVEL and (s.rhythm is None or s.rhythm >= peers.RHYTHM)
+                  and not key.startswith("pv") for s in stats)  # fmt: skip
+        unlike = sum(s.z_shape is not None and s.rhythm is not None and s.z_shape >= peers.Z_SHAPE
+                     and s.rhythm < peers.RHYTHM and s.swing >= peers.MIN_SWING
+                     and not key.startswith("pv") for s in stats)  # fmt: skip
+        print(f"      {key:28} {len(stats):3} | {statistics.median(zl):5.1f} {min(zl):5.1f} | "
+              f"{statistics.median(zs) if zs else float('nan'):5.1f} "
+              f"{max(zs) if zs else float('nan'):5.1f} | "
+              f"{min(rh) if rh else float('nan'):5.2f} | {low:3} | {unlike:3}")  # fmt: skip
+
+
+def _clusters(seed: int) -> None:
+    """A prototype of a fix, not the head-end's code: z_shape against the nearest cluster of
+    hourly shapes (k-medoids on correlation distance over the 4 areas' lived-in non-PV homes, k
+    2–7 by silhouette) against today's z_shape (the area's median shape), on the peers population
+    with ``DEFAULT_HOUSEHOLDS`` and 2 circuit bypasses per area: per archetype or theft kind, the
+    median z and how many reach Z_SHAPE."""
+    from collections import Counter
+    from decimal import Decimal
+
+    import numpy as np
+
+    from headend.analytics import peers
+    from headend.analytics.suspects import MeterDays
+    from simulators.grid import DEFAULT_HOUSEHOLDS, GridConfig, simulate
+    from simulators.grid.model import DEFAULT_MIX
+
+    cfg = GridConfig(areas=4, customers=200, days=7, seed=seed, theft_area=1,
+                     households=DEFAULT_HOUSEHOLDS,
+                     mix={**DEFAULT_MIX, "circuit_bypass": 0.01})  # fmt: skip
+    run = simulate(cfg)
+    n, step = cfg.steps_per_day, timedelta(minutes=cfg.step_minutes)
+    facts: dict[str, list[Any]] = {}
+    shapes: dict[str, tuple[float, ...]] = {}
+    for t in run.customers():
+        reg = run.series[t.meter].import_kwh
+        energy = {cfg.start + timedelta(days=d): Decimal(f"{reg[(d + 1) * n] - reg[d * n]:.2f}")
+                  for d in range(cfg.days)}  # fmt: skip
+        off = frozenset(energy) if t.kind in ("disconnected", "relay_bypass") else frozenset()
+        facts.setdefault(t.area, []).append(
+            MeterDays(t.meter, t.meter, energy, pv=t.pv_kw > 0, relay_open=off)
+        )
+        slots = {run.times[i + 1]: reg[i + 1] - reg[i] for i in range(len(reg) - 1)}
+        if not t.pv_kw and not off and (shape := peers.hourly_shape(slots, cfg.tz, step)):
+            shapes[t.meter] = shape
+    today: dict[str, list[float]] = {}
+    for rows in facts.values():
+        mine = {r.meter for r in rows}
+        for s in peers.compare(rows, {m: v for m, v in shapes.items() if m in mine}):
+            if s.z_shape is not None and s.meter in shapes:
+                today.setdefault(_label(run.meters[s.meter]), []).append(s.z_shape)
+    ids = sorted(shapes)
+    x = np.array([shapes[m] for m in ids])
+    z = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+    dist = 1 - z @ z.T / 24
+
+    def kmedoids(k: int) -> tuple[list[int], Any]:
+        medoids = [int(np.argmin(dist.sum(1)))]
+        while len(medoids) < k:  # farthest-first seeding: deterministic
+            medoids.append(int(np.argmax(dist[:, medoids].min(1))))
+        for _ in range(50):
+            labels = np.argmin(dist[:, medoids], 1)
+            new = []
+            for c in range(k):
+                members = np.where(labels == c)[0]
+                sub = dist[np.ix_(members, members)].sum(1)
+                new.append(int(members[np.argmin(sub)]) if len(members) else medoids[c])
+            if new == medoids:
+                break
+            medoids = new
+        return medoids, np.argmin(dist[:, medoids], 1)
+
+    def silhouette(labels: Any) -> float:
+        out = []
+        for i in range(len(ids)):
+            own = labels == labels[i]
+            a = dist[i, own].sum() / max(int(own.sum()) - 1, 1)
+            b = min(dist[i, labels == c].mean() for c in set(labels.tolist()) if c != labels[i])
+            out.append((b - a) / max(a, b))
+        return float(np.mean(out))
+
+    k, medoids, labels = max(((k, *kmedoids(k)) for k in range(2, 8)),
+                             key=lambda r: silhouette(r[2]))  # fmt: skip
+    nearest: dict[str, list[float]] = {}
+    sizes = []
+    for c in range(k):
+        members = np.where(labels == c)[0]
+        d = dist[members, medoids[c]]
+        med = float(np.median(d))
+        mad = max(float(np.median(np.abs(d - med))) * peers.MAD_SCALE, peers.MIN_MAD_SHAPE)
+        kinds = Counter(_label(run.meters[ids[i]]) for i in members).most_common(2)
+        sizes.append(f"{len(members)} {kinds}")
+        for i in members:
+            nearest.setdefault(_label(run.meters[ids[i]]), []).append((dist[i, medoids[c]] - med)
+                                                                      / mad)  # fmt: skip
+    print(f"Shapes: clusters (prototype), peers population seed {seed}, DEFAULT_HOUSEHOLDS and "
+          f"2 circuit bypasses per area: k = {k} by silhouette; clusters {sizes}")  # fmt: skip
+    print(f"    z_shape: label n | today (area median) median, ≥ {peers.Z_SHAPE} | "
+          "nearest cluster median, ≥ Z_SHAPE")  # fmt: skip
+    for key in sorted(nearest):
+        a, b = today.get(key, []), nearest[key]
+        now = statistics.median(a) if a else float("nan")
+        print(f"      {key:28} {len(b):3} | {now:5.1f} {sum(v >= peers.Z_SHAPE for v in a):3} | "
+              f"{statistics.median(b):5.1f} {sum(v >= peers.Z_SHAPE for v in b):3}")  # fmt: skip
+
+
+def _label(t: Any) -> str:
+    return f"theft:{t.kind}" if t.theft else _who(t)
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--results"]:
         path, first, last = Path(argv[1]), date.fromisoformat(argv[2]), date.fromisoformat(argv[3])
         print(json.dumps(_results(path, first, last)))
         return
-    parts = {"pv": pv, "suspects": suspects, "peers": peers, "membership": membership}
+    parts = {"pv": pv, "suspects": suspects, "peers": peers, "membership": membership,
+             "shapes": shapes}  # fmt: skip
     for name in argv or list(parts):
         parts[name]()
 

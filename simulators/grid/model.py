@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from simulators.errors import SimConfigError
+from simulators.grid.households import ARCHETYPES
 
 # What a customer is.  Thefts register less than the customer uses; the rest do not steal.
 THEFTS = ("bypass", "cover_open", "neutral_bypass", "relay_bypass", "circuit_bypass")
@@ -31,7 +32,9 @@ class GridConfig:
     ``mix``: the share of each customer kind (the rest healthy); ``mis_mapped``: the share of
     customers the archive places in a wrong area; ``voltage_noise``: standard deviation (V) of a
     meter's voltage measurement before rounding to 0.1 V; ``meter_watts``: each meter's own
-    consumption (upstream of its registers: part of the technical loss).
+    consumption (upstream of its registers: part of the technical loss); ``households``: the
+    share of each household archetype among lived-in homes (the rest commuters; e.g.
+    ``DEFAULT_HOUSEHOLDS``), None for the single daily template of every home.
     """
 
     areas: int = 4
@@ -54,6 +57,7 @@ class GridConfig:
     theft_area: int | None = None
     theft_area_meters: int = 8
     theft_area_fraction: float = 0.5
+    households: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.areas < 1 or self.customers < 2 or self.days < 1:
@@ -70,6 +74,14 @@ class GridConfig:
         ):
             raise SimConfigError(
                 "theft_area: an area index, at most every customer, 0 < fraction < 1"
+            )
+        if self.households is not None and (
+            set(self.households) - set(ARCHETYPES)
+            or sum(self.households.values()) > 1 + 1e-9
+            or min(self.households.values(), default=0.0) < 0
+        ):
+            raise SimConfigError(
+                f"households: shares (≥ 0, adding up to at most 1) of {', '.join(ARCHETYPES)}"
             )
         if sum(self.mix.values()) > 1 or not 0 <= self.mis_mapped < 0.5:
             raise SimConfigError("shares must add up to at most 1 (mis_mapped below 0.5)")
@@ -100,6 +112,7 @@ class MeterTruth:
     fraction: float = 0.0  # share of the customer's energy the meter does not register
     pv_kw: float = 0.0
     role: str = "customer"  # customer | area_total
+    household: str = ""  # archetype of a lived-in home (households.ARCHETYPES); "" for none
 
     @property
     def theft(self) -> bool:
@@ -148,6 +161,7 @@ class GridRun:
     meters: dict[str, MeterTruth]
     series: dict[str, MeterSeries]
     days: list[AreaDay]
+    temperatures: list[float] = field(default_factory=list)  # daily mean °C (with households)
 
     def area_total(self, area: str) -> str:
         return next(m for m, t in self.meters.items() if t.role == "area_total" and t.area == area)

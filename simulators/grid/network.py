@@ -21,7 +21,7 @@ import random
 from dataclasses import replace
 from datetime import timedelta
 
-from simulators.grid import loads
+from simulators.grid import households, loads
 from simulators.grid.model import THEFTS, AreaDay, GridConfig, GridRun, MeterSeries, MeterTruth
 
 NOMINAL_V = 230.0
@@ -76,10 +76,32 @@ def _truths(cfg: GridConfig, rng: random.Random) -> list[MeterTruth]:
         for i in rng.sample(customers, round(cfg.mis_mapped * len(customers))):
             t = out[i]
             others = [f"A{a + 1}" for a in range(cfg.areas) if f"A{a + 1}" != t.area]
-            out[i] = MeterTruth(
-                t.meter, t.area, rng.choice(others), t.kind, t.fraction, t.pv_kw, t.role
-            )
+            out[i] = replace(t, mapped_area=rng.choice(others))
     return out
+
+
+EMPTY = ("vacant", "disconnected")  # kinds without a household's load
+
+
+def _households(cfg: GridConfig, truths: list[MeterTruth]) -> list[float]:
+    """Each lived-in home's archetype (in place; commuters without ``cfg.households``) and the
+    town's daily mean temperatures (none without ``cfg.households``).  A generator of its own,
+    so the customers' kinds, thefts and mapping are those of the single-template run."""
+    if cfg.households is None:
+        for n, t in enumerate(truths):
+            if t.role == "customer" and t.kind not in EMPTY:
+                truths[n] = replace(t, household="commuter")
+        return []
+    rng = random.Random(f"households/{cfg.seed}")
+    temps = households.temperatures(rng, cfg.start, cfg.days)
+    for area in sorted({t.area for t in truths}):
+        lived = [t.meter for t in truths if t.area == area and t.role == "customer"
+                 and t.kind not in EMPTY]  # fmt: skip
+        chosen = households.assign(rng, lived, cfg.households)
+        for n, t in enumerate(truths):
+            if t.meter in chosen:
+                truths[n] = replace(t, household=chosen[t.meter])
+    return temps
 
 
 def _load(
@@ -88,17 +110,30 @@ def _load(
     rng: random.Random,
     cover: list[float],
     hidden: dict[str, list[float]],
+    temps: list[float],
 ) -> list[float]:
     steps = cfg.days * cfg.steps_per_day
+    if cfg.households is not None and t.kind not in EMPTY:
+        use, circuit = households.household_parts(
+            rng, t.household, steps, cfg.step_minutes, cfg.start, temps
+        )
+        if t.kind == "circuit_bypass":
+            hidden[t.meter] = circuit
+        elif t.kind == "seasonal":
+            empty = loads.vacant(rng, steps)
+            away = _away(cfg.days)
+            use = [empty[i] if i // cfg.steps_per_day in away else u for i, u in enumerate(use)]
+        elif t.kind == "pv":
+            gen = loads.pv(rng, t.pv_kw, steps, cfg.step_minutes, cover)
+            use = [u - g for u, g in zip(use, gen, strict=True)]
+        return use
     if t.kind == "circuit_bypass":
         use, hidden[t.meter] = loads.household_parts(rng, steps, cfg.step_minutes)
         return use
     if t.kind in ("vacant", "disconnected"):
         return loads.vacant(rng, steps) if t.kind == "vacant" else [0.0] * steps
     if t.kind == "seasonal":
-        d = cfg.days
-        away = set(range(max(1, d // 4))) | set(range(d - max(2, d // 3), d))
-        return loads.seasonal(rng, steps, cfg.step_minutes, away)
+        return loads.seasonal(rng, steps, cfg.step_minutes, _away(cfg.days))
     use = loads.household(rng, steps, cfg.step_minutes)
     if t.kind == "pv":
         gen = loads.pv(rng, t.pv_kw, steps, cfg.step_minutes, cover)
@@ -106,10 +141,16 @@ def _load(
     return use
 
 
+def _away(d: int) -> set[int]:
+    """A seasonal home's days away: the first quarter and the last third of the run."""
+    return set(range(max(1, d // 4))) | set(range(d - max(2, d // 3), d))
+
+
 def simulate(cfg: GridConfig) -> GridRun:
     """Run the fleet over its days (pure and seeded: the same configuration, the same run)."""
     rng = random.Random(cfg.seed)
     truths = _truths(cfg, rng)
+    temps = _households(cfg, truths)
     steps = cfg.days * cfg.steps_per_day
     dt = cfg.step_minutes / 60.0
     series: dict[str, MeterSeries] = {}
@@ -129,7 +170,7 @@ def simulate(cfg: GridConfig) -> GridRun:
     hidden: dict[str, list[float]] = {}  # a circuit fed from before the meter (kW per step)
     for t in truths:
         if t.role == "customer":
-            net[t.meter] = _load(t, cfg, rng, covers[t.area], hidden)
+            net[t.meter] = _load(t, cfg, rng, covers[t.area], hidden, temps)
             if t.kind == "cover_open":
                 series[t.meter].cover_open_at.append(rng.randrange(steps))
     for n, t in enumerate(truths):
@@ -186,7 +227,7 @@ def simulate(cfg: GridConfig) -> GridRun:
                 )
                 days.append(AreaDay(a, day, technical[a], stolen[a], supply))
                 technical[a] = stolen[a] = 0.0
-    return GridRun(cfg, cfg.boundaries(), {t.meter: t for t in truths}, series, days)
+    return GridRun(cfg, cfg.boundaries(), {t.meter: t for t in truths}, series, days, temps)
 
 
 def _step(
