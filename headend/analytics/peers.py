@@ -20,14 +20,20 @@ the peers do not move the reference)::
                (ŝ and the median and MAD of d once per group, m included)
     shape      d = 1 − r;  z_shape = (d_m − med_P d) / (1.4826 · MAD_P d)
 
+    kin        k_m = how many peers' shapes correlate with s_m at ≥ KIN_R (for a home whose
+               r_m < RHYTHM: one that does not live like the median home)
+
 Evidence, only while the area's loss is above its band (excess loss to explain):
 
 - ``low_vs_peers``: z_level ≤ −Z_LEVEL for a home that lives like its peers (r_m ≥ RHYTHM when its
-  shape is known: an empty home has no daily rhythm); weight grows with −z_level.
+  shape is known, or k_m ≥ KIN: it lives like several other homes — night shift, a shop — while
+  an empty home has no daily rhythm at all); weight grows with −z_level.
 - ``shape_unlike_peers``: z_shape ≥ Z_SHAPE and r_m < RHYTHM for a home that still has a daily
-  swing (24 · max s_m ≥ MIN_SWING: not a flat fridge-only holiday home) — part of the day's use is
-  missing, as when one circuit is fed from before the meter; never for a PV customer (its import
-  is reshaped by the sun).  Weight grows with z_shape.
+  swing (24 · max s_m ≥ MIN_SWING: not a flat fridge-only holiday home) and whose shape is its
+  own (k_m < KIN: a shape several homes share is a way of living — night-shift workers, a small
+  shop — not a missing circuit) — part of the day's use is missing, as when one circuit is fed
+  from before the meter; never for a PV customer (its import is reshaped by the sun).  Weight
+  grows with z_shape.
 
 Statistics are in floats: evidence, not billing.
 """
@@ -54,6 +60,11 @@ MAD_SCALE = 1.4826  # MAD → σ of a normal distribution
 MIN_MAD_LEVEL = 0.1  # floors: a very uniform group does not make small differences significant
 MIN_MAD_SHAPE = 0.02
 MIN_SHAPE_DAYS = 2.0  # days of interval data for a shape
+# a home living like at least KIN peers (shape correlation ≥ KIN_R) has a rhythm of its own: on
+# simulated night-shift homes the third-closest peer correlates at 0.75–0.95; a circuit bypass's
+# (a home missing its evening circuit) at 0.2–0.6 (bench/analytics_truth.py shapes)
+KIN = 3
+KIN_R = 0.7
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class PeerStats:
     rhythm: float | None
     z_shape: float | None
     swing: float = 0.0  # 24 · max s_m(h): 1 for a flat day
+    kin: int = 0  # peers whose shape correlates with this one at ≥ KIN_R (if r_m < RHYTHM)
 
 
 @functools.lru_cache(maxsize=16384)
@@ -179,15 +191,18 @@ def compare(
         med, mad = _robust([math.log(level[p]) for p in peers], MIN_MAD_LEVEL)
         z_level = (math.log(mine) - med) / mad
         rhythm = z_shape = None
-        swing = 0.0
+        swing, kin = 0.0, 0
         if m.meter in shapes and sum(p in shapes for p in peers) >= MIN_PEERS:
             ref, d_med, d_mad = reference(key[:depth], members(key, depth))
             rhythm = _corr(shapes[m.meter], ref)
             z_shape = (1 - rhythm - d_med) / d_mad
             swing = 24 * max(shapes[m.meter])
+            if rhythm < RHYTHM:
+                mine_s = shapes[m.meter]
+                kin = sum(1 for p in peers if p in shapes and _corr(mine_s, shapes[p]) >= KIN_R)
         out.append(
             PeerStats(m.meter, label, len(peers), mine, mine / math.exp(med), z_level, rhythm,
-                      z_shape, swing)
+                      z_shape, swing, kin)
         )  # fmt: skip
     return out
 
@@ -214,10 +229,17 @@ def peer_evidence(
             "z_level": f"{s.z_level:.2f}",
             "rhythm": None if s.rhythm is None else f"{s.rhythm:.2f}",
             "z_shape": None if s.z_shape is None else f"{s.z_shape:.2f}",
+            "kin": s.kin,
         }
-        lived_in = s.rhythm is None or s.rhythm >= RHYTHM
+        lived_in = s.rhythm is None or s.rhythm >= RHYTHM or s.kin >= KIN
         if s.z_level <= -Z_LEVEL and lived_in and s.meter not in pv:
-            how = "" if s.rhythm is None else f" with a lived-in daily rhythm (r = {s.rhythm:.2f})"
+            how = (
+                ""
+                if s.rhythm is None
+                else f" with a lived-in daily rhythm (r = {s.rhythm:.2f})"
+                if s.rhythm >= RHYTHM
+                else f" living like {s.kin} other homes (r = {s.rhythm:.2f} with the median)"
+            )
             out.setdefault(s.meter, []).append(
                 Evidence(
                     "low_vs_peers",
@@ -234,6 +256,7 @@ def peer_evidence(
             and s.z_shape >= Z_SHAPE
             and s.rhythm < RHYTHM
             and s.swing >= MIN_SWING
+            and s.kin < KIN
             and s.meter not in pv
         ):
             out.setdefault(s.meter, []).append(
