@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import os
+import signal
 import sys
 import urllib.error
 import urllib.request
@@ -58,6 +60,9 @@ def serve(
 ) -> None:
     """Serve a quick bus or a fleet file until interrupted; prints meters and endpoints."""
     from simulators.config import load_config, quick_config
+
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1` prints every thread's stack (a stuck shutdown)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     try:
         if config is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 import termios
 import time
 from dataclasses import dataclass
@@ -110,3 +112,17 @@ async def wait_for(predicate, deadline: float = 5.0, step: float = 0.01) -> None
         if time.monotonic() > end:
             raise AssertionError("condition not met before the deadline")
         await asyncio.sleep(step)
+
+
+def stop_serving(proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Interrupt a ``taiqu sim serve`` and wait for it; if it does not end, fail with every
+    thread's stack (SIGUSR1: ``faulthandler``) instead of leaving it running."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"sim serve did not stop on SIGINT; its threads:\n{err}") from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tomllib
@@ -18,6 +17,8 @@ from simulators.config import quick_config
 from simulators.errors import ControlError, SimConfigError
 from simulators.fleet import start_fleet
 from simulators.gateway_config import write_gateway_configs
+
+from .conftest import stop_serving
 
 pytestmark = pytest.mark.integration
 A1 = "202611240001"
@@ -99,8 +100,7 @@ def test_cli_serve_prints_meters_and_ctl_talks_to_it(tmp_path):
         )
         assert tomllib.loads((tmp_path / "gw.toml").read_text())["meters"][0]["address"] == A1
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        stop_serving(proc)
         proc.stdout.close()
         proc.stderr.close()
 

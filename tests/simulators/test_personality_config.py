@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -15,6 +14,8 @@ from simulators.errors import ControlError, SimConfigError
 from simulators.fleet import Fleet
 from simulators.line import LineSettings
 from simulators.personalities import describe, load_personality, names
+
+from .conftest import stop_serving
 
 
 def _row(**row):
@@ -124,8 +125,7 @@ def test_cli_lists_personalities_and_serves_one():
         assert got.returncode == 0, got.stderr
         assert json.loads(got.stdout)["identifiers"]["0201FF00"] == "partial"
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        stop_serving(proc)
         proc.stdout.close()
         proc.stderr.close()
 
