@@ -464,11 +464,12 @@ def _peer_spread(run: Any) -> None:
         zl = [s.z_level for s in stats]
         zs = [s.z_shape for s in stats if s.z_shape is not None]
         rh = [s.rhythm for s in stats if s.rhythm is not None]
-        low = sum(s.z_level <= -peers.Z_LEVEL and (s.rhythm is None or s.rhythm >= peers.RHYTHM)
+        low = sum(s.z_level <= -peers.Z_LEVEL
+                  and (s.rhythm is None or s.rhythm >= peers.RHYTHM or s.kin >= peers.KIN)
                   and not key.startswith("pv") for s in stats)  # fmt: skip
         unlike = sum(s.z_shape is not None and s.rhythm is not None and s.z_shape >= peers.Z_SHAPE
                      and s.rhythm < peers.RHYTHM and s.swing >= peers.MIN_SWING
-                     and not key.startswith("pv") for s in stats)  # fmt: skip
+                     and s.kin < peers.KIN and not key.startswith("pv") for s in stats)  # fmt: skip
         print(f"      {key:28} {len(stats):3} | {statistics.median(zl):5.1f} {min(zl):5.1f} | "
               f"{statistics.median(zs) if zs else float('nan'):5.1f} "
               f"{max(zs) if zs else float('nan'):5.1f} | "
