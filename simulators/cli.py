@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import json
 import os
@@ -62,7 +63,8 @@ def serve(
     from simulators.config import load_config, quick_config
 
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1` prints every thread's stack (a stuck shutdown)
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        with contextlib.suppress(ValueError, OSError):  # no real stderr (run in-process)
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
 
     try:
         if config is not None:
