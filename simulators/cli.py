@@ -62,8 +62,8 @@ def serve(
     """Serve a quick bus or a fleet file until interrupted; prints meters and endpoints."""
     from simulators.config import load_config, quick_config
 
-    if hasattr(signal, "SIGUSR1"):  # `kill -USR1` prints every thread's stack (a stuck shutdown)
-        with contextlib.suppress(ValueError, OSError):  # no real stderr (run in-process)
+    if hasattr(signal, "SIGUSR1") and sys.__stderr__ is not None:  # `kill -USR1` prints every
+        with contextlib.suppress(ValueError, OSError):  # thread's stack (a stuck shutdown)
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
 
     try:
