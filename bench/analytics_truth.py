@@ -430,28 +430,12 @@ def _peer_spread(run: Any) -> None:
     the run's last 7 days, every area as if its loss were above its band: per archetype of honest
     homes, and for thefts, the median and extreme z_level, z_shape and rhythm, and how many
     would get ``low_vs_peers`` / ``shape_unlike_peers``."""
-    from decimal import Decimal
-
     from headend.analytics import peers
-    from headend.analytics.suspects import MeterDays
+    from tests.headend.analytics.grid_fit import peer_inputs
 
-    cfg = run.config
-    n = cfg.steps_per_day
-    step = timedelta(minutes=cfg.step_minutes)
     rows: dict[str, list[Any]] = {}
     for area in sorted({t.mapped_area for t in run.customers()}):
-        facts, shapes = [], {}
-        for t in run.customers(area):
-            reg = run.series[t.meter].import_kwh
-            energy = {cfg.start + timedelta(days=d): Decimal(f"{reg[(d + 1) * n] - reg[d * n]:.2f}")
-                      for d in range(cfg.days)}  # fmt: skip
-            off = frozenset(energy) if t.kind in ("disconnected", "relay_bypass") else frozenset()
-            facts.append(MeterDays(t.meter, t.meter, energy, pv=t.pv_kw > 0, relay_open=off))
-            first = max(0, (cfg.days - 7) * n)
-            slots = {run.times[i + 1]: reg[i + 1] - reg[i] for i in range(first, len(reg) - 1)}
-            shape = peers.hourly_shape(slots, cfg.tz, step)
-            if shape:
-                shapes[t.meter] = shape
+        facts, shapes = peer_inputs(run, area)
         for s in peers.compare(facts, shapes):
             t = run.meters[s.meter]
             key = f"theft:{t.kind}/{t.household}" if t.theft else _who(t)

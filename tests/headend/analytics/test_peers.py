@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from headend.analytics.peers import compare, hourly_shape, peer_evidence
 from headend.analytics.suspects import MeterDays
 from simulators.grid import GridConfig, simulate
+from tests.headend.analytics.grid_fit import peer_inputs
 
 ZONE = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 3, 1)
@@ -102,22 +103,6 @@ def test_a_circuit_bypass_in_the_simulator_is_found_by_its_shape():
     assert all(0.1 < t.fraction < 0.5 for t in run.customers() if t.kind == "circuit_bypass")
 
 
-def _area_facts(run, area):  # type: ignore[no-untyped-def]
-    cfg = run.config
-    n, step = cfg.steps_per_day, timedelta(minutes=cfg.step_minutes)
-    facts, shapes = [], {}
-    for t in run.customers(area):
-        reg = run.series[t.meter].import_kwh
-        energy = {cfg.start + timedelta(days=d): D(f"{reg[(d + 1) * n] - reg[d * n]:.2f}")
-                  for d in range(cfg.days)}  # fmt: skip
-        off = frozenset(energy) if t.kind in ("disconnected", "relay_bypass") else frozenset()
-        facts.append(MeterDays(t.meter, t.meter, energy, pv=t.pv_kw > 0, relay_open=off))
-        slots = {run.times[i + 1]: reg[i + 1] - reg[i] for i in range(len(reg) - 1)}
-        if shape := hourly_shape(slots, cfg.tz, step):
-            shapes[t.meter] = shape
-    return facts, shapes
-
-
 def test_a_shape_several_homes_share_is_a_way_of_living_not_a_missing_circuit():
     """Night-shift homes' profiles are unlike the median commuter home's, but like each other's:
     no ``shape_unlike_peers`` for them (the code before named every one), while a commuter home
@@ -126,7 +111,7 @@ def test_a_shape_several_homes_share_is_a_way_of_living_not_a_missing_circuit():
     mix = {"circuit_bypass": 0.03, "pv": 0.05}
     run = simulate(GridConfig(areas=1, customers=120, days=7, seed=21, mix=mix,
                               households={"commuter": 0.85, "night_shift": 0.15}))  # fmt: skip
-    facts, shapes = _area_facts(run, "A1")
+    facts, shapes = peer_inputs(run, "A1")
     found = peer_evidence(facts, shapes)
     unlike = {m for m, ev in found.items() if any(e.kind == "shape_unlike_peers" for e in ev)}
     night = {t.meter for t in run.customers("A1") if t.household == "night_shift" and not t.theft}
