@@ -65,6 +65,10 @@ def serve(
     if hasattr(signal, "SIGUSR1") and sys.__stderr__ is not None:  # `kill -USR1` prints every
         with contextlib.suppress(ValueError, OSError):  # thread's stack (a stuck shutdown)
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+    # Ctrl-C stops it even when started from a shell's background job, which starts commands
+    # with SIGINT ignored (Python then keeps ignoring it and asyncio installs no handler)
+    with contextlib.suppress(ValueError):  # not the main thread (run in-process)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     try:
         if config is not None:

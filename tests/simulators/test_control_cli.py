@@ -111,3 +111,24 @@ def test_cli_serve_rejects_a_bad_protocol_cleanly():
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 2 and "model" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_ctrl_c_stops_serve_started_with_sigint_ignored():
+    """A shell's background job (``taiqu sim serve &``, ``nohup make test &``) starts commands
+    with SIGINT ignored; Python keeps ignoring it and asyncio installs no handler, so Ctrl-C
+    (or the tests' SIGINT) did nothing.  ``serve`` restores the default interrupt handler."""
+    serve = [sys.executable, "-m", "taiqu.cli", "sim", "serve", "--meters", "1",
+             "--listen", "tcp://127.0.0.1:0", "--control", ""]  # fmt: skip
+    proc = subprocess.Popen(
+        ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *serve],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        while not (line := proc.stdout.readline()).startswith("serving"):
+            assert line, proc.stderr.read()
+    finally:
+        stop_serving(proc, timeout=15)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == 0
