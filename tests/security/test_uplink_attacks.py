@@ -43,8 +43,10 @@ EPOCH = "5eed0002cafe0002"
 METER = meter_id("A2", 1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def broker(mosquitto_binary: str) -> Iterator[SecureBroker]:  # noqa: F811
+    """A broker per test: with one per module, the clients, sessions and SIGHUP reloads of one
+    test reached into the next (its clients expired on connecting, about one run in two)."""
     b = SecureBroker.make(mosquitto_binary)
     b.start()
     yield b
