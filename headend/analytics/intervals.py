@@ -229,7 +229,6 @@ def loss_evidence(fit: LossFit, at: datetime) -> Evidence:
     )
 
 
-
 def interval_evidence(
     intervals: Mapping[str, MeterIntervals],
     exports: Mapping[str, Mapping[datetime, float]],
@@ -250,8 +249,9 @@ def interval_evidence(
     ``neutral``: live/neutral counts per meter (default: from ``intervals``); ``loads``, the
     area meter's ``area_load`` and ``export_loads``: ``slot_energy`` of the customers' and the
     area meter's import and of ``exports`` if already computed; ``voltages``: every slot's
-    voltage of the area meter and the customers, for the loss-curve fit's line drops (None:
-    the fit without them)."""
+    voltage of the area meter and the customers, for the loss-curve fit's line drops (the fit
+    runs without them if None or if the area meter's voltage covers less than
+    ``PRESENT_SHARE`` of its load's slots)."""
     if loads is None:
         loads = {m: slot_energy(intervals[m].energy, step) for m in customers if m in intervals}
     if export_loads is None:
@@ -282,6 +282,11 @@ def interval_evidence(
         present = {m: v for m, v in loads.items() if len(v) >= PRESENT_SHARE * len(area)}
         if area and len(present) >= PRESENT_SHARE * len(customers):
             back = {m: export_loads[m] for m in present if m in export_loads}
+            # the line drops only if the area meter's voltage covers its load, as for the loads
+            if voltages is not None and len(voltages.area.keys() & area.keys()) < (
+                PRESENT_SHARE * len(area)
+            ):
+                voltages = None
             for fit in loss_followers(area, present, back, pv, voltages):
                 out.setdefault(fit.meter, []).append(loss_evidence(fit, at))
     return out

@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, Engine
 
 from headend.analytics import AnalyticsInputError, aggregates, collection, repo, series, store
-from headend.analytics.intervals import PRESENT_SHARE, MeterIntervals, interval_evidence
+from headend.analytics.intervals import MeterIntervals, interval_evidence
 from headend.analytics.lineloss import LossResult, area_loss, month_bounds
 from headend.analytics.losscurve import Voltages
 from headend.analytics.model import Point, Registers, boundary, days
@@ -159,11 +159,9 @@ def _suspects(
     pv = frozenset(p.meters[-1].meter for p in customers if p.pv)
     loads = {m: got.loads.get(m, {}) for m in ids}
     area_load = got.loads.get(totals[0], {}) if len(totals) == 1 else None
-    # the line drops from every meter's voltage, if the area meter's voltage covers its load
-    area_v = got.voltages.get(totals[0], {}) if area_load else {}
-    volts = (
-        Voltages(area_v, {m: got.voltages.get(m, {}) for m in ids})
-        if area_load and len(area_v.keys() & area_load.keys()) >= PRESENT_SHARE * len(area_load)
+    volts = (  # every meter's voltage: the fit's line drops (interval_evidence checks coverage)
+        Voltages(got.voltages.get(totals[0], {}), {m: got.voltages.get(m, {}) for m in ids})
+        if area_load
         else None
     )
     extra = interval_evidence(

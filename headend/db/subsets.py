@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-FROZEN = "daily_frozen"
+from protocols.model import ReadingKind
+
+FROZEN = ReadingKind.DAILY_FROZEN.value
 # signed instantaneous quantities (a negative value is energy flowing backwards through a meter)
 SIGNED = ("current.a", "current.b", "current.c", "power.active.total", "power.active.a",
           "power.active.b", "power.active.c")  # fmt: skip
